@@ -1,0 +1,110 @@
+//! Command-line parsing and dispatch. One module per subcommand; each
+//! returns an [`Outcome`] that maps to the documented exit codes
+//! (README.md, "Exit codes").
+
+mod completions;
+mod render;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// How a command ended; the exit code is part of the CLI's contract.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// 0: success, nothing to change.
+    Success,
+    /// 2: changes or drift found.
+    #[allow(dead_code)] // plan/drift commands use it
+    Changes,
+    /// 3: a check could not complete.
+    #[allow(dead_code)]
+    Incomplete,
+}
+
+impl Outcome {
+    fn code(self) -> u8 {
+        match self {
+            Outcome::Success => 0,
+            Outcome::Changes => 2,
+            Outcome::Incomplete => 3,
+        }
+    }
+}
+
+/// Exit code for errors of any kind.
+const ERROR_EXIT: u8 = 1;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "mangactl",
+    version,
+    about = "Render, size and deploy the MangaAssist stacks from one environment file",
+    long_about = "mangactl turns an environment file (environments/NAME.yaml) into CloudFormation \
+templates for the whole MangaAssist stack: network, memory (DynamoDB + DAX), cache (Redis), \
+search (OpenSearch Serverless), intent (SageMaker), service (ALB + ECS Fargate), edge \
+(CloudFront + WAF) and observability.\n\nExit codes: 0 success/no changes, 1 error, \
+2 changes or drift found, 3 check incomplete.",
+    propagate_version = true
+)]
+pub struct Cli {
+    /// Directory holding the environment files.
+    #[arg(long, global = true, env = "MANGACTL_ENVIRONMENTS", default_value = "environments", value_name = "DIR")]
+    pub environments: PathBuf,
+
+    /// Output style for command results on stdout.
+    #[arg(long, global = true, value_enum, default_value_t = Output::Text)]
+    pub output: Output,
+
+    /// More logging on stderr (-v info, -vv debug); RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Render CloudFormation templates and a manifest for an environment.
+    Render(render::Args),
+    /// Print shell completions to stdout.
+    Completions(completions::Args),
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(cli.verbose);
+    let result = match &cli.command {
+        Command::Render(args) => render::run(&cli, args),
+        Command::Completions(args) => completions::run(args),
+    };
+    match result {
+        Ok(outcome) => ExitCode::from(outcome.code()),
+        Err(err) => {
+            eprintln!("error: {err}");
+            for cause in err.chain().skip(1) {
+                eprintln!("  caused by: {cause}");
+            }
+            ExitCode::from(ERROR_EXIT)
+        }
+    }
+}
+
+fn init_tracing(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+}

@@ -1,0 +1,327 @@
+//! Environment files (`environments/*.yaml`): the one source of the region,
+//! protections, latency and traffic targets, and capacities.
+//!
+//! Reading is two-phase: [`raw`] is the serde shape (unknown fields denied,
+//! every value spanned), [`validate`] turns it into the types below and
+//! reports every problem it finds at once, each with file, line, column and
+//! field. The stack modules ([`crate::stacks`]), sizing and the runtime all
+//! read these types.
+
+pub mod raw;
+mod validate;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+/// A validated environment.
+#[derive(Debug, Clone, Serialize)]
+pub struct Environment {
+    pub name: String,
+    /// The file it was read from, for messages.
+    #[serde(skip)]
+    pub source: PathBuf,
+    pub region: String,
+    pub account_id: Option<String>,
+    pub az_count: u32,
+    pub image: String,
+    pub domain: Option<Domain>,
+    pub tags: BTreeMap<String, String>,
+    pub protection: Protection,
+    pub llm: Llm,
+    pub intent_model: IntentModel,
+    pub targets: Targets,
+    pub capacity: Capacity,
+}
+
+impl Environment {
+    /// Prefix of every stack and export name: `mangaassist-<env>`.
+    pub fn prefix(&self) -> String {
+        format!("mangaassist-{}", self.name)
+    }
+
+    /// Production rules apply (multi-AZ minimums, prod errors for overrides).
+    pub fn is_prod(&self) -> bool {
+        self.name == "prod"
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Domain {
+    pub name: String,
+    pub certificate_arn: String,
+}
+
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Protection {
+    pub termination_protection: bool,
+    /// Retain/Snapshot deletion policies on data stores.
+    pub retain_data: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Llm {
+    pub model_id: String,
+    pub tokens_per_minute_quota: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct IntentModel {
+    pub image: String,
+    pub model_data_url: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Targets {
+    pub latency_ms: LatencyBudgets,
+    pub traffic: Traffic,
+    pub tier_mix: TierMix,
+}
+
+/// Per-stage p95 budgets in milliseconds (seed document PO-01..PO-08).
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct LatencyBudgets {
+    pub end_to_end_p95: u32,
+    pub margin: u32,
+    pub edge: u32,
+    pub auth: u32,
+    pub memory_read: u32,
+    pub intent_rules: u32,
+    pub intent_ml: u32,
+    pub cache_hit: u32,
+    pub service_calls: u32,
+    pub retrieval: u32,
+    pub first_token: u32,
+    pub streaming: u32,
+    pub guardrails: u32,
+    pub delivery: u32,
+    pub stream_jitter: u32,
+}
+
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Traffic {
+    pub concurrent_sessions: u32,
+    pub messages_per_session_per_minute: f64,
+    pub peak_factor: f64,
+    pub cache_hit_ratio: f64,
+    pub rules_confident_share: f64,
+}
+
+/// Response-tier shares in percent; they sum to 100.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct TierMix {
+    pub template: u32,
+    pub simple_llm: u32,
+    pub standard_llm: u32,
+    pub complex: u32,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Capacity {
+    pub service: ServiceCapacity,
+    pub redis: RedisCapacity,
+    pub dax: DaxCapacity,
+    pub dynamodb: DynamoCapacity,
+    pub opensearch: OpenSearchCapacity,
+    pub sagemaker: SageMakerCapacity,
+}
+
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct ServiceCapacity {
+    /// Fargate CPU units (1024 = 1 vCPU).
+    pub cpu: u32,
+    pub memory_mib: u32,
+    pub tasks: u32,
+    pub min_tasks: u32,
+    pub max_tasks: u32,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RedisCapacity {
+    pub node_type: String,
+    pub shards: u32,
+    pub replicas_per_shard: u32,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DaxCapacity {
+    pub node_type: String,
+    pub nodes: u32,
+}
+
+#[derive(Debug, Clone, Copy, Serialize)]
+#[serde(tag = "billing", rename_all = "snake_case")]
+pub enum DynamoCapacity {
+    OnDemand,
+    Provisioned { read_capacity: u32, write_capacity: u32 },
+}
+
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct OpenSearchCapacity {
+    pub search_ocu_min: u32,
+    pub search_ocu_max: u32,
+    pub indexing_ocu_min: u32,
+    pub indexing_ocu_max: u32,
+    pub standby_replicas: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SageMakerCapacity {
+    pub instance_type: String,
+    pub instances: u32,
+    pub max_instances: u32,
+}
+
+/// One problem in an environment file, at a position.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub line: u64,
+    pub column: u64,
+    /// Dotted path of the field, e.g. `targets.latency_ms.first_token`.
+    pub field: String,
+    pub message: String,
+    /// The source line, for a caret under the column.
+    pub snippet: Option<String>,
+}
+
+/// Why an environment could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum EnvError {
+    #[error("cannot read environment file {}: {source}", path.display())]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("unknown environment `{name}` (looked for {}); available: {}", path.display(), list_or_none(available))]
+    Unknown { name: String, path: PathBuf, available: Vec<String> },
+    #[error("{}", render_problems(path, problems))]
+    Invalid { path: PathBuf, problems: Vec<Problem> },
+}
+
+fn list_or_none(names: &[String]) -> String {
+    if names.is_empty() { "none".to_owned() } else { names.join(", ") }
+}
+
+fn render_problems(path: &Path, problems: &[Problem]) -> String {
+    let mut out = String::new();
+    let count = problems.len();
+    let noun = if count == 1 { "problem" } else { "problems" };
+    out.push_str(&format!("{count} {noun} in {}:", path.display()));
+    for p in problems {
+        out.push_str(&format!("\n{}:{}:{}: {}", path.display(), p.line, p.column, p));
+    }
+    out
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.field.is_empty() {
+            write!(f, "{}", self.message)?;
+        } else {
+            write!(f, "field `{}`: {}", self.field, self.message)?;
+        }
+        if let Some(line) = &self.snippet {
+            let pad = " ".repeat(self.column.saturating_sub(1) as usize);
+            write!(f, "\n    | {line}\n    | {pad}^")?;
+        }
+        Ok(())
+    }
+}
+
+/// The environment names found in `dir` (`*.yaml` file stems), sorted.
+pub fn available(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let p = e.path();
+            (p.extension().is_some_and(|x| x == "yaml")).then(|| p.file_stem()?.to_str().map(str::to_owned))?
+        })
+        .collect();
+    names.sort();
+    names
+}
+
+/// Resolves `--env`: a path if it names an existing file or has a YAML
+/// extension, otherwise a name under `dir`.
+pub fn resolve(spec: &str, dir: &Path) -> Result<PathBuf, EnvError> {
+    let as_path = Path::new(spec);
+    if as_path.is_file() || spec.ends_with(".yaml") || spec.ends_with(".yml") || spec.contains('/') {
+        return Ok(as_path.to_path_buf());
+    }
+    let candidate = dir.join(format!("{spec}.yaml"));
+    if candidate.is_file() {
+        Ok(candidate)
+    } else {
+        Err(EnvError::Unknown { name: spec.to_owned(), path: candidate, available: available(dir) })
+    }
+}
+
+/// Reads and validates one environment file.
+pub fn load(path: &Path) -> Result<Environment, EnvError> {
+    let text =
+        std::fs::read_to_string(path).map_err(|source| EnvError::Io { path: path.to_path_buf(), source })?;
+    parse(&text, path)
+}
+
+/// Parses environment YAML; `path` is used for messages and the name check.
+pub fn parse(text: &str, path: &Path) -> Result<Environment, EnvError> {
+    let invalid = |problems| EnvError::Invalid { path: path.to_path_buf(), problems };
+    let raw = parse_raw(text).map_err(|p| invalid(vec![p]))?;
+    validate::validate(raw, text, path).map_err(invalid)
+}
+
+fn parse_raw(text: &str) -> Result<raw::RawEnvironment, Problem> {
+    let mut field = String::new();
+    let result = serde_saphyr::with_deserializer_from_str(text, |de| {
+        serde_path_to_error::deserialize::<_, raw::RawEnvironment>(de).map_err(|e| {
+            field = clean_path(&e.path().to_string());
+            e.into_inner()
+        })
+    });
+    result.map_err(|e| {
+        let (line, column) = e.location().map_or((1, 1), |l| (l.line(), l.column()));
+        let message = serde_message(&e.to_string(), text, line, column);
+        Problem { line, column, field, message, snippet: source_line(text, line) }
+    })
+}
+
+/// Drops the `value` segments `Spanned` adds and the `?` of unknown keys.
+fn clean_path(path: &str) -> String {
+    let parts: Vec<&str> = path.split('.').filter(|s| *s != "value" && *s != "?" && !s.is_empty()).collect();
+    parts.join(".")
+}
+
+/// serde-saphyr's first line without its own `error: line L column C:`
+/// prefix, plus what was found there when the message does not say.
+fn serde_message(full: &str, text: &str, line: u64, column: u64) -> String {
+    let first = full.lines().next().unwrap_or(full);
+    let msg = match first.find(": ") {
+        Some(i) if first.starts_with("error: line ") => {
+            let rest = &first[i + 2..];
+            rest.split_once(": ").map_or(rest, |(_, m)| m)
+        }
+        _ => first,
+    };
+    let msg = msg.trim().to_owned();
+    let vague = msg.starts_with("invalid ") || msg.starts_with("expected ");
+    match token_at(text, line, column) {
+        Some(tok) if vague => format!("{msg}, found `{tok}`"),
+        _ => msg,
+    }
+}
+
+fn source_line(text: &str, line: u64) -> Option<String> {
+    let idx = usize::try_from(line).ok()?.checked_sub(1)?;
+    text.lines().nth(idx).map(|l| l.trim_end().to_owned())
+}
+
+fn token_at(text: &str, line: u64, column: u64) -> Option<String> {
+    let l = source_line(text, line)?;
+    let start = usize::try_from(column).ok()?.checked_sub(1)?;
+    let tok: String = l.chars().skip(start).take_while(|c| !c.is_whitespace() && *c != '#').collect();
+    (!tok.is_empty()).then_some(tok)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,167 @@
+//! Phase one of reading an environment file: the YAML shape, exactly.
+//!
+//! Every struct denies unknown fields and every leaf is `Spanned`, so the
+//! second phase ([`super::validate`]) can point at the line and column of
+//! any value it rejects. Nothing here checks meaning; that is phase two.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+pub type S<T> = Spanned<T>;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawEnvironment {
+    pub name: S<String>,
+    pub region: S<String>,
+    pub account_id: Option<S<String>>,
+    pub az_count: S<u32>,
+    pub image: S<String>,
+    pub domain: Option<S<RawDomain>>,
+    #[serde(default)]
+    pub tags: BTreeMap<String, S<String>>,
+    pub protection: S<RawProtection>,
+    pub llm: S<RawLlm>,
+    pub intent_model: S<RawIntentModel>,
+    pub targets: S<RawTargets>,
+    pub capacity: S<RawCapacity>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDomain {
+    pub name: S<String>,
+    pub certificate_arn: S<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawProtection {
+    pub termination_protection: S<bool>,
+    pub retain_data: S<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLlm {
+    pub model_id: S<String>,
+    pub tokens_per_minute_quota: S<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawIntentModel {
+    pub image: S<String>,
+    pub model_data_url: S<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTargets {
+    pub latency_ms: S<RawLatency>,
+    pub traffic: S<RawTraffic>,
+    pub tier_mix: S<RawTierMix>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLatency {
+    pub end_to_end_p95: S<u32>,
+    pub margin: S<u32>,
+    pub edge: S<u32>,
+    pub auth: S<u32>,
+    pub memory_read: S<u32>,
+    pub intent_rules: S<u32>,
+    pub intent_ml: S<u32>,
+    pub cache_hit: S<u32>,
+    pub service_calls: S<u32>,
+    pub retrieval: S<u32>,
+    pub first_token: S<u32>,
+    pub streaming: S<u32>,
+    pub guardrails: S<u32>,
+    pub delivery: S<u32>,
+    pub stream_jitter: S<u32>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTraffic {
+    pub concurrent_sessions: S<u32>,
+    pub messages_per_session_per_minute: S<f64>,
+    pub peak_factor: S<f64>,
+    pub cache_hit_ratio: S<f64>,
+    pub rules_confident_share: S<f64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTierMix {
+    pub template: S<u32>,
+    pub simple_llm: S<u32>,
+    pub standard_llm: S<u32>,
+    pub complex: S<u32>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCapacity {
+    pub service: S<RawService>,
+    pub redis: S<RawRedis>,
+    pub dax: S<RawDax>,
+    pub dynamodb: S<RawDynamo>,
+    pub opensearch: S<RawOpenSearch>,
+    pub sagemaker: S<RawSageMaker>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawService {
+    pub cpu: S<u32>,
+    pub memory_mib: S<u32>,
+    pub tasks: S<u32>,
+    pub min_tasks: S<u32>,
+    pub max_tasks: S<u32>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRedis {
+    pub node_type: S<String>,
+    pub shards: S<u32>,
+    pub replicas_per_shard: S<u32>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDax {
+    pub node_type: S<String>,
+    pub nodes: S<u32>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDynamo {
+    pub billing: S<String>,
+    pub read_capacity: Option<S<u32>>,
+    pub write_capacity: Option<S<u32>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOpenSearch {
+    pub search_ocu_min: S<u32>,
+    pub search_ocu_max: S<u32>,
+    pub indexing_ocu_min: S<u32>,
+    pub indexing_ocu_max: S<u32>,
+    pub standby_replicas: S<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSageMaker {
+    pub instance_type: S<String>,
+    pub instances: S<u32>,
+    pub max_instances: S<u32>,
+}

@@ -1,0 +1,125 @@
+use super::*;
+
+const DEV: &str = include_str!("../../../environments/dev.yaml");
+
+fn parse_as(text: &str, name: &str) -> Result<Environment, EnvError> {
+    parse(text, Path::new(&format!("environments/{name}.yaml")))
+}
+
+fn problems(text: &str, name: &str) -> Vec<Problem> {
+    match parse_as(text, name) {
+        Err(EnvError::Invalid { problems, .. }) => problems,
+        other => panic!("expected Invalid, got {other:?}"),
+    }
+}
+
+#[test]
+fn shipped_environments_are_valid() {
+    for name in ["dev", "staging", "prod"] {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../environments/{name}.yaml"));
+        let env = load(&path).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(env.name, name);
+        assert_eq!(env.targets.latency_ms.end_to_end_p95, 2000);
+        assert_eq!(env.targets.latency_ms.first_token, 400);
+    }
+}
+
+#[test]
+fn unknown_field_names_line_column_and_field() {
+    let text = DEV.replace("    cache_hit: 2\n", "    cache_hit: 2\n    cache_hitt: 3\n");
+    let p = problems(&text, "dev");
+    assert_eq!(p.len(), 1);
+    let line = text.lines().position(|l| l.contains("cache_hitt")).expect("line") as u64 + 1;
+    assert_eq!((p[0].line, p[0].column), (line, 5));
+    assert_eq!(p[0].field, "targets.latency_ms.cache_hitt");
+    assert!(p[0].message.contains("unknown field `cache_hitt`"), "{}", p[0].message);
+}
+
+#[test]
+fn wrong_type_names_the_value_found() {
+    let text = DEV.replace("az_count: 2", "az_count: two");
+    let p = problems(&text, "dev");
+    assert_eq!(p[0].field, "az_count");
+    assert_eq!((p[0].line, p[0].column), (5, 11));
+    assert!(p[0].message.contains("found `two`"), "{}", p[0].message);
+}
+
+#[test]
+fn missing_field_is_named() {
+    let text = DEV.replace("    first_token: 400\n", "");
+    let p = problems(&text, "dev");
+    assert!(p[0].message.contains("missing field `first_token`"), "{}", p[0].message);
+    assert_eq!(p[0].field, "targets.latency_ms");
+}
+
+#[test]
+fn semantic_problems_are_all_reported_at_once() {
+    let text = DEV
+        .replace("region: us-east-1", "region: eu-west-1")
+        .replace("complex: 10", "complex: 11")
+        .replace("cache_hit_ratio: 0.35", "cache_hit_ratio: 1.5")
+        .replace("memory_mib: 1024", "memory_mib: 1000");
+    let p = problems(&text, "dev");
+    let fields: Vec<&str> = p.iter().map(|p| p.field.as_str()).collect();
+    assert_eq!(
+        fields,
+        ["region", "targets.traffic.cache_hit_ratio", "targets.tier_mix", "capacity.service.memory_mib"],
+        "{p:#?}"
+    );
+    let rendered = EnvError::Invalid { path: "environments/dev.yaml".into(), problems: p }.to_string();
+    assert!(rendered.starts_with("4 problems in environments/dev.yaml:"), "{rendered}");
+    assert!(rendered.contains("\nenvironments/dev.yaml:4:9: field `region`: must be `us-east-1`"), "{rendered}");
+}
+
+#[test]
+fn prod_rules_apply_to_prod_only() {
+    let prod = DEV.replace("name: dev", "name: prod");
+    let p = problems(&prod, "prod");
+    let fields: Vec<&str> = p.iter().map(|p| p.field.as_str()).collect();
+    assert!(fields.contains(&"protection.termination_protection"), "{fields:?}");
+    assert!(fields.contains(&"capacity.redis.replicas_per_shard"), "{fields:?}");
+    assert!(fields.contains(&"capacity.dax.nodes"), "{fields:?}");
+    assert!(parse_as(DEV, "dev").is_ok());
+}
+
+#[test]
+fn name_must_match_file() {
+    let p = problems(DEV, "other");
+    assert_eq!(p[0].field, "name");
+    assert!(p[0].message.contains("must match the file name `other`"));
+}
+
+#[test]
+fn duplicate_keys_and_syntax_errors_have_positions() {
+    let dup = DEV.replace("az_count: 2\n", "az_count: 2\naz_count: 3\n");
+    let p = problems(&dup, "dev");
+    assert!(p[0].message.contains("duplicate"), "{}", p[0].message);
+    assert_eq!(p[0].line, 6);
+    let broken = DEV.replace("tags:\n", "tags: [\n");
+    let p = problems(&broken, "dev");
+    assert!(p[0].line > 1, "{p:?}");
+}
+
+#[test]
+fn fargate_combinations() {
+    assert!(validate::fargate_memory_ok(256, 512));
+    assert!(!validate::fargate_memory_ok(256, 4096));
+    assert!(validate::fargate_memory_ok(1024, 3072));
+    assert!(!validate::fargate_memory_ok(1024, 1024));
+    assert!(validate::fargate_memory_ok(8192, 20480));
+    assert!(!validate::fargate_memory_ok(8192, 18432));
+    assert!(!validate::fargate_memory_ok(300, 1024));
+}
+
+#[test]
+fn resolve_lists_available_environments() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../environments");
+    match resolve("nope", &dir) {
+        Err(e @ EnvError::Unknown { .. }) => {
+            assert!(e.to_string().contains("available: dev, prod, staging"), "{e}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(resolve("dev", &dir).is_ok());
+    assert_eq!(resolve("x/y.yaml", &dir).ok(), Some(PathBuf::from("x/y.yaml")));
+}

@@ -1,0 +1,290 @@
+//! Phase two: raw environment → validated [`Environment`], collecting every
+//! problem with its position instead of stopping at the first.
+
+use std::path::Path;
+
+use serde_saphyr::Spanned;
+
+use super::raw::*;
+use super::*;
+
+struct Checker<'a> {
+    text: &'a str,
+    problems: Vec<Problem>,
+}
+
+impl Checker<'_> {
+    fn fail<T>(&mut self, at: &Spanned<T>, field: &str, message: impl Into<String>) {
+        let (line, column) = (at.referenced.line(), at.referenced.column());
+        self.problems.push(Problem {
+            line,
+            column,
+            field: field.to_owned(),
+            message: message.into(),
+            snippet: super::source_line(self.text, line),
+        });
+    }
+
+    fn require<T>(&mut self, ok: bool, at: &Spanned<T>, field: &str, message: impl Into<String>) {
+        if !ok {
+            self.fail(at, field, message);
+        }
+    }
+
+    fn positive(&mut self, at: &Spanned<u32>, field: &str) -> u32 {
+        self.require(at.value > 0, at, field, "must be greater than 0");
+        at.value
+    }
+
+    fn between(&mut self, at: &Spanned<u32>, field: &str, lo: u32, hi: u32) -> u32 {
+        self.require((lo..=hi).contains(&at.value), at, field, format!("must be between {lo} and {hi}, got {}", at.value));
+        at.value
+    }
+
+    fn ratio(&mut self, at: &Spanned<f64>, field: &str) -> f64 {
+        let v = at.value;
+        self.require(v.is_finite() && (0.0..=1.0).contains(&v), at, field, format!("must be between 0 and 1, got {v}"));
+        v
+    }
+
+    fn non_empty(&mut self, at: &Spanned<String>, field: &str) -> String {
+        let v = at.value.trim();
+        self.require(!v.is_empty() && !v.contains(char::is_whitespace), at, field, "must be a non-empty value without spaces");
+        v.to_owned()
+    }
+
+    fn prefixed(&mut self, at: &Spanned<String>, field: &str, prefix: &str, what: &str) -> String {
+        self.require(at.value.starts_with(prefix) && at.value.len() > prefix.len(), at, field, format!("must be {what} starting with `{prefix}`, got `{}`", at.value));
+        at.value.clone()
+    }
+}
+
+/// Fargate's valid CPU (units) → memory (MiB) combinations, from the ECS
+/// task definition documentation ("Task CPU and memory").
+pub fn fargate_memory_ok(cpu: u32, memory_mib: u32) -> bool {
+    let (lo, hi, step) = match cpu {
+        256 => return matches!(memory_mib, 512 | 1024 | 2048),
+        512 => (1024, 4096, 1024),
+        1024 => (2048, 8192, 1024),
+        2048 => (4096, 16384, 1024),
+        4096 => (8192, 30720, 1024),
+        8192 => (16384, 61440, 4096),
+        16384 => (32768, 122_880, 8192),
+        _ => return false,
+    };
+    (lo..=hi).contains(&memory_mib) && (memory_mib - lo) % step == 0
+}
+
+/// Tag keys mangactl sets itself on every stack.
+pub const RESERVED_TAGS: [&str; 2] = ["Environment", "ManagedBy"];
+
+pub(super) fn validate(raw: RawEnvironment, text: &str, path: &Path) -> Result<Environment, Vec<Problem>> {
+    let mut c = Checker { text, problems: Vec::new() };
+
+    let name = raw.name.value.clone();
+    let name_ok = !name.is_empty()
+        && name.len() <= 16
+        && name.starts_with(|ch: char| ch.is_ascii_lowercase())
+        && name.chars().all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '-');
+    c.require(name_ok, &raw.name, "name", "must be 1-16 characters of a-z, 0-9 and `-`, starting with a letter (it prefixes stack and resource names)");
+    if let Some(stem) = path.file_stem().and_then(|s| s.to_str()) {
+        c.require(stem == name, &raw.name, "name", format!("must match the file name `{stem}`"));
+    }
+
+    let region = raw.region.value.clone();
+    // CloudFront only takes ACM certificates and CLOUDFRONT-scoped WAF ACLs
+    // from us-east-1, and the edge stack imports the ALB from the same region,
+    // so until cross-region references exist every stack lives there.
+    c.require(region == "us-east-1", &raw.region, "region", format!("must be `us-east-1` for now (the edge stack's WAF and certificate live there and imports cannot cross regions), got `{region}`"));
+
+    let account_id = raw.account_id.as_ref().map(|a| {
+        c.require(a.value.len() == 12 && a.value.chars().all(|ch| ch.is_ascii_digit()), a, "account_id", "must be 12 digits (quote it so YAML keeps leading zeros)");
+        a.value.clone()
+    });
+    let az_count = c.between(&raw.az_count, "az_count", 2, 6);
+    let image = c.non_empty(&raw.image, "image");
+
+    let domain = raw.domain.as_ref().map(|d| {
+        let dn = &d.value.name;
+        let ok = dn.value.contains('.') && dn.value.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '.' || ch == '-');
+        c.require(ok, dn, "domain.name", "must be a DNS name such as chat.example.com");
+        let cert = c.prefixed(&d.value.certificate_arn, "domain.certificate_arn", "arn:aws:acm:us-east-1:", "an ACM certificate ARN in us-east-1 (CloudFront requires it)");
+        Domain { name: dn.value.clone(), certificate_arn: cert }
+    });
+
+    let mut tags = BTreeMap::new();
+    for (k, v) in &raw.tags {
+        let field = format!("tags.{k}");
+        c.require(!k.is_empty() && k.len() <= 128 && !k.starts_with("aws:"), v, &field, "tag keys are 1-128 characters and may not start with `aws:`");
+        c.require(!RESERVED_TAGS.contains(&k.as_str()), v, &field, format!("`{k}` is set by mangactl on every stack"));
+        c.require(v.value.len() <= 256, v, &field, "tag values are at most 256 characters");
+        tags.insert(k.clone(), v.value.clone());
+    }
+
+    let p = &raw.protection.value;
+    let protection = Protection { termination_protection: p.termination_protection.value, retain_data: p.retain_data.value };
+    if name == "prod" {
+        c.require(protection.termination_protection, &p.termination_protection, "protection.termination_protection", "must be true in prod");
+        c.require(protection.retain_data, &p.retain_data, "protection.retain_data", "must be true in prod: data stores are kept or snapshotted on delete");
+    }
+
+    let l = &raw.llm.value;
+    let llm = Llm { model_id: c.non_empty(&l.model_id, "llm.model_id"), tokens_per_minute_quota: l.tokens_per_minute_quota.value };
+    c.require(llm.tokens_per_minute_quota > 0, &l.tokens_per_minute_quota, "llm.tokens_per_minute_quota", "must be greater than 0");
+
+    let im = &raw.intent_model.value;
+    let intent_model = IntentModel {
+        image: c.non_empty(&im.image, "intent_model.image"),
+        model_data_url: c.prefixed(&im.model_data_url, "intent_model.model_data_url", "s3://", "an S3 URL"),
+    };
+
+    let targets = targets(&mut c, &raw.targets);
+    let capacity = capacity(&mut c, &raw.capacity, name == "prod");
+
+    if c.problems.is_empty() {
+        Ok(Environment {
+            name,
+            source: path.to_path_buf(),
+            region,
+            account_id,
+            az_count,
+            image,
+            domain,
+            tags,
+            protection,
+            llm,
+            intent_model,
+            targets,
+            capacity,
+        })
+    } else {
+        c.problems.sort_by_key(|p| (p.line, p.column));
+        Err(c.problems)
+    }
+}
+
+fn targets(c: &mut Checker<'_>, raw: &Spanned<RawTargets>) -> Targets {
+    let l = &raw.value.latency_ms.value;
+    let mut ms = |s: &Spanned<u32>, name: &str| c.positive(s, &format!("targets.latency_ms.{name}"));
+    let latency_ms = LatencyBudgets {
+        end_to_end_p95: ms(&l.end_to_end_p95, "end_to_end_p95"),
+        margin: l.margin.value,
+        edge: ms(&l.edge, "edge"),
+        auth: ms(&l.auth, "auth"),
+        memory_read: ms(&l.memory_read, "memory_read"),
+        intent_rules: ms(&l.intent_rules, "intent_rules"),
+        intent_ml: ms(&l.intent_ml, "intent_ml"),
+        cache_hit: ms(&l.cache_hit, "cache_hit"),
+        service_calls: ms(&l.service_calls, "service_calls"),
+        retrieval: ms(&l.retrieval, "retrieval"),
+        first_token: ms(&l.first_token, "first_token"),
+        streaming: ms(&l.streaming, "streaming"),
+        guardrails: ms(&l.guardrails, "guardrails"),
+        delivery: ms(&l.delivery, "delivery"),
+        stream_jitter: ms(&l.stream_jitter, "stream_jitter"),
+    };
+    c.require(latency_ms.margin < latency_ms.end_to_end_p95, &l.margin, "targets.latency_ms.margin", "must be smaller than end_to_end_p95");
+
+    let t = &raw.value.traffic.value;
+    let concurrent_sessions = c.positive(&t.concurrent_sessions, "targets.traffic.concurrent_sessions");
+    let mpm = t.messages_per_session_per_minute.value;
+    c.require(mpm.is_finite() && mpm > 0.0, &t.messages_per_session_per_minute, "targets.traffic.messages_per_session_per_minute", "must be a positive number");
+    let peak = t.peak_factor.value;
+    c.require(peak.is_finite() && peak >= 1.0, &t.peak_factor, "targets.traffic.peak_factor", format!("must be at least 1.0 (peak over average), got {peak}"));
+    let traffic = Traffic {
+        concurrent_sessions,
+        messages_per_session_per_minute: mpm,
+        peak_factor: peak,
+        cache_hit_ratio: c.ratio(&t.cache_hit_ratio, "targets.traffic.cache_hit_ratio"),
+        rules_confident_share: c.ratio(&t.rules_confident_share, "targets.traffic.rules_confident_share"),
+    };
+
+    let m = &raw.value.tier_mix;
+    let tier_mix = TierMix {
+        template: m.value.template.value,
+        simple_llm: m.value.simple_llm.value,
+        standard_llm: m.value.standard_llm.value,
+        complex: m.value.complex.value,
+    };
+    let sum = tier_mix.template + tier_mix.simple_llm + tier_mix.standard_llm + tier_mix.complex;
+    c.require(sum == 100, m, "targets.tier_mix", format!("shares must sum to 100, got {sum}"));
+    Targets { latency_ms, traffic, tier_mix }
+}
+
+fn capacity(c: &mut Checker<'_>, raw: &Spanned<RawCapacity>, prod: bool) -> Capacity {
+    let r = &raw.value;
+    let s = &r.service.value;
+    let service = ServiceCapacity {
+        cpu: s.cpu.value,
+        memory_mib: s.memory_mib.value,
+        tasks: c.positive(&s.tasks, "capacity.service.tasks"),
+        min_tasks: c.positive(&s.min_tasks, "capacity.service.min_tasks"),
+        max_tasks: s.max_tasks.value,
+    };
+    c.require(fargate_memory_ok(service.cpu, service.memory_mib), &s.memory_mib, "capacity.service.memory_mib", format!("{} MiB is not a valid Fargate memory size for {} CPU units", service.memory_mib, service.cpu));
+    c.require(service.min_tasks <= service.tasks && service.tasks <= service.max_tasks, &s.tasks, "capacity.service.tasks", format!("must satisfy min_tasks ({}) <= tasks ({}) <= max_tasks ({})", service.min_tasks, service.tasks, service.max_tasks));
+
+    let rd = &r.redis.value;
+    let redis = RedisCapacity {
+        node_type: c.prefixed(&rd.node_type, "capacity.redis.node_type", "cache.", "an ElastiCache node type"),
+        shards: c.between(&rd.shards, "capacity.redis.shards", 1, 500),
+        replicas_per_shard: c.between(&rd.replicas_per_shard, "capacity.redis.replicas_per_shard", 0, 5),
+    };
+    if prod {
+        c.require(redis.replicas_per_shard >= 1, &rd.replicas_per_shard, "capacity.redis.replicas_per_shard", "prod needs at least 1 replica for automatic failover");
+    }
+
+    let dx = &r.dax.value;
+    let dax = DaxCapacity {
+        node_type: c.prefixed(&dx.node_type, "capacity.dax.node_type", "dax.", "a DAX node type"),
+        nodes: c.between(&dx.nodes, "capacity.dax.nodes", 1, 11),
+    };
+    if prod {
+        c.require(dax.nodes >= 3, &dx.nodes, "capacity.dax.nodes", "prod needs at least 3 nodes, one per AZ");
+    }
+
+    let dy = &r.dynamodb.value;
+    let dynamodb = match dy.billing.value.as_str() {
+        "on_demand" => {
+            for extra in [&dy.read_capacity, &dy.write_capacity].into_iter().flatten() {
+                c.fail(extra, "capacity.dynamodb", "read_capacity/write_capacity only apply to billing: provisioned");
+            }
+            DynamoCapacity::OnDemand
+        }
+        "provisioned" => match (&dy.read_capacity, &dy.write_capacity) {
+            (Some(rc), Some(wc)) => DynamoCapacity::Provisioned {
+                read_capacity: c.positive(rc, "capacity.dynamodb.read_capacity"),
+                write_capacity: c.positive(wc, "capacity.dynamodb.write_capacity"),
+            },
+            _ => {
+                c.fail(&dy.billing, "capacity.dynamodb", "billing: provisioned needs read_capacity and write_capacity");
+                DynamoCapacity::OnDemand
+            }
+        },
+        other => {
+            c.fail(&dy.billing, "capacity.dynamodb.billing", format!("must be `on_demand` or `provisioned`, got `{other}`"));
+            DynamoCapacity::OnDemand
+        }
+    };
+
+    let os = &r.opensearch.value;
+    let opensearch = OpenSearchCapacity {
+        search_ocu_min: c.positive(&os.search_ocu_min, "capacity.opensearch.search_ocu_min"),
+        search_ocu_max: os.search_ocu_max.value,
+        indexing_ocu_min: c.positive(&os.indexing_ocu_min, "capacity.opensearch.indexing_ocu_min"),
+        indexing_ocu_max: os.indexing_ocu_max.value,
+        standby_replicas: os.standby_replicas.value,
+    };
+    c.require(opensearch.search_ocu_min <= opensearch.search_ocu_max, &os.search_ocu_max, "capacity.opensearch.search_ocu_max", "must be at least search_ocu_min");
+    c.require(opensearch.indexing_ocu_min <= opensearch.indexing_ocu_max, &os.indexing_ocu_max, "capacity.opensearch.indexing_ocu_max", "must be at least indexing_ocu_min");
+
+    let sm = &r.sagemaker.value;
+    let sagemaker = SageMakerCapacity {
+        instance_type: c.prefixed(&sm.instance_type, "capacity.sagemaker.instance_type", "ml.", "a SageMaker instance type"),
+        instances: c.positive(&sm.instances, "capacity.sagemaker.instances"),
+        max_instances: sm.max_instances.value,
+    };
+    c.require(sagemaker.instances <= sagemaker.max_instances, &sm.max_instances, "capacity.sagemaker.max_instances", "must be at least instances");
+
+    Capacity { service, redis, dax, dynamodb, opensearch, sagemaker }
+}

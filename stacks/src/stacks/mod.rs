@@ -1,0 +1,218 @@
+//! The eight MangaAssist stacks, one module each; each is a function from
+//! [`Inputs`] (the validated environment plus the capacities and timeouts
+//! to build with) to a [`Template`].
+//!
+//! Stacks refer to each other only through the [`ExportKey`] constants the
+//! producing module declares; [`crate::graph`] derives the deploy order from
+//! those. The one exception is the task role's ARN, which the search stack
+//! needs and the service stack creates while also importing the
+//! collection's ARN: [`task_role_arn`] spells it from the role's fixed name
+//! so neither stack imports the other.
+
+pub mod cache;
+pub mod edge;
+pub mod intent;
+pub mod memory;
+pub mod network;
+pub mod observability;
+pub mod search;
+pub mod service;
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::Serialize;
+
+use crate::env::{Capacity, Environment};
+use crate::model::resources::Tag;
+use crate::model::{Expr, Template};
+
+/// The stacks, in the order `--stack` help lists them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StackId {
+    Network,
+    Memory,
+    Cache,
+    Search,
+    Intent,
+    Service,
+    Edge,
+    Observability,
+}
+
+impl StackId {
+    pub const ALL: [StackId; 8] = [
+        StackId::Network,
+        StackId::Memory,
+        StackId::Cache,
+        StackId::Search,
+        StackId::Intent,
+        StackId::Service,
+        StackId::Edge,
+        StackId::Observability,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            StackId::Network => "network",
+            StackId::Memory => "memory",
+            StackId::Cache => "cache",
+            StackId::Search => "search",
+            StackId::Intent => "intent",
+            StackId::Service => "service",
+            StackId::Edge => "edge",
+            StackId::Observability => "observability",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<StackId> {
+        StackId::ALL.into_iter().find(|id| id.name() == s)
+    }
+
+    /// Whether the stack holds data that outlives a deploy.
+    pub fn holds_data(self) -> bool {
+        matches!(self, StackId::Memory | StackId::Cache | StackId::Search)
+    }
+}
+
+impl fmt::Display for StackId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Timeouts the templates set, derived from the latency budgets.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Timeouts {
+    /// ALB idle timeout: longer than the runtime's WebSocket ping interval.
+    pub alb_idle_timeout_s: u32,
+    /// Target deregistration delay: connections drain before SIGTERM.
+    pub deregistration_delay_s: u32,
+    /// Seconds ECS waits after SIGTERM (Fargate allows at most 120).
+    pub container_stop_timeout_s: u32,
+    pub origin_read_timeout_s: u32,
+    pub origin_keepalive_timeout_s: u32,
+    pub health_check_interval_s: u32,
+    pub health_check_timeout_s: u32,
+    pub healthy_threshold: u32,
+    pub unhealthy_threshold: u32,
+}
+
+/// Autoscaling targets the templates set.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Scaling {
+    /// ECS target tracking on average CPU, percent.
+    pub service_cpu_target_percent: f64,
+    /// SageMaker target tracking on invocations per instance per minute.
+    pub intent_invocations_per_instance: f64,
+}
+
+/// What every stack function reads.
+#[derive(Debug, Clone)]
+pub struct Inputs<'a> {
+    pub env: &'a Environment,
+    pub capacity: Capacity,
+    pub timeouts: Timeouts,
+    pub scaling: Scaling,
+}
+
+impl<'a> Inputs<'a> {
+    /// Capacities exactly as the environment file states them; timeouts
+    /// from the budgets (`ping interval × 4` idle, `end-to-end × 10` drain).
+    pub fn explicit(env: &'a Environment) -> Self {
+        let e2e_s = env.targets.latency_ms.end_to_end_p95.div_ceil(1000);
+        Inputs {
+            env,
+            capacity: env.capacity.clone(),
+            timeouts: Timeouts {
+                alb_idle_timeout_s: 120,
+                deregistration_delay_s: (e2e_s * 10).clamp(10, 300),
+                container_stop_timeout_s: 120,
+                origin_read_timeout_s: 60,
+                origin_keepalive_timeout_s: 60,
+                health_check_interval_s: 10,
+                health_check_timeout_s: 5,
+                healthy_threshold: 2,
+                unhealthy_threshold: 3,
+            },
+            scaling: Scaling { service_cpu_target_percent: 60.0, intent_invocations_per_instance: 600.0 },
+        }
+    }
+
+    /// `mangaassist-<env>`: stack, export and resource name prefix.
+    pub fn prefix(&self) -> String {
+        self.env.prefix()
+    }
+
+    /// The CloudFormation stack name of `id` in this environment.
+    pub fn stack_name(&self, id: StackId) -> String {
+        format!("{}-{}", self.prefix(), id.name())
+    }
+
+    /// A new template for `id`, with its description and metadata.
+    pub fn template(&self, id: StackId, what: &str) -> Template {
+        let mut t = Template::new(format!("MangaAssist {} ({}): {what}", self.env.name, id.name()), self.prefix());
+        t.metadata(
+            "MangaAssist",
+            serde_json::json!({ "Environment": self.env.name, "Stack": id.name(), "GeneratedBy": "mangactl" }),
+        );
+        t
+    }
+
+    /// Resource tags: the environment's, plus `Environment`, `ManagedBy`
+    /// and `Stack`. Stack-level tags come from the manifest at deploy time;
+    /// these make the resources self-describing in the console too.
+    pub fn tags(&self, id: StackId) -> Vec<Tag> {
+        self.tag_map(id).into_iter().map(|(key, value)| Tag { key, value: Expr::Str(value) }).collect()
+    }
+
+    pub fn tag_map(&self, id: StackId) -> BTreeMap<String, String> {
+        let mut m = self.env.tags.clone();
+        m.insert("Environment".into(), self.env.name.clone());
+        m.insert("ManagedBy".into(), "mangactl".into());
+        m.insert("Stack".into(), id.name().into());
+        m
+    }
+
+    /// Data stores keep their data on stack deletion when the environment
+    /// asks for it.
+    pub fn retain_data(&self) -> bool {
+        self.env.protection.retain_data
+    }
+}
+
+/// The task role's name, fixed so the search stack can grant it access
+/// without importing from the service stack (which imports from search).
+pub fn task_role_name(env: &Environment) -> String {
+    format!("{}-task", env.prefix())
+}
+
+pub fn task_role_arn(env: &Environment) -> Expr {
+    Expr::sub_with("arn:${AWS::Partition}:iam::${AWS::AccountId}:role/${Name}", [("Name", Expr::Str(task_role_name(env)))])
+}
+
+/// Builds one stack's template.
+pub fn build(id: StackId, inputs: &Inputs<'_>) -> Template {
+    match id {
+        StackId::Network => network::template(inputs),
+        StackId::Memory => memory::template(inputs),
+        StackId::Cache => cache::template(inputs),
+        StackId::Search => search::template(inputs),
+        StackId::Intent => intent::template(inputs),
+        StackId::Service => service::template(inputs),
+        StackId::Edge => edge::template(inputs),
+        StackId::Observability => observability::template(inputs),
+    }
+}
+
+/// An imported comma-joined list (subnet IDs) as a list value.
+pub(crate) fn import_list(t: &mut Template, key: crate::model::ExportKey) -> Expr {
+    let joined = t.import(key);
+    Expr::split(",", joined)
+}
+
+/// `arn:<partition>:<service>:<region>:<account>:<rest>` for this stack.
+pub(crate) fn arn(service: &str, rest: &str) -> Expr {
+    Expr::sub(format!("arn:${{AWS::Partition}}:{service}:${{AWS::Region}}:${{AWS::AccountId}}:{rest}"))
+}

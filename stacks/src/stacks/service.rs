@@ -1,0 +1,295 @@
+//! `service`: the ALB (HTTPS when a certificate is given), its target group
+//! and listener, the ECS cluster, the Fargate task definition and service
+//! for the runtime (`runtime/`), target-tracking autoscaling, and the task
+//! role with least privilege on this environment's table, DAX cluster,
+//! collection, intent endpoint and Bedrock model.
+//!
+//! The container's port, environment variables and health check must match
+//! what the runtime reads; see [`container_environment`] and runtime/README.md.
+
+use std::collections::BTreeMap;
+
+use super::{cache, import_list, intent, memory, network, search, task_role_name, Inputs, StackId};
+use crate::model::resources::autoscaling::*;
+use crate::model::resources::ecs::*;
+use crate::model::resources::elbv2::*;
+use crate::model::resources::iam::{InlinePolicy, PolicyDocument, Role, Statement};
+use crate::model::resources::logs::LogGroup;
+use crate::model::resources::{KeyValue, NameValue};
+use crate::model::{Expr, ExportKey, Parameter, ResourceOpts, Template};
+
+pub const ALB_DNS: ExportKey = ExportKey::new("service", "AlbDnsName");
+pub const ALB_FULL_NAME: ExportKey = ExportKey::new("service", "AlbFullName");
+pub const TARGET_GROUP_FULL_NAME: ExportKey = ExportKey::new("service", "TargetGroupFullName");
+pub const CLUSTER_NAME: ExportKey = ExportKey::new("service", "ClusterName");
+pub const SERVICE_NAME: ExportKey = ExportKey::new("service", "ServiceName");
+pub const LOG_GROUP: ExportKey = ExportKey::new("service", "LogGroupName");
+
+pub const CONTAINER_NAME: &str = "runtime";
+/// Where the runtime binary lives in the image (runtime/Dockerfile).
+pub const RUNTIME_BINARY: &str = "/usr/local/bin/manga-runtime";
+
+/// The runtime's configuration, as container environment variables
+/// (names documented in runtime/README.md). Budgets travel as one JSON
+/// object so the runtime enforces exactly what the environment file says.
+pub fn container_environment(i: &Inputs<'_>, t: &mut Template) -> Vec<NameValue> {
+    let budgets = serde_json::to_string(&i.env.targets.latency_ms).unwrap_or_default();
+    let mut env = vec![
+        NameValue::new("MANGA_ENVIRONMENT", i.env.name.as_str()),
+        NameValue::new("MANGA_PORT", network::CONTAINER_PORT.to_string()),
+        NameValue::new("MANGA_BUDGETS_JSON", budgets),
+        NameValue::new("MANGA_BACKEND", "aws"),
+        NameValue::new("MANGA_AUTH_MODE", "jwt"),
+        NameValue::new("MANGA_WS_PING_INTERVAL_S", (i.timeouts.alb_idle_timeout_s / 4).to_string()),
+        NameValue::new("MANGA_SHUTDOWN_GRACE_S", i.timeouts.container_stop_timeout_s.saturating_sub(5).to_string()),
+        NameValue::new("MANGA_BEDROCK_MODEL_ID", i.env.llm.model_id.as_str()),
+        NameValue::new("AWS_REGION", Expr::sub("${AWS::Region}")),
+    ];
+    env.push(NameValue::new("MANGA_DYNAMODB_TABLE", t.import(memory::TABLE_NAME)));
+    env.push(NameValue::new("MANGA_DAX_ENDPOINT", t.import(memory::DAX_ENDPOINT)));
+    env.push(NameValue::new("MANGA_REDIS_URL", Expr::sub_with("rediss://${Host}:${Port}", [("Host", t.import(cache::ENDPOINT)), ("Port", t.import(cache::PORT))])));
+    env.push(NameValue::new("MANGA_OPENSEARCH_ENDPOINT", t.import(search::COLLECTION_ENDPOINT)));
+    env.push(NameValue::new("MANGA_SAGEMAKER_ENDPOINT", t.import(intent::ENDPOINT_NAME)));
+    env.sort_by(|a, b| a.name.cmp(&b.name));
+    env
+}
+
+pub fn template(i: &Inputs<'_>) -> Template {
+    let id = StackId::Service;
+    let mut t = i.template(id, "ALB, ECS Fargate runtime service and its autoscaling");
+    let tags = i.tags(id);
+    let to = &i.timeouts;
+    let cap = i.capacity.service;
+
+    let image = t.parameter(
+        "ContainerImage",
+        Parameter {
+            kind: "String",
+            description: "Runtime container image; defaults to the environment file's `image`".into(),
+            default: Some(i.env.image.clone()),
+            allowed_pattern: Some(r"^\S+$".into()),
+        },
+    );
+
+    let public = import_list(&mut t, network::PUBLIC_SUBNETS);
+    let private = import_list(&mut t, network::PRIVATE_SUBNETS);
+    let alb_sg = t.import(network::ALB_SG);
+    let service_sg = t.import(network::SERVICE_SG);
+    let vpc = t.import(network::VPC_ID);
+
+    let alb = t.add(
+        "LoadBalancer",
+        LoadBalancer {
+            scheme: "internet-facing".into(),
+            kind: "application".into(),
+            subnets: public,
+            security_groups: vec![alb_sg],
+            load_balancer_attributes: vec![
+                KeyValue::new("deletion_protection.enabled", i.env.protection.termination_protection),
+                KeyValue::new("idle_timeout.timeout_seconds", to.alb_idle_timeout_s),
+                KeyValue::new("routing.http.drop_invalid_header_fields.enabled", true),
+                KeyValue::new("routing.http2.enabled", true),
+            ],
+            tags: tags.clone(),
+        },
+    );
+    let tg = t.add(
+        "TargetGroup",
+        TargetGroup {
+            port: network::CONTAINER_PORT,
+            protocol: "HTTP".into(),
+            target_type: "ip".into(),
+            vpc_id: vpc,
+            health_check_path: "/healthz".into(),
+            health_check_protocol: "HTTP".into(),
+            health_check_interval_seconds: to.health_check_interval_s,
+            health_check_timeout_seconds: to.health_check_timeout_s,
+            healthy_threshold_count: to.healthy_threshold,
+            unhealthy_threshold_count: to.unhealthy_threshold,
+            matcher: Matcher { http_code: "200".into() },
+            target_group_attributes: vec![
+                KeyValue::new("deregistration_delay.timeout_seconds", to.deregistration_delay_s),
+                KeyValue::new("load_balancing.algorithm.type", "least_outstanding_requests"),
+            ],
+            tags: tags.clone(),
+        },
+    );
+    let forward = vec![ForwardAction { kind: "forward".into(), target_group_arn: tg.arn() }];
+    let listener = match &i.env.domain {
+        Some(d) => t.add(
+            "HttpsListener",
+            Listener {
+                load_balancer_arn: alb.arn(),
+                port: 443,
+                protocol: "HTTPS".into(),
+                certificates: Some(vec![Certificate { certificate_arn: d.certificate_arn.clone() }]),
+                ssl_policy: Some("ELBSecurityPolicy-TLS13-1-2-2021-06".into()),
+                default_actions: forward,
+            },
+        ),
+        // Without a certificate the ALB only accepts CloudFront (network
+        // stack), and viewers still get HTTPS from CloudFront's own.
+        None => t.add(
+            "HttpListener",
+            Listener { load_balancer_arn: alb.arn(), port: 80, protocol: "HTTP".into(), certificates: None, ssl_policy: None, default_actions: forward },
+        ),
+    };
+
+    let cluster = t.add(
+        "Cluster",
+        Cluster { cluster_settings: vec![NameValue::new("containerInsights", "enabled")], tags: tags.clone() },
+    );
+    let logs = t.add(
+        "LogGroup",
+        LogGroup {
+            log_group_name: format!("/mangaassist/{}/runtime", i.env.name),
+            retention_in_days: if i.env.is_prod() { 90 } else { 14 },
+            tags: tags.clone(),
+        },
+    );
+
+    let execution_role = t.add(
+        "ExecutionRole",
+        Role {
+            role_name: None,
+            description: "Pulls the runtime image and writes its logs".into(),
+            assume_role_policy_document: PolicyDocument::assumed_by("ecs-tasks.amazonaws.com"),
+            managed_policy_arns: Some(vec![Expr::sub("arn:${AWS::Partition}:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy")]),
+            policies: None,
+            tags: tags.clone(),
+        },
+    );
+
+    let table_arn = t.import(memory::TABLE_ARN);
+    let dax_arn = t.import(memory::DAX_ARN);
+    let collection_arn = t.import(search::COLLECTION_ARN);
+    let endpoint_arn = t.import(intent::ENDPOINT_ARN);
+    let model = Expr::sub(format!("arn:${{AWS::Partition}}:bedrock:${{AWS::Region}}::foundation-model/{}", i.env.llm.model_id));
+    let task_role = t.add(
+        "TaskRole",
+        Role {
+            role_name: Some(Expr::Str(task_role_name(i.env))),
+            description: "The runtime: this environment's table, DAX, collection, intent endpoint and model only".into(),
+            assume_role_policy_document: PolicyDocument::assumed_by("ecs-tasks.amazonaws.com"),
+            managed_policy_arns: None,
+            policies: Some(vec![InlinePolicy {
+                policy_name: "runtime".into(),
+                policy_document: PolicyDocument::new(vec![
+                    Statement::allow(
+                        "ConversationTable",
+                        &["dynamodb:BatchWriteItem", "dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem"],
+                        vec![table_arn],
+                    ),
+                    Statement::allow(
+                        "ConversationCache",
+                        &["dax:BatchWriteItem", "dax:DeleteItem", "dax:GetItem", "dax:PutItem", "dax:Query", "dax:UpdateItem"],
+                        vec![dax_arn],
+                    ),
+                    Statement::allow("Retrieval", &["aoss:APIAccessAll"], vec![collection_arn]),
+                    Statement::allow("IntentModel", &["sagemaker:InvokeEndpoint"], vec![endpoint_arn]),
+                    Statement::allow("Llm", &["bedrock:InvokeModel", "bedrock:InvokeModelWithResponseStream"], vec![model]),
+                ]),
+            }]),
+            tags: tags.clone(),
+        },
+    );
+
+    let environment = container_environment(i, &mut t);
+    let task = t.add(
+        "TaskDefinition",
+        TaskDefinition {
+            family: format!("{}-runtime", i.prefix()),
+            cpu: cap.cpu.to_string(),
+            memory: cap.memory_mib.to_string(),
+            network_mode: "awsvpc".into(),
+            requires_compatibilities: vec!["FARGATE".into()],
+            execution_role_arn: execution_role.arn(),
+            task_role_arn: task_role.arn(),
+            runtime_platform: RuntimePlatform { cpu_architecture: "X86_64".into(), operating_system_family: "LINUX".into() },
+            container_definitions: vec![ContainerDefinition {
+                name: CONTAINER_NAME.into(),
+                image: image.reference(),
+                essential: true,
+                port_mappings: vec![PortMapping { container_port: network::CONTAINER_PORT, protocol: "tcp".into(), name: "http".into() }],
+                environment,
+                log_configuration: LogConfiguration {
+                    log_driver: "awslogs".into(),
+                    options: BTreeMap::from([
+                        ("awslogs-group".to_owned(), logs.name()),
+                        ("awslogs-region".to_owned(), Expr::sub("${AWS::Region}")),
+                        ("awslogs-stream-prefix".to_owned(), Expr::Str("runtime".into())),
+                    ]),
+                },
+                health_check: HealthCheck {
+                    command: vec!["CMD".into(), RUNTIME_BINARY.into(), "healthcheck".into()],
+                    interval: to.health_check_interval_s,
+                    timeout: to.health_check_timeout_s,
+                    retries: to.unhealthy_threshold,
+                    start_period: 15,
+                },
+                stop_timeout: to.container_stop_timeout_s,
+                readonly_root_filesystem: true,
+                // One file descriptor per WebSocket, with room to spare.
+                ulimits: vec![Ulimit { name: "nofile".into(), soft_limit: 65_536, hard_limit: 65_536 }],
+            }],
+            tags: tags.clone(),
+        },
+    );
+
+    let service = t.add_with(
+        "Service",
+        Service {
+            cluster: cluster.name(),
+            task_definition: task.arn(),
+            desired_count: cap.tasks,
+            launch_type: "FARGATE".into(),
+            deployment_configuration: DeploymentConfiguration {
+                deployment_circuit_breaker: CircuitBreaker { enable: true, rollback: true },
+                maximum_percent: 200,
+                minimum_healthy_percent: 100,
+            },
+            network_configuration: NetworkConfiguration {
+                awsvpc_configuration: AwsVpcConfiguration { assign_public_ip: "DISABLED".into(), subnets: private, security_groups: vec![service_sg] },
+            },
+            load_balancers: vec![ServiceLoadBalancer { container_name: CONTAINER_NAME.into(), container_port: network::CONTAINER_PORT, target_group_arn: tg.arn() }],
+            health_check_grace_period_seconds: 60,
+            enable_ecs_managed_tags: true,
+            propagate_tags: "SERVICE".into(),
+            tags,
+        },
+        ResourceOpts::new().depends_on(&listener),
+    );
+
+    let target = t.add(
+        "ScalableTarget",
+        ScalableTarget {
+            min_capacity: cap.min_tasks,
+            max_capacity: cap.max_tasks,
+            resource_id: Expr::join("/", [Expr::str("service"), cluster.name(), service.name()]),
+            scalable_dimension: "ecs:service:DesiredCount".into(),
+            service_namespace: "ecs".into(),
+        },
+    );
+    t.add(
+        "CpuScalingPolicy",
+        ScalingPolicy {
+            policy_name: format!("{}-cpu", i.prefix()),
+            policy_type: "TargetTrackingScaling".into(),
+            scaling_target_id: target.id(),
+            target_tracking_scaling_policy_configuration: TargetTracking {
+                target_value: i.scaling.service_cpu_target_percent,
+                predefined_metric_specification: PredefinedMetric { predefined_metric_type: "ECSServiceAverageCPUUtilization".into() },
+                scale_in_cooldown: 300,
+                scale_out_cooldown: 60,
+            },
+        },
+    );
+
+    t.export(ALB_DNS, alb.dns_name(), "Load balancer DNS name (CloudFront origin)");
+    t.export(ALB_FULL_NAME, alb.full_name(), "Load balancer full name (CloudWatch dimension)");
+    t.export(TARGET_GROUP_FULL_NAME, tg.full_name(), "Target group full name (CloudWatch dimension)");
+    t.export(CLUSTER_NAME, cluster.name(), "ECS cluster name");
+    t.export(SERVICE_NAME, service.name(), "ECS service name");
+    t.export(LOG_GROUP, logs.name(), "Runtime log group");
+    t
+}

@@ -1,0 +1,190 @@
+//! Black-box tests of the `mangactl` binary.
+
+use std::collections::BTreeSet;
+
+use crate::support::{mangactl, run, stderr, stdout, TempDir, ENVIRONMENTS};
+
+const STACK_FILES: [&str; 8] = [
+    "cache.json",
+    "edge.json",
+    "intent.json",
+    "memory.json",
+    "network.json",
+    "observability.json",
+    "search.json",
+    "service.json",
+];
+
+fn files_in(dir: &std::path::Path) -> BTreeSet<String> {
+    std::fs::read_dir(dir)
+        .expect("read out dir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
+#[test]
+fn render_writes_eight_templates_and_a_manifest_per_environment() {
+    let tmp = TempDir::new("render");
+    for name in ENVIRONMENTS {
+        let out = tmp.path().join(name);
+        let o = run(&["render", "--env", name, "--out", out.to_str().expect("utf8")]);
+        assert!(o.status.success(), "{name}: {}", stderr(&o));
+        let mut expected: BTreeSet<String> = STACK_FILES.iter().map(|s| (*s).to_owned()).collect();
+        expected.insert("manifest.json".into());
+        assert_eq!(files_in(&out), expected, "{name}");
+        let text = stdout(&o);
+        assert!(text.contains(&format!("Rendered 8 of 8 stacks for `{name}`")), "{text}");
+        assert!(text.contains("Deploy order: network"), "{text}");
+
+        let manifest: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(out.join("manifest.json")).expect("manifest")).expect("json");
+        let order: Vec<&str> = manifest["order"].as_array().expect("order").iter().filter_map(|v| v.as_str()).collect();
+        assert_eq!(order.first(), Some(&"network"));
+        assert_eq!(order.last(), Some(&"observability"));
+        let pos = |s: &str| order.iter().position(|x| *x == s).expect("in order");
+        assert!(pos("memory") < pos("service") && pos("search") < pos("service") && pos("service") < pos("edge"));
+        for file in STACK_FILES {
+            let len = std::fs::metadata(out.join(file)).expect("template").len();
+            assert!(len < 51_200, "{name}/{file} is {len} bytes");
+        }
+    }
+}
+
+#[test]
+fn rendering_twice_gives_identical_bytes() {
+    let tmp = TempDir::new("twice");
+    for format in ["json", "yaml"] {
+        let a = tmp.path().join(format!("a-{format}"));
+        let b = tmp.path().join(format!("b-{format}"));
+        for dir in [&a, &b] {
+            let o = run(&["render", "--env", "prod", "--format", format, "--out", dir.to_str().expect("utf8")]);
+            assert!(o.status.success(), "{}", stderr(&o));
+        }
+        let files = files_in(&a);
+        assert_eq!(files.len(), 9);
+        assert_eq!(files, files_in(&b));
+        for f in files {
+            let x = std::fs::read(a.join(&f)).expect("a");
+            let y = std::fs::read(b.join(&f)).expect("b");
+            assert!(x == y, "{format}/{f} differs between two renders");
+        }
+    }
+}
+
+#[test]
+fn single_stack_yaml_and_json_output() {
+    let tmp = TempDir::new("single");
+    let out = tmp.path().join("o");
+    let o = run(&["render", "--env", "dev", "--stack", "cache", "--format", "yaml", "--output", "json", "--out", out.to_str().expect("utf8")]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(files_in(&out), BTreeSet::from(["cache.yaml".to_owned(), "manifest.json".to_owned()]));
+    let manifest: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("stdout is the manifest");
+    assert_eq!(manifest["format"], "yaml");
+    assert_eq!(manifest["stacks"]["cache"]["stack_name"], "mangaassist-dev-cache");
+    let body = std::fs::read_to_string(out.join("cache.yaml")).expect("yaml");
+    assert!(body.starts_with("AWSTemplateFormatVersion: \"2010-09-09\""), "{body}");
+
+    // Rendering JSON over the same directory replaces the YAML template.
+    let o = run(&["render", "--env", "dev", "--stack", "cache", "--out", out.to_str().expect("utf8")]);
+    assert!(o.status.success());
+    assert_eq!(files_in(&out), BTreeSet::from(["cache.json".to_owned(), "manifest.json".to_owned()]));
+}
+
+#[test]
+fn unknown_stack_lists_the_stacks() {
+    let o = run(&["render", "--env", "dev", "--stack", "nope"]);
+    assert_eq!(o.status.code(), Some(2), "clap usage errors exit 2");
+    assert!(stderr(&o).contains("stacks are: network, memory, cache, search, intent, service, edge, observability"), "{}", stderr(&o));
+}
+
+#[test]
+fn env_accepts_a_path() {
+    let tmp = TempDir::new("path");
+    let o = run(&["render", "--env", "environments/staging.yaml", "--out", tmp.path().to_str().expect("utf8")]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("for `staging`"));
+}
+
+/// Writes a broken copy of dev.yaml as `<dir>/dev.yaml` and renders it.
+fn render_broken(tag: &str, edit: impl Fn(&str) -> String) -> (std::process::Output, String) {
+    let tmp = TempDir::new(tag);
+    let dev = std::fs::read_to_string(crate::support::repo().join("environments/dev.yaml")).expect("dev.yaml");
+    let path = tmp.path().join("dev.yaml");
+    std::fs::write(&path, edit(&dev)).expect("write");
+    let o = mangactl()
+        .args(["render", "--env", "dev", "--out", tmp.path().join("out").to_str().expect("utf8")])
+        .env("MANGACTL_ENVIRONMENTS", tmp.path())
+        .output()
+        .expect("run");
+    (o, path.display().to_string())
+}
+
+fn line_of(text: &str, needle: &str) -> usize {
+    text.lines().position(|l| l.contains(needle)).expect("needle present") + 1
+}
+
+#[test]
+fn unknown_field_error_names_file_line_column_and_field() {
+    let (o, path) = render_broken("unknown", |s| s.replace("  cpu: 512\n", "  cpu: 512\n    cpus: 4\n"));
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    let dev = std::fs::read_to_string(crate::support::repo().join("environments/dev.yaml")).expect("dev");
+    let line = line_of(&dev, "  cpu: 512") + 1;
+    assert!(err.contains(&format!("{path}:{line}:5: field `capacity.service.cpus`: unknown field `cpus`")), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn wrong_type_error_names_file_line_column_and_field() {
+    let (o, path) = render_broken("type", |s| s.replace("concurrent_sessions: 50", "concurrent_sessions: fifty"));
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    let dev = std::fs::read_to_string(crate::support::repo().join("environments/dev.yaml")).expect("dev");
+    let line = line_of(&dev, "concurrent_sessions");
+    assert!(err.contains(&format!("{path}:{line}:26: field `targets.traffic.concurrent_sessions`")), "{err}");
+    assert!(err.contains("found `fifty`"), "{err}");
+}
+
+#[test]
+fn missing_field_error_names_the_field() {
+    let (o, path) = render_broken("missing", |s| s.replace("az_count: 2\n", ""));
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(err.contains(&format!("{path}:")), "{err}");
+    assert!(err.contains("missing field `az_count`"), "{err}");
+}
+
+#[test]
+fn all_semantic_problems_are_reported_together() {
+    let (o, path) = render_broken("many", |s| s.replace("complex: 10", "complex: 20").replace("max_tasks: 2", "max_tasks: 0").replace("node_type: dax.t3.small", "node_type: t3.small"));
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(err.contains(&format!("3 problems in {path}:")), "{err}");
+    for field in ["targets.tier_mix", "capacity.service.tasks", "capacity.dax.node_type"] {
+        assert!(err.contains(&format!("field `{field}`")), "{field}: {err}");
+    }
+}
+
+#[test]
+fn unknown_environment_lists_the_available_ones() {
+    let o = run(&["render", "--env", "qa"]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(err.contains("unknown environment `qa`"), "{err}");
+    assert!(err.contains("available: dev, prod, staging"), "{err}");
+}
+
+#[test]
+fn help_and_completions() {
+    let o = run(&["--help"]);
+    assert!(o.status.success());
+    let help = stdout(&o);
+    for word in ["render", "completions", "Exit codes: 0 success/no changes, 1 error"] {
+        assert!(help.contains(word), "{word}: {help}");
+    }
+    let o = run(&["render", "--help"]);
+    assert!(stdout(&o).contains("--format <FORMAT>"));
+    let o = run(&["completions", "bash"]);
+    assert!(o.status.success());
+    assert!(stdout(&o).contains("_mangactl()"), "{}", stdout(&o));
+}
