@@ -109,32 +109,37 @@ pub fn template(i: &Inputs<'_>) -> Template {
     // Groups that accept traffic only; an egress rule to loopback replaces
     // the default allow-all, so they originate nothing.
     let no_egress = || vec![EgressRule { ip_protocol: "-1".into(), from_port: None, to_port: None, cidr_ip: Some("127.0.0.1/32".into()), description: "No outbound traffic".into() }];
-    let sg = |t: &mut Template, logical: &str, what: &str, egress: Vec<EgressRule>| {
-        t.add(logical, SecurityGroup { group_description: format!("MangaAssist {} {what}", i.env.name), vpc_id: vpc.id(), security_group_egress: egress, tags: tags(&logical.to_lowercase()) })
+    let sg = |t: &mut Template, logical: &str, what: &str, ingress: Vec<IngressRule>, egress: Vec<EgressRule>| {
+        t.add(
+            logical,
+            SecurityGroup {
+                group_description: format!("MangaAssist {} {what}", i.env.name),
+                vpc_id: vpc.id(),
+                security_group_ingress: ingress,
+                security_group_egress: egress,
+                tags: tags(&logical.to_lowercase()),
+            },
+        )
     };
-    let alb = sg(&mut t, "AlbSecurityGroup", "load balancer: HTTPS from CloudFront only", no_egress());
-    let https_out = EgressRule { ip_protocol: "tcp".into(), from_port: Some(443), to_port: Some(443), cidr_ip: Some("0.0.0.0/0".into()), description: "AWS APIs (Bedrock, SageMaker, DynamoDB, ECR, logs) and the search endpoint".into() };
-    let service = sg(&mut t, "ServiceSecurityGroup", "runtime tasks", vec![https_out]);
-    let redis = sg(&mut t, "RedisSecurityGroup", "Redis: from the runtime only", no_egress());
-    let dax = sg(&mut t, "DaxSecurityGroup", "DAX: from the runtime only", no_egress());
-    let search = sg(&mut t, "SearchSecurityGroup", "OpenSearch Serverless endpoint: from the runtime only", no_egress());
-
     let listener_port = if i.env.domain.is_some() { 443 } else { 80 };
-    t.add(
-        "AlbIngressFromCloudFront",
-        SecurityGroupIngress {
-            group_id: alb.group_id(),
-            ip_protocol: "tcp".into(),
-            from_port: listener_port,
-            to_port: listener_port,
-            source_security_group_id: None,
-            source_prefix_list_id: Some(CLOUDFRONT_ORIGIN_PREFIX_LIST.into()),
-            description: "CloudFront origin-facing addresses".into(),
-        },
-    );
+    let from_cloudfront = IngressRule {
+        ip_protocol: "tcp".into(),
+        from_port: listener_port,
+        to_port: listener_port,
+        source_prefix_list_id: Some(CLOUDFRONT_ORIGIN_PREFIX_LIST.into()),
+        cidr_ip: None,
+        description: "CloudFront origin-facing addresses".into(),
+    };
+    let alb = sg(&mut t, "AlbSecurityGroup", "load balancer: from CloudFront only", vec![from_cloudfront], no_egress());
+    let https_out = EgressRule { ip_protocol: "tcp".into(), from_port: Some(443), to_port: Some(443), cidr_ip: Some("0.0.0.0/0".into()), description: "AWS APIs (Bedrock, SageMaker, DynamoDB, ECR, logs) and the search endpoint".into() };
+    let service = sg(&mut t, "ServiceSecurityGroup", "runtime tasks", vec![], vec![https_out]);
+    let redis = sg(&mut t, "RedisSecurityGroup", "Redis: from the runtime only", vec![], no_egress());
+    let dax = sg(&mut t, "DaxSecurityGroup", "DAX: from the runtime only", vec![], no_egress());
+    let search = sg(&mut t, "SearchSecurityGroup", "OpenSearch Serverless endpoint: from the runtime only", vec![], no_egress());
+
     let flow = |t: &mut Template, name: &str, from: &Handle<SecurityGroup>, to: &Handle<SecurityGroup>, port: u16, what: &str| {
         t.add(&format!("{name}Egress"), SecurityGroupEgress { group_id: from.group_id(), ip_protocol: "tcp".into(), from_port: port, to_port: port, destination_security_group_id: to.group_id(), description: what.to_owned() });
-        t.add(&format!("{name}Ingress"), SecurityGroupIngress { group_id: to.group_id(), ip_protocol: "tcp".into(), from_port: port, to_port: port, source_security_group_id: Some(from.group_id()), source_prefix_list_id: None, description: what.to_owned() });
+        t.add(&format!("{name}Ingress"), SecurityGroupIngress { group_id: to.group_id(), ip_protocol: "tcp".into(), from_port: port, to_port: port, source_security_group_id: from.group_id(), description: what.to_owned() });
     };
     flow(&mut t, "AlbToService", &alb, &service, CONTAINER_PORT, "ALB to runtime tasks");
     flow(&mut t, "ServiceToRedis", &service, &redis, REDIS_PORT, "Runtime to Redis (TLS)");

@@ -20,7 +20,6 @@ use crate::model::{Expr, ExportKey, Parameter, ResourceOpts, Template};
 
 pub const ALB_DNS: ExportKey = ExportKey::new("service", "AlbDnsName");
 pub const ALB_FULL_NAME: ExportKey = ExportKey::new("service", "AlbFullName");
-pub const TARGET_GROUP_FULL_NAME: ExportKey = ExportKey::new("service", "TargetGroupFullName");
 pub const CLUSTER_NAME: ExportKey = ExportKey::new("service", "ClusterName");
 pub const SERVICE_NAME: ExportKey = ExportKey::new("service", "ServiceName");
 pub const LOG_GROUP: ExportKey = ExportKey::new("service", "LogGroupName");
@@ -287,7 +286,6 @@ pub fn template(i: &Inputs<'_>) -> Template {
 
     t.export(ALB_DNS, alb.dns_name(), "Load balancer DNS name (CloudFront origin)");
     t.export(ALB_FULL_NAME, alb.full_name(), "Load balancer full name (CloudWatch dimension)");
-    t.export(TARGET_GROUP_FULL_NAME, tg.full_name(), "Target group full name (CloudWatch dimension)");
     t.export(CLUSTER_NAME, cluster.name(), "ECS cluster name");
     t.export(SERVICE_NAME, service.name(), "ECS service name");
     t.export(LOG_GROUP, logs.name(), "Runtime log group");

@@ -106,6 +106,10 @@ resource_type!(NatGateway, "AWS::EC2::NatGateway");
 pub struct SecurityGroup {
     pub group_description: String,
     pub vpc_id: Expr,
+    /// Inline ingress from CIDRs or prefix lists; group-to-group rules are
+    /// separate [`SecurityGroupIngress`] resources.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub security_group_ingress: Vec<IngressRule>,
     /// Replaces the default allow-all egress rule.
     pub security_group_egress: Vec<EgressRule>,
     pub tags: Vec<Tag>,
@@ -116,6 +120,19 @@ impl Handle<SecurityGroup> {
     pub fn group_id(&self) -> Expr {
         self.attr("GroupId")
     }
+}
+
+/// An inline ingress rule.
+#[skip_serializing_none]
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct IngressRule {
+    pub ip_protocol: String,
+    pub from_port: u16,
+    pub to_port: u16,
+    pub source_prefix_list_id: Option<String>,
+    pub cidr_ip: Option<String>,
+    pub description: String,
 }
 
 /// An inline egress rule.
@@ -138,8 +155,7 @@ pub struct SecurityGroupIngress {
     pub ip_protocol: String,
     pub from_port: u16,
     pub to_port: u16,
-    pub source_security_group_id: Option<Expr>,
-    pub source_prefix_list_id: Option<String>,
+    pub source_security_group_id: Expr,
     pub description: String,
 }
 resource_type!(SecurityGroupIngress, "AWS::EC2::SecurityGroupIngress");

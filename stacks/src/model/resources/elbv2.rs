@@ -61,10 +61,6 @@ impl Handle<TargetGroup> {
     pub fn arn(&self) -> Expr {
         self.reference()
     }
-    /// `targetgroup/name/id`, the CloudWatch `TargetGroup` dimension.
-    pub fn full_name(&self) -> Expr {
-        self.attr("TargetGroupFullName")
-    }
 }
 
 #[derive(Debug, Clone, Serialize)]
