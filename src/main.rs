@@ -2,10 +2,8 @@
 //! stacks. The commands live in `src/cli/`, one file each; the templates,
 //! environment model and deploy graph live in the `stacks/` crate.
 
-mod cli;
-
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    cli::main()
+    mangactl::cli::main()
 }

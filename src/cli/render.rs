@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use stacks::env;
-use stacks::render::{self, Format};
+use stacks::render::{self, Format, Rendered};
 use stacks::stacks::{Inputs, StackId};
 
 use super::{Cli, Outcome, Output};
@@ -48,15 +48,22 @@ pub(crate) fn load_env(cli: &Cli, spec: &str) -> anyhow::Result<env::Environment
     Ok(env::load(&path)?)
 }
 
+/// Loads an environment and renders all its stacks: what `render`, `plan`,
+/// `apply` and `destroy` all start from.
+pub(crate) fn render_environment(cli: &Cli, spec: &str, format: Format) -> anyhow::Result<(env::Environment, Rendered)> {
+    let environment = load_env(cli, spec)?;
+    let inputs = Inputs::explicit(&environment);
+    let rendered = render::render(&inputs, format)
+        .with_context(|| format!("rendering environment `{}`", environment.name))?;
+    Ok((environment, rendered))
+}
+
 pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<Outcome> {
-    let environment = load_env(cli, &args.env)?;
     let format = match args.format {
         FormatArg::Json => Format::Json,
         FormatArg::Yaml => Format::Yaml,
     };
-    let inputs = Inputs::explicit(&environment);
-    let rendered = render::render(&inputs, format)
-        .with_context(|| format!("rendering environment `{}`", environment.name))?;
+    let (environment, rendered) = render_environment(cli, &args.env, format)?;
 
     let out = args.out.clone().unwrap_or_else(|| Path::new("out").join(&environment.name));
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
