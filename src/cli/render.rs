@@ -48,11 +48,13 @@ pub(crate) fn load_env(cli: &Cli, spec: &str) -> anyhow::Result<env::Environment
     Ok(env::load(&path)?)
 }
 
-/// Loads an environment and renders all its stacks: what `render`, `plan`,
-/// `apply` and `destroy` all start from.
+/// Loads an environment, sizes it and renders all its stacks: what
+/// `render`, `plan`, `apply` and `destroy` all start from. Sizing warnings
+/// go to stderr; sizing errors (a target that cannot be met) fail here.
 pub(crate) fn render_environment(cli: &Cli, spec: &str, format: Format) -> anyhow::Result<(env::Environment, Rendered)> {
     let environment = load_env(cli, spec)?;
-    let inputs = Inputs::explicit(&environment);
+    let plan = super::size::size_environment(&environment)?;
+    let inputs = Inputs::new(&environment, &plan);
     let rendered = render::render(&inputs, format)
         .with_context(|| format!("rendering environment `{}`", environment.name))?;
     Ok((environment, rendered))
@@ -101,6 +103,7 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<Outcome> {
             let waves: Vec<String> = rendered.graph.waves.iter().map(|w| w.iter().map(|s| s.name()).collect::<Vec<_>>().join(" + ")).collect();
             writeln!(stdout, "Deploy order: {}", waves.join(" -> "))?;
             writeln!(stdout, "Manifest: {}", out.join("manifest.json").display())?;
+            writeln!(stdout, "{}", rendered.plan.summary_line())?;
         }
     }
     Ok(Outcome::Success)

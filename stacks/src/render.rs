@@ -57,6 +57,8 @@ pub struct RenderedStack {
 
 #[derive(Debug, Clone)]
 pub struct Rendered {
+    /// The sizing plan the templates were built from.
+    pub plan: sizing::SizingPlan,
     /// In deploy order.
     pub stacks: Vec<RenderedStack>,
     pub graph: Graph,
@@ -112,7 +114,7 @@ pub fn to_text(id: StackId, t: &Template, format: Format) -> Result<String, Rend
     }
 }
 
-/// Renders all stacks of `env` with the given capacities and timeouts.
+/// Renders all stacks of an environment from its sizing plan.
 pub fn render(inputs: &Inputs<'_>, format: Format) -> Result<Rendered, RenderError> {
     let env: &Environment = inputs.env;
     let mut templates = BTreeMap::new();
@@ -154,7 +156,7 @@ pub fn render(inputs: &Inputs<'_>, format: Format) -> Result<Rendered, RenderErr
         tags,
         stacks: manifests,
     };
-    Ok(Rendered { stacks: rendered, graph, manifest })
+    Ok(Rendered { plan: inputs.plan.clone(), stacks: rendered, graph, manifest })
 }
 
 fn stack_manifest(

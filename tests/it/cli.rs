@@ -125,12 +125,12 @@ fn line_of(text: &str, needle: &str) -> usize {
 
 #[test]
 fn unknown_field_error_names_file_line_column_and_field() {
-    let (o, path) = render_broken("unknown", |s| s.replace("  cpu: 512\n", "  cpu: 512\n    cpus: 4\n"));
+    let (o, path) = render_broken("unknown", |s| s.replace("  failover: false\n", "  failover: false\n  failovr: true\n"));
     assert_eq!(o.status.code(), Some(1));
     let err = stderr(&o);
     let dev = std::fs::read_to_string(crate::support::repo().join("environments/dev.yaml")).expect("dev");
-    let line = line_of(&dev, "  cpu: 512") + 1;
-    assert!(err.contains(&format!("{path}:{line}:5: field `capacity.service.cpus`: unknown field `cpus`")), "{err}");
+    let line = line_of(&dev, "  failover: false") + 1;
+    assert!(err.contains(&format!("{path}:{line}:3: field `protection.failovr`: unknown field `failovr`")), "{err}");
     assert!(!err.contains("panicked"), "{err}");
 }
 
@@ -156,7 +156,9 @@ fn missing_field_error_names_the_field() {
 
 #[test]
 fn all_semantic_problems_are_reported_together() {
-    let (o, path) = render_broken("many", |s| s.replace("complex: 10", "complex: 20").replace("max_tasks: 2", "max_tasks: 0").replace("node_type: dax.t3.small", "node_type: t3.small"));
+    let (o, path) = render_broken("many", |s| {
+        s.replace("complex: 10", "complex: 20") + "capacity:\n  service:\n    tasks: 5\n    max_tasks: 2\n  dax:\n    node_type: t3.small\n"
+    });
     assert_eq!(o.status.code(), Some(1));
     let err = stderr(&o);
     assert!(err.contains(&format!("3 problems in {path}:")), "{err}");
@@ -187,4 +189,60 @@ fn help_and_completions() {
     let o = run(&["completions", "bash"]);
     assert!(o.status.success());
     assert!(stdout(&o).contains("_mangactl()"), "{}", stdout(&o));
+}
+
+#[test]
+fn size_prints_resources_budget_and_cost() {
+    let o = run(&["size", "--env", "prod"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    for resource in ["service", "redis", "dax", "dynamodb", "opensearch", "sagemaker", "bedrock", "total"] {
+        assert!(text.lines().any(|l| l.starts_with(resource)), "{resource}: {text}");
+    }
+    for stage in ["edge", "memory read", "intent ml", "llm first token", "streaming", "guardrails"] {
+        assert!(text.lines().any(|l| l.starts_with(stage)), "{stage}: {text}");
+    }
+    assert!(text.contains("of 2000 ms: passes"), "{text}");
+
+    let o = run(&["size", "--env", "prod", "--output", "json"]);
+    assert!(o.status.success());
+    let doc: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("json");
+    assert_eq!(doc["passes"], true);
+    let tasks = doc["plan"]["service"]["tasks"].as_u64().expect("tasks");
+    assert!(tasks >= 3, "prod runs at least one task per AZ: {tasks}");
+    assert!(doc["plan"]["cost"]["total_monthly_usd"].as_f64().expect("cost") > 0.0);
+}
+
+#[test]
+fn an_unreachable_first_token_target_names_the_stage() {
+    let (o, path) = render_broken("firsttoken", |s| s.replace("first_token: 400", "first_token: 300"));
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(err.contains(&format!("environment `dev` cannot meet its targets ({path})")), "{err}");
+    assert!(err.contains("stage `llm first token`: modelled p95 350 ms exceeds budget 300 ms by 50 ms"), "{err}");
+}
+
+#[test]
+fn render_prints_the_sizing_summary_and_uses_the_plan() {
+    let tmp = TempDir::new("summary");
+    let o = run(&["render", "--env", "dev", "--out", tmp.path().to_str().expect("utf8")]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    let summary = text.lines().find(|l| l.starts_with("sizing dev:")).unwrap_or_else(|| panic!("{text}"));
+    assert!(summary.contains("budget passes"), "{summary}");
+
+    // An override in the environment file reaches the template.
+    let dev = std::fs::read_to_string(crate::support::repo().join("environments/dev.yaml")).expect("dev.yaml");
+    std::fs::write(tmp.path().join("dev.yaml"), dev + "capacity:\n  service:\n    tasks: 3\n    max_tasks: 5\n").expect("write");
+    let out = tmp.path().join("override");
+    let o = mangactl()
+        .args(["render", "--env", "dev", "--stack", "service", "--out", out.to_str().expect("utf8")])
+        .env("MANGACTL_ENVIRONMENTS", tmp.path())
+        .output()
+        .expect("run");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let service: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("service.json")).expect("template")).expect("json");
+    assert_eq!(service["Resources"]["Service"]["Properties"]["DesiredCount"], 3);
+    assert_eq!(service["Resources"]["ScalableTarget"]["Properties"]["MaxCapacity"], 5);
 }

@@ -4,8 +4,9 @@
 //! Reading is two-phase: [`raw`] is the serde shape (unknown fields denied,
 //! every value spanned), [`validate`] turns it into the types below and
 //! reports every problem it finds at once, each with file, line, column and
-//! field. The stack modules ([`crate::stacks`]), sizing and the runtime all
-//! read these types.
+//! field. The targets, LLM and capacity sections use the sizing crate's
+//! types (`stacks/sizing`), so there is one definition of each; the stack
+//! modules ([`crate::stacks`]) and the runtime read the same values.
 
 pub mod raw;
 mod validate;
@@ -15,6 +16,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
+pub use sizing::{Billing, LatencyBudgets, Llm, Overrides, SizingInput, Targets, TierMix, Traffic};
 
 /// A validated environment.
 #[derive(Debug, Clone, Serialize)]
@@ -33,7 +35,10 @@ pub struct Environment {
     pub llm: Llm,
     pub intent_model: IntentModel,
     pub targets: Targets,
-    pub capacity: Capacity,
+    /// Explicit capacities; what is absent, sizing decides.
+    pub capacity: Overrides,
+    /// Resources whose override may miss its target in prod.
+    pub acknowledged_overrides: Vec<String>,
 }
 
 impl Environment {
@@ -45,6 +50,20 @@ impl Environment {
     /// Production rules apply (multi-AZ minimums, prod errors for overrides).
     pub fn is_prod(&self) -> bool {
         self.name == "prod"
+    }
+
+    /// What the sizing model reads of this environment.
+    pub fn sizing_input(&self) -> SizingInput {
+        SizingInput {
+            env_name: self.name.clone(),
+            is_prod: self.is_prod(),
+            az_count: self.az_count,
+            failover_required: self.protection.failover,
+            targets: self.targets.clone(),
+            llm: self.llm.clone(),
+            overrides: self.capacity.clone(),
+            acknowledged_overrides: self.acknowledged_overrides.clone(),
+        }
     }
 }
 
@@ -59,119 +78,15 @@ pub struct Protection {
     pub termination_protection: bool,
     /// Retain/Snapshot deletion policies on data stores.
     pub retain_data: bool,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct Llm {
-    pub model_id: String,
-    pub tokens_per_minute_quota: u64,
+    /// Survive losing a node or an AZ: Redis replicas, a task per AZ,
+    /// standby search replicas (always on in prod).
+    pub failover: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct IntentModel {
     pub image: String,
     pub model_data_url: String,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct Targets {
-    pub latency_ms: LatencyBudgets,
-    pub traffic: Traffic,
-    pub tier_mix: TierMix,
-}
-
-/// Per-stage p95 budgets in milliseconds (seed document PO-01..PO-08).
-#[derive(Debug, Clone, Copy, Serialize)]
-pub struct LatencyBudgets {
-    pub end_to_end_p95: u32,
-    pub margin: u32,
-    pub edge: u32,
-    pub auth: u32,
-    pub memory_read: u32,
-    pub intent_rules: u32,
-    pub intent_ml: u32,
-    pub cache_hit: u32,
-    pub service_calls: u32,
-    pub retrieval: u32,
-    pub first_token: u32,
-    pub streaming: u32,
-    pub guardrails: u32,
-    pub delivery: u32,
-    pub stream_jitter: u32,
-}
-
-#[derive(Debug, Clone, Copy, Serialize)]
-pub struct Traffic {
-    pub concurrent_sessions: u32,
-    pub messages_per_session_per_minute: f64,
-    pub peak_factor: f64,
-    pub cache_hit_ratio: f64,
-    pub rules_confident_share: f64,
-}
-
-/// Response-tier shares in percent; they sum to 100.
-#[derive(Debug, Clone, Copy, Serialize)]
-pub struct TierMix {
-    pub template: u32,
-    pub simple_llm: u32,
-    pub standard_llm: u32,
-    pub complex: u32,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct Capacity {
-    pub service: ServiceCapacity,
-    pub redis: RedisCapacity,
-    pub dax: DaxCapacity,
-    pub dynamodb: DynamoCapacity,
-    pub opensearch: OpenSearchCapacity,
-    pub sagemaker: SageMakerCapacity,
-}
-
-#[derive(Debug, Clone, Copy, Serialize)]
-pub struct ServiceCapacity {
-    /// Fargate CPU units (1024 = 1 vCPU).
-    pub cpu: u32,
-    pub memory_mib: u32,
-    pub tasks: u32,
-    pub min_tasks: u32,
-    pub max_tasks: u32,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct RedisCapacity {
-    pub node_type: String,
-    pub shards: u32,
-    pub replicas_per_shard: u32,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct DaxCapacity {
-    pub node_type: String,
-    pub nodes: u32,
-}
-
-#[derive(Debug, Clone, Copy, Serialize)]
-#[serde(tag = "billing", rename_all = "snake_case")]
-pub enum DynamoCapacity {
-    OnDemand,
-    Provisioned { read_capacity: u32, write_capacity: u32 },
-}
-
-#[derive(Debug, Clone, Copy, Serialize)]
-pub struct OpenSearchCapacity {
-    pub search_ocu_min: u32,
-    pub search_ocu_max: u32,
-    pub indexing_ocu_min: u32,
-    pub indexing_ocu_max: u32,
-    pub standby_replicas: bool,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct SageMakerCapacity {
-    pub instance_type: String,
-    pub instances: u32,
-    pub max_instances: u32,
 }
 
 /// One problem in an environment file, at a position.

@@ -26,7 +26,7 @@ pub struct RawEnvironment {
     pub llm: S<RawLlm>,
     pub intent_model: S<RawIntentModel>,
     pub targets: S<RawTargets>,
-    pub capacity: S<RawCapacity>,
+    pub capacity: Option<S<RawCapacity>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -41,6 +41,7 @@ pub struct RawDomain {
 pub struct RawProtection {
     pub termination_protection: S<bool>,
     pub retain_data: S<bool>,
+    pub failover: S<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -104,64 +105,69 @@ pub struct RawTierMix {
     pub complex: S<u32>,
 }
 
+/// Explicit capacities: every field optional, each one overriding what
+/// sizing computes.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawCapacity {
-    pub service: S<RawService>,
-    pub redis: S<RawRedis>,
-    pub dax: S<RawDax>,
-    pub dynamodb: S<RawDynamo>,
-    pub opensearch: S<RawOpenSearch>,
-    pub sagemaker: S<RawSageMaker>,
+    pub service: Option<S<RawService>>,
+    pub redis: Option<S<RawRedis>>,
+    pub dax: Option<S<RawDax>>,
+    pub dynamodb: Option<S<RawDynamo>>,
+    pub opensearch: Option<S<RawOpenSearch>>,
+    pub sagemaker: Option<S<RawSageMaker>>,
+    /// Resources whose override may fall short of its target in prod.
+    #[serde(default)]
+    pub acknowledged_overrides: Vec<S<String>>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawService {
-    pub cpu: S<u32>,
-    pub memory_mib: S<u32>,
-    pub tasks: S<u32>,
-    pub min_tasks: S<u32>,
-    pub max_tasks: S<u32>,
+    pub cpu: Option<S<u32>>,
+    pub memory_mib: Option<S<u32>>,
+    pub tasks: Option<S<u32>>,
+    pub min_tasks: Option<S<u32>>,
+    pub max_tasks: Option<S<u32>>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawRedis {
-    pub node_type: S<String>,
-    pub shards: S<u32>,
-    pub replicas_per_shard: S<u32>,
+    pub node_type: Option<S<String>>,
+    pub shards: Option<S<u32>>,
+    pub replicas_per_shard: Option<S<u32>>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawDax {
-    pub node_type: S<String>,
-    pub nodes: S<u32>,
+    pub node_type: Option<S<String>>,
+    pub nodes: Option<S<u32>>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawDynamo {
-    pub billing: S<String>,
-    pub read_capacity: Option<S<u32>>,
-    pub write_capacity: Option<S<u32>>,
+    pub billing: Option<S<String>>,
+    pub rcu: Option<S<u32>>,
+    pub wcu: Option<S<u32>>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawOpenSearch {
-    pub search_ocu_min: S<u32>,
-    pub search_ocu_max: S<u32>,
-    pub indexing_ocu_min: S<u32>,
-    pub indexing_ocu_max: S<u32>,
-    pub standby_replicas: S<bool>,
+    pub search_ocu_min: Option<S<u32>>,
+    pub search_ocu_max: Option<S<u32>>,
+    pub indexing_ocu_min: Option<S<u32>>,
+    pub indexing_ocu_max: Option<S<u32>>,
+    pub standby_replicas: Option<S<bool>>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawSageMaker {
-    pub instance_type: S<String>,
-    pub instances: S<u32>,
-    pub max_instances: S<u32>,
+    pub instance_type: Option<S<String>>,
+    pub instances: Option<S<u32>>,
+    pub max_instances: Option<S<u32>>,
 }

@@ -58,7 +58,7 @@ fn semantic_problems_are_all_reported_at_once() {
         .replace("region: us-east-1", "region: eu-west-1")
         .replace("complex: 10", "complex: 11")
         .replace("cache_hit_ratio: 0.35", "cache_hit_ratio: 1.5")
-        .replace("memory_mib: 1024", "memory_mib: 1000");
+        + "capacity:\n  service:\n    cpu: 512\n    memory_mib: 1000\n";
     let p = problems(&text, "dev");
     let fields: Vec<&str> = p.iter().map(|p| p.field.as_str()).collect();
     assert_eq!(
@@ -73,13 +73,21 @@ fn semantic_problems_are_all_reported_at_once() {
 
 #[test]
 fn prod_rules_apply_to_prod_only() {
-    let prod = DEV.replace("name: dev", "name: prod");
+    let overrides = "capacity:\n  redis:\n    replicas_per_shard: 0\n  dax:\n    nodes: 1\n";
+    let prod = DEV.replace("name: dev", "name: prod") + overrides;
     let p = problems(&prod, "prod");
     let fields: Vec<&str> = p.iter().map(|p| p.field.as_str()).collect();
-    assert!(fields.contains(&"protection.termination_protection"), "{fields:?}");
-    assert!(fields.contains(&"capacity.redis.replicas_per_shard"), "{fields:?}");
-    assert!(fields.contains(&"capacity.dax.nodes"), "{fields:?}");
-    assert!(parse_as(DEV, "dev").is_ok());
+    assert_eq!(
+        fields,
+        [
+            "protection.termination_protection",
+            "protection.retain_data",
+            "protection.failover",
+            "capacity.redis.replicas_per_shard",
+            "capacity.dax.nodes"
+        ]
+    );
+    assert!(parse_as(&(DEV.to_owned() + overrides), "dev").is_ok());
 }
 
 #[test]
@@ -122,4 +130,35 @@ fn resolve_lists_available_environments() {
     }
     assert!(resolve("dev", &dir).is_ok());
     assert_eq!(resolve("x/y.yaml", &dir).ok(), Some(PathBuf::from("x/y.yaml")));
+}
+
+#[test]
+fn overrides_are_partial_and_checked() {
+    let text = DEV.to_owned()
+        + "capacity:\n  service:\n    min_tasks: 3\n  dynamodb:\n    billing: provisioned\n    rcu: 100\n    wcu: 20\n  acknowledged_overrides: [service]\n";
+    let env = parse_as(&text, "dev").expect("valid");
+    let service = env.capacity.service.as_ref().expect("service override");
+    assert_eq!((service.min_tasks, service.tasks, service.cpu), (Some(3), None, None));
+    let ddb = env.capacity.dynamodb.as_ref().expect("dynamodb override");
+    assert_eq!((ddb.billing, ddb.rcu, ddb.wcu), (Some(Billing::Provisioned), Some(100), Some(20)));
+    assert!(env.capacity.redis.is_none());
+    assert_eq!(env.acknowledged_overrides, vec!["service".to_owned()]);
+    assert_eq!(env.sizing_input().overrides.service.and_then(|s| s.min_tasks), Some(3));
+
+    let bad = DEV.to_owned() + "capacity:\n  dynamodb:\n    billing: on_demand\n    rcu: 5\n  acknowledged_overrides: [redsi]\n";
+    let p = problems(&bad, "dev");
+    let fields: Vec<&str> = p.iter().map(|p| p.field.as_str()).collect();
+    assert_eq!(fields, ["capacity.dynamodb", "capacity.acknowledged_overrides"], "{p:#?}");
+    assert!(p[1].message.contains("`redsi` is not a resource"), "{}", p[1].message);
+}
+
+#[test]
+fn shipped_environments_meet_their_targets() {
+    for name in ["dev", "staging", "prod"] {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../environments/{name}.yaml"));
+        let env = load(&path).expect("loads");
+        let plan = sizing::size(&env.sizing_input()).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert!(plan.budget.passes, "{name}");
+        assert!(plan.warnings.is_empty(), "{name}: {:?}", plan.warnings);
+    }
 }

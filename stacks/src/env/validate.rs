@@ -122,10 +122,15 @@ pub(super) fn validate(raw: RawEnvironment, text: &str, path: &Path) -> Result<E
     }
 
     let p = &raw.protection.value;
-    let protection = Protection { termination_protection: p.termination_protection.value, retain_data: p.retain_data.value };
+    let protection = Protection {
+        termination_protection: p.termination_protection.value,
+        retain_data: p.retain_data.value,
+        failover: p.failover.value,
+    };
     if name == "prod" {
         c.require(protection.termination_protection, &p.termination_protection, "protection.termination_protection", "must be true in prod");
         c.require(protection.retain_data, &p.retain_data, "protection.retain_data", "must be true in prod: data stores are kept or snapshotted on delete");
+        c.require(protection.failover, &p.failover, "protection.failover", "must be true in prod: it must survive losing a node or an AZ");
     }
 
     let l = &raw.llm.value;
@@ -139,7 +144,10 @@ pub(super) fn validate(raw: RawEnvironment, text: &str, path: &Path) -> Result<E
     };
 
     let targets = targets(&mut c, &raw.targets);
-    let capacity = capacity(&mut c, &raw.capacity, name == "prod");
+    let (capacity, acknowledged_overrides) = match &raw.capacity {
+        Some(cap) => capacity(&mut c, cap, name == "prod"),
+        None => (Overrides::default(), Vec::new()),
+    };
 
     if c.problems.is_empty() {
         Ok(Environment {
@@ -156,6 +164,7 @@ pub(super) fn validate(raw: RawEnvironment, text: &str, path: &Path) -> Result<E
             intent_model,
             targets,
             capacity,
+            acknowledged_overrides,
         })
     } else {
         c.problems.sort_by_key(|p| (p.line, p.column));
@@ -200,91 +209,131 @@ fn targets(c: &mut Checker<'_>, raw: &Spanned<RawTargets>) -> Targets {
     };
 
     let m = &raw.value.tier_mix;
+    let (template, simple, standard, complex) =
+        (m.value.template.value, m.value.simple_llm.value, m.value.standard_llm.value, m.value.complex.value);
+    let sum = template + simple + standard + complex;
     let tier_mix = TierMix {
-        template: m.value.template.value,
-        simple_llm: m.value.simple_llm.value,
-        standard_llm: m.value.standard_llm.value,
-        complex: m.value.complex.value,
+        template: f64::from(template),
+        simple_llm: f64::from(simple),
+        standard_llm: f64::from(standard),
+        complex: f64::from(complex),
     };
-    let sum = tier_mix.template + tier_mix.simple_llm + tier_mix.standard_llm + tier_mix.complex;
     c.require(sum == 100, m, "targets.tier_mix", format!("shares must sum to 100, got {sum}"));
     Targets { latency_ms, traffic, tier_mix }
 }
 
-fn capacity(c: &mut Checker<'_>, raw: &Spanned<RawCapacity>, prod: bool) -> Capacity {
+/// Checks the overrides that are present; sizing fills in the rest.
+fn capacity(c: &mut Checker<'_>, raw: &Spanned<RawCapacity>, prod: bool) -> (Overrides, Vec<String>) {
+    use sizing::{DaxOverride, DynamoDbOverride, OpenSearchOverride, RedisOverride, SageMakerOverride, ServiceOverride};
     let r = &raw.value;
-    let s = &r.service.value;
-    let service = ServiceCapacity {
-        cpu: s.cpu.value,
-        memory_mib: s.memory_mib.value,
-        tasks: c.positive(&s.tasks, "capacity.service.tasks"),
-        min_tasks: c.positive(&s.min_tasks, "capacity.service.min_tasks"),
-        max_tasks: s.max_tasks.value,
-    };
-    c.require(fargate_memory_ok(service.cpu, service.memory_mib), &s.memory_mib, "capacity.service.memory_mib", format!("{} MiB is not a valid Fargate memory size for {} CPU units", service.memory_mib, service.cpu));
-    c.require(service.min_tasks <= service.tasks && service.tasks <= service.max_tasks, &s.tasks, "capacity.service.tasks", format!("must satisfy min_tasks ({}) <= tasks ({}) <= max_tasks ({})", service.min_tasks, service.tasks, service.max_tasks));
+    let v = |x: &Option<Spanned<u32>>| x.as_ref().map(|s| s.value);
+    let positive = |c: &mut Checker<'_>, x: &Option<Spanned<u32>>, field: &str| x.as_ref().map(|s| c.positive(s, field));
 
-    let rd = &r.redis.value;
-    let redis = RedisCapacity {
-        node_type: c.prefixed(&rd.node_type, "capacity.redis.node_type", "cache.", "an ElastiCache node type"),
-        shards: c.between(&rd.shards, "capacity.redis.shards", 1, 500),
-        replicas_per_shard: c.between(&rd.replicas_per_shard, "capacity.redis.replicas_per_shard", 0, 5),
-    };
-    if prod {
-        c.require(redis.replicas_per_shard >= 1, &rd.replicas_per_shard, "capacity.redis.replicas_per_shard", "prod needs at least 1 replica for automatic failover");
-    }
-
-    let dx = &r.dax.value;
-    let dax = DaxCapacity {
-        node_type: c.prefixed(&dx.node_type, "capacity.dax.node_type", "dax.", "a DAX node type"),
-        nodes: c.between(&dx.nodes, "capacity.dax.nodes", 1, 11),
-    };
-    if prod {
-        c.require(dax.nodes >= 3, &dx.nodes, "capacity.dax.nodes", "prod needs at least 3 nodes, one per AZ");
-    }
-
-    let dy = &r.dynamodb.value;
-    let dynamodb = match dy.billing.value.as_str() {
-        "on_demand" => {
-            for extra in [&dy.read_capacity, &dy.write_capacity].into_iter().flatten() {
-                c.fail(extra, "capacity.dynamodb", "read_capacity/write_capacity only apply to billing: provisioned");
-            }
-            DynamoCapacity::OnDemand
+    let service = r.service.as_ref().map(|s| {
+        let s = &s.value;
+        let o = ServiceOverride {
+            cpu: v(&s.cpu),
+            memory_mib: v(&s.memory_mib),
+            tasks: positive(c, &s.tasks, "capacity.service.tasks"),
+            min_tasks: positive(c, &s.min_tasks, "capacity.service.min_tasks"),
+            max_tasks: positive(c, &s.max_tasks, "capacity.service.max_tasks"),
+        };
+        if let (Some(cpu), Some(mem)) = (&s.cpu, &s.memory_mib) {
+            c.require(fargate_memory_ok(cpu.value, mem.value), mem, "capacity.service.memory_mib", format!("{} MiB is not a valid Fargate memory size for {} CPU units", mem.value, cpu.value));
+        } else if let Some(cpu) = &s.cpu {
+            c.require(fargate_memory_ok(cpu.value, cpu.value * 2) || fargate_memory_ok(cpu.value, 512), cpu, "capacity.service.cpu", format!("{} is not a Fargate CPU size (256, 512, 1024, 2048, 4096, 8192, 16384)", cpu.value));
         }
-        "provisioned" => match (&dy.read_capacity, &dy.write_capacity) {
-            (Some(rc), Some(wc)) => DynamoCapacity::Provisioned {
-                read_capacity: c.positive(rc, "capacity.dynamodb.read_capacity"),
-                write_capacity: c.positive(wc, "capacity.dynamodb.write_capacity"),
-            },
-            _ => {
-                c.fail(&dy.billing, "capacity.dynamodb", "billing: provisioned needs read_capacity and write_capacity");
-                DynamoCapacity::OnDemand
-            }
-        },
-        other => {
-            c.fail(&dy.billing, "capacity.dynamodb.billing", format!("must be `on_demand` or `provisioned`, got `{other}`"));
-            DynamoCapacity::OnDemand
+        let (lo, mid, hi) = (o.min_tasks.unwrap_or(1), o.tasks, o.max_tasks.unwrap_or(u32::MAX));
+        if let Some(at) = s.tasks.as_ref().or(s.max_tasks.as_ref()).or(s.min_tasks.as_ref()) {
+            let ok = lo <= hi && mid.is_none_or(|m| lo <= m && m <= hi);
+            c.require(ok, at, "capacity.service.tasks", "must satisfy min_tasks <= tasks <= max_tasks");
         }
-    };
+        o
+    });
 
-    let os = &r.opensearch.value;
-    let opensearch = OpenSearchCapacity {
-        search_ocu_min: c.positive(&os.search_ocu_min, "capacity.opensearch.search_ocu_min"),
-        search_ocu_max: os.search_ocu_max.value,
-        indexing_ocu_min: c.positive(&os.indexing_ocu_min, "capacity.opensearch.indexing_ocu_min"),
-        indexing_ocu_max: os.indexing_ocu_max.value,
-        standby_replicas: os.standby_replicas.value,
-    };
-    c.require(opensearch.search_ocu_min <= opensearch.search_ocu_max, &os.search_ocu_max, "capacity.opensearch.search_ocu_max", "must be at least search_ocu_min");
-    c.require(opensearch.indexing_ocu_min <= opensearch.indexing_ocu_max, &os.indexing_ocu_max, "capacity.opensearch.indexing_ocu_max", "must be at least indexing_ocu_min");
+    let redis = r.redis.as_ref().map(|rd| {
+        let rd = &rd.value;
+        let o = RedisOverride {
+            node_type: rd.node_type.as_ref().map(|n| c.prefixed(n, "capacity.redis.node_type", "cache.", "an ElastiCache node type")),
+            shards: rd.shards.as_ref().map(|n| c.between(n, "capacity.redis.shards", 1, 500)),
+            replicas_per_shard: rd.replicas_per_shard.as_ref().map(|n| c.between(n, "capacity.redis.replicas_per_shard", 0, 5)),
+        };
+        if let (true, Some(rep)) = (prod, &rd.replicas_per_shard) {
+            c.require(rep.value >= 1, rep, "capacity.redis.replicas_per_shard", "prod needs at least 1 replica for automatic failover");
+        }
+        o
+    });
 
-    let sm = &r.sagemaker.value;
-    let sagemaker = SageMakerCapacity {
-        instance_type: c.prefixed(&sm.instance_type, "capacity.sagemaker.instance_type", "ml.", "a SageMaker instance type"),
-        instances: c.positive(&sm.instances, "capacity.sagemaker.instances"),
-        max_instances: sm.max_instances.value,
-    };
-    c.require(sagemaker.instances <= sagemaker.max_instances, &sm.max_instances, "capacity.sagemaker.max_instances", "must be at least instances");
+    let dax = r.dax.as_ref().map(|dx| {
+        let dx = &dx.value;
+        let o = DaxOverride {
+            node_type: dx.node_type.as_ref().map(|n| c.prefixed(n, "capacity.dax.node_type", "dax.", "a DAX node type")),
+            nodes: dx.nodes.as_ref().map(|n| c.between(n, "capacity.dax.nodes", 1, 11)),
+        };
+        if let (true, Some(n)) = (prod, &dx.nodes) {
+            c.require(n.value >= 3, n, "capacity.dax.nodes", "prod needs at least 3 nodes, one per AZ");
+        }
+        o
+    });
 
-    Capacity { service, redis, dax, dynamodb, opensearch, sagemaker }
+    let dynamodb = r.dynamodb.as_ref().map(|dy| {
+        let dy = &dy.value;
+        let billing = dy.billing.as_ref().and_then(|b| match b.value.as_str() {
+            "on_demand" => Some(Billing::OnDemand),
+            "provisioned" => Some(Billing::Provisioned),
+            other => {
+                c.fail(b, "capacity.dynamodb.billing", format!("must be `on_demand` or `provisioned`, got `{other}`"));
+                None
+            }
+        });
+        if billing == Some(Billing::OnDemand) {
+            for extra in [&dy.rcu, &dy.wcu].into_iter().flatten() {
+                c.fail(extra, "capacity.dynamodb", "rcu/wcu only apply to billing: provisioned");
+            }
+        }
+        DynamoDbOverride {
+            billing,
+            rcu: positive(c, &dy.rcu, "capacity.dynamodb.rcu"),
+            wcu: positive(c, &dy.wcu, "capacity.dynamodb.wcu"),
+        }
+    });
+
+    let opensearch = r.opensearch.as_ref().map(|os| {
+        let os = &os.value;
+        let o = OpenSearchOverride {
+            search_ocu_min: positive(c, &os.search_ocu_min, "capacity.opensearch.search_ocu_min"),
+            search_ocu_max: positive(c, &os.search_ocu_max, "capacity.opensearch.search_ocu_max"),
+            indexing_ocu_min: positive(c, &os.indexing_ocu_min, "capacity.opensearch.indexing_ocu_min"),
+            indexing_ocu_max: positive(c, &os.indexing_ocu_max, "capacity.opensearch.indexing_ocu_max"),
+            standby_replicas: os.standby_replicas.as_ref().map(|b| b.value),
+        };
+        if let (Some(lo), Some(hi)) = (o.search_ocu_min, &os.search_ocu_max) {
+            c.require(lo <= hi.value, hi, "capacity.opensearch.search_ocu_max", "must be at least search_ocu_min");
+        }
+        if let (Some(lo), Some(hi)) = (o.indexing_ocu_min, &os.indexing_ocu_max) {
+            c.require(lo <= hi.value, hi, "capacity.opensearch.indexing_ocu_max", "must be at least indexing_ocu_min");
+        }
+        o
+    });
+
+    let sagemaker = r.sagemaker.as_ref().map(|sm| {
+        let sm = &sm.value;
+        let o = SageMakerOverride {
+            instance_type: sm.instance_type.as_ref().map(|n| c.prefixed(n, "capacity.sagemaker.instance_type", "ml.", "a SageMaker instance type")),
+            instances: positive(c, &sm.instances, "capacity.sagemaker.instances"),
+            max_instances: positive(c, &sm.max_instances, "capacity.sagemaker.max_instances"),
+        };
+        if let (Some(n), Some(max)) = (o.instances, &sm.max_instances) {
+            c.require(n <= max.value, max, "capacity.sagemaker.max_instances", "must be at least instances");
+        }
+        o
+    });
+
+    const RESOURCES: [&str; 6] = ["service", "redis", "dax", "dynamodb", "opensearch", "sagemaker"];
+    let mut acknowledged = Vec::new();
+    for a in &r.acknowledged_overrides {
+        c.require(RESOURCES.contains(&a.value.as_str()), a, "capacity.acknowledged_overrides", format!("`{}` is not a resource; use one of {}", a.value, RESOURCES.join(", ")));
+        acknowledged.push(a.value.clone());
+    }
+    (Overrides { service, redis, dax, dynamodb, opensearch, sagemaker }, acknowledged)
 }

@@ -92,7 +92,7 @@ pub fn template(i: &Inputs<'_>) -> Template {
     );
 
     let alb = t.import(service::ALB_DNS);
-    let timeouts = &i.timeouts;
+    let timeouts = &i.plan.timeouts;
     let (viewer_certificate, aliases, origin_protocol) = match &i.env.domain {
         Some(d) => (
             ViewerCertificate {
@@ -131,8 +131,8 @@ pub fn template(i: &Inputs<'_>) -> Template {
                         http_port: 80,
                         https_port: 443,
                         origin_protocol_policy: origin_protocol.into(),
-                        origin_read_timeout: timeouts.origin_read_timeout_s,
-                        origin_keepalive_timeout: timeouts.origin_keepalive_timeout_s,
+                        origin_read_timeout: timeouts.cloudfront_origin_read_timeout_s,
+                        origin_keepalive_timeout: timeouts.cloudfront_origin_keepalive_timeout_s,
                         origin_ssl_protocols: vec!["TLSv1.2".into()],
                     },
                 }],

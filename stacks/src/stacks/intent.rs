@@ -40,7 +40,7 @@ pub fn template(i: &Inputs<'_>) -> Template {
     let mut t = i.template(id, "SageMaker endpoint for the intent classifier");
     let tags = i.tags(id);
     let endpoint_name = format!("{}-intent", i.prefix());
-    let cap = &i.capacity.sagemaker;
+    let cap = &i.plan.sagemaker;
     let model_cfg = &i.env.intent_model;
     let (bucket, key) = split_s3(&model_cfg.model_data_url);
 
@@ -102,7 +102,7 @@ pub fn template(i: &Inputs<'_>) -> Template {
     let target = t.add_with(
         "ScalableTarget",
         ScalableTarget {
-            min_capacity: cap.instances,
+            min_capacity: cap.min_instances,
             max_capacity: cap.max_instances,
             resource_id: Expr::Str(format!("endpoint/{endpoint_name}/variant/{VARIANT}")),
             scalable_dimension: "sagemaker:variant:DesiredInstanceCount".into(),
@@ -117,7 +117,7 @@ pub fn template(i: &Inputs<'_>) -> Template {
             policy_type: "TargetTrackingScaling".into(),
             scaling_target_id: target.id(),
             target_tracking_scaling_policy_configuration: TargetTracking {
-                target_value: i.scaling.intent_invocations_per_instance,
+                target_value: f64::from(cap.target_invocations_per_instance),
                 predefined_metric_specification: PredefinedMetric {
                     predefined_metric_type: "SageMakerVariantInvocationsPerInstance".into(),
                 },

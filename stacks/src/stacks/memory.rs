@@ -5,11 +5,11 @@
 use std::collections::BTreeMap;
 
 use super::{import_list, network, Inputs, StackId};
-use crate::env::DynamoCapacity;
+use crate::env::Billing;
 use crate::model::resources::dax;
 use crate::model::resources::dynamodb::*;
 use crate::model::resources::iam::{InlinePolicy, PolicyDocument, Role, Statement};
-use crate::model::{ExportKey, Policy, ResourceOpts, Template};
+use crate::model::{ExportKey, Handle, Policy, ResourceOpts, Template};
 
 pub const TABLE_NAME: ExportKey = ExportKey::new("memory", "TableName");
 pub const TABLE_ARN: ExportKey = ExportKey::new("memory", "TableArn");
@@ -25,11 +25,12 @@ pub fn template(i: &Inputs<'_>) -> Template {
     let mut t = i.template(id, "DynamoDB conversation memory behind DAX");
     let tags = i.tags(id);
 
-    let (billing_mode, provisioned_throughput) = match i.capacity.dynamodb {
-        DynamoCapacity::OnDemand => ("PAY_PER_REQUEST", None),
-        DynamoCapacity::Provisioned { read_capacity, write_capacity } => (
+    let ddb = &i.plan.dynamodb;
+    let (billing_mode, provisioned_throughput) = match ddb.billing {
+        Billing::OnDemand => ("PAY_PER_REQUEST", None),
+        Billing::Provisioned => (
             "PROVISIONED",
-            Some(ProvisionedThroughput { read_capacity_units: read_capacity, write_capacity_units: write_capacity }),
+            Some(ProvisionedThroughput { read_capacity_units: ddb.rcu, write_capacity_units: ddb.wcu }),
         ),
     };
     // DynamoDB has no snapshot-on-delete; Retain plus PITR keeps the data.
@@ -56,6 +57,19 @@ pub fn template(i: &Inputs<'_>) -> Template {
         ResourceOpts::new().deletion(table_policy),
     );
 
+    t.export(TABLE_NAME, table.name(), "Conversation table name");
+    t.export(TABLE_ARN, table.arn(), "Conversation table ARN");
+    // Sizing leaves DAX out when DynamoDB alone meets the memory-read budget.
+    if i.plan.dax.enabled {
+        dax_cluster(i, &mut t, &table);
+    }
+    t
+}
+
+/// The DAX cluster, its role, subnet and parameter groups, and its exports.
+fn dax_cluster(i: &Inputs<'_>, t: &mut Template, table: &Handle<Table>) {
+    let id = StackId::Memory;
+    let tags = i.tags(id);
     let role = t.add(
         "DaxRole",
         Role {
@@ -85,7 +99,7 @@ pub fn template(i: &Inputs<'_>) -> Template {
         },
     );
 
-    let subnets = import_list(&mut t, network::PRIVATE_SUBNETS);
+    let subnets = import_list(t, network::PRIVATE_SUBNETS);
     let dax_sg = t.import(network::DAX_SG);
     let subnet_group = t.add(
         "DaxSubnetGroup",
@@ -107,8 +121,8 @@ pub fn template(i: &Inputs<'_>) -> Template {
         "DaxCluster",
         dax::Cluster {
             description: format!("MangaAssist {} conversation memory cache", i.env.name),
-            node_type: i.capacity.dax.node_type.clone(),
-            replication_factor: i.capacity.dax.nodes,
+            node_type: i.plan.dax.node_type.clone(),
+            replication_factor: i.plan.dax.nodes,
             iam_role_arn: role.arn(),
             subnet_group_name: subnet_group.name(),
             parameter_group_name: params.name(),
@@ -119,10 +133,7 @@ pub fn template(i: &Inputs<'_>) -> Template {
         },
     );
 
-    t.export(TABLE_NAME, table.name(), "Conversation table name");
-    t.export(TABLE_ARN, table.arn(), "Conversation table ARN");
     t.export(DAX_ARN, cluster.arn(), "DAX cluster ARN");
     t.export(DAX_NAME, cluster.name(), "DAX cluster name");
     t.export(DAX_ENDPOINT, cluster.discovery_url(), "DAX discovery endpoint (daxs://)");
-    t
 }

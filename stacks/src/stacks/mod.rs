@@ -1,6 +1,6 @@
 //! The eight MangaAssist stacks, one module each; each is a function from
-//! [`Inputs`] (the validated environment plus the capacities and timeouts
-//! to build with) to a [`Template`].
+//! [`Inputs`] (the validated environment plus its sizing plan) to a
+//! [`Template`].
 //!
 //! Stacks refer to each other only through the [`ExportKey`] constants the
 //! producing module declares; [`crate::graph`] derives the deploy order from
@@ -23,7 +23,9 @@ use std::fmt;
 
 use serde::Serialize;
 
-use crate::env::{Capacity, Environment};
+use sizing::SizingPlan;
+
+use crate::env::Environment;
 use crate::model::resources::Tag;
 use crate::model::{Expr, Template};
 
@@ -82,62 +84,18 @@ impl fmt::Display for StackId {
     }
 }
 
-/// Timeouts the templates set, derived from the latency budgets.
-#[derive(Debug, Clone, Copy, Serialize)]
-pub struct Timeouts {
-    /// ALB idle timeout: longer than the runtime's WebSocket ping interval.
-    pub alb_idle_timeout_s: u32,
-    /// Target deregistration delay: connections drain before SIGTERM.
-    pub deregistration_delay_s: u32,
-    /// Seconds ECS waits after SIGTERM (Fargate allows at most 120).
-    pub container_stop_timeout_s: u32,
-    pub origin_read_timeout_s: u32,
-    pub origin_keepalive_timeout_s: u32,
-    pub health_check_interval_s: u32,
-    pub health_check_timeout_s: u32,
-    pub healthy_threshold: u32,
-    pub unhealthy_threshold: u32,
-}
-
-/// Autoscaling targets the templates set.
-#[derive(Debug, Clone, Copy, Serialize)]
-pub struct Scaling {
-    /// ECS target tracking on average CPU, percent.
-    pub service_cpu_target_percent: f64,
-    /// SageMaker target tracking on invocations per instance per minute.
-    pub intent_invocations_per_instance: f64,
-}
-
-/// What every stack function reads.
-#[derive(Debug, Clone)]
+/// What every stack function reads: the validated environment and the
+/// capacity plan sized from it (`stacks/sizing`), which also carries the
+/// timeouts and autoscaling targets derived from the budgets.
+#[derive(Debug, Clone, Copy)]
 pub struct Inputs<'a> {
     pub env: &'a Environment,
-    pub capacity: Capacity,
-    pub timeouts: Timeouts,
-    pub scaling: Scaling,
+    pub plan: &'a SizingPlan,
 }
 
 impl<'a> Inputs<'a> {
-    /// Capacities exactly as the environment file states them; timeouts
-    /// from the budgets (`ping interval × 4` idle, `end-to-end × 10` drain).
-    pub fn explicit(env: &'a Environment) -> Self {
-        let e2e_s = env.targets.latency_ms.end_to_end_p95.div_ceil(1000);
-        Inputs {
-            env,
-            capacity: env.capacity.clone(),
-            timeouts: Timeouts {
-                alb_idle_timeout_s: 120,
-                deregistration_delay_s: (e2e_s * 10).clamp(10, 300),
-                container_stop_timeout_s: 120,
-                origin_read_timeout_s: 60,
-                origin_keepalive_timeout_s: 60,
-                health_check_interval_s: 10,
-                health_check_timeout_s: 5,
-                healthy_threshold: 2,
-                unhealthy_threshold: 3,
-            },
-            scaling: Scaling { service_cpu_target_percent: 60.0, intent_invocations_per_instance: 600.0 },
-        }
+    pub fn new(env: &'a Environment, plan: &'a SizingPlan) -> Self {
+        Inputs { env, plan }
     }
 
     /// `mangaassist-<env>`: stack, export and resource name prefix.

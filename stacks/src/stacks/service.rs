@@ -39,13 +39,15 @@ pub fn container_environment(i: &Inputs<'_>, t: &mut Template) -> Vec<NameValue>
         NameValue::new("MANGA_BUDGETS_JSON", budgets),
         NameValue::new("MANGA_BACKEND", "aws"),
         NameValue::new("MANGA_AUTH_MODE", "jwt"),
-        NameValue::new("MANGA_WS_PING_INTERVAL_S", (i.timeouts.alb_idle_timeout_s / 4).to_string()),
-        NameValue::new("MANGA_SHUTDOWN_GRACE_S", i.timeouts.container_stop_timeout_s.saturating_sub(5).to_string()),
+        NameValue::new("MANGA_WS_PING_INTERVAL_S", i.plan.timeouts.websocket_ping_interval_s.to_string()),
+        NameValue::new("MANGA_SHUTDOWN_GRACE_S", i.plan.timeouts.container_stop_timeout_s.saturating_sub(5).to_string()),
         NameValue::new("MANGA_BEDROCK_MODEL_ID", i.env.llm.model_id.as_str()),
         NameValue::new("AWS_REGION", Expr::sub("${AWS::Region}")),
     ];
     env.push(NameValue::new("MANGA_DYNAMODB_TABLE", t.import(memory::TABLE_NAME)));
-    env.push(NameValue::new("MANGA_DAX_ENDPOINT", t.import(memory::DAX_ENDPOINT)));
+    if i.plan.dax.enabled {
+        env.push(NameValue::new("MANGA_DAX_ENDPOINT", t.import(memory::DAX_ENDPOINT)));
+    }
     env.push(NameValue::new("MANGA_REDIS_URL", Expr::sub_with("rediss://${Host}:${Port}", [("Host", t.import(cache::ENDPOINT)), ("Port", t.import(cache::PORT))])));
     env.push(NameValue::new("MANGA_OPENSEARCH_ENDPOINT", t.import(search::COLLECTION_ENDPOINT)));
     env.push(NameValue::new("MANGA_SAGEMAKER_ENDPOINT", t.import(intent::ENDPOINT_NAME)));
@@ -57,8 +59,8 @@ pub fn template(i: &Inputs<'_>) -> Template {
     let id = StackId::Service;
     let mut t = i.template(id, "ALB, ECS Fargate runtime service and its autoscaling");
     let tags = i.tags(id);
-    let to = &i.timeouts;
-    let cap = i.capacity.service;
+    let to = &i.plan.timeouts;
+    let cap = &i.plan.service;
 
     let image = t.parameter(
         "ContainerImage",
@@ -160,10 +162,26 @@ pub fn template(i: &Inputs<'_>) -> Template {
     );
 
     let table_arn = t.import(memory::TABLE_ARN);
-    let dax_arn = t.import(memory::DAX_ARN);
     let collection_arn = t.import(search::COLLECTION_ARN);
     let endpoint_arn = t.import(intent::ENDPOINT_ARN);
     let model = Expr::sub(format!("arn:${{AWS::Partition}}:bedrock:${{AWS::Region}}::foundation-model/{}", i.env.llm.model_id));
+    let mut statements = vec![Statement::allow(
+        "ConversationTable",
+        &["dynamodb:BatchWriteItem", "dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem"],
+        vec![table_arn],
+    )];
+    if i.plan.dax.enabled {
+        statements.push(Statement::allow(
+            "ConversationCache",
+            &["dax:BatchWriteItem", "dax:DeleteItem", "dax:GetItem", "dax:PutItem", "dax:Query", "dax:UpdateItem"],
+            vec![t.import(memory::DAX_ARN)],
+        ));
+    }
+    statements.extend([
+        Statement::allow("Retrieval", &["aoss:APIAccessAll"], vec![collection_arn]),
+        Statement::allow("IntentModel", &["sagemaker:InvokeEndpoint"], vec![endpoint_arn]),
+        Statement::allow("Llm", &["bedrock:InvokeModel", "bedrock:InvokeModelWithResponseStream"], vec![model]),
+    ]);
     let task_role = t.add(
         "TaskRole",
         Role {
@@ -173,21 +191,7 @@ pub fn template(i: &Inputs<'_>) -> Template {
             managed_policy_arns: None,
             policies: Some(vec![InlinePolicy {
                 policy_name: "runtime".into(),
-                policy_document: PolicyDocument::new(vec![
-                    Statement::allow(
-                        "ConversationTable",
-                        &["dynamodb:BatchWriteItem", "dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem"],
-                        vec![table_arn],
-                    ),
-                    Statement::allow(
-                        "ConversationCache",
-                        &["dax:BatchWriteItem", "dax:DeleteItem", "dax:GetItem", "dax:PutItem", "dax:Query", "dax:UpdateItem"],
-                        vec![dax_arn],
-                    ),
-                    Statement::allow("Retrieval", &["aoss:APIAccessAll"], vec![collection_arn]),
-                    Statement::allow("IntentModel", &["sagemaker:InvokeEndpoint"], vec![endpoint_arn]),
-                    Statement::allow("Llm", &["bedrock:InvokeModel", "bedrock:InvokeModelWithResponseStream"], vec![model]),
-                ]),
+                policy_document: PolicyDocument::new(statements),
             }]),
             tags: tags.clone(),
         },
@@ -251,7 +255,7 @@ pub fn template(i: &Inputs<'_>) -> Template {
                 awsvpc_configuration: AwsVpcConfiguration { assign_public_ip: "DISABLED".into(), subnets: private, security_groups: vec![service_sg] },
             },
             load_balancers: vec![ServiceLoadBalancer { container_name: CONTAINER_NAME.into(), container_port: network::CONTAINER_PORT, target_group_arn: tg.arn() }],
-            health_check_grace_period_seconds: 60,
+            health_check_grace_period_seconds: to.health_check_grace_period_s,
             enable_ecs_managed_tags: true,
             propagate_tags: "SERVICE".into(),
             tags,
@@ -276,7 +280,7 @@ pub fn template(i: &Inputs<'_>) -> Template {
             policy_type: "TargetTrackingScaling".into(),
             scaling_target_id: target.id(),
             target_tracking_scaling_policy_configuration: TargetTracking {
-                target_value: i.scaling.service_cpu_target_percent,
+                target_value: f64::from(cap.target_cpu_percent),
                 predefined_metric_specification: PredefinedMetric { predefined_metric_type: "ECSServiceAverageCPUUtilization".into() },
                 scale_in_cooldown: 300,
                 scale_out_cooldown: 60,

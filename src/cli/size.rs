@@ -1,0 +1,131 @@
+//! `mangactl size`: the capacity plan sized from an environment's targets
+//! (`stacks/sizing`), as tables or JSON, with the latency-budget check.
+
+use std::io::Write;
+
+use anyhow::anyhow;
+use sizing::SizingPlan;
+use stacks::env::Environment;
+
+use super::render::load_env;
+use super::{Cli, Outcome, Output};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Environment name (a file in the environments directory) or a path to an environment file.
+    #[arg(long, short = 'e', value_name = "NAME|PATH")]
+    pub env: String,
+}
+
+/// Sizes `env`; warnings go to stderr, and a target that cannot be met
+/// (or a prod override that falls short) is an error listing every cause.
+pub(crate) fn size_environment(env: &Environment) -> anyhow::Result<SizingPlan> {
+    match sizing::size(&env.sizing_input()) {
+        Ok(plan) => {
+            for w in &plan.warnings {
+                eprintln!("warning: {w}");
+            }
+            Ok(plan)
+        }
+        Err(errors) => Err(anyhow!("{errors}").context(format!("environment `{}` cannot meet its targets ({})", env.name, env.source.display()))),
+    }
+}
+
+pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<Outcome> {
+    let environment = load_env(cli, &args.env)?;
+    let (plan, errors) = match sizing::size(&environment.sizing_input()) {
+        Ok(plan) => (plan, None),
+        Err(e) => match e.plan {
+            Some(ref plan) => ((**plan).clone(), Some(e)),
+            None => return Err(anyhow!("{e}").context(format!("sizing environment `{}`", environment.name))),
+        },
+    };
+    let mut out = std::io::stdout().lock();
+    match cli.output {
+        Output::Json => {
+            let doc = serde_json::json!({
+                "environment": environment.name,
+                "passes": errors.is_none(),
+                "errors": errors.as_ref().map(|e| e.errors.iter().map(ToString::to_string).collect::<Vec<_>>()).unwrap_or_default(),
+                "plan": plan,
+            });
+            writeln!(out, "{}", serde_json::to_string_pretty(&doc)?)?;
+        }
+        Output::Text => write_tables(&mut out, &plan)?,
+    }
+    for w in &plan.warnings {
+        eprintln!("warning: {w}");
+    }
+    match errors {
+        None => Ok(Outcome::Success),
+        Some(e) => Err(anyhow!("{e}").context(format!("environment `{}` cannot meet its targets ({})", environment.name, environment.source.display()))),
+    }
+}
+
+fn write_tables(out: &mut impl Write, plan: &SizingPlan) -> std::io::Result<()> {
+    let r = &plan.rates;
+    writeln!(out, "Sizing for `{}`", plan.env_name)?;
+    writeln!(out)?;
+    let rows = plan.resource_rows();
+    let size_w = rows.iter().map(|r| r.size.chars().count()).max().unwrap_or(4).max(4);
+    writeln!(out, "{:<11} {:<size_w$} {:<18} {:>6} {:>9} {:>12}", "RESOURCE", "SIZE", "BINDING", "UTIL", "HEADROOM", "$/MONTH")?;
+    for row in &rows {
+        let flag = if row.overridden { " (override)" } else { "" };
+        writeln!(
+            out,
+            "{:<11} {:<size_w$} {:<18} {:>5.0}% {:>8.0}% {:>12}{flag}",
+            row.resource,
+            row.size,
+            row.binding.to_string(),
+            row.utilisation_at_peak * 100.0,
+            row.headroom * 100.0,
+            dollars(row.monthly_cost_usd),
+        )?;
+    }
+    writeln!(
+        out,
+        "{:<11} {:<size_w$} {:<18} {:>6} {:>9} {:>12}",
+        "total", "", "", "", "", dollars(plan.cost.total_monthly_usd)
+    )?;
+    writeln!(out)?;
+
+    let b = &plan.budget;
+    writeln!(out, "{:<22} {:>10} {:>12} {:>10}  PATH", "STAGE", "BUDGET ms", "MODELLED ms", "SLACK ms")?;
+    for row in &b.rows {
+        let mark = if row.slack_ms < 0.0 { "  OVER" } else { "" };
+        let path = if row.on_critical_path { "yes" } else { "-" };
+        writeln!(out, "{:<22} {:>10} {:>12.1} {:>10.1}  {path}{mark}", row.stage.to_string(), row.budget_ms, row.modelled_p95_ms, row.slack_ms)?;
+    }
+    writeln!(
+        out,
+        "critical path {:.1} ms + margin {} ms of {} ms: {} ({:.1} ms slack)",
+        b.critical_path_ms,
+        b.margin_ms,
+        b.end_to_end_p95_ms,
+        if b.passes { "passes" } else { "FAILS" },
+        b.slack_ms
+    )?;
+    for note in &b.notes {
+        writeln!(out, "note: {note}")?;
+    }
+    writeln!(out)?;
+    writeln!(
+        out,
+        "peak: {:.0} msg/s, {:.0} LLM streams in flight, {:.0} ML intents/s",
+        r.messages_per_s, r.streams_in_flight, r.intent_ml_per_s
+    )?;
+    Ok(())
+}
+
+fn dollars(v: f64) -> String {
+    let whole = v.round() as i64;
+    let digits = whole.abs().to_string();
+    let mut grouped = String::new();
+    for (i, ch) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            grouped.push(',');
+        }
+        grouped.push(ch);
+    }
+    format!("${}{grouped}", if whole < 0 { "-" } else { "" })
+}

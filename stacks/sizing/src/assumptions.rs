@@ -1,0 +1,443 @@
+//! The performance assumptions behind the model, parsed from the embedded
+//! `data/assumptions.yaml`.
+//!
+//! Every number the model rests on (service times, ops/s per node, memory per
+//! session, CPU per message, stream durations, token counts) lives in that one
+//! file with its source and date, so a reviewer can check it and the runtime's
+//! load benchmark can replace an estimate by a measurement without touching
+//! code. The file is embedded with `include_str!` to keep sizing free of I/O.
+
+use std::sync::OnceLock;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::SizingError;
+
+/// The embedded assumptions file.
+pub const ASSUMPTIONS_YAML: &str = include_str!("../data/assumptions.yaml");
+
+/// Where a figure comes from and when it was recorded.
+pub trait Sourced {
+    /// AWS documentation page, `benchmark: ...` or `estimate: ...`.
+    fn source(&self) -> &str;
+    /// ISO date (YYYY-MM-DD) the figure was recorded.
+    fn date(&self) -> &str;
+}
+
+macro_rules! sourced {
+    ($($t:ty),* $(,)?) => {$(
+        impl Sourced for $t {
+            fn source(&self) -> &str { &self.source }
+            fn date(&self) -> &str { &self.date }
+        }
+    )*};
+}
+
+/// One scalar assumption.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Figure {
+    /// The number.
+    pub value: f64,
+    /// Its unit, for readers.
+    pub unit: String,
+    /// Where it comes from.
+    pub source: String,
+    /// When it was recorded.
+    pub date: String,
+}
+
+impl Figure {
+    /// The value, for terse use in formulas.
+    pub fn v(&self) -> f64 {
+        self.value
+    }
+}
+
+/// Edge (CloudFront and ALB) figures.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EdgeAssumptions {
+    pub edge_p95_ms: Figure,
+    pub stream_jitter_p95_ms: Figure,
+    pub websocket_ping_interval_s: Figure,
+}
+
+/// ECS Fargate orchestrator figures.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrchestratorAssumptions {
+    pub cpu_ms_per_message: Figure,
+    pub cpu_target_utilisation: Figure,
+    pub memory_baseline_mib: Figure,
+    pub memory_per_session_mib: Figure,
+    pub memory_ceiling: Figure,
+    pub max_streams_per_task: Figure,
+    pub min_task_cpu: Figure,
+    pub max_task_cpu: Figure,
+    pub auth_cpu_p95_ms: Figure,
+    pub intent_rules_cpu_p95_ms: Figure,
+    pub delivery_cpu_p95_ms: Figure,
+    pub delivery_network_p95_ms: Figure,
+    pub container_start_s: Figure,
+    pub max_tasks_factor: Figure,
+}
+
+/// Services outside mangactl's sizing that sit on the critical path.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DownstreamAssumptions {
+    pub service_calls_p95_ms: Figure,
+    pub guardrails_p95_ms: Figure,
+}
+
+/// An ElastiCache node type.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedisNodeType {
+    pub name: String,
+    pub memory_gib: f64,
+    pub ops_per_second: f64,
+    pub burstable: bool,
+    pub source: String,
+    pub date: String,
+}
+
+/// ElastiCache Redis figures.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedisAssumptions {
+    pub get_p95_ms: Figure,
+    pub reads_per_message: Figure,
+    pub writes_per_miss: Figure,
+    pub entry_bytes: Figure,
+    pub ttl_s: Figure,
+    pub session_state_bytes: Figure,
+    pub reserved_memory_fraction: Figure,
+    pub ops_ceiling: Figure,
+    /// Ordered from smallest to largest; sizing picks the first that fits.
+    pub node_types: Vec<RedisNodeType>,
+}
+
+/// DynamoDB figures.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DynamoDbAssumptions {
+    pub read_p95_ms: Figure,
+    pub item_kb: Figure,
+    pub reads_per_message: Figure,
+    pub writes_per_message: Figure,
+    pub on_demand_table_limit_units_per_s: Figure,
+    pub provisioned_target_utilisation: Figure,
+}
+
+/// A DAX node type.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DaxNodeType {
+    pub name: String,
+    pub memory_gib: f64,
+    /// Cache hits + 10 x misses + 25 x writes per second one node sustains.
+    pub normalized_rps: f64,
+    pub burstable: bool,
+    pub source: String,
+    pub date: String,
+}
+
+/// DAX figures.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DaxAssumptions {
+    pub hit_p95_ms: Figure,
+    pub miss_overhead_ms: Figure,
+    pub item_cache_hit_ratio: Figure,
+    pub miss_cost_factor: Figure,
+    pub write_cost_factor: Figure,
+    pub utilisation_ceiling: Figure,
+    pub usable_memory_fraction: Figure,
+    /// Ordered from smallest to largest.
+    pub node_types: Vec<DaxNodeType>,
+}
+
+/// OpenSearch Serverless figures.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpenSearchAssumptions {
+    pub embedding_p95_ms: Figure,
+    pub search_mean_ms: Figure,
+    pub search_p95_ms: Figure,
+    pub search_threads_per_ocu: Figure,
+    pub utilisation_ceiling: Figure,
+    pub max_ocu_factor: Figure,
+    pub indexing_docs_per_s: Figure,
+    pub indexing_docs_per_ocu_per_s: Figure,
+}
+
+/// A SageMaker instance type serving the intent model.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SageMakerInstanceType {
+    pub name: String,
+    /// Model workers (servers in the M/M/c model) per instance.
+    pub workers: u32,
+    pub service_mean_ms: f64,
+    pub service_p95_ms: f64,
+    pub burstable: bool,
+    pub source: String,
+    pub date: String,
+}
+
+/// SageMaker figures.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SageMakerAssumptions {
+    pub invocation_overhead_p95_ms: Figure,
+    pub utilisation_ceiling: Figure,
+    pub max_instances_factor: Figure,
+    /// Ordered from smallest to largest.
+    pub instance_types: Vec<SageMakerInstanceType>,
+}
+
+/// Latency figures of one Bedrock model.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BedrockModel {
+    pub model_id: String,
+    pub first_token_mean_ms: f64,
+    pub first_token_p95_ms: f64,
+    pub source: String,
+    pub date: String,
+}
+
+/// Bedrock figures.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BedrockAssumptions {
+    pub models: Vec<BedrockModel>,
+}
+
+/// One response tier.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TierProfile {
+    pub input_tokens: f64,
+    pub output_tokens: f64,
+    /// Mean time from first to last token.
+    pub stream_mean_ms: f64,
+    /// p95 time from first to last token.
+    pub stream_p95_ms: f64,
+    pub retrieval_queries: f64,
+    /// Whether the end-to-end p95 target covers this tier.
+    pub within_end_to_end: bool,
+    pub source: String,
+    pub date: String,
+}
+
+impl TierProfile {
+    /// Whether this tier calls the LLM at all.
+    pub fn uses_llm(&self) -> bool {
+        self.input_tokens + self.output_tokens > 0.0
+    }
+}
+
+/// The four tiers of the seed's tier mix.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TierProfiles {
+    pub template: TierProfile,
+    pub simple_llm: TierProfile,
+    pub standard_llm: TierProfile,
+    pub complex: TierProfile,
+}
+
+impl TierProfiles {
+    /// The tiers in the order of the tier mix.
+    pub fn all(&self) -> [&TierProfile; 4] {
+        [
+            &self.template,
+            &self.simple_llm,
+            &self.standard_llm,
+            &self.complex,
+        ]
+    }
+}
+
+/// Timeout policy figures.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TimeoutAssumptions {
+    pub safety_factor: Figure,
+    pub health_check_interval_s: Figure,
+    pub healthy_threshold: Figure,
+    pub unhealthy_threshold: Figure,
+}
+
+/// The whole assumptions file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Assumptions {
+    pub edge: EdgeAssumptions,
+    pub orchestrator: OrchestratorAssumptions,
+    pub downstream: DownstreamAssumptions,
+    pub redis: RedisAssumptions,
+    pub dynamodb: DynamoDbAssumptions,
+    pub dax: DaxAssumptions,
+    pub opensearch: OpenSearchAssumptions,
+    pub sagemaker: SageMakerAssumptions,
+    pub bedrock: BedrockAssumptions,
+    pub tiers: TierProfiles,
+    pub timeouts: TimeoutAssumptions,
+}
+
+sourced!(
+    Figure,
+    RedisNodeType,
+    DaxNodeType,
+    SageMakerInstanceType,
+    BedrockModel,
+    TierProfile
+);
+
+impl Assumptions {
+    /// Parses an assumptions document (the embedded one or a replacement).
+    pub fn from_yaml(yaml: &str) -> Result<Self, SizingError> {
+        serde_saphyr::from_str(yaml).map_err(|e| SizingError::Data {
+            file: "assumptions.yaml",
+            detail: e.to_string(),
+        })
+    }
+
+    /// The embedded assumptions, parsed once.
+    pub fn embedded() -> Result<&'static Assumptions, SizingError> {
+        static PARSED: OnceLock<Result<Assumptions, SizingError>> = OnceLock::new();
+        PARSED
+            .get_or_init(|| Assumptions::from_yaml(ASSUMPTIONS_YAML))
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+
+    /// The latency figures of a Bedrock model.
+    pub fn model(&self, model_id: &str) -> Result<&BedrockModel, SizingError> {
+        self.bedrock
+            .models
+            .iter()
+            .find(|m| m.model_id == model_id)
+            .ok_or_else(|| SizingError::Data {
+                file: "assumptions.yaml",
+                detail: format!(
+                    "no bedrock.models entry for `{model_id}` (known: {})",
+                    self.bedrock
+                        .models
+                        .iter()
+                        .map(|m| m.model_id.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            })
+    }
+
+    /// Every entry with its dotted name, for provenance checks and reports.
+    pub fn entries(&self) -> Vec<(String, &dyn Sourced)> {
+        let mut out: Vec<(String, &dyn Sourced)> = Vec::new();
+        macro_rules! figs {
+            ($section:ident: $($field:ident),* $(,)?) => {$(
+                out.push((
+                    concat!(stringify!($section), ".", stringify!($field)).to_owned(),
+                    &self.$section.$field as &dyn Sourced,
+                ));
+            )*};
+        }
+        figs!(edge: edge_p95_ms, stream_jitter_p95_ms, websocket_ping_interval_s);
+        figs!(orchestrator: cpu_ms_per_message, cpu_target_utilisation, memory_baseline_mib,
+            memory_per_session_mib, memory_ceiling, max_streams_per_task, min_task_cpu,
+            max_task_cpu, auth_cpu_p95_ms, intent_rules_cpu_p95_ms, delivery_cpu_p95_ms,
+            delivery_network_p95_ms, container_start_s, max_tasks_factor);
+        figs!(downstream: service_calls_p95_ms, guardrails_p95_ms);
+        figs!(redis: get_p95_ms, reads_per_message, writes_per_miss, entry_bytes, ttl_s,
+            session_state_bytes, reserved_memory_fraction, ops_ceiling);
+        figs!(dynamodb: read_p95_ms, item_kb, reads_per_message, writes_per_message,
+            on_demand_table_limit_units_per_s, provisioned_target_utilisation);
+        figs!(dax: hit_p95_ms, miss_overhead_ms, item_cache_hit_ratio, miss_cost_factor,
+            write_cost_factor, utilisation_ceiling, usable_memory_fraction);
+        figs!(opensearch: embedding_p95_ms, search_mean_ms, search_p95_ms,
+            search_threads_per_ocu, utilisation_ceiling, max_ocu_factor, indexing_docs_per_s,
+            indexing_docs_per_ocu_per_s);
+        figs!(sagemaker: invocation_overhead_p95_ms, utilisation_ceiling, max_instances_factor);
+        figs!(tiers: template, simple_llm, standard_llm, complex);
+        figs!(timeouts: safety_factor, health_check_interval_s, healthy_threshold,
+            unhealthy_threshold);
+        for n in &self.redis.node_types {
+            out.push((format!("redis.node_types.{}", n.name), n));
+        }
+        for n in &self.dax.node_types {
+            out.push((format!("dax.node_types.{}", n.name), n));
+        }
+        for n in &self.sagemaker.instance_types {
+            out.push((format!("sagemaker.instance_types.{}", n.name), n));
+        }
+        for m in &self.bedrock.models {
+            out.push((format!("bedrock.models.{}", m.model_id), m));
+        }
+        out
+    }
+}
+
+/// Whether `date` looks like an ISO date (YYYY-MM-DD).
+pub fn is_iso_date(date: &str) -> bool {
+    let b = date.as_bytes();
+    b.len() == 10
+        && b[4] == b'-'
+        && b[7] == b'-'
+        && b.iter()
+            .enumerate()
+            .all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_assumptions_parse() {
+        let a = Assumptions::embedded();
+        assert!(a.is_ok(), "{a:?}");
+    }
+
+    #[test]
+    fn every_assumption_has_source_and_date() {
+        let a = Assumptions::embedded().expect("embedded assumptions parse");
+        let entries = a.entries();
+        assert!(entries.len() > 60, "only {} entries", entries.len());
+        for (name, e) in entries {
+            assert!(!e.source().trim().is_empty(), "{name} has no source");
+            assert!(is_iso_date(e.date()), "{name} has date {:?}", e.date());
+        }
+    }
+
+    #[test]
+    fn node_tables_are_ordered_smallest_first() {
+        let a = Assumptions::embedded().expect("embedded assumptions parse");
+        assert!(a
+            .redis
+            .node_types
+            .windows(2)
+            .all(|w| w[0].memory_gib <= w[1].memory_gib));
+        assert!(a
+            .dax
+            .node_types
+            .windows(2)
+            .all(|w| w[0].normalized_rps <= w[1].normalized_rps));
+        assert!(a
+            .sagemaker
+            .instance_types
+            .windows(2)
+            .all(|w| w[0].workers <= w[1].workers));
+    }
+
+    #[test]
+    fn unknown_model_is_a_data_error_naming_known_models() {
+        let a = Assumptions::embedded().expect("embedded assumptions parse");
+        let e = a.model("nope").expect_err("unknown model");
+        assert!(e.to_string().contains("anthropic.claude-3-5-sonnet"));
+    }
+}

@@ -1,0 +1,251 @@
+//! Monthly cost estimate from the dated price table `data/prices.yaml`.
+//!
+//! Engineers should see what a target costs before they deploy it, so every
+//! resource in the plan carries a monthly estimate. Capacity billed by the hour
+//! is costed at the sized count for 730 hours (an upper estimate where
+//! autoscaling runs fewer tasks off-peak); request- and token-billed usage is
+//! costed at the average (not peak) rate.
+
+use std::sync::OnceLock;
+
+use serde::{Deserialize, Serialize};
+
+use crate::assumptions::Sourced;
+use crate::error::SizingError;
+
+/// The embedded price table.
+pub const PRICES_YAML: &str = include_str!("../data/prices.yaml");
+
+/// Hours in a month, as the AWS Pricing Calculator counts them.
+pub const HOURS_PER_MONTH: f64 = 730.0;
+
+/// Seconds in that month, for per-request and per-token usage.
+pub const SECONDS_PER_MONTH: f64 = HOURS_PER_MONTH * 3600.0;
+
+/// Fargate per-vCPU and per-GB hourly prices.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FargatePrice {
+    pub vcpu_hour: f64,
+    pub gb_hour: f64,
+    pub source: String,
+    pub date: String,
+}
+
+/// Hourly price of one node or instance type.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodePrice {
+    pub name: String,
+    pub hourly: f64,
+    pub source: String,
+    pub date: String,
+}
+
+/// OpenSearch Serverless OCU price.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OcuPrice {
+    pub ocu_hour: f64,
+    pub source: String,
+    pub date: String,
+}
+
+/// DynamoDB request and capacity prices.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DynamoDbPrice {
+    pub on_demand_read_per_million: f64,
+    pub on_demand_write_per_million: f64,
+    pub rcu_hour: f64,
+    pub wcu_hour: f64,
+    pub source: String,
+    pub date: String,
+}
+
+/// Bedrock token prices of one model.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenPrice {
+    pub model_id: String,
+    pub input_per_1k_tokens: f64,
+    pub output_per_1k_tokens: f64,
+    pub source: String,
+    pub date: String,
+}
+
+/// The whole price table.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Prices {
+    pub region: String,
+    pub currency: String,
+    pub fargate: FargatePrice,
+    pub elasticache: Vec<NodePrice>,
+    pub dax: Vec<NodePrice>,
+    pub sagemaker: Vec<NodePrice>,
+    pub opensearch_serverless: OcuPrice,
+    pub dynamodb: DynamoDbPrice,
+    pub bedrock: Vec<TokenPrice>,
+}
+
+macro_rules! sourced {
+    ($($t:ty),* $(,)?) => {$(
+        impl Sourced for $t {
+            fn source(&self) -> &str { &self.source }
+            fn date(&self) -> &str { &self.date }
+        }
+    )*};
+}
+sourced!(FargatePrice, NodePrice, OcuPrice, DynamoDbPrice, TokenPrice);
+
+impl Prices {
+    /// Parses a price document (the embedded one or a replacement).
+    pub fn from_yaml(yaml: &str) -> Result<Self, SizingError> {
+        serde_saphyr::from_str(yaml).map_err(|e| SizingError::Data {
+            file: "prices.yaml",
+            detail: e.to_string(),
+        })
+    }
+
+    /// The embedded price table, parsed once.
+    pub fn embedded() -> Result<&'static Prices, SizingError> {
+        static PARSED: OnceLock<Result<Prices, SizingError>> = OnceLock::new();
+        PARSED
+            .get_or_init(|| Prices::from_yaml(PRICES_YAML))
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+
+    /// Every entry with its name, for provenance checks.
+    pub fn entries(&self) -> Vec<(String, &dyn Sourced)> {
+        let mut out: Vec<(String, &dyn Sourced)> = vec![
+            ("fargate".to_owned(), &self.fargate),
+            (
+                "opensearch_serverless".to_owned(),
+                &self.opensearch_serverless,
+            ),
+            ("dynamodb".to_owned(), &self.dynamodb),
+        ];
+        for (table, rows) in [
+            ("elasticache", &self.elasticache),
+            ("dax", &self.dax),
+            ("sagemaker", &self.sagemaker),
+        ] {
+            for r in rows {
+                out.push((format!("{table}.{}", r.name), r));
+            }
+        }
+        for m in &self.bedrock {
+            out.push((format!("bedrock.{}", m.model_id), m));
+        }
+        out
+    }
+
+    fn hourly(table: &'static str, rows: &[NodePrice], name: &str) -> Result<f64, SizingError> {
+        rows.iter()
+            .find(|r| r.name == name)
+            .map(|r| r.hourly)
+            .ok_or_else(|| SizingError::Data {
+                file: "prices.yaml",
+                detail: format!("no {table} price for `{name}`"),
+            })
+    }
+
+    /// Hourly price of an ElastiCache node type.
+    pub fn elasticache_hourly(&self, node_type: &str) -> Result<f64, SizingError> {
+        Self::hourly("elasticache", &self.elasticache, node_type)
+    }
+
+    /// Hourly price of a DAX node type.
+    pub fn dax_hourly(&self, node_type: &str) -> Result<f64, SizingError> {
+        Self::hourly("dax", &self.dax, node_type)
+    }
+
+    /// Hourly price of a SageMaker instance type.
+    pub fn sagemaker_hourly(&self, instance_type: &str) -> Result<f64, SizingError> {
+        Self::hourly("sagemaker", &self.sagemaker, instance_type)
+    }
+
+    /// Token prices of a Bedrock model.
+    pub fn bedrock(&self, model_id: &str) -> Result<&TokenPrice, SizingError> {
+        self.bedrock
+            .iter()
+            .find(|m| m.model_id == model_id)
+            .ok_or_else(|| SizingError::Data {
+                file: "prices.yaml",
+                detail: format!("no bedrock price for `{model_id}`"),
+            })
+    }
+}
+
+/// Monthly cost of `count` units billed at `hourly` for the whole month.
+pub fn monthly_hours(count: f64, hourly: f64) -> f64 {
+    round_cents(count * hourly * HOURS_PER_MONTH)
+}
+
+/// Monthly cost of one Fargate task size times `tasks`.
+pub fn fargate_monthly(prices: &Prices, cpu_units: u32, memory_mib: u32, tasks: u32) -> f64 {
+    let per_task_hour = f64::from(cpu_units) / 1024.0 * prices.fargate.vcpu_hour
+        + f64::from(memory_mib) / 1024.0 * prices.fargate.gb_hour;
+    monthly_hours(f64::from(tasks), per_task_hour)
+}
+
+/// Rounds a dollar amount to cents so plans compare and print cleanly.
+pub fn round_cents(usd: f64) -> f64 {
+    (usd * 100.0).round() / 100.0
+}
+
+/// Costs of the whole plan.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CostSummary {
+    /// Resources billed by the hour (tasks, nodes, instances, OCUs).
+    pub capacity_monthly_usd: f64,
+    /// Resources billed per request or token (DynamoDB on-demand, Bedrock).
+    pub usage_monthly_usd: f64,
+    /// Both together.
+    pub total_monthly_usd: f64,
+    /// Per resource, keyed by resource name (sorted for stable output).
+    pub by_resource: std::collections::BTreeMap<String, f64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::assumptions::is_iso_date;
+
+    #[test]
+    fn embedded_prices_parse_and_every_entry_is_sourced_and_dated() {
+        let p = Prices::embedded().expect("embedded prices parse");
+        assert_eq!(p.region, "us-east-1");
+        for (name, e) in p.entries() {
+            assert!(!e.source().trim().is_empty(), "{name} has no source");
+            assert!(is_iso_date(e.date()), "{name} has date {:?}", e.date());
+        }
+    }
+
+    #[test]
+    fn every_sized_node_type_has_a_price() {
+        let a = crate::assumptions::Assumptions::embedded().expect("assumptions parse");
+        let p = Prices::embedded().expect("prices parse");
+        for n in &a.redis.node_types {
+            assert!(p.elasticache_hourly(&n.name).is_ok(), "{}", n.name);
+        }
+        for n in &a.dax.node_types {
+            assert!(p.dax_hourly(&n.name).is_ok(), "{}", n.name);
+        }
+        for n in &a.sagemaker.instance_types {
+            assert!(p.sagemaker_hourly(&n.name).is_ok(), "{}", n.name);
+        }
+        for m in &a.bedrock.models {
+            assert!(p.bedrock(&m.model_id).is_ok(), "{}", m.model_id);
+        }
+    }
+
+    #[test]
+    fn fargate_task_month_by_hand() {
+        // 1 vCPU x $0.04048 + 2 GB x $0.004445 = $0.04937/h; x 730 h = $36.04.
+        let p = Prices::embedded().expect("prices parse");
+        assert_eq!(fargate_monthly(p, 1024, 2048, 1), 36.04);
+    }
+}

@@ -1,0 +1,318 @@
+//! Input to the sizing model: the `targets`, `llm` and `capacity` sections of
+//! an environment file, as plain structs.
+//!
+//! Field names follow the environment YAML exactly so the mapping from the
+//! validated environment is mechanical. The `capacity` section arrives here as
+//! [`Overrides`]: every field is optional, and a value that is present wins
+//! over the computed one.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::SizingError;
+
+/// Everything the sizing model reads about one environment.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SizingInput {
+    /// Environment name, used only in messages and the plan.
+    pub env_name: String,
+    /// Production: override shortfalls are errors unless acknowledged, and
+    /// multi-AZ minimums (three DAX nodes, two SageMaker instances) apply.
+    pub is_prod: bool,
+    /// Number of Availability Zones the stacks spread over.
+    pub az_count: u32,
+    /// Whether this environment must survive losing a node or an AZ (Redis
+    /// replicas, one task per AZ, OpenSearch standby replicas, two DAX nodes).
+    /// Always true in prod; set it for production-shaped environments such as
+    /// staging. Not part of the environment file's `targets`; the caller
+    /// derives it (for example from `protection.retain_data`).
+    #[serde(default)]
+    pub failover_required: bool,
+    /// The `targets` section.
+    pub targets: Targets,
+    /// The `llm` section.
+    pub llm: Llm,
+    /// The `capacity` section: explicit capacities that win over sizing.
+    #[serde(default, alias = "capacity")]
+    pub overrides: Overrides,
+    /// Resources (`service`, `redis`, `dax`, `dynamodb`, `opensearch`,
+    /// `sagemaker`) whose under-sized override is accepted in prod.
+    #[serde(default)]
+    pub acknowledged_overrides: Vec<String>,
+}
+
+impl SizingInput {
+    /// Failover is required in prod and wherever the caller asked for it.
+    pub fn requires_failover(&self) -> bool {
+        self.is_prod || self.failover_required
+    }
+
+    /// Whether the environment file accepted an under-sized override of `resource`.
+    pub fn is_acknowledged(&self, resource: &str) -> bool {
+        self.acknowledged_overrides.iter().any(|r| r == resource)
+    }
+
+    /// Rejects inputs the model cannot reason about (zero AZs, ratios outside
+    /// 0..=1, a tier mix that does not sum to 100). Returns every problem.
+    pub fn validate(&self) -> Vec<SizingError> {
+        let mut errors = Vec::new();
+        let mut bad = |field: &str, detail: String| {
+            errors.push(SizingError::InvalidInput {
+                field: field.to_owned(),
+                detail,
+            });
+        };
+        if self.az_count == 0 {
+            bad("az_count", "must be at least 1".into());
+        }
+        let t = &self.targets.traffic;
+        if t.concurrent_sessions == 0 {
+            bad(
+                "targets.traffic.concurrent_sessions",
+                "must be at least 1".into(),
+            );
+        }
+        if !(t.messages_per_session_per_minute.is_finite()
+            && t.messages_per_session_per_minute > 0.0)
+        {
+            bad(
+                "targets.traffic.messages_per_session_per_minute",
+                format!(
+                    "must be positive, got {}",
+                    t.messages_per_session_per_minute
+                ),
+            );
+        }
+        if !(t.peak_factor.is_finite() && t.peak_factor >= 1.0) {
+            bad(
+                "targets.traffic.peak_factor",
+                format!("must be at least 1, got {}", t.peak_factor),
+            );
+        }
+        for (field, v) in [
+            ("targets.traffic.cache_hit_ratio", t.cache_hit_ratio),
+            (
+                "targets.traffic.rules_confident_share",
+                t.rules_confident_share,
+            ),
+        ] {
+            if !(0.0..=1.0).contains(&v) {
+                bad(field, format!("must be between 0 and 1, got {v}"));
+            }
+        }
+        let m = &self.targets.tier_mix;
+        let parts = [m.template, m.simple_llm, m.standard_llm, m.complex];
+        if parts.iter().any(|p| !(p.is_finite() && *p >= 0.0)) {
+            bad(
+                "targets.tier_mix",
+                "every share must be a non-negative percentage".into(),
+            );
+        } else if (parts.iter().sum::<f64>() - 100.0).abs() > 1e-6 {
+            bad(
+                "targets.tier_mix",
+                format!("shares must sum to 100, got {}", parts.iter().sum::<f64>()),
+            );
+        }
+        let l = &self.targets.latency_ms;
+        if l.margin >= l.end_to_end_p95 {
+            bad(
+                "targets.latency_ms.margin",
+                format!(
+                    "margin {} ms leaves nothing of end_to_end_p95 {} ms",
+                    l.margin, l.end_to_end_p95
+                ),
+            );
+        }
+        if self.llm.tokens_per_minute_quota == 0 {
+            bad("llm.tokens_per_minute_quota", "must be at least 1".into());
+        }
+        errors
+    }
+}
+
+/// The `targets` section.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Targets {
+    /// p95 budgets per stage, in milliseconds.
+    pub latency_ms: LatencyBudgets,
+    /// Traffic the environment must carry.
+    pub traffic: Traffic,
+    /// Share of messages per response tier, in percent.
+    pub tier_mix: TierMix,
+}
+
+/// `targets.latency_ms`: p95 budget per stage of the critical path (ms).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LatencyBudgets {
+    /// End-to-end p95 the whole critical path plus margin must fit.
+    pub end_to_end_p95: u32,
+    /// Slack kept out of the stage budgets.
+    pub margin: u32,
+    /// CloudFront and ALB.
+    pub edge: u32,
+    /// Authentication and rate limiting.
+    pub auth: u32,
+    /// Conversation memory read (DynamoDB, through DAX if needed).
+    pub memory_read: u32,
+    /// Rule-based intent classification.
+    pub intent_rules: u32,
+    /// ML intent classification (SageMaker) when the rules are not confident.
+    pub intent_ml: u32,
+    /// Redis cache hit.
+    pub cache_hit: u32,
+    /// Downstream service calls (parallel with retrieval).
+    pub service_calls: u32,
+    /// RAG retrieval: embedding plus vector search (parallel with service calls).
+    pub retrieval: u32,
+    /// Bedrock time to first token.
+    pub first_token: u32,
+    /// Streaming from first to last token.
+    pub streaming: u32,
+    /// Guardrails on the response.
+    pub guardrails: u32,
+    /// Formatting and delivering the last frame.
+    pub delivery: u32,
+    /// Extra gap per streamed chunk (off the critical path).
+    pub stream_jitter: u32,
+}
+
+/// `targets.traffic`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Traffic {
+    /// Concurrent sessions (open WebSocket connections) at peak.
+    pub concurrent_sessions: u32,
+    /// Messages each session sends per minute on average.
+    pub messages_per_session_per_minute: f64,
+    /// Peak message rate as a multiple of the average.
+    pub peak_factor: f64,
+    /// Share of response-cache lookups that hit.
+    pub cache_hit_ratio: f64,
+    /// Share of messages the intent rules settle without the ML model.
+    pub rules_confident_share: f64,
+}
+
+/// `targets.tier_mix`, in percent (sums to 100).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TierMix {
+    /// Template or cached answers (no LLM call).
+    pub template: f64,
+    /// Short LLM answers.
+    pub simple_llm: f64,
+    /// RAG LLM answers.
+    pub standard_llm: f64,
+    /// Complex multi-turn answers.
+    pub complex: f64,
+}
+
+/// The `llm` section.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Llm {
+    /// Bedrock model id; must have an entry in the assumptions file.
+    pub model_id: String,
+    /// Account quota of tokens per minute for this model.
+    pub tokens_per_minute_quota: u64,
+}
+
+/// The `capacity` section: explicit capacities, each field optional.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Overrides {
+    /// ECS Fargate service.
+    #[serde(default)]
+    pub service: Option<ServiceOverride>,
+    /// ElastiCache Redis.
+    #[serde(default)]
+    pub redis: Option<RedisOverride>,
+    /// DynamoDB Accelerator.
+    #[serde(default)]
+    pub dax: Option<DaxOverride>,
+    /// DynamoDB table.
+    #[serde(default)]
+    pub dynamodb: Option<DynamoDbOverride>,
+    /// OpenSearch Serverless collection.
+    #[serde(default)]
+    pub opensearch: Option<OpenSearchOverride>,
+    /// SageMaker intent endpoint.
+    #[serde(default)]
+    pub sagemaker: Option<SageMakerOverride>,
+}
+
+/// `capacity.service`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ServiceOverride {
+    /// Task CPU units (1024 = 1 vCPU).
+    pub cpu: Option<u32>,
+    /// Task memory in MiB.
+    pub memory_mib: Option<u32>,
+    /// Desired task count.
+    pub tasks: Option<u32>,
+    /// Autoscaling minimum.
+    pub min_tasks: Option<u32>,
+    /// Autoscaling maximum.
+    pub max_tasks: Option<u32>,
+}
+
+/// `capacity.redis`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct RedisOverride {
+    /// ElastiCache node type.
+    pub node_type: Option<String>,
+    /// Shards (node groups).
+    pub shards: Option<u32>,
+    /// Replicas per shard.
+    pub replicas_per_shard: Option<u32>,
+}
+
+/// `capacity.dax`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct DaxOverride {
+    /// DAX node type.
+    pub node_type: Option<String>,
+    /// Node count (1 primary plus read replicas).
+    pub nodes: Option<u32>,
+}
+
+/// DynamoDB billing mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Billing {
+    /// Pay per request.
+    OnDemand,
+    /// Provisioned read and write capacity units.
+    Provisioned,
+}
+
+/// `capacity.dynamodb`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct DynamoDbOverride {
+    /// Billing mode.
+    pub billing: Option<Billing>,
+    /// Provisioned read capacity units.
+    pub rcu: Option<u32>,
+    /// Provisioned write capacity units.
+    pub wcu: Option<u32>,
+}
+
+/// `capacity.opensearch`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct OpenSearchOverride {
+    /// Minimum search OCUs.
+    pub search_ocu_min: Option<u32>,
+    /// Maximum search OCUs.
+    pub search_ocu_max: Option<u32>,
+    /// Minimum indexing OCUs.
+    pub indexing_ocu_min: Option<u32>,
+    /// Maximum indexing OCUs.
+    pub indexing_ocu_max: Option<u32>,
+    /// Standby replicas in a second AZ.
+    pub standby_replicas: Option<bool>,
+}
+
+/// `capacity.sagemaker`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct SageMakerOverride {
+    /// Instance type of the intent endpoint.
+    pub instance_type: Option<String>,
+    /// Instance count at peak.
+    pub instances: Option<u32>,
+    /// Autoscaling maximum.
+    pub max_instances: Option<u32>,
+}

@@ -1,0 +1,294 @@
+//! DynamoDB Accelerator: whether it is needed, node type and node count.
+//!
+//! DAX exists only to bring conversation-memory reads under the `memory_read`
+//! budget. When DynamoDB's own p95 already fits, DAX is not deployed. When it
+//! is, load is counted in the DAX sizing guide's normalized requests: a hit
+//! costs 1, a miss about 10 and a write-through about 25. Reads spread over
+//! all nodes; writes all land on the primary, which also serves its share of
+//! reads, so the primary's node type bounds write throughput and adding nodes
+//! only adds read capacity.
+
+use serde::Serialize;
+
+use crate::assumptions::DaxNodeType;
+use crate::erlang::{Mmc, P95};
+use crate::error::Findings;
+
+use super::{ceil_u32, pct, round4, round_ms, Assessment, Binding, Ctx};
+
+/// A DAX cluster has at most 11 nodes (one primary, ten replicas).
+pub const MAX_NODES: u32 = 11;
+
+/// The sized DAX cluster.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DaxPlan {
+    /// Whether to deploy DAX at all.
+    pub enabled: bool,
+    /// Node type (the type that would be used when `enabled` is false).
+    pub node_type: String,
+    /// Node count; 0 when not enabled.
+    pub nodes: u32,
+    /// Item cache working set, GiB.
+    pub item_cache_gib: f64,
+    /// Normalized requests per second at peak (hits + 10 × misses + 25 × writes).
+    pub normalized_rps: f64,
+    /// Modelled p95 of a memory read (through DAX, or DynamoDB alone), ms.
+    pub modelled_p95_ms: f64,
+    /// Binding constraint, utilisation, cost and notes.
+    pub assessment: Assessment,
+}
+
+struct Load {
+    reads_norm: f64,
+    writes_norm: f64,
+    memory_gib: f64,
+}
+
+fn primary_util(n: &DaxNodeType, nodes: u32, load: &Load) -> f64 {
+    (load.writes_norm + load.reads_norm / f64::from(nodes.max(1))) / n.normalized_rps
+}
+
+/// Modelled p95 of a read through `nodes` nodes of `n`.
+fn read_p95_ms(ctx: &Ctx<'_>, n: &DaxNodeType, nodes: u32, load: &Load) -> f64 {
+    let d = &ctx.a.dax;
+    let miss = 1.0 - d.item_cache_hit_ratio.v();
+    if miss > 1.0 - P95 {
+        // More than 5% of reads miss, so the p95 read is a miss: DynamoDB
+        // plus the extra hop through DAX.
+        return ctx.a.dynamodb.read_p95_ms.v() + d.miss_overhead_ms.v();
+    }
+    let q = Mmc {
+        arrival_rate: load.reads_norm + load.writes_norm,
+        service_rate: n.normalized_rps,
+        servers: nodes.max(1),
+    };
+    d.hit_p95_ms.v() + q.wait_quantile(P95) * 1000.0
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Limit {
+    Fits(u32, bool),
+    Memory,
+    Writes,
+    Reads,
+}
+
+/// Nodes `n` needs (≥ floor), whether latency forced more, or why it cannot.
+fn nodes_needed(ctx: &Ctx<'_>, n: &DaxNodeType, floor: u32, load: &Load) -> Limit {
+    let d = &ctx.a.dax;
+    let cap = n.normalized_rps * d.utilisation_ceiling.v();
+    if load.memory_gib > n.memory_gib * d.usable_memory_fraction.v() {
+        return Limit::Memory;
+    }
+    if load.writes_norm >= cap {
+        return Limit::Writes;
+    }
+    let by_reads = ceil_u32(load.reads_norm / (cap - load.writes_norm));
+    let base = by_reads.max(floor).max(1);
+    if base > MAX_NODES {
+        return Limit::Reads;
+    }
+    let budget = f64::from(ctx.input.targets.latency_ms.memory_read);
+    let mut k = base;
+    while k <= MAX_NODES {
+        if read_p95_ms(ctx, n, k, load) <= budget {
+            return Limit::Fits(k, k > base);
+        }
+        k += 1;
+    }
+    // The hit latency alone misses the budget: the budget check names it.
+    Limit::Fits(base, false)
+}
+
+/// Sizes DAX and applies the `capacity.dax` override.
+pub(crate) fn size(ctx: &Ctx<'_>, findings: &mut Findings) -> DaxPlan {
+    let d = &ctx.a.dax;
+    let r = ctx.rates;
+    let hit = d.item_cache_hit_ratio.v();
+    let load = Load {
+        reads_norm: r.memory_reads_per_s * (hit + d.miss_cost_factor.v() * (1.0 - hit)),
+        writes_norm: r.memory_writes_per_s * d.write_cost_factor.v(),
+        memory_gib: f64::from(r.concurrent_sessions) * ctx.a.dynamodb.item_kb.v() * 1024.0
+            / f64::from(1u32 << 30),
+    };
+    let ddb_p95 = ctx.a.dynamodb.read_p95_ms.v();
+    let budget = ctx.input.targets.latency_ms.memory_read;
+    let needed = ddb_p95 > f64::from(budget);
+    let floor = if ctx.is_prod() {
+        // AWS recommends at least three nodes in different AZs for production.
+        3
+    } else if ctx.failover() {
+        2
+    } else {
+        1
+    };
+
+    let candidates: Vec<&DaxNodeType> = d
+        .node_types
+        .iter()
+        .filter(|n| ctx.allows_burstable() || !n.burstable)
+        .collect();
+    let limits: Vec<Limit> = candidates
+        .iter()
+        .map(|n| nodes_needed(ctx, n, floor, &load))
+        .collect();
+    let picked = super::pick_type(candidates.len(), floor, |i| match limits[i] {
+        Limit::Fits(k, _) => Some(k),
+        _ => None,
+    });
+    let (rec_idx, rec_nodes) = match picked {
+        Some(p) => p,
+        None => {
+            if needed {
+                findings.infeasible(
+                    "dax",
+                    format!(
+                        "{:.0} normalized requests/s ({:.0} of them writes on the primary) exceed {MAX_NODES} nodes of every node type",
+                        load.reads_norm + load.writes_norm,
+                        load.writes_norm
+                    ),
+                );
+            }
+            (candidates.len().saturating_sub(1), MAX_NODES)
+        }
+    };
+    let Some(rec_node) = candidates.get(rec_idx).copied() else {
+        findings.infeasible("dax", "assumptions list no node types".into());
+        return DaxPlan {
+            enabled: false,
+            node_type: String::new(),
+            nodes: 0,
+            item_cache_gib: round4(load.memory_gib),
+            normalized_rps: round4(load.reads_norm + load.writes_norm),
+            modelled_p95_ms: round_ms(ddb_p95),
+            assessment: Assessment::new(Binding::NotNeeded, 0.0, 0.0, false, Vec::new()),
+        };
+    };
+    let binding = if !needed {
+        Binding::NotNeeded
+    } else {
+        match limits.get(rec_idx) {
+            Some(Limit::Fits(_, true)) => Binding::LatencyBudget,
+            Some(Limit::Fits(k, false)) if *k > floor => Binding::OpsPerSecond,
+            _ => {
+                // At the floor: the smallest type would do unless a smaller
+                // one was ruled out by memory or primary writes.
+                match rec_idx.checked_sub(1).and_then(|i| limits.get(i)) {
+                    Some(Limit::Memory) => Binding::Memory,
+                    Some(Limit::Writes) => Binding::PrimaryWrites,
+                    Some(Limit::Reads | Limit::Fits(..)) => Binding::OpsPerSecond,
+                    None if ctx.failover() => Binding::MultiAzMinimum,
+                    None => Binding::Minimum,
+                }
+            }
+        }
+    };
+
+    let mut notes = vec![if needed {
+        format!("needed: DynamoDB p95 {ddb_p95} ms exceeds the memory_read budget {budget} ms")
+    } else {
+        format!("not needed: DynamoDB p95 {ddb_p95} ms fits the memory_read budget {budget} ms")
+    }];
+    notes.push(format!(
+        "{:.0} reads/s at {} hits + {:.0} writes/s through DAX = {:.0} normalized requests/s",
+        r.memory_reads_per_s,
+        pct(hit),
+        r.memory_writes_per_s,
+        load.reads_norm + load.writes_norm
+    ));
+    if ctx.is_prod() {
+        notes.push("prod keeps at least 3 nodes across AZs".into());
+    }
+
+    let ov = ctx.input.overrides.dax.as_ref();
+    let overridden = ov.is_some();
+    let (enabled, node, nodes) = match ov {
+        None => (needed, rec_node.clone(), if needed { rec_nodes } else { 0 }),
+        Some(ov) => {
+            if !needed {
+                notes.push("enabled by the override although the budget does not need it".into());
+            }
+            notes.push(format!(
+                "sizing recommends {} × {}, bound by {}",
+                rec_nodes, rec_node.name, binding
+            ));
+            let node = match &ov.node_type {
+                None => rec_node.clone(),
+                Some(name) => match d.node_types.iter().find(|n| &n.name == name) {
+                    Some(n) => n.clone(),
+                    None => {
+                        findings.invalid_override(
+                            "dax",
+                            format!("node type `{name}` is not in the assumptions file"),
+                        );
+                        rec_node.clone()
+                    }
+                },
+            };
+            (true, node, ov.nodes.unwrap_or(rec_nodes))
+        }
+    };
+
+    if overridden {
+        if nodes == 0 || nodes > MAX_NODES {
+            findings.invalid_override("dax", format!("nodes must be 1..={MAX_NODES}, got {nodes}"));
+        } else {
+            let mut short = Vec::new();
+            let util = primary_util(&node, nodes, &load);
+            if util > d.utilisation_ceiling.v() {
+                short.push(format!(
+                    "primary at {} of its capacity, ceiling {}",
+                    pct(util),
+                    pct(d.utilisation_ceiling.v())
+                ));
+            }
+            if load.memory_gib > node.memory_gib * d.usable_memory_fraction.v() {
+                short.push(format!(
+                    "item cache {:.2} GiB exceeds {}",
+                    load.memory_gib, node.name
+                ));
+            }
+            if nodes < floor && needed {
+                short.push(format!("{nodes} node(s), availability needs {floor}"));
+            }
+            if !ctx.allows_burstable() && node.burstable {
+                short.push(format!("{} is burstable", node.name));
+            }
+            if !short.is_empty() {
+                findings.override_shortfall(
+                    "dax",
+                    short.join("; "),
+                    ctx.is_prod(),
+                    ctx.acknowledged("dax"),
+                );
+            }
+        }
+    }
+
+    let (p95, util, cost) = if enabled {
+        let cost = match ctx.prices.dax_hourly(&node.name) {
+            Ok(h) => crate::cost::monthly_hours(f64::from(nodes), h),
+            Err(e) => {
+                findings.errors.push(e);
+                0.0
+            }
+        };
+        let mem_util = load.memory_gib / (node.memory_gib * d.usable_memory_fraction.v());
+        (
+            read_p95_ms(ctx, &node, nodes, &load),
+            primary_util(&node, nodes, &load).max(mem_util),
+            cost,
+        )
+    } else {
+        (ddb_p95, 0.0, 0.0)
+    };
+    DaxPlan {
+        enabled,
+        node_type: node.name.clone(),
+        nodes,
+        item_cache_gib: round4(load.memory_gib),
+        normalized_rps: round4(load.reads_norm + load.writes_norm),
+        modelled_p95_ms: round_ms(p95),
+        assessment: Assessment::new(binding, util, cost, overridden, notes),
+    }
+}

@@ -1,0 +1,213 @@
+//! SageMaker real-time endpoint for the intent model: instance type, count
+//! and autoscaling target.
+//!
+//! Each instance runs one model worker per vCPU; the endpoint is an M/M/c
+//! pool of those workers. The count is the smallest that keeps
+//! overhead p95 + inference p95 + queue wait p95 inside the `intent_ml` budget
+//! below the utilisation ceiling (Erlang C). Production keeps two instances so
+//! SageMaker can place them in different AZs.
+
+use serde::Serialize;
+
+use crate::assumptions::SageMakerInstanceType;
+use crate::erlang::{pool_p95, smallest_pool, PoolTarget};
+use crate::error::Findings;
+
+use super::{ceil_u32, pct, round4, round_ms, Assessment, Binding, Ctx};
+
+/// The sized endpoint.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SageMakerPlan {
+    /// Instance type.
+    pub instance_type: String,
+    /// Instances at peak (the endpoint's initial instance count).
+    pub instances: u32,
+    /// Autoscaling minimum.
+    pub min_instances: u32,
+    /// Autoscaling maximum.
+    pub max_instances: u32,
+    /// Target-tracking target for `SageMakerVariantInvocationsPerInstance`
+    /// (invocations per instance per minute).
+    pub target_invocations_per_instance: u32,
+    /// ML intent classifications per second at peak.
+    pub invocations_per_s: f64,
+    /// Modelled p95 of the ML intent stage, ms.
+    pub modelled_p95_ms: f64,
+    /// Binding constraint, utilisation, cost and notes.
+    pub assessment: Assessment,
+}
+
+fn target_for(ctx: &Ctx<'_>, t: &SageMakerInstanceType, rate: f64) -> PoolTarget {
+    let s = &ctx.a.sagemaker;
+    let budget_ms =
+        f64::from(ctx.input.targets.latency_ms.intent_ml) - s.invocation_overhead_p95_ms.v();
+    PoolTarget {
+        arrival_rate: rate,
+        service_rate: 1000.0 / t.service_mean_ms,
+        service_p95: t.service_p95_ms / 1000.0,
+        budget: budget_ms / 1000.0,
+        utilisation_ceiling: s.utilisation_ceiling.v(),
+        min_servers: 1,
+    }
+}
+
+/// Instances of `t` for `rate` invocations/s, and whether latency forced them.
+fn instances_for(ctx: &Ctx<'_>, t: &SageMakerInstanceType, rate: f64) -> (u32, bool) {
+    let pool = smallest_pool(&target_for(ctx, t, rate));
+    let workers = f64::from(t.workers.max(1));
+    (
+        ceil_u32(f64::from(pool.servers) / workers),
+        pool.latency_bound,
+    )
+}
+
+/// Sizes the endpoint and applies the `capacity.sagemaker` override.
+pub(crate) fn size(ctx: &Ctx<'_>, findings: &mut Findings) -> SageMakerPlan {
+    let s = &ctx.a.sagemaker;
+    let rate = ctx.rates.intent_ml_per_s;
+    let floor = if ctx.is_prod() { 2 } else { 1 };
+    let candidates: Vec<&SageMakerInstanceType> = s
+        .instance_types
+        .iter()
+        .filter(|t| ctx.allows_burstable() || !t.burstable)
+        .collect();
+    let Some((idx, rec_instances)) = super::pick_type(candidates.len(), floor, |i| {
+        Some(instances_for(ctx, candidates[i], rate).0)
+    }) else {
+        findings.infeasible("sagemaker", "assumptions list no instance types".into());
+        return SageMakerPlan {
+            instance_type: String::new(),
+            instances: 0,
+            min_instances: 0,
+            max_instances: 0,
+            target_invocations_per_instance: 0,
+            invocations_per_s: round4(rate),
+            modelled_p95_ms: f64::INFINITY,
+            assessment: Assessment::new(Binding::Minimum, f64::INFINITY, 0.0, false, Vec::new()),
+        };
+    };
+    let rec_type = candidates[idx];
+    let (need, latency_bound) = instances_for(ctx, rec_type, rate);
+    let binding = if need < rec_instances || (need == floor && idx == 0) {
+        if ctx.is_prod() {
+            Binding::MultiAzMinimum
+        } else {
+            Binding::Minimum
+        }
+    } else if latency_bound {
+        Binding::LatencyBudget
+    } else {
+        Binding::OpsPerSecond
+    };
+    let peak_factor = ctx.input.targets.traffic.peak_factor.max(1.0);
+    let rec_max = rec_instances.max(ceil_u32(
+        f64::from(rec_instances) * s.max_instances_factor.v(),
+    ));
+
+    let mut notes = vec![format!(
+        "{rate:.1} invocations/s at peak on {} workers per {} ({} ms mean, {} ms p95) below {}",
+        rec_type.workers,
+        rec_type.name,
+        rec_type.service_mean_ms,
+        rec_type.service_p95_ms,
+        pct(s.utilisation_ceiling.v())
+    )];
+    if ctx.is_prod() {
+        notes.push("prod keeps at least 2 instances across AZs".into());
+    }
+
+    let ov = ctx.input.overrides.sagemaker.as_ref();
+    let (ty, instances, max_instances) = match ov {
+        None => (rec_type.clone(), rec_instances, rec_max),
+        Some(ov) => {
+            notes.push(format!(
+                "sizing recommends {} × {} (max {}), bound by {}",
+                rec_instances, rec_type.name, rec_max, binding
+            ));
+            let ty = match &ov.instance_type {
+                None => rec_type.clone(),
+                Some(name) => match s.instance_types.iter().find(|t| &t.name == name) {
+                    Some(t) => t.clone(),
+                    None => {
+                        findings.invalid_override(
+                            "sagemaker",
+                            format!("instance type `{name}` is not in the assumptions file"),
+                        );
+                        rec_type.clone()
+                    }
+                },
+            };
+            let instances = ov
+                .instances
+                .unwrap_or_else(|| instances_for(ctx, &ty, rate).0.max(floor));
+            let max = ov.max_instances.unwrap_or_else(|| {
+                instances.max(ceil_u32(f64::from(instances) * s.max_instances_factor.v()))
+            });
+            (ty, instances, max)
+        }
+    };
+    let min_instances = instances_for(ctx, &ty, rate / peak_factor)
+        .0
+        .max(floor)
+        .min(instances);
+
+    let target = target_for(ctx, &ty, rate);
+    let servers = instances.saturating_mul(ty.workers);
+    let p95_ms = s.invocation_overhead_p95_ms.v() + pool_p95(&target, servers) * 1000.0;
+    let utilisation = rate * ty.service_mean_ms / 1000.0 / f64::from(servers.max(1));
+    if ov.is_some() {
+        if instances == 0 || max_instances < instances {
+            findings.invalid_override(
+                "sagemaker",
+                format!("instances {instances} and max_instances {max_instances} are inconsistent"),
+            );
+        }
+        let mut short = Vec::new();
+        if utilisation > s.utilisation_ceiling.v() {
+            short.push(format!(
+                "{instances} × {} run at {} at peak, ceiling {}",
+                ty.name,
+                pct(utilisation),
+                pct(s.utilisation_ceiling.v())
+            ));
+        }
+        if instances < floor {
+            short.push(format!(
+                "{instances} instance(s), prod keeps {floor} across AZs"
+            ));
+        }
+        if !ctx.allows_burstable() && ty.burstable {
+            short.push(format!("{} is burstable", ty.name));
+        }
+        if !short.is_empty() {
+            findings.override_shortfall(
+                "sagemaker",
+                short.join("; "),
+                ctx.is_prod(),
+                ctx.acknowledged("sagemaker"),
+            );
+        }
+    }
+
+    // Scale out when an instance's invocations reach what its workers carry
+    // at the utilisation ceiling, per minute as the metric is reported.
+    let per_instance_per_min =
+        f64::from(ty.workers) * 1000.0 / ty.service_mean_ms * s.utilisation_ceiling.v() * 60.0;
+    let cost = match ctx.prices.sagemaker_hourly(&ty.name) {
+        Ok(h) => crate::cost::monthly_hours(f64::from(instances), h),
+        Err(e) => {
+            findings.errors.push(e);
+            0.0
+        }
+    };
+    SageMakerPlan {
+        instance_type: ty.name.clone(),
+        instances,
+        min_instances,
+        max_instances,
+        target_invocations_per_instance: ceil_u32(per_instance_per_min.floor()).max(1),
+        invocations_per_s: round4(rate),
+        modelled_p95_ms: round_ms(p95_ms),
+        assessment: Assessment::new(binding, utilisation, cost, ov.is_some(), notes),
+    }
+}

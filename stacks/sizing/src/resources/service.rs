@@ -1,0 +1,503 @@
+//! ECS Fargate orchestrator service: task size, task count and autoscaling.
+//!
+//! The task count is the largest of four requirements: connections (every
+//! open WebSocket costs memory), CPU (CPU-ms per message at the target
+//! utilisation), in-flight LLM streams per task, and one task per AZ where
+//! failover is required.
+//!
+//! The orchestrator's own stages (auth, intent rules, delivery) run on its CPU,
+//! so their latency grows with utilisation. The async runtime shares a core
+//! among ready tasks much like processor sharing, where a job of size x takes
+//! x / (1 − ρ) on average; using the stage's p95 CPU time for x gives the
+//! modelled p95 of those stages and an upper bound on ρ for each budget.
+
+use serde::Serialize;
+
+use crate::budget::Stage;
+use crate::cost::fargate_monthly;
+use crate::error::Findings;
+use crate::input::ServiceOverride;
+
+use super::{ceil_u32, pct, round4, Assessment, Binding, Ctx};
+
+/// Valid Fargate task CPU values (CPU units, 1024 = 1 vCPU).
+pub const FARGATE_CPU: [u32; 7] = [256, 512, 1024, 2048, 4096, 8192, 16384];
+
+/// Valid memory values (MiB) for a Fargate task CPU, from the Amazon ECS
+/// Developer Guide "Task CPU and memory" table
+/// (<https://docs.aws.amazon.com/AmazonECS/latest/developerguide/fargate-tasks-services.html#fargate-tasks-size>).
+pub fn fargate_memory_options(cpu: u32) -> Vec<u32> {
+    let range = |lo: u32, hi: u32, step: usize| (lo..=hi).step_by(step).collect::<Vec<_>>();
+    match cpu {
+        256 => vec![512, 1024, 2048],
+        512 => range(1024, 4096, 1024),
+        1024 => range(2048, 8192, 1024),
+        2048 => range(4096, 16384, 1024),
+        4096 => range(8192, 30720, 1024),
+        8192 => range(16384, 61440, 4096),
+        16384 => range(32768, 122_880, 8192),
+        _ => Vec::new(),
+    }
+}
+
+/// Whether (cpu, memory) is a valid Fargate combination.
+pub fn is_valid_fargate(cpu: u32, memory_mib: u32) -> bool {
+    fargate_memory_options(cpu).contains(&memory_mib)
+}
+
+/// Task counts each requirement alone would need.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct TaskRequirements {
+    /// For CPU at the target utilisation.
+    pub cpu: u32,
+    /// For the open connections' memory.
+    pub connections: u32,
+    /// For the in-flight streams per task limit.
+    pub in_flight_streams: u32,
+    /// For availability (one per AZ, or one).
+    pub availability: u32,
+}
+
+impl TaskRequirements {
+    /// The count meeting all four.
+    pub fn max(&self) -> u32 {
+        self.cpu
+            .max(self.connections)
+            .max(self.in_flight_streams)
+            .max(self.availability)
+    }
+}
+
+/// The sized ECS service.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ServicePlan {
+    /// Task CPU units (1024 = 1 vCPU).
+    pub cpu: u32,
+    /// Task memory in MiB.
+    pub memory_mib: u32,
+    /// Desired task count (carries the peak).
+    pub tasks: u32,
+    /// Autoscaling minimum.
+    pub min_tasks: u32,
+    /// Autoscaling maximum.
+    pub max_tasks: u32,
+    /// Target-tracking CPU utilisation, percent.
+    pub target_cpu_percent: u32,
+    /// Sessions one task holds at the memory ceiling.
+    pub connections_per_task: u32,
+    /// Streams one task relays at most.
+    pub max_streams_per_task: u32,
+    /// CPU utilisation at peak with `tasks` tasks.
+    pub cpu_utilisation_at_peak: f64,
+    /// What each requirement alone needs at peak, for the chosen task size.
+    pub requirements: TaskRequirements,
+    /// Binding constraint, utilisation, cost and notes.
+    pub assessment: Assessment,
+}
+
+/// A stage that runs on the orchestrator's CPU: (stage, fixed p95 ms outside
+/// the CPU, CPU p95 ms, budget ms).
+pub(crate) fn cpu_stages(ctx: &Ctx<'_>) -> [(Stage, f64, f64, u32); 3] {
+    let o = &ctx.a.orchestrator;
+    let b = &ctx.input.targets.latency_ms;
+    [
+        // Auth checks the rate limit in Redis besides verifying the token.
+        (
+            Stage::Auth,
+            ctx.a.redis.get_p95_ms.v(),
+            o.auth_cpu_p95_ms.v(),
+            b.auth,
+        ),
+        (
+            Stage::IntentRules,
+            0.0,
+            o.intent_rules_cpu_p95_ms.v(),
+            b.intent_rules,
+        ),
+        (
+            Stage::Delivery,
+            o.delivery_network_p95_ms.v(),
+            o.delivery_cpu_p95_ms.v(),
+            b.delivery,
+        ),
+    ]
+}
+
+/// Modelled p95 of a CPU stage at utilisation `rho` (processor sharing).
+pub(crate) fn cpu_stage_p95(fixed_ms: f64, cpu_ms: f64, rho: f64) -> f64 {
+    if rho >= 1.0 {
+        f64::INFINITY
+    } else {
+        fixed_ms + cpu_ms / (1.0 - rho.max(0.0))
+    }
+}
+
+/// Lowest utilisation any task may run at: guards against a budget that
+/// leaves almost no room turning into millions of tasks.
+const MIN_CEILING: f64 = 0.05;
+
+/// The CPU utilisation ceiling: the autoscaling target, lowered where a CPU
+/// stage's budget needs more idle CPU (ρ ≤ 1 − cpu / (budget − fixed)).
+pub(crate) fn cpu_ceiling(ctx: &Ctx<'_>) -> f64 {
+    let mut ceiling = ctx.a.orchestrator.cpu_target_utilisation.v();
+    for (_, fixed, cpu, budget) in cpu_stages(ctx) {
+        let room = f64::from(budget) - fixed;
+        // A budget the stage cannot meet even idle is reported by the budget
+        // check; it does not drive the task count.
+        if room > cpu {
+            ceiling = ceiling.min(1.0 - cpu / room);
+        }
+    }
+    ceiling.max(MIN_CEILING)
+}
+
+struct Demand {
+    sessions: f64,
+    messages_per_s: f64,
+    streams: f64,
+}
+
+struct Model {
+    cpu_ms: f64,
+    baseline_mib: f64,
+    per_session_mib: f64,
+    memory_ceiling: f64,
+    max_streams: f64,
+    ceiling: f64,
+    floor: u32,
+}
+
+impl Model {
+    fn connections_per_task(&self, memory_mib: u32) -> f64 {
+        ((f64::from(memory_mib) - self.baseline_mib) * self.memory_ceiling / self.per_session_mib)
+            .floor()
+            .max(0.0)
+    }
+
+    fn vcpu_needed(&self, d: &Demand) -> f64 {
+        d.messages_per_s * self.cpu_ms / 1000.0
+    }
+
+    fn needs(&self, cpu: u32, memory_mib: u32, d: &Demand) -> TaskRequirements {
+        let vcpu = f64::from(cpu) / 1024.0;
+        let conn = self.connections_per_task(memory_mib);
+        TaskRequirements {
+            cpu: ceil_u32(self.vcpu_needed(d) / (vcpu * self.ceiling)),
+            connections: if conn > 0.0 {
+                ceil_u32(d.sessions / conn)
+            } else {
+                u32::MAX
+            },
+            in_flight_streams: ceil_u32(d.streams / self.max_streams),
+            availability: self.floor,
+        }
+    }
+
+    /// Tasks every requirement but connections needs under demand `d`.
+    fn without_connections(&self, cpu: u32, d: &Demand) -> u32 {
+        let r = self.needs(
+            cpu,
+            fargate_memory_options(cpu).last().copied().unwrap_or(0),
+            d,
+        );
+        r.cpu.max(r.in_flight_streams).max(r.availability)
+    }
+
+    /// The smallest valid memory for `cpu` whose connection limit fits in
+    /// `tasks` tasks; the largest when none does.
+    fn memory_for(&self, cpu: u32, tasks: u32, sessions: f64) -> u32 {
+        let options = fargate_memory_options(cpu);
+        options
+            .iter()
+            .copied()
+            .find(|m| {
+                let conn = self.connections_per_task(*m);
+                conn > 0.0 && ceil_u32(sessions / conn) <= tasks
+            })
+            .or_else(|| options.last().copied())
+            .unwrap_or(0)
+    }
+
+    fn utilisation(&self, cpu: u32, memory_mib: u32, tasks: u32, d: &Demand) -> (f64, f64) {
+        let tasks_f = f64::from(tasks.max(1));
+        let cpu_util = self.vcpu_needed(d) / (tasks_f * f64::from(cpu) / 1024.0);
+        let mem_util = (self.baseline_mib + d.sessions / tasks_f * self.per_session_mib)
+            / f64::from(memory_mib.max(1));
+        let stream_util = d.streams / (tasks_f * self.max_streams);
+        (cpu_util, cpu_util.max(mem_util).max(stream_util))
+    }
+}
+
+/// Sizes the service and applies the `capacity.service` override.
+pub(crate) fn size(ctx: &Ctx<'_>, findings: &mut Findings) -> ServicePlan {
+    let o = &ctx.a.orchestrator;
+    let r = ctx.rates;
+    let floor = if ctx.failover() {
+        ctx.input.az_count.max(1)
+    } else {
+        1
+    };
+    let m = Model {
+        cpu_ms: o.cpu_ms_per_message.v(),
+        baseline_mib: o.memory_baseline_mib.v(),
+        per_session_mib: o.memory_per_session_mib.v(),
+        memory_ceiling: o.memory_ceiling.v(),
+        max_streams: o.max_streams_per_task.v().max(1.0),
+        ceiling: cpu_ceiling(ctx),
+        floor,
+    };
+    let peak = Demand {
+        sessions: f64::from(r.concurrent_sessions),
+        messages_per_s: r.messages_per_s,
+        streams: r.streams_in_flight,
+    };
+    // Connections stay at their peak off-peak too: scaling in would drop
+    // open WebSockets, so the minimum fleet must still hold every session.
+    let peak_factor = ctx.input.targets.traffic.peak_factor.max(1.0);
+    let average = Demand {
+        sessions: peak.sessions,
+        messages_per_s: peak.messages_per_s / peak_factor,
+        streams: peak.streams / peak_factor,
+    };
+
+    // Task CPU: the smallest allowed size whose fleet stays at the floor,
+    // otherwise the largest allowed size scaled out (monotone in traffic).
+    let mut candidates: Vec<u32> = FARGATE_CPU
+        .iter()
+        .copied()
+        .filter(|c| f64::from(*c) >= o.min_task_cpu.v() && f64::from(*c) <= o.max_task_cpu.v())
+        .collect();
+    if candidates.is_empty() {
+        findings.warn(
+            "service",
+            "assumptions min_task_cpu..max_task_cpu contain no Fargate CPU size; using 1024",
+        );
+        candidates.push(1024);
+    }
+    let tasks_for = |cpu: u32| {
+        let max_mem = fargate_memory_options(cpu).last().copied().unwrap_or(0);
+        m.needs(cpu, max_mem, &peak).max()
+    };
+    let (idx, _) = super::pick_type(candidates.len(), floor, |i| Some(tasks_for(candidates[i])))
+        .unwrap_or((0, floor));
+    let rec_cpu = candidates[idx];
+    // Memory: open connections do not drain off-peak, so the task memory is
+    // chosen to hold every session in the fleet the average load needs (the
+    // autoscaling minimum), not just in the peak fleet. This also keeps both
+    // counts monotone in traffic: each is max(its other requirements, the
+    // connection count at the largest memory).
+    let rec_mem = m.memory_for(
+        rec_cpu,
+        m.without_connections(rec_cpu, &average),
+        peak.sessions,
+    );
+    let rec_req = m.needs(rec_cpu, rec_mem, &peak);
+    let rec_tasks = rec_req.max();
+    let rec_min = m.needs(rec_cpu, rec_mem, &average).max();
+    let rec_max = rec_tasks.max(ceil_u32(f64::from(rec_tasks) * o.max_tasks_factor.v()));
+
+    let physical = [
+        (Binding::Cpu, rec_req.cpu),
+        (Binding::Connections, rec_req.connections),
+        (Binding::InFlightStreams, rec_req.in_flight_streams),
+    ];
+    let mut binding = if ctx.failover() {
+        Binding::OnePerAz
+    } else {
+        Binding::Minimum
+    };
+    let mut most = floor;
+    for (b, n) in physical {
+        // Ties go to the floor: a fractional need rounded up to the floor is
+        // not what decided the count.
+        if n > most {
+            most = n;
+            binding = b;
+        }
+    }
+
+    let mut notes = vec![
+        format!(
+            "peak {:.1} msg/s × {} CPU-ms = {:.2} vCPU at ≤ {} CPU → {} tasks",
+            peak.messages_per_s,
+            m.cpu_ms,
+            m.vcpu_needed(&peak),
+            pct(m.ceiling),
+            rec_req.cpu
+        ),
+        format!(
+            "{} sessions at {} MiB each → {} tasks of {} MiB",
+            r.concurrent_sessions, m.per_session_mib, rec_req.connections, rec_mem
+        ),
+        format!(
+            "{:.0} streams in flight at ≤ {} per task → {} tasks",
+            peak.streams, m.max_streams, rec_req.in_flight_streams
+        ),
+    ];
+
+    // Explicit capacity wins field by field; missing fields are derived for
+    // the explicit task size.
+    let ov: Option<&ServiceOverride> = ctx.input.overrides.service.as_ref();
+    let overridden = ov.is_some();
+    let (cpu, memory_mib, tasks, min_tasks, max_tasks) = match ov {
+        None => (rec_cpu, rec_mem, rec_tasks, rec_min, rec_max),
+        Some(ov) => {
+            let cpu = ov.cpu.unwrap_or(rec_cpu);
+            let memory_mib = ov.memory_mib.unwrap_or_else(|| {
+                let fleet = ov
+                    .min_tasks
+                    .unwrap_or_else(|| m.without_connections(cpu, &average));
+                m.memory_for(cpu, fleet, peak.sessions)
+            });
+            let tasks = ov
+                .tasks
+                .unwrap_or_else(|| m.needs(cpu, memory_mib, &peak).max());
+            let min_tasks = ov.min_tasks.unwrap_or_else(|| {
+                m.needs(cpu, memory_mib, &average)
+                    .max()
+                    .max(floor)
+                    .min(tasks)
+            });
+            let max_tasks = ov
+                .max_tasks
+                .unwrap_or_else(|| tasks.max(ceil_u32(f64::from(tasks) * o.max_tasks_factor.v())));
+            notes.push(format!(
+                "sizing recommends {} × {} CPU / {} MiB (min {}, max {}), bound by {}",
+                rec_tasks, rec_cpu, rec_mem, rec_min, rec_max, binding
+            ));
+            (cpu, memory_mib, tasks, min_tasks, max_tasks)
+        }
+    };
+
+    if overridden {
+        check_override(
+            ctx, findings, &m, &peak, cpu, memory_mib, tasks, min_tasks, max_tasks,
+        );
+    }
+
+    let requirements = m.needs(cpu, memory_mib, &peak);
+    let (cpu_util, utilisation) = m.utilisation(cpu, memory_mib, tasks, &peak);
+    let cost = fargate_monthly(ctx.prices, cpu, memory_mib, tasks);
+    ServicePlan {
+        cpu,
+        memory_mib,
+        tasks,
+        min_tasks,
+        max_tasks,
+        // Rounded down so target tracking never aims above the ceiling.
+        target_cpu_percent: ceil_u32((m.ceiling * 100.0).floor()).max(1),
+        connections_per_task: ceil_u32(m.connections_per_task(memory_mib)),
+        max_streams_per_task: ceil_u32(m.max_streams),
+        cpu_utilisation_at_peak: round4(cpu_util),
+        requirements,
+        assessment: Assessment::new(binding, utilisation, cost, overridden, notes),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn check_override(
+    ctx: &Ctx<'_>,
+    findings: &mut Findings,
+    m: &Model,
+    peak: &Demand,
+    cpu: u32,
+    memory_mib: u32,
+    tasks: u32,
+    min_tasks: u32,
+    max_tasks: u32,
+) {
+    if !is_valid_fargate(cpu, memory_mib) {
+        findings.invalid_override(
+            "service",
+            format!(
+                "{cpu} CPU with {memory_mib} MiB is not a valid Fargate task size (valid memory for {cpu} CPU: {:?})",
+                fargate_memory_options(cpu)
+            ),
+        );
+        return;
+    }
+    if tasks == 0 || min_tasks > max_tasks {
+        findings.invalid_override(
+            "service",
+            format!("tasks {tasks}, min_tasks {min_tasks}, max_tasks {max_tasks} are inconsistent"),
+        );
+        return;
+    }
+    let need = m.needs(cpu, memory_mib, peak);
+    let mut short = Vec::new();
+    let (cpu_util, _) = m.utilisation(cpu, memory_mib, tasks, peak);
+    if tasks < need.cpu {
+        short.push(format!(
+            "CPU at peak {} exceeds the {} ceiling (needs {} tasks)",
+            pct(cpu_util),
+            pct(m.ceiling),
+            need.cpu
+        ));
+    }
+    if tasks < need.connections {
+        short.push(format!(
+            "{tasks} tasks hold {:.0} sessions, target {:.0} (needs {} tasks)",
+            f64::from(tasks) * m.connections_per_task(memory_mib),
+            peak.sessions,
+            need.connections
+        ));
+    }
+    if tasks < need.in_flight_streams {
+        short.push(format!(
+            "{tasks} tasks relay {:.0} streams, {:.0} in flight at peak",
+            f64::from(tasks) * m.max_streams,
+            peak.streams
+        ));
+    }
+    if tasks < m.floor || min_tasks < m.floor {
+        short.push(format!(
+            "fewer than one task per AZ ({} AZs) where failover is required",
+            m.floor
+        ));
+    }
+    if min_tasks < need.connections {
+        short.push(format!(
+            "min_tasks {min_tasks} cannot hold {:.0} sessions (scaling in drops connections)",
+            peak.sessions
+        ));
+    }
+    if max_tasks < tasks || min_tasks > tasks {
+        short.push(format!(
+            "tasks {tasks} lies outside autoscaling range {min_tasks}..={max_tasks}"
+        ));
+    }
+    if !short.is_empty() {
+        findings.override_shortfall(
+            "service",
+            short.join("; "),
+            ctx.is_prod(),
+            ctx.acknowledged("service"),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fargate_table_matches_aws_documentation() {
+        assert_eq!(fargate_memory_options(256), vec![512, 1024, 2048]);
+        assert_eq!(fargate_memory_options(512), vec![1024, 2048, 3072, 4096]);
+        assert_eq!(fargate_memory_options(1024).first(), Some(&2048));
+        assert_eq!(fargate_memory_options(1024).last(), Some(&8192));
+        assert_eq!(fargate_memory_options(4096).last(), Some(&30720));
+        assert_eq!(fargate_memory_options(8192)[1], 20480);
+        assert_eq!(fargate_memory_options(16384).last(), Some(&122_880));
+        assert!(is_valid_fargate(1024, 2048));
+        assert!(!is_valid_fargate(1024, 1024));
+        assert!(!is_valid_fargate(300, 1024));
+    }
+
+    #[test]
+    fn processor_sharing_stretch_by_hand() {
+        // 5 ms of CPU at 60% utilisation takes 5 / 0.4 = 12.5 ms.
+        assert!((cpu_stage_p95(0.0, 5.0, 0.6) - 12.5).abs() < 1e-9);
+        assert!(cpu_stage_p95(1.0, 5.0, 1.0).is_infinite());
+    }
+}

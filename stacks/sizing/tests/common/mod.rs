@@ -1,0 +1,223 @@
+//! Fixtures: the seed environments' targets and capacities, copied from
+//! environments/{prod,staging,dev}.yaml so the tests stay independent of file I/O.
+
+#![allow(dead_code)]
+
+use sizing::*;
+
+pub fn seed_budgets() -> LatencyBudgets {
+    LatencyBudgets {
+        end_to_end_p95: 2000,
+        margin: 200,
+        edge: 30,
+        auth: 20,
+        memory_read: 10,
+        intent_rules: 50,
+        intent_ml: 150,
+        cache_hit: 2,
+        service_calls: 200,
+        retrieval: 200,
+        first_token: 400,
+        streaming: 985,
+        guardrails: 50,
+        delivery: 50,
+        stream_jitter: 50,
+    }
+}
+
+pub fn seed_mix() -> TierMix {
+    TierMix {
+        template: 35.0,
+        simple_llm: 25.0,
+        standard_llm: 30.0,
+        complex: 10.0,
+    }
+}
+
+fn traffic(sessions: u32, peak_factor: f64) -> Traffic {
+    Traffic {
+        concurrent_sessions: sessions,
+        messages_per_session_per_minute: 2.0,
+        peak_factor,
+        cache_hit_ratio: 0.35,
+        rules_confident_share: 0.6,
+    }
+}
+
+fn base(
+    name: &str,
+    is_prod: bool,
+    failover: bool,
+    az: u32,
+    sessions: u32,
+    peak: f64,
+    quota: u64,
+) -> SizingInput {
+    SizingInput {
+        env_name: name.to_owned(),
+        is_prod,
+        az_count: az,
+        failover_required: failover,
+        targets: Targets {
+            latency_ms: seed_budgets(),
+            traffic: traffic(sessions, peak),
+            tier_mix: seed_mix(),
+        },
+        llm: Llm {
+            model_id: "anthropic.claude-3-5-sonnet-20240620-v1:0".to_owned(),
+            tokens_per_minute_quota: quota,
+        },
+        overrides: Overrides::default(),
+        acknowledged_overrides: Vec::new(),
+    }
+}
+
+/// prod.yaml targets, no capacity section (pure sizing).
+pub fn prod() -> SizingInput {
+    base("prod", true, true, 3, 10_000, 1.5, 2_000_000)
+}
+
+/// staging.yaml targets, no capacity section.
+pub fn staging() -> SizingInput {
+    base("staging", false, true, 2, 1_000, 1.5, 400_000)
+}
+
+/// dev.yaml targets, no capacity section.
+pub fn dev() -> SizingInput {
+    base("dev", false, false, 2, 50, 1.0, 200_000)
+}
+
+/// prod.yaml including its `capacity` section.
+pub fn prod_with_capacity() -> SizingInput {
+    let mut i = prod();
+    i.overrides = Overrides {
+        service: Some(ServiceOverride {
+            cpu: Some(1024),
+            memory_mib: Some(2048),
+            tasks: Some(9),
+            min_tasks: Some(6),
+            max_tasks: Some(36),
+        }),
+        redis: Some(RedisOverride {
+            node_type: Some("cache.r7g.large".into()),
+            shards: Some(1),
+            replicas_per_shard: Some(2),
+        }),
+        dax: Some(DaxOverride {
+            node_type: Some("dax.r5.large".into()),
+            nodes: Some(3),
+        }),
+        dynamodb: Some(DynamoDbOverride {
+            billing: Some(Billing::OnDemand),
+            rcu: None,
+            wcu: None,
+        }),
+        opensearch: Some(OpenSearchOverride {
+            search_ocu_min: Some(4),
+            search_ocu_max: Some(16),
+            indexing_ocu_min: Some(2),
+            indexing_ocu_max: Some(4),
+            standby_replicas: Some(true),
+        }),
+        sagemaker: Some(SageMakerOverride {
+            instance_type: Some("ml.c6i.xlarge".into()),
+            instances: Some(2),
+            max_instances: Some(8),
+        }),
+    };
+    i
+}
+
+/// staging.yaml including its `capacity` section.
+pub fn staging_with_capacity() -> SizingInput {
+    let mut i = staging();
+    i.overrides = Overrides {
+        service: Some(ServiceOverride {
+            cpu: Some(1024),
+            memory_mib: Some(2048),
+            tasks: Some(2),
+            min_tasks: Some(2),
+            max_tasks: Some(8),
+        }),
+        redis: Some(RedisOverride {
+            node_type: Some("cache.t4g.medium".into()),
+            shards: Some(1),
+            replicas_per_shard: Some(1),
+        }),
+        dax: Some(DaxOverride {
+            node_type: Some("dax.t3.medium".into()),
+            nodes: Some(2),
+        }),
+        dynamodb: Some(DynamoDbOverride {
+            billing: Some(Billing::OnDemand),
+            rcu: None,
+            wcu: None,
+        }),
+        opensearch: Some(OpenSearchOverride {
+            search_ocu_min: Some(2),
+            search_ocu_max: Some(4),
+            indexing_ocu_min: Some(2),
+            indexing_ocu_max: Some(2),
+            standby_replicas: Some(true),
+        }),
+        sagemaker: Some(SageMakerOverride {
+            instance_type: Some("ml.c6i.large".into()),
+            instances: Some(1),
+            max_instances: Some(3),
+        }),
+    };
+    i
+}
+
+/// dev.yaml including its `capacity` section.
+pub fn dev_with_capacity() -> SizingInput {
+    let mut i = dev();
+    i.overrides = Overrides {
+        service: Some(ServiceOverride {
+            cpu: Some(512),
+            memory_mib: Some(1024),
+            tasks: Some(1),
+            min_tasks: Some(1),
+            max_tasks: Some(2),
+        }),
+        redis: Some(RedisOverride {
+            node_type: Some("cache.t4g.micro".into()),
+            shards: Some(1),
+            replicas_per_shard: Some(0),
+        }),
+        dax: Some(DaxOverride {
+            node_type: Some("dax.t3.small".into()),
+            nodes: Some(1),
+        }),
+        dynamodb: Some(DynamoDbOverride {
+            billing: Some(Billing::OnDemand),
+            rcu: None,
+            wcu: None,
+        }),
+        opensearch: Some(OpenSearchOverride {
+            search_ocu_min: Some(1),
+            search_ocu_max: Some(2),
+            indexing_ocu_min: Some(1),
+            indexing_ocu_max: Some(2),
+            standby_replicas: Some(false),
+        }),
+        sagemaker: Some(SageMakerOverride {
+            instance_type: Some("ml.t2.medium".into()),
+            instances: Some(1),
+            max_instances: Some(1),
+        }),
+    };
+    i
+}
+
+/// Sizes and returns the plan whether or not there were errors (panics only
+/// when no plan could be computed at all).
+pub fn plan_of(input: &SizingInput) -> SizingPlan {
+    match size(input) {
+        Ok(p) => p,
+        Err(e) => {
+            let msg = e.to_string();
+            *e.plan.unwrap_or_else(|| panic!("no plan: {msg}"))
+        }
+    }
+}

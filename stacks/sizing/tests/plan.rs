@@ -1,0 +1,383 @@
+//! End-to-end sizing of the seed environments, the budget check, overrides
+//! and the plan's serialised shape.
+
+mod common;
+
+use common::*;
+use sizing::*;
+
+fn close(actual: f64, expected: f64, tol: f64) {
+    assert!(
+        (actual - expected).abs() <= tol,
+        "expected {expected}, got {actual}"
+    );
+}
+
+#[test]
+fn seed_prod_targets_pass_the_budget_and_give_a_plausible_plan() {
+    let plan = size(&prod()).unwrap_or_else(|e| panic!("{e}"));
+    assert!(plan.budget.passes);
+    assert!(plan.budget.slack_ms > 0.0);
+    assert!(plan.budget.critical_path_ms + 200.0 <= 2000.0);
+
+    // Orchestrator: CPU-bound, 1 vCPU tasks, one per AZ at least.
+    let s = &plan.service;
+    assert_eq!((s.cpu, s.memory_mib), (1024, 2048));
+    assert_eq!(s.tasks, 9);
+    assert_eq!(s.assessment.binding, Binding::Cpu);
+    assert!(s.min_tasks >= 3 && s.min_tasks <= s.tasks && s.max_tasks >= s.tasks);
+    assert_eq!(s.target_cpu_percent, 60);
+
+    // Redis: no burstable node in prod, a replica in each other AZ, one shard.
+    let r = &plan.redis;
+    assert!(!r.node_type.starts_with("cache.t"));
+    assert_eq!((r.shards, r.replicas_per_shard, r.nodes), (1, 2, 3));
+
+    // DAX: needed (DynamoDB p95 12 ms > 10 ms budget), three nodes across AZs.
+    assert!(plan.dax.enabled);
+    assert_eq!(plan.dax.nodes, 3);
+    assert_eq!(plan.dax.node_type, "dax.r5.large");
+
+    assert_eq!(plan.dynamodb.billing, Billing::OnDemand);
+
+    let o = &plan.opensearch;
+    assert!(o.standby_replicas);
+    assert_eq!((o.search_ocu_min, o.search_ocu_max), (4, 8));
+    assert_eq!((o.indexing_ocu_min, o.indexing_ocu_max), (2, 4));
+
+    let m = &plan.sagemaker;
+    assert_eq!(
+        (m.instance_type.as_str(), m.instances),
+        ("ml.c6i.xlarge", 2)
+    );
+    // 4 workers × 50/s × 70% × 60 s.
+    assert_eq!(m.target_invocations_per_instance, 8400);
+
+    // The seed's traffic needs far more Bedrock tokens than the quota allows.
+    assert!(plan.bedrock.quota_exceeded);
+    assert!(plan
+        .warnings
+        .iter()
+        .any(|w| w.resource == "bedrock" && w.message.contains("quota")));
+
+    assert!(plan.cost.capacity_monthly_usd > 1000.0 && plan.cost.capacity_monthly_usd < 10_000.0);
+    let sum: f64 = plan.cost.by_resource.values().sum();
+    close(sum, plan.cost.total_monthly_usd, 0.05);
+}
+
+#[test]
+fn seed_prod_capacity_section_meets_every_target() {
+    let plan = size(&prod_with_capacity()).unwrap_or_else(|e| panic!("{e}"));
+    assert!(plan.service.assessment.overridden);
+    assert_eq!(plan.service.assessment.binding, Binding::Override);
+    assert_eq!(plan.redis.node_type, "cache.r7g.large");
+    assert_eq!(plan.service.max_tasks, 36);
+    assert_eq!(plan.opensearch.search_ocu_max, 16);
+    assert!(plan.budget.passes);
+}
+
+#[test]
+fn seed_staging_and_dev_size_and_pass() {
+    for input in [
+        staging(),
+        dev(),
+        staging_with_capacity(),
+        dev_with_capacity(),
+    ] {
+        let plan = plan_of(&input);
+        assert!(size(&input).is_ok(), "{}", input.env_name);
+        assert!(plan.budget.passes, "{}", input.env_name);
+    }
+    let dev = size(&dev()).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(dev.service.tasks, 1);
+    assert_eq!(dev.service.assessment.binding, Binding::Minimum);
+    assert_eq!(dev.redis.replicas_per_shard, 0);
+    assert!(!dev.opensearch.standby_replicas);
+    let staging = size(&staging()).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(staging.service.tasks, 2);
+    assert_eq!(staging.service.assessment.binding, Binding::OnePerAz);
+    assert_eq!(staging.redis.replicas_per_shard, 1);
+    assert_eq!(staging.dax.nodes, 2);
+}
+
+#[test]
+fn prod_rates_by_hand() {
+    let plan = size(&prod()).unwrap_or_else(|e| panic!("{e}"));
+    let r = &plan.rates;
+    // 10,000 sessions × 2 msg/min ÷ 60 = 333.3/s average; × 1.5 peak = 500/s.
+    close(r.average_messages_per_s, 10_000.0 * 2.0 / 60.0, 1e-9);
+    close(r.messages_per_s, 500.0, 1e-9);
+    // Tier mix 35/25/30/10 → 175, 125, 150, 50 per second.
+    close(r.tier_messages_per_s.template, 175.0, 1e-9);
+    close(r.tier_messages_per_s.simple_llm, 125.0, 1e-9);
+    close(r.tier_messages_per_s.standard_llm, 150.0, 1e-9);
+    close(r.tier_messages_per_s.complex, 50.0, 1e-9);
+    close(r.llm_messages_per_s, 325.0, 1e-9);
+    // 40% not settled by rules → 200 ML intents/s.
+    close(r.intent_ml_per_s, 200.0, 1e-9);
+    // 2 cache reads per message; fills on the 65% that miss.
+    close(r.cache_reads_per_s, 1000.0, 1e-9);
+    close(r.cache_writes_per_s, 325.0, 1e-9);
+    close(r.memory_reads_per_s, 500.0, 1e-9);
+    close(r.memory_writes_per_s, 1000.0, 1e-9);
+    // 1 query for simple and standard, 2 for complex: 125 + 150 + 100.
+    close(r.retrieval_queries_per_s, 375.0, 1e-9);
+    // Little's law, L = λW with W = 250 ms mean first token + mean stream:
+    //   simple   125/s × (0.25 + 0.45) s =  87.5
+    //   standard 150/s × (0.25 + 0.80) s = 157.5
+    //   complex   50/s × (0.25 + 5.00) s = 262.5
+    close(r.streams_in_flight_by_tier.simple_llm, 87.5, 1e-9);
+    close(r.streams_in_flight_by_tier.standard_llm, 157.5, 1e-9);
+    close(r.streams_in_flight_by_tier.complex, 262.5, 1e-9);
+    close(r.streams_in_flight, 507.5, 1e-9);
+    // Tokens: 125 × 840 + 150 × 2075 + 50 × 4400 = 636,250/s → 38,175,000/min.
+    close(r.tokens_per_minute, 38_175_000.0, 1e-3);
+}
+
+#[test]
+fn first_token_below_the_model_assumption_fails_naming_the_stage() {
+    let mut input = prod();
+    input.targets.latency_ms.first_token = 300;
+    let err = size(&input).expect_err("300 ms is below the 350 ms assumption");
+    assert!(err.errors.contains(&SizingError::StageOverBudget {
+        stage: Stage::FirstToken,
+        modelled_ms: 350.0,
+        budget_ms: 300,
+        shortfall_ms: 50.0,
+    }));
+    assert!(err
+        .to_string()
+        .contains("stage `llm first token`: modelled p95 350 ms exceeds budget 300 ms by 50 ms"));
+    let plan = err.plan.expect("a budget failure still carries the plan");
+    assert!(!plan.budget.passes);
+    let row = plan.budget.row(Stage::FirstToken).expect("row");
+    close(row.slack_ms, -50.0, 1e-9);
+}
+
+#[test]
+fn end_to_end_target_below_the_path_fails() {
+    let mut input = prod();
+    input.targets.latency_ms.end_to_end_p95 = 1700;
+    let err = size(&input).expect_err("path + margin exceeds 1700 ms");
+    assert!(err.errors.iter().any(|e| matches!(
+        e,
+        SizingError::EndToEndOverBudget {
+            end_to_end_ms: 1700,
+            ..
+        }
+    )));
+}
+
+#[test]
+fn every_impossible_budget_is_reported_at_once() {
+    let mut input = prod();
+    input.targets.latency_ms.first_token = 100;
+    input.targets.latency_ms.streaming = 500;
+    input.targets.latency_ms.cache_hit = 0;
+    let err = size(&input).expect_err("three stages over budget");
+    let stages: Vec<Stage> = err
+        .errors
+        .iter()
+        .filter_map(|e| match e {
+            SizingError::StageOverBudget { stage, .. } => Some(*stage),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        stages,
+        vec![Stage::CacheHit, Stage::FirstToken, Stage::Streaming]
+    );
+}
+
+#[test]
+fn undersized_override_is_an_error_in_prod_unless_acknowledged() {
+    let mut input = prod_with_capacity();
+    // One instance carries the load (8 workers at 50%) but not the loss of an AZ.
+    input.overrides.sagemaker = Some(SageMakerOverride {
+        instance_type: Some("ml.c6i.2xlarge".into()),
+        instances: Some(1),
+        max_instances: Some(2),
+    });
+    let err = size(&input).expect_err("prod keeps two instances");
+    assert!(matches!(
+        err.errors.as_slice(),
+        [SizingError::OverrideShortfall { resource, .. }] if resource == "sagemaker"
+    ));
+    assert!(err.to_string().contains("acknowledged_overrides"));
+
+    input.acknowledged_overrides = vec!["sagemaker".into()];
+    let plan = size(&input).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(plan.sagemaker.instances, 1);
+    assert!(plan
+        .warnings
+        .iter()
+        .any(|w| w.resource == "sagemaker" && w.message.contains("acknowledged")));
+}
+
+#[test]
+fn undersized_override_is_a_warning_outside_prod() {
+    let mut input = staging_with_capacity();
+    input.overrides.service = Some(ServiceOverride {
+        cpu: Some(1024),
+        memory_mib: Some(2048),
+        tasks: Some(1),
+        min_tasks: Some(1),
+        max_tasks: Some(8),
+    });
+    let plan = size(&input).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(plan.service.tasks, 1);
+    let w = plan
+        .warnings
+        .iter()
+        .find(|w| w.resource == "service")
+        .expect("service warning");
+    assert!(w.message.contains("one task per AZ"), "{w}");
+}
+
+#[test]
+fn partial_override_fills_the_rest_from_sizing() {
+    let mut input = prod();
+    input.overrides.redis = Some(RedisOverride {
+        replicas_per_shard: Some(1),
+        ..RedisOverride::default()
+    });
+    let plan = size(&input).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(plan.redis.replicas_per_shard, 1);
+    assert_eq!(plan.redis.node_type, "cache.m7g.large");
+    assert_eq!(plan.redis.nodes, 2);
+}
+
+#[test]
+fn invalid_fargate_size_is_an_error_even_in_dev() {
+    let mut input = dev();
+    input.overrides.service = Some(ServiceOverride {
+        cpu: Some(1024),
+        memory_mib: Some(1024),
+        ..ServiceOverride::default()
+    });
+    let err = size(&input).expect_err("1 vCPU needs at least 2 GiB");
+    assert!(matches!(
+        err.errors.as_slice(),
+        [SizingError::InvalidOverride { resource, .. }] if resource == "service"
+    ));
+}
+
+#[test]
+fn unknown_node_type_override_is_an_error() {
+    let mut input = dev();
+    input.overrides.redis = Some(RedisOverride {
+        node_type: Some("cache.x99.huge".into()),
+        ..RedisOverride::default()
+    });
+    let err = size(&input).expect_err("unknown node type");
+    assert!(err.to_string().contains("cache.x99.huge"));
+}
+
+#[test]
+fn dax_is_not_deployed_when_dynamodb_meets_the_memory_budget() {
+    let mut input = prod();
+    input.targets.latency_ms.memory_read = 15;
+    let plan = size(&input).unwrap_or_else(|e| panic!("{e}"));
+    assert!(!plan.dax.enabled);
+    assert_eq!(plan.dax.nodes, 0);
+    assert_eq!(plan.dax.assessment.binding, Binding::NotNeeded);
+    assert_eq!(plan.dax.assessment.monthly_cost_usd, 0.0);
+    close(
+        plan.budget
+            .row(Stage::MemoryRead)
+            .expect("row")
+            .modelled_p95_ms,
+        12.0,
+        1e-9,
+    );
+    // Without DAX every read reaches the table.
+    close(plan.dynamodb.read_units_per_s, 250.0, 1e-9);
+}
+
+#[test]
+fn invalid_input_is_rejected_with_every_problem_and_no_plan() {
+    let mut input = prod();
+    input.targets.tier_mix.complex = 0.0;
+    input.targets.traffic.cache_hit_ratio = 1.5;
+    input.az_count = 0;
+    let err = size(&input).expect_err("invalid");
+    assert!(err.plan.is_none());
+    assert_eq!(err.errors.len(), 3, "{err}");
+}
+
+#[test]
+fn unknown_model_is_reported() {
+    let mut input = dev();
+    input.llm.model_id = "meta.llama-nope".into();
+    let err = size(&input).expect_err("no assumptions for the model");
+    assert!(matches!(err.errors.as_slice(), [SizingError::Data { .. }]));
+}
+
+#[test]
+fn timeouts_stay_in_aws_ranges_and_cover_the_longest_stream() {
+    for input in [prod(), staging(), dev()] {
+        let t = size(&input).unwrap_or_else(|e| panic!("{e}")).timeouts;
+        assert!((1..=4000).contains(&t.alb_idle_timeout_s));
+        assert!((1..=60).contains(&t.cloudfront_origin_read_timeout_s));
+        assert!((1..=60).contains(&t.cloudfront_origin_keepalive_timeout_s));
+        assert!(t.cloudfront_origin_keepalive_timeout_s < t.alb_idle_timeout_s);
+        assert!(t.alb_idle_timeout_s >= t.cloudfront_origin_read_timeout_s);
+        assert!((2..=120).contains(&t.container_stop_timeout_s));
+        assert!(t.health_check_timeout_s < t.health_check_interval_s);
+        // A complex-tier answer (8 s stream p95) must finish during a deploy.
+        assert!(f64::from(t.deregistration_delay_s) * 1000.0 >= t.longest_response_ms);
+        assert!(t.longest_response_ms > 8000.0);
+    }
+}
+
+#[test]
+fn plan_serialises_with_stable_names() {
+    let plan = size(&staging()).unwrap_or_else(|e| panic!("{e}"));
+    let json = serde_json::to_value(&plan).expect("serialise");
+    assert_eq!(json["service"]["assessment"]["binding"], "one per AZ");
+    assert_eq!(json["budget"]["rows"][8]["stage"], "llm first token");
+    assert_eq!(json["dynamodb"]["billing"], "on_demand");
+    assert!(json["cost"]["by_resource"]["redis"].is_number());
+    assert!(json["timeouts"]["alb_idle_timeout_s"].is_number());
+    let rows = plan.resource_rows();
+    assert_eq!(rows.len(), 7);
+    assert!(plan
+        .summary_line()
+        .starts_with("sizing staging: service 2×"));
+}
+
+#[test]
+fn sizing_is_deterministic() {
+    let a = serde_json::to_string(&size(&prod_with_capacity()).expect("plan")).expect("json");
+    let b = serde_json::to_string(&size(&prod_with_capacity()).expect("plan")).expect("json");
+    assert_eq!(a, b);
+}
+
+#[test]
+fn input_deserialises_from_the_environment_shape() {
+    // The `capacity` section of an environment file maps onto `overrides`.
+    let yaml = r#"
+env_name: dev
+is_prod: false
+az_count: 2
+llm:
+  model_id: anthropic.claude-3-5-sonnet-20240620-v1:0
+  tokens_per_minute_quota: 200000
+targets:
+  latency_ms: { end_to_end_p95: 2000, margin: 200, edge: 30, auth: 20, memory_read: 10,
+    intent_rules: 50, intent_ml: 150, cache_hit: 2, service_calls: 200, retrieval: 200,
+    first_token: 400, streaming: 985, guardrails: 50, delivery: 50, stream_jitter: 50 }
+  traffic: { concurrent_sessions: 50, messages_per_session_per_minute: 2, peak_factor: 1.0,
+    cache_hit_ratio: 0.35, rules_confident_share: 0.6 }
+  tier_mix: { template: 35, simple_llm: 25, standard_llm: 30, complex: 10 }
+capacity:
+  service: { cpu: 512, memory_mib: 1024, tasks: 1 }
+  dynamodb: { billing: on_demand }
+"#;
+    let input: SizingInput = serde_saphyr::from_str(yaml).expect("parse");
+    let service = input.overrides.service.as_ref().expect("service override");
+    assert_eq!(service.cpu, Some(512));
+    assert_eq!(service.min_tasks, None);
+    let plan = size(&input).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(plan.service.memory_mib, 1024);
+}
