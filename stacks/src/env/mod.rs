@@ -33,6 +33,7 @@ pub struct Environment {
     pub tags: BTreeMap<String, String>,
     pub protection: Protection,
     pub llm: Llm,
+    pub auth: Auth,
     pub intent_model: IntentModel,
     pub targets: Targets,
     /// Explicit capacities; what is absent, sizing decides.
@@ -81,6 +82,12 @@ pub struct Protection {
     /// Survive losing a node or an AZ: Redis replicas, a task per AZ,
     /// standby search replicas (always on in prod).
     pub failover: bool,
+}
+
+/// How the runtime verifies the customer's JWT (RS256 against a JWKS).
+#[derive(Debug, Clone, Serialize)]
+pub struct Auth {
+    pub jwks_url: String,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -24,6 +24,7 @@ pub struct RawEnvironment {
     pub tags: BTreeMap<String, S<String>>,
     pub protection: S<RawProtection>,
     pub llm: S<RawLlm>,
+    pub auth: S<RawAuth>,
     pub intent_model: S<RawIntentModel>,
     pub targets: S<RawTargets>,
     pub capacity: Option<S<RawCapacity>>,
@@ -49,6 +50,12 @@ pub struct RawProtection {
 pub struct RawLlm {
     pub model_id: S<String>,
     pub tokens_per_minute_quota: S<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAuth {
+    pub jwks_url: S<String>,
 }
 
 #[derive(Debug, Deserialize)]

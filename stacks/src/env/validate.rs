@@ -137,6 +137,8 @@ pub(super) fn validate(raw: RawEnvironment, text: &str, path: &Path) -> Result<E
     let llm = Llm { model_id: c.non_empty(&l.model_id, "llm.model_id"), tokens_per_minute_quota: l.tokens_per_minute_quota.value };
     c.require(llm.tokens_per_minute_quota > 0, &l.tokens_per_minute_quota, "llm.tokens_per_minute_quota", "must be greater than 0");
 
+    let auth = Auth { jwks_url: c.prefixed(&raw.auth.value.jwks_url, "auth.jwks_url", "https://", "an HTTPS URL of the identity provider's JWKS") };
+
     let im = &raw.intent_model.value;
     let intent_model = IntentModel {
         image: c.non_empty(&im.image, "intent_model.image"),
@@ -161,6 +163,7 @@ pub(super) fn validate(raw: RawEnvironment, text: &str, path: &Path) -> Result<E
             tags,
             protection,
             llm,
+            auth,
             intent_model,
             targets,
             capacity,

@@ -38,9 +38,11 @@ pub fn container_environment(i: &Inputs<'_>, t: &mut Template) -> Vec<NameValue>
         NameValue::new("MANGA_PORT", network::CONTAINER_PORT.to_string()),
         NameValue::new("MANGA_BUDGETS_JSON", budgets),
         NameValue::new("MANGA_BACKEND", "aws"),
-        NameValue::new("MANGA_AUTH_MODE", "jwt"),
-        NameValue::new("MANGA_WS_PING_INTERVAL_S", i.plan.timeouts.websocket_ping_interval_s.to_string()),
-        NameValue::new("MANGA_SHUTDOWN_GRACE_S", i.plan.timeouts.container_stop_timeout_s.saturating_sub(5).to_string()),
+        NameValue::new("MANGA_AUTH", "rs256"),
+        NameValue::new("MANGA_JWKS_URL", i.env.auth.jwks_url.as_str()),
+        NameValue::new("MANGA_PING_INTERVAL_SECS", i.plan.timeouts.websocket_ping_interval_s.to_string()),
+        // In-flight streams must finish before ECS's SIGKILL at stop_timeout.
+        NameValue::new("MANGA_DRAIN_TIMEOUT_SECS", i.plan.timeouts.container_stop_timeout_s.saturating_sub(3).to_string()),
         NameValue::new("MANGA_BEDROCK_MODEL_ID", i.env.llm.model_id.as_str()),
         NameValue::new("AWS_REGION", Expr::sub("${AWS::Region}")),
     ];

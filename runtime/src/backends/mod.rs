@@ -1,0 +1,135 @@
+//! The traits the pipeline ([`crate::pipeline`]) depends on, and their implementations.
+//!
+//! Embedded (default, no cloud): [`memory_store`] (LRU+TTL sessions), [`moka_cache`]
+//! (response cache), [`classifier`] (hashed n-gram logistic regression), [`catalog`]
+//! (services over the bundled catalog and generated orders), [`bm25`] (tantivy
+//! retrieval), [`extractive`] (grounded extractive responder). Remote: [`openai`]
+//! (OpenAI-compatible streaming chat completions).
+//!
+//! AWS implementations (DynamoDB/DAX sessions, ElastiCache Redis cache, SageMaker intent
+//! endpoint, OpenSearch retrieval, Bedrock LLM) plug in here by implementing the same
+//! traits; the pipeline only sees `Arc<dyn Trait>`.
+
+pub mod bm25;
+pub mod catalog;
+pub mod classifier;
+pub mod extractive;
+pub mod memory_store;
+pub mod moka_cache;
+pub mod openai;
+
+use crate::domain::{Corpus, Intent, Order, Passage, Prompt, SourceRef, Title, Turn};
+use async_trait::async_trait;
+use futures_util::stream::BoxStream;
+use serde::{Deserialize, Serialize};
+use std::fmt::Debug;
+
+/// Failure of a backend call. The pipeline never fails a message because of these: it
+/// degrades (see [`crate::metrics::Degradation`]).
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum BackendError {
+    #[error("backend unavailable: {0}")]
+    Unavailable(String),
+    #[error("backend returned an invalid response: {0}")]
+    Invalid(String),
+}
+
+/// Conversation memory (PO-04): last N turns per session key.
+#[async_trait]
+pub trait SessionStore: Send + Sync + Debug {
+    /// The most recent `max_turns` turns, oldest first.
+    async fn load(&self, key: &str, max_turns: usize) -> Result<Vec<Turn>, BackendError>;
+    async fn append(&self, key: &str, turn: Turn) -> Result<(), BackendError>;
+    async fn ready(&self) -> Result<(), BackendError> {
+        Ok(())
+    }
+}
+
+/// An intent prediction with the model's probability for it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Prediction {
+    pub intent: Intent,
+    pub confidence: f32,
+}
+
+/// ML intent classifier (PO-02), consulted when the rules are not confident.
+#[async_trait]
+pub trait IntentModel: Send + Sync + Debug {
+    async fn classify(&self, text: &str) -> Result<Prediction, BackendError>;
+    async fn ready(&self) -> Result<(), BackendError> {
+        Ok(())
+    }
+}
+
+/// A cached answer (template and FAQ answers only; see [`crate::domain::Intent::cacheable`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CachedAnswer {
+    pub text: String,
+    pub sources: Vec<SourceRef>,
+}
+
+/// Response cache (PO-05), keyed by intent and normalised question.
+#[async_trait]
+pub trait ResponseCache: Send + Sync + Debug {
+    async fn get(&self, key: &str) -> Result<Option<CachedAnswer>, BackendError>;
+    async fn put(&self, key: &str, answer: CachedAnswer) -> Result<(), BackendError>;
+    async fn ready(&self) -> Result<(), BackendError> {
+        Ok(())
+    }
+}
+
+/// Recommendations with the title they were derived from, if any.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Recommendation {
+    pub seed: Option<Title>,
+    pub titles: Vec<Title>,
+}
+
+/// Commerce services: catalog search, price/stock, order status, recommendations.
+#[async_trait]
+pub trait Services: Send + Sync + Debug {
+    async fn search_catalog(&self, query: &str, limit: usize) -> Result<Vec<Title>, BackendError>;
+    /// The title a question is about (by name or ISBN), with price and stock.
+    async fn lookup_title(&self, query: &str) -> Result<Option<Title>, BackendError>;
+    async fn order_status(&self, order_id: &str) -> Result<Option<Order>, BackendError>;
+    /// `seen` are catalog ids from the conversation, most relevant first; the first is
+    /// the seed when the query names no title, and all are excluded.
+    async fn recommend(
+        &self,
+        query: &str,
+        seen: &[String],
+        limit: usize,
+    ) -> Result<Recommendation, BackendError>;
+    async fn ready(&self) -> Result<(), BackendError> {
+        Ok(())
+    }
+}
+
+/// Passage retrieval (PO-03) over the catalog and FAQ.
+#[async_trait]
+pub trait Retriever: Send + Sync + Debug {
+    async fn retrieve(
+        &self,
+        query: &str,
+        k: usize,
+        corpus: Corpus,
+    ) -> Result<Vec<Passage>, BackendError>;
+    async fn ready(&self) -> Result<(), BackendError> {
+        Ok(())
+    }
+}
+
+/// A stream of text pieces (tokens or words) from a responder.
+pub type TokenStream = BoxStream<'static, Result<String, BackendError>>;
+
+/// Response generation (PO-01). Implementations stream; the pipeline enforces the
+/// first-token and inter-token deadlines around them.
+#[async_trait]
+pub trait Llm: Send + Sync + Debug {
+    /// A short name for logs and `/readyz`.
+    fn name(&self) -> &'static str;
+    async fn stream(&self, prompt: &Prompt) -> Result<TokenStream, BackendError>;
+    async fn ready(&self) -> Result<(), BackendError> {
+        Ok(())
+    }
+}

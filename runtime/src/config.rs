@@ -1,0 +1,544 @@
+//! Runtime configuration: command-line flags, `MANGA_*` environment variables and an
+//! optional config file (`--config`, a `KEY=value` env file), plus the stage latency
+//! [`Budgets`].
+//!
+//! Precedence: flag > environment variable > config file > built-in default. The config
+//! file uses the same `MANGA_*` names as the environment, so one list of names serves the
+//! ECS task definition, `docker run -e` and local files alike (12-factor).
+//!
+//! Budgets come from an environment file (`environments/*.yaml`, key
+//! `targets.latency_ms`) via [`read_budgets_from_environment_file`] — deliberately the
+//! only function that reads that file, so it can be swapped for the shared parser in
+//! `mangactl-stacks` later. Used by `main.rs` and [`crate::app`].
+
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
+use serde::{Deserialize, Serialize};
+use std::ffi::OsString;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{0}")]
+    Cli(#[from] clap::Error),
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}: {message}")]
+    ConfigFile {
+        path: PathBuf,
+        line: usize,
+        message: String,
+    },
+    #[error("{path}: {message}")]
+    EnvironmentFile { path: PathBuf, message: String },
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+/// Stage latency budgets in milliseconds. Field names are exactly the keys of
+/// `targets.latency_ms` in `environments/*.yaml`; defaults are the seed values
+/// (PO-01..PO-08). Unknown keys in that mapping (e.g. `margin`) are ignored here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Budgets {
+    pub edge: u64,
+    pub auth: u64,
+    pub memory_read: u64,
+    pub intent_rules: u64,
+    pub intent_ml: u64,
+    pub cache_hit: u64,
+    pub service_calls: u64,
+    pub retrieval: u64,
+    pub first_token: u64,
+    pub streaming: u64,
+    pub guardrails: u64,
+    pub delivery: u64,
+    pub stream_jitter: u64,
+    pub end_to_end_p95: u64,
+}
+
+impl Default for Budgets {
+    fn default() -> Self {
+        Budgets {
+            edge: 30,
+            auth: 20,
+            memory_read: 10,
+            intent_rules: 50,
+            intent_ml: 150,
+            cache_hit: 2,
+            service_calls: 200,
+            retrieval: 200,
+            first_token: 400,
+            streaming: 985,
+            guardrails: 50,
+            delivery: 50,
+            stream_jitter: 50,
+            end_to_end_p95: 2000,
+        }
+    }
+}
+
+impl Budgets {
+    pub fn ms(v: u64) -> Duration {
+        Duration::from_millis(v)
+    }
+
+    /// A zero budget would turn every stage into an instant timeout; refuse it early.
+    pub fn validate(&self) -> Result<(), String> {
+        let fields = [
+            ("edge", self.edge),
+            ("auth", self.auth),
+            ("memory_read", self.memory_read),
+            ("intent_rules", self.intent_rules),
+            ("intent_ml", self.intent_ml),
+            ("cache_hit", self.cache_hit),
+            ("service_calls", self.service_calls),
+            ("retrieval", self.retrieval),
+            ("first_token", self.first_token),
+            ("streaming", self.streaming),
+            ("guardrails", self.guardrails),
+            ("delivery", self.delivery),
+            ("stream_jitter", self.stream_jitter),
+            ("end_to_end_p95", self.end_to_end_p95),
+        ];
+        let zero: Vec<&str> = fields
+            .iter()
+            .filter(|(_, v)| *v == 0)
+            .map(|(k, _)| *k)
+            .collect();
+        if zero.is_empty() {
+            Ok(())
+        } else {
+            Err(format!(
+                "latency budgets must be > 0 ms: {}",
+                zero.join(", ")
+            ))
+        }
+    }
+}
+
+/// Reads the budgets of an environment file with mangactl's own parser
+/// (`stacks::env`), so the runtime enforces exactly the `targets.latency_ms`
+/// that sizing and the templates were built from, and a file mangactl
+/// rejects is rejected here too.
+pub fn read_budgets_from_environment_file(path: &Path) -> Result<Budgets, ConfigError> {
+    let env = stacks::env::load(path).map_err(|e| ConfigError::EnvironmentFile {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    let budgets = Budgets::from(&env.targets.latency_ms);
+    budgets
+        .validate()
+        .map_err(|message| ConfigError::EnvironmentFile {
+            path: path.to_path_buf(),
+            message,
+        })?;
+    Ok(budgets)
+}
+
+impl From<&stacks::env::LatencyBudgets> for Budgets {
+    fn from(l: &stacks::env::LatencyBudgets) -> Self {
+        Budgets {
+            edge: l.edge.into(),
+            auth: l.auth.into(),
+            memory_read: l.memory_read.into(),
+            intent_rules: l.intent_rules.into(),
+            intent_ml: l.intent_ml.into(),
+            cache_hit: l.cache_hit.into(),
+            service_calls: l.service_calls.into(),
+            retrieval: l.retrieval.into(),
+            first_token: l.first_token.into(),
+            streaming: l.streaming.into(),
+            guardrails: l.guardrails.into(),
+            delivery: l.delivery.into(),
+            stream_jitter: l.stream_jitter.into(),
+            end_to_end_p95: l.end_to_end_p95.into(),
+        }
+    }
+}
+
+/// Which backend family serves the traits of [`crate::backends`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BackendFamily {
+    /// In-process implementations over the bundled data (no cloud).
+    Embedded,
+    /// DynamoDB/DAX, Redis, SageMaker, OpenSearch, Bedrock — not implemented yet; start-up
+    /// refuses it rather than silently serving the embedded demo data.
+    Aws,
+}
+
+/// Budgets from a JSON object with the keys of `targets.latency_ms` (unknown keys such as
+/// `margin` ignored) — the form the service stack's task definition passes in
+/// `MANGA_BUDGETS_JSON`.
+pub fn read_budgets_from_json(json: &str) -> Result<Budgets, ConfigError> {
+    let invalid = |m: String| ConfigError::Invalid(format!("MANGA_BUDGETS_JSON: {m}"));
+    let budgets: Budgets = serde_json::from_str(json).map_err(|e| invalid(e.to_string()))?;
+    budgets.validate().map_err(invalid)?;
+    Ok(budgets)
+}
+
+/// Every environment variable the runtime reads (from the clap definitions, so it cannot
+/// drift), plus `MANGA_LOG`/`RUST_LOG` read by the logger. For docs and for checking a
+/// task definition against the runtime.
+pub fn env_var_names() -> Vec<String> {
+    let mut names: Vec<String> = Cli::command()
+        .get_arguments()
+        .filter_map(|a| a.get_env().map(|e| e.to_string_lossy().into_owned()))
+        .collect();
+    names.push("MANGA_LOG".into());
+    names.sort();
+    names
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthMode {
+    /// No authentication (development only; refused with `MANGA_ENVIRONMENT=prod`).
+    Off,
+    /// JWT signed with a shared secret (`MANGA_JWT_SECRET`).
+    Hs256,
+    /// JWT signed with RSA keys published as a JWKS (`MANGA_JWKS_URL` or `MANGA_JWKS_FILE`).
+    Rs256,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LlmBackend {
+    /// Grounded extractive responder: composes answers from tool results and passages.
+    Extractive,
+    /// An OpenAI-compatible server (`/v1/chat/completions`, SSE), e.g. llama.cpp or vLLM.
+    Openai,
+}
+
+/// MangaAssist runtime: serves the chat pipeline over WebSocket at /v1/chat.
+///
+/// Every option can also be set with the environment variable shown, or in a config file
+/// (`--config`) of `MANGA_NAME=value` lines. Precedence: flag > env > config file > default.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "manga-runtime", version)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub config: Config,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum Command {
+    /// Serve HTTP and WebSocket (the default).
+    Serve,
+    /// GET /healthz on the configured port; exit 0 when healthy (container health check).
+    Healthcheck,
+    /// Print the effective configuration, budgets included, as JSON and exit.
+    PrintConfig,
+}
+
+/// Settings reserved for the AWS backends; accepted and documented now so the task
+/// definition and the runtime agree on names before the implementations land.
+const AWS_HEADING: &str = "AWS backends (MANGA_BACKEND=aws; not implemented yet)";
+
+#[derive(Debug, Clone, Args, Serialize)]
+pub struct Config {
+    /// Config file of MANGA_NAME=value lines (same names as the environment variables).
+    #[arg(long = "config", env = "MANGA_CONFIG", value_name = "PATH")]
+    pub config_file: Option<PathBuf>,
+    /// Address to bind (use 0.0.0.0 in containers).
+    #[arg(long, env = "MANGA_BIND", default_value = "127.0.0.1")]
+    pub bind: IpAddr,
+    /// HTTP/WebSocket port.
+    #[arg(long, env = "MANGA_PORT", default_value_t = 8080)]
+    pub port: u16,
+    /// Environment name (dev, staging, prod, …); `prod`/`production` refuse `--auth off`.
+    #[arg(long, env = "MANGA_ENVIRONMENT", default_value = "dev")]
+    pub environment: String,
+    /// Environment file (environments/NAME.yaml) whose targets.latency_ms are the budgets.
+    #[arg(
+        long,
+        env = "MANGA_ENVIRONMENT_FILE",
+        value_name = "PATH",
+        conflicts_with = "budgets_json"
+    )]
+    pub environment_file: Option<PathBuf>,
+    /// The budgets as a JSON object with the keys of targets.latency_ms (how the ECS task
+    /// definition passes them); alternative to --environment-file.
+    #[arg(long, env = "MANGA_BUDGETS_JSON", value_name = "JSON")]
+    pub budgets_json: Option<String>,
+    /// Backend family for sessions, cache, intent model, retrieval, services and LLM.
+    #[arg(long, env = "MANGA_BACKEND", value_enum, default_value_t = BackendFamily::Embedded)]
+    pub backend: BackendFamily,
+    /// Authentication of WebSocket clients.
+    #[arg(long, env = "MANGA_AUTH", value_enum, default_value_t = AuthMode::Off)]
+    pub auth: AuthMode,
+    /// HS256 shared secret.
+    #[arg(long, env = "MANGA_JWT_SECRET", hide_env_values = true)]
+    #[serde(skip)]
+    pub jwt_secret: Option<String>,
+    /// JWKS URL for RS256 (fetched at start).
+    #[arg(long, env = "MANGA_JWKS_URL")]
+    pub jwks_url: Option<String>,
+    /// How often the JWKS URL is fetched again (0 = never).
+    #[arg(long, env = "MANGA_JWKS_REFRESH_SECS", default_value_t = 900)]
+    pub jwks_refresh_secs: u64,
+    /// JWKS file for RS256.
+    #[arg(long, env = "MANGA_JWKS_FILE", value_name = "PATH")]
+    pub jwks_file: Option<PathBuf>,
+    /// Required `iss` claim, if set.
+    #[arg(long, env = "MANGA_JWT_ISSUER")]
+    pub jwt_issuer: Option<String>,
+    /// Required `aud` claim, if set.
+    #[arg(long, env = "MANGA_JWT_AUDIENCE")]
+    pub jwt_audience: Option<String>,
+    /// Sustained messages per minute per user (token bucket refill).
+    #[arg(long, env = "MANGA_RATE_PER_MINUTE", default_value_t = 30)]
+    pub rate_per_minute: u32,
+    /// Burst size of the per-user token bucket.
+    #[arg(long, env = "MANGA_RATE_BURST", default_value_t = 10)]
+    pub rate_burst: u32,
+    /// Largest accepted chat message (bytes of the JSON frame); larger ones get
+    /// `message_too_large` and the connection stays open.
+    #[arg(long, env = "MANGA_MAX_MESSAGE_BYTES", default_value_t = 4096)]
+    pub max_message_bytes: usize,
+    /// Hard WebSocket frame limit; larger frames close the connection (code 1009).
+    #[arg(long, env = "MANGA_MAX_FRAME_BYTES", default_value_t = 65536)]
+    pub max_frame_bytes: usize,
+    /// Distinct session ids one connection may use.
+    #[arg(long, env = "MANGA_MAX_SESSIONS_PER_CONNECTION", default_value_t = 4)]
+    pub max_sessions_per_connection: usize,
+    /// Concurrent WebSocket connections per process; more get HTTP 503.
+    #[arg(long, env = "MANGA_MAX_CONNECTIONS", default_value_t = 10000)]
+    pub max_connections: usize,
+    /// Server WebSocket ping interval; keep it below the ALB idle timeout.
+    #[arg(long, env = "MANGA_PING_INTERVAL_SECS", default_value_t = 20)]
+    pub ping_interval_secs: u64,
+    /// On SIGTERM, how long in-flight streams may take to finish (keep below the ECS
+    /// stopTimeout and the target group's deregistration delay).
+    #[arg(long, env = "MANGA_DRAIN_TIMEOUT_SECS", default_value_t = 25)]
+    pub drain_timeout_secs: u64,
+    /// Conversation turns loaded as context.
+    #[arg(long, env = "MANGA_HISTORY_TURNS", default_value_t = 6)]
+    pub history_turns: usize,
+    /// Sessions kept by the in-memory session store (LRU).
+    #[arg(long, env = "MANGA_SESSION_CAPACITY", default_value_t = 10000)]
+    pub session_capacity: usize,
+    /// Idle session lifetime in the in-memory store.
+    #[arg(long, env = "MANGA_SESSION_TTL_SECS", default_value_t = 1800)]
+    pub session_ttl_secs: u64,
+    /// Entries in the in-memory response cache.
+    #[arg(long, env = "MANGA_CACHE_CAPACITY", default_value_t = 10000)]
+    pub cache_capacity: u64,
+    /// Response cache entry lifetime.
+    #[arg(long, env = "MANGA_CACHE_TTL_SECS", default_value_t = 600)]
+    pub cache_ttl_secs: u64,
+    /// Directory with catalog.tsv, faq.tsv and intents/{train,heldout}.tsv; default: the
+    /// copies compiled into the binary.
+    #[arg(long, env = "MANGA_DATA_DIR", value_name = "PATH")]
+    pub data_dir: Option<PathBuf>,
+    /// Number of generated orders (MA-100000 upwards) served by the embedded services.
+    #[arg(long, env = "MANGA_ORDERS", default_value_t = 1000)]
+    pub orders: u32,
+    /// Rule-based intent confidence at or above which the ML model is skipped.
+    #[arg(long, env = "MANGA_RULES_CONFIDENCE", default_value_t = 0.8)]
+    pub rules_confidence: f32,
+    /// Response generator.
+    #[arg(long, env = "MANGA_LLM", value_enum, default_value_t = LlmBackend::Extractive)]
+    pub llm: LlmBackend,
+    /// Base URL of the OpenAI-compatible server (…/v1).
+    #[arg(
+        long,
+        env = "MANGA_OPENAI_BASE_URL",
+        default_value = "http://127.0.0.1:8000/v1"
+    )]
+    pub openai_base_url: String,
+    /// Model name sent to the OpenAI-compatible server.
+    #[arg(long, env = "MANGA_OPENAI_MODEL", default_value = "local")]
+    pub openai_model: String,
+    /// Bearer token for the OpenAI-compatible server, if it needs one.
+    #[arg(long, env = "MANGA_OPENAI_API_KEY", hide_env_values = true)]
+    #[serde(skip)]
+    pub openai_api_key: Option<String>,
+    /// max_tokens for the OpenAI-compatible server.
+    #[arg(long, env = "MANGA_OPENAI_MAX_TOKENS", default_value_t = 400)]
+    pub openai_max_tokens: u32,
+    /// Pause between words of the extractive responder (0 = as fast as possible; a few
+    /// tens of ms make the stream visible in a demo).
+    #[arg(long, env = "MANGA_WORD_DELAY_MS", default_value_t = 0)]
+    pub word_delay_ms: u64,
+    /// Hard cap on one streamed answer; longer streams end with `stream_timeout`.
+    #[arg(long, env = "MANGA_STREAM_MAX_SECS", default_value_t = 30)]
+    pub stream_max_secs: u64,
+
+    /// DynamoDB conversation table (session store).
+    #[arg(long, env = "MANGA_DYNAMODB_TABLE", help_heading = AWS_HEADING)]
+    pub dynamodb_table: Option<String>,
+    /// DAX cluster endpoint in front of the table.
+    #[arg(long, env = "MANGA_DAX_ENDPOINT", help_heading = AWS_HEADING)]
+    pub dax_endpoint: Option<String>,
+    /// ElastiCache Redis URL (rediss://host:port) for the response cache.
+    #[arg(long, env = "MANGA_REDIS_URL", help_heading = AWS_HEADING, hide_env_values = true)]
+    #[serde(skip)] // may carry a password
+    pub redis_url: Option<String>,
+    /// OpenSearch Serverless collection endpoint (retrieval).
+    #[arg(long, env = "MANGA_OPENSEARCH_ENDPOINT", help_heading = AWS_HEADING)]
+    pub opensearch_endpoint: Option<String>,
+    /// SageMaker endpoint name of the intent classifier.
+    #[arg(long, env = "MANGA_SAGEMAKER_ENDPOINT", help_heading = AWS_HEADING)]
+    pub sagemaker_endpoint: Option<String>,
+    /// Bedrock model id of the LLM.
+    #[arg(long, env = "MANGA_BEDROCK_MODEL_ID", help_heading = AWS_HEADING)]
+    pub bedrock_model_id: Option<String>,
+}
+
+impl Cli {
+    /// Parses the process arguments, applying `--config`/`MANGA_CONFIG` as defaults.
+    pub fn load() -> Result<Cli, ConfigError> {
+        Self::load_from(std::env::args_os(), |k| std::env::var_os(k))
+    }
+
+    /// Testable core of [`Cli::load`]: `env` looks up environment variables.
+    pub fn load_from<I, T>(
+        args: I,
+        env: impl Fn(&str) -> Option<OsString>,
+    ) -> Result<Cli, ConfigError>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<OsString> + Clone,
+    {
+        let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
+        let mut cmd = Cli::command();
+        if let Some(path) =
+            config_file_arg(&args).or_else(|| env("MANGA_CONFIG").map(PathBuf::from))
+        {
+            let pairs = parse_config_file(&path)?;
+            let known: Vec<(String, String)> = cmd
+                .get_arguments()
+                .filter_map(|a| {
+                    a.get_env()
+                        .map(|e| (e.to_string_lossy().into_owned(), a.get_id().to_string()))
+                })
+                .collect();
+            for (line, key, value) in pairs {
+                let Some((_, id)) = known.iter().find(|(e, _)| *e == key) else {
+                    return Err(ConfigError::ConfigFile {
+                        path,
+                        line,
+                        message: format!("unknown setting {key}"),
+                    });
+                };
+                if key == "MANGA_CONFIG" || env(&key).is_some() {
+                    continue; // the real environment wins over the file
+                }
+                // clap keeps defaults as &'static str; these few short strings live for the
+                // whole process anyway, so leaking them once at start-up is harmless.
+                let value: &'static str = Box::leak(value.into_boxed_str());
+                cmd = cmd.mut_arg(id.as_str(), |a| a.default_value(value));
+            }
+        }
+        let matches = cmd.try_get_matches_from(args)?;
+        let cli = Cli::from_arg_matches(&matches)?;
+        cli.config.validate()?;
+        Ok(cli)
+    }
+}
+
+fn config_file_arg(args: &[OsString]) -> Option<PathBuf> {
+    let mut it = args.iter().skip(1);
+    while let Some(a) = it.next() {
+        let s = a.to_string_lossy();
+        if s == "--config" {
+            return it.next().map(PathBuf::from);
+        }
+        if let Some(v) = s.strip_prefix("--config=") {
+            return Some(PathBuf::from(v));
+        }
+    }
+    None
+}
+
+/// `KEY=value` lines; `#` comments and blank lines ignored; optional surrounding quotes.
+fn parse_config_file(path: &Path) -> Result<Vec<(usize, String, String)>, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let mut out = Vec::new();
+    for (i, raw) in text.lines().enumerate() {
+        let line = raw.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let line = line.strip_prefix("export ").unwrap_or(line);
+        let Some((k, v)) = line.split_once('=') else {
+            return Err(ConfigError::ConfigFile {
+                path: path.to_path_buf(),
+                line: i + 1,
+                message: "expected MANGA_NAME=value".into(),
+            });
+        };
+        let v = v.trim();
+        let v = v
+            .strip_prefix('"')
+            .and_then(|v| v.strip_suffix('"'))
+            .or_else(|| v.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')))
+            .unwrap_or(v);
+        out.push((i + 1, k.trim().to_string(), v.to_string()));
+    }
+    Ok(out)
+}
+
+impl Config {
+    /// Parses flags only (no config file, no process environment), for tests and benches.
+    pub fn from_args(args: &[&str]) -> Result<Config, ConfigError> {
+        let argv = std::iter::once("manga-runtime").chain(args.iter().copied());
+        Ok(Cli::load_from(argv, |_| None)?.config)
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |m: &str| Err(ConfigError::Invalid(m.to_string()));
+        if self.is_production() && self.auth == AuthMode::Off {
+            return bad("MANGA_AUTH=off is refused with MANGA_ENVIRONMENT=prod");
+        }
+        if self.auth == AuthMode::Hs256 && self.jwt_secret.as_deref().is_none_or(str::is_empty) {
+            return bad("MANGA_AUTH=hs256 needs MANGA_JWT_SECRET");
+        }
+        if self.auth == AuthMode::Rs256 && self.jwks_url.is_none() && self.jwks_file.is_none() {
+            return bad("MANGA_AUTH=rs256 needs MANGA_JWKS_URL or MANGA_JWKS_FILE");
+        }
+        if self.rate_burst == 0 || self.rate_per_minute == 0 {
+            return bad("MANGA_RATE_PER_MINUTE and MANGA_RATE_BURST must be > 0");
+        }
+        if self.max_message_bytes == 0 || self.max_message_bytes > self.max_frame_bytes {
+            return bad("MANGA_MAX_MESSAGE_BYTES must be in 1..=MANGA_MAX_FRAME_BYTES");
+        }
+        if self.max_sessions_per_connection == 0 || self.max_connections == 0 {
+            return bad("session and connection limits must be > 0");
+        }
+        if self.ping_interval_secs == 0 {
+            return bad("MANGA_PING_INTERVAL_SECS must be > 0");
+        }
+        if !(0.0..=1.0).contains(&self.rules_confidence) {
+            return bad("MANGA_RULES_CONFIDENCE must be within 0..=1");
+        }
+        Ok(())
+    }
+
+    pub fn is_production(&self) -> bool {
+        matches!(
+            self.environment.to_ascii_lowercase().as_str(),
+            "prod" | "production"
+        )
+    }
+
+    /// The stage budgets: from `MANGA_BUDGETS_JSON` or the environment file when given,
+    /// else the seed defaults.
+    pub fn budgets(&self) -> Result<Budgets, ConfigError> {
+        match (&self.budgets_json, &self.environment_file) {
+            (Some(json), _) => read_budgets_from_json(json),
+            (None, Some(path)) => read_budgets_from_environment_file(path),
+            (None, None) => Ok(Budgets::default()),
+        }
+    }
+}

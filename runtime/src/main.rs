@@ -1,0 +1,153 @@
+//! `manga-runtime` binary: parses configuration ([`manga_runtime::config`]), sets up
+//! logging to stderr, builds the app ([`manga_runtime::app`]) and serves it
+//! ([`manga_runtime::server`]) until SIGTERM or Ctrl-C. Also `healthcheck` (for the
+//! container HEALTHCHECK, since the final image has no curl) and `print-config`.
+
+use anyhow::Context as _;
+use manga_runtime::app::AppBuilder;
+use manga_runtime::config::{Cli, Command, Config, ConfigError};
+use std::io::{Read as _, Write as _};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
+use std::process::ExitCode;
+use std::time::Duration;
+use tracing_subscriber::EnvFilter;
+
+fn main() -> ExitCode {
+    let cli = match Cli::load() {
+        Ok(cli) => cli,
+        // --help and --version are "errors" to clap; let it print and pick the exit code.
+        Err(ConfigError::Cli(e)) => e.exit(),
+        Err(e) => {
+            eprintln!("manga-runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("manga-runtime: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Healthcheck => Ok(healthcheck(&cli.config)),
+        Command::PrintConfig => {
+            let budgets = cli.config.budgets()?;
+            let out = serde_json::json!({ "config": cli.config, "budgets": budgets });
+            println!("{}", serde_json::to_string_pretty(&out)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Serve => {
+            init_logging();
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("cannot start the async runtime")?;
+            rt.block_on(serve(cli.config))?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn init_logging() {
+    // MANGA_LOG first (documented), RUST_LOG as the usual fallback.
+    let filter = EnvFilter::try_from_env("MANGA_LOG")
+        .or_else(|_| EnvFilter::try_from_default_env())
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    // No colour codes when stderr is not a terminal (CloudWatch, files).
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi)
+        .with_env_filter(filter)
+        .init();
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let addr = SocketAddr::new(config.bind, config.port);
+    let app = AppBuilder::new(config.clone())
+        .build()
+        .await
+        .context("start-up failed")?;
+    let r = &app.report;
+    tracing::info!(
+        titles = r.catalog_titles,
+        faq = r.faq_entries,
+        orders = r.orders,
+        classifier_heldout_accuracy = r.classifier_heldout.map(|e| e.accuracy()),
+        classifier_train_ms = r.classifier_train_ms,
+        auth = ?config.auth,
+        llm = ?config.llm,
+        environment = %config.environment,
+        backend = ?config.backend,
+        "backends ready"
+    );
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot bind {addr}"))?;
+    tracing::info!(%addr, "listening: GET /healthz /readyz /metrics, WebSocket /v1/chat");
+    manga_runtime::server::serve(listener, app.state, shutdown_signal())
+        .await
+        .context("server failed")?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}
+
+/// GET /healthz over plain TCP (HTTP/1.0, no client library needed); exit 0 on 200.
+fn healthcheck(config: &Config) -> ExitCode {
+    let ip = if config.bind.is_unspecified() {
+        IpAddr::V4(Ipv4Addr::LOCALHOST)
+    } else {
+        config.bind
+    };
+    let addr = SocketAddr::new(ip, config.port);
+    let probe = || -> std::io::Result<bool> {
+        let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+        s.set_read_timeout(Some(Duration::from_secs(2)))?;
+        s.write_all(b"GET /healthz HTTP/1.0\r\nHost: localhost\r\n\r\n")?;
+        let mut buf = [0u8; 64];
+        let n = s.read(&mut buf)?;
+        let head = String::from_utf8_lossy(&buf[..n]);
+        Ok(head.starts_with("HTTP/1.1 200") || head.starts_with("HTTP/1.0 200"))
+    };
+    match probe() {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => {
+            eprintln!("healthcheck: {addr}/healthz did not return 200");
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("healthcheck: {addr}: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

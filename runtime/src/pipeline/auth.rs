@@ -1,0 +1,476 @@
+//! Stage 1: authentication and per-user rate limiting.
+//!
+//! [`Authenticator`] verifies the JWT once per WebSocket connection (HS256 with a shared
+//! secret, or RS256 against a JWKS); [`crate::server`] calls it at upgrade time because
+//! browsers cannot set headers on WebSocket requests, so the token may come in the
+//! `Authorization` header or the `token` query parameter. Per message, [`admit`] checks
+//! that the token has not expired since and takes one token from the user's
+//! [`RateLimiter`] bucket.
+
+use super::Run;
+use crate::config::{AuthMode, Config};
+use crate::metrics::Stage;
+use crate::protocol::ErrorCode;
+use jsonwebtoken::jwk::JwkSet;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use lru::LruCache;
+use serde::Deserialize;
+use std::collections::HashMap;
+use std::num::NonZeroUsize;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::time::Instant;
+
+/// Who is talking. `subject` scopes session keys so one user cannot read another's
+/// conversation by guessing a session id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    pub subject: String,
+    /// Unix seconds; `None` when auth is off.
+    pub expires_at: Option<u64>,
+}
+
+impl Principal {
+    /// With auth off, callers are told apart by address only (dev mode).
+    pub fn anonymous(peer: &str) -> Principal {
+        Principal {
+            subject: format!("anon:{peer}"),
+            expires_at: None,
+        }
+    }
+
+    pub fn session_key(&self, session_id: &str) -> String {
+        format!("{}/{}", self.subject, session_id)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    #[error("missing token: send Authorization: Bearer <jwt> or ?token=<jwt>")]
+    Missing,
+    #[error("invalid token: {0}")]
+    Invalid(String),
+    #[error("token expired")]
+    Expired,
+    #[error("rate limit exceeded")]
+    RateLimited { retry_after: Duration },
+}
+
+impl AuthError {
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            AuthError::Missing | AuthError::Invalid(_) => ErrorCode::Unauthorized,
+            AuthError::Expired => ErrorCode::TokenExpired,
+            AuthError::RateLimited { .. } => ErrorCode::RateLimited,
+        }
+    }
+
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            AuthError::RateLimited { retry_after } => Some(*retry_after),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuthSetupError {
+    #[error("cannot read JWKS file {0}: {1}")]
+    Read(String, std::io::Error),
+    #[error("cannot fetch JWKS from {0}: {1}")]
+    Fetch(String, String),
+    #[error("invalid JWKS: {0}")]
+    Jwks(String),
+    #[error("{0}")]
+    Config(String),
+}
+
+#[derive(Debug, Deserialize)]
+struct Claims {
+    sub: String,
+    exp: u64,
+}
+
+type KeySet = Arc<RwLock<HashMap<String, DecodingKey>>>;
+
+enum Keys {
+    None,
+    Secret(DecodingKey),
+    /// RS256 keys by `kid`, replaced wholesale when the JWKS is refreshed.
+    Jwks(KeySet),
+}
+
+pub struct Authenticator {
+    mode: AuthMode,
+    keys: Keys,
+    validation: Validation,
+}
+
+impl std::fmt::Debug for Authenticator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print key material.
+        f.debug_struct("Authenticator")
+            .field("mode", &self.mode)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Authenticator {
+    pub fn disabled() -> Authenticator {
+        Authenticator {
+            mode: AuthMode::Off,
+            keys: Keys::None,
+            validation: Validation::default(),
+        }
+    }
+
+    pub fn hs256(secret: &[u8], issuer: Option<&str>, audience: Option<&str>) -> Authenticator {
+        Authenticator {
+            mode: AuthMode::Hs256,
+            keys: Keys::Secret(DecodingKey::from_secret(secret)),
+            validation: validation(Algorithm::HS256, issuer, audience),
+        }
+    }
+
+    pub fn rs256(
+        jwks_json: &str,
+        issuer: Option<&str>,
+        audience: Option<&str>,
+    ) -> Result<Authenticator, AuthSetupError> {
+        let keys = parse_jwks(jwks_json)?;
+        Ok(Authenticator {
+            mode: AuthMode::Rs256,
+            keys: Keys::Jwks(Arc::new(RwLock::new(keys))),
+            validation: validation(Algorithm::RS256, issuer, audience),
+        })
+    }
+
+    /// Replaces the RS256 key set (JWKS rotation); returns the number of keys. A JWKS
+    /// that does not parse leaves the current keys in place.
+    pub fn replace_jwks(&self, jwks_json: &str) -> Result<usize, AuthSetupError> {
+        let Keys::Jwks(set) = &self.keys else {
+            return Err(AuthSetupError::Config("not an RS256 authenticator".into()));
+        };
+        let keys = parse_jwks(jwks_json)?;
+        let n = keys.len();
+        *set.write().unwrap_or_else(|p| p.into_inner()) = keys;
+        Ok(n)
+    }
+
+    /// Builds the authenticator the config asks for; fetches the JWKS once at start-up.
+    pub async fn from_config(cfg: &Config) -> Result<Authenticator, AuthSetupError> {
+        let iss = cfg.jwt_issuer.as_deref();
+        let aud = cfg.jwt_audience.as_deref();
+        match cfg.auth {
+            AuthMode::Off => Ok(Authenticator::disabled()),
+            AuthMode::Hs256 => {
+                let secret = cfg
+                    .jwt_secret
+                    .as_deref()
+                    .ok_or_else(|| AuthSetupError::Config("MANGA_JWT_SECRET missing".into()))?;
+                Ok(Authenticator::hs256(secret.as_bytes(), iss, aud))
+            }
+            AuthMode::Rs256 => {
+                if let Some(path) = &cfg.jwks_file {
+                    let json = std::fs::read_to_string(path)
+                        .map_err(|e| AuthSetupError::Read(path.display().to_string(), e))?;
+                    return Authenticator::rs256(&json, iss, aud);
+                }
+                let Some(url) = cfg.jwks_url.clone() else {
+                    return Err(AuthSetupError::Config(
+                        "MANGA_JWKS_URL or MANGA_JWKS_FILE missing".into(),
+                    ));
+                };
+                let auth = Authenticator::rs256(&fetch_jwks(&url).await?, iss, aud)?;
+                if let (Keys::Jwks(set), true) = (&auth.keys, cfg.jwks_refresh_secs > 0) {
+                    // Identity providers rotate keys; refetch periodically and keep the
+                    // old set when a refresh fails.
+                    let set = Arc::downgrade(set);
+                    let every = Duration::from_secs(cfg.jwks_refresh_secs);
+                    tokio::spawn(async move {
+                        let mut tick =
+                            tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+                        loop {
+                            tick.tick().await;
+                            let Some(set) = set.upgrade() else { return };
+                            match fetch_jwks(&url).await.and_then(|j| parse_jwks(&j)) {
+                                Ok(keys) => *set.write().unwrap_or_else(|p| p.into_inner()) = keys,
+                                Err(e) => {
+                                    tracing::warn!(error = %e, "JWKS refresh failed; keeping the current keys")
+                                }
+                            }
+                        }
+                    });
+                }
+                Ok(auth)
+            }
+        }
+    }
+
+    pub fn mode(&self) -> AuthMode {
+        self.mode
+    }
+
+    /// Verifies a connection's token. `peer` identifies anonymous callers in dev mode.
+    pub fn verify(&self, token: Option<&str>, peer: &str) -> Result<Principal, AuthError> {
+        let key = match &self.keys {
+            Keys::None => return Ok(Principal::anonymous(peer)),
+            Keys::Secret(k) => {
+                let token = token.ok_or(AuthError::Missing)?;
+                return self.decode(token, k);
+            }
+            Keys::Jwks(keys) => {
+                let token = token.ok_or(AuthError::Missing)?;
+                let header = jsonwebtoken::decode_header(token)
+                    .map_err(|e| AuthError::Invalid(e.to_string()))?;
+                let kid = header
+                    .kid
+                    .ok_or_else(|| AuthError::Invalid("token has no kid".into()))?;
+                // Clone the key out so the lock is not held while verifying.
+                let key = keys
+                    .read()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .get(&kid)
+                    .cloned()
+                    .ok_or_else(|| AuthError::Invalid(format!("unknown kid {kid}")))?;
+                (token, key)
+            }
+        };
+        self.decode(key.0, &key.1)
+    }
+
+    fn decode(&self, token: &str, key: &DecodingKey) -> Result<Principal, AuthError> {
+        match jsonwebtoken::decode::<Claims>(token, key, &self.validation) {
+            Ok(data) => Ok(Principal {
+                subject: format!("user:{}", data.claims.sub),
+                expires_at: Some(data.claims.exp),
+            }),
+            Err(e) if matches!(e.kind(), jsonwebtoken::errors::ErrorKind::ExpiredSignature) => {
+                Err(AuthError::Expired)
+            }
+            Err(e) => Err(AuthError::Invalid(e.to_string())),
+        }
+    }
+}
+
+fn parse_jwks(json: &str) -> Result<HashMap<String, DecodingKey>, AuthSetupError> {
+    let set: JwkSet =
+        serde_json::from_str(json).map_err(|e| AuthSetupError::Jwks(e.to_string()))?;
+    let mut keys = HashMap::new();
+    for jwk in &set.keys {
+        let Some(kid) = jwk.common.key_id.clone() else {
+            continue;
+        };
+        let key = DecodingKey::from_jwk(jwk).map_err(|e| AuthSetupError::Jwks(e.to_string()))?;
+        keys.insert(kid, key);
+    }
+    if keys.is_empty() {
+        return Err(AuthSetupError::Jwks("no keys with a kid".into()));
+    }
+    Ok(keys)
+}
+
+async fn fetch_jwks(url: &str) -> Result<String, AuthSetupError> {
+    let fetch = async {
+        let resp = reqwest::get(url).await.map_err(|e| e.to_string())?;
+        resp.error_for_status()
+            .map_err(|e| e.to_string())?
+            .text()
+            .await
+            .map_err(|e| e.to_string())
+    };
+    tokio::time::timeout(Duration::from_secs(10), fetch)
+        .await
+        .map_err(|_| AuthSetupError::Fetch(url.to_string(), "timed out".into()))?
+        .map_err(|e| AuthSetupError::Fetch(url.to_string(), e))
+}
+
+fn validation(alg: Algorithm, issuer: Option<&str>, audience: Option<&str>) -> Validation {
+    let mut v = Validation::new(alg);
+    v.leeway = 5;
+    v.set_required_spec_claims(&["exp", "sub"]);
+    if let Some(iss) = issuer {
+        v.set_issuer(&[iss]);
+    }
+    match audience {
+        Some(aud) => v.set_audience(&[aud]),
+        None => v.validate_aud = false,
+    }
+    v
+}
+
+/// Per-user token buckets, bounded by an LRU so abusive key churn cannot grow memory.
+#[derive(Debug)]
+pub struct RateLimiter {
+    buckets: Mutex<LruCache<String, Bucket>>,
+    per_sec: f64,
+    burst: f64,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Bucket {
+    tokens: f64,
+    last: Instant,
+}
+
+impl RateLimiter {
+    pub fn new(per_minute: u32, burst: u32, max_users: usize) -> RateLimiter {
+        let cap = NonZeroUsize::new(max_users.max(1)).unwrap_or(NonZeroUsize::MIN);
+        RateLimiter {
+            buckets: Mutex::new(LruCache::new(cap)),
+            per_sec: f64::from(per_minute.max(1)) / 60.0,
+            burst: f64::from(burst.max(1)),
+        }
+    }
+
+    /// Takes one token for `key`, or says how long until one is available.
+    pub fn check(&self, key: &str, now: Instant) -> Result<(), Duration> {
+        // A poisoned lock only means another thread panicked mid-update; the buckets are
+        // still usable numbers, so keep limiting rather than failing open or closed.
+        let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        let b = buckets.get_or_insert_mut(key.to_string(), || Bucket {
+            tokens: self.burst,
+            last: now,
+        });
+        let refill = now.saturating_duration_since(b.last).as_secs_f64() * self.per_sec;
+        b.tokens = (b.tokens + refill).min(self.burst);
+        b.last = now;
+        if b.tokens >= 1.0 {
+            b.tokens -= 1.0;
+            Ok(())
+        } else {
+            Err(Duration::from_secs_f64((1.0 - b.tokens) / self.per_sec))
+        }
+    }
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Stage 1 per message: the token must still be valid and the user within their rate.
+pub fn admit(
+    limiter: &RateLimiter,
+    principal: &Principal,
+    run: &mut Run<'_>,
+) -> Result<(), AuthError> {
+    let start = Instant::now();
+    let result = match principal.expires_at {
+        Some(exp) if exp < unix_now() => Err(AuthError::Expired),
+        _ => limiter
+            .check(&principal.subject, start)
+            .map_err(|retry_after| AuthError::RateLimited { retry_after }),
+    };
+    run.record(Stage::Auth, start.elapsed(), false);
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bucket_allows_burst_then_refills() {
+        let l = RateLimiter::new(60, 2, 10);
+        let t0 = Instant::now();
+        assert!(l.check("u", t0).is_ok());
+        assert!(l.check("u", t0).is_ok());
+        let wait = l
+            .check("u", t0)
+            .expect_err("third message in the same instant is limited");
+        assert!(wait <= Duration::from_secs(1) && wait > Duration::ZERO);
+        assert!(l.check("other", t0).is_ok(), "buckets are per user");
+        assert!(l.check("u", t0 + Duration::from_millis(1100)).is_ok());
+    }
+
+    #[test]
+    fn hs256_tokens_are_verified() {
+        use jsonwebtoken::{encode, EncodingKey, Header};
+        #[derive(serde::Serialize)]
+        struct C<'a> {
+            sub: &'a str,
+            exp: u64,
+        }
+        let auth = Authenticator::hs256(b"s3cret", None, None);
+        let good = encode(
+            &Header::default(),
+            &C {
+                sub: "alice",
+                exp: unix_now() + 600,
+            },
+            &EncodingKey::from_secret(b"s3cret"),
+        )
+        .expect("encode");
+        let p = auth.verify(Some(&good), "peer").expect("valid token");
+        assert_eq!(p.subject, "user:alice");
+        let wrong = encode(
+            &Header::default(),
+            &C {
+                sub: "alice",
+                exp: unix_now() + 600,
+            },
+            &EncodingKey::from_secret(b"other"),
+        )
+        .expect("encode");
+        assert!(matches!(
+            auth.verify(Some(&wrong), "peer"),
+            Err(AuthError::Invalid(_))
+        ));
+        let old = encode(
+            &Header::default(),
+            &C {
+                sub: "alice",
+                exp: unix_now() - 600,
+            },
+            &EncodingKey::from_secret(b"s3cret"),
+        )
+        .expect("encode");
+        assert_eq!(auth.verify(Some(&old), "peer"), Err(AuthError::Expired));
+        assert_eq!(auth.verify(None, "peer"), Err(AuthError::Missing));
+    }
+
+    #[test]
+    fn rs256_key_rotation_replaces_the_key_set() {
+        use jsonwebtoken::{encode, EncodingKey, Header};
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/fixtures");
+        let jwks = std::fs::read_to_string(dir.join("rs256-test-jwks.json")).expect("jwks");
+        let pem = std::fs::read(dir.join("rs256-test-key.pem")).expect("pem");
+        #[derive(serde::Serialize)]
+        struct C {
+            sub: &'static str,
+            exp: u64,
+        }
+        let mut header = Header::new(Algorithm::RS256);
+        header.kid = Some("test-key-1".into());
+        let token = encode(
+            &header,
+            &C {
+                sub: "bob",
+                exp: unix_now() + 600,
+            },
+            &EncodingKey::from_rsa_pem(&pem).expect("key"),
+        )
+        .expect("sign");
+        let auth = Authenticator::rs256(&jwks, None, None).expect("jwks");
+        assert_eq!(
+            auth.verify(Some(&token), "p").expect("valid").subject,
+            "user:bob"
+        );
+        assert!(auth.replace_jwks("{not json").is_err());
+        assert!(
+            auth.verify(Some(&token), "p").is_ok(),
+            "a bad refresh keeps the old keys"
+        );
+        assert_eq!(
+            auth.replace_jwks(&jwks.replace("test-key-1", "rotated"))
+                .expect("rotate"),
+            1
+        );
+        assert!(
+            matches!(auth.verify(Some(&token), "p"), Err(AuthError::Invalid(m)) if m.contains("unknown kid"))
+        );
+    }
+}

@@ -1,0 +1,32 @@
+//! Stage 2: load conversation context (the last N turns) from the [`SessionStore`]
+//! under the `memory_read` budget. A store that is slow or failing is skipped: the
+//! message is answered without history and `done.degraded` says `memory_skipped`.
+//! Saving the new turn happens in [`super::deliver`].
+
+use super::{timed, Run};
+use crate::backends::SessionStore;
+use crate::domain::Turn;
+use crate::metrics::{Degradation, Stage};
+
+pub async fn load(
+    store: &dyn SessionStore,
+    key: &str,
+    max_turns: usize,
+    run: &mut Run<'_>,
+) -> Vec<Turn> {
+    if max_turns == 0 {
+        return Vec::new();
+    }
+    match timed(run, Stage::MemoryRead, store.load(key, max_turns)).await {
+        Some(Ok(turns)) => turns,
+        Some(Err(e)) => {
+            tracing::warn!(error = %e, "session store failed; answering without history");
+            run.degrade(Degradation::MemorySkipped);
+            Vec::new()
+        }
+        None => {
+            run.degrade(Degradation::MemorySkipped);
+            Vec::new()
+        }
+    }
+}

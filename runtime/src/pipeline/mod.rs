@@ -1,0 +1,342 @@
+//! The staged chat pipeline: one module per stage, composed in [`Pipeline::handle`],
+//! which reads top to bottom in the order of the seed latency budget:
+//!
+//! 1. [`auth`] — token expiry and per-user rate limit (the JWT itself is verified once
+//!    per connection by [`crate::server`] with the same [`auth::Authenticator`]);
+//! 2. [`context`] — conversation memory via `SessionStore`;
+//! 3. [`intent`] — rules first, the `IntentModel` when the rules are not confident;
+//! 4. [`cache`] — `ResponseCache` for template and FAQ answers;
+//! 5. [`fetch`] — `Services` calls in parallel with `Retriever`;
+//! 6. [`respond`] — template answer, or an `Llm` stream under first-token and
+//!    inter-token deadlines;
+//! 7. [`guardrails`] — input screening and streaming output redaction;
+//! 8. [`deliver`] — frames to the client, `done` with timings, save context.
+//!
+//! Every stage runs under its budget from [`crate::config::Budgets`] and degrades
+//! rather than fails (see [`crate::metrics::Degradation`]). Timings use
+//! `tokio::time::Instant` so tests can drive them with `tokio::time::pause()`.
+
+pub mod auth;
+pub mod cache;
+pub mod context;
+pub mod deliver;
+pub mod fetch;
+pub mod guardrails;
+pub mod intent;
+pub mod respond;
+
+use crate::backends::{IntentModel, Llm, ResponseCache, Retriever, Services, SessionStore};
+use crate::config::Budgets;
+use crate::metrics::{Degradation, Metrics, Stage};
+use crate::protocol::{ErrorCode, Outbound};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+/// Where a message's frames go (the connection's writer task in [`crate::server`]).
+pub type Outbox = mpsc::Sender<Outbound>;
+
+/// The backends the pipeline talks to, all behind traits.
+#[derive(Debug, Clone)]
+pub struct Backends {
+    pub sessions: Arc<dyn SessionStore>,
+    pub model: Arc<dyn IntentModel>,
+    pub cache: Arc<dyn ResponseCache>,
+    pub services: Arc<dyn Services>,
+    pub retriever: Arc<dyn Retriever>,
+    pub llm: Arc<dyn Llm>,
+}
+
+/// Pipeline knobs that are not latency budgets.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub history_turns: usize,
+    pub rules_confidence: f32,
+    /// Hard cap on one streamed answer.
+    pub stream_max: Duration,
+}
+
+/// One chat message to answer.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub message_id: String,
+    pub session_id: String,
+    pub text: String,
+    pub principal: auth::Principal,
+}
+
+/// How a message ended (also visible to the client as `done` or `error`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Done {
+        cache_hit: bool,
+    },
+    Error(ErrorCode),
+    /// The connection went away mid-message.
+    ClientGone,
+}
+
+#[derive(Debug)]
+pub struct Pipeline {
+    backends: Backends,
+    budgets: Budgets,
+    metrics: Arc<Metrics>,
+    settings: Settings,
+    rules: intent::IntentRules,
+    limiter: auth::RateLimiter,
+    guardrails: guardrails::Guardrails,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("cannot build the pipeline: {0}")]
+pub struct PipelineError(String);
+
+impl Pipeline {
+    pub fn new(
+        backends: Backends,
+        metrics: Arc<Metrics>,
+        settings: Settings,
+        limiter: auth::RateLimiter,
+    ) -> Result<Pipeline, PipelineError> {
+        Ok(Pipeline {
+            backends,
+            budgets: *metrics.budgets(),
+            metrics,
+            settings,
+            rules: intent::IntentRules::new().map_err(|e| PipelineError(e.to_string()))?,
+            limiter,
+            guardrails: guardrails::Guardrails::new().map_err(|e| PipelineError(e.to_string()))?,
+        })
+    }
+
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    pub fn backends(&self) -> &Backends {
+        &self.backends
+    }
+
+    pub fn rules(&self) -> &intent::IntentRules {
+        &self.rules
+    }
+
+    /// Answers one message, sending `start`, `token`s and `done` (or an `error`) to `out`.
+    pub async fn handle(&self, mut req: Request, out: &Outbox) -> Outcome {
+        let b = &self.backends;
+        let mut run = Run::new(&self.metrics, &self.budgets, req.message_id.clone());
+
+        // PII the customer typed (card, phone, e-mail) never reaches a model, the cache
+        // or the session store.
+        let (text, redacted) = self.guardrails.redact(&req.text);
+        if redacted {
+            req.text = text;
+            run.degrade(Degradation::GuardrailRedacted);
+        }
+
+        // 1. Auth (token still valid) and per-user rate limit.
+        if let Err(e) = auth::admit(&self.limiter, &req.principal, &mut run) {
+            return deliver::fail(out, &mut run, e.code(), &e.to_string(), e.retry_after()).await;
+        }
+
+        // 2. Conversation context; a slow store means answering without history.
+        let session_key = req.principal.session_key(&req.session_id);
+        let history = context::load(
+            &*b.sessions,
+            &session_key,
+            self.settings.history_turns,
+            &mut run,
+        )
+        .await;
+
+        // 3. Intent: input guardrails, rules, then the model if the rules are unsure.
+        let screened = self.guardrails.screen_input(&req.text);
+        let intent = intent::classify(
+            &self.rules,
+            &*b.model,
+            &req.text,
+            screened,
+            &history,
+            self.settings.rules_confidence,
+            &mut run,
+        )
+        .await;
+        self.metrics.message(intent.intent, intent.tier);
+        if deliver::start(out, &mut run, &req, &intent).await.is_err() {
+            return run.abandon();
+        }
+
+        // 4. Response cache (template and FAQ answers only); a slow cache is skipped.
+        let cache_key = cache::key(intent.intent, &req.text);
+        if let Some(hit) = cache::lookup(&*b.cache, cache_key.as_deref(), &mut run).await {
+            let reply = respond::cached(&hit, &self.guardrails, out, &mut run).await;
+            let save = deliver::Save {
+                sessions: &*b.sessions,
+                session_key: &session_key,
+                cache: None,
+            };
+            return deliver::finish(out, &mut run, &req, &intent, hit.sources, reply, true, save)
+                .await;
+        }
+
+        // 5. Service calls in parallel with retrieval, each under its own deadline.
+        let fetched = fetch::gather(
+            &*b.services,
+            &*b.retriever,
+            &intent,
+            &req.text,
+            &history,
+            &self.guardrails,
+            &mut run,
+        )
+        .await;
+
+        // 6 + 7. Template answer or LLM stream, through the output guardrails.
+        let prompt = respond::prompt(intent.intent, &req.text, history, fetched);
+        let reply = respond::reply(
+            &*b.llm,
+            intent.tier,
+            &prompt,
+            &self.guardrails,
+            &self.settings,
+            out,
+            &mut run,
+        )
+        .await;
+
+        // 8. `done` with timings, then save the turn (and cache cacheable answers).
+        let cache = cache_key.as_deref().map(|k| (&*b.cache, k));
+        let save = deliver::Save {
+            sessions: &*b.sessions,
+            session_key: &session_key,
+            cache,
+        };
+        deliver::finish(
+            out,
+            &mut run,
+            &req,
+            &intent,
+            prompt.sources,
+            reply,
+            false,
+            save,
+        )
+        .await
+    }
+}
+
+/// Per-message bookkeeping: stage timings for `done`, degradations, metrics.
+#[derive(Debug)]
+pub struct Run<'a> {
+    metrics: &'a Metrics,
+    budgets: &'a Budgets,
+    pub message_id: String,
+    started: Instant,
+    timings: [Option<Duration>; Stage::ALL.len()],
+    degraded: Vec<Degradation>,
+    closed: bool,
+}
+
+/// Stages whose time is spread over many small steps (every token); they are summed per
+/// message and observed once when the message ends.
+const ACCUMULATED: [Stage; 2] = [Stage::Guardrails, Stage::Delivery];
+
+impl<'a> Run<'a> {
+    pub fn new(metrics: &'a Metrics, budgets: &'a Budgets, message_id: String) -> Self {
+        Run {
+            metrics,
+            budgets,
+            message_id,
+            started: Instant::now(),
+            timings: [None; Stage::ALL.len()],
+            degraded: Vec::new(),
+            closed: false,
+        }
+    }
+
+    pub fn budget(&self, stage: Stage) -> Duration {
+        stage.budget(self.budgets)
+    }
+
+    pub fn budgets(&self) -> &Budgets {
+        self.budgets
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        self.metrics
+    }
+
+    /// Records a one-shot stage; returns true if it missed its budget.
+    pub fn record(&mut self, stage: Stage, d: Duration, timed_out: bool) -> bool {
+        self.timings[stage as usize] = Some(d);
+        self.metrics.observe(stage, d, timed_out)
+    }
+
+    /// Adds time to an accumulated stage (guardrails, delivery).
+    pub fn add(&mut self, stage: Stage, d: Duration) {
+        let t = self.timings[stage as usize].get_or_insert(Duration::ZERO);
+        *t += d;
+    }
+
+    pub fn degrade(&mut self, d: Degradation) {
+        if !self.degraded.contains(&d) {
+            self.degraded.push(d);
+            self.metrics.degraded(d);
+        }
+    }
+
+    pub fn degraded(&self) -> &[Degradation] {
+        &self.degraded
+    }
+
+    pub fn elapsed(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    /// Observes the accumulated stages and the end-to-end time, once.
+    pub fn close(&mut self) {
+        if self.closed {
+            return;
+        }
+        self.closed = true;
+        for stage in ACCUMULATED {
+            if let Some(d) = self.timings[stage as usize] {
+                self.metrics.observe(stage, d, false);
+            }
+        }
+        let total = self.started.elapsed();
+        self.timings[Stage::EndToEnd as usize] = Some(total);
+        self.metrics.observe(Stage::EndToEnd, total, false);
+    }
+
+    pub fn abandon(&mut self) -> Outcome {
+        self.close();
+        Outcome::ClientGone
+    }
+
+    /// Milliseconds per stage that ran, for the `done` frame.
+    pub fn timings_ms(&self) -> BTreeMap<&'static str, f64> {
+        Stage::ALL
+            .iter()
+            .filter_map(|s| {
+                self.timings[*s as usize]
+                    .map(|d| (s.as_str(), (d.as_secs_f64() * 1e6).round() / 1e3))
+            })
+            .collect()
+    }
+}
+
+/// Runs `fut` under `deadline`, records the stage, and returns `None` on timeout.
+pub async fn timed<F: std::future::Future>(
+    run: &mut Run<'_>,
+    stage: Stage,
+    fut: F,
+) -> Option<F::Output> {
+    let deadline = run.budget(stage);
+    let start = Instant::now();
+    let r = tokio::time::timeout(deadline, fut).await;
+    run.record(stage, start.elapsed(), r.is_err());
+    r.ok()
+}

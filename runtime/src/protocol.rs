@@ -1,0 +1,174 @@
+//! The JSON frames of the `/v1/chat` WebSocket protocol (documented in
+//! `runtime/README.md`). [`crate::server`] parses [`ClientFrame`]s and writes
+//! [`ServerFrame`]s; [`crate::pipeline`] produces the per-message frames.
+//!
+//! Per message the server sends `start`, zero or more `token`, then exactly one terminal
+//! frame: `done` or `error`. Error codes are stable strings; clients switch on them.
+
+use crate::domain::{Intent, SourceRef, Tier};
+use crate::metrics::Degradation;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Frames a client may send.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ClientFrame {
+    /// A chat message. `session_id` names the conversation (1–64 chars of `[A-Za-z0-9_.-]`).
+    Message { session_id: String, text: String },
+    /// Application-level keep-alive for clients that cannot see WebSocket pings.
+    Ping,
+}
+
+/// Where the intent came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IntentSource {
+    Rules,
+    Model,
+    /// The model was not confident or not available in time; the rules' best guess.
+    RulesFallback,
+    /// The input guardrails classified the message (injection, blocked topic).
+    Guardrails,
+}
+
+/// Frames the server sends.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerFrame {
+    Start {
+        message_id: String,
+        session_id: String,
+        intent: Intent,
+        tier: Tier,
+        intent_source: IntentSource,
+        confidence: f32,
+    },
+    Token {
+        message_id: String,
+        text: String,
+    },
+    Done {
+        message_id: String,
+        /// Milliseconds per stage that ran (stage names as on `/metrics`), plus `end_to_end`.
+        timings_ms: BTreeMap<&'static str, f64>,
+        cache_hit: bool,
+        sources: Vec<SourceRef>,
+        degraded: Vec<Degradation>,
+    },
+    Error {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        message_id: Option<String>,
+        code: ErrorCode,
+        message: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        retry_after_ms: Option<u64>,
+    },
+    Pong,
+}
+
+impl ServerFrame {
+    pub fn error(message_id: Option<String>, code: ErrorCode, message: impl Into<String>) -> Self {
+        ServerFrame::Error {
+            message_id,
+            code,
+            message: message.into(),
+            retry_after_ms: None,
+        }
+    }
+
+    pub fn to_json(&self) -> String {
+        // Serialising these plain structs cannot fail (no maps with non-string keys, no
+        // custom serializers); fall back to a fixed error frame rather than panic.
+        serde_json::to_string(self).unwrap_or_else(|_| {
+            r#"{"type":"error","code":"internal","message":"serialisation failed"}"#.to_string()
+        })
+    }
+}
+
+/// Stable error codes. `closes_connection` says whether the server closes the WebSocket
+/// after sending the frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// Not JSON, unknown `type`, missing/invalid field, binary frame, empty text.
+    BadRequest,
+    /// Frame larger than `MANGA_MAX_MESSAGE_BYTES`.
+    MessageTooLarge,
+    /// Missing or invalid token (connection closed with 1008).
+    Unauthorized,
+    /// The token expired during the connection (connection closed with 1008).
+    TokenExpired,
+    /// Per-user token bucket empty; `retry_after_ms` says when to retry.
+    RateLimited,
+    /// More distinct session ids than `MANGA_MAX_SESSIONS_PER_CONNECTION`.
+    SessionLimit,
+    /// Too many messages queued on this connection; wait for `done`.
+    Busy,
+    /// The LLM stopped producing tokens within the inter-token deadline.
+    StreamStalled,
+    /// The answer exceeded `MANGA_STREAM_MAX_SECS`.
+    StreamTimeout,
+    /// The LLM failed mid-stream.
+    LlmError,
+    /// The server is draining; reconnect (another task will answer).
+    ShuttingDown,
+    Internal,
+}
+
+impl ErrorCode {
+    pub const ALL: [ErrorCode; 12] = [
+        ErrorCode::BadRequest,
+        ErrorCode::MessageTooLarge,
+        ErrorCode::Unauthorized,
+        ErrorCode::TokenExpired,
+        ErrorCode::RateLimited,
+        ErrorCode::SessionLimit,
+        ErrorCode::Busy,
+        ErrorCode::StreamStalled,
+        ErrorCode::StreamTimeout,
+        ErrorCode::LlmError,
+        ErrorCode::ShuttingDown,
+        ErrorCode::Internal,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::BadRequest => "bad_request",
+            ErrorCode::MessageTooLarge => "message_too_large",
+            ErrorCode::Unauthorized => "unauthorized",
+            ErrorCode::TokenExpired => "token_expired",
+            ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::SessionLimit => "session_limit",
+            ErrorCode::Busy => "busy",
+            ErrorCode::StreamStalled => "stream_stalled",
+            ErrorCode::StreamTimeout => "stream_timeout",
+            ErrorCode::LlmError => "llm_error",
+            ErrorCode::ShuttingDown => "shutting_down",
+            ErrorCode::Internal => "internal",
+        }
+    }
+
+    pub fn closes_connection(self) -> bool {
+        matches!(self, ErrorCode::Unauthorized | ErrorCode::TokenExpired)
+    }
+}
+
+/// Validates a session id: short, URL-safe, so it can be used as a store key as is.
+pub fn valid_session_id(id: &str) -> bool {
+    (1..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+}
+
+/// What a connection's writer task sends: frames in order, then possibly a close.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outbound {
+    Frame(ServerFrame),
+    /// Close the WebSocket with this code (1000 normal, 1001 going away, 1008 policy).
+    Close {
+        code: u16,
+        reason: &'static str,
+    },
+}

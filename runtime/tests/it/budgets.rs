@@ -1,0 +1,397 @@
+//! Budget behaviour under `tokio::time::pause()`: slow fake backends hit each stage
+//! deadline and the pipeline degrades as designed; timings in `done` and the budget-miss
+//! counters are exact because only simulated time passes.
+
+use crate::support::{builder, SlowModel};
+use async_trait::async_trait;
+use futures_util::StreamExt;
+use manga_runtime::app::App;
+use manga_runtime::backends::catalog::CatalogServices;
+use manga_runtime::backends::{
+    BackendError, CachedAnswer, Llm, Recommendation, ResponseCache, Services, SessionStore,
+    TokenStream,
+};
+use manga_runtime::domain::{Order, Prompt, Title, Turn};
+use manga_runtime::metrics::Stage;
+use manga_runtime::pipeline::auth::Principal;
+use manga_runtime::pipeline::respond::FALLBACK_PREFIX;
+use manga_runtime::pipeline::{Outcome, Request};
+use manga_runtime::protocol::Outbound;
+use serde_json::Value;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+const LONG: Duration = Duration::from_secs(3600);
+
+async fn ask(app: &App, text: &str) -> (Outcome, Vec<Value>) {
+    let (tx, mut rx) = mpsc::channel(1024);
+    let req = Request {
+        message_id: "m1".into(),
+        session_id: "s".into(),
+        text: text.into(),
+        principal: Principal::anonymous("test"),
+    };
+    let outcome = app.state.pipeline.handle(req, &tx).await;
+    drop(tx);
+    let mut frames = Vec::new();
+    while let Some(o) = rx.recv().await {
+        if let Outbound::Frame(f) = o {
+            frames.push(serde_json::from_str(&f.to_json()).expect("frame JSON"));
+        }
+    }
+    (outcome, frames)
+}
+
+fn text_of(frames: &[Value]) -> String {
+    frames
+        .iter()
+        .filter(|f| f["type"] == "token")
+        .filter_map(|f| f["text"].as_str())
+        .collect()
+}
+
+fn last(frames: &[Value]) -> &Value {
+    frames.last().expect("frames")
+}
+
+fn misses(app: &App, stage: Stage) -> u64 {
+    app.state.metrics.budget_misses(stage)
+}
+
+#[derive(Debug)]
+struct SlowCache;
+
+#[async_trait]
+impl ResponseCache for SlowCache {
+    async fn get(&self, _key: &str) -> Result<Option<CachedAnswer>, BackendError> {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        Ok(None)
+    }
+    async fn put(&self, _key: &str, _a: CachedAnswer) -> Result<(), BackendError> {
+        Ok(())
+    }
+}
+
+#[derive(Debug)]
+struct SlowSessions;
+
+#[async_trait]
+impl SessionStore for SlowSessions {
+    async fn load(&self, _key: &str, _n: usize) -> Result<Vec<Turn>, BackendError> {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        Ok(Vec::new())
+    }
+    async fn append(&self, _key: &str, _t: Turn) -> Result<(), BackendError> {
+        Ok(())
+    }
+}
+
+/// Streams `pieces` after `before_first`, `gap` apart; stalls forever before piece
+/// number `stall_at`, if set.
+#[derive(Debug)]
+struct ScriptedLlm {
+    before_first: Duration,
+    gap: Duration,
+    pieces: Vec<&'static str>,
+    stall_at: Option<usize>,
+}
+
+#[async_trait]
+impl Llm for ScriptedLlm {
+    fn name(&self) -> &'static str {
+        "scripted"
+    }
+    async fn stream(&self, _prompt: &Prompt) -> Result<TokenStream, BackendError> {
+        tokio::time::sleep(self.before_first).await;
+        let (gap, stall_at) = (self.gap, self.stall_at);
+        let s = futures_util::stream::iter(self.pieces.clone().into_iter().enumerate()).then(
+            move |(i, p)| async move {
+                if Some(i) == stall_at {
+                    tokio::time::sleep(LONG).await;
+                } else if i > 0 {
+                    tokio::time::sleep(gap).await;
+                }
+                Ok(p.to_string())
+            },
+        );
+        Ok(s.boxed())
+    }
+}
+
+/// The embedded catalog services with a slow catalog search.
+#[derive(Debug)]
+struct SlowSearch(CatalogServices);
+
+#[async_trait]
+impl Services for SlowSearch {
+    async fn search_catalog(&self, _q: &str, _limit: usize) -> Result<Vec<Title>, BackendError> {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        Ok(Vec::new())
+    }
+    async fn lookup_title(&self, q: &str) -> Result<Option<Title>, BackendError> {
+        self.0.lookup_title(q).await
+    }
+    async fn order_status(&self, id: &str) -> Result<Option<Order>, BackendError> {
+        self.0.order_status(id).await
+    }
+    async fn recommend(
+        &self,
+        q: &str,
+        seen: &[String],
+        limit: usize,
+    ) -> Result<Recommendation, BackendError> {
+        self.0.recommend(q, seen, limit).await
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn embedded_backends_meet_every_budget() {
+    let app = builder(&[]).build().await.expect("app");
+    for q in [
+        "hello",
+        "do you have one piece",
+        "where is my order MA-100002",
+        "recommend something like monster",
+    ] {
+        let (outcome, frames) = ask(&app, q).await;
+        assert_eq!(outcome, Outcome::Done { cache_hit: false }, "{q}");
+        assert_eq!(last(&frames)["degraded"], Value::Array(vec![]), "{q}");
+    }
+    for stage in Stage::ALL {
+        assert_eq!(
+            misses(&app, stage),
+            0,
+            "no {} misses without slow backends",
+            stage.as_str()
+        );
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn slow_cache_is_skipped() {
+    let app = builder(&[])
+        .cache(Arc::new(SlowCache))
+        .build()
+        .await
+        .expect("app");
+    let (outcome, frames) = ask(&app, "what is your return policy").await;
+    assert_eq!(outcome, Outcome::Done { cache_hit: false });
+    let done = last(&frames);
+    assert_eq!(done["degraded"][0], "cache_skipped");
+    assert_eq!(
+        done["timings_ms"]["cache_hit"], 2.0,
+        "cut off at the 2 ms budget"
+    );
+    assert!(
+        text_of(&frames).contains("within 30 days"),
+        "still answered"
+    );
+    assert_eq!(misses(&app, Stage::CacheHit), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn slow_memory_is_skipped() {
+    let app = builder(&[])
+        .sessions(Arc::new(SlowSessions))
+        .build()
+        .await
+        .expect("app");
+    let (_, frames) = ask(&app, "hello").await;
+    let done = last(&frames);
+    assert_eq!(done["type"], "done");
+    assert_eq!(done["degraded"][0], "memory_skipped");
+    assert_eq!(done["timings_ms"]["memory_read"], 10.0);
+    assert_eq!(misses(&app, Stage::MemoryRead), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn slow_intent_model_falls_back_to_the_rules() {
+    let app = builder(&[])
+        .model(Arc::new(SlowModel(Duration::from_secs(1))))
+        .build()
+        .await
+        .expect("app");
+    // "hi" alone is a weak rule signal, so the model is consulted, and it is late.
+    let (_, frames) = ask(&app, "hi").await;
+    let start = &frames[0];
+    assert_eq!(start["intent"], "greeting");
+    assert_eq!(start["intent_source"], "rules_fallback");
+    let done = last(&frames);
+    assert_eq!(done["degraded"][0], "intent_model_skipped");
+    assert_eq!(done["timings_ms"]["intent_ml"], 150.0);
+    assert_eq!(misses(&app, Stage::IntentMl), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn slow_service_call_gives_partial_results() {
+    let d = crate::support::data();
+    let slow = SlowSearch(CatalogServices::new(d.catalog.clone(), 10).expect("catalog"));
+    let app = builder(&[])
+        .services(Arc::new(slow))
+        .build()
+        .await
+        .expect("app");
+    let (outcome, frames) = ask(&app, "show me horror manga by junji ito").await;
+    assert_eq!(outcome, Outcome::Done { cache_hit: false });
+    let done = last(&frames);
+    assert_eq!(done["degraded"][0], "services_partial");
+    assert_eq!(done["timings_ms"]["service_calls"], 200.0);
+    assert_eq!(
+        done["timings_ms"]["retrieval"], 0.0,
+        "retrieval ran in parallel and was instant"
+    );
+    // Answered from the retrieved passages instead of the search results.
+    assert!(
+        text_of(&frames).starts_with("These catalog entries look related"),
+        "{}",
+        text_of(&frames)
+    );
+    assert_eq!(misses(&app, Stage::ServiceCalls), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn slow_llm_gets_the_fallback_answer() {
+    let llm = ScriptedLlm {
+        before_first: Duration::from_secs(2),
+        gap: Duration::ZERO,
+        pieces: vec!["late"],
+        stall_at: None,
+    };
+    let app = builder(&[]).llm(Arc::new(llm)).build().await.expect("app");
+    let (outcome, frames) = ask(&app, "do you have one piece?").await;
+    assert_eq!(outcome, Outcome::Done { cache_hit: false });
+    let text = text_of(&frames);
+    assert!(text.starts_with(FALLBACK_PREFIX), "{text}");
+    assert!(
+        text.contains("One Piece by Eiichiro Oda"),
+        "the fallback is grounded: {text}"
+    );
+    assert!(!text.contains("late"));
+    let done = last(&frames);
+    assert_eq!(done["degraded"][0], "llm_fallback");
+    assert_eq!(done["timings_ms"]["first_token"], 400.0);
+    assert_eq!(misses(&app, Stage::FirstToken), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn stalled_stream_ends_with_an_error_frame() {
+    let llm = ScriptedLlm {
+        before_first: Duration::from_millis(10),
+        gap: Duration::from_millis(10),
+        pieces: vec!["One ", "Piece ", "is ", "great"],
+        stall_at: Some(2),
+    };
+    let app = builder(&[]).llm(Arc::new(llm)).build().await.expect("app");
+    let (outcome, frames) = ask(&app, "do you have one piece?").await;
+    assert_eq!(
+        outcome,
+        Outcome::Error(manga_runtime::protocol::ErrorCode::StreamStalled)
+    );
+    let types: Vec<&str> = frames.iter().filter_map(|f| f["type"].as_str()).collect();
+    assert_eq!(types.first(), Some(&"start"));
+    assert_eq!(types.last(), Some(&"error"));
+    assert!(!types.contains(&"done"));
+    assert_eq!(
+        text_of(&frames),
+        "One Piece ",
+        "what was produced before the stall was delivered"
+    );
+    let err = last(&frames);
+    assert_eq!(err["code"], "stream_stalled");
+    assert_eq!(err["message_id"], "m1");
+    assert_eq!(misses(&app, Stage::StreamJitter), 1);
+    assert_eq!(
+        app.state
+            .metrics
+            .error_count(manga_runtime::protocol::ErrorCode::StreamStalled),
+        1
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn jittery_stream_completes_but_counts_a_jitter_miss() {
+    let llm = ScriptedLlm {
+        before_first: Duration::from_millis(100),
+        gap: Duration::from_millis(120),
+        pieces: vec!["a ", "b ", "c ", "d"],
+        stall_at: None,
+    };
+    let app = builder(&[]).llm(Arc::new(llm)).build().await.expect("app");
+    let (outcome, frames) = ask(&app, "do you have one piece?").await;
+    assert_eq!(outcome, Outcome::Done { cache_hit: false });
+    assert_eq!(text_of(&frames), "a b c d");
+    let done = last(&frames);
+    assert_eq!(done["timings_ms"]["first_token"], 100.0);
+    assert_eq!(done["timings_ms"]["streaming"], 360.0);
+    assert_eq!(
+        done["timings_ms"]["stream_jitter"], 120.0,
+        "largest gap between tokens"
+    );
+    assert_eq!(misses(&app, Stage::StreamJitter), 1);
+    assert_eq!(misses(&app, Stage::FirstToken), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_partial_word_is_not_held_past_the_guardrails_budget() {
+    // First piece has no trailing space, so the filter would hold it until the next one.
+    let llm = ScriptedLlm {
+        before_first: Duration::ZERO,
+        gap: Duration::from_millis(300),
+        pieces: vec!["Hel", "lo there"],
+        stall_at: None,
+    };
+    let app = builder(&[]).llm(Arc::new(llm)).build().await.expect("app");
+    let (tx, mut rx) = mpsc::channel(64);
+    let req = Request {
+        message_id: "m".into(),
+        session_id: "s".into(),
+        text: "do you have naruto".into(),
+        principal: Principal::anonymous("t"),
+    };
+    let handle = {
+        let state = app.state.clone();
+        tokio::spawn(async move { state.pipeline.handle(req, &tx).await })
+    };
+    let t0 = tokio::time::Instant::now();
+    let mut first_token_at = None;
+    let mut texts = Vec::new();
+    while let Some(o) = rx.recv().await {
+        if let Outbound::Frame(f) = o {
+            let v: Value = serde_json::from_str(&f.to_json()).expect("json");
+            if v["type"] == "token" {
+                first_token_at.get_or_insert(t0.elapsed());
+                texts.push(v["text"].as_str().unwrap_or_default().to_string());
+            }
+        }
+    }
+    handle.await.expect("join");
+    assert_eq!(
+        first_token_at,
+        Some(Duration::from_millis(50)),
+        "released at the 50 ms guardrails budget"
+    );
+    assert_eq!(texts.concat(), "Hello there");
+}
+
+#[tokio::test(start_paused = true)]
+async fn pii_typed_by_the_customer_is_redacted_before_it_is_stored() {
+    let store = Arc::new(manga_runtime::backends::memory_store::LruSessionStore::new(
+        10, LONG, 10,
+    ));
+    let app = builder(&[])
+        .sessions(store.clone())
+        .build()
+        .await
+        .expect("app");
+    let (_, frames) = ask(
+        &app,
+        "my card is 4111 1111 1111 1111 and my mail is a.b@example.com",
+    )
+    .await;
+    assert_eq!(last(&frames)["degraded"][0], "guardrail_redacted");
+    let key = Principal::anonymous("test").session_key("s");
+    let turns = store.load(&key, 5).await.expect("load");
+    assert_eq!(turns.len(), 1);
+    assert_eq!(turns[0].user, "my card is [card] and my mail is [email]");
+}

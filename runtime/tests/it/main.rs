@@ -1,0 +1,18 @@
+//! Integration tests of `manga-runtime`, one test binary (see runtime/Cargo.toml):
+//! - `e2e`: real WebSocket clients against a server on 127.0.0.1 (tiers, frame order,
+//!   error frames, auth, rate and session limits, pings, graceful shutdown);
+//! - `budgets`: stage deadlines with `tokio::time::pause()` and slow fake backends;
+//! - `classifier`: held-out accuracy of the intent classifier;
+//! - `config`: budgets from environment files, config-file precedence;
+//! - `openai`: the OpenAI-compatible backend against a fake SSE server on 127.0.0.1;
+//! - `taskdef`: the ECS task definition mangactl renders agrees with the runtime and its image.
+//!
+//! Shared helpers live in `support`.
+
+mod budgets;
+mod classifier;
+mod config;
+mod e2e;
+mod openai;
+mod support;
+mod taskdef;
