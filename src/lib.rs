@@ -1,5 +1,10 @@
 //! The `mangactl` package as a library: the CLI's commands (`cli`), so the
 //! integration tests can drive commands in-process against scripted fakes
 //! as well as run the binary. `src/main.rs` only calls [`cli::main`].
+//!
+//! - [`aws`]: the `CloudFormation` trait, its SDK implementation and a fake.
+//! - [`deploy`]: plan/apply/destroy logic over that trait (`src/cli/{plan,apply,destroy}.rs` wrap it).
 
+pub mod aws;
 pub mod cli;
+pub mod deploy;

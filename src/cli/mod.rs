@@ -2,8 +2,12 @@
 //! returns an [`Outcome`] that maps to the documented exit codes
 //! (README.md, "Exit codes").
 
+mod apply;
 mod completions;
+mod destroy;
+pub mod plan;
 mod render;
+mod size;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -16,10 +20,8 @@ pub enum Outcome {
     /// 0: success, nothing to change.
     Success,
     /// 2: changes or drift found.
-    #[allow(dead_code)] // plan/drift commands use it
     Changes,
     /// 3: a check could not complete.
-    #[allow(dead_code)]
     Incomplete,
 }
 
@@ -67,7 +69,10 @@ pub struct Cli {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Output {
+    /// Human-readable text and tables.
+    #[value(alias = "table")]
     Text,
+    /// One JSON document, for machines.
     Json,
 }
 
@@ -75,6 +80,14 @@ pub enum Output {
 pub enum Command {
     /// Render CloudFormation templates and a manifest for an environment.
     Render(render::Args),
+    /// Size every resource from the latency and traffic targets, and check the latency budget.
+    Size(size::Args),
+    /// Show what apply would change: one CloudFormation change set per stack (exit 2 when something changes).
+    Plan(plan::Args),
+    /// Plan, confirm, then deploy the change sets in dependency order with live progress.
+    Apply(apply::Args),
+    /// Delete the environment's stacks in reverse dependency order.
+    Destroy(destroy::Args),
     /// Print shell completions to stdout.
     Completions(completions::Args),
 }
@@ -84,6 +97,10 @@ pub fn main() -> ExitCode {
     init_tracing(cli.verbose);
     let result = match &cli.command {
         Command::Render(args) => render::run(&cli, args),
+        Command::Size(args) => size::run(&cli, args),
+        Command::Plan(args) => plan::run(&cli, args),
+        Command::Apply(args) => apply::run(&cli, args),
+        Command::Destroy(args) => destroy::run(&cli, args),
         Command::Completions(args) => completions::run(args),
     };
     match result {

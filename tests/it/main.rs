@@ -5,8 +5,13 @@
 //! - `cli`: the `mangactl` binary as a user runs it: output, files, errors,
 //!   exit codes.
 //! - `lint`: cfn-lint over every rendered template.
+//! - `deploy_fake`: plan/apply/destroy in-process against the scripted fake.
+//! - `deploy_moto`: plan/apply/destroy as the binary against moto (`moto`).
 
 mod cli;
+mod deploy_fake;
+mod deploy_moto;
 mod lint;
+mod moto;
 mod snapshots;
 mod support;

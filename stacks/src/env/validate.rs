@@ -72,7 +72,7 @@ pub fn fargate_memory_ok(cpu: u32, memory_mib: u32) -> bool {
         16384 => (32768, 122_880, 8192),
         _ => return false,
     };
-    (lo..=hi).contains(&memory_mib) && (memory_mib - lo) % step == 0
+    (lo..=hi).contains(&memory_mib) && (memory_mib - lo).is_multiple_of(step)
 }
 
 /// Tag keys mangactl sets itself on every stack.

@@ -101,7 +101,7 @@ impl Expr {
         Expr::Equals(Box::new(a), Box::new(b))
     }
 
-    pub fn not(a: Expr) -> Self {
+    pub fn negate(a: Expr) -> Self {
         Expr::Not(Box::new(a))
     }
 }
@@ -197,7 +197,7 @@ mod tests {
         );
         assert_eq!(json(&Expr::az(1)), r#"{"Fn::Select":[1,{"Fn::GetAZs":""}]}"#);
         assert_eq!(
-            json(&Expr::not(Expr::equals("a".into(), "b".into()))),
+            json(&Expr::negate(Expr::equals("a".into(), "b".into()))),
             r#"{"Fn::Not":[{"Fn::Equals":["a","b"]}]}"#
         );
     }

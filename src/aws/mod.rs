@@ -1,0 +1,14 @@
+//! AWS access for the deploy commands: the [`CloudFormation`] trait the
+//! deploy logic (`src/deploy/`) talks to, its AWS SDK implementation
+//! ([`cloudformation::SdkCloudFormation`]) and a scripted fake
+//! ([`fake::FakeCloudFormation`]) for states an emulator cannot produce.
+//!
+//! [`config`] builds the SDK configuration from `--profile`, `--region` and
+//! `--endpoint-url`; the CLI layer (`src/cli/{plan,apply,destroy}.rs`) calls
+//! it, the integration tests reuse its HTTP client for their own clients.
+
+pub mod cloudformation;
+pub mod config;
+pub mod fake;
+
+pub use cloudformation::{CfnError, CloudFormation};
