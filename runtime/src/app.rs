@@ -1,8 +1,13 @@
-//! Wiring: turns a [`Config`] into a servable [`App`] — budgets, bundled data, embedded
-//! backends (or the ones a test or a future AWS build injects through [`AppBuilder`]),
-//! the authenticator and the pipeline. Used by `main.rs`, the integration tests and the
-//! bench.
+//! Wiring: turns a [`Config`] into a servable [`App`] — budgets, bundled data, the
+//! backends of `MANGA_BACKEND` (embedded, or AWS from [`crate::backends::aws`]; a test
+//! can inject any of them through [`AppBuilder`]), the authenticator, the pipeline and
+//! the optional EMF metrics sink. Used by `main.rs`, the integration tests and the bench.
 
+use crate::backends::aws::bedrock::BedrockLlm;
+use crate::backends::aws::dynamodb::DynamoSessionStore;
+use crate::backends::aws::opensearch::OpenSearchRetriever;
+use crate::backends::aws::redis_cache::RedisCache;
+use crate::backends::aws::sagemaker::SageMakerIntentModel;
 use crate::backends::bm25::Bm25Retriever;
 use crate::backends::catalog::CatalogServices;
 use crate::backends::classifier::{Evaluation, IntentClassifier, TrainOptions};
@@ -13,6 +18,7 @@ use crate::backends::openai::OpenAiCompatible;
 use crate::backends::{IntentModel, Llm, ResponseCache, Retriever, Services, SessionStore};
 use crate::config::{BackendFamily, Budgets, Config, LlmBackend};
 use crate::data::DataSet;
+use crate::emf::EmfSink;
 use crate::metrics::Metrics;
 use crate::pipeline::auth::{Authenticator, RateLimiter};
 use crate::pipeline::{Backends, Pipeline, Settings};
@@ -36,8 +42,10 @@ pub enum BuildError {
     Pipeline(#[from] crate::pipeline::PipelineError),
     #[error("LLM backend: {0}")]
     Llm(crate::backends::BackendError),
-    #[error("{0}")]
-    Unsupported(&'static str),
+    #[error("MANGA_BACKEND=aws: {0}")]
+    Aws(String),
+    #[error(transparent)]
+    Emf(#[from] crate::emf::EmfError),
 }
 
 /// What start-up did, for the log line and the README numbers.
@@ -58,8 +66,7 @@ pub struct App {
     pub report: StartupReport,
 }
 
-/// Builds an [`App`]; every backend not set explicitly is the embedded default.
-#[derive(Debug)]
+/// Builds an [`App`]; every backend not set explicitly is the one `MANGA_BACKEND` names.
 pub struct AppBuilder {
     config: Config,
     budgets: Option<Budgets>,
@@ -69,6 +76,19 @@ pub struct AppBuilder {
     services: Option<Arc<dyn Services>>,
     retriever: Option<Arc<dyn Retriever>>,
     llm: Option<Arc<dyn Llm>>,
+    aws: Option<aws_config::SdkConfig>,
+    emf_writer: Option<Box<dyn std::io::Write + Send>>,
+}
+
+impl std::fmt::Debug for AppBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppBuilder")
+            .field("config", &self.config)
+            .field("budgets", &self.budgets)
+            .field("aws", &self.aws.is_some())
+            .field("emf_writer", &self.emf_writer.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl AppBuilder {
@@ -82,7 +102,22 @@ impl AppBuilder {
             services: None,
             retriever: None,
             llm: None,
+            aws: None,
+            emf_writer: None,
         }
+    }
+
+    /// The AWS SDK configuration of the AWS backends (default: [`crate::backends::aws::load`],
+    /// the standard chain); tests pass an emulator endpoint with static credentials.
+    pub fn aws_config(mut self, c: aws_config::SdkConfig) -> Self {
+        self.aws = Some(c);
+        self
+    }
+
+    /// Where EMF lines go when `MANGA_EMF` is on (default: stdout).
+    pub fn emf_writer(mut self, w: Box<dyn std::io::Write + Send>) -> Self {
+        self.emf_writer = Some(w);
+        self
     }
 
     pub fn budgets(mut self, b: Budgets) -> Self {
@@ -126,18 +161,37 @@ impl AppBuilder {
             Some(b) => b,
             None => cfg.budgets()?,
         };
-        if cfg.backend == BackendFamily::Aws {
-            // Refuse loudly: serving the embedded demo catalog in a real deployment would
-            // look healthy while answering from invented data.
-            return Err(BuildError::Unsupported(
-                "MANGA_BACKEND=aws: the AWS backends (DynamoDB, Redis, SageMaker, OpenSearch, Bedrock) are not implemented yet",
-            ));
+        let missing = cfg.missing_aws_settings();
+        if !missing.is_empty() {
+            // Refuse loudly: serving the embedded demo data in a real deployment would look
+            // healthy while answering from invented data.
+            return Err(BuildError::Aws(format!(
+                "missing settings: {}",
+                missing.join(", ")
+            )));
         }
+        let aws = cfg.backend == BackendFamily::Aws;
+        let llm_backend = cfg.llm_backend();
+        let sdk = match (self.aws, aws || llm_backend == LlmBackend::Bedrock) {
+            (Some(c), _) => Some(c),
+            (None, true) => Some(crate::backends::aws::load().await),
+            (None, false) => None,
+        };
+        // Only used when a family needs it; `missing_aws_settings` guarantees the values.
+        let setting = |v: &Option<String>| v.clone().unwrap_or_default();
         let data = DataSet::load(cfg.data_dir.as_deref())?;
 
-        let (model, heldout, train_ms): (Arc<dyn IntentModel>, _, _) = match self.model {
-            Some(m) => (m, None, None),
-            None => {
+        let (model, heldout, train_ms): (Arc<dyn IntentModel>, _, _) = match (self.model, &sdk) {
+            (Some(m), _) => (m, None, None),
+            (None, Some(sdk)) if aws => (
+                Arc::new(SageMakerIntentModel::new(
+                    sdk,
+                    &setting(&cfg.sagemaker_endpoint),
+                )),
+                None,
+                None,
+            ),
+            (None, _) => {
                 let t0 = Instant::now();
                 let clf = IntentClassifier::train(&data.train, TrainOptions::default());
                 let train_ms = t0.elapsed().as_secs_f64() * 1e3;
@@ -145,30 +199,71 @@ impl AppBuilder {
                 (Arc::new(clf), Some(eval), Some(train_ms))
             }
         };
+        // No AWS commerce API exists yet: the AWS family serves catalog and orders from
+        // the bundled data too, and says so at start-up.
         let services: Arc<dyn Services> = match self.services {
             Some(s) => s,
-            None => Arc::new(CatalogServices::new(data.catalog.clone(), cfg.orders)?),
+            None => {
+                if aws {
+                    tracing::warn!(
+                        "MANGA_BACKEND=aws: catalog, price/stock and order services still come \
+                         from the bundled catalog and generated orders (no commerce API yet)"
+                    );
+                }
+                Arc::new(CatalogServices::new(data.catalog.clone(), cfg.orders)?)
+            }
         };
-        let retriever: Arc<dyn Retriever> = match self.retriever {
-            Some(r) => r,
-            None => Arc::new(Bm25Retriever::build(&data.catalog, &data.faq)?),
+        let retriever: Arc<dyn Retriever> = match (self.retriever, &sdk) {
+            (Some(r), _) => r,
+            (None, Some(sdk)) if aws => Arc::new(
+                OpenSearchRetriever::new(
+                    sdk,
+                    &setting(&cfg.opensearch_endpoint),
+                    &cfg.opensearch_index,
+                )
+                .map_err(|e| BuildError::Aws(e.to_string()))?,
+            ),
+            (None, _) => Arc::new(Bm25Retriever::build(&data.catalog, &data.faq)?),
         };
-        let sessions: Arc<dyn SessionStore> = self.sessions.unwrap_or_else(|| {
-            Arc::new(LruSessionStore::new(
+        let sessions: Arc<dyn SessionStore> = match (self.sessions, &sdk) {
+            (Some(s), _) => s,
+            (None, Some(sdk)) if aws => {
+                if cfg.dax_endpoint.is_some() {
+                    tracing::info!(
+                        "MANGA_DAX_ENDPOINT is set but unused: there is no DAX client for Rust; \
+                         sessions go to DynamoDB directly"
+                    );
+                }
+                Arc::new(DynamoSessionStore::new(
+                    sdk,
+                    &setting(&cfg.dynamodb_table),
+                    Duration::from_secs(cfg.session_ttl_secs),
+                ))
+            }
+            (None, _) => Arc::new(LruSessionStore::new(
                 cfg.session_capacity,
                 Duration::from_secs(cfg.session_ttl_secs),
                 cfg.history_turns.max(1) * 2,
-            ))
-        });
-        let cache: Arc<dyn ResponseCache> = self.cache.unwrap_or_else(|| {
-            Arc::new(MokaCache::new(
+            )),
+        };
+        let cache: Arc<dyn ResponseCache> = match self.cache {
+            Some(c) => c,
+            None if aws => Arc::new(
+                RedisCache::new(
+                    &setting(&cfg.redis_url),
+                    &cfg.redis_key_prefix,
+                    Duration::from_secs(cfg.cache_ttl_secs),
+                )
+                .map_err(|e| BuildError::Aws(e.to_string()))?,
+            ),
+            None => Arc::new(MokaCache::new(
                 cfg.cache_capacity,
                 Duration::from_secs(cfg.cache_ttl_secs),
-            ))
-        });
+            )),
+        };
         let llm: Arc<dyn Llm> = match self.llm {
             Some(l) => l,
-            None => match cfg.llm {
+            None => match llm_backend {
                 LlmBackend::Extractive => Arc::new(ExtractiveResponder::new(
                     Duration::from_millis(cfg.word_delay_ms),
                 )),
@@ -181,10 +276,26 @@ impl AppBuilder {
                     )
                     .map_err(BuildError::Llm)?,
                 ),
+                LlmBackend::Bedrock => match &sdk {
+                    Some(sdk) => Arc::new(BedrockLlm::new(
+                        sdk,
+                        &setting(&cfg.bedrock_model_id),
+                        cfg.bedrock_max_tokens,
+                    )),
+                    None => return Err(BuildError::Aws("no AWS configuration for Bedrock".into())),
+                },
             },
         };
 
-        let metrics = Arc::new(Metrics::new(budgets));
+        let mut metrics = Metrics::new(budgets);
+        if cfg.emf {
+            let sink = match self.emf_writer {
+                Some(w) => EmfSink::to_writer(&cfg.environment, w)?,
+                None => EmfSink::stdout(&cfg.environment)?,
+            };
+            metrics = metrics.with_emf(sink);
+        }
+        let metrics = Arc::new(metrics);
         let settings = Settings {
             history_turns: cfg.history_turns,
             rules_confidence: cfg.rules_confidence,

@@ -166,8 +166,9 @@ impl From<&stacks::env::LatencyBudgets> for Budgets {
 pub enum BackendFamily {
     /// In-process implementations over the bundled data (no cloud).
     Embedded,
-    /// DynamoDB/DAX, Redis, SageMaker, OpenSearch, Bedrock — not implemented yet; start-up
-    /// refuses it rather than silently serving the embedded demo data.
+    /// DynamoDB sessions, ElastiCache Redis cache, SageMaker intent endpoint, OpenSearch
+    /// Serverless retrieval, Bedrock LLM ([`crate::backends::aws`]). Start-up refuses it when
+    /// a setting it needs is missing rather than silently serving the embedded demo data.
     Aws,
 }
 
@@ -182,14 +183,16 @@ pub fn read_budgets_from_json(json: &str) -> Result<Budgets, ConfigError> {
 }
 
 /// Every environment variable the runtime reads (from the clap definitions, so it cannot
-/// drift), plus `MANGA_LOG`/`RUST_LOG` read by the logger. For docs and for checking a
-/// task definition against the runtime.
+/// drift), plus `MANGA_LOG` read by the logger and `AWS_REGION`, the one AWS SDK variable
+/// the AWS backends need (the SDK's other `AWS_*` variables are its own business). For
+/// docs and for checking a task definition against the runtime.
 pub fn env_var_names() -> Vec<String> {
     let mut names: Vec<String> = Cli::command()
         .get_arguments()
         .filter_map(|a| a.get_env().map(|e| e.to_string_lossy().into_owned()))
         .collect();
     names.push("MANGA_LOG".into());
+    names.push("AWS_REGION".into());
     names.sort();
     names
 }
@@ -212,6 +215,8 @@ pub enum LlmBackend {
     Extractive,
     /// An OpenAI-compatible server (`/v1/chat/completions`, SSE), e.g. llama.cpp or vLLM.
     Openai,
+    /// Amazon Bedrock ConverseStream with `MANGA_BEDROCK_MODEL_ID`.
+    Bedrock,
 }
 
 /// MangaAssist runtime: serves the chat pipeline over WebSocket at /v1/chat.
@@ -237,9 +242,8 @@ pub enum Command {
     PrintConfig,
 }
 
-/// Settings reserved for the AWS backends; accepted and documented now so the task
-/// definition and the runtime agree on names before the implementations land.
-const AWS_HEADING: &str = "AWS backends (MANGA_BACKEND=aws; not implemented yet)";
+/// Settings of the AWS backends (`MANGA_BACKEND=aws`, [`crate::backends::aws`]).
+const AWS_HEADING: &str = "AWS backends (MANGA_BACKEND=aws)";
 
 #[derive(Debug, Clone, Args, Serialize)]
 pub struct Config {
@@ -343,9 +347,9 @@ pub struct Config {
     /// Rule-based intent confidence at or above which the ML model is skipped.
     #[arg(long, env = "MANGA_RULES_CONFIDENCE", default_value_t = 0.8)]
     pub rules_confidence: f32,
-    /// Response generator.
-    #[arg(long, env = "MANGA_LLM", value_enum, default_value_t = LlmBackend::Extractive)]
-    pub llm: LlmBackend,
+    /// Response generator [default: extractive; bedrock with MANGA_BACKEND=aws].
+    #[arg(long, env = "MANGA_LLM", value_enum)]
+    pub llm: Option<LlmBackend>,
     /// Base URL of the OpenAI-compatible server (…/v1).
     #[arg(
         long,
@@ -370,26 +374,63 @@ pub struct Config {
     /// Hard cap on one streamed answer; longer streams end with `stream_timeout`.
     #[arg(long, env = "MANGA_STREAM_MAX_SECS", default_value_t = 30)]
     pub stream_max_secs: u64,
+    /// Per-message stage timings as CloudWatch Embedded Metric Format lines on stdout
+    /// (namespace MangaAssist, metrics StageLatency and BudgetMiss, dimensions
+    /// Environment and Stage); the ECS awslogs driver ships them to CloudWatch.
+    #[arg(
+        long,
+        env = "MANGA_EMF",
+        default_value_t = false,
+        action = clap::ArgAction::Set,
+        value_parser = clap::builder::BoolishValueParser::new(),
+        value_name = "BOOL"
+    )]
+    pub emf: bool,
 
     /// DynamoDB conversation table (session store).
     #[arg(long, env = "MANGA_DYNAMODB_TABLE", help_heading = AWS_HEADING)]
     pub dynamodb_table: Option<String>,
-    /// DAX cluster endpoint in front of the table.
+    /// DAX cluster endpoint in front of the table. Accepted but not used: there is no DAX
+    /// client for Rust, so the runtime queries DynamoDB directly (runtime/README.md).
     #[arg(long, env = "MANGA_DAX_ENDPOINT", help_heading = AWS_HEADING)]
     pub dax_endpoint: Option<String>,
     /// ElastiCache Redis URL (rediss://host:port) for the response cache.
     #[arg(long, env = "MANGA_REDIS_URL", help_heading = AWS_HEADING, hide_env_values = true)]
     #[serde(skip)] // may carry a password
     pub redis_url: Option<String>,
+    /// Prefix of every response-cache key in Redis (lets environments share a cluster).
+    #[arg(
+        long,
+        env = "MANGA_REDIS_KEY_PREFIX",
+        help_heading = AWS_HEADING,
+        default_value = "manga:answer:"
+    )]
+    pub redis_key_prefix: String,
     /// OpenSearch Serverless collection endpoint (retrieval).
     #[arg(long, env = "MANGA_OPENSEARCH_ENDPOINT", help_heading = AWS_HEADING)]
     pub opensearch_endpoint: Option<String>,
+    /// OpenSearch index holding the catalog and FAQ passages.
+    #[arg(
+        long,
+        env = "MANGA_OPENSEARCH_INDEX",
+        help_heading = AWS_HEADING,
+        default_value = "manga-passages"
+    )]
+    pub opensearch_index: String,
     /// SageMaker endpoint name of the intent classifier.
     #[arg(long, env = "MANGA_SAGEMAKER_ENDPOINT", help_heading = AWS_HEADING)]
     pub sagemaker_endpoint: Option<String>,
     /// Bedrock model id of the LLM.
     #[arg(long, env = "MANGA_BEDROCK_MODEL_ID", help_heading = AWS_HEADING)]
     pub bedrock_model_id: Option<String>,
+    /// maxTokens of each Bedrock answer.
+    #[arg(
+        long,
+        env = "MANGA_BEDROCK_MAX_TOKENS",
+        help_heading = AWS_HEADING,
+        default_value_t = 400
+    )]
+    pub bedrock_max_tokens: u32,
 }
 
 impl Cli {
@@ -523,6 +564,41 @@ impl Config {
             return bad("MANGA_RULES_CONFIDENCE must be within 0..=1");
         }
         Ok(())
+    }
+
+    /// The response generator in force: `MANGA_LLM` when set, else Bedrock for the AWS
+    /// family and the extractive responder for the embedded one.
+    pub fn llm_backend(&self) -> LlmBackend {
+        match (self.llm, self.backend) {
+            (Some(l), _) => l,
+            (None, BackendFamily::Aws) => LlmBackend::Bedrock,
+            (None, BackendFamily::Embedded) => LlmBackend::Extractive,
+        }
+    }
+
+    /// The AWS settings that are required but unset (by variable name), for a start-up
+    /// error that names all of them at once.
+    pub fn missing_aws_settings(&self) -> Vec<&'static str> {
+        let mut missing = Vec::new();
+        if self.backend == BackendFamily::Aws {
+            let required = [
+                ("MANGA_DYNAMODB_TABLE", &self.dynamodb_table),
+                ("MANGA_REDIS_URL", &self.redis_url),
+                ("MANGA_OPENSEARCH_ENDPOINT", &self.opensearch_endpoint),
+                ("MANGA_SAGEMAKER_ENDPOINT", &self.sagemaker_endpoint),
+            ];
+            for (name, value) in required {
+                if value.as_deref().is_none_or(str::is_empty) {
+                    missing.push(name);
+                }
+            }
+        }
+        if self.llm_backend() == LlmBackend::Bedrock
+            && self.bedrock_model_id.as_deref().is_none_or(str::is_empty)
+        {
+            missing.push("MANGA_BEDROCK_MODEL_ID");
+        }
+        missing
     }
 
     pub fn is_production(&self) -> bool {

@@ -10,6 +10,7 @@
 //! - [`backends`]: the traits the pipeline depends on and their embedded implementations;
 //! - [`domain`]: plain data types shared by all of the above;
 //! - [`metrics`]: per-stage histograms and budget-miss counters, rendered as Prometheus text;
+//! - [`emf`]: the same timings as CloudWatch Embedded Metric Format log lines (`MANGA_EMF`);
 //! - [`data`]: the bundled catalog, FAQ and intent examples;
 //! - [`app`]: wiring configuration and backends into a servable application.
 
@@ -18,6 +19,7 @@ pub mod backends;
 pub mod config;
 pub mod data;
 pub mod domain;
+pub mod emf;
 pub mod metrics;
 pub mod pipeline;
 pub mod protocol;

@@ -36,7 +36,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Healthcheck => Ok(healthcheck(&cli.config)),
         Command::PrintConfig => {
             let budgets = cli.config.budgets()?;
-            let out = serde_json::json!({ "config": cli.config, "budgets": budgets });
+            let out = serde_json::json!({
+                "config": cli.config,
+                "llm_in_force": cli.config.llm_backend(),
+                "budgets": budgets,
+            });
             println!("{}", serde_json::to_string_pretty(&out)?);
             Ok(ExitCode::SUCCESS)
         }
@@ -80,7 +84,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         classifier_heldout_accuracy = r.classifier_heldout.map(|e| e.accuracy()),
         classifier_train_ms = r.classifier_train_ms,
         auth = ?config.auth,
-        llm = ?config.llm,
+        llm = ?config.llm_backend(),
+        emf = config.emf,
         environment = %config.environment,
         backend = ?config.backend,
         "backends ready"

@@ -1,5 +1,6 @@
 //! Per-stage latency histograms and budget-miss counters, plus a few service counters,
-//! rendered as Prometheus text on `GET /metrics` by [`crate::server`].
+//! rendered as Prometheus text on `GET /metrics` by [`crate::server`]; optionally the
+//! same per-message timings as CloudWatch EMF log lines ([`crate::emf`]).
 //!
 //! Lock-free atomics in fixed arrays indexed by [`Stage`], [`Degradation`] and
 //! [`ErrorCode`]: recording sits on the hot path of every message
@@ -7,6 +8,7 @@
 
 use crate::config::Budgets;
 use crate::domain::{Intent, Tier};
+use crate::emf::{EmfSink, StageSample};
 use crate::protocol::ErrorCode;
 use serde::Serialize;
 use std::fmt::Write as _;
@@ -182,6 +184,7 @@ pub struct Metrics {
     cache_hits: AtomicU64,
     connections_active: AtomicI64,
     connections_total: AtomicU64,
+    emf: Option<EmfSink>,
 }
 
 impl Metrics {
@@ -196,7 +199,25 @@ impl Metrics {
             cache_hits: AtomicU64::new(0),
             connections_active: AtomicI64::new(0),
             connections_total: AtomicU64::new(0),
+            emf: None,
         }
+    }
+
+    /// Also emits every message's stage timings as CloudWatch EMF lines to `sink`.
+    pub fn with_emf(mut self, sink: EmfSink) -> Metrics {
+        self.emf = Some(sink);
+        self
+    }
+
+    /// One message's stages (those that ran) to the EMF sink, if enabled.
+    pub fn emit_message(&self, message_id: &str, samples: &[StageSample]) {
+        if let Some(emf) = &self.emf {
+            emf.emit(message_id, samples);
+        }
+    }
+
+    pub fn emf_enabled(&self) -> bool {
+        self.emf.is_some()
     }
 
     pub fn budgets(&self) -> &Budgets {
@@ -362,6 +383,11 @@ impl Metrics {
         o.push_str("# HELP manga_connections_active Open WebSocket connections.\n");
         o.push_str("# TYPE manga_connections_active gauge\n");
         let _ = writeln!(o, "manga_connections_active {}", self.connections_active());
+        if let Some(emf) = &self.emf {
+            o.push_str("# HELP manga_emf_dropped_total Messages whose EMF lines were dropped (log writer behind).\n");
+            o.push_str("# TYPE manga_emf_dropped_total counter\n");
+            let _ = writeln!(o, "manga_emf_dropped_total {}", emf.dropped());
+        }
         o.push_str("# HELP manga_connections_total WebSocket connections accepted.\n");
         o.push_str("# TYPE manga_connections_total counter\n");
         let _ = writeln!(

@@ -22,10 +22,19 @@ use aws_sdk_cloudformation::Client;
 pub enum CfnError {
     /// CloudFormation answered with an error.
     #[error("CloudFormation {operation} on `{stack}`: {code}: {message}")]
-    Api { operation: &'static str, stack: String, code: String, message: String },
+    Api {
+        operation: &'static str,
+        stack: String,
+        code: String,
+        message: String,
+    },
     /// The request did not get an answer (network, credentials, timeout).
     #[error("CloudFormation {operation} on `{stack}` failed: {message}")]
-    Transport { operation: &'static str, stack: String, message: String },
+    Transport {
+        operation: &'static str,
+        stack: String,
+        message: String,
+    },
 }
 
 impl CfnError {
@@ -78,7 +87,10 @@ impl StackStatus {
 
     /// The last operation succeeded.
     pub fn is_success(&self) -> bool {
-        matches!(self.0.as_str(), "CREATE_COMPLETE" | "UPDATE_COMPLETE" | "IMPORT_COMPLETE" | "DELETE_COMPLETE")
+        matches!(
+            self.0.as_str(),
+            "CREATE_COMPLETE" | "UPDATE_COMPLETE" | "IMPORT_COMPLETE" | "DELETE_COMPLETE"
+        )
     }
 
     /// Rolled back or failed: the last operation did not do what was asked.
@@ -224,7 +236,10 @@ pub struct ChangeSet {
 
 impl ChangeSet {
     pub fn is_pending(&self) -> bool {
-        matches!(self.status.as_str(), "CREATE_PENDING" | "CREATE_IN_PROGRESS")
+        matches!(
+            self.status.as_str(),
+            "CREATE_PENDING" | "CREATE_IN_PROGRESS"
+        )
     }
 
     /// CloudFormation fails a change set that changes nothing; that is an
@@ -251,7 +266,8 @@ pub trait CloudFormation: Send + Sync + fmt::Debug {
     /// The change set with all its changes (every page).
     async fn describe_change_set(&self, stack: &str, change_set: &str) -> CfnResult<ChangeSet>;
     async fn delete_change_set(&self, stack: &str, change_set: &str) -> CfnResult<()>;
-    async fn execute_change_set(&self, stack: &str, change_set: &str, token: &str) -> CfnResult<()>;
+    async fn execute_change_set(&self, stack: &str, change_set: &str, token: &str)
+        -> CfnResult<()>;
     async fn delete_stack(&self, stack: &str, token: &str) -> CfnResult<()>;
     async fn continue_update_rollback(&self, stack: &str, token: &str) -> CfnResult<()>;
     async fn cancel_update_stack(&self, stack: &str, token: &str) -> CfnResult<()>;
@@ -266,7 +282,9 @@ pub struct SdkCloudFormation {
 
 impl SdkCloudFormation {
     pub fn new(config: &aws_config::SdkConfig) -> Self {
-        SdkCloudFormation { client: Client::new(config) }
+        SdkCloudFormation {
+            client: Client::new(config),
+        }
     }
 }
 
@@ -282,12 +300,17 @@ where
             code: err.code().unwrap_or("Unknown").to_owned(),
             message: err.message().unwrap_or("(no message)").to_owned(),
         },
-        _ => CfnError::Transport { operation, stack: stack.to_owned(), message: DisplayErrorContext(&err).to_string() },
+        _ => CfnError::Transport {
+            operation,
+            stack: stack.to_owned(),
+            message: DisplayErrorContext(&err).to_string(),
+        },
     }
 }
 
 fn time(t: Option<&DateTime>) -> SystemTime {
-    t.and_then(|t| SystemTime::try_from(*t).ok()).unwrap_or(SystemTime::UNIX_EPOCH)
+    t.and_then(|t| SystemTime::try_from(*t).ok())
+        .unwrap_or(SystemTime::UNIX_EPOCH)
 }
 
 fn owned(s: Option<&str>) -> Option<String> {
@@ -311,7 +334,16 @@ fn stack_from_sdk(s: &types::Stack) -> Stack {
                 description: owned(o.description()),
             })
             .collect(),
-        tags: s.tags().iter().map(|t| (t.key().unwrap_or_default().to_owned(), t.value().unwrap_or_default().to_owned())).collect(),
+        tags: s
+            .tags()
+            .iter()
+            .map(|t| {
+                (
+                    t.key().unwrap_or_default().to_owned(),
+                    t.value().unwrap_or_default().to_owned(),
+                )
+            })
+            .collect(),
     }
 }
 
@@ -333,9 +365,15 @@ fn change_from_sdk(c: &types::Change) -> Option<ResourceChange> {
             .details()
             .iter()
             .map(|d| ChangeDetail {
-                attribute: d.target().and_then(|t| t.attribute()).map(|a| a.as_str().to_owned()),
+                attribute: d
+                    .target()
+                    .and_then(|t| t.attribute())
+                    .map(|a| a.as_str().to_owned()),
                 name: d.target().and_then(|t| t.name()).map(str::to_owned),
-                requires_recreation: d.target().and_then(|t| t.requires_recreation()).map(|r| r.as_str().to_owned()),
+                requires_recreation: d
+                    .target()
+                    .and_then(|t| t.requires_recreation())
+                    .map(|r| r.as_str().to_owned()),
                 evaluation: d.evaluation().map(|e| e.as_str().to_owned()),
                 change_source: d.change_source().map(|c| c.as_str().to_owned()),
                 causing_entity: owned(d.causing_entity()),
@@ -361,8 +399,13 @@ impl CloudFormation for SdkCloudFormation {
     }
 
     async fn stack_events(&self, name: &str) -> CfnResult<Vec<StackEvent>> {
-        let out =
-            self.client.describe_stack_events().stack_name(name).send().await.map_err(|e| sdk_error("DescribeStackEvents", name, e))?;
+        let out = self
+            .client
+            .describe_stack_events()
+            .stack_name(name)
+            .send()
+            .await
+            .map_err(|e| sdk_error("DescribeStackEvents", name, e))?;
         Ok(out
             .stack_events()
             .iter()
@@ -372,7 +415,11 @@ impl CloudFormation for SdkCloudFormation {
                 logical_id: e.logical_resource_id().unwrap_or_default().to_owned(),
                 physical_id: owned(e.physical_resource_id()),
                 resource_type: e.resource_type().unwrap_or_default().to_owned(),
-                status: e.resource_status().map(|s| s.as_str()).unwrap_or("UNKNOWN").to_owned(),
+                status: e
+                    .resource_status()
+                    .map(|s| s.as_str())
+                    .unwrap_or("UNKNOWN")
+                    .to_owned(),
                 reason: owned(e.resource_status_reason()),
                 timestamp: time(e.timestamp()),
                 client_request_token: owned(e.client_request_token()),
@@ -391,7 +438,12 @@ impl CloudFormation for SdkCloudFormation {
                 .send()
                 .await
                 .map_err(|e| sdk_error("ListExports", "*", e))?;
-            names.extend(out.exports().iter().filter_map(|e| e.name()).map(str::to_owned));
+            names.extend(
+                out.exports()
+                    .iter()
+                    .filter_map(|e| e.name())
+                    .map(str::to_owned),
+            );
             match out.next_token() {
                 Some(t) if !t.is_empty() => token = Some(t.to_owned()),
                 _ => return Ok(names),
@@ -400,8 +452,16 @@ impl CloudFormation for SdkCloudFormation {
     }
 
     async fn create_change_set(&self, r: &ChangeSetRequest) -> CfnResult<String> {
-        let tags = r.tags.iter().map(|(k, v)| types::Tag::builder().key(k).value(v).build()).collect();
-        let capabilities = r.capabilities.iter().map(|c| types::Capability::from(c.as_str())).collect();
+        let tags = r
+            .tags
+            .iter()
+            .map(|(k, v)| types::Tag::builder().key(k).value(v).build())
+            .collect();
+        let capabilities = r
+            .capabilities
+            .iter()
+            .map(|c| types::Capability::from(c.as_str()))
+            .collect();
         let kind = match r.kind {
             ChangeSetKind::Create => types::ChangeSetType::Create,
             ChangeSetKind::Update => types::ChangeSetType::Update,
@@ -442,7 +502,11 @@ impl CloudFormation for SdkCloudFormation {
                     result = Some(ChangeSet {
                         id: out.change_set_id().unwrap_or(change_set).to_owned(),
                         stack_id: owned(out.stack_id()),
-                        status: out.status().map(|s| s.as_str()).unwrap_or("UNKNOWN").to_owned(),
+                        status: out
+                            .status()
+                            .map(|s| s.as_str())
+                            .unwrap_or("UNKNOWN")
+                            .to_owned(),
                         execution_status: out.execution_status().map(|s| s.as_str().to_owned()),
                         status_reason: owned(out.status_reason()),
                         changes: changes.collect(),
@@ -472,7 +536,12 @@ impl CloudFormation for SdkCloudFormation {
         Ok(())
     }
 
-    async fn execute_change_set(&self, stack: &str, change_set: &str, token: &str) -> CfnResult<()> {
+    async fn execute_change_set(
+        &self,
+        stack: &str,
+        change_set: &str,
+        token: &str,
+    ) -> CfnResult<()> {
         self.client
             .execute_change_set()
             .stack_name(stack)

@@ -27,7 +27,9 @@ pub struct Target {
 /// The HTTP client for every SDK client: HTTPS through rustls with ring
 /// (plain HTTP too, for emulators on 127.0.0.1).
 pub fn http_client() -> SharedHttpClient {
-    Builder::new().tls_provider(tls::Provider::Rustls(CryptoMode::Ring)).build_https()
+    Builder::new()
+        .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
+        .build_https()
 }
 
 /// Loads the shared SDK configuration for `target`.

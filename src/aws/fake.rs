@@ -25,8 +25,8 @@ use async_trait::async_trait;
 use serde_json::Value;
 
 use super::cloudformation::{
-    Action, CfnError, CfnResult, ChangeDetail, ChangeSet, ChangeSetKind, ChangeSetRequest, CloudFormation, Replacement,
-    ResourceChange, Stack, StackEvent, StackOutput, StackStatus,
+    Action, CfnError, CfnResult, ChangeDetail, ChangeSet, ChangeSetKind, ChangeSetRequest,
+    CloudFormation, Replacement, ResourceChange, Stack, StackEvent, StackOutput, StackStatus,
 };
 
 /// What the next operation on a stack does.
@@ -39,7 +39,11 @@ pub enum Behavior {
     FailResource { logical_id: String, reason: String },
     /// Like `FailResource` on an update, but the rollback fails too
     /// (`rollback_reason` on the same resource): UPDATE_ROLLBACK_FAILED.
-    FailRollback { logical_id: String, reason: String, rollback_reason: String },
+    FailRollback {
+        logical_id: String,
+        reason: String,
+        rollback_reason: String,
+    },
     /// Stays in progress (one resource event per poll) until cancelled.
     Hang,
 }
@@ -78,7 +82,13 @@ pub struct SeedEvent {
 }
 
 impl SeedEvent {
-    pub fn new(logical_id: &str, resource_type: &str, status: &str, reason: Option<&str>, token: Option<&str>) -> Self {
+    pub fn new(
+        logical_id: &str,
+        resource_type: &str,
+        status: &str,
+        reason: Option<&str>,
+        token: Option<&str>,
+    ) -> Self {
         SeedEvent {
             logical_id: logical_id.to_owned(),
             resource_type: resource_type.to_owned(),
@@ -165,7 +175,12 @@ struct FakeChangeSet {
 }
 
 fn api(operation: &'static str, stack: &str, code: &str, message: impl Into<String>) -> CfnError {
-    CfnError::Api { operation, stack: stack.to_owned(), code: code.to_owned(), message: message.into() }
+    CfnError::Api {
+        operation,
+        stack: stack.to_owned(),
+        code: code.to_owned(),
+        message: message.into(),
+    }
 }
 
 fn resources(template: Option<&Value>) -> BTreeMap<String, Value> {
@@ -177,15 +192,27 @@ fn resources(template: Option<&Value>) -> BTreeMap<String, Value> {
 }
 
 fn resource_type(v: &Value) -> String {
-    v.get("Type").and_then(Value::as_str).unwrap_or("AWS::CloudFormation::CustomResource").to_owned()
+    v.get("Type")
+        .and_then(Value::as_str)
+        .unwrap_or("AWS::CloudFormation::CustomResource")
+        .to_owned()
 }
 
 fn changed_properties(old: &Value, new: &Value) -> Vec<String> {
     let empty = serde_json::Map::new();
-    let o = old.get("Properties").and_then(Value::as_object).unwrap_or(&empty);
-    let n = new.get("Properties").and_then(Value::as_object).unwrap_or(&empty);
+    let o = old
+        .get("Properties")
+        .and_then(Value::as_object)
+        .unwrap_or(&empty);
+    let n = new
+        .get("Properties")
+        .and_then(Value::as_object)
+        .unwrap_or(&empty);
     let keys: BTreeSet<&String> = o.keys().chain(n.keys()).collect();
-    keys.into_iter().filter(|k| o.get(*k) != n.get(*k)).cloned().collect()
+    keys.into_iter()
+        .filter(|k| o.get(*k) != n.get(*k))
+        .cloned()
+        .collect()
 }
 
 /// The diff CloudFormation would report for a template change, without
@@ -246,8 +273,18 @@ fn diff(old: Option<&Value>, new: Option<&Value>) -> Vec<ResourceChange> {
     out
 }
 
-fn ev(id: &str, ty: &str, status: &str, reason: Option<&str>) -> (String, String, String, Option<String>) {
-    (id.to_owned(), ty.to_owned(), status.to_owned(), reason.map(str::to_owned))
+fn ev(
+    id: &str,
+    ty: &str,
+    status: &str,
+    reason: Option<&str>,
+) -> (String, String, String, Option<String>) {
+    (
+        id.to_owned(),
+        ty.to_owned(),
+        status.to_owned(),
+        reason.map(str::to_owned),
+    )
 }
 
 const STACK: &str = "AWS::CloudFormation::Stack";
@@ -255,27 +292,46 @@ const STACK: &str = "AWS::CloudFormation::Stack";
 /// The steps of a stack operation (`verb`: CREATE, UPDATE or DELETE) over
 /// `targets` (logical ID, type, the resource's own verb: an update creates
 /// added resources and deletes removed ones).
-fn operation_steps(verb: &str, targets: &[(String, String, String)], behavior: &Behavior, commit: Commit) -> VecDeque<Step> {
+fn operation_steps(
+    verb: &str,
+    targets: &[(String, String, String)],
+    behavior: &Behavior,
+    commit: Commit,
+) -> VecDeque<Step> {
     let mut steps = VecDeque::new();
-    let initiated = if verb == "UPDATE" { None } else { Some("User Initiated") };
+    let initiated = if verb == "UPDATE" {
+        None
+    } else {
+        Some("User Initiated")
+    };
     steps.push_back(Step {
         events: vec![ev("", STACK, &format!("{verb}_IN_PROGRESS"), initiated)],
         status: Some(format!("{verb}_IN_PROGRESS")),
         commit: None,
     });
     let fail_at = match behavior {
-        Behavior::FailResource { logical_id, .. } | Behavior::FailRollback { logical_id, .. } => Some(logical_id.as_str()),
+        Behavior::FailResource { logical_id, .. } | Behavior::FailRollback { logical_id, .. } => {
+            Some(logical_id.as_str())
+        }
         _ => None,
     };
     if *behavior == Behavior::Hang {
         for (id, ty, v) in targets.iter().take(1) {
-            steps.push_back(Step { events: vec![ev(id, ty, &format!("{v}_IN_PROGRESS"), None)], status: None, commit: None });
+            steps.push_back(Step {
+                events: vec![ev(id, ty, &format!("{v}_IN_PROGRESS"), None)],
+                status: None,
+                commit: None,
+            });
         }
         return steps;
     }
     let mut in_progress: Vec<(String, String, String)> = Vec::new();
     for (id, ty, v) in targets {
-        steps.push_back(Step { events: vec![ev(id, ty, &format!("{v}_IN_PROGRESS"), None)], status: None, commit: None });
+        steps.push_back(Step {
+            events: vec![ev(id, ty, &format!("{v}_IN_PROGRESS"), None)],
+            status: None,
+            commit: None,
+        });
         in_progress.push((id.clone(), ty.clone(), v.clone()));
         if Some(id.as_str()) == fail_at {
             break;
@@ -292,38 +348,78 @@ fn operation_steps(verb: &str, targets: &[(String, String, String)], behavior: &
         }
     }
     let Some(failed) = fail_at.filter(|f| targets.iter().any(|(id, _, _)| id == f)) else {
-        let mut events: Vec<_> = in_progress.iter().map(|(id, ty, v)| ev(id, ty, &format!("{v}_COMPLETE"), None)).collect();
+        let mut events: Vec<_> = in_progress
+            .iter()
+            .map(|(id, ty, v)| ev(id, ty, &format!("{v}_COMPLETE"), None))
+            .collect();
         events.push(ev("", STACK, &format!("{verb}_COMPLETE"), None));
-        steps.push_back(Step { events, status: Some(format!("{verb}_COMPLETE")), commit: Some(commit) });
+        steps.push_back(Step {
+            events,
+            status: Some(format!("{verb}_COMPLETE")),
+            commit: Some(commit),
+        });
         return steps;
     };
     let (reason, rollback_reason) = match behavior {
         Behavior::FailResource { reason, .. } => (reason.clone(), None),
-        Behavior::FailRollback { reason, rollback_reason, .. } => (reason.clone(), Some(rollback_reason.clone())),
+        Behavior::FailRollback {
+            reason,
+            rollback_reason,
+            ..
+        } => (reason.clone(), Some(rollback_reason.clone())),
         _ => (String::new(), None),
     };
-    let (failed_ty, failed_v) =
-        targets.iter().find(|(id, _, _)| id == failed).map(|(_, t, v)| (t.clone(), v.clone())).unwrap_or_default();
-    let mut events = vec![ev(failed, &failed_ty, &format!("{failed_v}_FAILED"), Some(&reason))];
+    let (failed_ty, failed_v) = targets
+        .iter()
+        .find(|(id, _, _)| id == failed)
+        .map(|(_, t, v)| (t.clone(), v.clone()))
+        .unwrap_or_default();
+    let mut events = vec![ev(
+        failed,
+        &failed_ty,
+        &format!("{failed_v}_FAILED"),
+        Some(&reason),
+    )];
     for (id, ty, v) in in_progress.iter().filter(|(id, _, _)| id != failed) {
-        let cancelled = if v == "CREATE" { "Resource creation cancelled" } else { "Resource update cancelled" };
+        let cancelled = if v == "CREATE" {
+            "Resource creation cancelled"
+        } else {
+            "Resource update cancelled"
+        };
         events.push(ev(id, ty, &format!("{v}_FAILED"), Some(cancelled)));
     }
-    steps.push_back(Step { events, status: None, commit: None });
+    steps.push_back(Step {
+        events,
+        status: None,
+        commit: None,
+    });
     let what = if verb == "CREATE" { "create" } else { "update" };
     let (rollback, done) = if verb == "CREATE" {
         ("ROLLBACK_IN_PROGRESS", "ROLLBACK_COMPLETE")
     } else {
         ("UPDATE_ROLLBACK_IN_PROGRESS", "UPDATE_ROLLBACK_COMPLETE")
     };
-    let summary = format!("The following resource(s) failed to {what}: [{failed}]. Rollback requested by user.");
-    steps.push_back(Step { events: vec![ev("", STACK, rollback, Some(&summary))], status: Some(rollback.into()), commit: None });
+    let summary = format!(
+        "The following resource(s) failed to {what}: [{failed}]. Rollback requested by user."
+    );
+    steps.push_back(Step {
+        events: vec![ev("", STACK, rollback, Some(&summary))],
+        status: Some(rollback.into()),
+        commit: None,
+    });
     match rollback_reason {
         Some(rr) => {
             steps.push_back(Step {
                 events: vec![
                     ev(failed, &failed_ty, "UPDATE_FAILED", Some(&rr)),
-                    ev("", STACK, "UPDATE_ROLLBACK_FAILED", Some(&format!("The following resource(s) failed to update: [{failed}]."))),
+                    ev(
+                        "",
+                        STACK,
+                        "UPDATE_ROLLBACK_FAILED",
+                        Some(&format!(
+                            "The following resource(s) failed to update: [{failed}]."
+                        )),
+                    ),
                 ],
                 status: Some("UPDATE_ROLLBACK_FAILED".into()),
                 commit: None,
@@ -332,10 +428,25 @@ fn operation_steps(verb: &str, targets: &[(String, String, String)], behavior: &
         None => {
             let mut events: Vec<_> = in_progress
                 .iter()
-                .map(|(id, ty, v)| ev(id, ty, if v == "CREATE" { "DELETE_COMPLETE" } else { "UPDATE_COMPLETE" }, None))
+                .map(|(id, ty, v)| {
+                    ev(
+                        id,
+                        ty,
+                        if v == "CREATE" {
+                            "DELETE_COMPLETE"
+                        } else {
+                            "UPDATE_COMPLETE"
+                        },
+                        None,
+                    )
+                })
                 .collect();
             events.push(ev("", STACK, done, None));
-            steps.push_back(Step { events, status: Some(done.into()), commit: None });
+            steps.push_back(Step {
+                events,
+                status: Some(done.into()),
+                commit: None,
+            });
         }
     }
     steps
@@ -344,19 +455,33 @@ fn operation_steps(verb: &str, targets: &[(String, String, String)], behavior: &
 fn rollback_steps(targets: &[(String, String)], first_reason: &str) -> VecDeque<Step> {
     let mut steps = VecDeque::new();
     steps.push_back(Step {
-        events: vec![ev("", STACK, "UPDATE_ROLLBACK_IN_PROGRESS", Some(first_reason))],
+        events: vec![ev(
+            "",
+            STACK,
+            "UPDATE_ROLLBACK_IN_PROGRESS",
+            Some(first_reason),
+        )],
         status: Some("UPDATE_ROLLBACK_IN_PROGRESS".into()),
         commit: None,
     });
-    let mut events: Vec<_> = targets.iter().map(|(id, ty)| ev(id, ty, "UPDATE_COMPLETE", None)).collect();
+    let mut events: Vec<_> = targets
+        .iter()
+        .map(|(id, ty)| ev(id, ty, "UPDATE_COMPLETE", None))
+        .collect();
     events.push(ev("", STACK, "UPDATE_ROLLBACK_COMPLETE", None));
-    steps.push_back(Step { events, status: Some("UPDATE_ROLLBACK_COMPLETE".into()), commit: None });
+    steps.push_back(Step {
+        events,
+        status: Some("UPDATE_ROLLBACK_COMPLETE".into()),
+        commit: None,
+    });
     steps
 }
 
 impl FakeCloudFormation {
     pub fn new() -> Self {
-        FakeCloudFormation { state: Mutex::new(State::default()) }
+        FakeCloudFormation {
+            state: Mutex::new(State::default()),
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -367,20 +492,34 @@ impl FakeCloudFormation {
 
     /// The next operation on `stack` (execute, delete, continue-rollback) behaves like this.
     pub fn script(&self, stack: &str, behavior: Behavior) {
-        self.lock().behaviors.entry(stack.to_owned()).or_default().push_back(behavior);
+        self.lock()
+            .behaviors
+            .entry(stack.to_owned())
+            .or_default()
+            .push_back(behavior);
     }
 
     /// The next change set created for `stack` gets this answer.
     pub fn script_change_set(&self, stack: &str, answer: ScriptedChangeSet) {
-        self.lock().scripted_change_sets.entry(stack.to_owned()).or_default().push_back(answer);
+        self.lock()
+            .scripted_change_sets
+            .entry(stack.to_owned())
+            .or_default()
+            .push_back(answer);
     }
 
     /// Creates `seed` as an existing stack.
     pub fn seed_stack(&self, seed: Seed) {
         let mut st = self.lock();
-        let id = format!("arn:aws:cloudformation:us-east-1:123456789012:stack/{}/seed-{}", seed.name, st.next_id);
+        let id = format!(
+            "arn:aws:cloudformation:us-east-1:123456789012:stack/{}/seed-{}",
+            seed.name, st.next_id
+        );
         st.next_id += 1;
-        let template = seed.template.as_deref().and_then(|t| serde_json::from_str::<Value>(t).ok());
+        let template = seed
+            .template
+            .as_deref()
+            .and_then(|t| serde_json::from_str::<Value>(t).ok());
         let mut stack = FakeStack {
             name: seed.name.clone(),
             id,
@@ -397,10 +536,19 @@ impl FakeCloudFormation {
         for e in seed.events {
             stack.token = e.token;
             st.tick += 1;
-            push_event(&mut stack, st.tick, &e.logical_id, &e.resource_type, &e.status, e.reason);
+            push_event(
+                &mut stack,
+                st.tick,
+                &e.logical_id,
+                &e.resource_type,
+                &e.status,
+                e.reason,
+            );
         }
         stack.token = None;
-        if stack.status.ends_with("_COMPLETE") && !stack.status.contains("ROLLBACK") || stack.status == "UPDATE_ROLLBACK_COMPLETE" {
+        if stack.status.ends_with("_COMPLETE") && !stack.status.contains("ROLLBACK")
+            || stack.status == "UPDATE_ROLLBACK_COMPLETE"
+        {
             publish_exports(&mut st.exports, &stack);
         }
         st.stacks.insert(seed.name, stack);
@@ -417,7 +565,10 @@ impl FakeCloudFormation {
     }
 
     pub fn termination_protection(&self, stack: &str) -> Option<bool> {
-        self.lock().stacks.get(stack).map(|s| s.termination_protection)
+        self.lock()
+            .stacks
+            .get(stack)
+            .map(|s| s.termination_protection)
     }
 
     /// Change sets that still exist.
@@ -427,17 +578,36 @@ impl FakeCloudFormation {
 
     /// Stack-level tags the last executed change set gave `stack`.
     pub fn tags(&self, stack: &str) -> BTreeMap<String, String> {
-        self.lock().stacks.get(stack).map(|s| s.tags.clone()).unwrap_or_default()
+        self.lock()
+            .stacks
+            .get(stack)
+            .map(|s| s.tags.clone())
+            .unwrap_or_default()
     }
 }
 
-fn push_event(stack: &mut FakeStack, tick: u64, logical: &str, ty: &str, status: &str, reason: Option<String>) {
+fn push_event(
+    stack: &mut FakeStack,
+    tick: u64,
+    logical: &str,
+    ty: &str,
+    status: &str,
+    reason: Option<String>,
+) {
     let n = stack.events.len();
-    let logical = if logical.is_empty() { stack.name.clone() } else { logical.to_owned() };
+    let logical = if logical.is_empty() {
+        stack.name.clone()
+    } else {
+        logical.to_owned()
+    };
     stack.events.push(StackEvent {
         event_id: format!("{}-{n}", stack.name),
         stack_name: stack.name.clone(),
-        physical_id: Some(if logical == stack.name { stack.id.clone() } else { format!("{logical}-physical") }),
+        physical_id: Some(if logical == stack.name {
+            stack.id.clone()
+        } else {
+            format!("{logical}-physical")
+        }),
         logical_id: logical,
         resource_type: ty.to_owned(),
         status: status.to_owned(),
@@ -463,7 +633,14 @@ fn outputs_of(template: Option<&Value>) -> Vec<(String, Option<String>)> {
         .and_then(Value::as_object)
         .map(|m| {
             m.iter()
-                .map(|(k, v)| (k.clone(), v.pointer("/Export/Name").and_then(Value::as_str).map(str::to_owned)))
+                .map(|(k, v)| {
+                    (
+                        k.clone(),
+                        v.pointer("/Export/Name")
+                            .and_then(Value::as_str)
+                            .map(str::to_owned),
+                    )
+                })
                 .collect()
         })
         .unwrap_or_default()
@@ -475,17 +652,24 @@ impl State {
     }
 
     fn behavior(&mut self, stack: &str) -> Behavior {
-        self.behaviors.get_mut(stack).and_then(VecDeque::pop_front).unwrap_or(Behavior::Succeed)
+        self.behaviors
+            .get_mut(stack)
+            .and_then(VecDeque::pop_front)
+            .unwrap_or(Behavior::Succeed)
     }
 
     /// Runs one step of `stack`'s pending operation.
     fn advance(&mut self, name: &str) {
-        let Some(stack) = self.stacks.get_mut(name) else { return };
+        let Some(stack) = self.stacks.get_mut(name) else {
+            return;
+        };
         let Some(step) = stack.pending.pop_front() else {
             if stack.hanging {
                 self.tick += 1;
                 let tick = self.tick;
-                let Some(stack) = self.stacks.get_mut(name) else { return };
+                let Some(stack) = self.stacks.get_mut(name) else {
+                    return;
+                };
                 let (id, ty) = stack
                     .events
                     .iter()
@@ -493,7 +677,14 @@ impl State {
                     .find(|e| !e.is_stack_level())
                     .map(|e| (e.logical_id.clone(), e.resource_type.clone()))
                     .unwrap_or_default();
-                push_event(stack, tick, &id, &ty, "UPDATE_IN_PROGRESS", Some("Resource update in progress".into()));
+                push_event(
+                    stack,
+                    tick,
+                    &id,
+                    &ty,
+                    "UPDATE_IN_PROGRESS",
+                    Some("Resource update in progress".into()),
+                );
             }
             return;
         };
@@ -504,7 +695,9 @@ impl State {
                 push_event(stack, tick, &logical, &ty, &status, reason);
             }
         }
-        let Some(stack) = self.stacks.get_mut(name) else { return };
+        let Some(stack) = self.stacks.get_mut(name) else {
+            return;
+        };
         if let Some(status) = step.status {
             stack.status = status;
         }
@@ -527,11 +720,17 @@ impl State {
     }
 
     fn find(&self, name: &str) -> Option<&FakeStack> {
-        self.stacks.get(name).or_else(|| self.stacks.values().find(|s| s.id == name)).or_else(|| self.deleted.get(name))
+        self.stacks
+            .get(name)
+            .or_else(|| self.stacks.values().find(|s| s.id == name))
+            .or_else(|| self.deleted.get(name))
     }
 
     fn live_name(&self, name_or_id: &str) -> Option<String> {
-        self.stacks.get(name_or_id).or_else(|| self.stacks.values().find(|s| s.id == name_or_id)).map(|s| s.name.clone())
+        self.stacks
+            .get(name_or_id)
+            .or_else(|| self.stacks.values().find(|s| s.id == name_or_id))
+            .map(|s| s.name.clone())
     }
 }
 
@@ -560,7 +759,10 @@ fn to_stack(s: &FakeStack) -> Stack {
 }
 
 fn targets_of(template: Option<&Value>, verb: &str) -> Vec<(String, String, String)> {
-    resources(template).into_iter().map(|(id, v)| (id, resource_type(&v), verb.to_owned())).collect()
+    resources(template)
+        .into_iter()
+        .map(|(id, v)| (id, resource_type(&v), verb.to_owned()))
+        .collect()
 }
 
 #[async_trait]
@@ -577,7 +779,12 @@ impl CloudFormation for FakeCloudFormation {
         let st = self.lock();
         match st.find(name) {
             Some(s) => Ok(s.events.iter().rev().take(100).cloned().collect()),
-            None => Err(api("DescribeStackEvents", name, "ValidationError", format!("Stack [{name}] does not exist"))),
+            None => Err(api(
+                "DescribeStackEvents",
+                name,
+                "ValidationError",
+                format!("Stack [{name}] does not exist"),
+            )),
         }
     }
 
@@ -598,7 +805,12 @@ impl CloudFormation for FakeCloudFormation {
             let mut missing = Vec::new();
             collect_imports(t, &mut missing);
             if let Some(name) = missing.iter().find(|n| !st.exports.contains_key(*n)) {
-                return Err(api("CreateChangeSet", &r.stack_name, "ValidationError", format!("No export named {name} found.")));
+                return Err(api(
+                    "CreateChangeSet",
+                    &r.stack_name,
+                    "ValidationError",
+                    format!("No export named {name} found."),
+                ));
             }
         }
         let existing = st.stacks.get(&r.stack_name).cloned();
@@ -611,23 +823,38 @@ impl CloudFormation for FakeCloudFormation {
                     format!("Stack [{}] does not exist", r.stack_name),
                 ))
             }
-            (ChangeSetKind::Update, Some(s)) if s.status.ends_with("_IN_PROGRESS") || s.status == "ROLLBACK_COMPLETE" || s.status.ends_with("_FAILED") => {
+            (ChangeSetKind::Update, Some(s))
+                if s.status.ends_with("_IN_PROGRESS")
+                    || s.status == "ROLLBACK_COMPLETE"
+                    || s.status.ends_with("_FAILED") =>
+            {
                 return Err(api(
                     "CreateChangeSet",
                     &r.stack_name,
                     "ValidationError",
-                    format!("Stack:{} is in {} state and can not be updated.", s.id, s.status),
+                    format!(
+                        "Stack:{} is in {} state and can not be updated.",
+                        s.id, s.status
+                    ),
                 ))
             }
             (ChangeSetKind::Create, Some(s)) if s.status != "REVIEW_IN_PROGRESS" => {
-                return Err(api("CreateChangeSet", &r.stack_name, "AlreadyExistsException", format!("Stack [{}] already exists", r.stack_name)))
+                return Err(api(
+                    "CreateChangeSet",
+                    &r.stack_name,
+                    "AlreadyExistsException",
+                    format!("Stack [{}] already exists", r.stack_name),
+                ))
             }
             _ => {}
         }
         st.next_id += 1;
         let n = st.next_id;
         if existing.is_none() {
-            let id = format!("arn:aws:cloudformation:us-east-1:123456789012:stack/{}/fake-{n}", r.stack_name);
+            let id = format!(
+                "arn:aws:cloudformation:us-east-1:123456789012:stack/{}/fake-{n}",
+                r.stack_name
+            );
             let mut stack = FakeStack {
                 name: r.stack_name.clone(),
                 id,
@@ -642,11 +869,22 @@ impl CloudFormation for FakeCloudFormation {
                 hanging: false,
             };
             st.tick += 1;
-            push_event(&mut stack, st.tick, "", STACK, "REVIEW_IN_PROGRESS", Some("User Initiated".into()));
+            push_event(
+                &mut stack,
+                st.tick,
+                "",
+                STACK,
+                "REVIEW_IN_PROGRESS",
+                Some("User Initiated".into()),
+            );
             st.stacks.insert(r.stack_name.clone(), stack);
         }
         let old = existing.as_ref().and_then(|s| s.template.clone());
-        let (status, reason, changes) = match st.scripted_change_sets.get_mut(&r.stack_name).and_then(VecDeque::pop_front) {
+        let (status, reason, changes) = match st
+            .scripted_change_sets
+            .get_mut(&r.stack_name)
+            .and_then(VecDeque::pop_front)
+        {
             Some(s) => (s.status, s.status_reason, s.changes),
             None => {
                 let changes = diff(old.as_ref(), template.as_ref());
@@ -661,7 +899,10 @@ impl CloudFormation for FakeCloudFormation {
                 }
             }
         };
-        let id = format!("arn:aws:cloudformation:us-east-1:123456789012:changeSet/{}/fake-{n}", r.change_set_name);
+        let id = format!(
+            "arn:aws:cloudformation:us-east-1:123456789012:changeSet/{}/fake-{n}",
+            r.change_set_name
+        );
         st.change_sets.insert(
             id.clone(),
             FakeChangeSet {
@@ -682,8 +923,17 @@ impl CloudFormation for FakeCloudFormation {
 
     async fn describe_change_set(&self, stack: &str, change_set: &str) -> CfnResult<ChangeSet> {
         let mut st = self.lock();
-        let Some(cs) = st.change_sets.values_mut().find(|c| (c.id == change_set || c.name == change_set) && c.stack == stack) else {
-            return Err(api("DescribeChangeSet", stack, "ChangeSetNotFound", format!("ChangeSet [{change_set}] does not exist")));
+        let Some(cs) = st
+            .change_sets
+            .values_mut()
+            .find(|c| (c.id == change_set || c.name == change_set) && c.stack == stack)
+        else {
+            return Err(api(
+                "DescribeChangeSet",
+                stack,
+                "ChangeSetNotFound",
+                format!("ChangeSet [{change_set}] does not exist"),
+            ));
         };
         if cs.describes_until_ready > 0 {
             cs.describes_until_ready -= 1;
@@ -700,7 +950,14 @@ impl CloudFormation for FakeCloudFormation {
             id: cs.id.clone(),
             stack_id: None,
             status: cs.status.clone(),
-            execution_status: Some(if cs.status == "CREATE_COMPLETE" { "AVAILABLE" } else { "UNAVAILABLE" }.into()),
+            execution_status: Some(
+                if cs.status == "CREATE_COMPLETE" {
+                    "AVAILABLE"
+                } else {
+                    "UNAVAILABLE"
+                }
+                .into(),
+            ),
             status_reason: cs.reason.clone(),
             changes: cs.changes.clone(),
         })
@@ -709,36 +966,71 @@ impl CloudFormation for FakeCloudFormation {
     async fn delete_change_set(&self, stack: &str, change_set: &str) -> CfnResult<()> {
         let mut st = self.lock();
         st.call(format!("DeleteChangeSet {stack}"));
-        let key = st.change_sets.values().find(|c| (c.id == change_set || c.name == change_set) && c.stack == stack).map(|c| c.id.clone());
+        let key = st
+            .change_sets
+            .values()
+            .find(|c| (c.id == change_set || c.name == change_set) && c.stack == stack)
+            .map(|c| c.id.clone());
         match key {
             Some(k) => {
                 st.change_sets.remove(&k);
                 Ok(())
             }
-            None => Err(api("DeleteChangeSet", stack, "ChangeSetNotFound", format!("ChangeSet [{change_set}] does not exist"))),
+            None => Err(api(
+                "DeleteChangeSet",
+                stack,
+                "ChangeSetNotFound",
+                format!("ChangeSet [{change_set}] does not exist"),
+            )),
         }
     }
 
-    async fn execute_change_set(&self, stack: &str, change_set: &str, token: &str) -> CfnResult<()> {
+    async fn execute_change_set(
+        &self,
+        stack: &str,
+        change_set: &str,
+        token: &str,
+    ) -> CfnResult<()> {
         let mut st = self.lock();
         st.call(format!("ExecuteChangeSet {stack}"));
-        let key = st.change_sets.values().find(|c| (c.id == change_set || c.name == change_set) && c.stack == stack).map(|c| c.id.clone());
+        let key = st
+            .change_sets
+            .values()
+            .find(|c| (c.id == change_set || c.name == change_set) && c.stack == stack)
+            .map(|c| c.id.clone());
         let Some(cs) = key.and_then(|k| st.change_sets.remove(&k)) else {
-            return Err(api("ExecuteChangeSet", stack, "ChangeSetNotFound", format!("ChangeSet [{change_set}] does not exist")));
+            return Err(api(
+                "ExecuteChangeSet",
+                stack,
+                "ChangeSetNotFound",
+                format!("ChangeSet [{change_set}] does not exist"),
+            ));
         };
         if cs.status != "CREATE_COMPLETE" {
             return Err(api(
                 "ExecuteChangeSet",
                 stack,
                 "InvalidChangeSetStatus",
-                format!("ChangeSet [{}] cannot be executed in its current status of [{}]", cs.id, cs.status),
+                format!(
+                    "ChangeSet [{}] cannot be executed in its current status of [{}]",
+                    cs.id, cs.status
+                ),
             ));
         }
         let behavior = st.behavior(stack);
         let Some(s) = st.stacks.get_mut(stack) else {
-            return Err(api("ExecuteChangeSet", stack, "ValidationError", format!("Stack [{stack}] does not exist")));
+            return Err(api(
+                "ExecuteChangeSet",
+                stack,
+                "ValidationError",
+                format!("Stack [{stack}] does not exist"),
+            ));
         };
-        let verb = if cs.kind == ChangeSetKind::Create { "CREATE" } else { "UPDATE" };
+        let verb = if cs.kind == ChangeSetKind::Create {
+            "CREATE"
+        } else {
+            "UPDATE"
+        };
         let targets: Vec<(String, String, String)> = if verb == "CREATE" {
             targets_of(cs.template.as_ref(), "CREATE")
         } else {
@@ -757,7 +1049,12 @@ impl CloudFormation for FakeCloudFormation {
         s.token = Some(token.to_owned());
         s.tags = cs.tags.clone();
         s.hanging = behavior == Behavior::Hang;
-        s.pending = operation_steps(verb, &targets, &behavior, Commit::Template(cs.template.clone()));
+        s.pending = operation_steps(
+            verb,
+            &targets,
+            &behavior,
+            Commit::Template(cs.template.clone()),
+        );
         // Other change sets of the stack are stale once one executes.
         st.change_sets.retain(|_, c| c.stack != stack);
         Ok(())
@@ -771,7 +1068,9 @@ impl CloudFormation for FakeCloudFormation {
         };
         st.call(format!("DeleteStack {name}"));
         let behavior = st.behavior(&name);
-        let Some(s) = st.stacks.get_mut(&name) else { return Ok(()) };
+        let Some(s) = st.stacks.get_mut(&name) else {
+            return Ok(());
+        };
         if s.termination_protection {
             return Err(api(
                 "DeleteStack",
@@ -781,10 +1080,18 @@ impl CloudFormation for FakeCloudFormation {
             ));
         }
         if s.status.ends_with("_IN_PROGRESS") && s.status != "REVIEW_IN_PROGRESS" {
-            return Err(api("DeleteStack", stack, "ValidationError", format!("Stack [{name}] is in {} state", s.status)));
+            return Err(api(
+                "DeleteStack",
+                stack,
+                "ValidationError",
+                format!("Stack [{name}] is in {} state", s.status),
+            ));
         }
-        let mut targets =
-            if s.status == "ROLLBACK_COMPLETE" || s.status == "REVIEW_IN_PROGRESS" { vec![] } else { targets_of(s.template.as_ref(), "DELETE") };
+        let mut targets = if s.status == "ROLLBACK_COMPLETE" || s.status == "REVIEW_IN_PROGRESS" {
+            vec![]
+        } else {
+            targets_of(s.template.as_ref(), "DELETE")
+        };
         targets.reverse();
         s.token = Some(token.to_owned());
         s.pending = operation_steps("DELETE", &targets, &behavior, Commit::Deleted);
@@ -796,14 +1103,22 @@ impl CloudFormation for FakeCloudFormation {
         let name = st.live_name(stack).unwrap_or_default();
         st.call(format!("ContinueUpdateRollback {name}"));
         let Some(s) = st.stacks.get_mut(&name) else {
-            return Err(api("ContinueUpdateRollback", stack, "ValidationError", format!("Stack [{stack}] does not exist")));
+            return Err(api(
+                "ContinueUpdateRollback",
+                stack,
+                "ValidationError",
+                format!("Stack [{stack}] does not exist"),
+            ));
         };
         if s.status != "UPDATE_ROLLBACK_FAILED" {
             return Err(api(
                 "ContinueUpdateRollback",
                 stack,
                 "ValidationError",
-                format!("Stack {stack} is in {} state and can not continue update rollback", s.status),
+                format!(
+                    "Stack {stack} is in {} state and can not continue update rollback",
+                    s.status
+                ),
             ));
         }
         s.token = Some(token.to_owned());
@@ -824,14 +1139,22 @@ impl CloudFormation for FakeCloudFormation {
         let name = st.live_name(stack).unwrap_or_default();
         st.call(format!("CancelUpdateStack {name}"));
         let Some(s) = st.stacks.get_mut(&name) else {
-            return Err(api("CancelUpdateStack", stack, "ValidationError", format!("Stack [{stack}] does not exist")));
+            return Err(api(
+                "CancelUpdateStack",
+                stack,
+                "ValidationError",
+                format!("Stack [{stack}] does not exist"),
+            ));
         };
         if s.status != "UPDATE_IN_PROGRESS" {
             return Err(api(
                 "CancelUpdateStack",
                 stack,
                 "ValidationError",
-                format!("CancelUpdateStack cannot be called from current stack status {}", s.status),
+                format!(
+                    "CancelUpdateStack cannot be called from current stack status {}",
+                    s.status
+                ),
             ));
         }
         s.token = Some(token.to_owned());
@@ -857,7 +1180,12 @@ impl CloudFormation for FakeCloudFormation {
                 s.termination_protection = enabled;
                 Ok(())
             }
-            None => Err(api("UpdateTerminationProtection", stack, "ValidationError", format!("Stack [{stack}] does not exist"))),
+            None => Err(api(
+                "UpdateTerminationProtection",
+                stack,
+                "ValidationError",
+                format!("Stack [{stack}] does not exist"),
+            )),
         }
     }
 }

@@ -95,7 +95,10 @@ pub(super) fn interrupts() -> watch::Receiver<u32> {
 
 pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<Outcome> {
     let (environment, rendered) = render_environment(cli, &args.env, Format::Json)?;
-    let out = args.out.clone().unwrap_or_else(|| Path::new("out").join(&environment.name));
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| Path::new("out").join(&environment.name));
     runtime()?.block_on(async {
         let cfn = connect(&args.aws, &environment.region).await;
         let opts = ApplyOptions {
@@ -106,18 +109,31 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<Outcome> {
             backoff: Backoff::default(),
         };
         let progress = progress(args.progress);
-        let report = apply::apply(&cfn, &rendered, &opts, &progress, &TerminalPrompter, interrupts())
-            .await
-            .with_context(|| format!("applying `{}`", environment.name))?;
+        let report = apply::apply(
+            &cfn,
+            &rendered,
+            &opts,
+            &progress,
+            &TerminalPrompter,
+            interrupts(),
+        )
+        .await
+        .with_context(|| format!("applying `{}`", environment.name))?;
         if matches!(report.status, ApplyStatus::Applied | ApplyStatus::NoChanges) {
             let path = apply::write_outputs(&out, &environment.name, &report.outputs)?;
-            progress.text(&format!("{}Outputs written to {}\n", apply::outputs_text(&report.outputs), path.display()));
+            progress.text(&format!(
+                "{}Outputs written to {}\n",
+                apply::outputs_text(&report.outputs),
+                path.display()
+            ));
         }
         match (report.status.exit_code(), report.status) {
             (0, _) => Ok(Outcome::Success),
             (3, _) => Ok(Outcome::Incomplete),
             (_, ApplyStatus::Declined) => anyhow::bail!("apply cancelled"),
-            (_, ApplyStatus::Blocked) => anyhow::bail!("apply refused: some stacks cannot be changed now (see above)"),
+            (_, ApplyStatus::Blocked) => {
+                anyhow::bail!("apply refused: some stacks cannot be changed now (see above)")
+            }
             _ => anyhow::bail!("apply failed (see above)"),
         }
     })

@@ -61,9 +61,16 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<Outcome> {
             backoff: Backoff::default(),
         };
         let progress = progress(args.progress);
-        let report = destroy::destroy(&cfn, &rendered, &opts, &progress, &TerminalPrompter, interrupts())
-            .await
-            .with_context(|| format!("destroying `{}`", environment.name))?;
+        let report = destroy::destroy(
+            &cfn,
+            &rendered,
+            &opts,
+            &progress,
+            &TerminalPrompter,
+            interrupts(),
+        )
+        .await
+        .with_context(|| format!("destroying `{}`", environment.name))?;
         match (report.status.exit_code(), report.status) {
             (0, _) => Ok(Outcome::Success),
             (3, _) => Ok(Outcome::Incomplete),

@@ -52,7 +52,13 @@ search (OpenSearch Serverless), intent (SageMaker), service (ALB + ECS Fargate),
 )]
 pub struct Cli {
     /// Directory holding the environment files.
-    #[arg(long, global = true, env = "MANGACTL_ENVIRONMENTS", default_value = "environments", value_name = "DIR")]
+    #[arg(
+        long,
+        global = true,
+        env = "MANGACTL_ENVIRONMENTS",
+        default_value = "environments",
+        value_name = "DIR"
+    )]
     pub environments: PathBuf,
 
     /// Output style for command results on stdout.
@@ -123,5 +129,9 @@ fn init_tracing(verbose: u8) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
 }

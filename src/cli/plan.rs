@@ -55,7 +55,11 @@ pub struct Args {
 /// The runtime for the AWS commands (I/O-bound; two workers leave one for
 /// the Ctrl-C listener while a prompt blocks the other).
 pub(super) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().context("starting the async runtime")
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
 }
 
 /// CloudFormation for `region` (or `--region`), with the command's AWS flags.
@@ -72,7 +76,9 @@ pub(super) async fn connect(aws: &AwsArgs, region: &str) -> SdkCloudFormation {
 /// An environment rendered exactly as `plan`, `apply` and `destroy` render
 /// it, for in-process tests of `src/deploy/` (tests/it/deploy_fake.rs).
 pub fn rendered_for_deploy(environments: &Path, spec: &str) -> anyhow::Result<Rendered> {
-    let dir = environments.to_str().context("environments directory is not UTF-8")?;
+    let dir = environments
+        .to_str()
+        .context("environments directory is not UTF-8")?;
     let cli = Cli::try_parse_from(["mangactl", "--environments", dir, "plan", "--env", spec])?;
     Ok(render_environment(&cli, spec, Format::Json)?.1)
 }
@@ -87,7 +93,9 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<Outcome> {
             concurrency: usize::from(args.concurrency),
             backoff: deploy::Backoff::default(),
         };
-        let plan = deploy::plan::plan(&cfn, &rendered, &opts).await.with_context(|| format!("planning `{}`", environment.name))?;
+        let plan = deploy::plan::plan(&cfn, &rendered, &opts)
+            .await
+            .with_context(|| format!("planning `{}`", environment.name))?;
         deploy::plan::discard(&cfn, &plan).await;
         let mut stdout = std::io::stdout().lock();
         match cli.output {

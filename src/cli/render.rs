@@ -51,7 +51,11 @@ pub(crate) fn load_env(cli: &Cli, spec: &str) -> anyhow::Result<env::Environment
 /// Loads an environment, sizes it and renders all its stacks: what
 /// `render`, `plan`, `apply` and `destroy` all start from. Sizing warnings
 /// go to stderr; sizing errors (a target that cannot be met) fail here.
-pub(crate) fn render_environment(cli: &Cli, spec: &str, format: Format) -> anyhow::Result<(env::Environment, Rendered)> {
+pub(crate) fn render_environment(
+    cli: &Cli,
+    spec: &str,
+    format: Format,
+) -> anyhow::Result<(env::Environment, Rendered)> {
     let environment = load_env(cli, spec)?;
     let plan = super::size::size_environment(&environment)?;
     let inputs = Inputs::new(&environment, &plan);
@@ -67,7 +71,10 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<Outcome> {
     };
     let (environment, rendered) = render_environment(cli, &args.env, format)?;
 
-    let out = args.out.clone().unwrap_or_else(|| Path::new("out").join(&environment.name));
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| Path::new("out").join(&environment.name));
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
     let mut written = Vec::new();
     for s in &rendered.stacks {
@@ -84,7 +91,8 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<Outcome> {
         };
         let stale = out.join(format!("{}.{}", s.id.name(), other.extension()));
         if stale.is_file() {
-            std::fs::remove_file(&stale).with_context(|| format!("removing stale {}", stale.display()))?;
+            std::fs::remove_file(&stale)
+                .with_context(|| format!("removing stale {}", stale.display()))?;
         }
         written.push((s, path));
     }
@@ -95,12 +103,32 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<Outcome> {
     match cli.output {
         Output::Json => stdout.write_all(manifest.as_bytes())?,
         Output::Text => {
-            writeln!(stdout, "Rendered {} of {} stacks for `{}` ({}) into {}", written.len(), rendered.stacks.len(), environment.name, environment.region, out.display())?;
+            writeln!(
+                stdout,
+                "Rendered {} of {} stacks for `{}` ({}) into {}",
+                written.len(),
+                rendered.stacks.len(),
+                environment.name,
+                environment.region,
+                out.display()
+            )?;
             for (s, path) in &written {
                 let m = &rendered.manifest.stacks[&s.id];
-                writeln!(stdout, "  {:<14} {:>3} resources {:>7} bytes  {}", s.id.name(), m.resource_count, m.bytes, path.display())?;
+                writeln!(
+                    stdout,
+                    "  {:<14} {:>3} resources {:>7} bytes  {}",
+                    s.id.name(),
+                    m.resource_count,
+                    m.bytes,
+                    path.display()
+                )?;
             }
-            let waves: Vec<String> = rendered.graph.waves.iter().map(|w| w.iter().map(|s| s.name()).collect::<Vec<_>>().join(" + ")).collect();
+            let waves: Vec<String> = rendered
+                .graph
+                .waves
+                .iter()
+                .map(|w| w.iter().map(|s| s.name()).collect::<Vec<_>>().join(" + "))
+                .collect();
             writeln!(stdout, "Deploy order: {}", waves.join(" -> "))?;
             writeln!(stdout, "Manifest: {}", out.join("manifest.json").display())?;
             writeln!(stdout, "{}", rendered.plan.summary_line())?;
@@ -114,6 +142,7 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<Outcome> {
 fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     let tmp = path.with_extension("tmp");
     std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
+    std::fs::rename(&tmp, path)
+        .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
     Ok(())
 }

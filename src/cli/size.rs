@@ -27,7 +27,11 @@ pub(crate) fn size_environment(env: &Environment) -> anyhow::Result<SizingPlan> 
             }
             Ok(plan)
         }
-        Err(errors) => Err(anyhow!("{errors}").context(format!("environment `{}` cannot meet its targets ({})", env.name, env.source.display()))),
+        Err(errors) => Err(anyhow!("{errors}").context(format!(
+            "environment `{}` cannot meet its targets ({})",
+            env.name,
+            env.source.display()
+        ))),
     }
 }
 
@@ -37,7 +41,11 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<Outcome> {
         Ok(plan) => (plan, None),
         Err(e) => match e.plan {
             Some(ref plan) => ((**plan).clone(), Some(e)),
-            None => return Err(anyhow!("{e}").context(format!("sizing environment `{}`", environment.name))),
+            None => {
+                return Err(
+                    anyhow!("{e}").context(format!("sizing environment `{}`", environment.name))
+                )
+            }
         },
     };
     let mut out = std::io::stdout().lock();
@@ -58,7 +66,11 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<Outcome> {
     }
     match errors {
         None => Ok(Outcome::Success),
-        Some(e) => Err(anyhow!("{e}").context(format!("environment `{}` cannot meet its targets ({})", environment.name, environment.source.display()))),
+        Some(e) => Err(anyhow!("{e}").context(format!(
+            "environment `{}` cannot meet its targets ({})",
+            environment.name,
+            environment.source.display()
+        ))),
     }
 }
 
@@ -67,8 +79,17 @@ fn write_tables(out: &mut impl Write, plan: &SizingPlan) -> std::io::Result<()> 
     writeln!(out, "Sizing for `{}`", plan.env_name)?;
     writeln!(out)?;
     let rows = plan.resource_rows();
-    let size_w = rows.iter().map(|r| r.size.chars().count()).max().unwrap_or(4).max(4);
-    writeln!(out, "{:<11} {:<size_w$} {:<18} {:>6} {:>9} {:>12}", "RESOURCE", "SIZE", "BINDING", "UTIL", "HEADROOM", "$/MONTH")?;
+    let size_w = rows
+        .iter()
+        .map(|r| r.size.chars().count())
+        .max()
+        .unwrap_or(4)
+        .max(4);
+    writeln!(
+        out,
+        "{:<11} {:<size_w$} {:<18} {:>6} {:>9} {:>12}",
+        "RESOURCE", "SIZE", "BINDING", "UTIL", "HEADROOM", "$/MONTH"
+    )?;
     for row in &rows {
         let flag = if row.overridden { " (override)" } else { "" };
         writeln!(
@@ -85,16 +106,32 @@ fn write_tables(out: &mut impl Write, plan: &SizingPlan) -> std::io::Result<()> 
     writeln!(
         out,
         "{:<11} {:<size_w$} {:<18} {:>6} {:>9} {:>12}",
-        "total", "", "", "", "", dollars(plan.cost.total_monthly_usd)
+        "total",
+        "",
+        "",
+        "",
+        "",
+        dollars(plan.cost.total_monthly_usd)
     )?;
     writeln!(out)?;
 
     let b = &plan.budget;
-    writeln!(out, "{:<22} {:>10} {:>12} {:>10}  PATH", "STAGE", "BUDGET ms", "MODELLED ms", "SLACK ms")?;
+    writeln!(
+        out,
+        "{:<22} {:>10} {:>12} {:>10}  PATH",
+        "STAGE", "BUDGET ms", "MODELLED ms", "SLACK ms"
+    )?;
     for row in &b.rows {
         let mark = if row.slack_ms < 0.0 { "  OVER" } else { "" };
         let path = if row.on_critical_path { "yes" } else { "-" };
-        writeln!(out, "{:<22} {:>10} {:>12.1} {:>10.1}  {path}{mark}", row.stage.to_string(), row.budget_ms, row.modelled_p95_ms, row.slack_ms)?;
+        writeln!(
+            out,
+            "{:<22} {:>10} {:>12.1} {:>10.1}  {path}{mark}",
+            row.stage.to_string(),
+            row.budget_ms,
+            row.modelled_p95_ms,
+            row.slack_ms
+        )?;
     }
     writeln!(
         out,

@@ -84,14 +84,25 @@ impl ApplyStatus {
 #[serde(tag = "result", rename_all = "snake_case")]
 pub enum StackResult {
     Unchanged,
-    Done { status: String },
-    Failed { status: String, failures: Vec<Failure> },
+    Done {
+        status: String,
+    },
+    Failed {
+        status: String,
+        failures: Vec<Failure>,
+    },
     /// A stack it depends on did not deploy.
-    Skipped { because: StackId },
+    Skipped {
+        because: StackId,
+    },
     /// Refused during apply (e.g. a late change set that would lose data).
-    Refused { reason: String },
+    Refused {
+        reason: String,
+    },
     /// Ctrl-C: rolled back, deleted, or never started.
-    Interrupted { detail: String },
+    Interrupted {
+        detail: String,
+    },
 }
 
 impl StackResult {
@@ -130,26 +141,57 @@ pub async fn apply(
     mut interrupt: watch::Receiver<u32>,
 ) -> Result<ApplyReport, DeployError> {
     let change_set_name = super::change_set_name("apply");
-    let popts = PlanOptions { only: opts.only, change_set_name: change_set_name.clone(), concurrency: opts.concurrency, backoff: opts.backoff };
+    let popts = PlanOptions {
+        only: opts.only,
+        change_set_name: change_set_name.clone(),
+        concurrency: opts.concurrency,
+        backoff: opts.backoff,
+    };
     let plan = plan::plan(cfn, rendered, &popts).await?;
     progress.text(&plan::render_text(&plan));
     let env = rendered.manifest.environment.clone();
-    let report = |status, plan: Plan, results, outputs| ApplyReport { status, plan, results, outputs };
+    let report = |status, plan: Plan, results, outputs| ApplyReport {
+        status,
+        plan,
+        results,
+        outputs,
+    };
 
     if !plan.blocked().is_empty() {
         plan::discard(cfn, &plan).await;
         let names: Vec<&str> = plan.blocked().iter().map(|s| s.stack.name()).collect();
-        progress.text(&format!("\nNothing applied: {} cannot be changed now (see above).\n", names.join(", ")));
-        return Ok(report(ApplyStatus::Blocked, plan, BTreeMap::new(), BTreeMap::new()));
+        progress.text(&format!(
+            "\nNothing applied: {} cannot be changed now (see above).\n",
+            names.join(", ")
+        ));
+        return Ok(report(
+            ApplyStatus::Blocked,
+            plan,
+            BTreeMap::new(),
+            BTreeMap::new(),
+        ));
     }
     if !plan.has_changes() {
         let outputs = plan::outputs(cfn, rendered, opts.only).await?;
         progress.text("\nNo changes. The stacks match the environment file.\n");
-        return Ok(report(ApplyStatus::NoChanges, plan, BTreeMap::new(), outputs));
+        return Ok(report(
+            ApplyStatus::NoChanges,
+            plan,
+            BTreeMap::new(),
+            outputs,
+        ));
     }
 
     let prod_loss = rendered.manifest.environment == "prod" && plan.data_loss();
-    let decision = match confirm::confirm("apply", &env, opts.yes, prod_loss, opts.confirm_env.as_deref(), prompter, progress) {
+    let decision = match confirm::confirm(
+        "apply",
+        &env,
+        opts.yes,
+        prod_loss,
+        opts.confirm_env.as_deref(),
+        prompter,
+        progress,
+    ) {
         Ok(d) => d,
         Err(e) => {
             plan::discard(cfn, &plan).await;
@@ -159,7 +201,11 @@ pub async fn apply(
     if decision == Decision::Declined || *interrupt.borrow_and_update() > 0 {
         plan::discard(cfn, &plan).await;
         progress.text("Apply cancelled; nothing was changed.\n");
-        let status = if decision == Decision::Declined { ApplyStatus::Declined } else { ApplyStatus::Interrupted };
+        let status = if decision == Decision::Declined {
+            ApplyStatus::Declined
+        } else {
+            ApplyStatus::Interrupted
+        };
         return Ok(report(status, plan, BTreeMap::new(), BTreeMap::new()));
     }
 
@@ -189,14 +235,21 @@ pub async fn apply(
         for (id, failures, status) in &failed {
             let _ = writeln!(text, "  {id} ({status}):");
             for f in *failures {
-                let _ = writeln!(text, "    {} {} {}: {}", f.logical_id, f.resource_type, f.status, f.reason);
+                let _ = writeln!(
+                    text,
+                    "    {} {} {}: {}",
+                    f.logical_id, f.resource_type, f.status, f.reason
+                );
             }
         }
     }
     for (id, r) in &results {
         match r {
             StackResult::Skipped { because } => {
-                let _ = writeln!(text, "Skipped {id}: it depends on {because}, which did not deploy.");
+                let _ = writeln!(
+                    text,
+                    "Skipped {id}: it depends on {because}, which did not deploy."
+                );
             }
             StackResult::Refused { reason } => {
                 let _ = writeln!(text, "Refused {id}: {reason}");
@@ -207,8 +260,14 @@ pub async fn apply(
             _ => {}
         }
     }
-    let done = results.values().filter(|r| matches!(r, StackResult::Done { .. })).count();
-    let unchanged = results.values().filter(|r| matches!(r, StackResult::Unchanged)).count();
+    let done = results
+        .values()
+        .filter(|r| matches!(r, StackResult::Done { .. }))
+        .count();
+    let unchanged = results
+        .values()
+        .filter(|r| matches!(r, StackResult::Unchanged))
+        .count();
     let status = if interrupted {
         ApplyStatus::Interrupted
     } else if results.values().all(StackResult::ok) {
@@ -257,14 +316,32 @@ async fn execute(
     loop {
         let mut still = Vec::new();
         for s in waiting {
-            let deps: Vec<StackId> =
-                ctx.rendered.graph.depends_on.get(&s.stack).map(|d| d.iter().copied().filter(|d| chosen.contains(d)).collect()).unwrap_or_default();
-            if let Some(bad) = deps.iter().find(|d| results.get(d).is_some_and(|r| !r.ok())) {
-                ctx.progress.finish(s.stack, false, &format!("skipped: {bad} did not deploy"));
+            let deps: Vec<StackId> = ctx
+                .rendered
+                .graph
+                .depends_on
+                .get(&s.stack)
+                .map(|d| d.iter().copied().filter(|d| chosen.contains(d)).collect())
+                .unwrap_or_default();
+            if let Some(bad) = deps
+                .iter()
+                .find(|d| results.get(d).is_some_and(|r| !r.ok()))
+            {
+                ctx.progress
+                    .finish(s.stack, false, &format!("skipped: {bad} did not deploy"));
                 results.insert(s.stack, StackResult::Skipped { because: *bad });
             } else if interrupted {
-                results.insert(s.stack, StackResult::Interrupted { detail: "not started (Ctrl-C)".into() });
-            } else if running.len() < ctx.opts.concurrency.max(1) && deps.iter().all(|d| results.get(d).is_some_and(StackResult::ok)) {
+                results.insert(
+                    s.stack,
+                    StackResult::Interrupted {
+                        detail: "not started (Ctrl-C)".into(),
+                    },
+                );
+            } else if running.len() < ctx.opts.concurrency.max(1)
+                && deps
+                    .iter()
+                    .all(|d| results.get(d).is_some_and(StackResult::ok))
+            {
                 if s.action.creates() {
                     creating.insert(s.stack);
                 }
@@ -277,7 +354,9 @@ async fn execute(
         if running.is_empty() {
             // Nothing runs and nothing can start: done (or all blocked by failures, already recorded).
             for s in waiting {
-                results.entry(s.stack).or_insert(StackResult::Interrupted { detail: "not started".into() });
+                results.entry(s.stack).or_insert(StackResult::Interrupted {
+                    detail: "not started".into(),
+                });
             }
             break;
         }
@@ -323,7 +402,11 @@ async fn run_stack(ctx: &Ctx<'_>, s: &StackPlan) -> (StackId, StackResult) {
     let result = match run_stack_inner(ctx, s).await {
         Ok(r) => r,
         Err(e) => {
-            ctx.progress.finish(s.stack, false, &format!("error: {}: {}", e.code().unwrap_or("ERROR"), e.message()));
+            ctx.progress.finish(
+                s.stack,
+                false,
+                &format!("error: {}: {}", e.code().unwrap_or("ERROR"), e.message()),
+            );
             StackResult::Failed {
                 status: "ERROR".into(),
                 failures: vec![Failure {
@@ -345,63 +428,115 @@ async fn run_stack_inner(ctx: &Ctx<'_>, s: &StackPlan) -> Result<StackResult, Cf
     match &s.action {
         PlanAction::Unchanged => {}
         PlanAction::Recreate { status } => {
-            ctx.progress.start(id, &format!("deleting the {status} stack before creating it again"));
-            let end = operation(ctx, id, &s.stack_name, OnInterrupt::Wait, |cfn, name, token| async move { cfn.delete_stack(&name, &token).await }).await?;
+            ctx.progress.start(
+                id,
+                &format!("deleting the {status} stack before creating it again"),
+            );
+            let end = operation(
+                ctx,
+                id,
+                &s.stack_name,
+                OnInterrupt::Wait,
+                |cfn, name, token| async move { cfn.delete_stack(&name, &token).await },
+            )
+            .await?;
             if end.status.as_str() != "DELETE_COMPLETE" {
                 return Ok(failed(ctx, id, &end.status, end.failures()));
             }
             change_set = late_change_set(ctx, s, ChangeSetKind::Create).await?;
         }
         PlanAction::ContinueRollback => {
-            ctx.progress.start(id, "continuing the failed rollback (continue-update-rollback)");
-            let end = operation(ctx, id, &s.stack_name, OnInterrupt::Wait, |cfn, name, token| async move {
-                cfn.continue_update_rollback(&name, &token).await
-            })
+            ctx.progress.start(
+                id,
+                "continuing the failed rollback (continue-update-rollback)",
+            );
+            let end = operation(
+                ctx,
+                id,
+                &s.stack_name,
+                OnInterrupt::Wait,
+                |cfn, name, token| async move { cfn.continue_update_rollback(&name, &token).await },
+            )
             .await?;
             if end.status.as_str() != "UPDATE_ROLLBACK_COMPLETE" {
                 return Ok(failed(ctx, id, &end.status, end.failures()));
             }
-            ctx.progress.note(id, "rollback complete; planning the update");
+            ctx.progress
+                .note(id, "rollback complete; planning the update");
             change_set = late_change_set(ctx, s, ChangeSetKind::Update).await?;
         }
-        PlanAction::CreateAfter { .. } => change_set = late_change_set(ctx, s, ChangeSetKind::Create).await?,
-        PlanAction::UpdateAfter { .. } => change_set = late_change_set(ctx, s, ChangeSetKind::Update).await?,
+        PlanAction::CreateAfter { .. } => {
+            change_set = late_change_set(ctx, s, ChangeSetKind::Create).await?
+        }
+        PlanAction::UpdateAfter { .. } => {
+            change_set = late_change_set(ctx, s, ChangeSetKind::Update).await?
+        }
         PlanAction::Create | PlanAction::Update => {}
         PlanAction::Busy { .. } | PlanAction::Error { .. } => {
-            return Ok(StackResult::Refused { reason: "blocked at plan time".into() });
+            return Ok(StackResult::Refused {
+                reason: "blocked at plan time".into(),
+            });
         }
     }
-    let late = matches!(s.action, PlanAction::CreateAfter { .. } | PlanAction::UpdateAfter { .. } | PlanAction::Recreate { .. } | PlanAction::ContinueRollback);
+    let late = matches!(
+        s.action,
+        PlanAction::CreateAfter { .. }
+            | PlanAction::UpdateAfter { .. }
+            | PlanAction::Recreate { .. }
+            | PlanAction::ContinueRollback
+    );
     let mut status = None;
     match change_set {
         Some(Err(reason)) => {
-            ctx.progress.finish(id, false, &format!("refused: {reason}"));
+            ctx.progress
+                .finish(id, false, &format!("refused: {reason}"));
             return Ok(StackResult::Refused { reason });
         }
         Some(Ok(cs)) => {
             let verb = if created { "creating" } else { "updating" };
             let what = if late { "" } else { " as planned" };
-            let on_interrupt = if created { OnInterrupt::Wait } else { OnInterrupt::CancelUpdate };
-            ctx.progress.start(id, &format!("{verb}{what} (change set {})", ctx.change_set_name));
-            let end = operation(ctx, id, &s.stack_name, on_interrupt, move |cfn, name, token| async move {
-                cfn.execute_change_set(&name, &cs, &token).await
-            })
-            .await?;
+            let on_interrupt = if created {
+                OnInterrupt::Wait
+            } else {
+                OnInterrupt::CancelUpdate
+            };
+            ctx.progress.start(
+                id,
+                &format!("{verb}{what} (change set {})", ctx.change_set_name),
+            );
+            let end =
+                operation(
+                    ctx,
+                    id,
+                    &s.stack_name,
+                    on_interrupt,
+                    move |cfn, name, token| async move {
+                        cfn.execute_change_set(&name, &cs, &token).await
+                    },
+                )
+                .await?;
             if !end.status.is_success() {
                 if end.interrupted && !created {
-                    ctx.progress.finish(id, false, &format!("cancelled: {}", end.status));
-                    return Ok(StackResult::Interrupted { detail: format!("update cancelled, stack is {}", end.status) });
+                    ctx.progress
+                        .finish(id, false, &format!("cancelled: {}", end.status));
+                    return Ok(StackResult::Interrupted {
+                        detail: format!("update cancelled, stack is {}", end.status),
+                    });
                 }
                 let r = failed(ctx, id, &end.status, end.failures());
                 if created && ctx.delete_created.load(Ordering::SeqCst) {
                     delete_after_interrupt(ctx, id, &s.stack_name).await?;
-                    return Ok(StackResult::Interrupted { detail: format!("create ended {}; deleted after Ctrl-C", end.status) });
+                    return Ok(StackResult::Interrupted {
+                        detail: format!("create ended {}; deleted after Ctrl-C", end.status),
+                    });
                 }
                 return Ok(r);
             }
             if created && ctx.delete_created.load(Ordering::SeqCst) {
                 delete_after_interrupt(ctx, id, &s.stack_name).await?;
-                return Ok(StackResult::Interrupted { detail: "created, then deleted after Ctrl-C".into() });
+                return Ok(StackResult::Interrupted {
+                    detail: "created, then deleted after Ctrl-C".into(),
+                });
             }
             status = Some(end.status.to_string());
         }
@@ -411,24 +546,47 @@ async fn run_stack_inner(ctx: &Ctx<'_>, s: &StackPlan) -> Result<StackResult, Cf
         }
     }
     if s.enable_termination_protection {
-        ctx.cfn.set_termination_protection(&s.stack_name, true).await?;
+        ctx.cfn
+            .set_termination_protection(&s.stack_name, true)
+            .await?;
         ctx.progress.note(id, "termination protection on");
     }
     let status = status.unwrap_or_else(|| "unchanged".into());
     ctx.progress.finish(id, true, &status);
-    Ok(if status == "unchanged" && !created { StackResult::Unchanged } else { StackResult::Done { status } })
+    Ok(if status == "unchanged" && !created {
+        StackResult::Unchanged
+    } else {
+        StackResult::Done { status }
+    })
 }
 
 fn failed(ctx: &Ctx<'_>, id: StackId, status: &StackStatus, failures: Vec<Failure>) -> StackResult {
-    let first = failures.first().map(|f| format!(": {} {}", f.logical_id, f.reason)).unwrap_or_default();
+    let first = failures
+        .first()
+        .map(|f| format!(": {} {}", f.logical_id, f.reason))
+        .unwrap_or_default();
     ctx.progress.finish(id, false, &format!("{status}{first}"));
-    StackResult::Failed { status: status.to_string(), failures }
+    StackResult::Failed {
+        status: status.to_string(),
+        failures,
+    }
 }
 
 async fn delete_after_interrupt(ctx: &Ctx<'_>, id: StackId, name: &str) -> Result<(), CfnError> {
     ctx.progress.note(id, "deleting it (as asked after Ctrl-C)");
-    let end = operation(ctx, id, name, OnInterrupt::Wait, |cfn, name, token| async move { cfn.delete_stack(&name, &token).await }).await?;
-    ctx.progress.finish(id, end.status.as_str() == "DELETE_COMPLETE", &end.status.to_string());
+    let end = operation(
+        ctx,
+        id,
+        name,
+        OnInterrupt::Wait,
+        |cfn, name, token| async move { cfn.delete_stack(&name, &token).await },
+    )
+    .await?;
+    ctx.progress.finish(
+        id,
+        end.status.as_str() == "DELETE_COMPLETE",
+        &end.status.to_string(),
+    );
     Ok(())
 }
 
@@ -447,13 +605,19 @@ where
     let mut watcher = Watcher::new(ctx.cfn, ctx.progress, id, name, ctx.opts.backoff).await?;
     call(ctx.cfn, name.to_owned(), ctx.token.clone()).await?;
     let mut interrupt = ctx.interrupt.clone();
-    watcher.until_done(on_interrupt, &mut interrupt, &ctx.token).await
+    watcher
+        .until_done(on_interrupt, &mut interrupt, &ctx.token)
+        .await
 }
 
 /// A change set made during apply. `None`: nothing to change;
 /// `Some(Err)`: refused (data loss nobody confirmed, or CloudFormation
 /// rejected it).
-async fn late_change_set(ctx: &Ctx<'_>, s: &StackPlan, kind: ChangeSetKind) -> Result<Option<Result<String, String>>, CfnError> {
+async fn late_change_set(
+    ctx: &Ctx<'_>,
+    s: &StackPlan,
+    kind: ChangeSetKind,
+) -> Result<Option<Result<String, String>>, CfnError> {
     let Some(rs) = ctx.rendered.stacks.iter().find(|r| r.id == s.stack) else {
         return Ok(Some(Err("not rendered".into())));
     };
@@ -469,11 +633,28 @@ async fn late_change_set(ctx: &Ctx<'_>, s: &StackPlan, kind: ChangeSetKind) -> R
         return Ok(None);
     }
     if cs.status != "CREATE_COMPLETE" {
-        return Ok(Some(Err(cs.status_reason.unwrap_or_else(|| format!("change set {}", cs.status)))));
+        return Ok(Some(Err(cs
+            .status_reason
+            .unwrap_or_else(|| format!("change set {}", cs.status)))));
     }
-    let changes: Vec<_> = cs.changes.iter().map(|c| plan::planned_change(ctx.rendered, s.stack, c)).collect();
-    ctx.progress.note(s.stack, &format!("change set ready: {} change{}", changes.len(), if changes.len() == 1 { "" } else { "s" }));
-    let losses: Vec<String> = changes.iter().filter(|c| c.data_loss).map(|c| format!("{} ({})", c.logical_id, c.resource_type)).collect();
+    let changes: Vec<_> = cs
+        .changes
+        .iter()
+        .map(|c| plan::planned_change(ctx.rendered, s.stack, c))
+        .collect();
+    ctx.progress.note(
+        s.stack,
+        &format!(
+            "change set ready: {} change{}",
+            changes.len(),
+            if changes.len() == 1 { "" } else { "s" }
+        ),
+    );
+    let losses: Vec<String> = changes
+        .iter()
+        .filter(|c| c.data_loss)
+        .map(|c| format!("{} ({})", c.logical_id, c.resource_type))
+        .collect();
     if !losses.is_empty() {
         ctx.cfn.delete_change_set(&s.stack_name, &id).await?;
         return Ok(Some(Err(format!(
@@ -509,16 +690,28 @@ pub fn outputs_text(outputs: &BTreeMap<StackId, BTreeMap<String, String>>) -> St
 }
 
 /// Writes `outputs.json` (every output of every stack) into `dir`.
-pub fn write_outputs(dir: &Path, environment: &str, outputs: &BTreeMap<StackId, BTreeMap<String, String>>) -> Result<std::path::PathBuf, DeployError> {
+pub fn write_outputs(
+    dir: &Path,
+    environment: &str,
+    outputs: &BTreeMap<StackId, BTreeMap<String, String>>,
+) -> Result<std::path::PathBuf, DeployError> {
     #[derive(Serialize)]
     struct File<'a> {
         environment: &'a str,
         stacks: &'a BTreeMap<StackId, BTreeMap<String, String>>,
     }
     let path = dir.join("outputs.json");
-    let err = |source| DeployError::Write { path: path.display().to_string(), source };
+    let err = |source| DeployError::Write {
+        path: path.display().to_string(),
+        source,
+    };
     std::fs::create_dir_all(dir).map_err(err)?;
-    let body = serde_json::to_string_pretty(&File { environment, stacks: outputs }).map_err(|e| err(std::io::Error::other(e)))? + "\n";
+    let body = serde_json::to_string_pretty(&File {
+        environment,
+        stacks: outputs,
+    })
+    .map_err(|e| err(std::io::Error::other(e)))?
+        + "\n";
     let tmp = path.with_extension("json.tmp");
     std::fs::write(&tmp, body).map_err(err)?;
     std::fs::rename(&tmp, &path).map_err(err)?;

@@ -113,7 +113,11 @@ pub fn confirm(
                 reason: "stdin is not a terminal, so nobody can confirm; review the plan and re-run with --yes".into(),
             });
         }
-        if !yes_no(prompter, progress, &format!("{action} `{environment}` as planned above?")) {
+        if !yes_no(
+            prompter,
+            progress,
+            &format!("{action} `{environment}` as planned above?"),
+        ) {
             return Ok(Decision::Declined);
         }
     }
@@ -124,7 +128,9 @@ pub fn confirm(
             }
             return Err(DeployError::Refused {
                 action,
-                reason: format!("--confirm-env `{given}` does not match the environment `{environment}`"),
+                reason: format!(
+                    "--confirm-env `{given}` does not match the environment `{environment}`"
+                ),
             });
         }
         if !prompter.interactive() {
@@ -136,7 +142,9 @@ pub fn confirm(
             });
         }
         let typed = progress.suspend(|| {
-            prompter.ask(&format!("This is production and data will be lost. Type `{environment}` to {action}:"))
+            prompter.ask(&format!(
+                "This is production and data will be lost. Type `{environment}` to {action}:"
+            ))
         });
         if typed.as_deref() != Some(environment) {
             return Ok(Decision::Declined);
@@ -173,11 +181,20 @@ mod tests {
     #[test]
     fn wrong_name_declines_and_confirm_env_must_match() {
         let p = ScriptedPrompter::new(true, &["y", "staging"]);
-        assert_eq!(confirm("destroy", "prod", false, true, None, &p, &quiet()).expect("ok"), Decision::Declined);
+        assert_eq!(
+            confirm("destroy", "prod", false, true, None, &p, &quiet()).expect("ok"),
+            Decision::Declined
+        );
         let p = ScriptedPrompter::new(false, &[]);
         assert!(confirm("destroy", "prod", true, true, Some("dev"), &p, &quiet()).is_err());
-        assert_eq!(confirm("destroy", "prod", true, true, Some("prod"), &p, &quiet()).expect("ok"), Decision::Proceed);
+        assert_eq!(
+            confirm("destroy", "prod", true, true, Some("prod"), &p, &quiet()).expect("ok"),
+            Decision::Proceed
+        );
         let p = ScriptedPrompter::new(true, &["n"]);
-        assert_eq!(confirm("apply", "dev", false, false, None, &p, &quiet()).expect("ok"), Decision::Declined);
+        assert_eq!(
+            confirm("apply", "dev", false, false, None, &p, &quiet()).expect("ok"),
+            Decision::Declined
+        );
     }
 }

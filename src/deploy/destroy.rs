@@ -65,8 +65,13 @@ impl DestroyStatus {
 pub enum DeleteResult {
     Absent,
     Deleted,
-    Failed { status: String, failures: Vec<Failure> },
-    Skipped { because: StackId },
+    Failed {
+        status: String,
+        failures: Vec<Failure>,
+    },
+    Skipped {
+        because: StackId,
+    },
     NotStarted,
 }
 
@@ -94,23 +99,51 @@ pub async fn destroy(
             existing.insert(s.id, stack);
         }
     }
-    let targets: Vec<StackId> = chosen.iter().copied().filter(|id| existing.contains_key(id)).collect();
-    let refuse = |reason: String| DeployError::Refused { action: "destroy", reason };
+    let targets: Vec<StackId> = chosen
+        .iter()
+        .copied()
+        .filter(|id| existing.contains_key(id))
+        .collect();
+    let refuse = |reason: String| DeployError::Refused {
+        action: "destroy",
+        reason,
+    };
 
     if let Some(only) = opts.only {
-        let users: Vec<&str> = rendered.graph.dependents(only).into_iter().filter(|d| existing.contains_key(d)).map(StackId::name).collect();
+        let users: Vec<&str> = rendered
+            .graph
+            .dependents(only)
+            .into_iter()
+            .filter(|d| existing.contains_key(d))
+            .map(StackId::name)
+            .collect();
         if !users.is_empty() && existing.contains_key(&only) {
-            return Err(refuse(format!("{only} is imported by {}, which still exist; destroy those first", users.join(", "))));
+            return Err(refuse(format!(
+                "{only} is imported by {}, which still exist; destroy those first",
+                users.join(", ")
+            )));
         }
     }
     let busy: Vec<String> = targets
         .iter()
-        .filter_map(|id| existing.get(id).filter(|s| s.status.is_in_progress()).map(|s| format!("{id} ({})", s.status)))
+        .filter_map(|id| {
+            existing
+                .get(id)
+                .filter(|s| s.status.is_in_progress())
+                .map(|s| format!("{id} ({})", s.status))
+        })
         .collect();
     if !busy.is_empty() {
-        return Err(refuse(format!("an operation is in progress on {}; wait for it to finish", busy.join(", "))));
+        return Err(refuse(format!(
+            "an operation is in progress on {}; wait for it to finish",
+            busy.join(", ")
+        )));
     }
-    let protected: Vec<StackId> = targets.iter().copied().filter(|id| existing.get(id).is_some_and(|s| s.termination_protection)).collect();
+    let protected: Vec<StackId> = targets
+        .iter()
+        .copied()
+        .filter(|id| existing.get(id).is_some_and(|s| s.termination_protection))
+        .collect();
     if !protected.is_empty() && !opts.disable_termination_protection {
         let names: Vec<&str> = protected.iter().map(|s| s.name()).collect();
         return Err(refuse(format!(
@@ -124,7 +157,9 @@ pub async fn destroy(
     let mut kept = Vec::new();
     let mut lost = Vec::new();
     for id in targets.iter().rev() {
-        let Some(m) = rendered.manifest.stacks.get(id) else { continue };
+        let Some(m) = rendered.manifest.stacks.get(id) else {
+            continue;
+        };
         for (logical, r) in &m.retained {
             let how = match r.policy {
                 Policy::Snapshot => "a final snapshot is kept",
@@ -137,7 +172,9 @@ pub async fn destroy(
             if let Some(resources) = value.get("Resources").and_then(|r| r.as_object()) {
                 for (logical, r) in resources {
                     let ty = r.get("Type").and_then(|t| t.as_str()).unwrap_or_default();
-                    if !m.retained.contains_key(logical) && is_data_store(rendered, *id, logical, ty) {
+                    if !m.retained.contains_key(logical)
+                        && is_data_store(rendered, *id, logical, ty)
+                    {
                         lost.push(format!("{id}/{logical} ({ty})"));
                     }
                 }
@@ -145,18 +182,37 @@ pub async fn destroy(
         }
     }
     let order: Vec<&str> = targets.iter().rev().map(|s| s.name()).collect();
-    let absent: Vec<&str> = chosen.iter().filter(|id| !existing.contains_key(id)).map(|s| s.name()).collect();
+    let absent: Vec<&str> = chosen
+        .iter()
+        .filter(|id| !existing.contains_key(id))
+        .map(|s| s.name())
+        .collect();
     if targets.is_empty() {
-        progress.text(&format!("Nothing to destroy: no stack of `{env}` exists.\n"));
-        return Ok(DestroyReport { status: DestroyStatus::NothingToDo, results: BTreeMap::new(), kept: vec![] });
+        progress.text(&format!(
+            "Nothing to destroy: no stack of `{env}` exists.\n"
+        ));
+        return Ok(DestroyReport {
+            status: DestroyStatus::NothingToDo,
+            results: BTreeMap::new(),
+            kept: vec![],
+        });
     }
-    let _ = writeln!(text, "Destroy `{env}` ({}): delete {}", rendered.manifest.region, order.join(", "));
+    let _ = writeln!(
+        text,
+        "Destroy `{env}` ({}): delete {}",
+        rendered.manifest.region,
+        order.join(", ")
+    );
     if !absent.is_empty() {
         let _ = writeln!(text, "  already absent: {}", absent.join(", "));
     }
     if !protected.is_empty() {
         let names: Vec<&str> = protected.iter().map(|s| s.name()).collect();
-        let _ = writeln!(text, "  termination protection turned off first: {}", names.join(", "));
+        let _ = writeln!(
+            text,
+            "  termination protection turned off first: {}",
+            names.join(", ")
+        );
     }
     for k in &kept {
         let _ = writeln!(text, "  kept: {k}");
@@ -166,15 +222,31 @@ pub async fn destroy(
     }
     progress.text(&text);
 
-    let decision = confirm::confirm("destroy", &env, opts.yes, env == "prod", opts.confirm_env.as_deref(), prompter, progress)?;
+    let decision = confirm::confirm(
+        "destroy",
+        &env,
+        opts.yes,
+        env == "prod",
+        opts.confirm_env.as_deref(),
+        prompter,
+        progress,
+    )?;
     if decision == Decision::Declined {
         progress.text("Destroy cancelled; nothing was deleted.\n");
-        return Ok(DestroyReport { status: DestroyStatus::Declined, results: BTreeMap::new(), kept: vec![] });
+        return Ok(DestroyReport {
+            status: DestroyStatus::Declined,
+            results: BTreeMap::new(),
+            kept: vec![],
+        });
     }
 
     let started = Instant::now();
     let token = super::client_token("destroy");
-    let mut results: BTreeMap<StackId, DeleteResult> = chosen.iter().filter(|id| !existing.contains_key(id)).map(|id| (*id, DeleteResult::Absent)).collect();
+    let mut results: BTreeMap<StackId, DeleteResult> = chosen
+        .iter()
+        .filter(|id| !existing.contains_key(id))
+        .map(|id| (*id, DeleteResult::Absent))
+        .collect();
     let mut waiting: Vec<StackId> = targets.iter().rev().copied().collect();
     let mut running = FuturesUnordered::new();
     let mut interrupted = *interrupt.borrow_and_update() > 0;
@@ -182,16 +254,38 @@ pub async fn destroy(
         let mut still = Vec::new();
         for id in waiting {
             // Stacks importing from `id` that exist and are part of this run must go first.
-            let users: Vec<StackId> = rendered.graph.dependents(id).into_iter().filter(|d| targets.contains(d)).collect();
-            if let Some(bad) = users.iter().find(|u| results.get(u).is_some_and(|r| !matches!(r, DeleteResult::Deleted | DeleteResult::Absent))) {
+            let users: Vec<StackId> = rendered
+                .graph
+                .dependents(id)
+                .into_iter()
+                .filter(|d| targets.contains(d))
+                .collect();
+            if let Some(bad) = users.iter().find(|u| {
+                results
+                    .get(u)
+                    .is_some_and(|r| !matches!(r, DeleteResult::Deleted | DeleteResult::Absent))
+            }) {
                 progress.finish(id, false, &format!("skipped: {bad} was not deleted"));
                 results.insert(id, DeleteResult::Skipped { because: *bad });
             } else if interrupted {
                 results.insert(id, DeleteResult::NotStarted);
-            } else if running.len() < opts.concurrency.max(1) && users.iter().all(|u| matches!(results.get(u), Some(DeleteResult::Deleted))) {
+            } else if running.len() < opts.concurrency.max(1)
+                && users
+                    .iter()
+                    .all(|u| matches!(results.get(u), Some(DeleteResult::Deleted)))
+            {
                 let name = existing.get(&id).map(|s| s.id.clone()).unwrap_or_default();
                 let protected = protected.contains(&id);
-                running.push(delete_one(cfn, progress, id, name, protected, &token, opts.backoff, interrupt.clone()));
+                running.push(delete_one(
+                    cfn,
+                    progress,
+                    id,
+                    name,
+                    protected,
+                    &token,
+                    opts.backoff,
+                    interrupt.clone(),
+                ));
             } else {
                 still.push(id);
             }
@@ -225,7 +319,11 @@ pub async fn destroy(
             DeleteResult::Failed { status, failures } => {
                 let _ = writeln!(text, "\nFailed to delete {id} ({status}):");
                 for f in failures {
-                    let _ = writeln!(text, "    {} {} {}: {}", f.logical_id, f.resource_type, f.status, f.reason);
+                    let _ = writeln!(
+                        text,
+                        "    {} {} {}: {}",
+                        f.logical_id, f.resource_type, f.status, f.reason
+                    );
                 }
             }
             DeleteResult::Skipped { because } => {
@@ -234,10 +332,16 @@ pub async fn destroy(
             _ => {}
         }
     }
-    let deleted = results.values().filter(|r| matches!(r, DeleteResult::Deleted)).count();
+    let deleted = results
+        .values()
+        .filter(|r| matches!(r, DeleteResult::Deleted))
+        .count();
     let status = if interrupted {
         DestroyStatus::Interrupted
-    } else if results.values().all(|r| matches!(r, DeleteResult::Deleted | DeleteResult::Absent)) {
+    } else if results
+        .values()
+        .all(|r| matches!(r, DeleteResult::Deleted | DeleteResult::Absent))
+    {
         DestroyStatus::Destroyed
     } else {
         DestroyStatus::Failed
@@ -247,12 +351,21 @@ pub async fn destroy(
         DestroyStatus::Interrupted => "Destroy interrupted",
         _ => "Destroy FAILED",
     };
-    let _ = writeln!(text, "\n{verdict}: {deleted} stack{} deleted in {}.", if deleted == 1 { "" } else { "s" }, human_duration(started.elapsed()));
+    let _ = writeln!(
+        text,
+        "\n{verdict}: {deleted} stack{} deleted in {}.",
+        if deleted == 1 { "" } else { "s" },
+        human_duration(started.elapsed())
+    );
     for k in &kept {
         let _ = writeln!(text, "Kept: {k}; delete it by hand when no longer needed.");
     }
     progress.text(&text);
-    Ok(DestroyReport { status, results, kept })
+    Ok(DestroyReport {
+        status,
+        results,
+        kept,
+    })
 }
 
 #[allow(clippy::too_many_arguments)] // one call site; a struct would only rename them
@@ -274,7 +387,9 @@ async fn delete_one(
         let mut watcher = Watcher::new(cfn, progress, id, &stack_id, backoff).await?;
         progress.start(id, "deleting");
         cfn.delete_stack(&stack_id, token).await?;
-        watcher.until_done(OnInterrupt::Wait, &mut interrupt, token).await
+        watcher
+            .until_done(OnInterrupt::Wait, &mut interrupt, token)
+            .await
     };
     let r: Result<_, CfnError> = run.await;
     let result = match r {
@@ -284,12 +399,22 @@ async fn delete_one(
         }
         Ok(end) => {
             let failures = end.failures();
-            let first = failures.first().map(|f| format!(": {} {}", f.logical_id, f.reason)).unwrap_or_default();
+            let first = failures
+                .first()
+                .map(|f| format!(": {} {}", f.logical_id, f.reason))
+                .unwrap_or_default();
             progress.finish(id, false, &format!("{}{first}", end.status));
-            DeleteResult::Failed { status: end.status.to_string(), failures }
+            DeleteResult::Failed {
+                status: end.status.to_string(),
+                failures,
+            }
         }
         Err(e) => {
-            progress.finish(id, false, &format!("error: {}: {}", e.code().unwrap_or("ERROR"), e.message()));
+            progress.finish(
+                id,
+                false,
+                &format!("error: {}: {}", e.code().unwrap_or("ERROR"), e.message()),
+            );
             DeleteResult::Failed {
                 status: "ERROR".into(),
                 failures: vec![Failure {

@@ -42,7 +42,11 @@ pub struct Backoff {
 
 impl Default for Backoff {
     fn default() -> Self {
-        Backoff { initial: Duration::from_millis(100), max: Duration::from_secs(5), factor: 1.6 }
+        Backoff {
+            initial: Duration::from_millis(100),
+            max: Duration::from_secs(5),
+            factor: 1.6,
+        }
     }
 }
 
@@ -57,9 +61,15 @@ pub enum DeployError {
     #[error(transparent)]
     Cfn(#[from] CfnError),
     #[error("{action} refused: {reason}")]
-    Refused { action: &'static str, reason: String },
+    Refused {
+        action: &'static str,
+        reason: String,
+    },
     #[error("writing {path}: {source}")]
-    Write { path: String, source: std::io::Error },
+    Write {
+        path: String,
+        source: std::io::Error,
+    },
 }
 
 /// CloudFormation repeats a failure on every resource it stops because of
@@ -86,8 +96,17 @@ pub const DATA_STORE_TYPES: &[&str] = &[
 /// retains it on deletion (it was marked as data), or it is of a data-store
 /// type in a stack that holds data ([`StackId::holds_data`]) — the type alone
 /// decides elsewhere too, so a bucket added to another stack still counts.
-pub fn is_data_store(rendered: &Rendered, id: StackId, logical_id: &str, resource_type: &str) -> bool {
-    let retained = rendered.manifest.stacks.get(&id).is_some_and(|m| m.retained.contains_key(logical_id));
+pub fn is_data_store(
+    rendered: &Rendered,
+    id: StackId,
+    logical_id: &str,
+    resource_type: &str,
+) -> bool {
+    let retained = rendered
+        .manifest
+        .stacks
+        .get(&id)
+        .is_some_and(|m| m.retained.contains_key(logical_id));
     retained || DATA_STORE_TYPES.contains(&resource_type)
 }
 
@@ -102,7 +121,11 @@ pub fn client_token(action: &str) -> String {
         .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
         .take(32)
         .collect();
-    let user = if user.is_empty() { "unknown".to_owned() } else { user };
+    let user = if user.is_empty() {
+        "unknown".to_owned()
+    } else {
+        user
+    };
     format!("mangactl-{user}-{action}-{}", unix_millis())
 }
 
@@ -112,7 +135,10 @@ pub fn change_set_name(purpose: &str) -> String {
 }
 
 fn unix_millis() -> u128 {
-    SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0)
 }
 
 /// Human duration: `42s`, `3m05s`, `2h01m`.
@@ -129,7 +155,13 @@ pub fn human_duration(d: Duration) -> String {
 
 /// Stacks of `rendered` that `only` selects, in deploy order.
 pub fn selected(rendered: &Rendered, only: Option<StackId>) -> Vec<StackId> {
-    rendered.graph.order.iter().copied().filter(|id| only.is_none_or(|o| o == *id)).collect()
+    rendered
+        .graph
+        .order
+        .iter()
+        .copied()
+        .filter(|id| only.is_none_or(|o| o == *id))
+        .collect()
 }
 
 #[cfg(test)]
@@ -147,7 +179,11 @@ mod tests {
         }
         assert!(seen.windows(2).all(|w| w[1] >= w[0]));
         assert_eq!(*seen.last().expect("some"), b.max);
-        assert!(seen[1] < Duration::from_millis(200), "the second poll is still fast: {:?}", seen[1]);
+        assert!(
+            seen[1] < Duration::from_millis(200),
+            "the second poll is still fast: {:?}",
+            seen[1]
+        );
     }
 
     #[test]
@@ -162,7 +198,10 @@ mod tests {
         for s in [client_token("apply"), change_set_name("plan")] {
             assert!(s.starts_with("mangactl-"));
             assert!(s.len() <= 128);
-            assert!(s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'), "{s}");
+            assert!(
+                s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'),
+                "{s}"
+            );
         }
         assert!(is_cancellation_echo("Resource creation cancelled"));
         assert!(!is_cancellation_echo("Table already exists"));

@@ -32,7 +32,9 @@ use stacks::stacks::StackId;
 
 use super::progress::timestamp;
 use super::{is_data_store, Backoff, DeployError};
-use crate::aws::cloudformation::{Action, ChangeSetKind, ChangeSetRequest, Replacement, ResourceChange, Stack};
+use crate::aws::cloudformation::{
+    Action, ChangeSetKind, ChangeSetRequest, Replacement, ResourceChange, Stack,
+};
 use crate::aws::{CfnError, CloudFormation};
 
 #[derive(Debug, Clone)]
@@ -95,16 +97,29 @@ pub enum PlanAction {
     Update,
     /// Change set created during apply, once `after` have deployed (this
     /// stack imports exports they create).
-    CreateAfter { after: Vec<StackId> },
-    UpdateAfter { after: Vec<StackId> },
+    CreateAfter {
+        after: Vec<StackId>,
+    },
+    UpdateAfter {
+        after: Vec<StackId>,
+    },
     /// Failed first create (`status`): delete, then create again.
-    Recreate { status: String },
+    Recreate {
+        status: String,
+    },
     /// UPDATE_ROLLBACK_FAILED: continue-update-rollback, then update.
     ContinueRollback,
     /// An operation is in progress; refused.
-    Busy { status: String, since: String, by: String, reason: Option<String> },
+    Busy {
+        status: String,
+        since: String,
+        by: String,
+        reason: Option<String>,
+    },
     /// The stack cannot be planned (CloudFormation's reason).
-    Error { message: String },
+    Error {
+        message: String,
+    },
 }
 
 impl PlanAction {
@@ -114,7 +129,10 @@ impl PlanAction {
 
     /// The stack will be created (so the change set kind is CREATE).
     pub fn creates(&self) -> bool {
-        matches!(self, PlanAction::Create | PlanAction::CreateAfter { .. } | PlanAction::Recreate { .. })
+        matches!(
+            self,
+            PlanAction::Create | PlanAction::CreateAfter { .. } | PlanAction::Recreate { .. }
+        )
     }
 }
 
@@ -138,8 +156,10 @@ pub struct PlannedChange {
 
 impl StackPlan {
     pub fn has_changes(&self) -> bool {
-        !matches!(self.action, PlanAction::Unchanged | PlanAction::Busy { .. } | PlanAction::Error { .. })
-            || self.enable_termination_protection
+        !matches!(
+            self.action,
+            PlanAction::Unchanged | PlanAction::Busy { .. } | PlanAction::Error { .. }
+        ) || self.enable_termination_protection
     }
 }
 
@@ -149,7 +169,10 @@ impl Plan {
     }
 
     pub fn blocked(&self) -> Vec<&StackPlan> {
-        self.stacks.iter().filter(|s| s.action.is_blocked()).collect()
+        self.stacks
+            .iter()
+            .filter(|s| s.action.is_blocked())
+            .collect()
     }
 
     pub fn data_loss(&self) -> bool {
@@ -175,15 +198,20 @@ impl Plan {
 
 /// Builds the plan; the change sets it creates stay until [`discard`] or
 /// execution.
-pub async fn plan(cfn: &dyn CloudFormation, rendered: &Rendered, opts: &PlanOptions) -> Result<Plan, DeployError> {
+pub async fn plan(
+    cfn: &dyn CloudFormation,
+    rendered: &Rendered,
+    opts: &PlanOptions,
+) -> Result<Plan, DeployError> {
     let ids = super::selected(rendered, opts.only);
     let exports = cfn.export_names().await?;
     let chosen: BTreeSet<StackId> = ids.iter().copied().collect();
-    let plans: Vec<Result<StackPlan, CfnError>> = stream::iter(rendered.stacks.iter().filter(|s| chosen.contains(&s.id)))
-        .map(|s| plan_stack(cfn, rendered, s, &exports, &chosen, opts))
-        .buffered(opts.concurrency.max(1))
-        .collect()
-        .await;
+    let plans: Vec<Result<StackPlan, CfnError>> =
+        stream::iter(rendered.stacks.iter().filter(|s| chosen.contains(&s.id)))
+            .map(|s| plan_stack(cfn, rendered, s, &exports, &chosen, opts))
+            .buffered(opts.concurrency.max(1))
+            .collect()
+            .await;
     let mut stacks = Vec::new();
     let mut first_error = None;
     for p in plans {
@@ -216,7 +244,10 @@ fn summarize(stacks: &[StackPlan]) -> Summary {
                 Action::Remove => s.remove += 1,
                 _ => s.modify += 1,
             }
-            if matches!(c.replacement, Some(Replacement::True | Replacement::Conditional)) {
+            if matches!(
+                c.replacement,
+                Some(Replacement::True | Replacement::Conditional)
+            ) {
                 s.replace += 1;
             }
             if c.data_loss {
@@ -237,11 +268,17 @@ fn summarize(stacks: &[StackPlan]) -> Summary {
 /// Every resource of a template as an addition (stacks planned without a change set).
 fn template_additions(rendered: &Rendered, s: &RenderedStack) -> Vec<PlannedChange> {
     let value = s.template.to_value();
-    let Some(resources) = value.get("Resources").and_then(|r| r.as_object()) else { return vec![] };
+    let Some(resources) = value.get("Resources").and_then(|r| r.as_object()) else {
+        return vec![];
+    };
     resources
         .iter()
         .map(|(id, r)| {
-            let ty = r.get("Type").and_then(|t| t.as_str()).unwrap_or_default().to_owned();
+            let ty = r
+                .get("Type")
+                .and_then(|t| t.as_str())
+                .unwrap_or_default()
+                .to_owned();
             PlannedChange {
                 action: Action::Add,
                 logical_id: id.clone(),
@@ -261,17 +298,35 @@ fn template_additions(rendered: &Rendered, s: &RenderedStack) -> Vec<PlannedChan
 /// One resource change of a change set, judged for data loss.
 pub fn planned_change(rendered: &Rendered, id: StackId, c: &ResourceChange) -> PlannedChange {
     let data_store = is_data_store(rendered, id, &c.logical_id, &c.resource_type);
-    let retained = rendered.manifest.stacks.get(&id).is_some_and(|m| m.retained.contains_key(&c.logical_id));
-    let replaced = c.action == Action::Modify && matches!(c.replacement, Some(Replacement::True | Replacement::Conditional));
+    let retained = rendered
+        .manifest
+        .stacks
+        .get(&id)
+        .is_some_and(|m| m.retained.contains_key(&c.logical_id));
+    let replaced = c.action == Action::Modify
+        && matches!(
+            c.replacement,
+            Some(Replacement::True | Replacement::Conditional)
+        );
     let mut causes = Vec::new();
     let mut changed = Vec::new();
     for d in &c.details {
-        let what = d.name.clone().or_else(|| d.attribute.clone()).unwrap_or_else(|| "?".into());
+        let what = d
+            .name
+            .clone()
+            .or_else(|| d.attribute.clone())
+            .unwrap_or_else(|| "?".into());
         let what = match (d.change_source.as_deref(), &d.causing_entity) {
-            (Some(src), Some(entity)) if src != "DirectModification" => format!("{what} (from {entity})"),
+            (Some(src), Some(entity)) if src != "DirectModification" => {
+                format!("{what} (from {entity})")
+            }
             _ => what,
         };
-        if matches!(d.requires_recreation.as_deref(), Some("Always" | "Conditionally")) && !causes.contains(&what) {
+        if matches!(
+            d.requires_recreation.as_deref(),
+            Some("Always" | "Conditionally")
+        ) && !causes.contains(&what)
+        {
             causes.push(what.clone());
         }
         if !changed.contains(&what) {
@@ -306,7 +361,8 @@ async fn plan_stack(
     let manifest = rendered.manifest.stacks.get(&s.id);
     let existing = cfn.describe_stack(&s.stack_name).await?;
     let status = existing.as_ref().map(|e| e.status.clone());
-    let protect = manifest.is_some_and(|m| m.termination_protection) && !existing.as_ref().is_some_and(|e| e.termination_protection);
+    let protect = manifest.is_some_and(|m| m.termination_protection)
+        && !existing.as_ref().is_some_and(|e| e.termination_protection);
     let mut p = StackPlan {
         stack: s.id,
         stack_name: s.stack_name.clone(),
@@ -326,8 +382,13 @@ async fn plan_stack(
             p.enable_termination_protection = false;
             return Ok(p);
         }
-        if matches!(st_str, "ROLLBACK_COMPLETE" | "ROLLBACK_FAILED" | "CREATE_FAILED") {
-            p.action = PlanAction::Recreate { status: st_str.to_owned() };
+        if matches!(
+            st_str,
+            "ROLLBACK_COMPLETE" | "ROLLBACK_FAILED" | "CREATE_FAILED"
+        ) {
+            p.action = PlanAction::Recreate {
+                status: st_str.to_owned(),
+            };
             p.changes = template_additions(rendered, s);
             return Ok(p);
         }
@@ -349,12 +410,19 @@ async fn plan_stack(
     }
 
     // Imports must exist when a change set is created.
-    let missing: Vec<&String> = manifest.map(|m| m.imports.iter().filter(|i| !exports.contains(*i)).collect()).unwrap_or_default();
+    let missing: Vec<&String> = manifest
+        .map(|m| m.imports.iter().filter(|i| !exports.contains(*i)).collect())
+        .unwrap_or_default();
     if !missing.is_empty() {
         let mut producers = BTreeSet::new();
         let mut orphans = 0;
         for name in &missing {
-            match rendered.manifest.stacks.iter().find(|(_, m)| m.exports.values().any(|e| e == *name)) {
+            match rendered
+                .manifest
+                .stacks
+                .iter()
+                .find(|(_, m)| m.exports.values().any(|e| e == *name))
+            {
                 Some((id, _)) => {
                     producers.insert(*id);
                 }
@@ -368,26 +436,45 @@ async fn plan_stack(
             } else {
                 p.action = PlanAction::CreateAfter { after };
                 p.changes = template_additions(rendered, s);
-                p.enable_termination_protection = manifest.is_some_and(|m| m.termination_protection);
+                p.enable_termination_protection =
+                    manifest.is_some_and(|m| m.termination_protection);
             }
         } else {
             let names: Vec<&str> = missing.iter().map(|s| s.as_str()).collect();
             let hint = if producers.is_empty() {
                 String::new()
             } else {
-                format!("; apply {} first", producers.iter().map(|p| p.name()).collect::<Vec<_>>().join(", "))
+                format!(
+                    "; apply {} first",
+                    producers
+                        .iter()
+                        .map(|p| p.name())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
             };
-            p.action = PlanAction::Error { message: format!("imports {}, which no deployed stack exports{hint}", names.join(", ")) };
+            p.action = PlanAction::Error {
+                message: format!(
+                    "imports {}, which no deployed stack exports{hint}",
+                    names.join(", ")
+                ),
+            };
         }
         return Ok(p);
     }
 
-    let kind = if exists { ChangeSetKind::Update } else { ChangeSetKind::Create };
+    let kind = if exists {
+        ChangeSetKind::Update
+    } else {
+        ChangeSetKind::Create
+    };
     let request = change_set_request(rendered, s, kind, &opts.change_set_name);
     let id = match cfn.create_change_set(&request).await {
         Ok(id) => id,
         Err(e) if e.code().is_some() => {
-            p.action = PlanAction::Error { message: e.message().to_owned() };
+            p.action = PlanAction::Error {
+                message: e.message().to_owned(),
+            };
             return Ok(p);
         }
         Err(e) => return Err(e),
@@ -400,19 +487,36 @@ async fn plan_stack(
         return Ok(p);
     }
     if cs.status != "CREATE_COMPLETE" {
-        p.action = PlanAction::Error { message: cs.status_reason.unwrap_or_else(|| format!("change set {}", cs.status)) };
+        p.action = PlanAction::Error {
+            message: cs
+                .status_reason
+                .unwrap_or_else(|| format!("change set {}", cs.status)),
+        };
         return Ok(p);
     }
-    p.action = if exists { PlanAction::Update } else { PlanAction::Create };
+    p.action = if exists {
+        PlanAction::Update
+    } else {
+        PlanAction::Create
+    };
     if !exists {
         p.enable_termination_protection = manifest.is_some_and(|m| m.termination_protection);
     }
-    p.changes = cs.changes.iter().map(|c| planned_change(rendered, s.id, c)).collect();
+    p.changes = cs
+        .changes
+        .iter()
+        .map(|c| planned_change(rendered, s.id, c))
+        .collect();
     Ok(p)
 }
 
 /// The change set for `s` with the manifest's tags and capabilities.
-pub fn change_set_request(rendered: &Rendered, s: &RenderedStack, kind: ChangeSetKind, name: &str) -> ChangeSetRequest {
+pub fn change_set_request(
+    rendered: &Rendered,
+    s: &RenderedStack,
+    kind: ChangeSetKind,
+    name: &str,
+) -> ChangeSetRequest {
     let m = rendered.manifest.stacks.get(&s.id);
     let mut tags = rendered.manifest.tags.clone();
     tags.insert("Stack".into(), s.id.name().into());
@@ -422,9 +526,14 @@ pub fn change_set_request(rendered: &Rendered, s: &RenderedStack, kind: ChangeSe
         kind,
         template_body: s.body.clone(),
         // Explicit, from the manifest: never "whatever the template needs".
-        capabilities: m.map(|m| m.capabilities.iter().map(|c| (*c).to_owned()).collect()).unwrap_or_default(),
+        capabilities: m
+            .map(|m| m.capabilities.iter().map(|c| (*c).to_owned()).collect())
+            .unwrap_or_default(),
         tags,
-        description: Some(format!("mangactl {} ({})", rendered.manifest.environment, s.id)),
+        description: Some(format!(
+            "mangactl {} ({})",
+            rendered.manifest.environment, s.id
+        )),
     }
 }
 
@@ -447,27 +556,46 @@ pub async fn wait_for_change_set(
 }
 
 /// Who is doing what to a busy stack, from its last event.
-async fn busy(cfn: &dyn CloudFormation, stack: Option<&Stack>, status: &str) -> Result<PlanAction, CfnError> {
+async fn busy(
+    cfn: &dyn CloudFormation,
+    stack: Option<&Stack>,
+    status: &str,
+) -> Result<PlanAction, CfnError> {
     let events = match stack {
         Some(s) => cfn.stack_events(&s.id).await?,
         None => vec![],
     };
     // The newest stack-level event marks the operation's start; any event
     // carries its token.
-    let start = events.iter().find(|e| e.is_stack_level() && e.status == status).or_else(|| events.first());
+    let start = events
+        .iter()
+        .find(|e| e.is_stack_level() && e.status == status)
+        .or_else(|| events.first());
     let by = events
         .iter()
         .find_map(|e| e.client_request_token.clone())
         .unwrap_or_else(|| "unknown (the operation carries no client request token)".into());
     let (since, reason) = match start {
         Some(e) => {
-            let ago = SystemTime::now().duration_since(e.timestamp).map(super::human_duration).unwrap_or_default();
-            let since = if ago.is_empty() { timestamp(e.timestamp) } else { format!("{} ({ago} ago)", timestamp(e.timestamp)) };
+            let ago = SystemTime::now()
+                .duration_since(e.timestamp)
+                .map(super::human_duration)
+                .unwrap_or_default();
+            let since = if ago.is_empty() {
+                timestamp(e.timestamp)
+            } else {
+                format!("{} ({ago} ago)", timestamp(e.timestamp))
+            };
             (since, e.reason.clone())
         }
         None => ("unknown".into(), None),
     };
-    Ok(PlanAction::Busy { status: status.to_owned(), since, by, reason })
+    Ok(PlanAction::Busy {
+        status: status.to_owned(),
+        since,
+        by,
+        reason,
+    })
 }
 
 /// Deletes the change sets `plan` created, and the empty stack shells of
@@ -477,11 +605,21 @@ pub async fn discard(cfn: &dyn CloudFormation, plan: &Plan) {
         if let Some(id) = &s.change_set_id {
             if s.created_shell {
                 // Deleting a REVIEW_IN_PROGRESS stack deletes its change sets too.
-                if let Err(e) = cfn.delete_stack(&s.stack_name, &super::client_token("plan")).await {
-                    tracing::warn!("could not delete the empty stack {} that plan created: {e}", s.stack_name);
+                if let Err(e) = cfn
+                    .delete_stack(&s.stack_name, &super::client_token("plan"))
+                    .await
+                {
+                    tracing::warn!(
+                        "could not delete the empty stack {} that plan created: {e}",
+                        s.stack_name
+                    );
                 }
             } else if let Err(e) = cfn.delete_change_set(&s.stack_name, id).await {
-                tracing::warn!("could not delete change set {} of {}: {e}", plan.change_set_name, s.stack_name);
+                tracing::warn!(
+                    "could not delete change set {} of {}: {e}",
+                    plan.change_set_name,
+                    s.stack_name
+                );
             }
         }
     }
@@ -499,9 +637,19 @@ fn symbol(a: &Action) -> &'static str {
 /// The plan as people read it.
 pub fn render_text(plan: &Plan) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "Plan for `{}` ({}), {} stacks:", plan.environment, plan.region, plan.stacks.len());
+    let _ = writeln!(
+        out,
+        "Plan for `{}` ({}), {} stacks:",
+        plan.environment,
+        plan.region,
+        plan.stacks.len()
+    );
     for s in &plan.stacks {
-        let adds = s.changes.iter().filter(|c| matches!(c.action, Action::Add | Action::Import)).count();
+        let adds = s
+            .changes
+            .iter()
+            .filter(|c| matches!(c.action, Action::Add | Action::Import))
+            .count();
         let summary = match &s.action {
             PlanAction::Unchanged => "no changes".to_owned(),
             PlanAction::Create => format!("create ({adds} resources)"),
@@ -532,8 +680,16 @@ pub fn render_text(plan: &Plan) -> String {
             let _ = writeln!(out, "  termination protection: on");
         }
     }
-    let losses: Vec<(&StackPlan, &PlannedChange)> =
-        plan.stacks.iter().flat_map(|s| s.changes.iter().filter(|c| c.data_loss).map(move |c| (s, c))).collect();
+    let losses: Vec<(&StackPlan, &PlannedChange)> = plan
+        .stacks
+        .iter()
+        .flat_map(|s| {
+            s.changes
+                .iter()
+                .filter(|c| c.data_loss)
+                .map(move |c| (s, c))
+        })
+        .collect();
     if !losses.is_empty() {
         out.push('\n');
         for (s, c) in losses {
@@ -542,7 +698,11 @@ pub fn render_text(plan: &Plan) -> String {
                 (_, Some(Replacement::Conditional)) => "MAY BE REPLACED".to_owned(),
                 _ => "will be REPLACED".to_owned(),
             };
-            let causes = if c.replacement_causes.is_empty() { String::new() } else { format!(" (caused by {})", c.replacement_causes.join(", ")) };
+            let causes = if c.replacement_causes.is_empty() {
+                String::new()
+            } else {
+                format!(" (caused by {})", c.replacement_causes.join(", "))
+            };
             let _ = writeln!(
                 out,
                 "!! DATA LOSS: {}/{} ({}) {how}{causes}; the data it holds does not carry over.",
@@ -568,11 +728,24 @@ pub fn render_text(plan: &Plan) -> String {
 }
 
 fn change_line(c: &PlannedChange) -> String {
-    let mut line = format!("{} {:<36} {:<44}", symbol(&c.action), c.logical_id, c.resource_type);
+    let mut line = format!(
+        "{} {:<36} {:<44}",
+        symbol(&c.action),
+        c.logical_id,
+        c.resource_type
+    );
     match c.replacement {
-        Some(Replacement::True) => line.push_str(&format!(" REPLACE ({})", list_or_unknown(&c.replacement_causes))),
-        Some(Replacement::Conditional) => line.push_str(&format!(" MAY REPLACE ({})", list_or_unknown(&c.replacement_causes))),
-        _ if c.action == Action::Modify && !c.changed.is_empty() => line.push_str(&format!(" ({})", c.changed.join(", "))),
+        Some(Replacement::True) => line.push_str(&format!(
+            " REPLACE ({})",
+            list_or_unknown(&c.replacement_causes)
+        )),
+        Some(Replacement::Conditional) => line.push_str(&format!(
+            " MAY REPLACE ({})",
+            list_or_unknown(&c.replacement_causes)
+        )),
+        _ if c.action == Action::Modify && !c.changed.is_empty() => {
+            line.push_str(&format!(" ({})", c.changed.join(", ")))
+        }
         _ => {}
     }
     if c.data_loss {
@@ -596,11 +769,26 @@ fn join(ids: &[StackId]) -> String {
 }
 
 /// `stack name → output key → value` for the stacks that exist.
-pub async fn outputs(cfn: &dyn CloudFormation, rendered: &Rendered, only: Option<StackId>) -> Result<BTreeMap<StackId, BTreeMap<String, String>>, CfnError> {
+pub async fn outputs(
+    cfn: &dyn CloudFormation,
+    rendered: &Rendered,
+    only: Option<StackId>,
+) -> Result<BTreeMap<StackId, BTreeMap<String, String>>, CfnError> {
     let mut out = BTreeMap::new();
-    for s in rendered.stacks.iter().filter(|s| only.is_none_or(|o| o == s.id)) {
+    for s in rendered
+        .stacks
+        .iter()
+        .filter(|s| only.is_none_or(|o| o == s.id))
+    {
         if let Some(stack) = cfn.describe_stack(&s.stack_name).await? {
-            out.insert(s.id, stack.outputs.into_iter().map(|o| (o.key, o.value)).collect());
+            out.insert(
+                s.id,
+                stack
+                    .outputs
+                    .into_iter()
+                    .map(|o| (o.key, o.value))
+                    .collect(),
+            );
         }
     }
     Ok(out)

@@ -27,8 +27,13 @@ use crate::aws::cloudformation::StackEvent;
 
 /// `2024-05-01T12:00:03Z` (whole seconds, UTC).
 pub fn timestamp(t: SystemTime) -> String {
-    let secs = t.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-    DateTime::from_secs(secs as i64).fmt(DateTimeFormat::DateTime).unwrap_or_else(|_| secs.to_string())
+    let secs = t
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    DateTime::from_secs(secs as i64)
+        .fmt(DateTimeFormat::DateTime)
+        .unwrap_or_else(|_| secs.to_string())
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,7 +55,9 @@ struct Inner {
 
 impl std::fmt::Debug for Inner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Inner").field("tty", &self.tty.is_some()).finish()
+        f.debug_struct("Inner")
+            .field("tty", &self.tty.is_some())
+            .finish()
     }
 }
 
@@ -70,7 +77,9 @@ fn style(template: &str) -> ProgressStyle {
 impl Progress {
     /// One line per event on `out`.
     pub fn plain(out: Box<dyn Write + Send>) -> Self {
-        Progress { inner: Mutex::new(Inner { out, tty: None }) }
+        Progress {
+            inner: Mutex::new(Inner { out, tty: None }),
+        }
     }
 
     /// Spinners redrawn on stdout (a terminal).
@@ -83,7 +92,12 @@ impl Progress {
             stack_style: style("{spinner:.cyan} {prefix:14.bold} {wide_msg} {elapsed:>5}"),
             resource_style: style("    {prefix:40.dim} {wide_msg} {elapsed:>5}"),
         };
-        Progress { inner: Mutex::new(Inner { out: Box::new(std::io::stdout()), tty: Some(tty) }) }
+        Progress {
+            inner: Mutex::new(Inner {
+                out: Box::new(std::io::stdout()),
+                tty: Some(tty),
+            }),
+        }
     }
 
     pub fn mode(&self) -> Mode {
@@ -130,7 +144,11 @@ impl Progress {
                 }
             }
             None => {
-                let line = format!("{} {:<13} {message}\n", timestamp(SystemTime::now()), stack.name());
+                let line = format!(
+                    "{} {:<13} {message}\n",
+                    timestamp(SystemTime::now()),
+                    stack.name()
+                );
                 let _ = inner.out.write_all(line.as_bytes());
                 let _ = inner.out.flush();
             }
@@ -150,7 +168,11 @@ impl Progress {
                 t.stacks.insert(stack, bar);
             }
             None => {
-                let line = format!("{} {:<13} {message}\n", timestamp(SystemTime::now()), stack.name());
+                let line = format!(
+                    "{} {:<13} {message}\n",
+                    timestamp(SystemTime::now()),
+                    stack.name()
+                );
                 let _ = inner.out.write_all(line.as_bytes());
                 let _ = inner.out.flush();
             }
@@ -163,9 +185,22 @@ impl Progress {
         match &mut inner.tty {
             Some(t) => t.event(stack, e),
             None => {
-                let what = if e.is_stack_level() { "stack".to_owned() } else { format!("{} {}", e.logical_id, e.resource_type) };
-                let reason = e.reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default();
-                let line = format!("{} {:<13} {:<26} {what}{reason}\n", timestamp(e.timestamp), stack.name(), e.status);
+                let what = if e.is_stack_level() {
+                    "stack".to_owned()
+                } else {
+                    format!("{} {}", e.logical_id, e.resource_type)
+                };
+                let reason = e
+                    .reason
+                    .as_deref()
+                    .map(|r| format!(": {r}"))
+                    .unwrap_or_default();
+                let line = format!(
+                    "{} {:<13} {:<26} {what}{reason}\n",
+                    timestamp(e.timestamp),
+                    stack.name(),
+                    e.status
+                );
                 let _ = inner.out.write_all(line.as_bytes());
                 let _ = inner.out.flush();
             }
@@ -177,7 +212,12 @@ impl Progress {
         let mut inner = self.lock();
         match &mut inner.tty {
             Some(t) => {
-                let keys: Vec<_> = t.resources.keys().filter(|(s, _)| *s == stack).cloned().collect();
+                let keys: Vec<_> = t
+                    .resources
+                    .keys()
+                    .filter(|(s, _)| *s == stack)
+                    .cloned()
+                    .collect();
                 for k in keys {
                     if let Some(bar) = t.resources.remove(&k) {
                         bar.finish_and_clear();
@@ -191,12 +231,18 @@ impl Progress {
                         bar.finish_with_message(message.to_owned());
                     }
                     None => {
-                        let _ = t.multi.println(format!("{mark} {:<14} {message}", stack.name()));
+                        let _ = t
+                            .multi
+                            .println(format!("{mark} {:<14} {message}", stack.name()));
                     }
                 }
             }
             None => {
-                let line = format!("{} {:<13} {message}\n", timestamp(SystemTime::now()), stack.name());
+                let line = format!(
+                    "{} {:<13} {message}\n",
+                    timestamp(SystemTime::now()),
+                    stack.name()
+                );
                 let _ = inner.out.write_all(line.as_bytes());
                 let _ = inner.out.flush();
             }
@@ -222,10 +268,17 @@ impl Tty {
             return;
         }
         let key = (stack, e.logical_id.clone());
-        let done = e.status.ends_with("_COMPLETE") || e.status.ends_with("_FAILED") || e.status.ends_with("_SKIPPED");
-        if e.status.ends_with("_FAILED") && !e.reason.as_deref().is_some_and(super::is_cancellation_echo) {
+        let done = e.status.ends_with("_COMPLETE")
+            || e.status.ends_with("_FAILED")
+            || e.status.ends_with("_SKIPPED");
+        if e.status.ends_with("_FAILED")
+            && !e.reason.as_deref().is_some_and(super::is_cancellation_echo)
+        {
             let reason = e.reason.as_deref().unwrap_or("(no reason given)");
-            let _ = self.multi.println(format!("✗ {stack}/{} {} {}: {reason}", e.logical_id, e.resource_type, e.status));
+            let _ = self.multi.println(format!(
+                "✗ {stack}/{} {} {}: {reason}",
+                e.logical_id, e.resource_type, e.status
+            ));
         }
         if done {
             if let Some(bar) = self.resources.remove(&key) {

@@ -49,30 +49,47 @@ pub fn failures(events: &[StackEvent], stack: Option<&Stack>) -> Vec<Failure> {
         if e.is_stack_level() || !e.status.ends_with("_FAILED") {
             continue;
         }
-        let reason = e.reason.clone().unwrap_or_else(|| "(no reason given)".into());
+        let reason = e
+            .reason
+            .clone()
+            .unwrap_or_else(|| "(no reason given)".into());
         if is_cancellation_echo(&reason) {
             continue;
         }
-        let f = Failure { logical_id: e.logical_id.clone(), resource_type: e.resource_type.clone(), status: e.status.clone(), reason };
+        let f = Failure {
+            logical_id: e.logical_id.clone(),
+            resource_type: e.resource_type.clone(),
+            status: e.status.clone(),
+            reason,
+        };
         if !out.contains(&f) {
             out.push(f);
         }
     }
     if out.is_empty() {
-        let stack_failure = events.iter().rev().find(|e| e.is_stack_level() && e.reason.is_some() && e.status.contains("ROLLBACK") || e.is_stack_level() && e.status.ends_with("_FAILED"));
+        let stack_failure = events.iter().rev().find(|e| {
+            e.is_stack_level() && e.reason.is_some() && e.status.contains("ROLLBACK")
+                || e.is_stack_level() && e.status.ends_with("_FAILED")
+        });
         if let Some(e) = stack_failure {
             out.push(Failure {
                 logical_id: e.logical_id.clone(),
                 resource_type: e.resource_type.clone(),
                 status: e.status.clone(),
-                reason: e.reason.clone().unwrap_or_else(|| "(no reason given)".into()),
+                reason: e
+                    .reason
+                    .clone()
+                    .unwrap_or_else(|| "(no reason given)".into()),
             });
         } else if let Some(s) = stack.filter(|s| s.status.is_failure()) {
             out.push(Failure {
                 logical_id: s.name.clone(),
                 resource_type: "AWS::CloudFormation::Stack".into(),
                 status: s.status.to_string(),
-                reason: s.status_reason.clone().unwrap_or_else(|| "(no reason given)".into()),
+                reason: s
+                    .status_reason
+                    .clone()
+                    .unwrap_or_else(|| "(no reason given)".into()),
             });
         }
     }
@@ -118,12 +135,27 @@ impl<'a> Watcher<'a> {
                 seen.insert(e.event_id);
             }
         }
-        let name = stack.as_ref().map_or_else(|| name.to_owned(), |s| s.id.clone());
-        Ok(Watcher { cfn, progress, id, name, seen, before: stack.map(|s| s.status), backoff })
+        let name = stack
+            .as_ref()
+            .map_or_else(|| name.to_owned(), |s| s.id.clone());
+        Ok(Watcher {
+            cfn,
+            progress,
+            id,
+            name,
+            seen,
+            before: stack.map(|s| s.status),
+            backoff,
+        })
     }
 
     /// Polls until the operation started after [`Watcher::new`] ends.
-    pub async fn until_done(&mut self, on_interrupt: OnInterrupt, interrupt: &mut watch::Receiver<u32>, token: &str) -> CfnResult<Finished> {
+    pub async fn until_done(
+        &mut self,
+        on_interrupt: OnInterrupt,
+        interrupt: &mut watch::Receiver<u32>,
+        token: &str,
+    ) -> CfnResult<Finished> {
         let mut delay = self.backoff.initial;
         let mut events = Vec::new();
         let mut started = false;
@@ -134,10 +166,21 @@ impl<'a> Watcher<'a> {
             let stack = self.cfn.describe_stack(&self.name).await?;
             let Some(stack) = stack else {
                 // Gone: a delete finished (by name, CloudFormation forgets it).
-                return Ok(Finished { status: StackStatus::new("DELETE_COMPLETE"), stack: None, events, interrupted });
+                return Ok(Finished {
+                    status: StackStatus::new("DELETE_COMPLETE"),
+                    stack: None,
+                    events,
+                    interrupted,
+                });
             };
             self.name.clone_from(&stack.id);
-            let mut fresh: Vec<StackEvent> = self.cfn.stack_events(&stack.id).await?.into_iter().filter(|e| !self.seen.contains(&e.event_id)).collect();
+            let mut fresh: Vec<StackEvent> = self
+                .cfn
+                .stack_events(&stack.id)
+                .await?
+                .into_iter()
+                .filter(|e| !self.seen.contains(&e.event_id))
+                .collect();
             fresh.reverse();
             for e in &fresh {
                 self.seen.insert(e.event_id.clone());
@@ -152,16 +195,32 @@ impl<'a> Watcher<'a> {
             let got_events = !fresh.is_empty();
             events.extend(fresh);
             if started && !stack.status.is_in_progress() && !stack.status.is_review() {
-                return Ok(Finished { status: stack.status.clone(), stack: Some(stack), events, interrupted });
+                return Ok(Finished {
+                    status: stack.status.clone(),
+                    stack: Some(stack),
+                    events,
+                    interrupted,
+                });
             }
-            if interrupted && !cancelled && on_interrupt == OnInterrupt::CancelUpdate && stack.status.as_str() == "UPDATE_IN_PROGRESS" {
+            if interrupted
+                && !cancelled
+                && on_interrupt == OnInterrupt::CancelUpdate
+                && stack.status.as_str() == "UPDATE_IN_PROGRESS"
+            {
                 cancelled = true;
-                self.progress.note(self.id, "Ctrl-C: cancelling the update (CloudFormation rolls it back)");
+                self.progress.note(
+                    self.id,
+                    "Ctrl-C: cancelling the update (CloudFormation rolls it back)",
+                );
                 self.cfn.cancel_update_stack(&stack.id, token).await?;
                 delay = self.backoff.initial;
                 continue;
             }
-            delay = if got_events { self.backoff.initial } else { self.backoff.next(delay) };
+            delay = if got_events {
+                self.backoff.initial
+            } else {
+                self.backoff.next(delay)
+            };
             tokio::select! {
                 () = tokio::time::sleep(delay) => {}
                 changed = interrupt.changed(), if !interrupted && !closed => {

@@ -60,7 +60,12 @@ pub fn derive(templates: &BTreeMap<StackId, Template>) -> Result<Graph, GraphErr
                     deps.insert(*p);
                 }
                 Some(_) => {}
-                None => return Err(GraphError::MissingExport { consumer: *id, export: name }),
+                None => {
+                    return Err(GraphError::MissingExport {
+                        consumer: *id,
+                        export: name,
+                    })
+                }
             }
         }
     }
@@ -69,9 +74,15 @@ pub fn derive(templates: &BTreeMap<StackId, Template>) -> Result<Graph, GraphErr
     let mut order = Vec::new();
     let mut waves = Vec::new();
     while !remaining.is_empty() {
-        let ready: Vec<StackId> = remaining.iter().filter(|(_, d)| d.is_empty()).map(|(s, _)| *s).collect();
+        let ready: Vec<StackId> = remaining
+            .iter()
+            .filter(|(_, d)| d.is_empty())
+            .map(|(s, _)| *s)
+            .collect();
         if ready.is_empty() {
-            return Err(GraphError::Cycle { stacks: remaining.keys().copied().collect() });
+            return Err(GraphError::Cycle {
+                stacks: remaining.keys().copied().collect(),
+            });
         }
         for s in &ready {
             remaining.remove(s);
@@ -84,7 +95,11 @@ pub fn derive(templates: &BTreeMap<StackId, Template>) -> Result<Graph, GraphErr
         order.extend(ready.iter().copied());
         waves.push(ready);
     }
-    Ok(Graph { depends_on, order, waves })
+    Ok(Graph {
+        depends_on,
+        order,
+        waves,
+    })
 }
 
 #[cfg(test)]
@@ -114,9 +129,27 @@ mod tests {
             (StackId::Network, tmpl(&[a], &[])),
         ]);
         let g = derive(&m).expect("graph");
-        assert_eq!(g.order, vec![StackId::Network, StackId::Memory, StackId::Cache, StackId::Service]);
-        assert_eq!(g.waves, vec![vec![StackId::Network], vec![StackId::Memory, StackId::Cache], vec![StackId::Service]]);
-        assert_eq!(g.dependents(StackId::Memory), BTreeSet::from([StackId::Service]));
+        assert_eq!(
+            g.order,
+            vec![
+                StackId::Network,
+                StackId::Memory,
+                StackId::Cache,
+                StackId::Service
+            ]
+        );
+        assert_eq!(
+            g.waves,
+            vec![
+                vec![StackId::Network],
+                vec![StackId::Memory, StackId::Cache],
+                vec![StackId::Service]
+            ]
+        );
+        assert_eq!(
+            g.dependents(StackId::Memory),
+            BTreeSet::from([StackId::Service])
+        );
         assert_eq!(g.dependents(StackId::Network).len(), 3);
     }
 
@@ -124,10 +157,21 @@ mod tests {
     fn cycles_and_missing_exports_are_errors() {
         let a = ExportKey::new("network", "A");
         let b = ExportKey::new("memory", "B");
-        let cyclic = BTreeMap::from([(StackId::Network, tmpl(&[a], &[b])), (StackId::Memory, tmpl(&[b], &[a]))]);
-        assert_eq!(derive(&cyclic), Err(GraphError::Cycle { stacks: vec![StackId::Network, StackId::Memory] }));
+        let cyclic = BTreeMap::from([
+            (StackId::Network, tmpl(&[a], &[b])),
+            (StackId::Memory, tmpl(&[b], &[a])),
+        ]);
+        assert_eq!(
+            derive(&cyclic),
+            Err(GraphError::Cycle {
+                stacks: vec![StackId::Network, StackId::Memory]
+            })
+        );
         let missing = BTreeMap::from([(StackId::Cache, tmpl(&[], &[a]))]);
         let err = derive(&missing).expect_err("missing");
-        assert_eq!(err.to_string(), "stack `cache` imports `p-network-A`, which no stack exports");
+        assert_eq!(
+            err.to_string(),
+            "stack `cache` imports `p-network-A`, which no stack exports"
+        );
     }
 }

@@ -36,13 +36,26 @@ impl Format {
 #[derive(Debug, thiserror::Error)]
 pub enum RenderError {
     #[error("stack `{stack}` is malformed:\n  {}", .errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n  "))]
-    Model { stack: StackId, errors: Vec<ModelError> },
+    Model {
+        stack: StackId,
+        errors: Vec<ModelError>,
+    },
     #[error(transparent)]
     Graph(#[from] GraphError),
-    #[error("stack `{stack}` renders to {bytes} bytes, over CloudFormation's inline limit of {limit}")]
-    TooLarge { stack: StackId, bytes: usize, limit: usize },
+    #[error(
+        "stack `{stack}` renders to {bytes} bytes, over CloudFormation's inline limit of {limit}"
+    )]
+    TooLarge {
+        stack: StackId,
+        bytes: usize,
+        limit: usize,
+    },
     #[error("stack `{stack}` does not serialize as {format:?}: {message}")]
-    Serialize { stack: StackId, format: Format, message: String },
+    Serialize {
+        stack: StackId,
+        format: Format,
+        message: String,
+    },
 }
 
 /// One rendered stack.
@@ -107,9 +120,15 @@ pub struct RetainedResource {
 /// Serializes one template. JSON is pretty-printed with a final newline.
 pub fn to_text(id: StackId, t: &Template, format: Format) -> Result<String, RenderError> {
     let value = t.to_value();
-    let err = |message: String| RenderError::Serialize { stack: id, format, message };
+    let err = |message: String| RenderError::Serialize {
+        stack: id,
+        format,
+        message,
+    };
     match format {
-        Format::Json => serde_json::to_string_pretty(&value).map(|s| s + "\n").map_err(|e| err(e.to_string())),
+        Format::Json => serde_json::to_string_pretty(&value)
+            .map(|s| s + "\n")
+            .map_err(|e| err(e.to_string())),
         Format::Yaml => serde_saphyr::to_string(&value).map_err(|e| err(e.to_string())),
     }
 }
@@ -120,7 +139,8 @@ pub fn render(inputs: &Inputs<'_>, format: Format) -> Result<Rendered, RenderErr
     let mut templates = BTreeMap::new();
     for id in StackId::ALL {
         let t = stacks::build(id, inputs);
-        t.check().map_err(|errors| RenderError::Model { stack: id, errors })?;
+        t.check()
+            .map_err(|errors| RenderError::Model { stack: id, errors })?;
         templates.insert(id, t);
     }
     let graph = graph::derive(&templates)?;
@@ -128,19 +148,38 @@ pub fn render(inputs: &Inputs<'_>, format: Format) -> Result<Rendered, RenderErr
     let mut rendered = Vec::new();
     let mut manifests = BTreeMap::new();
     for id in &graph.order {
-        let Some(t) = templates.remove(id) else { continue };
+        let Some(t) = templates.remove(id) else {
+            continue;
+        };
         let body = to_text(*id, &t, format)?;
         // The limit applies to the JSON body CloudFormation receives, and
         // YAML is never longer than JSON for these templates; check both.
-        let json_len = if format == Format::Json { body.len() } else { to_text(*id, &t, Format::Json)?.len() };
+        let json_len = if format == Format::Json {
+            body.len()
+        } else {
+            to_text(*id, &t, Format::Json)?.len()
+        };
         let bytes = body.len().max(json_len);
         if bytes > INLINE_TEMPLATE_LIMIT {
-            return Err(RenderError::TooLarge { stack: *id, bytes, limit: INLINE_TEMPLATE_LIMIT });
+            return Err(RenderError::TooLarge {
+                stack: *id,
+                bytes,
+                limit: INLINE_TEMPLATE_LIMIT,
+            });
         }
         let file_name = format!("{}.{}", id.name(), format.extension());
         let stack_name = inputs.stack_name(*id);
-        manifests.insert(*id, stack_manifest(inputs, &graph, *id, &t, &stack_name, &file_name, body.len()));
-        rendered.push(RenderedStack { id: *id, stack_name, file_name, body, template: t });
+        manifests.insert(
+            *id,
+            stack_manifest(inputs, &graph, *id, &t, &stack_name, &file_name, body.len()),
+        );
+        rendered.push(RenderedStack {
+            id: *id,
+            stack_name,
+            file_name,
+            body,
+            template: t,
+        });
     }
 
     let mut tags = env.tags.clone();
@@ -156,7 +195,12 @@ pub fn render(inputs: &Inputs<'_>, format: Format) -> Result<Rendered, RenderErr
         tags,
         stacks: manifests,
     };
-    Ok(Rendered { plan: inputs.plan.clone(), stacks: rendered, graph, manifest })
+    Ok(Rendered {
+        plan: inputs.plan.clone(),
+        stacks: rendered,
+        graph,
+        manifest,
+    })
 }
 
 fn stack_manifest(
@@ -170,8 +214,17 @@ fn stack_manifest(
 ) -> StackManifest {
     let value = t.to_value();
     let resources = value.get("Resources").and_then(|r| r.as_object());
-    let iam = resources.is_some_and(|r| r.values().any(|v| v["Type"].as_str().is_some_and(|k| k.starts_with("AWS::IAM::"))));
-    let named_iam = resources.is_some_and(|r| r.values().any(|v| v["Properties"].get("RoleName").is_some()));
+    let iam = resources.is_some_and(|r| {
+        r.values().any(|v| {
+            v["Type"]
+                .as_str()
+                .is_some_and(|k| k.starts_with("AWS::IAM::"))
+        })
+    });
+    let named_iam = resources.is_some_and(|r| {
+        r.values()
+            .any(|v| v["Properties"].get("RoleName").is_some())
+    });
     let capabilities = match (iam, named_iam) {
         (_, true) => vec!["CAPABILITY_NAMED_IAM"],
         (true, false) => vec!["CAPABILITY_IAM"],
@@ -183,12 +236,20 @@ fn stack_manifest(
         template: file_name.to_owned(),
         bytes,
         depends_on: graph.depends_on.get(&id).cloned().unwrap_or_default(),
-        exports: t.exports().iter().map(|k| (k.name.to_owned(), k.export_name(prefix))).collect(),
+        exports: t
+            .exports()
+            .iter()
+            .map(|k| (k.name.to_owned(), k.export_name(prefix)))
+            .collect(),
         imports: t.imports().iter().map(|k| k.export_name(prefix)).collect(),
         parameters: t.parameter_defaults(),
         capabilities,
         termination_protection: inputs.env.protection.termination_protection,
-        retained: t.retained().into_iter().map(|(k, (kind, policy))| (k, RetainedResource { kind, policy })).collect(),
+        retained: t
+            .retained()
+            .into_iter()
+            .map(|(k, (kind, policy))| (k, RetainedResource { kind, policy }))
+            .collect(),
         resource_count: resources.map_or(0, |r| r.len()),
     }
 }

@@ -27,22 +27,42 @@ fn render_writes_eight_templates_and_a_manifest_per_environment() {
     let tmp = TempDir::new("render");
     for name in ENVIRONMENTS {
         let out = tmp.path().join(name);
-        let o = run(&["render", "--env", name, "--out", out.to_str().expect("utf8")]);
+        let o = run(&[
+            "render",
+            "--env",
+            name,
+            "--out",
+            out.to_str().expect("utf8"),
+        ]);
         assert!(o.status.success(), "{name}: {}", stderr(&o));
         let mut expected: BTreeSet<String> = STACK_FILES.iter().map(|s| (*s).to_owned()).collect();
         expected.insert("manifest.json".into());
         assert_eq!(files_in(&out), expected, "{name}");
         let text = stdout(&o);
-        assert!(text.contains(&format!("Rendered 8 of 8 stacks for `{name}`")), "{text}");
+        assert!(
+            text.contains(&format!("Rendered 8 of 8 stacks for `{name}`")),
+            "{text}"
+        );
         assert!(text.contains("Deploy order: network"), "{text}");
 
-        let manifest: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(out.join("manifest.json")).expect("manifest")).expect("json");
-        let order: Vec<&str> = manifest["order"].as_array().expect("order").iter().filter_map(|v| v.as_str()).collect();
+        let manifest: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(out.join("manifest.json")).expect("manifest"),
+        )
+        .expect("json");
+        let order: Vec<&str> = manifest["order"]
+            .as_array()
+            .expect("order")
+            .iter()
+            .filter_map(|v| v.as_str())
+            .collect();
         assert_eq!(order.first(), Some(&"network"));
         assert_eq!(order.last(), Some(&"observability"));
         let pos = |s: &str| order.iter().position(|x| *x == s).expect("in order");
-        assert!(pos("memory") < pos("service") && pos("search") < pos("service") && pos("service") < pos("edge"));
+        assert!(
+            pos("memory") < pos("service")
+                && pos("search") < pos("service")
+                && pos("service") < pos("edge")
+        );
         for file in STACK_FILES {
             let len = std::fs::metadata(out.join(file)).expect("template").len();
             assert!(len < 51_200, "{name}/{file} is {len} bytes");
@@ -57,7 +77,15 @@ fn rendering_twice_gives_identical_bytes() {
         let a = tmp.path().join(format!("a-{format}"));
         let b = tmp.path().join(format!("b-{format}"));
         for dir in [&a, &b] {
-            let o = run(&["render", "--env", "prod", "--format", format, "--out", dir.to_str().expect("utf8")]);
+            let o = run(&[
+                "render",
+                "--env",
+                "prod",
+                "--format",
+                format,
+                "--out",
+                dir.to_str().expect("utf8"),
+            ]);
             assert!(o.status.success(), "{}", stderr(&o));
         }
         let files = files_in(&a);
@@ -75,32 +103,77 @@ fn rendering_twice_gives_identical_bytes() {
 fn single_stack_yaml_and_json_output() {
     let tmp = TempDir::new("single");
     let out = tmp.path().join("o");
-    let o = run(&["render", "--env", "dev", "--stack", "cache", "--format", "yaml", "--output", "json", "--out", out.to_str().expect("utf8")]);
+    let o = run(&[
+        "render",
+        "--env",
+        "dev",
+        "--stack",
+        "cache",
+        "--format",
+        "yaml",
+        "--output",
+        "json",
+        "--out",
+        out.to_str().expect("utf8"),
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
-    assert_eq!(files_in(&out), BTreeSet::from(["cache.yaml".to_owned(), "manifest.json".to_owned()]));
-    let manifest: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("stdout is the manifest");
+    assert_eq!(
+        files_in(&out),
+        BTreeSet::from(["cache.yaml".to_owned(), "manifest.json".to_owned()])
+    );
+    let manifest: serde_json::Value =
+        serde_json::from_str(&stdout(&o)).expect("stdout is the manifest");
     assert_eq!(manifest["format"], "yaml");
-    assert_eq!(manifest["stacks"]["cache"]["stack_name"], "mangaassist-dev-cache");
+    assert_eq!(
+        manifest["stacks"]["cache"]["stack_name"],
+        "mangaassist-dev-cache"
+    );
     let body = std::fs::read_to_string(out.join("cache.yaml")).expect("yaml");
-    assert!(body.starts_with("AWSTemplateFormatVersion: \"2010-09-09\""), "{body}");
+    assert!(
+        body.starts_with("AWSTemplateFormatVersion: \"2010-09-09\""),
+        "{body}"
+    );
 
     // Rendering JSON over the same directory replaces the YAML template.
-    let o = run(&["render", "--env", "dev", "--stack", "cache", "--out", out.to_str().expect("utf8")]);
+    let o = run(&[
+        "render",
+        "--env",
+        "dev",
+        "--stack",
+        "cache",
+        "--out",
+        out.to_str().expect("utf8"),
+    ]);
     assert!(o.status.success());
-    assert_eq!(files_in(&out), BTreeSet::from(["cache.json".to_owned(), "manifest.json".to_owned()]));
+    assert_eq!(
+        files_in(&out),
+        BTreeSet::from(["cache.json".to_owned(), "manifest.json".to_owned()])
+    );
 }
 
 #[test]
 fn unknown_stack_lists_the_stacks() {
     let o = run(&["render", "--env", "dev", "--stack", "nope"]);
     assert_eq!(o.status.code(), Some(2), "clap usage errors exit 2");
-    assert!(stderr(&o).contains("stacks are: network, memory, cache, search, intent, service, edge, observability"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains(
+            "stacks are: network, memory, cache, search, intent, service, edge, observability"
+        ),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]
 fn env_accepts_a_path() {
     let tmp = TempDir::new("path");
-    let o = run(&["render", "--env", "environments/staging.yaml", "--out", tmp.path().to_str().expect("utf8")]);
+    let o = run(&[
+        "render",
+        "--env",
+        "environments/staging.yaml",
+        "--out",
+        tmp.path().to_str().expect("utf8"),
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stdout(&o).contains("for `staging`"));
 }
@@ -108,11 +181,18 @@ fn env_accepts_a_path() {
 /// Writes a broken copy of dev.yaml as `<dir>/dev.yaml` and renders it.
 fn render_broken(tag: &str, edit: impl Fn(&str) -> String) -> (std::process::Output, String) {
     let tmp = TempDir::new(tag);
-    let dev = std::fs::read_to_string(crate::support::repo().join("environments/dev.yaml")).expect("dev.yaml");
+    let dev = std::fs::read_to_string(crate::support::repo().join("environments/dev.yaml"))
+        .expect("dev.yaml");
     let path = tmp.path().join("dev.yaml");
     std::fs::write(&path, edit(&dev)).expect("write");
     let o = mangactl()
-        .args(["render", "--env", "dev", "--out", tmp.path().join("out").to_str().expect("utf8")])
+        .args([
+            "render",
+            "--env",
+            "dev",
+            "--out",
+            tmp.path().join("out").to_str().expect("utf8"),
+        ])
         .env("MANGACTL_ENVIRONMENTS", tmp.path())
         .output()
         .expect("run");
@@ -120,28 +200,50 @@ fn render_broken(tag: &str, edit: impl Fn(&str) -> String) -> (std::process::Out
 }
 
 fn line_of(text: &str, needle: &str) -> usize {
-    text.lines().position(|l| l.contains(needle)).expect("needle present") + 1
+    text.lines()
+        .position(|l| l.contains(needle))
+        .expect("needle present")
+        + 1
 }
 
 #[test]
 fn unknown_field_error_names_file_line_column_and_field() {
-    let (o, path) = render_broken("unknown", |s| s.replace("  failover: false\n", "  failover: false\n  failovr: true\n"));
+    let (o, path) = render_broken("unknown", |s| {
+        s.replace(
+            "  failover: false\n",
+            "  failover: false\n  failovr: true\n",
+        )
+    });
     assert_eq!(o.status.code(), Some(1));
     let err = stderr(&o);
-    let dev = std::fs::read_to_string(crate::support::repo().join("environments/dev.yaml")).expect("dev");
+    let dev =
+        std::fs::read_to_string(crate::support::repo().join("environments/dev.yaml")).expect("dev");
     let line = line_of(&dev, "  failover: false") + 1;
-    assert!(err.contains(&format!("{path}:{line}:3: field `protection.failovr`: unknown field `failovr`")), "{err}");
+    assert!(
+        err.contains(&format!(
+            "{path}:{line}:3: field `protection.failovr`: unknown field `failovr`"
+        )),
+        "{err}"
+    );
     assert!(!err.contains("panicked"), "{err}");
 }
 
 #[test]
 fn wrong_type_error_names_file_line_column_and_field() {
-    let (o, path) = render_broken("type", |s| s.replace("concurrent_sessions: 50", "concurrent_sessions: fifty"));
+    let (o, path) = render_broken("type", |s| {
+        s.replace("concurrent_sessions: 50", "concurrent_sessions: fifty")
+    });
     assert_eq!(o.status.code(), Some(1));
     let err = stderr(&o);
-    let dev = std::fs::read_to_string(crate::support::repo().join("environments/dev.yaml")).expect("dev");
+    let dev =
+        std::fs::read_to_string(crate::support::repo().join("environments/dev.yaml")).expect("dev");
     let line = line_of(&dev, "concurrent_sessions");
-    assert!(err.contains(&format!("{path}:{line}:26: field `targets.traffic.concurrent_sessions`")), "{err}");
+    assert!(
+        err.contains(&format!(
+            "{path}:{line}:26: field `targets.traffic.concurrent_sessions`"
+        )),
+        "{err}"
+    );
     assert!(err.contains("found `fifty`"), "{err}");
 }
 
@@ -162,7 +264,11 @@ fn all_semantic_problems_are_reported_together() {
     assert_eq!(o.status.code(), Some(1));
     let err = stderr(&o);
     assert!(err.contains(&format!("3 problems in {path}:")), "{err}");
-    for field in ["targets.tier_mix", "capacity.service.tasks", "capacity.dax.node_type"] {
+    for field in [
+        "targets.tier_mix",
+        "capacity.service.tasks",
+        "capacity.dax.node_type",
+    ] {
         assert!(err.contains(&format!("field `{field}`")), "{field}: {err}");
     }
 }
@@ -181,7 +287,11 @@ fn help_and_completions() {
     let o = run(&["--help"]);
     assert!(o.status.success());
     let help = stdout(&o);
-    for word in ["render", "completions", "Exit codes: 0 success/no changes, 1 error"] {
+    for word in [
+        "render",
+        "completions",
+        "Exit codes: 0 success/no changes, 1 error",
+    ] {
         assert!(help.contains(word), "{word}: {help}");
     }
     let o = run(&["render", "--help"]);
@@ -196,11 +306,33 @@ fn size_prints_resources_budget_and_cost() {
     let o = run(&["size", "--env", "prod"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let text = stdout(&o);
-    for resource in ["service", "redis", "dax", "dynamodb", "opensearch", "sagemaker", "bedrock", "total"] {
-        assert!(text.lines().any(|l| l.starts_with(resource)), "{resource}: {text}");
+    for resource in [
+        "service",
+        "redis",
+        "dax",
+        "dynamodb",
+        "opensearch",
+        "sagemaker",
+        "bedrock",
+        "total",
+    ] {
+        assert!(
+            text.lines().any(|l| l.starts_with(resource)),
+            "{resource}: {text}"
+        );
     }
-    for stage in ["edge", "memory read", "intent ml", "llm first token", "streaming", "guardrails"] {
-        assert!(text.lines().any(|l| l.starts_with(stage)), "{stage}: {text}");
+    for stage in [
+        "edge",
+        "memory read",
+        "intent ml",
+        "llm first token",
+        "streaming",
+        "guardrails",
+    ] {
+        assert!(
+            text.lines().any(|l| l.starts_with(stage)),
+            "{stage}: {text}"
+        );
     }
     assert!(text.contains("of 2000 ms: passes"), "{text}");
 
@@ -210,39 +342,83 @@ fn size_prints_resources_budget_and_cost() {
     assert_eq!(doc["passes"], true);
     let tasks = doc["plan"]["service"]["tasks"].as_u64().expect("tasks");
     assert!(tasks >= 3, "prod runs at least one task per AZ: {tasks}");
-    assert!(doc["plan"]["cost"]["total_monthly_usd"].as_f64().expect("cost") > 0.0);
+    assert!(
+        doc["plan"]["cost"]["total_monthly_usd"]
+            .as_f64()
+            .expect("cost")
+            > 0.0
+    );
 }
 
 #[test]
 fn an_unreachable_first_token_target_names_the_stage() {
-    let (o, path) = render_broken("firsttoken", |s| s.replace("first_token: 400", "first_token: 300"));
+    let (o, path) = render_broken("firsttoken", |s| {
+        s.replace("first_token: 400", "first_token: 300")
+    });
     assert_eq!(o.status.code(), Some(1));
     let err = stderr(&o);
-    assert!(err.contains(&format!("environment `dev` cannot meet its targets ({path})")), "{err}");
-    assert!(err.contains("stage `llm first token`: modelled p95 350 ms exceeds budget 300 ms by 50 ms"), "{err}");
+    assert!(
+        err.contains(&format!(
+            "environment `dev` cannot meet its targets ({path})"
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains("stage `llm first token`: modelled p95 350 ms exceeds budget 300 ms by 50 ms"),
+        "{err}"
+    );
 }
 
 #[test]
 fn render_prints_the_sizing_summary_and_uses_the_plan() {
     let tmp = TempDir::new("summary");
-    let o = run(&["render", "--env", "dev", "--out", tmp.path().to_str().expect("utf8")]);
+    let o = run(&[
+        "render",
+        "--env",
+        "dev",
+        "--out",
+        tmp.path().to_str().expect("utf8"),
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let text = stdout(&o);
-    let summary = text.lines().find(|l| l.starts_with("sizing dev:")).unwrap_or_else(|| panic!("{text}"));
+    let summary = text
+        .lines()
+        .find(|l| l.starts_with("sizing dev:"))
+        .unwrap_or_else(|| panic!("{text}"));
     assert!(summary.contains("budget passes"), "{summary}");
 
     // An override in the environment file reaches the template.
-    let dev = std::fs::read_to_string(crate::support::repo().join("environments/dev.yaml")).expect("dev.yaml");
-    std::fs::write(tmp.path().join("dev.yaml"), dev + "capacity:\n  service:\n    tasks: 3\n    max_tasks: 5\n").expect("write");
+    let dev = std::fs::read_to_string(crate::support::repo().join("environments/dev.yaml"))
+        .expect("dev.yaml");
+    std::fs::write(
+        tmp.path().join("dev.yaml"),
+        dev + "capacity:\n  service:\n    tasks: 3\n    max_tasks: 5\n",
+    )
+    .expect("write");
     let out = tmp.path().join("override");
     let o = mangactl()
-        .args(["render", "--env", "dev", "--stack", "service", "--out", out.to_str().expect("utf8")])
+        .args([
+            "render",
+            "--env",
+            "dev",
+            "--stack",
+            "service",
+            "--out",
+            out.to_str().expect("utf8"),
+        ])
         .env("MANGACTL_ENVIRONMENTS", tmp.path())
         .output()
         .expect("run");
     assert!(o.status.success(), "{}", stderr(&o));
     let service: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("service.json")).expect("template")).expect("json");
-    assert_eq!(service["Resources"]["Service"]["Properties"]["DesiredCount"], 3);
-    assert_eq!(service["Resources"]["ScalableTarget"]["Properties"]["MaxCapacity"], 5);
+        serde_json::from_str(&std::fs::read_to_string(out.join("service.json")).expect("template"))
+            .expect("json");
+    assert_eq!(
+        service["Resources"]["Service"]["Properties"]["DesiredCount"],
+        3
+    );
+    assert_eq!(
+        service["Resources"]["ScalableTarget"]["Properties"]["MaxCapacity"],
+        5
+    );
 }

@@ -57,19 +57,42 @@ fn rendered(env: &str) -> Rendered {
 }
 
 fn name(r: &Rendered, id: StackId) -> String {
-    r.stacks.iter().find(|s| s.id == id).expect("stack").stack_name.clone()
+    r.stacks
+        .iter()
+        .find(|s| s.id == id)
+        .expect("stack")
+        .stack_name
+        .clone()
 }
 
 fn body(r: &Rendered, id: StackId) -> String {
-    r.stacks.iter().find(|s| s.id == id).expect("stack").body.clone()
+    r.stacks
+        .iter()
+        .find(|s| s.id == id)
+        .expect("stack")
+        .body
+        .clone()
 }
 
 fn has_resource(r: &Rendered, id: StackId, logical: &str) -> bool {
-    r.stacks.iter().find(|s| s.id == id).expect("stack").template.to_value()["Resources"].get(logical).is_some()
+    r.stacks
+        .iter()
+        .find(|s| s.id == id)
+        .expect("stack")
+        .template
+        .to_value()["Resources"]
+        .get(logical)
+        .is_some()
 }
 
 fn opts(only: Option<StackId>) -> ApplyOptions {
-    ApplyOptions { only, yes: true, confirm_env: None, concurrency: 4, backoff: Backoff::default() }
+    ApplyOptions {
+        only,
+        yes: true,
+        confirm_env: None,
+        concurrency: 4,
+        backoff: Backoff::default(),
+    }
 }
 
 /// Every stack deployed with its current template.
@@ -81,7 +104,13 @@ fn seed_all(fake: &FakeCloudFormation, r: &Rendered, protection: bool) {
             status_reason: None,
             template: Some(s.body.clone()),
             termination_protection: protection,
-            events: vec![SeedEvent::new(&s.stack_name, STACK, "CREATE_COMPLETE", None, None)],
+            events: vec![SeedEvent::new(
+                &s.stack_name,
+                STACK,
+                "CREATE_COMPLETE",
+                None,
+                None,
+            )],
         });
     }
 }
@@ -97,7 +126,10 @@ fn stack_lines(text: &str, stack: StackId) -> Vec<String> {
 }
 
 fn calls_index(calls: &[String], call: &str) -> usize {
-    calls.iter().position(|c| c == call).unwrap_or_else(|| panic!("no `{call}` in {calls:#?}"))
+    calls
+        .iter()
+        .position(|c| c == call)
+        .unwrap_or_else(|| panic!("no `{call}` in {calls:#?}"))
 }
 
 #[tokio::test(start_paused = true)]
@@ -107,19 +139,29 @@ async fn apply_from_nothing_follows_the_graph_and_prints_each_resource_event() {
     let (progress, out) = plain();
     let prompter = ScriptedPrompter::new(false, &[]);
     let (_tx, rx) = watch::channel(0);
-    let report = apply::apply(&fake, &r, &opts(None), &progress, &prompter, rx).await.expect("apply");
+    let report = apply::apply(&fake, &r, &opts(None), &progress, &prompter, rx)
+        .await
+        .expect("apply");
     let text = out.text();
     assert_eq!(report.status, ApplyStatus::Applied, "{text}");
     assert_eq!(report.status.exit_code(), 0);
     assert!(prompter.asked().is_empty(), "--yes asks nothing");
     for s in &r.stacks {
-        assert_eq!(fake.status(&s.stack_name).as_deref(), Some("CREATE_COMPLETE"), "{}", s.id);
+        assert_eq!(
+            fake.status(&s.stack_name).as_deref(),
+            Some("CREATE_COMPLETE"),
+            "{}",
+            s.id
+        );
         let tags = fake.tags(&s.stack_name);
         assert_eq!(tags.get("ManagedBy").map(String::as_str), Some("mangactl"));
         assert_eq!(tags.get("Environment").map(String::as_str), Some("dev"));
         assert_eq!(tags.get("Stack").map(String::as_str), Some(s.id.name()));
     }
-    assert!(text.contains("Apply complete: 8 stacks deployed, 0 unchanged, 0 not deployed"), "{text}");
+    assert!(
+        text.contains("Apply complete: 8 stacks deployed, 0 unchanged, 0 not deployed"),
+        "{text}"
+    );
 
     // A stack starts only after every stack it imports from has completed.
     let calls = fake.calls();
@@ -133,20 +175,31 @@ async fn apply_from_nothing_follows_the_graph_and_prints_each_resource_event() {
         }
     }
     // Dev asks for no termination protection.
-    assert!(!calls.iter().any(|c| c.starts_with("UpdateTerminationProtection")));
+    assert!(!calls
+        .iter()
+        .any(|c| c.starts_with("UpdateTerminationProtection")));
     // This run's change sets were all executed (none left behind).
     assert_eq!(fake.change_set_count(), 0);
 
     // Plain progress: one line per stack event, in order, never redrawn.
-    let edge = r.stacks.iter().find(|s| s.id == StackId::Edge).expect("edge");
+    let edge = r
+        .stacks
+        .iter()
+        .find(|s| s.id == StackId::Edge)
+        .expect("edge");
     let resources: Vec<(String, String)> = edge.template.to_value()["Resources"]
         .as_object()
         .expect("resources")
         .iter()
         .map(|(k, v)| (k.clone(), v["Type"].as_str().expect("type").to_owned()))
         .collect();
-    assert_eq!(resources.len(), 3, "edge has three resources: {resources:?}");
-    let [(a, at), (b, bt), (c, ct)] = [&resources[0], &resources[1], &resources[2]].map(|(x, y)| (x.as_str(), y.as_str()));
+    assert_eq!(
+        resources.len(),
+        3,
+        "edge has three resources: {resources:?}"
+    );
+    let [(a, at), (b, bt), (c, ct)] =
+        [&resources[0], &resources[1], &resources[2]].map(|(x, y)| (x.as_str(), y.as_str()));
     let lines = stack_lines(&text, StackId::Edge);
     let cs = &report.plan.change_set_name;
     let expected = vec![
@@ -164,7 +217,11 @@ async fn apply_from_nothing_follows_the_graph_and_prints_each_resource_event() {
     ];
     assert_eq!(lines, expected, "{text}");
     // Event lines carry the event's own time.
-    assert!(text.lines().any(|l| l.starts_with("2024-05-01T12:") && l.contains(" edge ")), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("2024-05-01T12:") && l.contains(" edge ")),
+        "{text}"
+    );
     // The outputs of every stack are collected.
     assert!(report.outputs[&StackId::Service].contains_key("AlbDnsName"));
 }
@@ -172,13 +229,31 @@ async fn apply_from_nothing_follows_the_graph_and_prints_each_resource_event() {
 #[tokio::test(start_paused = true)]
 async fn a_failed_resource_is_reported_with_its_reason_and_its_dependents_are_skipped() {
     let r = rendered("dev");
-    assert!(has_resource(&r, StackId::Memory, "ConversationTable") && has_resource(&r, StackId::Memory, "DaxCluster"));
+    assert!(
+        has_resource(&r, StackId::Memory, "ConversationTable")
+            && has_resource(&r, StackId::Memory, "DaxCluster")
+    );
     let fake = FakeCloudFormation::new();
     let reason = "Resource handler returned message: \"Subnet group mangaassist-dev-dax is in an invalid state (Service: Dax, Status Code: 400, Request ID: 6a1ef7c2)\" (HandlerErrorCode: InvalidRequest)";
-    fake.script(&name(&r, StackId::Memory), Behavior::FailResource { logical_id: "DaxCluster".into(), reason: reason.into() });
+    fake.script(
+        &name(&r, StackId::Memory),
+        Behavior::FailResource {
+            logical_id: "DaxCluster".into(),
+            reason: reason.into(),
+        },
+    );
     let (progress, out) = plain();
     let (_tx, rx) = watch::channel(0);
-    let report = apply::apply(&fake, &r, &opts(None), &progress, &ScriptedPrompter::new(false, &[]), rx).await.expect("apply");
+    let report = apply::apply(
+        &fake,
+        &r,
+        &opts(None),
+        &progress,
+        &ScriptedPrompter::new(false, &[]),
+        rx,
+    )
+    .await
+    .expect("apply");
     let text = out.text();
     assert_eq!(report.status, ApplyStatus::Failed, "{text}");
     assert_eq!(report.status.exit_code(), 1);
@@ -186,31 +261,69 @@ async fn a_failed_resource_is_reported_with_its_reason_and_its_dependents_are_sk
     match &report.results[&StackId::Memory] {
         StackResult::Failed { status, failures } => {
             assert_eq!(status, "ROLLBACK_COMPLETE");
-            assert_eq!(failures.len(), 1, "the cancellation echo is not a failure: {failures:?}");
+            assert_eq!(
+                failures.len(),
+                1,
+                "the cancellation echo is not a failure: {failures:?}"
+            );
             assert_eq!(failures[0].logical_id, "DaxCluster");
             assert_eq!(failures[0].status, "CREATE_FAILED");
             assert_eq!(failures[0].reason, reason);
         }
         other => panic!("memory: {other:?}"),
     }
-    assert_eq!(report.results[&StackId::Service], StackResult::Skipped { because: StackId::Memory });
-    assert!(matches!(report.results[&StackId::Edge], StackResult::Skipped { .. }));
-    assert!(matches!(report.results[&StackId::Observability], StackResult::Skipped { .. }));
-    for ok in [StackId::Network, StackId::Intent, StackId::Cache, StackId::Search] {
-        assert!(matches!(report.results[&ok], StackResult::Done { .. }), "{ok}: {:?}", report.results[&ok]);
+    assert_eq!(
+        report.results[&StackId::Service],
+        StackResult::Skipped {
+            because: StackId::Memory
+        }
+    );
+    assert!(matches!(
+        report.results[&StackId::Edge],
+        StackResult::Skipped { .. }
+    ));
+    assert!(matches!(
+        report.results[&StackId::Observability],
+        StackResult::Skipped { .. }
+    ));
+    for ok in [
+        StackId::Network,
+        StackId::Intent,
+        StackId::Cache,
+        StackId::Search,
+    ] {
+        assert!(
+            matches!(report.results[&ok], StackResult::Done { .. }),
+            "{ok}: {:?}",
+            report.results[&ok]
+        );
     }
-    assert_eq!(fake.status(&name(&r, StackId::Service)), None, "service never started");
+    assert_eq!(
+        fake.status(&name(&r, StackId::Service)),
+        None,
+        "service never started"
+    );
 
     // The summary names the root cause once, not the echo.
     let summary = text.split("\nFailed:\n").nth(1).expect("a failure summary");
     assert!(summary.starts_with(&format!("  memory (ROLLBACK_COMPLETE):\n    DaxCluster AWS::DAX::Cluster CREATE_FAILED: {reason}\n")), "{summary}");
     assert!(!summary.contains("cancelled"), "{summary}");
-    assert!(summary.contains("Skipped service: it depends on memory, which did not deploy."), "{summary}");
-    assert!(summary.contains("Apply FAILED: 4 stacks deployed, 0 unchanged, 4 not deployed"), "{summary}");
+    assert!(
+        summary.contains("Skipped service: it depends on memory, which did not deploy."),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("Apply FAILED: 4 stacks deployed, 0 unchanged, 4 not deployed"),
+        "{summary}"
+    );
 
     // The stack's own lines, in order: the failure, the echo, the rollback.
     let lines = stack_lines(&text, StackId::Memory);
-    let tail: Vec<&str> = lines.iter().map(String::as_str).skip_while(|l| !l.contains("CREATE_FAILED")).collect();
+    let tail: Vec<&str> = lines
+        .iter()
+        .map(String::as_str)
+        .skip_while(|l| !l.contains("CREATE_FAILED"))
+        .collect();
     assert_eq!(
         tail,
         vec![
@@ -231,7 +344,12 @@ fn replacement_change_set() -> ScriptedChangeSet {
     // reference: a static Always recreation (Replacement True), a dynamic
     // parameter-driven one (Conditional, with CausingEntity), and a tag
     // change that never recreates.
-    let detail = |attribute: &str, name: Option<&str>, rec: &str, eval: &str, source: &str, cause: Option<&str>| ChangeDetail {
+    let detail = |attribute: &str,
+                  name: Option<&str>,
+                  rec: &str,
+                  eval: &str,
+                  source: &str,
+                  cause: Option<&str>| ChangeDetail {
         attribute: Some(attribute.into()),
         name: name.map(Into::into),
         requires_recreation: Some(rec.into()),
@@ -250,7 +368,14 @@ fn replacement_change_set() -> ScriptedChangeSet {
                 resource_type: "AWS::DynamoDB::Table".into(),
                 replacement: Some(Replacement::True),
                 scope: vec!["Properties".into()],
-                details: vec![detail("Properties", Some("KeySchema"), "Always", "Static", "DirectModification", None)],
+                details: vec![detail(
+                    "Properties",
+                    Some("KeySchema"),
+                    "Always",
+                    "Static",
+                    "DirectModification",
+                    None,
+                )],
             },
             ResourceChange {
                 action: Action::Modify,
@@ -260,8 +385,22 @@ fn replacement_change_set() -> ScriptedChangeSet {
                 replacement: Some(Replacement::Conditional),
                 scope: vec!["Properties".into()],
                 details: vec![
-                    detail("Properties", Some("NodeType"), "Conditionally", "Dynamic", "ParameterReference", Some("DaxNodeType")),
-                    detail("Properties", Some("Description"), "Never", "Static", "DirectModification", None),
+                    detail(
+                        "Properties",
+                        Some("NodeType"),
+                        "Conditionally",
+                        "Dynamic",
+                        "ParameterReference",
+                        Some("DaxNodeType"),
+                    ),
+                    detail(
+                        "Properties",
+                        Some("Description"),
+                        "Never",
+                        "Static",
+                        "DirectModification",
+                        None,
+                    ),
                 ],
             },
             ResourceChange {
@@ -271,7 +410,14 @@ fn replacement_change_set() -> ScriptedChangeSet {
                 resource_type: "AWS::IAM::Role".into(),
                 replacement: Some(Replacement::False),
                 scope: vec!["Tags".into()],
-                details: vec![detail("Tags", None, "Never", "Static", "DirectModification", None)],
+                details: vec![detail(
+                    "Tags",
+                    None,
+                    "Never",
+                    "Static",
+                    "DirectModification",
+                    None,
+                )],
             },
         ],
     }
@@ -286,25 +432,56 @@ async fn plan_flags_replacements_with_their_causes_and_data_loss_and_cleans_up()
     // CloudFormation's other wording of an empty change set.
     fake.script_change_set(
         &name(&r, StackId::Cache),
-        ScriptedChangeSet { status: "FAILED".into(), status_reason: Some("No updates are to be performed.".into()), changes: vec![] },
+        ScriptedChangeSet {
+            status: "FAILED".into(),
+            status_reason: Some("No updates are to be performed.".into()),
+            changes: vec![],
+        },
     );
-    let popts = PlanOptions { only: None, change_set_name: "mangactl-plan-test".into(), concurrency: 4, backoff: Backoff::default() };
+    let popts = PlanOptions {
+        only: None,
+        change_set_name: "mangactl-plan-test".into(),
+        concurrency: 4,
+        backoff: Backoff::default(),
+    };
     let p = plan::plan(&fake, &r, &popts).await.expect("plan");
     plan::discard(&fake, &p).await;
-    assert_eq!(fake.change_set_count(), 0, "plan deletes the change sets it made");
+    assert_eq!(
+        fake.change_set_count(),
+        0,
+        "plan deletes the change sets it made"
+    );
     assert_eq!(p.exit_code(), 2);
     assert_eq!(p.summary.stacks_changed, 1);
     assert_eq!(p.summary.stacks_unchanged, 7);
     assert_eq!(p.summary.replace, 2);
-    assert_eq!(p.summary.data_loss, vec!["memory/ConversationTable".to_owned()]);
-    assert_eq!(p.stack(StackId::Cache).map(|s| &s.action), Some(&PlanAction::Unchanged));
+    assert_eq!(
+        p.summary.data_loss,
+        vec!["memory/ConversationTable".to_owned()]
+    );
+    assert_eq!(
+        p.stack(StackId::Cache).map(|s| &s.action),
+        Some(&PlanAction::Unchanged)
+    );
 
     let text = plan::render_text(&p);
-    let lines: Vec<String> = text.lines().map(|l| l.split_whitespace().collect::<Vec<_>>().join(" ")).collect();
+    let lines: Vec<String> = text
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect();
     let has = |l: &str| lines.iter().any(|x| x == l);
-    assert!(has("memory mangaassist-dev-memory update (3 changes)"), "{text}");
-    assert!(has("~ ConversationTable AWS::DynamoDB::Table REPLACE (KeySchema) !! DATA LOSS"), "{text}");
-    assert!(has("~ DaxCluster AWS::DAX::Cluster MAY REPLACE (NodeType (from DaxNodeType))"), "{text}");
+    assert!(
+        has("memory mangaassist-dev-memory update (3 changes)"),
+        "{text}"
+    );
+    assert!(
+        has("~ ConversationTable AWS::DynamoDB::Table REPLACE (KeySchema) !! DATA LOSS"),
+        "{text}"
+    );
+    assert!(
+        has("~ DaxCluster AWS::DAX::Cluster MAY REPLACE (NodeType (from DaxNodeType))"),
+        "{text}"
+    );
     assert!(has("~ DaxRole AWS::IAM::Role (Tags)"), "{text}");
     assert!(has("cache mangaassist-dev-cache no changes"), "{text}");
     assert!(
@@ -314,7 +491,12 @@ async fn plan_flags_replacements_with_their_causes_and_data_loss_and_cleans_up()
     assert!(has("Plan: 0 to add, 3 to change (2 replacements), 0 to remove; 1 stack to change, 7 unchanged."), "{text}");
 
     let json = serde_json::to_value(&p).expect("json");
-    let memory = json["stacks"].as_array().expect("stacks").iter().find(|s| s["stack"] == "memory").expect("memory");
+    let memory = json["stacks"]
+        .as_array()
+        .expect("stacks")
+        .iter()
+        .find(|s| s["stack"] == "memory")
+        .expect("memory");
     assert_eq!(memory["action"]["kind"], "update");
     assert_eq!(memory["changes"][0]["replacement"], "True");
     assert_eq!(memory["changes"][0]["data_loss"], true);
@@ -329,24 +511,48 @@ async fn prod_data_loss_needs_the_typed_name_even_with_yes() {
     fake.script_change_set(&memory, replacement_change_set());
     let (progress, _out) = plain();
     let (_tx, rx) = watch::channel(0);
-    let err = apply::apply(&fake, &r, &opts(None), &progress, &ScriptedPrompter::new(false, &[]), rx.clone()).await.expect_err("refused");
+    let err = apply::apply(
+        &fake,
+        &r,
+        &opts(None),
+        &progress,
+        &ScriptedPrompter::new(false, &[]),
+        rx.clone(),
+    )
+    .await
+    .expect_err("refused");
     assert!(matches!(err, DeployError::Refused { .. }), "{err}");
     assert!(err.to_string().contains("--confirm-env prod"), "{err}");
-    assert_eq!(fake.change_set_count(), 0, "the refused run leaves no change sets");
-    assert!(!fake.calls().iter().any(|c| c.starts_with("ExecuteChangeSet")));
+    assert_eq!(
+        fake.change_set_count(),
+        0,
+        "the refused run leaves no change sets"
+    );
+    assert!(!fake
+        .calls()
+        .iter()
+        .any(|c| c.starts_with("ExecuteChangeSet")));
 
     // On a terminal the name is asked for; the wrong name changes nothing.
     fake.script_change_set(&memory, replacement_change_set());
     let prompter = ScriptedPrompter::new(true, &["staging"]);
-    let report = apply::apply(&fake, &r, &opts(None), &progress, &prompter, rx.clone()).await.expect("apply");
+    let report = apply::apply(&fake, &r, &opts(None), &progress, &prompter, rx.clone())
+        .await
+        .expect("apply");
     assert_eq!(report.status, ApplyStatus::Declined);
     assert_eq!(report.status.exit_code(), 1);
     assert_eq!(prompter.asked().len(), 1, "--yes skips the y/N question");
-    assert!(prompter.asked()[0].contains("Type `prod`"), "{:?}", prompter.asked());
+    assert!(
+        prompter.asked()[0].contains("Type `prod`"),
+        "{:?}",
+        prompter.asked()
+    );
 
     fake.script_change_set(&memory, replacement_change_set());
     let prompter = ScriptedPrompter::new(true, &["prod"]);
-    let report = apply::apply(&fake, &r, &opts(None), &progress, &prompter, rx).await.expect("apply");
+    let report = apply::apply(&fake, &r, &opts(None), &progress, &prompter, rx)
+        .await
+        .expect("apply");
     assert_eq!(report.status, ApplyStatus::Applied);
     assert_eq!(fake.status(&memory).as_deref(), Some("UPDATE_COMPLETE"));
 }
@@ -362,13 +568,28 @@ async fn rollback_complete_is_deleted_and_recreated_only_after_confirmation() {
         template: None,
         termination_protection: false,
         events: vec![
-            SeedEvent::new(&intent, STACK, "CREATE_IN_PROGRESS", Some("User Initiated"), None),
-            SeedEvent::new("Endpoint", "AWS::SageMaker::Endpoint", "CREATE_FAILED", Some("Quota exceeded"), None),
+            SeedEvent::new(
+                &intent,
+                STACK,
+                "CREATE_IN_PROGRESS",
+                Some("User Initiated"),
+                None,
+            ),
+            SeedEvent::new(
+                "Endpoint",
+                "AWS::SageMaker::Endpoint",
+                "CREATE_FAILED",
+                Some("Quota exceeded"),
+                None,
+            ),
             SeedEvent::new(&intent, STACK, "ROLLBACK_COMPLETE", None, None),
         ],
     };
     let only = opts(Some(StackId::Intent));
-    let interactive = ApplyOptions { yes: false, ..only.clone() };
+    let interactive = ApplyOptions {
+        yes: false,
+        ..only.clone()
+    };
 
     // Declined: nothing is deleted.
     let fake = FakeCloudFormation::new();
@@ -376,9 +597,16 @@ async fn rollback_complete_is_deleted_and_recreated_only_after_confirmation() {
     let (progress, out) = plain();
     let (_tx, rx) = watch::channel(0);
     let prompter = ScriptedPrompter::new(true, &["n"]);
-    let report = apply::apply(&fake, &r, &interactive, &progress, &prompter, rx.clone()).await.expect("apply");
+    let report = apply::apply(&fake, &r, &interactive, &progress, &prompter, rx.clone())
+        .await
+        .expect("apply");
     assert_eq!(report.status, ApplyStatus::Declined);
-    assert!(out.text().contains("ROLLBACK_COMPLETE after a failed first create: DELETE and create again"), "{}", out.text());
+    assert!(
+        out.text()
+            .contains("ROLLBACK_COMPLETE after a failed first create: DELETE and create again"),
+        "{}",
+        out.text()
+    );
     assert_eq!(fake.status(&intent).as_deref(), Some("ROLLBACK_COMPLETE"));
     assert!(!fake.calls().iter().any(|c| c.starts_with("DeleteStack")));
 
@@ -387,19 +615,39 @@ async fn rollback_complete_is_deleted_and_recreated_only_after_confirmation() {
     fake.seed_stack(seed());
     let (progress, out) = plain();
     let prompter = ScriptedPrompter::new(true, &["y"]);
-    let report = apply::apply(&fake, &r, &interactive, &progress, &prompter, rx).await.expect("apply");
+    let report = apply::apply(&fake, &r, &interactive, &progress, &prompter, rx)
+        .await
+        .expect("apply");
     assert_eq!(report.status, ApplyStatus::Applied, "{}", out.text());
     assert_eq!(prompter.asked().len(), 1);
     assert_eq!(
         fake.calls(),
-        vec![format!("DeleteStack {intent}"), format!("CreateChangeSet {intent} CREATE"), format!("ExecuteChangeSet {intent}")]
+        vec![
+            format!("DeleteStack {intent}"),
+            format!("CreateChangeSet {intent} CREATE"),
+            format!("ExecuteChangeSet {intent}")
+        ]
     );
     assert_eq!(fake.status(&intent).as_deref(), Some("CREATE_COMPLETE"));
     let lines = stack_lines(&out.text(), StackId::Intent);
-    assert_eq!(lines[0], "intent        deleting the ROLLBACK_COMPLETE stack before creating it again");
-    assert_eq!(lines[1], "intent        DELETE_IN_PROGRESS         stack: User Initiated");
+    assert_eq!(
+        lines[0],
+        "intent        deleting the ROLLBACK_COMPLETE stack before creating it again"
+    );
+    assert_eq!(
+        lines[1],
+        "intent        DELETE_IN_PROGRESS         stack: User Initiated"
+    );
     assert_eq!(lines[2], "intent        DELETE_COMPLETE            stack");
-    assert_eq!(lines[3], "intent        change set ready: 6 changes".replace('6', &r.manifest.stacks[&StackId::Intent].resource_count.to_string()));
+    assert_eq!(
+        lines[3],
+        "intent        change set ready: 6 changes".replace(
+            '6',
+            &r.manifest.stacks[&StackId::Intent]
+                .resource_count
+                .to_string()
+        )
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -407,7 +655,8 @@ async fn update_rollback_failed_is_continued_then_updated() {
     let r = rendered("dev");
     let intent = name(&r, StackId::Intent);
     // Deployed earlier without one of today's resources, then stuck.
-    let mut old: serde_json::Value = serde_json::from_str(&body(&r, StackId::Intent)).expect("json");
+    let mut old: serde_json::Value =
+        serde_json::from_str(&body(&r, StackId::Intent)).expect("json");
     let resources = old["Resources"].as_object_mut().expect("resources");
     let dropped = resources.keys().next_back().expect("a resource").clone();
     resources.remove(&dropped);
@@ -419,25 +668,58 @@ async fn update_rollback_failed_is_continued_then_updated() {
         template: Some(old.to_string()),
         termination_protection: false,
         events: vec![
-            SeedEvent::new("Endpoint", "AWS::SageMaker::Endpoint", "UPDATE_FAILED", Some("Endpoint is being modified"), None),
+            SeedEvent::new(
+                "Endpoint",
+                "AWS::SageMaker::Endpoint",
+                "UPDATE_FAILED",
+                Some("Endpoint is being modified"),
+                None,
+            ),
             SeedEvent::new(&intent, STACK, "UPDATE_ROLLBACK_FAILED", None, None),
         ],
     });
     let (progress, out) = plain();
     let (_tx, rx) = watch::channel(0);
-    let report = apply::apply(&fake, &r, &opts(Some(StackId::Intent)), &progress, &ScriptedPrompter::new(false, &[]), rx).await.expect("apply");
+    let report = apply::apply(
+        &fake,
+        &r,
+        &opts(Some(StackId::Intent)),
+        &progress,
+        &ScriptedPrompter::new(false, &[]),
+        rx,
+    )
+    .await
+    .expect("apply");
     let text = out.text();
     assert_eq!(report.status, ApplyStatus::Applied, "{text}");
-    assert!(text.contains("UPDATE_ROLLBACK_FAILED: continue-update-rollback first, then update"), "{text}");
+    assert!(
+        text.contains("UPDATE_ROLLBACK_FAILED: continue-update-rollback first, then update"),
+        "{text}"
+    );
     assert_eq!(
         fake.calls(),
-        vec![format!("ContinueUpdateRollback {intent}"), format!("CreateChangeSet {intent} UPDATE"), format!("ExecuteChangeSet {intent}")]
+        vec![
+            format!("ContinueUpdateRollback {intent}"),
+            format!("CreateChangeSet {intent} UPDATE"),
+            format!("ExecuteChangeSet {intent}")
+        ]
     );
     assert_eq!(fake.status(&intent).as_deref(), Some("UPDATE_COMPLETE"));
     let lines = stack_lines(&text, StackId::Intent);
-    assert!(lines.contains(&"intent        UPDATE_ROLLBACK_COMPLETE   stack".to_owned()), "{lines:#?}");
-    assert!(lines.contains(&"intent        change set ready: 1 change".to_owned()), "{lines:#?}");
-    assert!(lines.iter().any(|l| l.contains("CREATE_COMPLETE") && l.contains(&dropped)), "{lines:#?}");
+    assert!(
+        lines.contains(&"intent        UPDATE_ROLLBACK_COMPLETE   stack".to_owned()),
+        "{lines:#?}"
+    );
+    assert!(
+        lines.contains(&"intent        change set ready: 1 change".to_owned()),
+        "{lines:#?}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("CREATE_COMPLETE") && l.contains(&dropped)),
+        "{lines:#?}"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -454,20 +736,58 @@ async fn a_stack_in_progress_is_refused_with_who_and_since_when() {
         template: Some(body(&r, StackId::Service)),
         termination_protection: false,
         events: vec![
-            SeedEvent::new(&service, STACK, "UPDATE_IN_PROGRESS", Some("User Initiated"), Some(token)),
-            SeedEvent::new("TaskDefinition", "AWS::ECS::TaskDefinition", "UPDATE_IN_PROGRESS", None, Some(token)),
+            SeedEvent::new(
+                &service,
+                STACK,
+                "UPDATE_IN_PROGRESS",
+                Some("User Initiated"),
+                Some(token),
+            ),
+            SeedEvent::new(
+                "TaskDefinition",
+                "AWS::ECS::TaskDefinition",
+                "UPDATE_IN_PROGRESS",
+                None,
+                Some(token),
+            ),
         ],
     });
     let (progress, out) = plain();
     let (_tx, rx) = watch::channel(0);
-    let report = apply::apply(&fake, &r, &opts(None), &progress, &ScriptedPrompter::new(false, &[]), rx).await.expect("apply");
+    let report = apply::apply(
+        &fake,
+        &r,
+        &opts(None),
+        &progress,
+        &ScriptedPrompter::new(false, &[]),
+        rx,
+    )
+    .await
+    .expect("apply");
     let text = out.text();
     assert_eq!(report.status, ApplyStatus::Blocked, "{text}");
     assert_eq!(report.status.exit_code(), 1);
-    let line = text.lines().find(|l| l.starts_with("service ")).expect("service line");
-    assert!(line.contains("BUSY: UPDATE_IN_PROGRESS since 2024-05-01T12:00:"), "{line}");
-    assert!(line.contains(&format!("by {token}, User Initiated; wait for it to finish")), "{line}");
-    assert!(!fake.calls().iter().any(|c| c.starts_with("ExecuteChangeSet")), "nothing runs");
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("service "))
+        .expect("service line");
+    assert!(
+        line.contains("BUSY: UPDATE_IN_PROGRESS since 2024-05-01T12:00:"),
+        "{line}"
+    );
+    assert!(
+        line.contains(&format!(
+            "by {token}, User Initiated; wait for it to finish"
+        )),
+        "{line}"
+    );
+    assert!(
+        !fake
+            .calls()
+            .iter()
+            .any(|c| c.starts_with("ExecuteChangeSet")),
+        "nothing runs"
+    );
     assert_eq!(fake.change_set_count(), 0);
 }
 
@@ -477,7 +797,8 @@ async fn ctrl_c_cancels_an_update_in_progress_and_starts_nothing_else() {
     let fake = Arc::new(FakeCloudFormation::new());
     seed_all(&fake, &r, false);
     let intent = name(&r, StackId::Intent);
-    let mut old: serde_json::Value = serde_json::from_str(&body(&r, StackId::Intent)).expect("json");
+    let mut old: serde_json::Value =
+        serde_json::from_str(&body(&r, StackId::Intent)).expect("json");
     let resources = old["Resources"].as_object_mut().expect("resources");
     let first = resources.keys().next().expect("a resource").clone();
     resources[&first]["Metadata"] = serde_json::json!({"Old": true});
@@ -503,18 +824,48 @@ async fn ctrl_c_cancels_an_update_in_progress_and_starts_nothing_else() {
             tx
         })
     };
-    let report = apply::apply(fake.as_ref(), &r, &opts(None), &progress, &ScriptedPrompter::new(false, &[]), rx).await.expect("apply");
+    let report = apply::apply(
+        fake.as_ref(),
+        &r,
+        &opts(None),
+        &progress,
+        &ScriptedPrompter::new(false, &[]),
+        rx,
+    )
+    .await
+    .expect("apply");
     let _tx = watcher.await.expect("watcher");
     let text = out.text();
     assert_eq!(report.status, ApplyStatus::Interrupted, "{text}");
     assert_eq!(report.status.exit_code(), 3);
-    assert!(fake.calls().contains(&format!("CancelUpdateStack {intent}")), "{:?}", fake.calls());
-    assert_eq!(fake.status(&intent).as_deref(), Some("UPDATE_ROLLBACK_COMPLETE"));
-    assert!(matches!(&report.results[&StackId::Intent], StackResult::Interrupted { detail } if detail.contains("UPDATE_ROLLBACK_COMPLETE")));
+    assert!(
+        fake.calls()
+            .contains(&format!("CancelUpdateStack {intent}")),
+        "{:?}",
+        fake.calls()
+    );
+    assert_eq!(
+        fake.status(&intent).as_deref(),
+        Some("UPDATE_ROLLBACK_COMPLETE")
+    );
+    assert!(
+        matches!(&report.results[&StackId::Intent], StackResult::Interrupted { detail } if detail.contains("UPDATE_ROLLBACK_COMPLETE"))
+    );
     assert!(text.contains("Ctrl-C: no further stacks start"), "{text}");
     let lines = stack_lines(&text, StackId::Intent);
-    assert!(lines.contains(&"intent        Ctrl-C: cancelling the update (CloudFormation rolls it back)".to_owned()), "{lines:#?}");
-    assert!(lines.contains(&"intent        UPDATE_ROLLBACK_IN_PROGRESS stack: Stack update cancelled".to_owned()), "{lines:#?}");
+    assert!(
+        lines.contains(
+            &"intent        Ctrl-C: cancelling the update (CloudFormation rolls it back)"
+                .to_owned()
+        ),
+        "{lines:#?}"
+    );
+    assert!(
+        lines.contains(
+            &"intent        UPDATE_ROLLBACK_IN_PROGRESS stack: Stack update cancelled".to_owned()
+        ),
+        "{lines:#?}"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -532,23 +883,85 @@ async fn destroy_refuses_protected_stacks_then_deletes_in_reverse_order_keeping_
         concurrency: 4,
         backoff: Backoff::default(),
     };
-    let err = destroy::destroy(&fake, &r, &base, &progress, &ScriptedPrompter::new(false, &[]), rx.clone()).await.expect_err("refused");
-    assert!(err.to_string().contains("termination protection is on for network, intent"), "{err}");
-    assert!(err.to_string().contains("--disable-termination-protection"), "{err}");
-    assert!(fake.calls().is_empty(), "nothing touched: {:?}", fake.calls());
+    let err = destroy::destroy(
+        &fake,
+        &r,
+        &base,
+        &progress,
+        &ScriptedPrompter::new(false, &[]),
+        rx.clone(),
+    )
+    .await
+    .expect_err("refused");
+    assert!(
+        err.to_string()
+            .contains("termination protection is on for network, intent"),
+        "{err}"
+    );
+    assert!(
+        err.to_string().contains("--disable-termination-protection"),
+        "{err}"
+    );
+    assert!(
+        fake.calls().is_empty(),
+        "nothing touched: {:?}",
+        fake.calls()
+    );
 
     // Prod without the typed name is refused even with --yes.
-    let no_name = DestroyOptions { confirm_env: None, disable_termination_protection: true, ..base.clone() };
-    let err = destroy::destroy(&fake, &r, &no_name, &progress, &ScriptedPrompter::new(false, &[]), rx.clone()).await.expect_err("refused");
+    let no_name = DestroyOptions {
+        confirm_env: None,
+        disable_termination_protection: true,
+        ..base.clone()
+    };
+    let err = destroy::destroy(
+        &fake,
+        &r,
+        &no_name,
+        &progress,
+        &ScriptedPrompter::new(false, &[]),
+        rx.clone(),
+    )
+    .await
+    .expect_err("refused");
     assert!(err.to_string().contains("--confirm-env prod"), "{err}");
 
     // --stack memory while service still imports from it.
-    let one = DestroyOptions { only: Some(StackId::Memory), disable_termination_protection: true, ..base.clone() };
-    let err = destroy::destroy(&fake, &r, &one, &progress, &ScriptedPrompter::new(false, &[]), rx.clone()).await.expect_err("refused");
-    assert!(err.to_string().contains("memory is imported by service, edge, observability, which still exist"), "{err}");
+    let one = DestroyOptions {
+        only: Some(StackId::Memory),
+        disable_termination_protection: true,
+        ..base.clone()
+    };
+    let err = destroy::destroy(
+        &fake,
+        &r,
+        &one,
+        &progress,
+        &ScriptedPrompter::new(false, &[]),
+        rx.clone(),
+    )
+    .await
+    .expect_err("refused");
+    assert!(
+        err.to_string()
+            .contains("memory is imported by service, edge, observability, which still exist"),
+        "{err}"
+    );
 
-    let all = DestroyOptions { disable_termination_protection: true, ..base };
-    let report = destroy::destroy(&fake, &r, &all, &progress, &ScriptedPrompter::new(false, &[]), rx).await.expect("destroy");
+    let all = DestroyOptions {
+        disable_termination_protection: true,
+        ..base
+    };
+    let report = destroy::destroy(
+        &fake,
+        &r,
+        &all,
+        &progress,
+        &ScriptedPrompter::new(false, &[]),
+        rx,
+    )
+    .await
+    .expect("destroy");
     let text = out.text();
     assert_eq!(report.status, DestroyStatus::Destroyed, "{text}");
     assert_eq!(report.status.exit_code(), 0);
@@ -567,9 +980,23 @@ async fn destroy_refuses_protected_stacks_then_deletes_in_reverse_order_keeping_
             );
         }
     }
-    assert!(text.contains("kept: memory/ConversationTable (AWS::DynamoDB::Table, kept in the account)"), "{text}");
-    assert!(text.contains("kept: cache/Redis (AWS::ElastiCache::ReplicationGroup, a final snapshot is kept)"), "{text}");
-    assert!(text.contains("termination protection turned off first: network"), "{text}");
-    assert!(text.contains("Destroy complete: 8 stacks deleted"), "{text}");
+    assert!(
+        text.contains("kept: memory/ConversationTable (AWS::DynamoDB::Table, kept in the account)"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "kept: cache/Redis (AWS::ElastiCache::ReplicationGroup, a final snapshot is kept)"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("termination protection turned off first: network"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Destroy complete: 8 stacks deleted"),
+        "{text}"
+    );
     assert_eq!(report.kept.len(), 2, "{:?}", report.kept);
 }

@@ -22,26 +22,53 @@ use crate::moto::Moto;
 use crate::moto_client;
 use crate::support::{stderr, stdout, TempDir};
 
-const STACKS: [&str; 8] = ["network", "memory", "cache", "search", "intent", "service", "edge", "observability"];
+const STACKS: [&str; 8] = [
+    "network",
+    "memory",
+    "cache",
+    "search",
+    "intent",
+    "service",
+    "edge",
+    "observability",
+];
 
 fn read_json(path: &Path) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display())))
-        .unwrap_or_else(|e| panic!("parse {}: {e}", path.display()))
+    serde_json::from_str(
+        &std::fs::read_to_string(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display())),
+    )
+    .unwrap_or_else(|e| panic!("parse {}: {e}", path.display()))
 }
 
 /// Renders `env` from `envs` into `out` and returns the templates by stack.
 fn render(moto: &Moto, envs: &Path, out: &Path) -> std::collections::BTreeMap<&'static str, Value> {
     let o = moto
         .mangactl()
-        .args(["render", "--env", "dev", "--environments", envs.to_str().expect("utf8"), "--out", out.to_str().expect("utf8")])
+        .args([
+            "render",
+            "--env",
+            "dev",
+            "--environments",
+            envs.to_str().expect("utf8"),
+            "--out",
+            out.to_str().expect("utf8"),
+        ])
         .output()
         .expect("run render");
     assert!(o.status.success(), "render: {}", stderr(&o));
-    STACKS.iter().map(|s| (*s, read_json(&out.join(format!("{s}.json"))))).collect()
+    STACKS
+        .iter()
+        .map(|s| (*s, read_json(&out.join(format!("{s}.json")))))
+        .collect()
 }
 
 fn resources_of_type<'a>(template: &'a Value, ty: &str) -> Vec<(&'a String, &'a Value)> {
-    template["Resources"].as_object().expect("resources").iter().filter(|(_, r)| r["Type"] == ty).collect()
+    template["Resources"]
+        .as_object()
+        .expect("resources")
+        .iter()
+        .filter(|(_, r)| r["Type"] == ty)
+        .collect()
 }
 
 fn one_of_type<'a>(template: &'a Value, ty: &str) -> &'a Value {
@@ -52,7 +79,12 @@ fn one_of_type<'a>(template: &'a Value, ty: &str) -> &'a Value {
 
 fn run(moto: &Moto, args: &[&str]) -> std::process::Output {
     let o = moto.mangactl().args(args).output().expect("run mangactl");
-    eprintln!("$ mangactl {}\n{}{}", args.join(" "), stdout(&o), stderr(&o));
+    eprintln!(
+        "$ mangactl {}\n{}{}",
+        args.join(" "),
+        stdout(&o),
+        stderr(&o)
+    );
     o
 }
 
@@ -62,7 +94,8 @@ fn dev_applies_from_nothing_converges_after_a_change_and_destroys_against_moto()
     let tmp = TempDir::new("deploy-moto");
     let envs = tmp.path().join("environments");
     std::fs::create_dir_all(&envs).expect("envs dir");
-    let base = std::fs::read_to_string(crate::support::repo().join("environments/dev.yaml")).expect("dev.yaml");
+    let base = std::fs::read_to_string(crate::support::repo().join("environments/dev.yaml"))
+        .expect("dev.yaml");
     std::fs::write(envs.join("dev.yaml"), &base).expect("copy dev.yaml");
     let envs_arg = envs.to_str().expect("utf8").to_owned();
     let out = tmp.path().join("out");
@@ -70,141 +103,394 @@ fn dev_applies_from_nothing_converges_after_a_change_and_destroys_against_moto()
     let templates = render(&moto, &envs, &tmp.path().join("rendered"));
 
     // 1. Apply from nothing.
-    let o = run(&moto, &["apply", "--env", "dev", "--environments", &envs_arg, "--yes", "--progress", "plain", "--out", &out_arg]);
-    assert_eq!(o.status.code(), Some(0), "apply failed:\n{}{}\nmoto log:\n{}", stdout(&o), stderr(&o), moto.log_text());
+    let o = run(
+        &moto,
+        &[
+            "apply",
+            "--env",
+            "dev",
+            "--environments",
+            &envs_arg,
+            "--yes",
+            "--progress",
+            "plain",
+            "--out",
+            &out_arg,
+        ],
+    );
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "apply failed:\n{}{}\nmoto log:\n{}",
+        stdout(&o),
+        stderr(&o),
+        moto.log_text()
+    );
     let text = stdout(&o);
-    assert!(text.contains("Apply complete: 8 stacks deployed, 0 unchanged, 0 not deployed"), "{text}");
+    assert!(
+        text.contains("Apply complete: 8 stacks deployed, 0 unchanged, 0 not deployed"),
+        "{text}"
+    );
     let outputs = read_json(&out.join("outputs.json"));
     assert_eq!(outputs["environment"], "dev");
     let output = |stack: &str, key: &str| -> String {
-        outputs["stacks"][stack][key].as_str().unwrap_or_else(|| panic!("output {stack}.{key} in {outputs}")).to_owned()
+        outputs["stacks"][stack][key]
+            .as_str()
+            .unwrap_or_else(|| panic!("output {stack}.{key} in {outputs}"))
+            .to_owned()
     };
-    assert!(text.contains(&format!("Load balancer DNS    {}", output("service", "AlbDnsName"))), "{text}");
+    assert!(
+        text.contains(&format!(
+            "Load balancer DNS    {}",
+            output("service", "AlbDnsName")
+        )),
+        "{text}"
+    );
 
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
     rt.block_on(async {
         let cfn = moto_client!(aws_sdk_cloudformation, moto);
         for s in STACKS {
-            let d = cfn.describe_stacks().stack_name(format!("mangaassist-dev-{s}")).send().await.expect("describe stack");
+            let d = cfn
+                .describe_stacks()
+                .stack_name(format!("mangaassist-dev-{s}"))
+                .send()
+                .await
+                .expect("describe stack");
             let stack = &d.stacks()[0];
-            assert_eq!(stack.stack_status().map(|s| s.as_str()), Some("CREATE_COMPLETE"), "{s}");
-            let tags: BTreeSet<(String, String)> =
-                stack.tags().iter().map(|t| (t.key().unwrap_or_default().to_owned(), t.value().unwrap_or_default().to_owned())).collect();
-            assert!(tags.contains(&("ManagedBy".into(), "mangactl".into())) && tags.contains(&("Stack".into(), s.into())), "{s}: {tags:?}");
+            assert_eq!(
+                stack.stack_status().map(|s| s.as_str()),
+                Some("CREATE_COMPLETE"),
+                "{s}"
+            );
+            let tags: BTreeSet<(String, String)> = stack
+                .tags()
+                .iter()
+                .map(|t| {
+                    (
+                        t.key().unwrap_or_default().to_owned(),
+                        t.value().unwrap_or_default().to_owned(),
+                    )
+                })
+                .collect();
+            assert!(
+                tags.contains(&("ManagedBy".into(), "mangactl".into()))
+                    && tags.contains(&("Stack".into(), s.into())),
+                "{s}: {tags:?}"
+            );
         }
 
         // EC2: the VPC, its subnets and the security groups of the network stack.
         let ec2 = moto_client!(aws_sdk_ec2, moto);
         let vpc_id = output("network", "VpcId");
-        let vpcs = ec2.describe_vpcs().vpc_ids(&vpc_id).send().await.expect("describe vpcs");
+        let vpcs = ec2
+            .describe_vpcs()
+            .vpc_ids(&vpc_id)
+            .send()
+            .await
+            .expect("describe vpcs");
         assert_eq!(vpcs.vpcs().len(), 1);
         let network = &templates["network"];
-        assert_eq!(vpcs.vpcs()[0].cidr_block(), one_of_type(network, "AWS::EC2::VPC")["Properties"]["CidrBlock"].as_str());
-        let vpc_filter = aws_sdk_ec2::types::Filter::builder().name("vpc-id").values(&vpc_id).build();
-        let subnets = ec2.describe_subnets().filters(vpc_filter.clone()).send().await.expect("subnets");
-        assert_eq!(subnets.subnets().len(), resources_of_type(network, "AWS::EC2::Subnet").len());
-        let groups = ec2.describe_security_groups().filters(vpc_filter).send().await.expect("groups");
-        let named: Vec<_> = groups.security_groups().iter().filter(|g| g.group_name() != Some("default")).collect();
-        assert_eq!(named.len(), resources_of_type(network, "AWS::EC2::SecurityGroup").len(), "{named:?}");
+        assert_eq!(
+            vpcs.vpcs()[0].cidr_block(),
+            one_of_type(network, "AWS::EC2::VPC")["Properties"]["CidrBlock"].as_str()
+        );
+        let vpc_filter = aws_sdk_ec2::types::Filter::builder()
+            .name("vpc-id")
+            .values(&vpc_id)
+            .build();
+        let subnets = ec2
+            .describe_subnets()
+            .filters(vpc_filter.clone())
+            .send()
+            .await
+            .expect("subnets");
+        assert_eq!(
+            subnets.subnets().len(),
+            resources_of_type(network, "AWS::EC2::Subnet").len()
+        );
+        let groups = ec2
+            .describe_security_groups()
+            .filters(vpc_filter)
+            .send()
+            .await
+            .expect("groups");
+        let named: Vec<_> = groups
+            .security_groups()
+            .iter()
+            .filter(|g| g.group_name() != Some("default"))
+            .collect();
+        assert_eq!(
+            named.len(),
+            resources_of_type(network, "AWS::EC2::SecurityGroup").len(),
+            "{named:?}"
+        );
 
         // DynamoDB: the conversation table with the template's key schema.
         let ddb = moto_client!(aws_sdk_dynamodb, moto);
-        let table = ddb.describe_table().table_name(output("memory", "TableName")).send().await.expect("describe table");
+        let table = ddb
+            .describe_table()
+            .table_name(output("memory", "TableName"))
+            .send()
+            .await
+            .expect("describe table");
         let keys: Vec<(String, String)> = table
             .table()
             .expect("table")
             .key_schema()
             .iter()
-            .map(|k| (k.attribute_name().to_owned(), k.key_type().as_str().to_owned()))
+            .map(|k| {
+                (
+                    k.attribute_name().to_owned(),
+                    k.key_type().as_str().to_owned(),
+                )
+            })
             .collect();
-        let want: Vec<(String, String)> = one_of_type(&templates["memory"], "AWS::DynamoDB::Table")["Properties"]["KeySchema"]
+        let want: Vec<(String, String)> = one_of_type(&templates["memory"], "AWS::DynamoDB::Table")
+            ["Properties"]["KeySchema"]
             .as_array()
             .expect("key schema")
             .iter()
-            .map(|k| (k["AttributeName"].as_str().expect("name").to_owned(), k["KeyType"].as_str().expect("type").to_owned()))
+            .map(|k| {
+                (
+                    k["AttributeName"].as_str().expect("name").to_owned(),
+                    k["KeyType"].as_str().expect("type").to_owned(),
+                )
+            })
             .collect();
         assert_eq!(keys, want);
 
         // ELBv2: the ALB and its target group's health check on the runtime's /healthz.
         let elb = moto_client!(aws_sdk_elasticloadbalancingv2, moto);
-        let lbs = elb.describe_load_balancers().send().await.expect("load balancers");
-        let alb = lbs.load_balancers().iter().find(|l| l.dns_name() == Some(output("service", "AlbDnsName").as_str())).expect("the ALB");
-        let tgs = elb.describe_target_groups().load_balancer_arn(alb.load_balancer_arn().expect("arn")).send().await.expect("target groups");
+        let lbs = elb
+            .describe_load_balancers()
+            .send()
+            .await
+            .expect("load balancers");
+        let alb = lbs
+            .load_balancers()
+            .iter()
+            .find(|l| l.dns_name() == Some(output("service", "AlbDnsName").as_str()))
+            .expect("the ALB");
+        let tgs = elb
+            .describe_target_groups()
+            .load_balancer_arn(alb.load_balancer_arn().expect("arn"))
+            .send()
+            .await
+            .expect("target groups");
         assert_eq!(tgs.target_groups().len(), 1);
         assert_eq!(tgs.target_groups()[0].health_check_path(), Some("/healthz"));
         assert_eq!(tgs.target_groups()[0].port(), Some(8080));
 
         // ECS: service count, task size and container environment as rendered.
         let service_t = &templates["service"];
-        let (desired, _) = ecs_state(&moto, &output("service", "ClusterName"), &output("service", "ServiceName")).await;
-        assert_eq!(Some(desired), one_of_type(service_t, "AWS::ECS::Service")["Properties"]["DesiredCount"].as_i64().map(|n| n as i32));
+        let (desired, _) = ecs_state(
+            &moto,
+            &output("service", "ClusterName"),
+            &output("service", "ServiceName"),
+        )
+        .await;
+        assert_eq!(
+            Some(desired),
+            one_of_type(service_t, "AWS::ECS::Service")["Properties"]["DesiredCount"]
+                .as_i64()
+                .map(|n| n as i32)
+        );
         let ecs = moto_client!(aws_sdk_ecs, moto);
-        let svc = ecs.describe_services().cluster(output("service", "ClusterName")).services(output("service", "ServiceName")).send().await.expect("services");
-        let td_arn = svc.services()[0].task_definition().expect("task definition").to_owned();
-        let td = ecs.describe_task_definition().task_definition(td_arn).send().await.expect("task definition");
+        let svc = ecs
+            .describe_services()
+            .cluster(output("service", "ClusterName"))
+            .services(output("service", "ServiceName"))
+            .send()
+            .await
+            .expect("services");
+        let td_arn = svc.services()[0]
+            .task_definition()
+            .expect("task definition")
+            .to_owned();
+        let td = ecs
+            .describe_task_definition()
+            .task_definition(td_arn)
+            .send()
+            .await
+            .expect("task definition");
         let td = td.task_definition().expect("td");
         let td_t = &one_of_type(service_t, "AWS::ECS::TaskDefinition")["Properties"];
         // moto's CloudFormation model of a task definition keeps Memory but
         // drops Cpu, so only memory is compared.
         assert_eq!(td.memory(), td_t["Memory"].as_str());
-        let env_names: BTreeSet<&str> = td.container_definitions()[0].environment().iter().filter_map(|kv| kv.name()).collect();
+        let env_names: BTreeSet<&str> = td.container_definitions()[0]
+            .environment()
+            .iter()
+            .filter_map(|kv| kv.name())
+            .collect();
         assert!(env_names.contains("MANGA_BUDGETS_JSON"), "{env_names:?}");
     });
 
     // 2. Nothing changed: plan exits 0 and says so for every stack.
-    let o = run(&moto, &["plan", "--env", "dev", "--environments", &envs_arg]);
+    let o = run(
+        &moto,
+        &["plan", "--env", "dev", "--environments", &envs_arg],
+    );
     assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
-    assert_eq!(stdout(&o).matches("  no changes").count(), 8, "{}", stdout(&o));
-    let o = run(&moto, &["plan", "--env", "dev", "--environments", &envs_arg, "--output", "json"]);
+    assert_eq!(
+        stdout(&o).matches("  no changes").count(),
+        8,
+        "{}",
+        stdout(&o)
+    );
+    let o = run(
+        &moto,
+        &[
+            "plan",
+            "--env",
+            "dev",
+            "--environments",
+            &envs_arg,
+            "--output",
+            "json",
+        ],
+    );
     assert_eq!(o.status.code(), Some(0));
     let plan: Value = serde_json::from_str(&stdout(&o)).expect("plan json");
     assert_eq!(plan["summary"]["stacks_unchanged"], 8);
 
     // 3. More service tasks: plan exits 2 showing the service change, apply converges.
-    let current = templates["service"]["Resources"]["Service"]["Properties"]["DesiredCount"].as_i64().expect("DesiredCount");
-    assert!(!base.lines().any(|l| l.starts_with("capacity:")), "dev.yaml gained a capacity block; adjust this test's edit");
+    let current = templates["service"]["Resources"]["Service"]["Properties"]["DesiredCount"]
+        .as_i64()
+        .expect("DesiredCount");
+    assert!(
+        !base.lines().any(|l| l.starts_with("capacity:")),
+        "dev.yaml gained a capacity block; adjust this test's edit"
+    );
     let wanted = current + 1;
-    let edited = format!("{base}\ncapacity:\n  service:\n    tasks: {wanted}\n    max_tasks: {}\n", wanted + 2);
+    let edited = format!(
+        "{base}\ncapacity:\n  service:\n    tasks: {wanted}\n    max_tasks: {}\n",
+        wanted + 2
+    );
     std::fs::write(envs.join("dev.yaml"), edited).expect("edit dev.yaml");
     let changed = render(&moto, &envs, &tmp.path().join("rendered2"));
-    assert_eq!(changed["service"]["Resources"]["Service"]["Properties"]["DesiredCount"].as_i64(), Some(wanted), "the edit must reach the template");
+    assert_eq!(
+        changed["service"]["Resources"]["Service"]["Properties"]["DesiredCount"].as_i64(),
+        Some(wanted),
+        "the edit must reach the template"
+    );
 
-    let o = run(&moto, &["plan", "--env", "dev", "--environments", &envs_arg]);
+    let o = run(
+        &moto,
+        &["plan", "--env", "dev", "--environments", &envs_arg],
+    );
     assert_eq!(o.status.code(), Some(2), "{}{}", stdout(&o), stderr(&o));
     let text = stdout(&o);
-    assert!(text.lines().any(|l| l.starts_with("  ~ Service ") && l.contains("AWS::ECS::Service")), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("  ~ Service ") && l.contains("AWS::ECS::Service")),
+        "{text}"
+    );
 
-    let o = run(&moto, &["apply", "--env", "dev", "--environments", &envs_arg, "--yes", "--progress", "plain", "--out", &out_arg]);
+    let o = run(
+        &moto,
+        &[
+            "apply",
+            "--env",
+            "dev",
+            "--environments",
+            &envs_arg,
+            "--yes",
+            "--progress",
+            "plain",
+            "--out",
+            &out_arg,
+        ],
+    );
     assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
     rt.block_on(async {
-        let (desired, _) = ecs_state(&moto, &output("service", "ClusterName"), &output("service", "ServiceName")).await;
+        let (desired, _) = ecs_state(
+            &moto,
+            &output("service", "ClusterName"),
+            &output("service", "ServiceName"),
+        )
+        .await;
         assert_eq!(i64::from(desired), wanted);
     });
-    let o = run(&moto, &["plan", "--env", "dev", "--environments", &envs_arg]);
+    let o = run(
+        &moto,
+        &["plan", "--env", "dev", "--environments", &envs_arg],
+    );
     assert_eq!(o.status.code(), Some(0), "converged: {}", stdout(&o));
 
     // 4. Destroy removes every stack (dev retains no data).
-    let o = run(&moto, &["destroy", "--env", "dev", "--environments", &envs_arg, "--yes", "--progress", "plain"]);
+    let o = run(
+        &moto,
+        &[
+            "destroy",
+            "--env",
+            "dev",
+            "--environments",
+            &envs_arg,
+            "--yes",
+            "--progress",
+            "plain",
+        ],
+    );
     assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
-    assert!(stdout(&o).contains("Destroy complete: 8 stacks deleted"), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("Destroy complete: 8 stacks deleted"),
+        "{}",
+        stdout(&o)
+    );
     rt.block_on(async {
         let cfn = moto_client!(aws_sdk_cloudformation, moto);
         for s in STACKS {
-            let r = cfn.describe_stacks().stack_name(format!("mangaassist-dev-{s}")).send().await;
+            let r = cfn
+                .describe_stacks()
+                .stack_name(format!("mangaassist-dev-{s}"))
+                .send()
+                .await;
             assert!(r.is_err(), "{s} still exists: {r:?}");
         }
         let ddb = moto_client!(aws_sdk_dynamodb, moto);
-        assert!(ddb.describe_table().table_name(output("memory", "TableName")).send().await.is_err(), "table deleted");
+        assert!(
+            ddb.describe_table()
+                .table_name(output("memory", "TableName"))
+                .send()
+                .await
+                .is_err(),
+            "table deleted"
+        );
     });
-    let o = run(&moto, &["destroy", "--env", "dev", "--environments", &envs_arg, "--yes"]);
+    let o = run(
+        &moto,
+        &[
+            "destroy",
+            "--env",
+            "dev",
+            "--environments",
+            &envs_arg,
+            "--yes",
+        ],
+    );
     assert_eq!(o.status.code(), Some(0));
     assert!(stdout(&o).contains("Nothing to destroy"), "{}", stdout(&o));
 }
 
 async fn ecs_state(moto: &Moto, cluster: &str, service: &str) -> (i32, String) {
     let ecs = moto_client!(aws_sdk_ecs, moto);
-    let svc = ecs.describe_services().cluster(cluster).services(service).send().await.expect("describe services");
-    assert_eq!(svc.services().len(), 1, "service {service} in {cluster}: {svc:?}");
+    let svc = ecs
+        .describe_services()
+        .cluster(cluster)
+        .services(service)
+        .send()
+        .await
+        .expect("describe services");
+    assert_eq!(
+        svc.services().len(),
+        1,
+        "service {service} in {cluster}: {svc:?}"
+    );
     let s = &svc.services()[0];
     (s.desired_count(), s.status().unwrap_or_default().to_owned())
 }

@@ -13,7 +13,11 @@ fn cfn_lint() -> PathBuf {
         return PathBuf::from(p);
     }
     let venv = repo().join(".venv/bin/cfn-lint");
-    assert!(venv.is_file(), "cfn-lint not found at {}; run scripts/install-test-tools (or set CFN_LINT)", venv.display());
+    assert!(
+        venv.is_file(),
+        "cfn-lint not found at {}; run scripts/install-test-tools (or set CFN_LINT)",
+        venv.display()
+    );
     venv
 }
 
@@ -25,7 +29,15 @@ fn cfn_lint_reports_nothing_on_any_template() {
     for name in ENVIRONMENTS {
         for format in ["json", "yaml"] {
             let out = tmp.path().join(format!("{name}-{format}"));
-            let o = run(&["render", "--env", name, "--format", format, "--out", out.to_str().expect("utf8")]);
+            let o = run(&[
+                "render",
+                "--env",
+                name,
+                "--format",
+                format,
+                "--out",
+                out.to_str().expect("utf8"),
+            ]);
             assert!(o.status.success(), "{}", stderr(&o));
             for entry in std::fs::read_dir(&out).expect("out") {
                 let p = entry.expect("entry").path();
@@ -36,7 +48,12 @@ fn cfn_lint_reports_nothing_on_any_template() {
         }
     }
     assert_eq!(files.len(), 48, "8 stacks x 3 environments x 2 formats");
-    let o = Command::new(&lint).arg("--format").arg("parseable").args(&files).output().expect("run cfn-lint");
+    let o = Command::new(&lint)
+        .arg("--format")
+        .arg("parseable")
+        .args(&files)
+        .output()
+        .expect("run cfn-lint");
     let report = String::from_utf8_lossy(&o.stdout);
     assert!(
         o.status.success() && report.trim().is_empty(),

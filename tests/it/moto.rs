@@ -32,10 +32,17 @@ fn free_port() -> u16 {
 
 impl Moto {
     pub fn start() -> Moto {
-        let python = std::env::var_os("MOTO_PYTHON").map(PathBuf::from).unwrap_or_else(|| repo().join(".venv/bin/python"));
-        assert!(python.is_file(), "no python at {}; run scripts/install-test-tools (or set MOTO_PYTHON)", python.display());
+        let python = std::env::var_os("MOTO_PYTHON")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| repo().join(".venv/bin/python"));
+        assert!(
+            python.is_file(),
+            "no python at {}; run scripts/install-test-tools (or set MOTO_PYTHON)",
+            python.display()
+        );
         let port = free_port();
-        let log = std::env::temp_dir().join(format!("mangactl-moto-{}-{port}.log", std::process::id()));
+        let log =
+            std::env::temp_dir().join(format!("mangactl-moto-{}-{port}.log", std::process::id()));
         let log_file = std::fs::File::create(&log).expect("moto log file");
         let child = Command::new(&python)
             .arg(repo().join("scripts/moto-server"))
@@ -45,15 +52,28 @@ impl Moto {
             .stderr(log_file)
             .spawn()
             .expect("start scripts/moto-server");
-        let empty = std::env::temp_dir().join(format!("mangactl-moto-{}-{port}.aws", std::process::id()));
+        let empty =
+            std::env::temp_dir().join(format!("mangactl-moto-{}-{port}.aws", std::process::id()));
         std::fs::write(&empty, "").expect("empty aws config");
-        let mut moto = Moto { child, endpoint: format!("http://127.0.0.1:{port}"), log, empty };
+        let mut moto = Moto {
+            child,
+            endpoint: format!("http://127.0.0.1:{port}"),
+            log,
+            empty,
+        };
         let deadline = Instant::now() + Duration::from_secs(60);
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
             if let Ok(Some(status)) = moto.child.try_wait() {
-                panic!("moto-server exited ({status}) before listening:\n{}", moto.log_text());
+                panic!(
+                    "moto-server exited ({status}) before listening:\n{}",
+                    moto.log_text()
+                );
             }
-            assert!(Instant::now() < deadline, "moto-server did not listen within 60 s:\n{}", moto.log_text());
+            assert!(
+                Instant::now() < deadline,
+                "moto-server did not listen within 60 s:\n{}",
+                moto.log_text()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         moto
@@ -97,7 +117,13 @@ macro_rules! moto_client {
             .behavior_version($krate::config::BehaviorVersion::latest())
             .region($krate::config::Region::new($crate::moto::REGION))
             .endpoint_url(&$moto.endpoint)
-            .credentials_provider($krate::config::Credentials::new("test", "test", None, None, "mangactl-tests"))
+            .credentials_provider($krate::config::Credentials::new(
+                "test",
+                "test",
+                None,
+                None,
+                "mangactl-tests",
+            ))
             .http_client(mangactl::aws::config::http_client())
             .build();
         $krate::Client::from_conf(conf)

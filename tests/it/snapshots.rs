@@ -10,8 +10,10 @@ use crate::support::{repo, ENVIRONMENTS};
 #[test]
 fn every_stack_of_every_environment() {
     for name in ENVIRONMENTS {
-        let e = env::load(&repo().join(format!("environments/{name}.yaml"))).expect("environment loads");
-        let plan = sizing::size(&e.sizing_input()).expect("the shipped environments meet their targets");
+        let e = env::load(&repo().join(format!("environments/{name}.yaml")))
+            .expect("environment loads");
+        let plan =
+            sizing::size(&e.sizing_input()).expect("the shipped environments meet their targets");
         let rendered = render(&Inputs::new(&e, &plan), Format::Json).expect("renders");
         assert_eq!(rendered.stacks.len(), 8);
         for s in &rendered.stacks {

@@ -13,7 +13,9 @@ pub fn repo() -> &'static Path {
 /// environment for the variables it reads.
 pub fn mangactl() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_mangactl"));
-    cmd.current_dir(repo()).env_remove("MANGACTL_ENVIRONMENTS").env_remove("RUST_LOG");
+    cmd.current_dir(repo())
+        .env_remove("MANGACTL_ENVIRONMENTS")
+        .env_remove("RUST_LOG");
     cmd
 }
 
@@ -34,7 +36,11 @@ pub struct TempDir(pub PathBuf);
 
 impl TempDir {
     pub fn new(tag: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("mangactl-it-{tag}-{}-{:?}", std::process::id(), std::thread::current().id()));
+        let dir = std::env::temp_dir().join(format!(
+            "mangactl-it-{tag}-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("create temp dir");
         TempDir(dir)

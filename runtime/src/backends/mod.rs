@@ -6,10 +6,11 @@
 //! retrieval), [`extractive`] (grounded extractive responder). Remote: [`openai`]
 //! (OpenAI-compatible streaming chat completions).
 //!
-//! AWS implementations (DynamoDB/DAX sessions, ElastiCache Redis cache, SageMaker intent
-//! endpoint, OpenSearch retrieval, Bedrock LLM) plug in here by implementing the same
+//! AWS ([`aws`], `MANGA_BACKEND=aws`): DynamoDB sessions, ElastiCache Redis cache,
+//! SageMaker intent endpoint, OpenSearch Serverless retrieval, Bedrock LLM — the same
 //! traits; the pipeline only sees `Arc<dyn Trait>`.
 
+pub mod aws;
 pub mod bm25;
 pub mod catalog;
 pub mod classifier;

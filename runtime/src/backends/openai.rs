@@ -56,6 +56,18 @@ impl OpenAiCompatible {
 /// The chat messages for a prompt: instructions and numbered context, then the history,
 /// then the question.
 pub fn messages(prompt: &Prompt) -> Value {
+    let mut msgs = vec![json!({"role": "system", "content": system_prompt(prompt)})];
+    for turn in &prompt.history {
+        msgs.push(json!({"role": "user", "content": turn.user}));
+        msgs.push(json!({"role": "assistant", "content": turn.assistant}));
+    }
+    msgs.push(json!({"role": "user", "content": prompt.user_text}));
+    Value::Array(msgs)
+}
+
+/// The system instructions with the numbered context; shared with the Bedrock backend
+/// ([`super::aws::bedrock`]) so both models see the same grounding.
+pub fn system_prompt(prompt: &Prompt) -> String {
     let mut system = String::from(
         "You are MangaAssist, the shopping assistant of an online manga store. Answer only from \
          the numbered context below; cite it as [n]. If the context does not answer the \
@@ -78,13 +90,7 @@ pub fn messages(prompt: &Prompt) -> Value {
             let _ = writeln!(system, "No order {order_id} exists.");
         }
     }
-    let mut msgs = vec![json!({"role": "system", "content": system})];
-    for turn in &prompt.history {
-        msgs.push(json!({"role": "user", "content": turn.user}));
-        msgs.push(json!({"role": "assistant", "content": turn.assistant}));
-    }
-    msgs.push(json!({"role": "user", "content": prompt.user_text}));
-    Value::Array(msgs)
+    system
 }
 
 fn source_detail(prompt: &Prompt, id: &str) -> Option<String> {

@@ -27,6 +27,7 @@ pub mod respond;
 
 use crate::backends::{IntentModel, Llm, ResponseCache, Retriever, Services, SessionStore};
 use crate::config::Budgets;
+use crate::emf::StageSample;
 use crate::metrics::{Degradation, Metrics, Stage};
 use crate::protocol::{ErrorCode, Outbound};
 use std::collections::BTreeMap;
@@ -235,6 +236,8 @@ pub struct Run<'a> {
     pub message_id: String,
     started: Instant,
     timings: [Option<Duration>; Stage::ALL.len()],
+    /// Which stages missed their budget, for the EMF `BudgetMiss` metric.
+    missed: [bool; Stage::ALL.len()],
     degraded: Vec<Degradation>,
     closed: bool,
 }
@@ -251,6 +254,7 @@ impl<'a> Run<'a> {
             message_id,
             started: Instant::now(),
             timings: [None; Stage::ALL.len()],
+            missed: [false; Stage::ALL.len()],
             degraded: Vec::new(),
             closed: false,
         }
@@ -271,7 +275,9 @@ impl<'a> Run<'a> {
     /// Records a one-shot stage; returns true if it missed its budget.
     pub fn record(&mut self, stage: Stage, d: Duration, timed_out: bool) -> bool {
         self.timings[stage as usize] = Some(d);
-        self.metrics.observe(stage, d, timed_out)
+        let missed = self.metrics.observe(stage, d, timed_out);
+        self.missed[stage as usize] = missed;
+        missed
     }
 
     /// Adds time to an accumulated stage (guardrails, delivery).
@@ -295,7 +301,8 @@ impl<'a> Run<'a> {
         self.started.elapsed()
     }
 
-    /// Observes the accumulated stages and the end-to-end time, once.
+    /// Observes the accumulated stages and the end-to-end time, once, and emits the
+    /// message's EMF lines when enabled.
     pub fn close(&mut self) {
         if self.closed {
             return;
@@ -303,12 +310,26 @@ impl<'a> Run<'a> {
         self.closed = true;
         for stage in ACCUMULATED {
             if let Some(d) = self.timings[stage as usize] {
-                self.metrics.observe(stage, d, false);
+                self.missed[stage as usize] = self.metrics.observe(stage, d, false);
             }
         }
         let total = self.started.elapsed();
         self.timings[Stage::EndToEnd as usize] = Some(total);
-        self.metrics.observe(Stage::EndToEnd, total, false);
+        self.missed[Stage::EndToEnd as usize] = self.metrics.observe(Stage::EndToEnd, total, false);
+        if self.metrics.emf_enabled() {
+            let samples: Vec<StageSample> = Stage::ALL
+                .iter()
+                .filter_map(|s| {
+                    self.timings[*s as usize].map(|latency| StageSample {
+                        stage: *s,
+                        latency,
+                        missed: self.missed[*s as usize],
+                        budget: s.budget(self.budgets),
+                    })
+                })
+                .collect();
+            self.metrics.emit_message(&self.message_id, &samples);
+        }
     }
 
     pub fn abandon(&mut self) -> Outcome {

@@ -39,7 +39,8 @@ fn budgets_follow_the_file_through_mangactls_parser() {
         .replace("end_to_end_p95: 2000", "end_to_end_p95: 1500");
     // The environment name must match the file name, as mangactl requires.
     let write = |tag: &str, body: &str| {
-        let dir = std::env::temp_dir().join(format!("manga-runtime-it-{}-{tag}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("manga-runtime-it-{}-{tag}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("temp dir");
         let p = dir.join("dev.yaml");
         std::fs::write(&p, body).expect("write");
@@ -52,15 +53,25 @@ fn budgets_follow_the_file_through_mangactls_parser() {
     );
 
     let missing = yaml.replace("    first_token: 300\n", "");
-    let err = read_budgets_from_environment_file(&write("missing", &missing)).expect_err("missing key");
-    assert!(err.to_string().contains("missing field `first_token`"), "{err}");
+    let err =
+        read_budgets_from_environment_file(&write("missing", &missing)).expect_err("missing key");
+    assert!(
+        err.to_string().contains("missing field `first_token`"),
+        "{err}"
+    );
     let zero = yaml.replace("cache_hit: 2", "cache_hit: 0");
     let err = read_budgets_from_environment_file(&write("zero", &zero)).expect_err("zero budget");
-    assert!(err.to_string().contains("targets.latency_ms.cache_hit"), "{err}");
+    assert!(
+        err.to_string().contains("targets.latency_ms.cache_hit"),
+        "{err}"
+    );
     // mangactl's rules apply in full: an unknown field is refused here too.
     let typo = yaml.replace("    cache_hit: 2", "    cache_hit: 2\n    cache_hitt: 2");
     let err = read_budgets_from_environment_file(&write("typo", &typo)).expect_err("unknown field");
-    assert!(err.to_string().contains("unknown field `cache_hitt`"), "{err}");
+    assert!(
+        err.to_string().contains("unknown field `cache_hitt`"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -152,14 +163,35 @@ fn budgets_json_as_the_task_definition_passes_it() {
     assert!(both.is_err(), "one source of budgets at a time");
 }
 
-#[tokio::test]
-async fn aws_backends_are_refused_until_implemented() {
-    let cfg = manga_runtime::config::Config::from_args(&["--backend", "aws"]).expect("config");
-    let err = manga_runtime::app::AppBuilder::new(cfg)
-        .build()
-        .await
-        .expect_err("refused");
-    assert!(err.to_string().contains("not implemented yet"), "{err}");
+#[test]
+fn emf_is_off_by_default_and_switched_on_by_manga_emf() {
+    // Through a config file: clap reads the real process environment, which tests
+    // must not change under each other.
+    let load = |value: Option<&str>| {
+        let mut args: Vec<OsString> = vec!["manga-runtime".into()];
+        if let Some(v) = value {
+            let file = temp_file(&format!("emf-{v}.env"), &format!("MANGA_EMF={v}\n"));
+            args.extend(["--config".into(), file.into()]);
+        }
+        Cli::load_from(args, |_| None).expect("config").config.emf
+    };
+    assert!(!load(None));
+    assert!(load(Some("true")));
+    assert!(load(Some("1")));
+    assert!(!load(Some("false")));
+}
+
+#[test]
+fn aws_family_defaults_to_bedrock() {
+    use manga_runtime::config::{Config, LlmBackend};
+    let cfg = Config::from_args(&["--backend", "aws"]).expect("config");
+    assert_eq!(cfg.llm_backend(), LlmBackend::Bedrock);
+    let cfg = Config::from_args(&["--backend", "aws", "--llm", "openai"]).expect("config");
+    assert_eq!(cfg.llm_backend(), LlmBackend::Openai);
+    assert_eq!(
+        Config::from_args(&[]).expect("config").llm_backend(),
+        LlmBackend::Extractive
+    );
 }
 
 #[test]

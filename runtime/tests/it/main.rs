@@ -5,14 +5,19 @@
 //! - `classifier`: held-out accuracy of the intent classifier;
 //! - `config`: budgets from environment files, config-file precedence;
 //! - `openai`: the OpenAI-compatible backend against a fake SSE server on 127.0.0.1;
+//! - `aws`: the AWS backends against moto (DynamoDB, SageMaker), redis-server, and fake
+//!   OpenSearch / Bedrock endpoints; `MANGA_BACKEND=aws` end to end with EMF lines
+//!   (emulators started by `emulators`);
 //! - `taskdef`: the ECS task definition mangactl renders agrees with the runtime and its image.
 //!
 //! Shared helpers live in `support`.
 
+mod aws;
 mod budgets;
 mod classifier;
 mod config;
 mod e2e;
+mod emulators;
 mod openai;
 mod support;
 mod taskdef;

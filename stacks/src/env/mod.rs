@@ -112,15 +112,29 @@ pub struct Problem {
 #[derive(Debug, thiserror::Error)]
 pub enum EnvError {
     #[error("cannot read environment file {}: {source}", path.display())]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("unknown environment `{name}` (looked for {}); available: {}", path.display(), list_or_none(available))]
-    Unknown { name: String, path: PathBuf, available: Vec<String> },
+    Unknown {
+        name: String,
+        path: PathBuf,
+        available: Vec<String>,
+    },
     #[error("{}", render_problems(path, problems))]
-    Invalid { path: PathBuf, problems: Vec<Problem> },
+    Invalid {
+        path: PathBuf,
+        problems: Vec<Problem>,
+    },
 }
 
 fn list_or_none(names: &[String]) -> String {
-    if names.is_empty() { "none".to_owned() } else { names.join(", ") }
+    if names.is_empty() {
+        "none".to_owned()
+    } else {
+        names.join(", ")
+    }
 }
 
 fn render_problems(path: &Path, problems: &[Problem]) -> String {
@@ -129,7 +143,13 @@ fn render_problems(path: &Path, problems: &[Problem]) -> String {
     let noun = if count == 1 { "problem" } else { "problems" };
     out.push_str(&format!("{count} {noun} in {}:", path.display()));
     for p in problems {
-        out.push_str(&format!("\n{}:{}:{}: {}", path.display(), p.line, p.column, p));
+        out.push_str(&format!(
+            "\n{}:{}:{}: {}",
+            path.display(),
+            p.line,
+            p.column,
+            p
+        ));
     }
     out
 }
@@ -157,7 +177,8 @@ pub fn available(dir: &Path) -> Vec<String> {
         .flatten()
         .filter_map(|e| {
             let p = e.path();
-            (p.extension().is_some_and(|x| x == "yaml")).then(|| p.file_stem()?.to_str().map(str::to_owned))?
+            (p.extension().is_some_and(|x| x == "yaml"))
+                .then(|| p.file_stem()?.to_str().map(str::to_owned))?
         })
         .collect();
     names.sort();
@@ -168,27 +189,37 @@ pub fn available(dir: &Path) -> Vec<String> {
 /// extension, otherwise a name under `dir`.
 pub fn resolve(spec: &str, dir: &Path) -> Result<PathBuf, EnvError> {
     let as_path = Path::new(spec);
-    if as_path.is_file() || spec.ends_with(".yaml") || spec.ends_with(".yml") || spec.contains('/') {
+    if as_path.is_file() || spec.ends_with(".yaml") || spec.ends_with(".yml") || spec.contains('/')
+    {
         return Ok(as_path.to_path_buf());
     }
     let candidate = dir.join(format!("{spec}.yaml"));
     if candidate.is_file() {
         Ok(candidate)
     } else {
-        Err(EnvError::Unknown { name: spec.to_owned(), path: candidate, available: available(dir) })
+        Err(EnvError::Unknown {
+            name: spec.to_owned(),
+            path: candidate,
+            available: available(dir),
+        })
     }
 }
 
 /// Reads and validates one environment file.
 pub fn load(path: &Path) -> Result<Environment, EnvError> {
-    let text =
-        std::fs::read_to_string(path).map_err(|source| EnvError::Io { path: path.to_path_buf(), source })?;
+    let text = std::fs::read_to_string(path).map_err(|source| EnvError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
     parse(&text, path)
 }
 
 /// Parses environment YAML; `path` is used for messages and the name check.
 pub fn parse(text: &str, path: &Path) -> Result<Environment, EnvError> {
-    let invalid = |problems| EnvError::Invalid { path: path.to_path_buf(), problems };
+    let invalid = |problems| EnvError::Invalid {
+        path: path.to_path_buf(),
+        problems,
+    };
     let raw = parse_raw(text).map_err(|p| invalid(vec![p]))?;
     validate::validate(raw, text, path).map_err(invalid)
 }
@@ -204,13 +235,22 @@ fn parse_raw(text: &str) -> Result<raw::RawEnvironment, Problem> {
     result.map_err(|e| {
         let (line, column) = e.location().map_or((1, 1), |l| (l.line(), l.column()));
         let message = serde_message(&e.to_string(), text, line, column);
-        Problem { line, column, field, message, snippet: source_line(text, line) }
+        Problem {
+            line,
+            column,
+            field,
+            message,
+            snippet: source_line(text, line),
+        }
     })
 }
 
 /// Drops the `value` segments `Spanned` adds and the `?` of unknown keys.
 fn clean_path(path: &str) -> String {
-    let parts: Vec<&str> = path.split('.').filter(|s| *s != "value" && *s != "?" && !s.is_empty()).collect();
+    let parts: Vec<&str> = path
+        .split('.')
+        .filter(|s| *s != "value" && *s != "?" && !s.is_empty())
+        .collect();
     parts.join(".")
 }
 
@@ -241,7 +281,11 @@ fn source_line(text: &str, line: u64) -> Option<String> {
 fn token_at(text: &str, line: u64, column: u64) -> Option<String> {
     let l = source_line(text, line)?;
     let start = usize::try_from(column).ok()?.checked_sub(1)?;
-    let tok: String = l.chars().skip(start).take_while(|c| !c.is_whitespace() && *c != '#').collect();
+    let tok: String = l
+        .chars()
+        .skip(start)
+        .take_while(|c| !c.is_whitespace() && *c != '#')
+        .collect();
     (!tok.is_empty()).then_some(tok)
 }
 

@@ -16,7 +16,8 @@ fn problems(text: &str, name: &str) -> Vec<Problem> {
 #[test]
 fn shipped_environments_are_valid() {
     for name in ["dev", "staging", "prod"] {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../environments/{name}.yaml"));
+        let path =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../environments/{name}.yaml"));
         let env = load(&path).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(env.name, name);
         assert_eq!(env.targets.latency_ms.end_to_end_p95, 2000);
@@ -26,13 +27,24 @@ fn shipped_environments_are_valid() {
 
 #[test]
 fn unknown_field_names_line_column_and_field() {
-    let text = DEV.replace("    cache_hit: 2\n", "    cache_hit: 2\n    cache_hitt: 3\n");
+    let text = DEV.replace(
+        "    cache_hit: 2\n",
+        "    cache_hit: 2\n    cache_hitt: 3\n",
+    );
     let p = problems(&text, "dev");
     assert_eq!(p.len(), 1);
-    let line = text.lines().position(|l| l.contains("cache_hitt")).expect("line") as u64 + 1;
+    let line = text
+        .lines()
+        .position(|l| l.contains("cache_hitt"))
+        .expect("line") as u64
+        + 1;
     assert_eq!((p[0].line, p[0].column), (line, 5));
     assert_eq!(p[0].field, "targets.latency_ms.cache_hitt");
-    assert!(p[0].message.contains("unknown field `cache_hitt`"), "{}", p[0].message);
+    assert!(
+        p[0].message.contains("unknown field `cache_hitt`"),
+        "{}",
+        p[0].message
+    );
 }
 
 #[test]
@@ -48,7 +60,11 @@ fn wrong_type_names_the_value_found() {
 fn missing_field_is_named() {
     let text = DEV.replace("    first_token: 400\n", "");
     let p = problems(&text, "dev");
-    assert!(p[0].message.contains("missing field `first_token`"), "{}", p[0].message);
+    assert!(
+        p[0].message.contains("missing field `first_token`"),
+        "{}",
+        p[0].message
+    );
     assert_eq!(p[0].field, "targets.latency_ms");
 }
 
@@ -63,12 +79,27 @@ fn semantic_problems_are_all_reported_at_once() {
     let fields: Vec<&str> = p.iter().map(|p| p.field.as_str()).collect();
     assert_eq!(
         fields,
-        ["region", "targets.traffic.cache_hit_ratio", "targets.tier_mix", "capacity.service.memory_mib"],
+        [
+            "region",
+            "targets.traffic.cache_hit_ratio",
+            "targets.tier_mix",
+            "capacity.service.memory_mib"
+        ],
         "{p:#?}"
     );
-    let rendered = EnvError::Invalid { path: "environments/dev.yaml".into(), problems: p }.to_string();
-    assert!(rendered.starts_with("4 problems in environments/dev.yaml:"), "{rendered}");
-    assert!(rendered.contains("\nenvironments/dev.yaml:4:9: field `region`: must be `us-east-1`"), "{rendered}");
+    let rendered = EnvError::Invalid {
+        path: "environments/dev.yaml".into(),
+        problems: p,
+    }
+    .to_string();
+    assert!(
+        rendered.starts_with("4 problems in environments/dev.yaml:"),
+        "{rendered}"
+    );
+    assert!(
+        rendered.contains("\nenvironments/dev.yaml:4:9: field `region`: must be `us-east-1`"),
+        "{rendered}"
+    );
 }
 
 #[test]
@@ -124,12 +155,18 @@ fn resolve_lists_available_environments() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../environments");
     match resolve("nope", &dir) {
         Err(e @ EnvError::Unknown { .. }) => {
-            assert!(e.to_string().contains("available: dev, prod, staging"), "{e}");
+            assert!(
+                e.to_string().contains("available: dev, prod, staging"),
+                "{e}"
+            );
         }
         other => panic!("{other:?}"),
     }
     assert!(resolve("dev", &dir).is_ok());
-    assert_eq!(resolve("x/y.yaml", &dir).ok(), Some(PathBuf::from("x/y.yaml")));
+    assert_eq!(
+        resolve("x/y.yaml", &dir).ok(),
+        Some(PathBuf::from("x/y.yaml"))
+    );
 }
 
 #[test]
@@ -138,24 +175,45 @@ fn overrides_are_partial_and_checked() {
         + "capacity:\n  service:\n    min_tasks: 3\n  dynamodb:\n    billing: provisioned\n    rcu: 100\n    wcu: 20\n  acknowledged_overrides: [service]\n";
     let env = parse_as(&text, "dev").expect("valid");
     let service = env.capacity.service.as_ref().expect("service override");
-    assert_eq!((service.min_tasks, service.tasks, service.cpu), (Some(3), None, None));
+    assert_eq!(
+        (service.min_tasks, service.tasks, service.cpu),
+        (Some(3), None, None)
+    );
     let ddb = env.capacity.dynamodb.as_ref().expect("dynamodb override");
-    assert_eq!((ddb.billing, ddb.rcu, ddb.wcu), (Some(Billing::Provisioned), Some(100), Some(20)));
+    assert_eq!(
+        (ddb.billing, ddb.rcu, ddb.wcu),
+        (Some(Billing::Provisioned), Some(100), Some(20))
+    );
     assert!(env.capacity.redis.is_none());
     assert_eq!(env.acknowledged_overrides, vec!["service".to_owned()]);
-    assert_eq!(env.sizing_input().overrides.service.and_then(|s| s.min_tasks), Some(3));
+    assert_eq!(
+        env.sizing_input()
+            .overrides
+            .service
+            .and_then(|s| s.min_tasks),
+        Some(3)
+    );
 
     let bad = DEV.to_owned() + "capacity:\n  dynamodb:\n    billing: on_demand\n    rcu: 5\n  acknowledged_overrides: [redsi]\n";
     let p = problems(&bad, "dev");
     let fields: Vec<&str> = p.iter().map(|p| p.field.as_str()).collect();
-    assert_eq!(fields, ["capacity.dynamodb", "capacity.acknowledged_overrides"], "{p:#?}");
-    assert!(p[1].message.contains("`redsi` is not a resource"), "{}", p[1].message);
+    assert_eq!(
+        fields,
+        ["capacity.dynamodb", "capacity.acknowledged_overrides"],
+        "{p:#?}"
+    );
+    assert!(
+        p[1].message.contains("`redsi` is not a resource"),
+        "{}",
+        p[1].message
+    );
 }
 
 #[test]
 fn shipped_environments_meet_their_targets() {
     for name in ["dev", "staging", "prod"] {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../environments/{name}.yaml"));
+        let path =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../environments/{name}.yaml"));
         let env = load(&path).expect("loads");
         let plan = sizing::size(&env.sizing_input()).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert!(plan.budget.passes, "{name}");

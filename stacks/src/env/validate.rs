@@ -37,24 +37,47 @@ impl Checker<'_> {
     }
 
     fn between(&mut self, at: &Spanned<u32>, field: &str, lo: u32, hi: u32) -> u32 {
-        self.require((lo..=hi).contains(&at.value), at, field, format!("must be between {lo} and {hi}, got {}", at.value));
+        self.require(
+            (lo..=hi).contains(&at.value),
+            at,
+            field,
+            format!("must be between {lo} and {hi}, got {}", at.value),
+        );
         at.value
     }
 
     fn ratio(&mut self, at: &Spanned<f64>, field: &str) -> f64 {
         let v = at.value;
-        self.require(v.is_finite() && (0.0..=1.0).contains(&v), at, field, format!("must be between 0 and 1, got {v}"));
+        self.require(
+            v.is_finite() && (0.0..=1.0).contains(&v),
+            at,
+            field,
+            format!("must be between 0 and 1, got {v}"),
+        );
         v
     }
 
     fn non_empty(&mut self, at: &Spanned<String>, field: &str) -> String {
         let v = at.value.trim();
-        self.require(!v.is_empty() && !v.contains(char::is_whitespace), at, field, "must be a non-empty value without spaces");
+        self.require(
+            !v.is_empty() && !v.contains(char::is_whitespace),
+            at,
+            field,
+            "must be a non-empty value without spaces",
+        );
         v.to_owned()
     }
 
     fn prefixed(&mut self, at: &Spanned<String>, field: &str, prefix: &str, what: &str) -> String {
-        self.require(at.value.starts_with(prefix) && at.value.len() > prefix.len(), at, field, format!("must be {what} starting with `{prefix}`, got `{}`", at.value));
+        self.require(
+            at.value.starts_with(prefix) && at.value.len() > prefix.len(),
+            at,
+            field,
+            format!(
+                "must be {what} starting with `{prefix}`, got `{}`",
+                at.value
+            ),
+        );
         at.value.clone()
     }
 }
@@ -78,17 +101,31 @@ pub fn fargate_memory_ok(cpu: u32, memory_mib: u32) -> bool {
 /// Tag keys mangactl sets itself on every stack.
 pub const RESERVED_TAGS: [&str; 2] = ["Environment", "ManagedBy"];
 
-pub(super) fn validate(raw: RawEnvironment, text: &str, path: &Path) -> Result<Environment, Vec<Problem>> {
-    let mut c = Checker { text, problems: Vec::new() };
+pub(super) fn validate(
+    raw: RawEnvironment,
+    text: &str,
+    path: &Path,
+) -> Result<Environment, Vec<Problem>> {
+    let mut c = Checker {
+        text,
+        problems: Vec::new(),
+    };
 
     let name = raw.name.value.clone();
     let name_ok = !name.is_empty()
         && name.len() <= 16
         && name.starts_with(|ch: char| ch.is_ascii_lowercase())
-        && name.chars().all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '-');
+        && name
+            .chars()
+            .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '-');
     c.require(name_ok, &raw.name, "name", "must be 1-16 characters of a-z, 0-9 and `-`, starting with a letter (it prefixes stack and resource names)");
     if let Some(stem) = path.file_stem().and_then(|s| s.to_str()) {
-        c.require(stem == name, &raw.name, "name", format!("must match the file name `{stem}`"));
+        c.require(
+            stem == name,
+            &raw.name,
+            "name",
+            format!("must match the file name `{stem}`"),
+        );
     }
 
     let region = raw.region.value.clone();
@@ -98,7 +135,12 @@ pub(super) fn validate(raw: RawEnvironment, text: &str, path: &Path) -> Result<E
     c.require(region == "us-east-1", &raw.region, "region", format!("must be `us-east-1` for now (the edge stack's WAF and certificate live there and imports cannot cross regions), got `{region}`"));
 
     let account_id = raw.account_id.as_ref().map(|a| {
-        c.require(a.value.len() == 12 && a.value.chars().all(|ch| ch.is_ascii_digit()), a, "account_id", "must be 12 digits (quote it so YAML keeps leading zeros)");
+        c.require(
+            a.value.len() == 12 && a.value.chars().all(|ch| ch.is_ascii_digit()),
+            a,
+            "account_id",
+            "must be 12 digits (quote it so YAML keeps leading zeros)",
+        );
         a.value.clone()
     });
     let az_count = c.between(&raw.az_count, "az_count", 2, 6);
@@ -106,18 +148,50 @@ pub(super) fn validate(raw: RawEnvironment, text: &str, path: &Path) -> Result<E
 
     let domain = raw.domain.as_ref().map(|d| {
         let dn = &d.value.name;
-        let ok = dn.value.contains('.') && dn.value.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '.' || ch == '-');
-        c.require(ok, dn, "domain.name", "must be a DNS name such as chat.example.com");
-        let cert = c.prefixed(&d.value.certificate_arn, "domain.certificate_arn", "arn:aws:acm:us-east-1:", "an ACM certificate ARN in us-east-1 (CloudFront requires it)");
-        Domain { name: dn.value.clone(), certificate_arn: cert }
+        let ok = dn.value.contains('.')
+            && dn
+                .value
+                .chars()
+                .all(|ch| ch.is_ascii_alphanumeric() || ch == '.' || ch == '-');
+        c.require(
+            ok,
+            dn,
+            "domain.name",
+            "must be a DNS name such as chat.example.com",
+        );
+        let cert = c.prefixed(
+            &d.value.certificate_arn,
+            "domain.certificate_arn",
+            "arn:aws:acm:us-east-1:",
+            "an ACM certificate ARN in us-east-1 (CloudFront requires it)",
+        );
+        Domain {
+            name: dn.value.clone(),
+            certificate_arn: cert,
+        }
     });
 
     let mut tags = BTreeMap::new();
     for (k, v) in &raw.tags {
         let field = format!("tags.{k}");
-        c.require(!k.is_empty() && k.len() <= 128 && !k.starts_with("aws:"), v, &field, "tag keys are 1-128 characters and may not start with `aws:`");
-        c.require(!RESERVED_TAGS.contains(&k.as_str()), v, &field, format!("`{k}` is set by mangactl on every stack"));
-        c.require(v.value.len() <= 256, v, &field, "tag values are at most 256 characters");
+        c.require(
+            !k.is_empty() && k.len() <= 128 && !k.starts_with("aws:"),
+            v,
+            &field,
+            "tag keys are 1-128 characters and may not start with `aws:`",
+        );
+        c.require(
+            !RESERVED_TAGS.contains(&k.as_str()),
+            v,
+            &field,
+            format!("`{k}` is set by mangactl on every stack"),
+        );
+        c.require(
+            v.value.len() <= 256,
+            v,
+            &field,
+            "tag values are at most 256 characters",
+        );
         tags.insert(k.clone(), v.value.clone());
     }
 
@@ -128,21 +202,56 @@ pub(super) fn validate(raw: RawEnvironment, text: &str, path: &Path) -> Result<E
         failover: p.failover.value,
     };
     if name == "prod" {
-        c.require(protection.termination_protection, &p.termination_protection, "protection.termination_protection", "must be true in prod");
-        c.require(protection.retain_data, &p.retain_data, "protection.retain_data", "must be true in prod: data stores are kept or snapshotted on delete");
-        c.require(protection.failover, &p.failover, "protection.failover", "must be true in prod: it must survive losing a node or an AZ");
+        c.require(
+            protection.termination_protection,
+            &p.termination_protection,
+            "protection.termination_protection",
+            "must be true in prod",
+        );
+        c.require(
+            protection.retain_data,
+            &p.retain_data,
+            "protection.retain_data",
+            "must be true in prod: data stores are kept or snapshotted on delete",
+        );
+        c.require(
+            protection.failover,
+            &p.failover,
+            "protection.failover",
+            "must be true in prod: it must survive losing a node or an AZ",
+        );
     }
 
     let l = &raw.llm.value;
-    let llm = Llm { model_id: c.non_empty(&l.model_id, "llm.model_id"), tokens_per_minute_quota: l.tokens_per_minute_quota.value };
-    c.require(llm.tokens_per_minute_quota > 0, &l.tokens_per_minute_quota, "llm.tokens_per_minute_quota", "must be greater than 0");
+    let llm = Llm {
+        model_id: c.non_empty(&l.model_id, "llm.model_id"),
+        tokens_per_minute_quota: l.tokens_per_minute_quota.value,
+    };
+    c.require(
+        llm.tokens_per_minute_quota > 0,
+        &l.tokens_per_minute_quota,
+        "llm.tokens_per_minute_quota",
+        "must be greater than 0",
+    );
 
-    let auth = Auth { jwks_url: c.prefixed(&raw.auth.value.jwks_url, "auth.jwks_url", "https://", "an HTTPS URL of the identity provider's JWKS") };
+    let auth = Auth {
+        jwks_url: c.prefixed(
+            &raw.auth.value.jwks_url,
+            "auth.jwks_url",
+            "https://",
+            "an HTTPS URL of the identity provider's JWKS",
+        ),
+    };
 
     let im = &raw.intent_model.value;
     let intent_model = IntentModel {
         image: c.non_empty(&im.image, "intent_model.image"),
-        model_data_url: c.prefixed(&im.model_data_url, "intent_model.model_data_url", "s3://", "an S3 URL"),
+        model_data_url: c.prefixed(
+            &im.model_data_url,
+            "intent_model.model_data_url",
+            "s3://",
+            "an S3 URL",
+        ),
     };
 
     let targets = targets(&mut c, &raw.targets);
@@ -177,7 +286,8 @@ pub(super) fn validate(raw: RawEnvironment, text: &str, path: &Path) -> Result<E
 
 fn targets(c: &mut Checker<'_>, raw: &Spanned<RawTargets>) -> Targets {
     let l = &raw.value.latency_ms.value;
-    let mut ms = |s: &Spanned<u32>, name: &str| c.positive(s, &format!("targets.latency_ms.{name}"));
+    let mut ms =
+        |s: &Spanned<u32>, name: &str| c.positive(s, &format!("targets.latency_ms.{name}"));
     let latency_ms = LatencyBudgets {
         end_to_end_p95: ms(&l.end_to_end_p95, "end_to_end_p95"),
         margin: l.margin.value,
@@ -195,25 +305,50 @@ fn targets(c: &mut Checker<'_>, raw: &Spanned<RawTargets>) -> Targets {
         delivery: ms(&l.delivery, "delivery"),
         stream_jitter: ms(&l.stream_jitter, "stream_jitter"),
     };
-    c.require(latency_ms.margin < latency_ms.end_to_end_p95, &l.margin, "targets.latency_ms.margin", "must be smaller than end_to_end_p95");
+    c.require(
+        latency_ms.margin < latency_ms.end_to_end_p95,
+        &l.margin,
+        "targets.latency_ms.margin",
+        "must be smaller than end_to_end_p95",
+    );
 
     let t = &raw.value.traffic.value;
-    let concurrent_sessions = c.positive(&t.concurrent_sessions, "targets.traffic.concurrent_sessions");
+    let concurrent_sessions = c.positive(
+        &t.concurrent_sessions,
+        "targets.traffic.concurrent_sessions",
+    );
     let mpm = t.messages_per_session_per_minute.value;
-    c.require(mpm.is_finite() && mpm > 0.0, &t.messages_per_session_per_minute, "targets.traffic.messages_per_session_per_minute", "must be a positive number");
+    c.require(
+        mpm.is_finite() && mpm > 0.0,
+        &t.messages_per_session_per_minute,
+        "targets.traffic.messages_per_session_per_minute",
+        "must be a positive number",
+    );
     let peak = t.peak_factor.value;
-    c.require(peak.is_finite() && peak >= 1.0, &t.peak_factor, "targets.traffic.peak_factor", format!("must be at least 1.0 (peak over average), got {peak}"));
+    c.require(
+        peak.is_finite() && peak >= 1.0,
+        &t.peak_factor,
+        "targets.traffic.peak_factor",
+        format!("must be at least 1.0 (peak over average), got {peak}"),
+    );
     let traffic = Traffic {
         concurrent_sessions,
         messages_per_session_per_minute: mpm,
         peak_factor: peak,
         cache_hit_ratio: c.ratio(&t.cache_hit_ratio, "targets.traffic.cache_hit_ratio"),
-        rules_confident_share: c.ratio(&t.rules_confident_share, "targets.traffic.rules_confident_share"),
+        rules_confident_share: c.ratio(
+            &t.rules_confident_share,
+            "targets.traffic.rules_confident_share",
+        ),
     };
 
     let m = &raw.value.tier_mix;
-    let (template, simple, standard, complex) =
-        (m.value.template.value, m.value.simple_llm.value, m.value.standard_llm.value, m.value.complex.value);
+    let (template, simple, standard, complex) = (
+        m.value.template.value,
+        m.value.simple_llm.value,
+        m.value.standard_llm.value,
+        m.value.complex.value,
+    );
     let sum = template + simple + standard + complex;
     let tier_mix = TierMix {
         template: f64::from(template),
@@ -221,16 +356,34 @@ fn targets(c: &mut Checker<'_>, raw: &Spanned<RawTargets>) -> Targets {
         standard_llm: f64::from(standard),
         complex: f64::from(complex),
     };
-    c.require(sum == 100, m, "targets.tier_mix", format!("shares must sum to 100, got {sum}"));
-    Targets { latency_ms, traffic, tier_mix }
+    c.require(
+        sum == 100,
+        m,
+        "targets.tier_mix",
+        format!("shares must sum to 100, got {sum}"),
+    );
+    Targets {
+        latency_ms,
+        traffic,
+        tier_mix,
+    }
 }
 
 /// Checks the overrides that are present; sizing fills in the rest.
-fn capacity(c: &mut Checker<'_>, raw: &Spanned<RawCapacity>, prod: bool) -> (Overrides, Vec<String>) {
-    use sizing::{DaxOverride, DynamoDbOverride, OpenSearchOverride, RedisOverride, SageMakerOverride, ServiceOverride};
+fn capacity(
+    c: &mut Checker<'_>,
+    raw: &Spanned<RawCapacity>,
+    prod: bool,
+) -> (Overrides, Vec<String>) {
+    use sizing::{
+        DaxOverride, DynamoDbOverride, OpenSearchOverride, RedisOverride, SageMakerOverride,
+        ServiceOverride,
+    };
     let r = &raw.value;
     let v = |x: &Option<Spanned<u32>>| x.as_ref().map(|s| s.value);
-    let positive = |c: &mut Checker<'_>, x: &Option<Spanned<u32>>, field: &str| x.as_ref().map(|s| c.positive(s, field));
+    let positive = |c: &mut Checker<'_>, x: &Option<Spanned<u32>>, field: &str| {
+        x.as_ref().map(|s| c.positive(s, field))
+    };
 
     let service = r.service.as_ref().map(|s| {
         let s = &s.value;
@@ -242,14 +395,44 @@ fn capacity(c: &mut Checker<'_>, raw: &Spanned<RawCapacity>, prod: bool) -> (Ove
             max_tasks: positive(c, &s.max_tasks, "capacity.service.max_tasks"),
         };
         if let (Some(cpu), Some(mem)) = (&s.cpu, &s.memory_mib) {
-            c.require(fargate_memory_ok(cpu.value, mem.value), mem, "capacity.service.memory_mib", format!("{} MiB is not a valid Fargate memory size for {} CPU units", mem.value, cpu.value));
+            c.require(
+                fargate_memory_ok(cpu.value, mem.value),
+                mem,
+                "capacity.service.memory_mib",
+                format!(
+                    "{} MiB is not a valid Fargate memory size for {} CPU units",
+                    mem.value, cpu.value
+                ),
+            );
         } else if let Some(cpu) = &s.cpu {
-            c.require(fargate_memory_ok(cpu.value, cpu.value * 2) || fargate_memory_ok(cpu.value, 512), cpu, "capacity.service.cpu", format!("{} is not a Fargate CPU size (256, 512, 1024, 2048, 4096, 8192, 16384)", cpu.value));
+            c.require(
+                fargate_memory_ok(cpu.value, cpu.value * 2) || fargate_memory_ok(cpu.value, 512),
+                cpu,
+                "capacity.service.cpu",
+                format!(
+                    "{} is not a Fargate CPU size (256, 512, 1024, 2048, 4096, 8192, 16384)",
+                    cpu.value
+                ),
+            );
         }
-        let (lo, mid, hi) = (o.min_tasks.unwrap_or(1), o.tasks, o.max_tasks.unwrap_or(u32::MAX));
-        if let Some(at) = s.tasks.as_ref().or(s.max_tasks.as_ref()).or(s.min_tasks.as_ref()) {
+        let (lo, mid, hi) = (
+            o.min_tasks.unwrap_or(1),
+            o.tasks,
+            o.max_tasks.unwrap_or(u32::MAX),
+        );
+        if let Some(at) = s
+            .tasks
+            .as_ref()
+            .or(s.max_tasks.as_ref())
+            .or(s.min_tasks.as_ref())
+        {
             let ok = lo <= hi && mid.is_none_or(|m| lo <= m && m <= hi);
-            c.require(ok, at, "capacity.service.tasks", "must satisfy min_tasks <= tasks <= max_tasks");
+            c.require(
+                ok,
+                at,
+                "capacity.service.tasks",
+                "must satisfy min_tasks <= tasks <= max_tasks",
+            );
         }
         o
     });
@@ -257,12 +440,30 @@ fn capacity(c: &mut Checker<'_>, raw: &Spanned<RawCapacity>, prod: bool) -> (Ove
     let redis = r.redis.as_ref().map(|rd| {
         let rd = &rd.value;
         let o = RedisOverride {
-            node_type: rd.node_type.as_ref().map(|n| c.prefixed(n, "capacity.redis.node_type", "cache.", "an ElastiCache node type")),
-            shards: rd.shards.as_ref().map(|n| c.between(n, "capacity.redis.shards", 1, 500)),
-            replicas_per_shard: rd.replicas_per_shard.as_ref().map(|n| c.between(n, "capacity.redis.replicas_per_shard", 0, 5)),
+            node_type: rd.node_type.as_ref().map(|n| {
+                c.prefixed(
+                    n,
+                    "capacity.redis.node_type",
+                    "cache.",
+                    "an ElastiCache node type",
+                )
+            }),
+            shards: rd
+                .shards
+                .as_ref()
+                .map(|n| c.between(n, "capacity.redis.shards", 1, 500)),
+            replicas_per_shard: rd
+                .replicas_per_shard
+                .as_ref()
+                .map(|n| c.between(n, "capacity.redis.replicas_per_shard", 0, 5)),
         };
         if let (true, Some(rep)) = (prod, &rd.replicas_per_shard) {
-            c.require(rep.value >= 1, rep, "capacity.redis.replicas_per_shard", "prod needs at least 1 replica for automatic failover");
+            c.require(
+                rep.value >= 1,
+                rep,
+                "capacity.redis.replicas_per_shard",
+                "prod needs at least 1 replica for automatic failover",
+            );
         }
         o
     });
@@ -270,11 +471,22 @@ fn capacity(c: &mut Checker<'_>, raw: &Spanned<RawCapacity>, prod: bool) -> (Ove
     let dax = r.dax.as_ref().map(|dx| {
         let dx = &dx.value;
         let o = DaxOverride {
-            node_type: dx.node_type.as_ref().map(|n| c.prefixed(n, "capacity.dax.node_type", "dax.", "a DAX node type")),
-            nodes: dx.nodes.as_ref().map(|n| c.between(n, "capacity.dax.nodes", 1, 11)),
+            node_type: dx
+                .node_type
+                .as_ref()
+                .map(|n| c.prefixed(n, "capacity.dax.node_type", "dax.", "a DAX node type")),
+            nodes: dx
+                .nodes
+                .as_ref()
+                .map(|n| c.between(n, "capacity.dax.nodes", 1, 11)),
         };
         if let (true, Some(n)) = (prod, &dx.nodes) {
-            c.require(n.value >= 3, n, "capacity.dax.nodes", "prod needs at least 3 nodes, one per AZ");
+            c.require(
+                n.value >= 3,
+                n,
+                "capacity.dax.nodes",
+                "prod needs at least 3 nodes, one per AZ",
+            );
         }
         o
     });
@@ -285,13 +497,21 @@ fn capacity(c: &mut Checker<'_>, raw: &Spanned<RawCapacity>, prod: bool) -> (Ove
             "on_demand" => Some(Billing::OnDemand),
             "provisioned" => Some(Billing::Provisioned),
             other => {
-                c.fail(b, "capacity.dynamodb.billing", format!("must be `on_demand` or `provisioned`, got `{other}`"));
+                c.fail(
+                    b,
+                    "capacity.dynamodb.billing",
+                    format!("must be `on_demand` or `provisioned`, got `{other}`"),
+                );
                 None
             }
         });
         if billing == Some(Billing::OnDemand) {
             for extra in [&dy.rcu, &dy.wcu].into_iter().flatten() {
-                c.fail(extra, "capacity.dynamodb", "rcu/wcu only apply to billing: provisioned");
+                c.fail(
+                    extra,
+                    "capacity.dynamodb",
+                    "rcu/wcu only apply to billing: provisioned",
+                );
             }
         }
         DynamoDbOverride {
@@ -306,15 +526,33 @@ fn capacity(c: &mut Checker<'_>, raw: &Spanned<RawCapacity>, prod: bool) -> (Ove
         let o = OpenSearchOverride {
             search_ocu_min: positive(c, &os.search_ocu_min, "capacity.opensearch.search_ocu_min"),
             search_ocu_max: positive(c, &os.search_ocu_max, "capacity.opensearch.search_ocu_max"),
-            indexing_ocu_min: positive(c, &os.indexing_ocu_min, "capacity.opensearch.indexing_ocu_min"),
-            indexing_ocu_max: positive(c, &os.indexing_ocu_max, "capacity.opensearch.indexing_ocu_max"),
+            indexing_ocu_min: positive(
+                c,
+                &os.indexing_ocu_min,
+                "capacity.opensearch.indexing_ocu_min",
+            ),
+            indexing_ocu_max: positive(
+                c,
+                &os.indexing_ocu_max,
+                "capacity.opensearch.indexing_ocu_max",
+            ),
             standby_replicas: os.standby_replicas.as_ref().map(|b| b.value),
         };
         if let (Some(lo), Some(hi)) = (o.search_ocu_min, &os.search_ocu_max) {
-            c.require(lo <= hi.value, hi, "capacity.opensearch.search_ocu_max", "must be at least search_ocu_min");
+            c.require(
+                lo <= hi.value,
+                hi,
+                "capacity.opensearch.search_ocu_max",
+                "must be at least search_ocu_min",
+            );
         }
         if let (Some(lo), Some(hi)) = (o.indexing_ocu_min, &os.indexing_ocu_max) {
-            c.require(lo <= hi.value, hi, "capacity.opensearch.indexing_ocu_max", "must be at least indexing_ocu_min");
+            c.require(
+                lo <= hi.value,
+                hi,
+                "capacity.opensearch.indexing_ocu_max",
+                "must be at least indexing_ocu_min",
+            );
         }
         o
     });
@@ -322,21 +560,59 @@ fn capacity(c: &mut Checker<'_>, raw: &Spanned<RawCapacity>, prod: bool) -> (Ove
     let sagemaker = r.sagemaker.as_ref().map(|sm| {
         let sm = &sm.value;
         let o = SageMakerOverride {
-            instance_type: sm.instance_type.as_ref().map(|n| c.prefixed(n, "capacity.sagemaker.instance_type", "ml.", "a SageMaker instance type")),
+            instance_type: sm.instance_type.as_ref().map(|n| {
+                c.prefixed(
+                    n,
+                    "capacity.sagemaker.instance_type",
+                    "ml.",
+                    "a SageMaker instance type",
+                )
+            }),
             instances: positive(c, &sm.instances, "capacity.sagemaker.instances"),
             max_instances: positive(c, &sm.max_instances, "capacity.sagemaker.max_instances"),
         };
         if let (Some(n), Some(max)) = (o.instances, &sm.max_instances) {
-            c.require(n <= max.value, max, "capacity.sagemaker.max_instances", "must be at least instances");
+            c.require(
+                n <= max.value,
+                max,
+                "capacity.sagemaker.max_instances",
+                "must be at least instances",
+            );
         }
         o
     });
 
-    const RESOURCES: [&str; 6] = ["service", "redis", "dax", "dynamodb", "opensearch", "sagemaker"];
+    const RESOURCES: [&str; 6] = [
+        "service",
+        "redis",
+        "dax",
+        "dynamodb",
+        "opensearch",
+        "sagemaker",
+    ];
     let mut acknowledged = Vec::new();
     for a in &r.acknowledged_overrides {
-        c.require(RESOURCES.contains(&a.value.as_str()), a, "capacity.acknowledged_overrides", format!("`{}` is not a resource; use one of {}", a.value, RESOURCES.join(", ")));
+        c.require(
+            RESOURCES.contains(&a.value.as_str()),
+            a,
+            "capacity.acknowledged_overrides",
+            format!(
+                "`{}` is not a resource; use one of {}",
+                a.value,
+                RESOURCES.join(", ")
+            ),
+        );
         acknowledged.push(a.value.clone());
     }
-    (Overrides { service, redis, dax, dynamodb, opensearch, sagemaker }, acknowledged)
+    (
+        Overrides {
+            service,
+            redis,
+            dax,
+            dynamodb,
+            opensearch,
+            sagemaker,
+        },
+        acknowledged,
+    )
 }

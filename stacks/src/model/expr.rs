@@ -72,8 +72,14 @@ impl Expr {
     }
 
     /// `Fn::Sub` with variables bound to other expressions.
-    pub fn sub_with<K: Into<String>>(s: impl Into<String>, vars: impl IntoIterator<Item = (K, Expr)>) -> Self {
-        Expr::Sub(s.into(), vars.into_iter().map(|(k, v)| (k.into(), v)).collect())
+    pub fn sub_with<K: Into<String>>(
+        s: impl Into<String>,
+        vars: impl IntoIterator<Item = (K, Expr)>,
+    ) -> Self {
+        Expr::Sub(
+            s.into(),
+            vars.into_iter().map(|(k, v)| (k.into(), v)).collect(),
+        )
     }
 
     pub fn join(sep: impl Into<String>, parts: impl IntoIterator<Item = Expr>) -> Self {
@@ -142,7 +148,11 @@ impl From<bool> for Expr {
     }
 }
 
-fn single<S: Serializer, V: Serialize + ?Sized>(s: S, key: &str, value: &V) -> Result<S::Ok, S::Error> {
+fn single<S: Serializer, V: Serialize + ?Sized>(
+    s: S,
+    key: &str,
+    value: &V,
+) -> Result<S::Ok, S::Error> {
     let mut m = s.serialize_map(Some(1))?;
     m.serialize_entry(key, value)?;
     m.end()
@@ -183,19 +193,38 @@ mod tests {
     #[test]
     fn intrinsics_have_cloudformation_shapes() {
         assert_eq!(json(&Expr::Ref("Vpc".into())), r#"{"Ref":"Vpc"}"#);
-        assert_eq!(json(&Expr::GetAtt("Alb".into(), "DNSName".into())), r#"{"Fn::GetAtt":["Alb","DNSName"]}"#);
-        assert_eq!(json(&Expr::sub("${AWS::Region}")), r#"{"Fn::Sub":"${AWS::Region}"}"#);
+        assert_eq!(
+            json(&Expr::GetAtt("Alb".into(), "DNSName".into())),
+            r#"{"Fn::GetAtt":["Alb","DNSName"]}"#
+        );
+        assert_eq!(
+            json(&Expr::sub("${AWS::Region}")),
+            r#"{"Fn::Sub":"${AWS::Region}"}"#
+        );
         assert_eq!(
             json(&Expr::sub_with("${X}-a", [("X", Expr::Ref("P".into()))])),
             r#"{"Fn::Sub":["${X}-a",{"X":{"Ref":"P"}}]}"#
         );
-        assert_eq!(json(&Expr::join(",", [Expr::str("a"), Expr::Int(1)])), r#"{"Fn::Join":[",",["a",1]]}"#);
-        assert_eq!(json(&Expr::ImportValue(Box::new("x".into()))), r#"{"Fn::ImportValue":"x"}"#);
         assert_eq!(
-            json(&Expr::If("C".into(), Box::new(true.into()), Box::new(pseudo::no_value()))),
+            json(&Expr::join(",", [Expr::str("a"), Expr::Int(1)])),
+            r#"{"Fn::Join":[",",["a",1]]}"#
+        );
+        assert_eq!(
+            json(&Expr::ImportValue(Box::new("x".into()))),
+            r#"{"Fn::ImportValue":"x"}"#
+        );
+        assert_eq!(
+            json(&Expr::If(
+                "C".into(),
+                Box::new(true.into()),
+                Box::new(pseudo::no_value())
+            )),
             r#"{"Fn::If":["C",true,{"Ref":"AWS::NoValue"}]}"#
         );
-        assert_eq!(json(&Expr::az(1)), r#"{"Fn::Select":[1,{"Fn::GetAZs":""}]}"#);
+        assert_eq!(
+            json(&Expr::az(1)),
+            r#"{"Fn::Select":[1,{"Fn::GetAZs":""}]}"#
+        );
         assert_eq!(
             json(&Expr::negate(Expr::equals("a".into(), "b".into()))),
             r#"{"Fn::Not":[{"Fn::Equals":["a","b"]}]}"#

@@ -8,7 +8,8 @@ pub mod template;
 
 pub use expr::{pseudo, Expr};
 pub use template::{
-    ConditionHandle, ExportKey, Handle, ParamHandle, Parameter, Policy, ResourceOpts, ResourceType, Template,
+    ConditionHandle, ExportKey, Handle, ParamHandle, Parameter, Policy, ResourceOpts, ResourceType,
+    Template,
 };
 
 /// A template that breaks a rule typed handles cannot enforce on their own.

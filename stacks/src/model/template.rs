@@ -33,7 +33,10 @@ pub struct Handle<T> {
 
 impl<T> Clone for Handle<T> {
     fn clone(&self) -> Self {
-        Handle { id: self.id.clone(), _type: PhantomData }
+        Handle {
+            id: self.id.clone(),
+            _type: PhantomData,
+        }
     }
 }
 
@@ -184,10 +187,12 @@ impl Template {
     fn claim(&mut self, id: &str) {
         let taken = self.resources.contains_key(id) || self.parameters.contains_key(id);
         if taken {
-            self.errors.push(ModelError::DuplicateId { id: id.to_owned() });
+            self.errors
+                .push(ModelError::DuplicateId { id: id.to_owned() });
         }
         if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric()) {
-            self.errors.push(ModelError::BadLogicalId { id: id.to_owned() });
+            self.errors
+                .push(ModelError::BadLogicalId { id: id.to_owned() });
         }
     }
 
@@ -195,17 +200,35 @@ impl Template {
         self.add_with(id, props, ResourceOpts::default())
     }
 
-    pub fn add_with<T: ResourceType>(&mut self, id: &str, props: T, opts: ResourceOpts) -> Handle<T> {
+    pub fn add_with<T: ResourceType>(
+        &mut self,
+        id: &str,
+        props: T,
+        opts: ResourceOpts,
+    ) -> Handle<T> {
         self.claim(id);
         let properties = match serde_json::to_value(&props) {
             Ok(v) => v,
             Err(e) => {
-                self.errors.push(ModelError::Serialize { id: id.to_owned(), message: e.to_string() });
+                self.errors.push(ModelError::Serialize {
+                    id: id.to_owned(),
+                    message: e.to_string(),
+                });
                 Value::Null
             }
         };
-        self.resources.insert(id.to_owned(), Resource { kind: T::TYPE, properties, opts });
-        Handle { id: id.to_owned(), _type: PhantomData }
+        self.resources.insert(
+            id.to_owned(),
+            Resource {
+                kind: T::TYPE,
+                properties,
+                opts,
+            },
+        );
+        Handle {
+            id: id.to_owned(),
+            _type: PhantomData,
+        }
     }
 
     pub fn parameter(&mut self, id: &str, p: Parameter) -> ParamHandle {
@@ -224,7 +247,14 @@ impl Template {
     }
 
     pub fn output(&mut self, id: &str, value: Expr, description: &str) {
-        self.outputs.insert(id.to_owned(), Output { value, description: description.to_owned(), export: None });
+        self.outputs.insert(
+            id.to_owned(),
+            Output {
+                value,
+                description: description.to_owned(),
+                export: None,
+            },
+        );
     }
 
     /// Publishes `value` under `key` for other stacks to import.
@@ -233,7 +263,11 @@ impl Template {
         self.exports.insert(key);
         self.outputs.insert(
             key.name.to_owned(),
-            Output { value, description: description.to_owned(), export: Some(name) },
+            Output {
+                value,
+                description: description.to_owned(),
+                export: Some(name),
+            },
         );
     }
 
@@ -262,7 +296,10 @@ impl Template {
 
     /// Parameter names and defaults.
     pub fn parameter_defaults(&self) -> BTreeMap<String, Option<String>> {
-        self.parameters.iter().map(|(k, p)| (k.clone(), p.default.clone())).collect()
+        self.parameters
+            .iter()
+            .map(|(k, p)| (k.clone(), p.default.clone()))
+            .collect()
     }
 
     /// Resources kept on stack deletion (Retain or Snapshot).
@@ -339,7 +376,9 @@ impl Template {
     pub fn check(&self) -> Result<(), Vec<ModelError>> {
         let mut errors = self.errors.clone();
         let known = |id: &str| {
-            id.starts_with("AWS::") || self.resources.contains_key(id) || self.parameters.contains_key(id)
+            id.starts_with("AWS::")
+                || self.resources.contains_key(id)
+                || self.parameters.contains_key(id)
         };
         let visit = |owner: &str, v: &Value, errors: &mut Vec<ModelError>| {
             collect_refs(v, &mut |r| {
@@ -349,7 +388,10 @@ impl Template {
                     Reference::Condition(id) => self.conditions.contains_key(*id),
                 };
                 if !ok {
-                    errors.push(ModelError::DanglingReference { from: owner.to_owned(), to: r.target().to_owned() });
+                    errors.push(ModelError::DanglingReference {
+                        from: owner.to_owned(),
+                        to: r.target().to_owned(),
+                    });
                 }
             });
         };
@@ -357,7 +399,10 @@ impl Template {
             visit(id, &r.properties, &mut errors);
             for dep in &r.opts.depends_on {
                 if !self.resources.contains_key(dep) {
-                    errors.push(ModelError::DanglingReference { from: id.clone(), to: dep.clone() });
+                    errors.push(ModelError::DanglingReference {
+                        from: id.clone(),
+                        to: dep.clone(),
+                    });
                 }
             }
         }
@@ -367,7 +412,11 @@ impl Template {
         for (id, c) in &self.conditions {
             visit(id, &to_json(c), &mut errors);
         }
-        if errors.is_empty() { Ok(()) } else { Err(errors) }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors)
+        }
     }
 }
 
@@ -382,7 +431,8 @@ fn to_json<T: Serialize + ?Sized>(v: &T) -> Value {
 fn sort_keys(v: Value) -> Value {
     match v {
         Value::Object(m) => {
-            let sorted: BTreeMap<String, Value> = m.into_iter().map(|(k, v)| (k, sort_keys(v))).collect();
+            let sorted: BTreeMap<String, Value> =
+                m.into_iter().map(|(k, v)| (k, sort_keys(v))).collect();
             Value::Object(sorted.into_iter().collect())
         }
         Value::Array(a) => Value::Array(a.into_iter().map(sort_keys).collect()),
@@ -409,7 +459,11 @@ impl Reference<'_> {
 fn collect_refs<'a>(v: &'a Value, f: &mut dyn FnMut(Reference<'a>)) {
     match v {
         Value::Object(m) if m.len() == 1 => {
-            let (k, inner) = m.iter().next().map(|(k, v)| (k.as_str(), v)).unwrap_or(("", v));
+            let (k, inner) = m
+                .iter()
+                .next()
+                .map(|(k, v)| (k.as_str(), v))
+                .unwrap_or(("", v));
             match (k, inner) {
                 ("Ref", Value::String(id)) => f(Reference::Ref(id)),
                 ("Fn::GetAtt", Value::Array(a)) => {
@@ -423,7 +477,9 @@ fn collect_refs<'a>(v: &'a Value, f: &mut dyn FnMut(Reference<'a>)) {
                     if let Some(Value::String(text)) = a.first() {
                         sub_vars(text, vars, f);
                     }
-                    vars.into_iter().flat_map(Map::values).for_each(|x| collect_refs(x, f));
+                    vars.into_iter()
+                        .flat_map(Map::values)
+                        .for_each(|x| collect_refs(x, f));
                 }
                 ("Fn::If", Value::Array(a)) => {
                     if let Some(Value::String(c)) = a.first() {
@@ -440,7 +496,11 @@ fn collect_refs<'a>(v: &'a Value, f: &mut dyn FnMut(Reference<'a>)) {
     }
 }
 
-fn sub_vars<'a>(text: &'a str, vars: Option<&Map<String, Value>>, f: &mut dyn FnMut(Reference<'a>)) {
+fn sub_vars<'a>(
+    text: &'a str,
+    vars: Option<&Map<String, Value>>,
+    f: &mut dyn FnMut(Reference<'a>),
+) {
     let mut rest = text;
     while let Some(start) = rest.find("${") {
         let after = &rest[start + 2..];
@@ -478,21 +538,43 @@ mod tests {
         let mut t = Template::new("d", "mangaassist-dev");
         let p = t.parameter(
             "Image",
-            Parameter { kind: "String", description: "img".into(), default: Some("x".into()), allowed_pattern: None },
+            Parameter {
+                kind: "String",
+                description: "img".into(),
+                default: Some("x".into()),
+                allowed_pattern: None,
+            },
         );
-        let b = t.add("B", Thing { name: p.reference(), other: None });
+        let b = t.add(
+            "B",
+            Thing {
+                name: p.reference(),
+                other: None,
+            },
+        );
         let a = t.add_with(
             "A",
-            Thing { name: b.attr("Arn"), other: Some(Expr::sub("${B}-${AWS::Region}-${!Keep}")) },
+            Thing {
+                name: b.attr("Arn"),
+                other: Some(Expr::sub("${B}-${AWS::Region}-${!Keep}")),
+            },
             ResourceOpts::new().depends_on(&b).deletion(Policy::Retain),
         );
         t.export(ExportKey::new("network", "AId"), a.reference(), "a");
         let v = t.to_value();
         let text = serde_json::to_string(&v).expect("json");
-        assert!(text.starts_with(r#"{"AWSTemplateFormatVersion":"2010-09-09","Description":"d","Outputs""#), "{text}");
+        assert!(
+            text.starts_with(
+                r#"{"AWSTemplateFormatVersion":"2010-09-09","Description":"d","Outputs""#
+            ),
+            "{text}"
+        );
         assert_eq!(v["Resources"]["A"]["DependsOn"], serde_json::json!(["B"]));
         assert_eq!(v["Resources"]["A"]["UpdateReplacePolicy"], "Retain");
-        assert_eq!(v["Outputs"]["AId"]["Export"]["Name"], "mangaassist-dev-network-AId");
+        assert_eq!(
+            v["Outputs"]["AId"]["Export"]["Name"],
+            "mangaassist-dev-network-AId"
+        );
         assert!(t.check().is_ok(), "{:?}", t.check());
         assert_eq!(t.retained().len(), 1);
     }
@@ -500,17 +582,51 @@ mod tests {
     #[test]
     fn check_finds_dangling_and_duplicate_ids() {
         let mut t = Template::new("d", "p");
-        t.add("A", Thing { name: Expr::Ref("Missing".into()), other: Some(Expr::sub("${Gone.Arn}")) });
-        t.add("A", Thing { name: Expr::If("NoSuchCondition".into(), Box::new("a".into()), Box::new("b".into())), other: None });
-        t.add("bad-id", Thing { name: "x".into(), other: None });
+        t.add(
+            "A",
+            Thing {
+                name: Expr::Ref("Missing".into()),
+                other: Some(Expr::sub("${Gone.Arn}")),
+            },
+        );
+        t.add(
+            "A",
+            Thing {
+                name: Expr::If(
+                    "NoSuchCondition".into(),
+                    Box::new("a".into()),
+                    Box::new("b".into()),
+                ),
+                other: None,
+            },
+        );
+        t.add(
+            "bad-id",
+            Thing {
+                name: "x".into(),
+                other: None,
+            },
+        );
         let errs = t.check().expect_err("must fail");
         let text: Vec<String> = errs.iter().map(ToString::to_string).collect();
-        assert!(text.iter().any(|e| e.contains("duplicate logical ID `A`")), "{text:?}");
+        assert!(
+            text.iter().any(|e| e.contains("duplicate logical ID `A`")),
+            "{text:?}"
+        );
         assert!(text.iter().any(|e| e.contains("`bad-id`")), "{text:?}");
-        assert!(text.iter().any(|e| e.contains("`NoSuchCondition`")), "{text:?}");
+        assert!(
+            text.iter().any(|e| e.contains("`NoSuchCondition`")),
+            "{text:?}"
+        );
         // The second `A` replaced the first, so `Missing` and `Gone` are not reported.
         let mut t2 = Template::new("d", "p");
-        t2.add("A", Thing { name: Expr::Ref("Missing".into()), other: Some(Expr::sub("${Gone.Arn}")) });
+        t2.add(
+            "A",
+            Thing {
+                name: Expr::Ref("Missing".into()),
+                other: Some(Expr::sub("${Gone.Arn}")),
+            },
+        );
         let errs = t2.check().expect_err("must fail");
         assert_eq!(errs.len(), 2, "{errs:?}");
     }
@@ -519,7 +635,13 @@ mod tests {
     fn imports_are_recorded_for_the_graph() {
         let mut t = Template::new("d", "mangaassist-prod");
         let e = t.import(ExportKey::new("network", "VpcId"));
-        assert_eq!(e, Expr::ImportValue(Box::new(Expr::str("mangaassist-prod-network-VpcId"))));
-        assert_eq!(t.imports().iter().map(|k| k.producer).collect::<Vec<_>>(), vec!["network"]);
+        assert_eq!(
+            e,
+            Expr::ImportValue(Box::new(Expr::str("mangaassist-prod-network-VpcId")))
+        );
+        assert_eq!(
+            t.imports().iter().map(|k| k.producer).collect::<Vec<_>>(),
+            vec!["network"]
+        );
     }
 }

@@ -20,13 +20,21 @@ pub fn template(i: &Inputs<'_>) -> Template {
     let sg = t.import(network::REDIS_SG);
     let subnet_group = t.add(
         "RedisSubnetGroup",
-        SubnetGroup { description: format!("MangaAssist {} Redis private subnets", i.env.name), subnet_ids: subnets, tags: tags.clone() },
+        SubnetGroup {
+            description: format!("MangaAssist {} Redis private subnets", i.env.name),
+            subnet_ids: subnets,
+            tags: tags.clone(),
+        },
     );
 
     let cluster_mode = cap.shards > 1;
     let failover = cap.replicas_per_shard >= 1;
     // A snapshot on delete only makes sense where data is kept at all.
-    let policy = if i.retain_data() { Policy::Snapshot } else { Policy::Delete };
+    let policy = if i.retain_data() {
+        Policy::Snapshot
+    } else {
+        Policy::Delete
+    };
     let group = t.add_with(
         "Redis",
         ReplicationGroup {
@@ -35,7 +43,12 @@ pub fn template(i: &Inputs<'_>) -> Template {
             engine: "redis".into(),
             engine_version: "7.1".into(),
             cache_node_type: cap.node_type.clone(),
-            cache_parameter_group_name: if cluster_mode { "default.redis7.cluster.on" } else { "default.redis7" }.into(),
+            cache_parameter_group_name: if cluster_mode {
+                "default.redis7.cluster.on"
+            } else {
+                "default.redis7"
+            }
+            .into(),
             num_node_groups: cap.shards,
             replicas_per_node_group: cap.replicas_per_shard,
             automatic_failover_enabled: failover,
@@ -51,7 +64,11 @@ pub fn template(i: &Inputs<'_>) -> Template {
         ResourceOpts::new().deletion(policy),
     );
 
-    let endpoint = if cluster_mode { group.configuration_address() } else { group.primary_address() };
+    let endpoint = if cluster_mode {
+        group.configuration_address()
+    } else {
+        group.primary_address()
+    };
     t.export(ENDPOINT, endpoint, "Redis endpoint address (TLS)");
     t.export(PORT, network::REDIS_PORT.to_string().into(), "Redis port");
     t.export(GROUP_ID, group.id(), "Replication group ID");

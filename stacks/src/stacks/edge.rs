@@ -7,8 +7,10 @@ use std::collections::BTreeMap;
 
 use super::{service, Inputs, StackId};
 use crate::model::resources::cloudfront::*;
-use crate::model::resources::wafv2::{self, Action, ManagedRuleGroup, OverrideAction, RateBased, Rule, VisibilityConfig, WebAcl};
-use crate::model::{Expr, ExportKey, Template};
+use crate::model::resources::wafv2::{
+    self, Action, ManagedRuleGroup, OverrideAction, RateBased, Rule, VisibilityConfig, WebAcl,
+};
+use crate::model::{ExportKey, Expr, Template};
 
 pub const DISTRIBUTION_ID: ExportKey = ExportKey::new("edge", "DistributionId");
 pub const DISTRIBUTION_DOMAIN: ExportKey = ExportKey::new("edge", "DistributionDomainName");
@@ -20,10 +22,15 @@ pub const CACHING_DISABLED: &str = "4135ea2d-6df8-44a3-9df3-4b5a84be39ad";
 /// `Host` is forwarded too, so CloudFront checks the ALB's certificate
 /// against the viewer's host name rather than the ALB's DNS name.
 fn forwarded_headers(with_host: bool) -> Vec<String> {
-    let mut h: Vec<String> = ["Sec-WebSocket-Extensions", "Sec-WebSocket-Key", "Sec-WebSocket-Protocol", "Sec-WebSocket-Version"]
-        .into_iter()
-        .map(str::to_owned)
-        .collect();
+    let mut h: Vec<String> = [
+        "Sec-WebSocket-Extensions",
+        "Sec-WebSocket-Key",
+        "Sec-WebSocket-Protocol",
+        "Sec-WebSocket-Version",
+    ]
+    .into_iter()
+    .map(str::to_owned)
+    .collect();
     if with_host {
         h.insert(0, "Host".into());
     }
@@ -49,7 +56,10 @@ pub fn template(i: &Inputs<'_>) -> Template {
     let managed = |priority: u32, group: &str| Rule::Managed {
         name: group.to_owned(),
         priority,
-        statement: wafv2::Statement::ManagedRuleGroupStatement(ManagedRuleGroup { vendor_name: "AWS".into(), name: group.to_owned() }),
+        statement: wafv2::Statement::ManagedRuleGroupStatement(ManagedRuleGroup {
+            vendor_name: "AWS".into(),
+            name: group.to_owned(),
+        }),
         override_action: OverrideAction::None(empty()),
         visibility_config: metric(group),
     };
@@ -65,7 +75,11 @@ pub fn template(i: &Inputs<'_>) -> Template {
                 Rule::Rate {
                     name: "RatePerIp".into(),
                     priority: 0,
-                    statement: wafv2::Statement::RateBasedStatement(RateBased { limit: rate_limit(i), evaluation_window_sec: 300, aggregate_key_type: "IP".into() }),
+                    statement: wafv2::Statement::RateBasedStatement(RateBased {
+                        limit: rate_limit(i),
+                        evaluation_window_sec: 300,
+                        aggregate_key_type: "IP".into(),
+                    }),
                     action: Action::Block(empty()),
                     visibility_config: metric("RatePerIp"),
                 },
@@ -83,10 +97,19 @@ pub fn template(i: &Inputs<'_>) -> Template {
         OriginRequestPolicy {
             origin_request_policy_config: OriginRequestPolicyConfig {
                 name: format!("{name}-websocket"),
-                comment: "WebSocket handshake headers and all query strings (the token may travel there)".into(),
-                headers_config: HeadersConfig { header_behavior: "whitelist".into(), headers: Some(forwarded_headers(with_domain)) },
-                cookies_config: CookiesConfig { cookie_behavior: "none".into() },
-                query_strings_config: QueryStringsConfig { query_string_behavior: "all".into() },
+                comment:
+                    "WebSocket handshake headers and all query strings (the token may travel there)"
+                        .into(),
+                headers_config: HeadersConfig {
+                    header_behavior: "whitelist".into(),
+                    headers: Some(forwarded_headers(with_domain)),
+                },
+                cookies_config: CookiesConfig {
+                    cookie_behavior: "none".into(),
+                },
+                query_strings_config: QueryStringsConfig {
+                    query_string_behavior: "all".into(),
+                },
             },
         },
     );
@@ -108,7 +131,12 @@ pub fn template(i: &Inputs<'_>) -> Template {
         // CloudFront's default certificate, and the hop to the ALB stays
         // inside AWS, admitted only from CloudFront's prefix list.
         None => (
-            ViewerCertificate { acm_certificate_arn: None, ssl_support_method: None, minimum_protocol_version: None, cloud_front_default_certificate: Some(true) },
+            ViewerCertificate {
+                acm_certificate_arn: None,
+                ssl_support_method: None,
+                minimum_protocol_version: None,
+                cloud_front_default_certificate: Some(true),
+            },
             None,
             "http-only",
         ),
@@ -139,7 +167,9 @@ pub fn template(i: &Inputs<'_>) -> Template {
                 default_cache_behavior: CacheBehavior {
                     target_origin_id: "alb".into(),
                     viewer_protocol_policy: "https-only".into(),
-                    allowed_methods: ["DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT"].map(String::from).to_vec(),
+                    allowed_methods: ["DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT"]
+                        .map(String::from)
+                        .to_vec(),
                     cached_methods: vec!["GET".into(), "HEAD".into()],
                     cache_policy_id: CACHING_DISABLED.into(),
                     origin_request_policy_id: policy.id(),
@@ -151,12 +181,24 @@ pub fn template(i: &Inputs<'_>) -> Template {
         },
     );
 
-    t.export(DISTRIBUTION_ID, distribution.id(), "CloudFront distribution ID");
-    t.export(DISTRIBUTION_DOMAIN, distribution.domain_name(), "CloudFront domain name");
+    t.export(
+        DISTRIBUTION_ID,
+        distribution.id(),
+        "CloudFront distribution ID",
+    );
+    t.export(
+        DISTRIBUTION_DOMAIN,
+        distribution.domain_name(),
+        "CloudFront domain name",
+    );
     let host = match &i.env.domain {
         Some(d) => Expr::Str(d.name.clone()),
         None => distribution.domain_name(),
     };
-    t.output("ChatUrl", Expr::sub_with("wss://${Host}/v1/chat", [("Host", host)]), "WebSocket URL clients connect to");
+    t.output(
+        "ChatUrl",
+        Expr::sub_with("wss://${Host}/v1/chat", [("Host", host)]),
+        "WebSocket URL clients connect to",
+    );
     t
 }

@@ -8,7 +8,7 @@ use super::{arn, Inputs, StackId};
 use crate::model::resources::autoscaling::*;
 use crate::model::resources::iam::{InlinePolicy, PolicyDocument, Role, Statement};
 use crate::model::resources::sagemaker::*;
-use crate::model::{Expr, ExportKey, ResourceOpts, Template};
+use crate::model::{ExportKey, Expr, ResourceOpts, Template};
 
 pub const ENDPOINT_NAME: ExportKey = ExportKey::new("intent", "EndpointName");
 pub const ENDPOINT_ARN: ExportKey = ExportKey::new("intent", "EndpointArn");
@@ -45,17 +45,35 @@ pub fn template(i: &Inputs<'_>) -> Template {
     let (bucket, key) = split_s3(&model_cfg.model_data_url);
 
     let mut statements = vec![
-        Statement::allow("ModelArtifact", &["s3:GetObject"], vec![Expr::sub(format!("arn:${{AWS::Partition}}:s3:::{bucket}/{key}"))]),
+        Statement::allow(
+            "ModelArtifact",
+            &["s3:GetObject"],
+            vec![Expr::sub(format!(
+                "arn:${{AWS::Partition}}:s3:::{bucket}/{key}"
+            ))],
+        ),
         Statement::allow("EcrAuth", &["ecr:GetAuthorizationToken"], vec!["*".into()]),
         Statement::allow(
             "Logs",
-            &["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
+            &[
+                "logs:CreateLogGroup",
+                "logs:CreateLogStream",
+                "logs:PutLogEvents",
+            ],
             vec![arn("logs", "log-group:/aws/sagemaker/Endpoints/*")],
         ),
         Statement::allow("Metrics", &["cloudwatch:PutMetricData"], vec!["*".into()]),
     ];
     if let Some(repo) = ecr_repository_arn(&model_cfg.image) {
-        statements.push(Statement::allow("EcrPull", &["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"], vec![repo.into()]));
+        statements.push(Statement::allow(
+            "EcrPull",
+            &[
+                "ecr:BatchCheckLayerAvailability",
+                "ecr:BatchGetImage",
+                "ecr:GetDownloadUrlForLayer",
+            ],
+            vec![repo.into()],
+        ));
     }
     let role = t.add(
         "ExecutionRole",
@@ -64,7 +82,10 @@ pub fn template(i: &Inputs<'_>) -> Template {
             description: "SageMaker execution role for the intent classifier".into(),
             assume_role_policy_document: PolicyDocument::assumed_by("sagemaker.amazonaws.com"),
             managed_policy_arns: None,
-            policies: Some(vec![InlinePolicy { policy_name: "intent-model".into(), policy_document: PolicyDocument::new(statements) }]),
+            policies: Some(vec![InlinePolicy {
+                policy_name: "intent-model".into(),
+                policy_document: PolicyDocument::new(statements),
+            }]),
             tags: tags.clone(),
         },
     );
@@ -76,7 +97,10 @@ pub fn template(i: &Inputs<'_>) -> Template {
             primary_container: ContainerDefinition {
                 image: model_cfg.image.clone(),
                 model_data_url: model_cfg.model_data_url.clone(),
-                environment: BTreeMap::from([("HF_TASK".to_owned(), "text-classification".to_owned())]),
+                environment: BTreeMap::from([(
+                    "HF_TASK".to_owned(),
+                    "text-classification".to_owned(),
+                )]),
             },
             tags: tags.clone(),
         },
@@ -96,7 +120,11 @@ pub fn template(i: &Inputs<'_>) -> Template {
     );
     let endpoint = t.add(
         "Endpoint",
-        Endpoint { endpoint_name: endpoint_name.clone(), endpoint_config_name: config.name(), tags },
+        Endpoint {
+            endpoint_name: endpoint_name.clone(),
+            endpoint_config_name: config.name(),
+            tags,
+        },
     );
 
     let target = t.add_with(
@@ -129,7 +157,11 @@ pub fn template(i: &Inputs<'_>) -> Template {
 
     t.export(ENDPOINT_NAME, endpoint.name(), "Intent endpoint name");
     t.export(ENDPOINT_ARN, endpoint.arn(), "Intent endpoint ARN");
-    t.export(VARIANT_NAME, Expr::Str(VARIANT.into()), "Production variant name");
+    t.export(
+        VARIANT_NAME,
+        Expr::Str(VARIANT.into()),
+        "Production variant name",
+    );
     t
 }
 

@@ -30,26 +30,50 @@ pub fn template(i: &Inputs<'_>) -> Template {
         Billing::OnDemand => ("PAY_PER_REQUEST", None),
         Billing::Provisioned => (
             "PROVISIONED",
-            Some(ProvisionedThroughput { read_capacity_units: ddb.rcu, write_capacity_units: ddb.wcu }),
+            Some(ProvisionedThroughput {
+                read_capacity_units: ddb.rcu,
+                write_capacity_units: ddb.wcu,
+            }),
         ),
     };
     // DynamoDB has no snapshot-on-delete; Retain plus PITR keeps the data.
-    let table_policy = if i.retain_data() { Policy::Retain } else { Policy::Delete };
+    let table_policy = if i.retain_data() {
+        Policy::Retain
+    } else {
+        Policy::Delete
+    };
     let table = t.add_with(
         "ConversationTable",
         Table {
             billing_mode: billing_mode.into(),
             attribute_definitions: vec![
-                AttributeDefinition { attribute_name: "session_id".into(), attribute_type: "S".into() },
-                AttributeDefinition { attribute_name: "turn".into(), attribute_type: "N".into() },
+                AttributeDefinition {
+                    attribute_name: "session_id".into(),
+                    attribute_type: "S".into(),
+                },
+                AttributeDefinition {
+                    attribute_name: "turn".into(),
+                    attribute_type: "N".into(),
+                },
             ],
             key_schema: vec![
-                KeySchema { attribute_name: "session_id".into(), key_type: "HASH".into() },
-                KeySchema { attribute_name: "turn".into(), key_type: "RANGE".into() },
+                KeySchema {
+                    attribute_name: "session_id".into(),
+                    key_type: "HASH".into(),
+                },
+                KeySchema {
+                    attribute_name: "turn".into(),
+                    key_type: "RANGE".into(),
+                },
             ],
             provisioned_throughput,
-            time_to_live_specification: TimeToLive { attribute_name: TTL_ATTRIBUTE.into(), enabled: true },
-            point_in_time_recovery_specification: PointInTimeRecovery { point_in_time_recovery_enabled: true },
+            time_to_live_specification: TimeToLive {
+                attribute_name: TTL_ATTRIBUTE.into(),
+                enabled: true,
+            },
+            point_in_time_recovery_specification: PointInTimeRecovery {
+                point_in_time_recovery_enabled: true,
+            },
             sse_specification: Sse { enabled: true },
             deletion_protection_enabled: i.retain_data(),
             tags: tags.clone(),
@@ -103,7 +127,10 @@ fn dax_cluster(i: &Inputs<'_>, t: &mut Template, table: &Handle<Table>) {
     let dax_sg = t.import(network::DAX_SG);
     let subnet_group = t.add(
         "DaxSubnetGroup",
-        dax::SubnetGroup { description: format!("MangaAssist {} DAX private subnets", i.env.name), subnet_ids: subnets },
+        dax::SubnetGroup {
+            description: format!("MangaAssist {} DAX private subnets", i.env.name),
+            subnet_ids: subnets,
+        },
     );
     // Conversation turns are read right after they are written; a short
     // item TTL bounds staleness if a write bypasses DAX.
@@ -129,11 +156,19 @@ fn dax_cluster(i: &Inputs<'_>, t: &mut Template, table: &Handle<Table>) {
             security_group_ids: vec![dax_sg],
             sse_specification: dax::DaxSse { enabled: true },
             cluster_endpoint_encryption_type: "TLS".into(),
-            tags: i.tag_map(id).into_iter().map(|(k, v)| (k, v.into())).collect(),
+            tags: i
+                .tag_map(id)
+                .into_iter()
+                .map(|(k, v)| (k, v.into()))
+                .collect(),
         },
     );
 
     t.export(DAX_ARN, cluster.arn(), "DAX cluster ARN");
     t.export(DAX_NAME, cluster.name(), "DAX cluster name");
-    t.export(DAX_ENDPOINT, cluster.discovery_url(), "DAX discovery endpoint (daxs://)");
+    t.export(
+        DAX_ENDPOINT,
+        cluster.discovery_url(),
+        "DAX discovery endpoint (daxs://)",
+    );
 }

@@ -110,7 +110,10 @@ impl<'a> Inputs<'a> {
 
     /// A new template for `id`, with its description and metadata.
     pub fn template(&self, id: StackId, what: &str) -> Template {
-        let mut t = Template::new(format!("MangaAssist {} ({}): {what}", self.env.name, id.name()), self.prefix());
+        let mut t = Template::new(
+            format!("MangaAssist {} ({}): {what}", self.env.name, id.name()),
+            self.prefix(),
+        );
         t.metadata(
             "MangaAssist",
             serde_json::json!({ "Environment": self.env.name, "Stack": id.name(), "GeneratedBy": "mangactl" }),
@@ -122,7 +125,13 @@ impl<'a> Inputs<'a> {
     /// and `Stack`. Stack-level tags come from the manifest at deploy time;
     /// these make the resources self-describing in the console too.
     pub fn tags(&self, id: StackId) -> Vec<Tag> {
-        self.tag_map(id).into_iter().map(|(key, value)| Tag { key, value: Expr::Str(value) }).collect()
+        self.tag_map(id)
+            .into_iter()
+            .map(|(key, value)| Tag {
+                key,
+                value: Expr::Str(value),
+            })
+            .collect()
     }
 
     pub fn tag_map(&self, id: StackId) -> BTreeMap<String, String> {
@@ -147,7 +156,10 @@ pub fn task_role_name(env: &Environment) -> String {
 }
 
 pub fn task_role_arn(env: &Environment) -> Expr {
-    Expr::sub_with("arn:${AWS::Partition}:iam::${AWS::AccountId}:role/${Name}", [("Name", Expr::Str(task_role_name(env)))])
+    Expr::sub_with(
+        "arn:${AWS::Partition}:iam::${AWS::AccountId}:role/${Name}",
+        [("Name", Expr::Str(task_role_name(env)))],
+    )
 }
 
 /// Builds one stack's template.
@@ -172,5 +184,7 @@ pub(crate) fn import_list(t: &mut Template, key: crate::model::ExportKey) -> Exp
 
 /// `arn:<partition>:<service>:<region>:<account>:<rest>` for this stack.
 pub(crate) fn arn(service: &str, rest: &str) -> Expr {
-    Expr::sub(format!("arn:${{AWS::Partition}}:{service}:${{AWS::Region}}:${{AWS::AccountId}}:{rest}"))
+    Expr::sub(format!(
+        "arn:${{AWS::Partition}}:{service}:${{AWS::Region}}:${{AWS::AccountId}}:{rest}"
+    ))
 }

@@ -8,7 +8,7 @@
 
 use super::{Inputs, StackId};
 use crate::model::resources::ec2::*;
-use crate::model::{Expr, ExportKey, Handle, ResourceOpts, Template};
+use crate::model::{ExportKey, Expr, Handle, ResourceOpts, Template};
 
 pub const VPC_ID: ExportKey = ExportKey::new("network", "VpcId");
 pub const PUBLIC_SUBNETS: ExportKey = ExportKey::new("network", "PublicSubnetIds");
@@ -32,21 +32,52 @@ const VPC_CIDR: &str = "10.0.0.0/16";
 
 pub fn template(i: &Inputs<'_>) -> Template {
     let id = StackId::Network;
-    let mut t = i.template(id, "VPC, subnets, NAT, security groups and the DynamoDB endpoint");
+    let mut t = i.template(
+        id,
+        "VPC, subnets, NAT, security groups and the DynamoDB endpoint",
+    );
     let tags = |name: &str| {
         let mut v = i.tags(id);
-        v.push(crate::model::resources::Tag { key: "Name".into(), value: Expr::Str(format!("{}-{name}", i.prefix())) });
+        v.push(crate::model::resources::Tag {
+            key: "Name".into(),
+            value: Expr::Str(format!("{}-{name}", i.prefix())),
+        });
         v
     };
 
-    let vpc = t.add("Vpc", Vpc { cidr_block: VPC_CIDR.into(), enable_dns_hostnames: true, enable_dns_support: true, tags: tags("vpc") });
+    let vpc = t.add(
+        "Vpc",
+        Vpc {
+            cidr_block: VPC_CIDR.into(),
+            enable_dns_hostnames: true,
+            enable_dns_support: true,
+            tags: tags("vpc"),
+        },
+    );
     let igw = t.add("InternetGateway", InternetGateway { tags: tags("igw") });
-    let attach = t.add("InternetGatewayAttachment", VpcGatewayAttachment { vpc_id: vpc.id(), internet_gateway_id: igw.reference() });
+    let attach = t.add(
+        "InternetGatewayAttachment",
+        VpcGatewayAttachment {
+            vpc_id: vpc.id(),
+            internet_gateway_id: igw.reference(),
+        },
+    );
 
-    let public_rt = t.add("PublicRouteTable", RouteTable { vpc_id: vpc.id(), tags: tags("public") });
+    let public_rt = t.add(
+        "PublicRouteTable",
+        RouteTable {
+            vpc_id: vpc.id(),
+            tags: tags("public"),
+        },
+    );
     t.add_with(
         "PublicDefaultRoute",
-        Route { route_table_id: public_rt.reference(), destination_cidr_block: "0.0.0.0/0".into(), gateway_id: Some(igw.reference()), nat_gateway_id: None },
+        Route {
+            route_table_id: public_rt.reference(),
+            destination_cidr_block: "0.0.0.0/0".into(),
+            gateway_id: Some(igw.reference()),
+            nat_gateway_id: None,
+        },
         ResourceOpts::new().depends_on(&attach),
     );
 
@@ -68,10 +99,30 @@ pub fn template(i: &Inputs<'_>) -> Template {
                 tags: tags(&format!("public-{n}")),
             },
         );
-        t.add(&format!("PublicSubnet{n}RouteTableAssociation"), SubnetRouteTableAssociation { subnet_id: pub_subnet.reference(), route_table_id: public_rt.reference() });
+        t.add(
+            &format!("PublicSubnet{n}RouteTableAssociation"),
+            SubnetRouteTableAssociation {
+                subnet_id: pub_subnet.reference(),
+                route_table_id: public_rt.reference(),
+            },
+        );
         if az < nat_count {
-            let eip = t.add_with(&format!("NatEip{n}"), Eip { domain: "vpc".into(), tags: tags(&format!("nat-{n}")) }, ResourceOpts::new().depends_on(&attach));
-            nats.push(t.add(&format!("NatGateway{n}"), NatGateway { allocation_id: eip.allocation_id(), subnet_id: pub_subnet.reference(), tags: tags(&format!("nat-{n}")) }));
+            let eip = t.add_with(
+                &format!("NatEip{n}"),
+                Eip {
+                    domain: "vpc".into(),
+                    tags: tags(&format!("nat-{n}")),
+                },
+                ResourceOpts::new().depends_on(&attach),
+            );
+            nats.push(t.add(
+                &format!("NatGateway{n}"),
+                NatGateway {
+                    allocation_id: eip.allocation_id(),
+                    subnet_id: pub_subnet.reference(),
+                    tags: tags(&format!("nat-{n}")),
+                },
+            ));
         }
         public.push(pub_subnet);
 
@@ -85,13 +136,30 @@ pub fn template(i: &Inputs<'_>) -> Template {
                 tags: tags(&format!("private-{n}")),
             },
         );
-        let rt = t.add(&format!("PrivateRouteTable{n}"), RouteTable { vpc_id: vpc.id(), tags: tags(&format!("private-{n}")) });
+        let rt = t.add(
+            &format!("PrivateRouteTable{n}"),
+            RouteTable {
+                vpc_id: vpc.id(),
+                tags: tags(&format!("private-{n}")),
+            },
+        );
         let nat = &nats[(az as usize).min(nats.len() - 1)];
         t.add(
             &format!("PrivateDefaultRoute{n}"),
-            Route { route_table_id: rt.reference(), destination_cidr_block: "0.0.0.0/0".into(), gateway_id: None, nat_gateway_id: Some(nat.reference()) },
+            Route {
+                route_table_id: rt.reference(),
+                destination_cidr_block: "0.0.0.0/0".into(),
+                gateway_id: None,
+                nat_gateway_id: Some(nat.reference()),
+            },
         );
-        t.add(&format!("PrivateSubnet{n}RouteTableAssociation"), SubnetRouteTableAssociation { subnet_id: priv_subnet.reference(), route_table_id: rt.reference() });
+        t.add(
+            &format!("PrivateSubnet{n}RouteTableAssociation"),
+            SubnetRouteTableAssociation {
+                subnet_id: priv_subnet.reference(),
+                route_table_id: rt.reference(),
+            },
+        );
         private.push(priv_subnet);
         private_rts.push(rt);
     }
@@ -108,8 +176,20 @@ pub fn template(i: &Inputs<'_>) -> Template {
 
     // Groups that accept traffic only; an egress rule to loopback replaces
     // the default allow-all, so they originate nothing.
-    let no_egress = || vec![EgressRule { ip_protocol: "-1".into(), from_port: None, to_port: None, cidr_ip: Some("127.0.0.1/32".into()), description: "No outbound traffic".into() }];
-    let sg = |t: &mut Template, logical: &str, what: &str, ingress: Vec<IngressRule>, egress: Vec<EgressRule>| {
+    let no_egress = || {
+        vec![EgressRule {
+            ip_protocol: "-1".into(),
+            from_port: None,
+            to_port: None,
+            cidr_ip: Some("127.0.0.1/32".into()),
+            description: "No outbound traffic".into(),
+        }]
+    };
+    let sg = |t: &mut Template,
+              logical: &str,
+              what: &str,
+              ingress: Vec<IngressRule>,
+              egress: Vec<EgressRule>| {
         t.add(
             logical,
             SecurityGroup {
@@ -130,30 +210,136 @@ pub fn template(i: &Inputs<'_>) -> Template {
         cidr_ip: None,
         description: "CloudFront origin-facing addresses".into(),
     };
-    let alb = sg(&mut t, "AlbSecurityGroup", "load balancer: from CloudFront only", vec![from_cloudfront], no_egress());
-    let https_out = EgressRule { ip_protocol: "tcp".into(), from_port: Some(443), to_port: Some(443), cidr_ip: Some("0.0.0.0/0".into()), description: "AWS APIs (Bedrock, SageMaker, DynamoDB, ECR, logs) and the search endpoint".into() };
-    let service = sg(&mut t, "ServiceSecurityGroup", "runtime tasks", vec![], vec![https_out]);
-    let redis = sg(&mut t, "RedisSecurityGroup", "Redis: from the runtime only", vec![], no_egress());
-    let dax = sg(&mut t, "DaxSecurityGroup", "DAX: from the runtime only", vec![], no_egress());
-    let search = sg(&mut t, "SearchSecurityGroup", "OpenSearch Serverless endpoint: from the runtime only", vec![], no_egress());
-
-    let flow = |t: &mut Template, name: &str, from: &Handle<SecurityGroup>, to: &Handle<SecurityGroup>, port: u16, what: &str| {
-        t.add(&format!("{name}Egress"), SecurityGroupEgress { group_id: from.group_id(), ip_protocol: "tcp".into(), from_port: port, to_port: port, destination_security_group_id: to.group_id(), description: what.to_owned() });
-        t.add(&format!("{name}Ingress"), SecurityGroupIngress { group_id: to.group_id(), ip_protocol: "tcp".into(), from_port: port, to_port: port, source_security_group_id: from.group_id(), description: what.to_owned() });
+    let alb = sg(
+        &mut t,
+        "AlbSecurityGroup",
+        "load balancer: from CloudFront only",
+        vec![from_cloudfront],
+        no_egress(),
+    );
+    let https_out = EgressRule {
+        ip_protocol: "tcp".into(),
+        from_port: Some(443),
+        to_port: Some(443),
+        cidr_ip: Some("0.0.0.0/0".into()),
+        description: "AWS APIs (Bedrock, SageMaker, DynamoDB, ECR, logs) and the search endpoint"
+            .into(),
     };
-    flow(&mut t, "AlbToService", &alb, &service, CONTAINER_PORT, "ALB to runtime tasks");
-    flow(&mut t, "ServiceToRedis", &service, &redis, REDIS_PORT, "Runtime to Redis (TLS)");
-    flow(&mut t, "ServiceToDax", &service, &dax, DAX_TLS_PORT, "Runtime to DAX (TLS)");
-    flow(&mut t, "ServiceToSearch", &service, &search, 443, "Runtime to the OpenSearch Serverless endpoint");
+    let service = sg(
+        &mut t,
+        "ServiceSecurityGroup",
+        "runtime tasks",
+        vec![],
+        vec![https_out],
+    );
+    let redis = sg(
+        &mut t,
+        "RedisSecurityGroup",
+        "Redis: from the runtime only",
+        vec![],
+        no_egress(),
+    );
+    let dax = sg(
+        &mut t,
+        "DaxSecurityGroup",
+        "DAX: from the runtime only",
+        vec![],
+        no_egress(),
+    );
+    let search = sg(
+        &mut t,
+        "SearchSecurityGroup",
+        "OpenSearch Serverless endpoint: from the runtime only",
+        vec![],
+        no_egress(),
+    );
+
+    let flow = |t: &mut Template,
+                name: &str,
+                from: &Handle<SecurityGroup>,
+                to: &Handle<SecurityGroup>,
+                port: u16,
+                what: &str| {
+        t.add(
+            &format!("{name}Egress"),
+            SecurityGroupEgress {
+                group_id: from.group_id(),
+                ip_protocol: "tcp".into(),
+                from_port: port,
+                to_port: port,
+                destination_security_group_id: to.group_id(),
+                description: what.to_owned(),
+            },
+        );
+        t.add(
+            &format!("{name}Ingress"),
+            SecurityGroupIngress {
+                group_id: to.group_id(),
+                ip_protocol: "tcp".into(),
+                from_port: port,
+                to_port: port,
+                source_security_group_id: from.group_id(),
+                description: what.to_owned(),
+            },
+        );
+    };
+    flow(
+        &mut t,
+        "AlbToService",
+        &alb,
+        &service,
+        CONTAINER_PORT,
+        "ALB to runtime tasks",
+    );
+    flow(
+        &mut t,
+        "ServiceToRedis",
+        &service,
+        &redis,
+        REDIS_PORT,
+        "Runtime to Redis (TLS)",
+    );
+    flow(
+        &mut t,
+        "ServiceToDax",
+        &service,
+        &dax,
+        DAX_TLS_PORT,
+        "Runtime to DAX (TLS)",
+    );
+    flow(
+        &mut t,
+        "ServiceToSearch",
+        &service,
+        &search,
+        443,
+        "Runtime to the OpenSearch Serverless endpoint",
+    );
 
     let join = |hs: &[Handle<Subnet>]| Expr::join(",", hs.iter().map(Handle::reference));
     t.export(VPC_ID, vpc.id(), "VPC ID");
-    t.export(PUBLIC_SUBNETS, join(&public), "Public subnet IDs, comma-separated");
-    t.export(PRIVATE_SUBNETS, join(&private), "Private subnet IDs, comma-separated");
+    t.export(
+        PUBLIC_SUBNETS,
+        join(&public),
+        "Public subnet IDs, comma-separated",
+    );
+    t.export(
+        PRIVATE_SUBNETS,
+        join(&private),
+        "Private subnet IDs, comma-separated",
+    );
     t.export(ALB_SG, alb.group_id(), "Load balancer security group");
-    t.export(SERVICE_SG, service.group_id(), "Runtime task security group");
+    t.export(
+        SERVICE_SG,
+        service.group_id(),
+        "Runtime task security group",
+    );
     t.export(REDIS_SG, redis.group_id(), "Redis security group");
     t.export(DAX_SG, dax.group_id(), "DAX security group");
-    t.export(SEARCH_SG, search.group_id(), "OpenSearch Serverless VPC endpoint security group");
+    t.export(
+        SEARCH_SG,
+        search.group_id(),
+        "OpenSearch Serverless VPC endpoint security group",
+    );
     t
 }

@@ -16,6 +16,23 @@ use crate::model::{Expr, Template};
 pub const RUNTIME_NAMESPACE: &str = "MangaAssist";
 pub const STAGE_METRIC: &str = "StageLatency";
 
+/// The `Stage` dimension values the runtime emits (runtime/src/metrics.rs,
+/// `Stage::name`; runtime/tests/it/taskdef.rs holds the two together).
+pub const RUNTIME_STAGES: [&str; 12] = [
+    "auth",
+    "memory_read",
+    "intent_rules",
+    "intent_ml",
+    "cache_hit",
+    "service_calls",
+    "retrieval",
+    "first_token",
+    "streaming",
+    "guardrails",
+    "delivery",
+    "end_to_end",
+];
+
 /// One budgeted metric: how to find it, its statistic and its budget in
 /// the metric's own unit.
 struct Budgeted {
@@ -47,28 +64,103 @@ pub fn template(i: &Inputs<'_>) -> Template {
         ("Distribution", t.import(edge::DISTRIBUTION_ID)),
     ];
     // The first node of the (first) shard: ElastiCache latency metrics are per node.
-    let redis_node = if multi_shard { "${RedisGroup}-0001-001" } else { "${RedisGroup}-001" };
+    let redis_node = if multi_shard {
+        "${RedisGroup}-0001-001"
+    } else {
+        "${RedisGroup}-001"
+    };
 
     let stage = |s: &str| vec![("Environment", env.to_owned()), ("Stage", s.to_owned())];
-    let dims = |d: &[(&'static str, &str)]| d.iter().map(|(k, v)| (*k, (*v).to_owned())).collect::<Vec<_>>();
+    let dims = |d: &[(&'static str, &str)]| {
+        d.iter()
+            .map(|(k, v)| (*k, (*v).to_owned()))
+            .collect::<Vec<_>>()
+    };
     let budgeted = vec![
-        Budgeted { id: "EndToEnd", title: format!("ALB target response p95 (budget {} ms)", b.end_to_end_p95), namespace: "AWS/ApplicationELB", metric: "TargetResponseTime", dims: dims(&[("LoadBalancer", "${Alb}")]), stat: "p95", budget: f64::from(b.end_to_end_p95) / 1000.0 },
-        Budgeted { id: "FirstToken", title: format!("LLM first token p95 (budget {} ms)", b.first_token), namespace: RUNTIME_NAMESPACE, metric: STAGE_METRIC, dims: stage("first_token"), stat: "p95", budget: f64::from(b.first_token) },
-        Budgeted { id: "IntentModel", title: format!("Intent model latency p95 (budget {} ms)", b.intent_ml), namespace: "AWS/SageMaker", metric: "ModelLatency", dims: dims(&[("EndpointName", "${Endpoint}"), ("VariantName", "${Variant}")]), stat: "p95", budget: f64::from(b.intent_ml) * 1000.0 },
-        Budgeted { id: "Retrieval", title: format!("Vector search latency p95 (budget {} ms)", b.retrieval), namespace: "AWS/AOSS", metric: "SearchRequestLatency", dims: dims(&[("CollectionId", "${CollectionId}"), ("CollectionName", "${CollectionName}"), ("ClientId", "${AWS::AccountId}")]), stat: "p95", budget: f64::from(b.retrieval) },
-        Budgeted { id: "MemoryRead", title: format!("DynamoDB query latency (budget {} ms)", b.memory_read), namespace: "AWS/DynamoDB", metric: "SuccessfulRequestLatency", dims: dims(&[("TableName", "${Table}"), ("Operation", "Query")]), stat: "Average", budget: f64::from(b.memory_read) },
-        Budgeted { id: "CacheHit", title: format!("Redis GET latency (budget {} ms)", b.cache_hit), namespace: "AWS/ElastiCache", metric: "GetTypeCmdsLatency", dims: dims(&[("CacheClusterId", redis_node)]), stat: "Average", budget: f64::from(b.cache_hit) * 1000.0 },
+        Budgeted {
+            id: "EndToEnd",
+            title: format!("ALB target response p95 (budget {} ms)", b.end_to_end_p95),
+            namespace: "AWS/ApplicationELB",
+            metric: "TargetResponseTime",
+            dims: dims(&[("LoadBalancer", "${Alb}")]),
+            stat: "p95",
+            budget: f64::from(b.end_to_end_p95) / 1000.0,
+        },
+        Budgeted {
+            id: "FirstToken",
+            title: format!("LLM first token p95 (budget {} ms)", b.first_token),
+            namespace: RUNTIME_NAMESPACE,
+            metric: STAGE_METRIC,
+            dims: stage("first_token"),
+            stat: "p95",
+            budget: f64::from(b.first_token),
+        },
+        Budgeted {
+            id: "IntentModel",
+            title: format!("Intent model latency p95 (budget {} ms)", b.intent_ml),
+            namespace: "AWS/SageMaker",
+            metric: "ModelLatency",
+            dims: dims(&[
+                ("EndpointName", "${Endpoint}"),
+                ("VariantName", "${Variant}"),
+            ]),
+            stat: "p95",
+            budget: f64::from(b.intent_ml) * 1000.0,
+        },
+        Budgeted {
+            id: "Retrieval",
+            title: format!("Vector search latency p95 (budget {} ms)", b.retrieval),
+            namespace: "AWS/AOSS",
+            metric: "SearchRequestLatency",
+            dims: dims(&[
+                ("CollectionId", "${CollectionId}"),
+                ("CollectionName", "${CollectionName}"),
+                ("ClientId", "${AWS::AccountId}"),
+            ]),
+            stat: "p95",
+            budget: f64::from(b.retrieval),
+        },
+        Budgeted {
+            id: "MemoryRead",
+            title: format!("DynamoDB query latency (budget {} ms)", b.memory_read),
+            namespace: "AWS/DynamoDB",
+            metric: "SuccessfulRequestLatency",
+            dims: dims(&[("TableName", "${Table}"), ("Operation", "Query")]),
+            stat: "Average",
+            budget: f64::from(b.memory_read),
+        },
+        Budgeted {
+            id: "CacheHit",
+            title: format!("Redis GET latency (budget {} ms)", b.cache_hit),
+            namespace: "AWS/ElastiCache",
+            metric: "GetTypeCmdsLatency",
+            dims: dims(&[("CacheClusterId", redis_node)]),
+            stat: "Average",
+            budget: f64::from(b.cache_hit) * 1000.0,
+        },
     ];
 
     for m in &budgeted {
-        let (statistic, extended) = if m.stat.starts_with('p') { (None, Some(m.stat.to_owned())) } else { (Some(m.stat.to_owned()), None) };
+        let (statistic, extended) = if m.stat.starts_with('p') {
+            (None, Some(m.stat.to_owned()))
+        } else {
+            (Some(m.stat.to_owned()), None)
+        };
         t.add(
             &format!("{}BudgetAlarm", m.id),
             Alarm {
-                alarm_description: format!("MangaAssist {env}: {} over budget for 3 of 5 minutes", m.title),
+                alarm_description: format!(
+                    "MangaAssist {env}: {} over budget for 3 of 5 minutes",
+                    m.title
+                ),
                 namespace: Some(m.namespace.to_owned()),
                 metric_name: Some(m.metric.to_owned()),
-                dimensions: Some(m.dims.iter().map(|(k, v)| NameValue::new(*k, dim_value(v, &vars))).collect()),
+                dimensions: Some(
+                    m.dims
+                        .iter()
+                        .map(|(k, v)| NameValue::new(*k, dim_value(v, &vars)))
+                        .collect(),
+                ),
                 statistic,
                 extended_statistic: extended,
                 period: Some(60),
@@ -88,7 +180,11 @@ pub fn template(i: &Inputs<'_>) -> Template {
         label: None,
         expression: None,
         metric_stat: Some(MetricStat {
-            metric: Metric { namespace: "AWS/ApplicationELB".into(), metric_name: metric.to_owned(), dimensions: alb_dim() },
+            metric: Metric {
+                namespace: "AWS/ApplicationELB".into(),
+                metric_name: metric.to_owned(),
+                dimensions: alb_dim(),
+            },
             period: 60,
             stat: "Sum".into(),
         }),
@@ -97,7 +193,9 @@ pub fn template(i: &Inputs<'_>) -> Template {
     t.add(
         "Target5xxRateAlarm",
         Alarm {
-            alarm_description: format!("MangaAssist {env}: more than 1% of requests answered 5xx by the runtime"),
+            alarm_description: format!(
+                "MangaAssist {env}: more than 1% of requests answered 5xx by the runtime"
+            ),
             namespace: None,
             metric_name: None,
             dimensions: None,
@@ -140,10 +238,18 @@ pub fn template(i: &Inputs<'_>) -> Template {
             }
         }));
     }
-    let runtime_stages = ["auth", "memory", "intent", "cache", "fetch", "first_token", "guardrails", "delivery"];
-    let stage_metrics: Vec<Value> = runtime_stages
+    let stage_metrics: Vec<Value> = RUNTIME_STAGES
         .iter()
-        .map(|s| json!([RUNTIME_NAMESPACE, STAGE_METRIC, "Environment", env, "Stage", s]))
+        .map(|s| {
+            json!([
+                RUNTIME_NAMESPACE,
+                STAGE_METRIC,
+                "Environment",
+                env,
+                "Stage",
+                s
+            ])
+        })
         .collect();
     widgets.push(json!({
         "type": "metric", "x": 0, "y": budgeted.len().div_ceil(2) * 6, "width": 24, "height": 6,
@@ -157,7 +263,10 @@ pub fn template(i: &Inputs<'_>) -> Template {
     let body = json!({ "widgets": widgets }).to_string();
     t.add(
         "Dashboard",
-        Dashboard { dashboard_name: format!("{}-latency", i.prefix()), dashboard_body: Expr::sub_with(body, vars.clone()) },
+        Dashboard {
+            dashboard_name: format!("{}-latency", i.prefix()),
+            dashboard_body: Expr::sub_with(body, vars.clone()),
+        },
     );
     t
 }
@@ -167,6 +276,10 @@ fn dim_value(v: &str, vars: &[(&str, Expr)]) -> Expr {
     if !v.contains("${") {
         return Expr::Str(v.to_owned());
     }
-    let used: Vec<(&str, Expr)> = vars.iter().filter(|(k, _)| v.contains(&format!("${{{k}}}"))).cloned().collect();
+    let used: Vec<(&str, Expr)> = vars
+        .iter()
+        .filter(|(k, _)| v.contains(&format!("${{{k}}}")))
+        .cloned()
+        .collect();
     Expr::sub_with(v, used)
 }

@@ -12,7 +12,7 @@ use serde_json::json;
 use super::{import_list, network, task_role_arn, Inputs, StackId};
 use crate::model::resources::aoss::*;
 use crate::model::resources::Tag;
-use crate::model::{Expr, ExportKey, ResourceOpts, Template};
+use crate::model::{ExportKey, Expr, ResourceOpts, Template};
 
 pub const COLLECTION_ARN: ExportKey = ExportKey::new("search", "CollectionArn");
 pub const COLLECTION_ENDPOINT: ExportKey = ExportKey::new("search", "CollectionEndpoint");
@@ -49,7 +49,12 @@ pub fn template(i: &Inputs<'_>) -> Template {
     let sg = t.import(network::SEARCH_SG);
     let endpoint = t.add(
         "VpcEndpoint",
-        VpcEndpoint { name: format!("{name}-vpce"), vpc_id: vpc, subnet_ids: subnets, security_group_ids: vec![sg] },
+        VpcEndpoint {
+            name: format!("{name}-vpce"),
+            vpc_id: vpc,
+            subnet_ids: subnets,
+            security_group_ids: vec![sg],
+        },
     );
     let network_policy = json!([{
         "Rules": [
@@ -81,11 +86,18 @@ pub fn template(i: &Inputs<'_>) -> Template {
             name: format!("{name}-read"),
             description: "Read-only data access for the runtime task role".into(),
             kind: "data".into(),
-            policy: Expr::sub_with(access_policy.to_string(), [("TaskRole", task_role_arn(i.env))]),
+            policy: Expr::sub_with(
+                access_policy.to_string(),
+                [("TaskRole", task_role_arn(i.env))],
+            ),
         },
     );
 
-    let standby = if os.standby_replicas { "ENABLED" } else { "DISABLED" };
+    let standby = if os.standby_replicas {
+        "ENABLED"
+    } else {
+        "DISABLED"
+    };
     let tags: Vec<Tag> = i.tags(id);
     let collection = t.add_with(
         "Collection",
@@ -96,11 +108,17 @@ pub fn template(i: &Inputs<'_>) -> Template {
             standby_replicas: standby.into(),
             tags,
         },
-        ResourceOpts::new().depends_on(&encryption).depends_on(&network),
+        ResourceOpts::new()
+            .depends_on(&encryption)
+            .depends_on(&network),
     );
 
     t.export(COLLECTION_ARN, collection.arn(), "Collection ARN");
-    t.export(COLLECTION_ENDPOINT, collection.endpoint(), "Collection HTTPS endpoint");
+    t.export(
+        COLLECTION_ENDPOINT,
+        collection.endpoint(),
+        "Collection HTTPS endpoint",
+    );
     t.export(COLLECTION_ID, collection.id(), "Collection ID");
     t.export(COLLECTION_NAME, Expr::Str(name), "Collection name");
     t

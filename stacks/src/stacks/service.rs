@@ -16,7 +16,7 @@ use crate::model::resources::elbv2::*;
 use crate::model::resources::iam::{InlinePolicy, PolicyDocument, Role, Statement};
 use crate::model::resources::logs::LogGroup;
 use crate::model::resources::{KeyValue, NameValue};
-use crate::model::{Expr, ExportKey, Parameter, ResourceOpts, Template};
+use crate::model::{ExportKey, Expr, Parameter, ResourceOpts, Template};
 
 pub const ALB_DNS: ExportKey = ExportKey::new("service", "AlbDnsName");
 pub const ALB_FULL_NAME: ExportKey = ExportKey::new("service", "AlbFullName");
@@ -38,21 +38,55 @@ pub fn container_environment(i: &Inputs<'_>, t: &mut Template) -> Vec<NameValue>
         NameValue::new("MANGA_PORT", network::CONTAINER_PORT.to_string()),
         NameValue::new("MANGA_BUDGETS_JSON", budgets),
         NameValue::new("MANGA_BACKEND", "aws"),
+        // Per-stage latencies as CloudWatch EMF lines on stdout, which the
+        // awslogs driver ships; the observability stack reads them.
+        NameValue::new("MANGA_EMF", "true"),
         NameValue::new("MANGA_AUTH", "rs256"),
         NameValue::new("MANGA_JWKS_URL", i.env.auth.jwks_url.as_str()),
-        NameValue::new("MANGA_PING_INTERVAL_SECS", i.plan.timeouts.websocket_ping_interval_s.to_string()),
+        NameValue::new(
+            "MANGA_PING_INTERVAL_SECS",
+            i.plan.timeouts.websocket_ping_interval_s.to_string(),
+        ),
         // In-flight streams must finish before ECS's SIGKILL at stop_timeout.
-        NameValue::new("MANGA_DRAIN_TIMEOUT_SECS", i.plan.timeouts.container_stop_timeout_s.saturating_sub(3).to_string()),
+        NameValue::new(
+            "MANGA_DRAIN_TIMEOUT_SECS",
+            i.plan
+                .timeouts
+                .container_stop_timeout_s
+                .saturating_sub(3)
+                .to_string(),
+        ),
         NameValue::new("MANGA_BEDROCK_MODEL_ID", i.env.llm.model_id.as_str()),
         NameValue::new("AWS_REGION", Expr::sub("${AWS::Region}")),
     ];
-    env.push(NameValue::new("MANGA_DYNAMODB_TABLE", t.import(memory::TABLE_NAME)));
+    env.push(NameValue::new(
+        "MANGA_DYNAMODB_TABLE",
+        t.import(memory::TABLE_NAME),
+    ));
     if i.plan.dax.enabled {
-        env.push(NameValue::new("MANGA_DAX_ENDPOINT", t.import(memory::DAX_ENDPOINT)));
+        env.push(NameValue::new(
+            "MANGA_DAX_ENDPOINT",
+            t.import(memory::DAX_ENDPOINT),
+        ));
     }
-    env.push(NameValue::new("MANGA_REDIS_URL", Expr::sub_with("rediss://${Host}:${Port}", [("Host", t.import(cache::ENDPOINT)), ("Port", t.import(cache::PORT))])));
-    env.push(NameValue::new("MANGA_OPENSEARCH_ENDPOINT", t.import(search::COLLECTION_ENDPOINT)));
-    env.push(NameValue::new("MANGA_SAGEMAKER_ENDPOINT", t.import(intent::ENDPOINT_NAME)));
+    env.push(NameValue::new(
+        "MANGA_REDIS_URL",
+        Expr::sub_with(
+            "rediss://${Host}:${Port}",
+            [
+                ("Host", t.import(cache::ENDPOINT)),
+                ("Port", t.import(cache::PORT)),
+            ],
+        ),
+    ));
+    env.push(NameValue::new(
+        "MANGA_OPENSEARCH_ENDPOINT",
+        t.import(search::COLLECTION_ENDPOINT),
+    ));
+    env.push(NameValue::new(
+        "MANGA_SAGEMAKER_ENDPOINT",
+        t.import(intent::ENDPOINT_NAME),
+    ));
     env.sort_by(|a, b| a.name.cmp(&b.name));
     env
 }
@@ -68,7 +102,8 @@ pub fn template(i: &Inputs<'_>) -> Template {
         "ContainerImage",
         Parameter {
             kind: "String",
-            description: "Runtime container image; defaults to the environment file's `image`".into(),
+            description: "Runtime container image; defaults to the environment file's `image`"
+                .into(),
             default: Some(i.env.image.clone()),
             allowed_pattern: Some(r"^\S+$".into()),
         },
@@ -88,7 +123,10 @@ pub fn template(i: &Inputs<'_>) -> Template {
             subnets: public,
             security_groups: vec![alb_sg],
             load_balancer_attributes: vec![
-                KeyValue::new("deletion_protection.enabled", i.env.protection.termination_protection),
+                KeyValue::new(
+                    "deletion_protection.enabled",
+                    i.env.protection.termination_protection,
+                ),
                 KeyValue::new("idle_timeout.timeout_seconds", to.alb_idle_timeout_s),
                 KeyValue::new("routing.http.drop_invalid_header_fields.enabled", true),
                 KeyValue::new("routing.http2.enabled", true),
@@ -109,15 +147,26 @@ pub fn template(i: &Inputs<'_>) -> Template {
             health_check_timeout_seconds: to.health_check_timeout_s,
             healthy_threshold_count: to.healthy_threshold,
             unhealthy_threshold_count: to.unhealthy_threshold,
-            matcher: Matcher { http_code: "200".into() },
+            matcher: Matcher {
+                http_code: "200".into(),
+            },
             target_group_attributes: vec![
-                KeyValue::new("deregistration_delay.timeout_seconds", to.deregistration_delay_s),
-                KeyValue::new("load_balancing.algorithm.type", "least_outstanding_requests"),
+                KeyValue::new(
+                    "deregistration_delay.timeout_seconds",
+                    to.deregistration_delay_s,
+                ),
+                KeyValue::new(
+                    "load_balancing.algorithm.type",
+                    "least_outstanding_requests",
+                ),
             ],
             tags: tags.clone(),
         },
     );
-    let forward = vec![ForwardAction { kind: "forward".into(), target_group_arn: tg.arn() }];
+    let forward = vec![ForwardAction {
+        kind: "forward".into(),
+        target_group_arn: tg.arn(),
+    }];
     let listener = match &i.env.domain {
         Some(d) => t.add(
             "HttpsListener",
@@ -125,7 +174,9 @@ pub fn template(i: &Inputs<'_>) -> Template {
                 load_balancer_arn: alb.arn(),
                 port: 443,
                 protocol: "HTTPS".into(),
-                certificates: Some(vec![Certificate { certificate_arn: d.certificate_arn.clone() }]),
+                certificates: Some(vec![Certificate {
+                    certificate_arn: d.certificate_arn.clone(),
+                }]),
                 ssl_policy: Some("ELBSecurityPolicy-TLS13-1-2-2021-06".into()),
                 default_actions: forward,
             },
@@ -134,13 +185,23 @@ pub fn template(i: &Inputs<'_>) -> Template {
         // stack), and viewers still get HTTPS from CloudFront's own.
         None => t.add(
             "HttpListener",
-            Listener { load_balancer_arn: alb.arn(), port: 80, protocol: "HTTP".into(), certificates: None, ssl_policy: None, default_actions: forward },
+            Listener {
+                load_balancer_arn: alb.arn(),
+                port: 80,
+                protocol: "HTTP".into(),
+                certificates: None,
+                ssl_policy: None,
+                default_actions: forward,
+            },
         ),
     };
 
     let cluster = t.add(
         "Cluster",
-        Cluster { cluster_settings: vec![NameValue::new("containerInsights", "enabled")], tags: tags.clone() },
+        Cluster {
+            cluster_settings: vec![NameValue::new("containerInsights", "enabled")],
+            tags: tags.clone(),
+        },
     );
     let logs = t.add(
         "LogGroup",
@@ -166,23 +227,51 @@ pub fn template(i: &Inputs<'_>) -> Template {
     let table_arn = t.import(memory::TABLE_ARN);
     let collection_arn = t.import(search::COLLECTION_ARN);
     let endpoint_arn = t.import(intent::ENDPOINT_ARN);
-    let model = Expr::sub(format!("arn:${{AWS::Partition}}:bedrock:${{AWS::Region}}::foundation-model/{}", i.env.llm.model_id));
+    let model = Expr::sub(format!(
+        "arn:${{AWS::Partition}}:bedrock:${{AWS::Region}}::foundation-model/{}",
+        i.env.llm.model_id
+    ));
     let mut statements = vec![Statement::allow(
         "ConversationTable",
-        &["dynamodb:BatchWriteItem", "dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem"],
+        &[
+            "dynamodb:BatchWriteItem",
+            "dynamodb:DeleteItem",
+            "dynamodb:GetItem",
+            "dynamodb:PutItem",
+            "dynamodb:Query",
+            "dynamodb:UpdateItem",
+        ],
         vec![table_arn],
     )];
     if i.plan.dax.enabled {
         statements.push(Statement::allow(
             "ConversationCache",
-            &["dax:BatchWriteItem", "dax:DeleteItem", "dax:GetItem", "dax:PutItem", "dax:Query", "dax:UpdateItem"],
+            &[
+                "dax:BatchWriteItem",
+                "dax:DeleteItem",
+                "dax:GetItem",
+                "dax:PutItem",
+                "dax:Query",
+                "dax:UpdateItem",
+            ],
             vec![t.import(memory::DAX_ARN)],
         ));
     }
     statements.extend([
         Statement::allow("Retrieval", &["aoss:APIAccessAll"], vec![collection_arn]),
-        Statement::allow("IntentModel", &["sagemaker:InvokeEndpoint"], vec![endpoint_arn]),
-        Statement::allow("Llm", &["bedrock:InvokeModel", "bedrock:InvokeModelWithResponseStream"], vec![model]),
+        Statement::allow(
+            "IntentModel",
+            &["sagemaker:InvokeEndpoint"],
+            vec![endpoint_arn],
+        ),
+        Statement::allow(
+            "Llm",
+            &[
+                "bedrock:InvokeModel",
+                "bedrock:InvokeModelWithResponseStream",
+            ],
+            vec![model],
+        ),
     ]);
     let task_role = t.add(
         "TaskRole",
@@ -210,19 +299,29 @@ pub fn template(i: &Inputs<'_>) -> Template {
             requires_compatibilities: vec!["FARGATE".into()],
             execution_role_arn: execution_role.arn(),
             task_role_arn: task_role.arn(),
-            runtime_platform: RuntimePlatform { cpu_architecture: "X86_64".into(), operating_system_family: "LINUX".into() },
+            runtime_platform: RuntimePlatform {
+                cpu_architecture: "X86_64".into(),
+                operating_system_family: "LINUX".into(),
+            },
             container_definitions: vec![ContainerDefinition {
                 name: CONTAINER_NAME.into(),
                 image: image.reference(),
                 essential: true,
-                port_mappings: vec![PortMapping { container_port: network::CONTAINER_PORT, protocol: "tcp".into(), name: "http".into() }],
+                port_mappings: vec![PortMapping {
+                    container_port: network::CONTAINER_PORT,
+                    protocol: "tcp".into(),
+                    name: "http".into(),
+                }],
                 environment,
                 log_configuration: LogConfiguration {
                     log_driver: "awslogs".into(),
                     options: BTreeMap::from([
                         ("awslogs-group".to_owned(), logs.name()),
                         ("awslogs-region".to_owned(), Expr::sub("${AWS::Region}")),
-                        ("awslogs-stream-prefix".to_owned(), Expr::Str("runtime".into())),
+                        (
+                            "awslogs-stream-prefix".to_owned(),
+                            Expr::Str("runtime".into()),
+                        ),
                     ]),
                 },
                 health_check: HealthCheck {
@@ -235,7 +334,11 @@ pub fn template(i: &Inputs<'_>) -> Template {
                 stop_timeout: to.container_stop_timeout_s,
                 readonly_root_filesystem: true,
                 // One file descriptor per WebSocket, with room to spare.
-                ulimits: vec![Ulimit { name: "nofile".into(), soft_limit: 65_536, hard_limit: 65_536 }],
+                ulimits: vec![Ulimit {
+                    name: "nofile".into(),
+                    soft_limit: 65_536,
+                    hard_limit: 65_536,
+                }],
             }],
             tags: tags.clone(),
         },
@@ -249,14 +352,25 @@ pub fn template(i: &Inputs<'_>) -> Template {
             desired_count: cap.tasks,
             launch_type: "FARGATE".into(),
             deployment_configuration: DeploymentConfiguration {
-                deployment_circuit_breaker: CircuitBreaker { enable: true, rollback: true },
+                deployment_circuit_breaker: CircuitBreaker {
+                    enable: true,
+                    rollback: true,
+                },
                 maximum_percent: 200,
                 minimum_healthy_percent: 100,
             },
             network_configuration: NetworkConfiguration {
-                awsvpc_configuration: AwsVpcConfiguration { assign_public_ip: "DISABLED".into(), subnets: private, security_groups: vec![service_sg] },
+                awsvpc_configuration: AwsVpcConfiguration {
+                    assign_public_ip: "DISABLED".into(),
+                    subnets: private,
+                    security_groups: vec![service_sg],
+                },
             },
-            load_balancers: vec![ServiceLoadBalancer { container_name: CONTAINER_NAME.into(), container_port: network::CONTAINER_PORT, target_group_arn: tg.arn() }],
+            load_balancers: vec![ServiceLoadBalancer {
+                container_name: CONTAINER_NAME.into(),
+                container_port: network::CONTAINER_PORT,
+                target_group_arn: tg.arn(),
+            }],
             health_check_grace_period_seconds: to.health_check_grace_period_s,
             enable_ecs_managed_tags: true,
             propagate_tags: "SERVICE".into(),
@@ -283,15 +397,25 @@ pub fn template(i: &Inputs<'_>) -> Template {
             scaling_target_id: target.id(),
             target_tracking_scaling_policy_configuration: TargetTracking {
                 target_value: f64::from(cap.target_cpu_percent),
-                predefined_metric_specification: PredefinedMetric { predefined_metric_type: "ECSServiceAverageCPUUtilization".into() },
+                predefined_metric_specification: PredefinedMetric {
+                    predefined_metric_type: "ECSServiceAverageCPUUtilization".into(),
+                },
                 scale_in_cooldown: 300,
                 scale_out_cooldown: 60,
             },
         },
     );
 
-    t.export(ALB_DNS, alb.dns_name(), "Load balancer DNS name (CloudFront origin)");
-    t.export(ALB_FULL_NAME, alb.full_name(), "Load balancer full name (CloudWatch dimension)");
+    t.export(
+        ALB_DNS,
+        alb.dns_name(),
+        "Load balancer DNS name (CloudFront origin)",
+    );
+    t.export(
+        ALB_FULL_NAME,
+        alb.full_name(),
+        "Load balancer full name (CloudWatch dimension)",
+    );
     t.export(CLUSTER_NAME, cluster.name(), "ECS cluster name");
     t.export(SERVICE_NAME, service.name(), "ECS service name");
     t.export(LOG_GROUP, logs.name(), "Runtime log group");

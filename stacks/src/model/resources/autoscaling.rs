@@ -15,7 +15,10 @@ pub struct ScalableTarget {
     pub scalable_dimension: String,
     pub service_namespace: String,
 }
-resource_type!(ScalableTarget, "AWS::ApplicationAutoScaling::ScalableTarget");
+resource_type!(
+    ScalableTarget,
+    "AWS::ApplicationAutoScaling::ScalableTarget"
+);
 
 impl Handle<ScalableTarget> {
     pub fn id(&self) -> Expr {

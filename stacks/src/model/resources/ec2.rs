@@ -74,7 +74,10 @@ pub struct SubnetRouteTableAssociation {
     pub subnet_id: Expr,
     pub route_table_id: Expr,
 }
-resource_type!(SubnetRouteTableAssociation, "AWS::EC2::SubnetRouteTableAssociation");
+resource_type!(
+    SubnetRouteTableAssociation,
+    "AWS::EC2::SubnetRouteTableAssociation"
+);
 
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "PascalCase")]

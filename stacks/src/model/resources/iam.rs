@@ -41,7 +41,10 @@ pub struct PolicyDocument {
 
 impl PolicyDocument {
     pub fn new(statement: Vec<Statement>) -> Self {
-        PolicyDocument { version: "2012-10-17", statement }
+        PolicyDocument {
+            version: "2012-10-17",
+            statement,
+        }
     }
 
     /// A trust policy letting one AWS service assume the role.

@@ -54,7 +54,10 @@ pub struct NameValue {
 
 impl NameValue {
     pub fn new(name: impl Into<String>, value: impl Into<Expr>) -> Self {
-        NameValue { name: name.into(), value: value.into() }
+        NameValue {
+            name: name.into(),
+            value: value.into(),
+        }
     }
 }
 
@@ -68,6 +71,9 @@ pub struct KeyValue {
 
 impl KeyValue {
     pub fn new(key: impl Into<String>, value: impl ToString) -> Self {
-        KeyValue { key: key.into(), value: value.to_string() }
+        KeyValue {
+            key: key.into(),
+            value: value.to_string(),
+        }
     }
 }

@@ -1,0 +1,241 @@
+//! [`BedrockLlm`]: response generation (PO-01) with Amazon Bedrock's `ConverseStream`
+//! (model `MANGA_BEDROCK_MODEL_ID`). The grounding is the same as the OpenAI-compatible
+//! backend's ([`crate::backends::openai::system_prompt`]): numbered context the model
+//! must cite as `[n]`, then the conversation history and the question.
+//!
+//! Each `contentBlockDelta` text event becomes one token of the [`TokenStream`];
+//! `messageStop` ends it; an exception event mid-stream (throttling, model stream error)
+//! ends it with an error, which the pipeline turns into `llm_error` (or the fallback
+//! answer, before the first token). First-token and inter-token deadlines are the
+//! pipeline's; dropping the stream drops the HTTP response.
+
+use super::describe;
+use crate::backends::openai::system_prompt;
+use crate::backends::{BackendError, Llm, TokenStream};
+use crate::domain::Prompt;
+use async_trait::async_trait;
+use aws_sdk_bedrockruntime::types::{
+    ContentBlock, ContentBlockDelta, ConversationRole, ConverseStreamOutput,
+    InferenceConfiguration, Message, SystemContentBlock,
+};
+use aws_sdk_bedrockruntime::Client;
+use futures_util::StreamExt;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BedrockError {
+    #[error("Bedrock request for {model}: {message}")]
+    Request { model: String, message: String },
+    #[error("Bedrock ConverseStream {model}: {message}")]
+    Call { model: String, message: String },
+    #[error("Bedrock stream from {model} failed: {message}")]
+    Stream { model: String, message: String },
+}
+
+impl From<BedrockError> for BackendError {
+    fn from(e: BedrockError) -> Self {
+        match e {
+            BedrockError::Request { .. } => BackendError::Invalid(e.to_string()),
+            BedrockError::Call { .. } | BedrockError::Stream { .. } => {
+                BackendError::Unavailable(e.to_string())
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct BedrockLlm {
+    client: Client,
+    model_id: String,
+    max_tokens: u32,
+}
+
+/// What one stream event means for the token stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    Token(String),
+    /// Bookkeeping events (message/block start and stop, usage metadata, reasoning).
+    Skip,
+    /// `messageStop`: the answer is complete.
+    End,
+}
+
+/// Maps one `ConverseStream` event to a [`Step`].
+pub fn step(event: &ConverseStreamOutput) -> Step {
+    match event {
+        ConverseStreamOutput::ContentBlockDelta(e) => match e.delta() {
+            Some(ContentBlockDelta::Text(t)) if !t.is_empty() => Step::Token(t.clone()),
+            _ => Step::Skip,
+        },
+        ConverseStreamOutput::MessageStop(_) => Step::End,
+        _ => Step::Skip,
+    }
+}
+
+impl BedrockLlm {
+    pub fn new(config: &aws_config::SdkConfig, model_id: &str, max_tokens: u32) -> Self {
+        BedrockLlm {
+            client: Client::new(config),
+            model_id: model_id.to_string(),
+            max_tokens,
+        }
+    }
+
+    fn request_error(&self, e: impl std::fmt::Display) -> BedrockError {
+        BedrockError::Request {
+            model: self.model_id.clone(),
+            message: e.to_string(),
+        }
+    }
+
+    /// History and question as Converse messages (user/assistant alternating, user first
+    /// and last, as the API requires; turns without an answer are left out).
+    pub fn conversation(prompt: &Prompt) -> Result<Vec<Message>, String> {
+        let text = |role: ConversationRole, t: &str| {
+            Message::builder()
+                .role(role)
+                .content(ContentBlock::Text(t.to_string()))
+                .build()
+                .map_err(|e| e.to_string())
+        };
+        let mut msgs = Vec::with_capacity(prompt.history.len() * 2 + 1);
+        for turn in &prompt.history {
+            if turn.user.trim().is_empty() || turn.assistant.trim().is_empty() {
+                continue;
+            }
+            msgs.push(text(ConversationRole::User, &turn.user)?);
+            msgs.push(text(ConversationRole::Assistant, &turn.assistant)?);
+        }
+        msgs.push(text(ConversationRole::User, &prompt.user_text)?);
+        Ok(msgs)
+    }
+}
+
+#[async_trait]
+impl Llm for BedrockLlm {
+    fn name(&self) -> &'static str {
+        "bedrock"
+    }
+
+    async fn stream(&self, prompt: &Prompt) -> Result<TokenStream, BackendError> {
+        let messages = Self::conversation(prompt).map_err(|e| self.request_error(e))?;
+        let max_tokens = i32::try_from(self.max_tokens).unwrap_or(i32::MAX);
+        let out = self
+            .client
+            .converse_stream()
+            .model_id(&self.model_id)
+            .system(SystemContentBlock::Text(system_prompt(prompt)))
+            .set_messages(Some(messages))
+            .inference_config(
+                InferenceConfiguration::builder()
+                    .max_tokens(max_tokens)
+                    .temperature(0.2)
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(|e| BedrockError::Call {
+                model: self.model_id.clone(),
+                message: describe(&e),
+            })?;
+        let model = self.model_id.clone();
+        // State: the receiver while the stream is open, `None` after the end or an error.
+        let tokens = futures_util::stream::unfold(Some(out.stream), move |rx| {
+            let model = model.clone();
+            async move {
+                let mut rx = rx?;
+                loop {
+                    match rx.recv().await {
+                        Ok(Some(event)) => match step(&event) {
+                            Step::Token(t) => return Some((Ok(t), Some(rx))),
+                            Step::Skip => {}
+                            Step::End => return None,
+                        },
+                        Ok(None) => return None,
+                        Err(e) => {
+                            let err = BedrockError::Stream {
+                                model,
+                                message: describe(&e),
+                            };
+                            return Some((Err(err.into()), None));
+                        }
+                    }
+                }
+            }
+        });
+        Ok(tokens.boxed())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{Intent, Turn};
+    use aws_sdk_bedrockruntime::types::{
+        ContentBlockDeltaEvent, ConverseStreamMetadataEvent, MessageStartEvent, MessageStopEvent,
+        StopReason,
+    };
+
+    fn delta(text: &str) -> ConverseStreamOutput {
+        ConverseStreamOutput::ContentBlockDelta(
+            ContentBlockDeltaEvent::builder()
+                .content_block_index(0)
+                .delta(ContentBlockDelta::Text(text.into()))
+                .build()
+                .expect("delta event"),
+        )
+    }
+
+    #[test]
+    fn text_deltas_are_tokens_and_message_stop_ends() {
+        assert_eq!(step(&delta("Hello")), Step::Token("Hello".into()));
+        assert_eq!(step(&delta("")), Step::Skip);
+        let start = ConverseStreamOutput::MessageStart(
+            MessageStartEvent::builder()
+                .role(ConversationRole::Assistant)
+                .build()
+                .expect("start"),
+        );
+        assert_eq!(step(&start), Step::Skip);
+        let meta = ConverseStreamOutput::Metadata(ConverseStreamMetadataEvent::builder().build());
+        assert_eq!(step(&meta), Step::Skip);
+        let stop = ConverseStreamOutput::MessageStop(
+            MessageStopEvent::builder()
+                .stop_reason(StopReason::EndTurn)
+                .build()
+                .expect("stop"),
+        );
+        assert_eq!(step(&stop), Step::End);
+    }
+
+    #[test]
+    fn conversation_alternates_and_ends_with_the_question() {
+        let turn = |u: &str, a: &str| Turn {
+            user: u.into(),
+            assistant: a.into(),
+            intent: Intent::ProductSearch,
+            title_ids: vec![],
+        };
+        let prompt = Prompt {
+            intent: Intent::Recommendation,
+            user_text: "more like that".into(),
+            history: vec![turn("one piece?", "Yes [1]."), turn("hmm", "")],
+            tools: vec![],
+            passages: vec![],
+            sources: vec![],
+        };
+        let msgs = BedrockLlm::conversation(&prompt).expect("messages");
+        let roles: Vec<&ConversationRole> = msgs.iter().map(Message::role).collect();
+        assert_eq!(
+            roles,
+            [
+                &ConversationRole::User,
+                &ConversationRole::Assistant,
+                &ConversationRole::User
+            ]
+        );
+        assert_eq!(
+            msgs[2].content(),
+            [ContentBlock::Text("more like that".into())]
+        );
+    }
+}
