@@ -5,7 +5,8 @@
 //!
 //! OCU minimums and maximums are account-level settings, not template
 //! resources: they are recorded in this template's metadata and the
-//! manifest, and `mangactl apply` sets them.
+//! manifest. `mangactl apply` does not set them yet (UpdateAccountSettings
+//! is account-wide; see the open items in ARCHITECTURE.md).
 
 use serde_json::json;
 
@@ -30,7 +31,7 @@ pub fn template(i: &Inputs<'_>) -> Template {
         json!({
             "SearchOCU": { "Min": os.search_ocu_min, "Max": os.search_ocu_max },
             "IndexingOCU": { "Min": os.indexing_ocu_min, "Max": os.indexing_ocu_max },
-            "Note": "Account-level OpenSearch Serverless capacity limits; set by mangactl apply."
+            "Note": "Account-level OpenSearch Serverless capacity limits (UpdateAccountSettings), not stack resources."
         }),
     );
 
