@@ -2,6 +2,9 @@
 //! deploy logic (`src/deploy/`) talks to, its AWS SDK implementation
 //! ([`cloudformation::SdkCloudFormation`]) and a scripted fake
 //! ([`fake::FakeCloudFormation`]) for states an emulator cannot produce.
+//! Likewise [`SearchCapacity`] (`opensearch.rs`): the OpenSearch Serverless
+//! account capacity limits `apply` sets, with
+//! [`fake_opensearch::FakeSearchCapacity`].
 //!
 //! [`config`] builds the SDK configuration from `--profile`, `--region` and
 //! `--endpoint-url`; the CLI layer (`src/cli/{plan,apply,destroy}.rs`) calls
@@ -10,5 +13,8 @@
 pub mod cloudformation;
 pub mod config;
 pub mod fake;
+pub mod fake_opensearch;
+pub mod opensearch;
 
 pub use cloudformation::{CfnError, CloudFormation};
+pub use opensearch::{CapacityError, SearchCapacity};

@@ -1,19 +1,24 @@
 //! `mangactl apply`: plan, confirm, execute the change sets along the deploy
 //! graph with live progress, then print the useful outputs and write
-//! `out/NAME/outputs.json`. The logic is in `src/deploy/apply.rs`; this file
+//! `out/NAME/outputs.json`; also the OpenSearch Serverless capacity limits
+//! (account settings) unless `--skip-search-capacity`. The logic is in `src/deploy/apply.rs`; this file
 //! picks the progress style, wires Ctrl-C and maps the result to an exit code.
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::Context;
 use stacks::render::Format;
 use stacks::stacks::StackId;
 use tokio::sync::watch;
 
-use super::plan::{connect, runtime, AwsArgs};
+use super::plan::{load_config, runtime, AwsArgs};
 use super::render::{parse_stack, render_environment};
 use super::{Cli, Outcome};
+use crate::aws::cloudformation::SdkCloudFormation;
+use crate::aws::opensearch::SdkSearchCapacity;
+use crate::aws::SearchCapacity;
 use crate::deploy::apply::{self, ApplyOptions, ApplyStatus};
 use crate::deploy::confirm::TerminalPrompter;
 use crate::deploy::progress::Progress;
@@ -44,6 +49,11 @@ pub struct Args {
     /// Progress display: spinners on a terminal, or one plain line per event.
     #[arg(long, value_enum, default_value_t = ProgressArg::Auto)]
     pub progress: ProgressArg,
+
+    /// Leave the OpenSearch Serverless capacity limits (account settings) alone,
+    /// e.g. against an emulator without OpenSearch Serverless such as moto.
+    #[arg(long)]
+    pub skip_search_capacity: bool,
 
     /// Directory for outputs.json [default: out/NAME].
     #[arg(long, value_name = "DIR")]
@@ -100,13 +110,20 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<Outcome> {
         .clone()
         .unwrap_or_else(|| Path::new("out").join(&environment.name));
     runtime()?.block_on(async {
-        let cfn = connect(&args.aws, &environment.region).await;
+        let config = load_config(&args.aws, &environment.region).await;
+        let cfn = SdkCloudFormation::new(&config);
+        // An explicit flag rather than guessing from an emulator's error:
+        // an unknown-operation reply looks like any other failure, and a
+        // real AWS error must fail the apply.
+        let search_capacity = (!args.skip_search_capacity)
+            .then(|| Arc::new(SdkSearchCapacity::new(&config)) as Arc<dyn SearchCapacity>);
         let opts = ApplyOptions {
             only: args.stack,
             yes: args.yes,
             confirm_env: args.confirm_env.clone(),
             concurrency: usize::from(args.concurrency),
             backoff: Backoff::default(),
+            search_capacity,
         };
         let progress = progress(args.progress);
         let report = apply::apply(

@@ -62,15 +62,20 @@ pub(super) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("starting the async runtime")
 }
 
-/// CloudFormation for `region` (or `--region`), with the command's AWS flags.
-pub(super) async fn connect(aws: &AwsArgs, region: &str) -> SdkCloudFormation {
+/// The SDK configuration for `region` (or `--region`), with the command's AWS flags.
+pub(super) async fn load_config(aws: &AwsArgs, region: &str) -> config::Config {
     let target = Target {
         profile: aws.profile.clone(),
         region: aws.region.clone().unwrap_or_else(|| region.to_owned()),
         endpoint_url: aws.endpoint_url.clone(),
     };
-    tracing::info!(region = %target.region, endpoint = ?target.endpoint_url, profile = ?target.profile, "connecting to CloudFormation");
-    SdkCloudFormation::new(&config::load(&target).await)
+    tracing::info!(region = %target.region, endpoint = ?target.endpoint_url, profile = ?target.profile, "connecting to AWS");
+    config::load(&target).await
+}
+
+/// CloudFormation for `region` (or `--region`), with the command's AWS flags.
+pub(super) async fn connect(aws: &AwsArgs, region: &str) -> SdkCloudFormation {
+    SdkCloudFormation::new(&load_config(aws, region).await)
 }
 
 /// An environment rendered exactly as `plan`, `apply` and `destroy` render

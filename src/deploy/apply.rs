@@ -15,6 +15,12 @@
 //! a recovery) are refused if they would lose data, since nobody confirmed
 //! that.
 //!
+//! OpenSearch Serverless capacity limits are account settings, not stack
+//! resources (`capacity.rs`): with [`ApplyOptions::search_capacity`] set,
+//! the current limits are read before the confirmation (a pending change is
+//! printed with the plan and counts as a change), and set after the search
+//! stack has deployed (or was already up to date).
+//!
 //! Ctrl-C (the `interrupt` channel counts presses; the CLI exits on the
 //! second): no new stacks start, updates in progress are cancelled
 //! (CloudFormation rolls them back), and stacks being created for the first
@@ -24,6 +30,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 use futures_util::stream::{FuturesUnordered, StreamExt};
@@ -32,13 +39,14 @@ use stacks::render::Rendered;
 use stacks::stacks::StackId;
 use tokio::sync::watch;
 
+use super::capacity::{self, CapacityChange, CapacityOutcome};
 use super::confirm::{self, Decision, Prompter};
 use super::plan::{self, Plan, PlanAction, PlanOptions, StackPlan};
 use super::progress::Progress;
 use super::wait::{Failure, OnInterrupt, Watcher};
 use super::{human_duration, Backoff, DeployError};
 use crate::aws::cloudformation::{ChangeSetKind, StackStatus};
-use crate::aws::{CfnError, CloudFormation};
+use crate::aws::{CfnError, CloudFormation, SearchCapacity};
 
 #[derive(Debug, Clone)]
 pub struct ApplyOptions {
@@ -48,6 +56,10 @@ pub struct ApplyOptions {
     pub confirm_env: Option<String>,
     pub concurrency: usize,
     pub backoff: Backoff,
+    /// Where to set the OpenSearch Serverless capacity limits. `None`
+    /// leaves them alone (`--skip-search-capacity`, e.g. against an
+    /// emulator without OpenSearch Serverless).
+    pub search_capacity: Option<Arc<dyn SearchCapacity>>,
 }
 
 /// How the whole apply ended.
@@ -118,6 +130,9 @@ pub struct ApplyReport {
     pub results: BTreeMap<StackId, StackResult>,
     /// Outputs of every selected stack that exists afterwards.
     pub outputs: BTreeMap<StackId, BTreeMap<String, String>>,
+    /// The OpenSearch Serverless capacity limits; `None` when not managed
+    /// (no [`ApplyOptions::search_capacity`], or the search stack not selected).
+    pub search_capacity: Option<CapacityOutcome>,
 }
 
 struct Ctx<'a> {
@@ -150,11 +165,12 @@ pub async fn apply(
     let plan = plan::plan(cfn, rendered, &popts).await?;
     progress.text(&plan::render_text(&plan));
     let env = rendered.manifest.environment.clone();
-    let report = |status, plan: Plan, results, outputs| ApplyReport {
+    let report = |status, plan: Plan, results, outputs, search_capacity| ApplyReport {
         status,
         plan,
         results,
         outputs,
+        search_capacity,
     };
 
     if !plan.blocked().is_empty() {
@@ -169,9 +185,26 @@ pub async fn apply(
             plan,
             BTreeMap::new(),
             BTreeMap::new(),
+            None,
         ));
     }
-    if !plan.has_changes() {
+    let capacity = match search_capacity_change(opts, rendered).await {
+        Ok(c) => c,
+        Err(e) => {
+            plan::discard(cfn, &plan).await;
+            return Err(e.into());
+        }
+    };
+    let capacity_pending = capacity.as_ref().is_some_and(CapacityChange::is_change);
+    if let Some(c) = capacity.as_ref().filter(|c| c.is_change()) {
+        progress.text(&format!(
+            "\nsearch capacity (account setting, set after the search stack): {}\n",
+            c.describe()
+        ));
+    }
+    let unchanged_capacity =
+        |c: &Option<CapacityChange>| c.map(|c| CapacityOutcome::Unchanged { limits: c.before });
+    if !plan.has_changes() && !capacity_pending {
         let outputs = plan::outputs(cfn, rendered, opts.only).await?;
         progress.text("\nNo changes. The stacks match the environment file.\n");
         return Ok(report(
@@ -179,6 +212,7 @@ pub async fn apply(
             plan,
             BTreeMap::new(),
             outputs,
+            unchanged_capacity(&capacity),
         ));
     }
 
@@ -206,7 +240,7 @@ pub async fn apply(
         } else {
             ApplyStatus::Interrupted
         };
-        return Ok(report(status, plan, BTreeMap::new(), BTreeMap::new()));
+        return Ok(report(status, plan, BTreeMap::new(), BTreeMap::new(), None));
     }
 
     let ctx = Ctx {
@@ -221,6 +255,31 @@ pub async fn apply(
     };
     let started = Instant::now();
     let (results, interrupted) = execute(&ctx, &plan, prompter, &mut interrupt).await;
+    let search_capacity = match (capacity, opts.search_capacity.as_deref()) {
+        (Some(c), Some(aoss)) if c.is_change() => {
+            let search = results.get(&StackId::Search);
+            let outcome = if interrupted || !search.is_some_and(StackResult::ok) {
+                let reason = if interrupted {
+                    "interrupted (Ctrl-C)"
+                } else {
+                    "the search stack did not deploy"
+                };
+                progress.text(&format!(
+                    "search capacity not changed ({reason}): {}\n",
+                    c.describe()
+                ));
+                CapacityOutcome::NotApplied {
+                    reason: reason.into(),
+                }
+            } else {
+                let (outcome, line) = capacity::set(aoss, &c).await;
+                progress.text(&line);
+                outcome
+            };
+            Some(outcome)
+        }
+        (other, _) => unchanged_capacity(&other),
+    };
 
     let mut text = String::new();
     let failed: Vec<(StackId, &Vec<Failure>, &String)> = results
@@ -268,9 +327,10 @@ pub async fn apply(
         .values()
         .filter(|r| matches!(r, StackResult::Unchanged))
         .count();
+    let capacity_failed = matches!(search_capacity, Some(CapacityOutcome::Failed { .. }));
     let status = if interrupted {
         ApplyStatus::Interrupted
-    } else if results.values().all(StackResult::ok) {
+    } else if results.values().all(StackResult::ok) && !capacity_failed {
         ApplyStatus::Applied
     } else {
         ApplyStatus::Failed
@@ -289,7 +349,23 @@ pub async fn apply(
     );
     progress.text(&text);
     let outputs = plan::outputs(cfn, rendered, opts.only).await?;
-    Ok(report(status, plan, results, outputs))
+    Ok(report(status, plan, results, outputs, search_capacity))
+}
+
+/// The pending capacity change, when this apply manages the limits and
+/// covers the search stack (`GetAccountSettings` fails the apply before
+/// anything is changed, naming the operation).
+async fn search_capacity_change(
+    opts: &ApplyOptions,
+    rendered: &Rendered,
+) -> Result<Option<CapacityChange>, crate::aws::CapacityError> {
+    let Some(aoss) = opts.search_capacity.as_deref() else {
+        return Ok(None);
+    };
+    if !super::selected(rendered, opts.only).contains(&StackId::Search) {
+        return Ok(None);
+    }
+    capacity::pending(aoss, &rendered.plan).await.map(Some)
 }
 
 /// Runs the stacks along the graph. Returns each selected stack's result

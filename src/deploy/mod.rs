@@ -6,18 +6,22 @@
 //!   `plan`) deleted again; stuck and busy stacks are recognised here.
 //! - [`apply`]: confirmation, then execution along the deploy graph with
 //!   independent stacks in parallel, recovery of stuck stacks, Ctrl-C, outputs.
+//! - [`capacity`]: the OpenSearch Serverless capacity limits (account
+//!   settings, not template resources) that `apply` sets after the search stack.
 //! - [`destroy`]: deletion in reverse dependency order.
 //! - [`progress`]: live progress (indicatif on a terminal, plain lines in CI).
 //! - [`confirm`]: the questions apply and destroy ask, and who answers them.
 //! - `wait`: polling one stack operation to its end, printing its events.
 //!
-//! Everything talks to AWS through [`crate::aws::CloudFormation`], so the
+//! Everything talks to AWS through [`crate::aws::CloudFormation`] (and
+//! [`crate::aws::SearchCapacity`] for the OCU limits), so the
 //! integration tests run it in-process against the scripted fake
 //! (`tests/it/deploy_fake.rs`) and, through the binary, against moto
 //! (`tests/it/deploy_moto.rs`). The rendered templates, manifest and graph
 //! come from the `stacks` crate (`stacks::render::Rendered`).
 
 pub mod apply;
+pub mod capacity;
 pub mod confirm;
 pub mod destroy;
 pub mod plan;
@@ -29,7 +33,7 @@ use std::time::{Duration, SystemTime};
 use stacks::render::Rendered;
 use stacks::stacks::StackId;
 
-use crate::aws::CfnError;
+use crate::aws::{CapacityError, CfnError};
 
 /// Polling intervals: start fast (moto and small updates finish in well
 /// under a second), back off to `max` for long CloudFront or DAX creates.
@@ -60,6 +64,8 @@ impl Backoff {
 pub enum DeployError {
     #[error(transparent)]
     Cfn(#[from] CfnError),
+    #[error(transparent)]
+    Capacity(#[from] CapacityError),
     #[error("{action} refused: {reason}")]
     Refused {
         action: &'static str,

@@ -29,7 +29,7 @@ use crate::support::repo;
 const STACK: &str = "AWS::CloudFormation::Stack";
 
 #[derive(Clone, Default)]
-struct Buf(Arc<Mutex<Vec<u8>>>);
+pub(crate) struct Buf(Arc<Mutex<Vec<u8>>>);
 
 impl Write for Buf {
     fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
@@ -42,21 +42,21 @@ impl Write for Buf {
 }
 
 impl Buf {
-    fn text(&self) -> String {
+    pub(crate) fn text(&self) -> String {
         String::from_utf8_lossy(&self.0.lock().expect("buf")).into_owned()
     }
 }
 
-fn plain() -> (Progress, Buf) {
+pub(crate) fn plain() -> (Progress, Buf) {
     let buf = Buf::default();
     (Progress::plain(Box::new(buf.clone())), buf)
 }
 
-fn rendered(env: &str) -> Rendered {
+pub(crate) fn rendered(env: &str) -> Rendered {
     mangactl::cli::plan::rendered_for_deploy(&repo().join("environments"), env).expect("render")
 }
 
-fn name(r: &Rendered, id: StackId) -> String {
+pub(crate) fn name(r: &Rendered, id: StackId) -> String {
     r.stacks
         .iter()
         .find(|s| s.id == id)
@@ -85,18 +85,20 @@ fn has_resource(r: &Rendered, id: StackId, logical: &str) -> bool {
         .is_some()
 }
 
-fn opts(only: Option<StackId>) -> ApplyOptions {
+pub(crate) fn opts(only: Option<StackId>) -> ApplyOptions {
     ApplyOptions {
         only,
         yes: true,
         confirm_env: None,
         concurrency: 4,
         backoff: Backoff::default(),
+        // The OpenSearch capacity limits have their own tests (deploy_capacity.rs).
+        search_capacity: None,
     }
 }
 
 /// Every stack deployed with its current template.
-fn seed_all(fake: &FakeCloudFormation, r: &Rendered, protection: bool) {
+pub(crate) fn seed_all(fake: &FakeCloudFormation, r: &Rendered, protection: bool) {
     for s in &r.stacks {
         fake.seed_stack(Seed {
             name: s.stack_name.clone(),
@@ -116,7 +118,7 @@ fn seed_all(fake: &FakeCloudFormation, r: &Rendered, protection: bool) {
 }
 
 /// Plain progress lines of one stack, without their timestamps.
-fn stack_lines(text: &str, stack: StackId) -> Vec<String> {
+pub(crate) fn stack_lines(text: &str, stack: StackId) -> Vec<String> {
     let prefix = format!("{:<13} ", stack.name());
     text.lines()
         .filter_map(|l| l.split_once(' ').map(|(_, rest)| rest))

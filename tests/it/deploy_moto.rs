@@ -12,6 +12,10 @@
 //! OpenSearch Serverless, SageMaker, CloudWatch alarms and dashboard,
 //! Application Auto Scaling, IAM and Logs; per-resource events, failures and
 //! stuck states are covered by the scripted fake (`deploy_fake.rs`).
+//!
+//! moto has no OpenSearch Serverless API, so `apply` runs with
+//! `--skip-search-capacity`; the capacity limits are tested against the
+//! fake (`deploy_capacity.rs`).
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -112,6 +116,7 @@ fn dev_applies_from_nothing_converges_after_a_change_and_destroys_against_moto()
             "--environments",
             &envs_arg,
             "--yes",
+            "--skip-search-capacity",
             "--progress",
             "plain",
             "--out",
@@ -400,6 +405,7 @@ fn dev_applies_from_nothing_converges_after_a_change_and_destroys_against_moto()
             "--environments",
             &envs_arg,
             "--yes",
+            "--skip-search-capacity",
             "--progress",
             "plain",
             "--out",

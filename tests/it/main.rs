@@ -6,9 +6,12 @@
 //!   exit codes.
 //! - `lint`: cfn-lint over every rendered template.
 //! - `deploy_fake`: plan/apply/destroy in-process against the scripted fake.
+//! - `deploy_capacity`: apply setting the OpenSearch Serverless capacity
+//!   limits, against the fakes (moto has no OpenSearch Serverless).
 //! - `deploy_moto`: plan/apply/destroy as the binary against moto (`moto`).
 
 mod cli;
+mod deploy_capacity;
 mod deploy_fake;
 mod deploy_moto;
 mod lint;

@@ -5,8 +5,8 @@
 //!
 //! OCU minimums and maximums are account-level settings, not template
 //! resources: they are recorded in this template's metadata and the
-//! manifest. `mangactl apply` does not set them yet (UpdateAccountSettings
-//! is account-wide; see the open items in ARCHITECTURE.md).
+//! manifest, and `mangactl apply` sets the maxima with UpdateAccountSettings
+//! (`src/deploy/capacity.rs`; the API has no minimum setting).
 
 use serde_json::json;
 
