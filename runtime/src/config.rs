@@ -61,23 +61,9 @@ pub struct Budgets {
 }
 
 impl Default for Budgets {
+    /// The seed budgets, as the shipped environment files state them.
     fn default() -> Self {
-        Budgets {
-            edge: 30,
-            auth: 20,
-            memory_read: 10,
-            intent_rules: 50,
-            intent_ml: 150,
-            cache_hit: 2,
-            service_calls: 200,
-            retrieval: 200,
-            first_token: 400,
-            streaming: 985,
-            guardrails: 50,
-            delivery: 50,
-            stream_jitter: 50,
-            end_to_end_p95: 2000,
-        }
+        Budgets::from(&stacks::env::LatencyBudgets::SEED)
     }
 }
 

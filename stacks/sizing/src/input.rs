@@ -175,6 +175,29 @@ pub struct LatencyBudgets {
     pub stream_jitter: u32,
 }
 
+impl LatencyBudgets {
+    /// The seed document's budgets (PO-01..PO-08 and its critical-path
+    /// breakdown): what the shipped environment files state, and the
+    /// runtime's defaults when it runs without one.
+    pub const SEED: LatencyBudgets = LatencyBudgets {
+        end_to_end_p95: 2000,
+        margin: 200,
+        edge: 30,
+        auth: 20,
+        memory_read: 10,
+        intent_rules: 50,
+        intent_ml: 150,
+        cache_hit: 2,
+        service_calls: 200,
+        retrieval: 200,
+        first_token: 400,
+        streaming: 985,
+        guardrails: 50,
+        delivery: 50,
+        stream_jitter: 50,
+    };
+}
+
 /// `targets.traffic`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Traffic {

@@ -6,23 +6,7 @@
 use sizing::*;
 
 pub fn seed_budgets() -> LatencyBudgets {
-    LatencyBudgets {
-        end_to_end_p95: 2000,
-        margin: 200,
-        edge: 30,
-        auth: 20,
-        memory_read: 10,
-        intent_rules: 50,
-        intent_ml: 150,
-        cache_hit: 2,
-        service_calls: 200,
-        retrieval: 200,
-        first_token: 400,
-        streaming: 985,
-        guardrails: 50,
-        delivery: 50,
-        stream_jitter: 50,
-    }
+    LatencyBudgets::SEED
 }
 
 pub fn seed_mix() -> TierMix {
