@@ -53,6 +53,20 @@ struct Inner {
     tty: Option<Tty>,
 }
 
+impl Inner {
+    /// One timestamped line for a stack, the plain (CI) form of every update.
+    fn plain_line(&mut self, stack: StackId, message: &str) {
+        let line = format!(
+            "{} {:<13} {message}\n",
+            timestamp(SystemTime::now()),
+            stack.name()
+        );
+        // Best effort, like the bars: a closed stdout must not stop a deploy.
+        let _ = self.out.write_all(line.as_bytes());
+        let _ = self.out.flush();
+    }
+}
+
 impl std::fmt::Debug for Inner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Inner")
@@ -143,15 +157,7 @@ impl Progress {
                     let _ = t.multi.println(format!("{:<14} {message}", stack.name()));
                 }
             }
-            None => {
-                let line = format!(
-                    "{} {:<13} {message}\n",
-                    timestamp(SystemTime::now()),
-                    stack.name()
-                );
-                let _ = inner.out.write_all(line.as_bytes());
-                let _ = inner.out.flush();
-            }
+            None => inner.plain_line(stack, message),
         }
     }
 
@@ -167,15 +173,7 @@ impl Progress {
                 bar.enable_steady_tick(Duration::from_millis(120));
                 t.stacks.insert(stack, bar);
             }
-            None => {
-                let line = format!(
-                    "{} {:<13} {message}\n",
-                    timestamp(SystemTime::now()),
-                    stack.name()
-                );
-                let _ = inner.out.write_all(line.as_bytes());
-                let _ = inner.out.flush();
-            }
+            None => inner.plain_line(stack, message),
         }
     }
 
@@ -237,15 +235,7 @@ impl Progress {
                     }
                 }
             }
-            None => {
-                let line = format!(
-                    "{} {:<13} {message}\n",
-                    timestamp(SystemTime::now()),
-                    stack.name()
-                );
-                let _ = inner.out.write_all(line.as_bytes());
-                let _ = inner.out.flush();
-            }
+            None => inner.plain_line(stack, message),
         }
     }
 
