@@ -16,13 +16,14 @@ use crate::backends::memory_store::LruSessionStore;
 use crate::backends::moka_cache::MokaCache;
 use crate::backends::openai::OpenAiCompatible;
 use crate::backends::{IntentModel, Llm, ResponseCache, Retriever, Services, SessionStore};
-use crate::config::{BackendFamily, Budgets, Config, LlmBackend};
+use crate::config::{BackendFamily, Config, LlmBackend};
 use crate::data::DataSet;
 use crate::emf::EmfSink;
 use crate::metrics::Metrics;
 use crate::pipeline::auth::{Authenticator, RateLimiter};
 use crate::pipeline::{Backends, Pipeline, Settings};
 use crate::server::{AppState, Limits};
+use sizing::LatencyBudgets;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -57,7 +58,7 @@ pub struct StartupReport {
     /// `None` when a model was injected instead of trained.
     pub classifier_heldout: Option<Evaluation>,
     pub classifier_train_ms: Option<f64>,
-    pub budgets: Budgets,
+    pub budgets: LatencyBudgets,
 }
 
 #[derive(Debug)]
@@ -69,7 +70,7 @@ pub struct App {
 /// Builds an [`App`]; every backend not set explicitly is the one `MANGA_BACKEND` names.
 pub struct AppBuilder {
     config: Config,
-    budgets: Option<Budgets>,
+    budgets: Option<LatencyBudgets>,
     sessions: Option<Arc<dyn SessionStore>>,
     model: Option<Arc<dyn IntentModel>>,
     cache: Option<Arc<dyn ResponseCache>>,
@@ -120,7 +121,7 @@ impl AppBuilder {
         self
     }
 
-    pub fn budgets(mut self, b: Budgets) -> Self {
+    pub fn budgets(mut self, b: LatencyBudgets) -> Self {
         self.budgets = Some(b);
         self
     }

@@ -12,11 +12,11 @@
 //! `mangactl-stacks` later. Used by `main.rs` and [`crate::app`].
 
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
+use sizing::LatencyBudgets;
 use std::ffi::OsString;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -39,111 +39,17 @@ pub enum ConfigError {
     Invalid(String),
 }
 
-/// Stage latency budgets in milliseconds. Field names are exactly the keys of
-/// `targets.latency_ms` in `environments/*.yaml`; defaults are the seed values
-/// (PO-01..PO-08). Unknown keys in that mapping (e.g. `margin`) are ignored here.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Budgets {
-    pub edge: u64,
-    pub auth: u64,
-    pub memory_read: u64,
-    pub intent_rules: u64,
-    pub intent_ml: u64,
-    pub cache_hit: u64,
-    pub service_calls: u64,
-    pub retrieval: u64,
-    pub first_token: u64,
-    pub streaming: u64,
-    pub guardrails: u64,
-    pub delivery: u64,
-    pub stream_jitter: u64,
-    pub end_to_end_p95: u64,
-}
-
-impl Default for Budgets {
-    /// The seed budgets, as the shipped environment files state them.
-    fn default() -> Self {
-        Budgets::from(&stacks::env::LatencyBudgets::SEED)
-    }
-}
-
-impl Budgets {
-    pub fn ms(v: u64) -> Duration {
-        Duration::from_millis(v)
-    }
-
-    /// A zero budget would turn every stage into an instant timeout; refuse it early.
-    pub fn validate(&self) -> Result<(), String> {
-        let fields = [
-            ("edge", self.edge),
-            ("auth", self.auth),
-            ("memory_read", self.memory_read),
-            ("intent_rules", self.intent_rules),
-            ("intent_ml", self.intent_ml),
-            ("cache_hit", self.cache_hit),
-            ("service_calls", self.service_calls),
-            ("retrieval", self.retrieval),
-            ("first_token", self.first_token),
-            ("streaming", self.streaming),
-            ("guardrails", self.guardrails),
-            ("delivery", self.delivery),
-            ("stream_jitter", self.stream_jitter),
-            ("end_to_end_p95", self.end_to_end_p95),
-        ];
-        let zero: Vec<&str> = fields
-            .iter()
-            .filter(|(_, v)| *v == 0)
-            .map(|(k, _)| *k)
-            .collect();
-        if zero.is_empty() {
-            Ok(())
-        } else {
-            Err(format!(
-                "latency budgets must be > 0 ms: {}",
-                zero.join(", ")
-            ))
-        }
-    }
-}
-
 /// Reads the budgets of an environment file with mangactl's own parser
 /// (`stacks::env`), so the runtime enforces exactly the `targets.latency_ms`
 /// that sizing and the templates were built from, and a file mangactl
 /// rejects is rejected here too.
-pub fn read_budgets_from_environment_file(path: &Path) -> Result<Budgets, ConfigError> {
+pub fn read_budgets_from_environment_file(path: &Path) -> Result<LatencyBudgets, ConfigError> {
     let env = stacks::env::load(path).map_err(|e| ConfigError::EnvironmentFile {
         path: path.to_path_buf(),
         message: e.to_string(),
     })?;
-    let budgets = Budgets::from(&env.targets.latency_ms);
-    budgets
-        .validate()
-        .map_err(|message| ConfigError::EnvironmentFile {
-            path: path.to_path_buf(),
-            message,
-        })?;
-    Ok(budgets)
-}
-
-impl From<&stacks::env::LatencyBudgets> for Budgets {
-    fn from(l: &stacks::env::LatencyBudgets) -> Self {
-        Budgets {
-            edge: l.edge.into(),
-            auth: l.auth.into(),
-            memory_read: l.memory_read.into(),
-            intent_rules: l.intent_rules.into(),
-            intent_ml: l.intent_ml.into(),
-            cache_hit: l.cache_hit.into(),
-            service_calls: l.service_calls.into(),
-            retrieval: l.retrieval.into(),
-            first_token: l.first_token.into(),
-            streaming: l.streaming.into(),
-            guardrails: l.guardrails.into(),
-            delivery: l.delivery.into(),
-            stream_jitter: l.stream_jitter.into(),
-            end_to_end_p95: l.end_to_end_p95.into(),
-        }
-    }
+    // mangactl's parser already refused zero stage budgets.
+    Ok(env.targets.latency_ms)
 }
 
 /// Which backend family serves the traits of [`crate::backends`].
@@ -161,10 +67,16 @@ pub enum BackendFamily {
 /// Budgets from a JSON object with the keys of `targets.latency_ms` (unknown keys such as
 /// `margin` ignored) — the form the service stack's task definition passes in
 /// `MANGA_BUDGETS_JSON`.
-pub fn read_budgets_from_json(json: &str) -> Result<Budgets, ConfigError> {
+pub fn read_budgets_from_json(json: &str) -> Result<LatencyBudgets, ConfigError> {
     let invalid = |m: String| ConfigError::Invalid(format!("MANGA_BUDGETS_JSON: {m}"));
-    let budgets: Budgets = serde_json::from_str(json).map_err(|e| invalid(e.to_string()))?;
-    budgets.validate().map_err(invalid)?;
+    let budgets: LatencyBudgets = serde_json::from_str(json).map_err(|e| invalid(e.to_string()))?;
+    let zero = budgets.zero_budgets();
+    if !zero.is_empty() {
+        return Err(invalid(format!(
+            "latency budgets must be > 0 ms: {}",
+            zero.join(", ")
+        )));
+    }
     Ok(budgets)
 }
 
@@ -588,19 +500,16 @@ impl Config {
     }
 
     pub fn is_production(&self) -> bool {
-        matches!(
-            self.environment.to_ascii_lowercase().as_str(),
-            "prod" | "production"
-        )
+        sizing::is_production(&self.environment)
     }
 
     /// The stage budgets: from `MANGA_BUDGETS_JSON` or the environment file when given,
     /// else the seed defaults.
-    pub fn budgets(&self) -> Result<Budgets, ConfigError> {
+    pub fn budgets(&self) -> Result<LatencyBudgets, ConfigError> {
         match (&self.budgets_json, &self.environment_file) {
             (Some(json), _) => read_budgets_from_json(json),
             (None, Some(path)) => read_budgets_from_environment_file(path),
-            (None, None) => Ok(Budgets::default()),
+            (None, None) => Ok(LatencyBudgets::SEED),
         }
     }
 }

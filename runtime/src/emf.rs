@@ -93,7 +93,7 @@ struct Document<'a> {
     message_id: &'a str,
 }
 
-/// The EMF lines of one message (each ending in `\n`), in [`Stage::ALL`] order of `samples`.
+/// The EMF lines of one message (each ending in `\n`), in [`Stage::MEASURED`] order of `samples`.
 pub fn render_message(
     environment: &str,
     message_id: &str,
@@ -121,7 +121,7 @@ pub fn render_message(
                 }],
             },
             environment,
-            stage: s.stage.as_str(),
+            stage: s.stage.key(),
             // Microsecond resolution is plenty and keeps the lines short.
             stage_latency: (s.latency.as_secs_f64() * 1e6).round() / 1e3,
             budget_miss: u8::from(s.missed),

@@ -6,93 +6,15 @@
 //! [`ErrorCode`]: recording sits on the hot path of every message
 //! ([`crate::pipeline`]), and the label sets are closed, so no registry crate is needed.
 
-use crate::config::Budgets;
 use crate::domain::{Intent, Tier};
 use crate::emf::{EmfSink, StageSample};
 use crate::protocol::ErrorCode;
 use serde::Serialize;
+use sizing::LatencyBudgets;
+pub use sizing::Stage;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
-
-/// Pipeline stages as measured in-process. Labels equal the budget names of
-/// `targets.latency_ms`, except `end_to_end` (budget `end_to_end_p95`). `edge` happens in
-/// CloudFront/ALB and is not measured here.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Stage {
-    Auth,
-    MemoryRead,
-    IntentRules,
-    IntentMl,
-    CacheHit,
-    ServiceCalls,
-    Retrieval,
-    FirstToken,
-    Streaming,
-    StreamJitter,
-    Guardrails,
-    Delivery,
-    EndToEnd,
-}
-
-impl Stage {
-    pub const ALL: [Stage; 13] = [
-        Stage::Auth,
-        Stage::MemoryRead,
-        Stage::IntentRules,
-        Stage::IntentMl,
-        Stage::CacheHit,
-        Stage::ServiceCalls,
-        Stage::Retrieval,
-        Stage::FirstToken,
-        Stage::Streaming,
-        Stage::StreamJitter,
-        Stage::Guardrails,
-        Stage::Delivery,
-        Stage::EndToEnd,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Stage::Auth => "auth",
-            Stage::MemoryRead => "memory_read",
-            Stage::IntentRules => "intent_rules",
-            Stage::IntentMl => "intent_ml",
-            Stage::CacheHit => "cache_hit",
-            Stage::ServiceCalls => "service_calls",
-            Stage::Retrieval => "retrieval",
-            Stage::FirstToken => "first_token",
-            Stage::Streaming => "streaming",
-            Stage::StreamJitter => "stream_jitter",
-            Stage::Guardrails => "guardrails",
-            Stage::Delivery => "delivery",
-            Stage::EndToEnd => "end_to_end",
-        }
-    }
-
-    pub fn budget(self, b: &Budgets) -> Duration {
-        Budgets::ms(match self {
-            Stage::Auth => b.auth,
-            Stage::MemoryRead => b.memory_read,
-            Stage::IntentRules => b.intent_rules,
-            Stage::IntentMl => b.intent_ml,
-            Stage::CacheHit => b.cache_hit,
-            Stage::ServiceCalls => b.service_calls,
-            Stage::Retrieval => b.retrieval,
-            Stage::FirstToken => b.first_token,
-            Stage::Streaming => b.streaming,
-            Stage::StreamJitter => b.stream_jitter,
-            Stage::Guardrails => b.guardrails,
-            Stage::Delivery => b.delivery,
-            Stage::EndToEnd => b.end_to_end_p95,
-        })
-    }
-
-    fn index(self) -> usize {
-        self as usize
-    }
-}
 
 /// How an answer was degraded instead of failing; listed in `done.degraded`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -175,9 +97,9 @@ impl Histogram {
 
 #[derive(Debug)]
 pub struct Metrics {
-    budgets: Budgets,
-    stages: [Histogram; Stage::ALL.len()],
-    misses: [AtomicU64; Stage::ALL.len()],
+    budgets: LatencyBudgets,
+    stages: [Histogram; Stage::COUNT],
+    misses: [AtomicU64; Stage::COUNT],
     degraded: [AtomicU64; Degradation::ALL.len()],
     errors: [AtomicU64; ErrorCode::ALL.len()],
     messages: [[AtomicU64; Tier::ALL.len()]; Intent::ALL.len()],
@@ -188,7 +110,7 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    pub fn new(budgets: Budgets) -> Metrics {
+    pub fn new(budgets: LatencyBudgets) -> Metrics {
         Metrics {
             budgets,
             stages: Default::default(),
@@ -220,7 +142,7 @@ impl Metrics {
         self.emf.is_some()
     }
 
-    pub fn budgets(&self) -> &Budgets {
+    pub fn budgets(&self) -> &LatencyBudgets {
         &self.budgets
     }
 
@@ -292,9 +214,9 @@ impl Metrics {
         // `write!` into a String cannot fail; the results are ignored on purpose.
         o.push_str("# HELP manga_stage_duration_seconds Time spent in each pipeline stage.\n");
         o.push_str("# TYPE manga_stage_duration_seconds histogram\n");
-        for stage in Stage::ALL {
+        for stage in Stage::MEASURED {
             let h = &self.stages[stage.index()];
-            let name = stage.as_str();
+            let name = stage.key();
             let mut cumulative = 0;
             for (i, bound) in BUCKETS.iter().enumerate() {
                 cumulative += h.buckets[i].load(Ordering::Relaxed);
@@ -320,21 +242,21 @@ impl Metrics {
         }
         o.push_str("# HELP manga_stage_budget_miss_total Stage executions that exceeded their latency budget.\n");
         o.push_str("# TYPE manga_stage_budget_miss_total counter\n");
-        for stage in Stage::ALL {
+        for stage in Stage::MEASURED {
             let _ = writeln!(
                 o,
                 "manga_stage_budget_miss_total{{stage=\"{}\"}} {}",
-                stage.as_str(),
+                stage.key(),
                 self.budget_misses(stage)
             );
         }
         o.push_str("# HELP manga_stage_budget_seconds Latency budget of each stage.\n");
         o.push_str("# TYPE manga_stage_budget_seconds gauge\n");
-        for stage in Stage::ALL {
+        for stage in Stage::MEASURED {
             let _ = writeln!(
                 o,
                 "manga_stage_budget_seconds{{stage=\"{}\"}} {}",
-                stage.as_str(),
+                stage.key(),
                 stage.budget(&self.budgets).as_secs_f64()
             );
         }

@@ -216,7 +216,7 @@ pub async fn apply(
         ));
     }
 
-    let prod_loss = rendered.manifest.environment == "prod" && plan.data_loss();
+    let prod_loss = sizing::is_production(&rendered.manifest.environment) && plan.data_loss();
     let decision = match confirm::confirm(
         "apply",
         &env,

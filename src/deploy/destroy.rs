@@ -226,7 +226,7 @@ pub async fn destroy(
         "destroy",
         &env,
         opts.yes,
-        env == "prod",
+        sizing::is_production(&env),
         opts.confirm_env.as_deref(),
         prompter,
         progress,

@@ -12,7 +12,7 @@
 //! 7. [`guardrails`] — input screening and streaming output redaction;
 //! 8. [`deliver`] — frames to the client, `done` with timings, save context.
 //!
-//! Every stage runs under its budget from [`crate::config::Budgets`] and degrades
+//! Every stage runs under its budget from [`sizing::LatencyBudgets`] and degrades
 //! rather than fails (see [`crate::metrics::Degradation`]). Timings use
 //! `tokio::time::Instant` so tests can drive them with `tokio::time::pause()`.
 
@@ -26,10 +26,10 @@ pub mod intent;
 pub mod respond;
 
 use crate::backends::{IntentModel, Llm, ResponseCache, Retriever, Services, SessionStore};
-use crate::config::Budgets;
 use crate::emf::StageSample;
 use crate::metrics::{Degradation, Metrics, Stage};
 use crate::protocol::{ErrorCode, Outbound};
+use sizing::LatencyBudgets;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -82,7 +82,7 @@ pub enum Outcome {
 #[derive(Debug)]
 pub struct Pipeline {
     backends: Backends,
-    budgets: Budgets,
+    budgets: LatencyBudgets,
     metrics: Arc<Metrics>,
     settings: Settings,
     rules: intent::IntentRules,
@@ -232,12 +232,12 @@ impl Pipeline {
 #[derive(Debug)]
 pub struct Run<'a> {
     metrics: &'a Metrics,
-    budgets: &'a Budgets,
+    budgets: &'a LatencyBudgets,
     pub message_id: String,
     started: Instant,
-    timings: [Option<Duration>; Stage::ALL.len()],
+    timings: [Option<Duration>; Stage::COUNT],
     /// Which stages missed their budget, for the EMF `BudgetMiss` metric.
-    missed: [bool; Stage::ALL.len()],
+    missed: [bool; Stage::COUNT],
     degraded: Vec<Degradation>,
     closed: bool,
 }
@@ -247,14 +247,14 @@ pub struct Run<'a> {
 const ACCUMULATED: [Stage; 2] = [Stage::Guardrails, Stage::Delivery];
 
 impl<'a> Run<'a> {
-    pub fn new(metrics: &'a Metrics, budgets: &'a Budgets, message_id: String) -> Self {
+    pub fn new(metrics: &'a Metrics, budgets: &'a LatencyBudgets, message_id: String) -> Self {
         Run {
             metrics,
             budgets,
             message_id,
             started: Instant::now(),
-            timings: [None; Stage::ALL.len()],
-            missed: [false; Stage::ALL.len()],
+            timings: [None; Stage::COUNT],
+            missed: [false; Stage::COUNT],
             degraded: Vec::new(),
             closed: false,
         }
@@ -264,7 +264,7 @@ impl<'a> Run<'a> {
         stage.budget(self.budgets)
     }
 
-    pub fn budgets(&self) -> &Budgets {
+    pub fn budgets(&self) -> &LatencyBudgets {
         self.budgets
     }
 
@@ -274,15 +274,15 @@ impl<'a> Run<'a> {
 
     /// Records a one-shot stage; returns true if it missed its budget.
     pub fn record(&mut self, stage: Stage, d: Duration, timed_out: bool) -> bool {
-        self.timings[stage as usize] = Some(d);
+        self.timings[stage.index()] = Some(d);
         let missed = self.metrics.observe(stage, d, timed_out);
-        self.missed[stage as usize] = missed;
+        self.missed[stage.index()] = missed;
         missed
     }
 
     /// Adds time to an accumulated stage (guardrails, delivery).
     pub fn add(&mut self, stage: Stage, d: Duration) {
-        let t = self.timings[stage as usize].get_or_insert(Duration::ZERO);
+        let t = self.timings[stage.index()].get_or_insert(Duration::ZERO);
         *t += d;
     }
 
@@ -309,21 +309,21 @@ impl<'a> Run<'a> {
         }
         self.closed = true;
         for stage in ACCUMULATED {
-            if let Some(d) = self.timings[stage as usize] {
-                self.missed[stage as usize] = self.metrics.observe(stage, d, false);
+            if let Some(d) = self.timings[stage.index()] {
+                self.missed[stage.index()] = self.metrics.observe(stage, d, false);
             }
         }
         let total = self.started.elapsed();
-        self.timings[Stage::EndToEnd as usize] = Some(total);
-        self.missed[Stage::EndToEnd as usize] = self.metrics.observe(Stage::EndToEnd, total, false);
+        self.timings[Stage::EndToEnd.index()] = Some(total);
+        self.missed[Stage::EndToEnd.index()] = self.metrics.observe(Stage::EndToEnd, total, false);
         if self.metrics.emf_enabled() {
-            let samples: Vec<StageSample> = Stage::ALL
+            let samples: Vec<StageSample> = Stage::MEASURED
                 .iter()
                 .filter_map(|s| {
-                    self.timings[*s as usize].map(|latency| StageSample {
+                    self.timings[s.index()].map(|latency| StageSample {
                         stage: *s,
                         latency,
-                        missed: self.missed[*s as usize],
+                        missed: self.missed[s.index()],
                         budget: s.budget(self.budgets),
                     })
                 })
@@ -339,11 +339,10 @@ impl<'a> Run<'a> {
 
     /// Milliseconds per stage that ran, for the `done` frame.
     pub fn timings_ms(&self) -> BTreeMap<&'static str, f64> {
-        Stage::ALL
+        Stage::MEASURED
             .iter()
             .filter_map(|s| {
-                self.timings[*s as usize]
-                    .map(|d| (s.as_str(), (d.as_secs_f64() * 1e6).round() / 1e3))
+                self.timings[s.index()].map(|d| (s.key(), (d.as_secs_f64() * 1e6).round() / 1e3))
             })
             .collect()
     }

@@ -596,8 +596,8 @@ async fn aws_family_answers_over_websocket_with_emf_lines() {
         "true",
     ]);
     // Generous budgets: this test is about wiring, not about the emulators' latency.
-    let budgets: manga_runtime::config::Budgets = serde_json::from_value(json!({
-        "edge": 30, "auth": 1000, "memory_read": 5000, "intent_rules": 1000, "intent_ml": 5000,
+    let budgets: sizing::LatencyBudgets = serde_json::from_value(json!({
+        "margin": 200, "edge": 30, "auth": 1000, "memory_read": 5000, "intent_rules": 1000, "intent_ml": 5000,
         "cache_hit": 5000, "service_calls": 5000, "retrieval": 5000, "first_token": 5000,
         "streaming": 10000, "guardrails": 1000, "delivery": 1000, "stream_jitter": 5000,
         "end_to_end_p95": 20000

@@ -158,12 +158,12 @@ async fn embedded_backends_meet_every_budget() {
         assert_eq!(outcome, Outcome::Done { cache_hit: false }, "{q}");
         assert_eq!(last(&frames)["degraded"], Value::Array(vec![]), "{q}");
     }
-    for stage in Stage::ALL {
+    for stage in Stage::MEASURED {
         assert_eq!(
             misses(&app, stage),
             0,
             "no {} misses without slow backends",
-            stage.as_str()
+            stage.key()
         );
     }
 }

@@ -1,6 +1,7 @@
 //! Configuration: budgets read from the environment files, config-file precedence.
 
-use manga_runtime::config::{read_budgets_from_environment_file, Budgets, Cli};
+use manga_runtime::config::{read_budgets_from_environment_file, Cli};
+use sizing::LatencyBudgets;
 use std::ffi::OsString;
 use std::path::PathBuf;
 
@@ -23,7 +24,7 @@ fn repository_environment_files_carry_the_seed_budgets() {
         let b = read_budgets_from_environment_file(&path).unwrap_or_else(|e| panic!("{env}: {e}"));
         assert_eq!(
             b,
-            Budgets::default(),
+            LatencyBudgets::SEED,
             "{env}.yaml targets.latency_ms differ from the seed values"
         );
     }
@@ -135,7 +136,7 @@ fn config_file_is_overridden_by_env_and_flags() {
 fn defaults_serve_the_issue_2_contract() {
     let cli = Cli::load_from(["manga-runtime"], |_| None).expect("defaults");
     assert_eq!(cli.config.port, 8080);
-    assert_eq!(cli.config.budgets().expect("budgets"), Budgets::default());
+    assert_eq!(cli.config.budgets().expect("budgets"), LatencyBudgets::SEED);
 }
 
 #[test]

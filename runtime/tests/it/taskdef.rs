@@ -6,7 +6,7 @@
 
 use std::path::PathBuf;
 
-use manga_runtime::config::{env_var_names, read_budgets_from_json, Budgets};
+use manga_runtime::config::{env_var_names, read_budgets_from_json};
 use serde_json::Value;
 use stacks::render::{render, Format};
 use stacks::stacks::service::{CONTAINER_NAME, RUNTIME_BINARY};
@@ -66,7 +66,7 @@ fn the_budgets_passed_are_the_environment_files() {
             .and_then(|v| v["Value"].as_str())
             .expect("MANGA_BUDGETS_JSON");
         let passed = read_budgets_from_json(json).expect("runtime accepts the budgets");
-        assert_eq!(passed, Budgets::from(&env.targets.latency_ms), "{name}");
+        assert_eq!(passed, env.targets.latency_ms, "{name}");
     }
 }
 
@@ -116,11 +116,11 @@ fn port_binary_and_health_check_match_the_dockerfile() {
 
 #[test]
 fn the_dashboard_plots_stages_the_runtime_emits() {
-    let emitted: Vec<&str> = manga_runtime::metrics::Stage::ALL
+    let emitted: Vec<&str> = manga_runtime::metrics::Stage::MEASURED
         .iter()
-        .map(|s| s.as_str())
+        .map(|s| s.key())
         .collect();
-    for stage in stacks::stacks::observability::RUNTIME_STAGES {
+    for stage in stacks::stacks::observability::plotted_stages().map(|s| s.key()) {
         assert!(
             emitted.contains(&stage),
             "the dashboard plots `{stage}`, which the runtime never emits ({emitted:?})"

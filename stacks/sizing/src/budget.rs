@@ -10,117 +10,16 @@
 //! The ML intent stage is on the path when more than 5% of messages reach
 //! it: then the p95 message is one the rules could not settle.
 
-use std::fmt;
-
-use serde::{Serialize, Serializer};
+use serde::Serialize;
 
 use crate::error::SizingError;
-use crate::input::LatencyBudgets;
-
-/// A stage of the request path.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Stage {
-    /// CloudFront and ALB.
-    Edge,
-    /// Authentication and rate limiting.
-    Auth,
-    /// Conversation memory read.
-    MemoryRead,
-    /// Rule-based intent classification.
-    IntentRules,
-    /// ML intent classification.
-    IntentMl,
-    /// Redis cache hit.
-    CacheHit,
-    /// Downstream service calls.
-    ServiceCalls,
-    /// RAG retrieval.
-    Retrieval,
-    /// Bedrock time to first token.
-    FirstToken,
-    /// First to last token.
-    Streaming,
-    /// Guardrails.
-    Guardrails,
-    /// Last frame to the client.
-    Delivery,
-    /// Extra gap per streamed chunk (not on the critical path).
-    StreamJitter,
-}
-
-impl Stage {
-    /// Every stage in path order.
-    pub const ALL: [Stage; 13] = [
-        Stage::Edge,
-        Stage::Auth,
-        Stage::MemoryRead,
-        Stage::IntentRules,
-        Stage::IntentMl,
-        Stage::CacheHit,
-        Stage::ServiceCalls,
-        Stage::Retrieval,
-        Stage::FirstToken,
-        Stage::Streaming,
-        Stage::Guardrails,
-        Stage::Delivery,
-        Stage::StreamJitter,
-    ];
-
-    /// Name used in messages and tables.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Stage::Edge => "edge",
-            Stage::Auth => "auth",
-            Stage::MemoryRead => "memory read",
-            Stage::IntentRules => "intent rules",
-            Stage::IntentMl => "intent ml",
-            Stage::CacheHit => "cache hit",
-            Stage::ServiceCalls => "service calls",
-            Stage::Retrieval => "retrieval",
-            Stage::FirstToken => "llm first token",
-            Stage::Streaming => "streaming",
-            Stage::Guardrails => "guardrails",
-            Stage::Delivery => "delivery",
-            Stage::StreamJitter => "stream jitter",
-        }
-    }
-
-    /// The stage's budget from `targets.latency_ms`.
-    pub fn budget(self, b: &LatencyBudgets) -> u32 {
-        match self {
-            Stage::Edge => b.edge,
-            Stage::Auth => b.auth,
-            Stage::MemoryRead => b.memory_read,
-            Stage::IntentRules => b.intent_rules,
-            Stage::IntentMl => b.intent_ml,
-            Stage::CacheHit => b.cache_hit,
-            Stage::ServiceCalls => b.service_calls,
-            Stage::Retrieval => b.retrieval,
-            Stage::FirstToken => b.first_token,
-            Stage::Streaming => b.streaming,
-            Stage::Guardrails => b.guardrails,
-            Stage::Delivery => b.delivery,
-            Stage::StreamJitter => b.stream_jitter,
-        }
-    }
-}
-
-impl fmt::Display for Stage {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl Serialize for Stage {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(self.as_str())
-    }
-}
+use crate::latency::{LatencyBudgets, Stage};
 
 /// One row of the budget table.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct BudgetRow {
-    /// The stage.
+    /// The stage (its label in JSON, as the table prints it).
+    #[serde(serialize_with = "Stage::serialize_label")]
     pub stage: Stage,
     /// Its budget, ms.
     pub budget_ms: u32,
@@ -196,8 +95,8 @@ pub(crate) fn check(
 
     let mut errors = Vec::new();
     let mut rows = Vec::new();
-    for stage in Stage::ALL {
-        let budget = stage.budget(budgets);
+    for stage in Stage::BUDGETED {
+        let budget = stage.budget_ms(budgets);
         let (value, basis) = modelled.values.iter().find(|(s, _, _)| *s == stage).map_or(
             (f64::INFINITY, String::from("not modelled")),
             |(_, v, b)| (*v, b.clone()),
@@ -221,7 +120,7 @@ pub(crate) fn check(
         });
     }
 
-    let serial = Stage::ALL
+    let serial = Stage::BUDGETED
         .into_iter()
         .filter(|s| on_path(*s) && !parallel.contains(s));
     let par_model = parallel
@@ -230,13 +129,13 @@ pub(crate) fn check(
         .fold(0.0_f64, f64::max);
     let par_budget = parallel
         .iter()
-        .map(|s| s.budget(budgets))
+        .map(|s| s.budget_ms(budgets))
         .max()
         .unwrap_or(0);
     let (mut path, mut budgeted) = (par_model, par_budget);
     for s in serial {
         path += modelled.get(s);
-        budgeted = budgeted.saturating_add(s.budget(budgets));
+        budgeted = budgeted.saturating_add(s.budget_ms(budgets));
     }
     let path = crate::resources::round_ms(path);
     let slack = f64::from(budgets.end_to_end_p95) - f64::from(budgets.margin) - path;
@@ -288,7 +187,7 @@ mod tests {
 
     fn modelled(f: impl Fn(Stage) -> f64) -> Modelled {
         Modelled {
-            values: Stage::ALL
+            values: Stage::BUDGETED
                 .into_iter()
                 .map(|s| (s, f(s), "test".to_owned()))
                 .collect(),
@@ -339,7 +238,7 @@ mod tests {
 
     #[test]
     fn end_to_end_overrun_is_reported_even_when_stages_fit() {
-        let m = modelled(|s| f64::from(s.budget(&budgets())));
+        let m = modelled(|s| f64::from(s.budget_ms(&budgets())));
         let (t, e) = check(&budgets(), &m, 0.4);
         // Every stage exactly at budget, ML on the path: 1947 ms + 200 ms margin.
         assert_eq!(t.critical_path_ms, 1947.0);

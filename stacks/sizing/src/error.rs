@@ -9,7 +9,7 @@ use std::fmt;
 
 use serde::Serialize;
 
-use crate::budget::Stage;
+use crate::latency::Stage;
 use crate::plan::SizingPlan;
 
 /// Formats milliseconds without noise: whole numbers plainly, others to 0.1 ms.
@@ -163,16 +163,16 @@ impl Findings {
         &mut self,
         resource: &str,
         detail: String,
-        is_prod: bool,
+        is_production: bool,
         acknowledged: bool,
     ) {
-        if is_prod && !acknowledged {
+        if is_production && !acknowledged {
             self.errors.push(SizingError::OverrideShortfall {
                 resource: resource.to_owned(),
                 detail,
             });
         } else {
-            let why = if is_prod {
+            let why = if is_production {
                 "acknowledged"
             } else {
                 "accepted outside prod"

@@ -9,15 +9,24 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::SizingError;
+use crate::latency::LatencyBudgets;
+
+/// Whether the environment named `name` is production (`prod` or
+/// `production`, any case): the one production predicate of the workspace.
+/// mangactl applies the production rules with it (environment validation,
+/// sizing minimums, confirmations) and the runtime refuses `--auth off`.
+pub fn is_production(name: &str) -> bool {
+    matches!(name.to_ascii_lowercase().as_str(), "prod" | "production")
+}
 
 /// Everything the sizing model reads about one environment.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SizingInput {
     /// Environment name, used only in messages and the plan.
     pub env_name: String,
-    /// Production: override shortfalls are errors unless acknowledged, and
+    /// Production ([`is_production`] of the name): override shortfalls are errors unless acknowledged, and
     /// multi-AZ minimums (three DAX nodes, two SageMaker instances) apply.
-    pub is_prod: bool,
+    pub is_production: bool,
     /// Number of Availability Zones the stacks spread over.
     pub az_count: u32,
     /// Whether this environment must survive losing a node or an AZ (Redis
@@ -43,7 +52,7 @@ pub struct SizingInput {
 impl SizingInput {
     /// Failover is required in prod and wherever the caller asked for it.
     pub fn requires_failover(&self) -> bool {
-        self.is_prod || self.failover_required
+        self.is_production || self.failover_required
     }
 
     /// Whether the environment file accepted an under-sized override of `resource`.
@@ -138,64 +147,6 @@ pub struct Targets {
     pub traffic: Traffic,
     /// Share of messages per response tier, in percent.
     pub tier_mix: TierMix,
-}
-
-/// `targets.latency_ms`: p95 budget per stage of the critical path (ms).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct LatencyBudgets {
-    /// End-to-end p95 the whole critical path plus margin must fit.
-    pub end_to_end_p95: u32,
-    /// Slack kept out of the stage budgets.
-    pub margin: u32,
-    /// CloudFront and ALB.
-    pub edge: u32,
-    /// Authentication and rate limiting.
-    pub auth: u32,
-    /// Conversation memory read (DynamoDB, through DAX if needed).
-    pub memory_read: u32,
-    /// Rule-based intent classification.
-    pub intent_rules: u32,
-    /// ML intent classification (SageMaker) when the rules are not confident.
-    pub intent_ml: u32,
-    /// Redis cache hit.
-    pub cache_hit: u32,
-    /// Downstream service calls (parallel with retrieval).
-    pub service_calls: u32,
-    /// RAG retrieval: embedding plus vector search (parallel with service calls).
-    pub retrieval: u32,
-    /// Bedrock time to first token.
-    pub first_token: u32,
-    /// Streaming from first to last token.
-    pub streaming: u32,
-    /// Guardrails on the response.
-    pub guardrails: u32,
-    /// Formatting and delivering the last frame.
-    pub delivery: u32,
-    /// Extra gap per streamed chunk (off the critical path).
-    pub stream_jitter: u32,
-}
-
-impl LatencyBudgets {
-    /// The seed document's budgets (PO-01..PO-08 and its critical-path
-    /// breakdown): what the shipped environment files state, and the
-    /// runtime's defaults when it runs without one.
-    pub const SEED: LatencyBudgets = LatencyBudgets {
-        end_to_end_p95: 2000,
-        margin: 200,
-        edge: 30,
-        auth: 20,
-        memory_read: 10,
-        intent_rules: 50,
-        intent_ml: 150,
-        cache_hit: 2,
-        service_calls: 200,
-        retrieval: 200,
-        first_token: 400,
-        streaming: 985,
-        guardrails: 50,
-        delivery: 50,
-        stream_jitter: 50,
-    };
 }
 
 /// `targets.traffic`.

@@ -23,7 +23,7 @@
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! # let input: sizing::SizingInput = serde_saphyr::from_str(r#"
 //! # env_name: demo
-//! # is_prod: false
+//! # is_production: false
 //! # az_count: 2
 //! # llm: { model_id: "anthropic.claude-3-5-sonnet-20240620-v1:0", tokens_per_minute_quota: 200000 }
 //! # targets:
@@ -47,19 +47,21 @@ pub mod cost;
 pub mod erlang;
 pub mod error;
 pub mod input;
+pub mod latency;
 pub mod plan;
 pub mod rates;
 pub mod resources;
 pub mod timeouts;
 
 pub use assumptions::Assumptions;
-pub use budget::{BudgetRow, BudgetTable, Stage};
+pub use budget::{BudgetRow, BudgetTable};
 pub use cost::{CostSummary, Prices};
 pub use error::{SizingError, SizingErrors, Warning};
 pub use input::{
-    Billing, DaxOverride, DynamoDbOverride, LatencyBudgets, Llm, OpenSearchOverride, Overrides,
+    is_production, Billing, DaxOverride, DynamoDbOverride, Llm, OpenSearchOverride, Overrides,
     RedisOverride, SageMakerOverride, ServiceOverride, SizingInput, Targets, TierMix, Traffic,
 };
+pub use latency::{LatencyBudgets, Stage};
 pub use plan::{ResourceRow, SizingPlan};
 pub use rates::{PerTier, Rates};
 pub use resources::bedrock::BedrockPlan;

@@ -9,8 +9,9 @@
 
 use serde::Serialize;
 
-use crate::budget::{BudgetTable, Stage};
+use crate::budget::BudgetTable;
 use crate::error::Findings;
+use crate::latency::Stage;
 use crate::resources::{ceil_u32, round_ms, Ctx};
 
 /// Every derived timeout, in seconds.

@@ -358,7 +358,7 @@ fn input_deserialises_from_the_environment_shape() {
     // The `capacity` section of an environment file maps onto `overrides`.
     let yaml = r#"
 env_name: dev
-is_prod: false
+is_production: false
 az_count: 2
 llm:
   model_id: anthropic.claude-3-5-sonnet-20240620-v1:0

@@ -49,15 +49,15 @@ impl Environment {
     }
 
     /// Production rules apply (multi-AZ minimums, prod errors for overrides).
-    pub fn is_prod(&self) -> bool {
-        self.name == "prod"
+    pub fn is_production(&self) -> bool {
+        sizing::is_production(&self.name)
     }
 
     /// What the sizing model reads of this environment.
     pub fn sizing_input(&self) -> SizingInput {
         SizingInput {
             env_name: self.name.clone(),
-            is_prod: self.is_prod(),
+            is_production: self.is_production(),
             az_count: self.az_count,
             failover_required: self.protection.failover,
             targets: self.targets.clone(),

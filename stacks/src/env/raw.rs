@@ -73,25 +73,8 @@ pub struct RawTargets {
     pub tier_mix: S<RawTierMix>,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawLatency {
-    pub end_to_end_p95: S<u32>,
-    pub margin: S<u32>,
-    pub edge: S<u32>,
-    pub auth: S<u32>,
-    pub memory_read: S<u32>,
-    pub intent_rules: S<u32>,
-    pub intent_ml: S<u32>,
-    pub cache_hit: S<u32>,
-    pub service_calls: S<u32>,
-    pub retrieval: S<u32>,
-    pub first_token: S<u32>,
-    pub streaming: S<u32>,
-    pub guardrails: S<u32>,
-    pub delivery: S<u32>,
-    pub stream_jitter: S<u32>,
-}
+/// `targets.latency_ms`: the sizing crate's one budget type, every value spanned.
+pub type RawLatency = sizing::LatencyBudgets<S<u32>>;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -140,17 +140,6 @@ fn duplicate_keys_and_syntax_errors_have_positions() {
 }
 
 #[test]
-fn fargate_combinations() {
-    assert!(validate::fargate_memory_ok(256, 512));
-    assert!(!validate::fargate_memory_ok(256, 4096));
-    assert!(validate::fargate_memory_ok(1024, 3072));
-    assert!(!validate::fargate_memory_ok(1024, 1024));
-    assert!(validate::fargate_memory_ok(8192, 20480));
-    assert!(!validate::fargate_memory_ok(8192, 18432));
-    assert!(!validate::fargate_memory_ok(300, 1024));
-}
-
-#[test]
 fn resolve_lists_available_environments() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../environments");
     match resolve("nope", &dir) {

@@ -6,6 +6,8 @@ use std::path::Path;
 use serde_saphyr::Spanned;
 
 use super::raw::*;
+// The one Fargate size table (sizing chooses from it, validation checks overrides against it).
+use sizing::resources::service::{is_valid_fargate, FARGATE_CPU};
 use super::*;
 
 struct Checker<'a> {
@@ -80,22 +82,6 @@ impl Checker<'_> {
         );
         at.value.clone()
     }
-}
-
-/// Fargate's valid CPU (units) → memory (MiB) combinations, from the ECS
-/// task definition documentation ("Task CPU and memory").
-pub fn fargate_memory_ok(cpu: u32, memory_mib: u32) -> bool {
-    let (lo, hi, step) = match cpu {
-        256 => return matches!(memory_mib, 512 | 1024 | 2048),
-        512 => (1024, 4096, 1024),
-        1024 => (2048, 8192, 1024),
-        2048 => (4096, 16384, 1024),
-        4096 => (8192, 30720, 1024),
-        8192 => (16384, 61440, 4096),
-        16384 => (32768, 122_880, 8192),
-        _ => return false,
-    };
-    (lo..=hi).contains(&memory_mib) && (memory_mib - lo).is_multiple_of(step)
 }
 
 /// Tag keys mangactl sets itself on every stack.
@@ -201,7 +187,7 @@ pub(super) fn validate(
         retain_data: p.retain_data.value,
         failover: p.failover.value,
     };
-    if name == "prod" {
+    if sizing::is_production(&name) {
         c.require(
             protection.termination_protection,
             &p.termination_protection,
@@ -256,7 +242,7 @@ pub(super) fn validate(
 
     let targets = targets(&mut c, &raw.targets);
     let (capacity, acknowledged_overrides) = match &raw.capacity {
-        Some(cap) => capacity(&mut c, cap, name == "prod"),
+        Some(cap) => capacity(&mut c, cap, sizing::is_production(&name)),
         None => (Overrides::default(), Vec::new()),
     };
 
@@ -286,25 +272,13 @@ pub(super) fn validate(
 
 fn targets(c: &mut Checker<'_>, raw: &Spanned<RawTargets>) -> Targets {
     let l = &raw.value.latency_ms.value;
-    let mut ms =
-        |s: &Spanned<u32>, name: &str| c.positive(s, &format!("targets.latency_ms.{name}"));
-    let latency_ms = LatencyBudgets {
-        end_to_end_p95: ms(&l.end_to_end_p95, "end_to_end_p95"),
-        margin: l.margin.value,
-        edge: ms(&l.edge, "edge"),
-        auth: ms(&l.auth, "auth"),
-        memory_read: ms(&l.memory_read, "memory_read"),
-        intent_rules: ms(&l.intent_rules, "intent_rules"),
-        intent_ml: ms(&l.intent_ml, "intent_ml"),
-        cache_hit: ms(&l.cache_hit, "cache_hit"),
-        service_calls: ms(&l.service_calls, "service_calls"),
-        retrieval: ms(&l.retrieval, "retrieval"),
-        first_token: ms(&l.first_token, "first_token"),
-        streaming: ms(&l.streaming, "streaming"),
-        guardrails: ms(&l.guardrails, "guardrails"),
-        delivery: ms(&l.delivery, "delivery"),
-        stream_jitter: ms(&l.stream_jitter, "stream_jitter"),
-    };
+    let latency_ms = l.map(|name, s| {
+        if LatencyBudgets::<u32>::must_be_positive(name) {
+            c.positive(s, &format!("targets.latency_ms.{name}"))
+        } else {
+            s.value
+        }
+    });
     c.require(
         latency_ms.margin < latency_ms.end_to_end_p95,
         &l.margin,
@@ -396,7 +370,7 @@ fn capacity(
         };
         if let (Some(cpu), Some(mem)) = (&s.cpu, &s.memory_mib) {
             c.require(
-                fargate_memory_ok(cpu.value, mem.value),
+                is_valid_fargate(cpu.value, mem.value),
                 mem,
                 "capacity.service.memory_mib",
                 format!(
@@ -406,12 +380,13 @@ fn capacity(
             );
         } else if let Some(cpu) = &s.cpu {
             c.require(
-                fargate_memory_ok(cpu.value, cpu.value * 2) || fargate_memory_ok(cpu.value, 512),
+                FARGATE_CPU.contains(&cpu.value),
                 cpu,
                 "capacity.service.cpu",
                 format!(
-                    "{} is not a Fargate CPU size (256, 512, 1024, 2048, 4096, 8192, 16384)",
-                    cpu.value
+                    "{} is not a Fargate CPU size ({})",
+                    cpu.value,
+                    FARGATE_CPU.map(|c| c.to_string()).join(", ")
                 ),
             );
         }

@@ -82,7 +82,7 @@ pub fn template(i: &Inputs<'_>) -> Template {
     );
 
     let azs = i.env.az_count;
-    let nat_count = if i.env.is_prod() { azs } else { 1 };
+    let nat_count = if i.env.is_production() { azs } else { 1 };
     let mut public = Vec::new();
     let mut private = Vec::new();
     let mut nats: Vec<Handle<NatGateway>> = Vec::new();

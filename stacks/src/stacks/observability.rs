@@ -12,26 +12,19 @@ use super::{cache, edge, intent, memory, search, service, Inputs, StackId};
 use crate::model::resources::cloudwatch::*;
 use crate::model::resources::NameValue;
 use crate::model::{Expr, Template};
+use sizing::Stage;
 
 pub const RUNTIME_NAMESPACE: &str = "MangaAssist";
 pub const STAGE_METRIC: &str = "StageLatency";
 
-/// The `Stage` dimension values the runtime emits (runtime/src/metrics.rs,
-/// `Stage::name`; runtime/tests/it/taskdef.rs holds the two together).
-pub const RUNTIME_STAGES: [&str; 12] = [
-    "auth",
-    "memory_read",
-    "intent_rules",
-    "intent_ml",
-    "cache_hit",
-    "service_calls",
-    "retrieval",
-    "first_token",
-    "streaming",
-    "guardrails",
-    "delivery",
-    "end_to_end",
-];
+/// The stages the dashboard plots: every stage the runtime measures
+/// ([`Stage::MEASURED`], emitted as the `Stage` dimension by
+/// runtime/src/metrics.rs) except the per-chunk stream jitter.
+pub fn plotted_stages() -> impl Iterator<Item = Stage> {
+    Stage::MEASURED
+        .into_iter()
+        .filter(|s| *s != Stage::StreamJitter)
+}
 
 /// One budgeted metric: how to find it, its statistic and its budget in
 /// the metric's own unit.
@@ -70,7 +63,12 @@ pub fn template(i: &Inputs<'_>) -> Template {
         "${RedisGroup}-001"
     };
 
-    let stage = |s: &str| vec![("Environment", env.to_owned()), ("Stage", s.to_owned())];
+    let stage = |s: Stage| {
+        vec![
+            ("Environment", env.to_owned()),
+            ("Stage", s.key().to_owned()),
+        ]
+    };
     let dims = |d: &[(&'static str, &str)]| {
         d.iter()
             .map(|(k, v)| (*k, (*v).to_owned()))
@@ -91,7 +89,7 @@ pub fn template(i: &Inputs<'_>) -> Template {
             title: format!("LLM first token p95 (budget {} ms)", b.first_token),
             namespace: RUNTIME_NAMESPACE,
             metric: STAGE_METRIC,
-            dims: stage("first_token"),
+            dims: stage(Stage::FirstToken),
             stat: "p95",
             budget: f64::from(b.first_token),
         },
@@ -238,8 +236,7 @@ pub fn template(i: &Inputs<'_>) -> Template {
             }
         }));
     }
-    let stage_metrics: Vec<Value> = RUNTIME_STAGES
-        .iter()
+    let stage_metrics: Vec<Value> = plotted_stages()
         .map(|s| {
             json!([
                 RUNTIME_NAMESPACE,
@@ -247,7 +244,7 @@ pub fn template(i: &Inputs<'_>) -> Template {
                 "Environment",
                 env,
                 "Stage",
-                s
+                s.key()
             ])
         })
         .collect();

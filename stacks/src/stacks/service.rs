@@ -207,7 +207,7 @@ pub fn template(i: &Inputs<'_>) -> Template {
         "LogGroup",
         LogGroup {
             log_group_name: format!("/mangaassist/{}/runtime", i.env.name),
-            retention_in_days: if i.env.is_prod() { 90 } else { 14 },
+            retention_in_days: if i.env.is_production() { 90 } else { 14 },
             tags: tags.clone(),
         },
     );

@@ -114,7 +114,7 @@ pub(crate) fn size(ctx: &Ctx<'_>, findings: &mut Findings) -> DaxPlan {
     let ddb_p95 = ctx.a.dynamodb.read_p95_ms.v();
     let budget = ctx.input.targets.latency_ms.memory_read;
     let needed = ddb_p95 > f64::from(budget);
-    let floor = if ctx.is_prod() {
+    let floor = if ctx.is_production() {
         // AWS recommends at least three nodes in different AZs for production.
         3
     } else if ctx.failover() {
@@ -196,7 +196,7 @@ pub(crate) fn size(ctx: &Ctx<'_>, findings: &mut Findings) -> DaxPlan {
         r.memory_writes_per_s,
         load.reads_norm + load.writes_norm
     ));
-    if ctx.is_prod() {
+    if ctx.is_production() {
         notes.push("prod keeps at least 3 nodes across AZs".into());
     }
 
@@ -258,7 +258,7 @@ pub(crate) fn size(ctx: &Ctx<'_>, findings: &mut Findings) -> DaxPlan {
                 findings.override_shortfall(
                     "dax",
                     short.join("; "),
-                    ctx.is_prod(),
+                    ctx.is_production(),
                     ctx.acknowledged("dax"),
                 );
             }

@@ -109,7 +109,7 @@ pub(crate) fn size(ctx: &Ctx<'_>, dax_enabled: bool, findings: &mut Findings) ->
                     "{rcu} RCU / {wcu} WCU below the {rec_rcu} RCU / {rec_wcu} WCU peak needs at {} utilisation (throttling)",
                     pct(target)
                 ),
-                ctx.is_prod(),
+                ctx.is_production(),
                 ctx.acknowledged("dynamodb"),
             );
         }

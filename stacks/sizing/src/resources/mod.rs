@@ -158,8 +158,8 @@ impl Ctx<'_> {
         self.input.requires_failover()
     }
 
-    pub fn is_prod(&self) -> bool {
-        self.input.is_prod
+    pub fn is_production(&self) -> bool {
+        self.input.is_production
     }
 
     pub fn acknowledged(&self, resource: &str) -> bool {
@@ -169,7 +169,7 @@ impl Ctx<'_> {
     /// Whether node types may be burstable (T-family). Burstable CPU credits
     /// run out under sustained load, so production does not use them.
     pub fn allows_burstable(&self) -> bool {
-        !self.input.is_prod
+        !self.input.is_production
     }
 }
 

@@ -147,7 +147,7 @@ pub(crate) fn size(ctx: &Ctx<'_>, findings: &mut Findings) -> OpenSearchPlan {
             findings.override_shortfall(
                 "opensearch",
                 short.join("; "),
-                ctx.is_prod(),
+                ctx.is_production(),
                 ctx.acknowledged("opensearch"),
             );
         }

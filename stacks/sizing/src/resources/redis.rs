@@ -138,7 +138,7 @@ pub(crate) fn size(ctx: &Ctx<'_>, findings: &mut Findings) -> RedisPlan {
             }
         }
     };
-    let rec_replicas = if ctx.is_prod() {
+    let rec_replicas = if ctx.is_production() {
         // One node per AZ: the primary plus a replica in each other AZ.
         ctx.input.az_count.saturating_sub(1).clamp(1, MAX_REPLICAS)
     } else if ctx.failover() {
@@ -173,7 +173,7 @@ pub(crate) fn size(ctx: &Ctx<'_>, findings: &mut Findings) -> RedisPlan {
         ),
         format!(
             "{rec_replicas} replica(s) per shard: {}",
-            if ctx.is_prod() {
+            if ctx.is_production() {
                 "one node per AZ for failover"
             } else if ctx.failover() {
                 "failover required"
@@ -253,7 +253,7 @@ pub(crate) fn size(ctx: &Ctx<'_>, findings: &mut Findings) -> RedisPlan {
             findings.override_shortfall(
                 "redis",
                 short.join("; "),
-                ctx.is_prod(),
+                ctx.is_production(),
                 ctx.acknowledged("redis"),
             );
         }

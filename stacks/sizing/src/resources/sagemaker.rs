@@ -65,7 +65,7 @@ fn instances_for(ctx: &Ctx<'_>, t: &SageMakerInstanceType, rate: f64) -> (u32, b
 pub(crate) fn size(ctx: &Ctx<'_>, findings: &mut Findings) -> SageMakerPlan {
     let s = &ctx.a.sagemaker;
     let rate = ctx.rates.intent_ml_per_s;
-    let floor = if ctx.is_prod() { 2 } else { 1 };
+    let floor = if ctx.is_production() { 2 } else { 1 };
     let candidates: Vec<&SageMakerInstanceType> = s
         .instance_types
         .iter()
@@ -89,7 +89,7 @@ pub(crate) fn size(ctx: &Ctx<'_>, findings: &mut Findings) -> SageMakerPlan {
     let rec_type = candidates[idx];
     let (need, latency_bound) = instances_for(ctx, rec_type, rate);
     let binding = if need < rec_instances || (need == floor && idx == 0) {
-        if ctx.is_prod() {
+        if ctx.is_production() {
             Binding::MultiAzMinimum
         } else {
             Binding::Minimum
@@ -112,7 +112,7 @@ pub(crate) fn size(ctx: &Ctx<'_>, findings: &mut Findings) -> SageMakerPlan {
         rec_type.service_p95_ms,
         pct(s.utilisation_ceiling.v())
     )];
-    if ctx.is_prod() {
+    if ctx.is_production() {
         notes.push("prod keeps at least 2 instances across AZs".into());
     }
 
@@ -183,7 +183,7 @@ pub(crate) fn size(ctx: &Ctx<'_>, findings: &mut Findings) -> SageMakerPlan {
             findings.override_shortfall(
                 "sagemaker",
                 short.join("; "),
-                ctx.is_prod(),
+                ctx.is_production(),
                 ctx.acknowledged("sagemaker"),
             );
         }

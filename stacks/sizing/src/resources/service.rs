@@ -13,10 +13,10 @@
 
 use serde::Serialize;
 
-use crate::budget::Stage;
 use crate::cost::fargate_monthly;
 use crate::error::Findings;
 use crate::input::ServiceOverride;
+use crate::latency::Stage;
 
 use super::{ceil_u32, pct, round4, Assessment, Binding, Ctx};
 
@@ -470,7 +470,7 @@ fn check_override(
         findings.override_shortfall(
             "service",
             short.join("; "),
-            ctx.is_prod(),
+            ctx.is_production(),
             ctx.acknowledged("service"),
         );
     }
@@ -492,6 +492,11 @@ mod tests {
         assert!(is_valid_fargate(1024, 2048));
         assert!(!is_valid_fargate(1024, 1024));
         assert!(!is_valid_fargate(300, 1024));
+        assert!(is_valid_fargate(256, 512));
+        assert!(!is_valid_fargate(256, 4096));
+        assert!(is_valid_fargate(1024, 3072));
+        assert!(is_valid_fargate(8192, 20480));
+        assert!(!is_valid_fargate(8192, 18432));
     }
 
     #[test]

@@ -30,7 +30,7 @@ fn traffic(sessions: u32, peak_factor: f64) -> Traffic {
 
 fn base(
     name: &str,
-    is_prod: bool,
+    is_production: bool,
     failover: bool,
     az: u32,
     sessions: u32,
@@ -39,7 +39,7 @@ fn base(
 ) -> SizingInput {
     SizingInput {
         env_name: name.to_owned(),
-        is_prod,
+        is_production,
         az_count: az,
         failover_required: failover,
         targets: Targets {
