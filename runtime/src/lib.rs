@@ -2,7 +2,8 @@
 //! over WebSocket.
 //!
 //! Layout (each module's own docs say more):
-//! - [`config`]: command line / environment / config-file settings and the stage [`config::Budgets`];
+//! - [`config`]: command line / environment / config-file settings and the readers of the
+//!   stage budgets ([`sizing::LatencyBudgets`]);
 //! - [`server`]: the HTTP side (`/healthz`, `/readyz`, `/metrics`, WebSocket `/v1/chat`),
 //!   connection handling and graceful shutdown;
 //! - [`protocol`]: the JSON frames exchanged on `/v1/chat`;

@@ -1,62 +1,32 @@
 //! The [`CloudFormation`] trait: the few CloudFormation calls `plan`, `apply`
 //! and `destroy` make, in terms of plain types defined here, so the deploy
 //! logic (`src/deploy/`) never touches SDK types and tests can run it
-//! against [`super::fake::FakeCloudFormation`].
+//! against the scripted fake (`src/fakes/`, feature `fakes`).
 //!
 //! [`SdkCloudFormation`] implements it with `aws-sdk-cloudformation`. Its
-//! errors are [`CfnError`]s carrying the operation, the stack and
-//! CloudFormation's error code and message.
+//! errors are [`CfnError`]s (`error.rs`'s `AwsError`) carrying the
+//! operation, the stack, CloudFormation's error code and message, the HTTP
+//! status and the request id.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::time::SystemTime;
 
 use async_trait::async_trait;
-use aws_sdk_cloudformation::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_cloudformation::config::http::HttpResponse;
+use aws_sdk_cloudformation::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_cloudformation::primitives::DateTime;
 use aws_sdk_cloudformation::types;
 use aws_sdk_cloudformation::Client;
 
-/// A failed CloudFormation call.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum CfnError {
-    /// CloudFormation answered with an error.
-    #[error("CloudFormation {operation} on `{stack}`: {code}: {message}")]
-    Api {
-        operation: &'static str,
-        stack: String,
-        code: String,
-        message: String,
-    },
-    /// The request did not get an answer (network, credentials, timeout).
-    #[error("CloudFormation {operation} on `{stack}` failed: {message}")]
-    Transport {
-        operation: &'static str,
-        stack: String,
-        message: String,
-    },
-}
+use super::error::{AwsError, ErrorClass};
 
-impl CfnError {
-    pub fn code(&self) -> Option<&str> {
-        match self {
-            CfnError::Api { code, .. } => Some(code),
-            CfnError::Transport { .. } => None,
-        }
-    }
+/// A failed CloudFormation call: the workspace's one AWS error type
+/// (`error.rs`), which names the operation, the stack, the code, message,
+/// HTTP status and request id, and classifies the failure.
+pub type CfnError = AwsError;
 
-    pub fn message(&self) -> &str {
-        match self {
-            CfnError::Api { message, .. } | CfnError::Transport { message, .. } => message,
-        }
-    }
-
-    /// CloudFormation reports a missing stack as a `ValidationError` whose
-    /// message says it does not exist (there is no dedicated code).
-    pub fn is_missing_stack(&self) -> bool {
-        self.code() == Some("ValidationError") && self.message().contains("does not exist")
-    }
-}
+const SERVICE: &str = "CloudFormation";
 
 pub type CfnResult<T> = Result<T, CfnError>;
 
@@ -242,6 +212,11 @@ impl ChangeSet {
         )
     }
 
+    /// Computed and executable.
+    pub fn is_ready(&self) -> bool {
+        self.status == "CREATE_COMPLETE"
+    }
+
     /// CloudFormation fails a change set that changes nothing; that is an
     /// answer ("no changes"), not an error. Both wordings occur.
     pub fn is_empty_failure(&self) -> bool {
@@ -288,24 +263,11 @@ impl SdkCloudFormation {
     }
 }
 
-fn sdk_error<E, R>(operation: &'static str, stack: &str, err: SdkError<E, R>) -> CfnError
+fn sdk_error<E>(operation: &'static str, stack: &str, err: SdkError<E, HttpResponse>) -> CfnError
 where
-    E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: fmt::Debug,
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
-    match &err {
-        SdkError::ServiceError(_) => CfnError::Api {
-            operation,
-            stack: stack.to_owned(),
-            code: err.code().unwrap_or("Unknown").to_owned(),
-            message: err.message().unwrap_or("(no message)").to_owned(),
-        },
-        _ => CfnError::Transport {
-            operation,
-            stack: stack.to_owned(),
-            message: DisplayErrorContext(&err).to_string(),
-        },
-    }
+    AwsError::from_sdk(SERVICE, operation, Some(stack), err)
 }
 
 fn time(t: Option<&DateTime>) -> SystemTime {
@@ -389,7 +351,7 @@ impl CloudFormation for SdkCloudFormation {
             Ok(out) => Ok(out.stacks().first().map(stack_from_sdk)),
             Err(e) => {
                 let err = sdk_error("DescribeStacks", name, e);
-                if err.is_missing_stack() {
+                if err.class == ErrorClass::NotFound {
                     Ok(None)
                 } else {
                     Err(err)
@@ -437,7 +399,7 @@ impl CloudFormation for SdkCloudFormation {
                 .set_next_token(token.take())
                 .send()
                 .await
-                .map_err(|e| sdk_error("ListExports", "*", e))?;
+                .map_err(|e| AwsError::from_sdk(SERVICE, "ListExports", None, e))?;
             names.extend(
                 out.exports()
                     .iter()
@@ -518,10 +480,14 @@ impl CloudFormation for SdkCloudFormation {
                 _ => break,
             }
         }
-        result.ok_or_else(|| CfnError::Transport {
-            operation: "DescribeChangeSet",
-            stack: stack.to_owned(),
-            message: "empty response".into(),
+        result.ok_or_else(|| {
+            AwsError::unanswered(
+                SERVICE,
+                "DescribeChangeSet",
+                Some(stack),
+                "empty response",
+                ErrorClass::Other,
+            )
         })
     }
 

@@ -12,9 +12,9 @@
 
 pub mod cloudformation;
 pub mod config;
-pub mod fake;
-pub mod fake_opensearch;
+pub mod error;
 pub mod opensearch;
 
 pub use cloudformation::{CfnError, CloudFormation};
+pub use error::{AwsError, ErrorClass};
 pub use opensearch::{CapacityError, SearchCapacity};

@@ -16,29 +16,23 @@
 use std::fmt;
 
 use async_trait::async_trait;
-use aws_sdk_opensearchserverless::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_opensearchserverless::config::http::HttpResponse;
+use aws_sdk_opensearchserverless::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_opensearchserverless::types;
 use aws_sdk_opensearchserverless::Client;
 
-/// A failed OpenSearch Serverless call.
+use super::error::AwsError;
+
+/// A failed OpenSearch Serverless call, or limits the API cannot take.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CapacityError {
-    /// OpenSearch Serverless answered with an error.
-    #[error("OpenSearch Serverless {operation}: {code}: {message}")]
-    Api {
-        operation: &'static str,
-        code: String,
-        message: String,
-    },
-    /// The request did not get an answer (network, credentials, timeout).
-    #[error("OpenSearch Serverless {operation} failed: {message}")]
-    Transport {
-        operation: &'static str,
-        message: String,
-    },
+    /// The call failed (`error.rs`: operation, code, message, HTTP status,
+    /// request id, class).
+    #[error(transparent)]
+    Aws(#[from] AwsError),
     /// The limits cannot be sent as asked: the API takes integers of at
     /// least 2 ([`MIN_MAX_OCU`]).
-    #[error("OpenSearch Serverless {operation}: {field} = {value} is out of range (2 to 2147483647 OCUs)")]
+    #[error("{SERVICE} {operation}: {field} = {value} is out of range (2 to 2147483647 OCUs)")]
     OutOfRange {
         operation: &'static str,
         field: &'static str,
@@ -46,13 +40,15 @@ pub enum CapacityError {
     },
 }
 
+/// The service's name in messages.
+pub const SERVICE: &str = "OpenSearch Serverless";
+
 impl CapacityError {
     /// The API operation that failed.
     pub fn operation(&self) -> &'static str {
         match self {
-            CapacityError::Api { operation, .. }
-            | CapacityError::Transport { operation, .. }
-            | CapacityError::OutOfRange { operation, .. } => operation,
+            CapacityError::Aws(e) => e.operation,
+            CapacityError::OutOfRange { operation, .. } => operation,
         }
     }
 }
@@ -115,22 +111,12 @@ impl SdkSearchCapacity {
     }
 }
 
-fn sdk_error<E, R>(operation: &'static str, err: SdkError<E, R>) -> CapacityError
+fn sdk_error<E>(operation: &'static str, err: SdkError<E, HttpResponse>) -> CapacityError
 where
-    E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: fmt::Debug,
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
-    match &err {
-        SdkError::ServiceError(_) => CapacityError::Api {
-            operation,
-            code: err.code().unwrap_or("Unknown").to_owned(),
-            message: err.message().unwrap_or("(no message)").to_owned(),
-        },
-        _ => CapacityError::Transport {
-            operation,
-            message: DisplayErrorContext(&err).to_string(),
-        },
-    }
+    // Account settings: no resource to name.
+    CapacityError::Aws(AwsError::from_sdk(SERVICE, operation, None, err))
 }
 
 /// The API's integers are `i32`; a negative one would be a service bug and

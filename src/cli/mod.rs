@@ -1,12 +1,14 @@
 //! Command-line parsing and dispatch. One module per subcommand; each
-//! returns an [`Outcome`] that maps to the documented exit codes
-//! (README.md, "Exit codes").
+//! returns an [`Outcome`] (`src/outcome.rs`, the one home of the exit
+//! codes); errors become [`Outcome::Failed`] here. Flags several commands
+//! share are defined once in `shared.rs`.
 
 mod apply;
 mod completions;
 mod destroy;
 pub mod plan;
 mod render;
+mod shared;
 mod size;
 
 use std::path::PathBuf;
@@ -14,29 +16,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-/// How a command ended; the exit code is part of the CLI's contract.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    /// 0: success, nothing to change.
-    Success,
-    /// 2: changes or drift found.
-    Changes,
-    /// 3: a check could not complete.
-    Incomplete,
-}
-
-impl Outcome {
-    fn code(self) -> u8 {
-        match self {
-            Outcome::Success => 0,
-            Outcome::Changes => 2,
-            Outcome::Incomplete => 3,
-        }
-    }
-}
-
-/// Exit code for errors of any kind.
-const ERROR_EXIT: u8 = 1;
+pub use crate::outcome::Outcome;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -116,7 +96,7 @@ pub fn main() -> ExitCode {
             for cause in err.chain().skip(1) {
                 eprintln!("  caused by: {cause}");
             }
-            ExitCode::from(ERROR_EXIT)
+            ExitCode::from(Outcome::Failed.code())
         }
     }
 }

@@ -8,13 +8,14 @@ use stacks::env;
 use stacks::render::{self, Format, Rendered};
 use stacks::stacks::{Inputs, StackId};
 
-use super::{Cli, Outcome, Output};
+use super::shared::{parse_stack, EnvArgs};
+use super::{Cli, Output};
+use crate::outcome::Outcome;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Environment name (a file in the environments directory) or a path to an environment file.
-    #[arg(long, short = 'e', value_name = "NAME|PATH")]
-    pub env: String,
+    #[command(flatten)]
+    pub env: EnvArgs,
 
     /// Directory to write to [default: out/NAME].
     #[arg(long, value_name = "DIR")]
@@ -33,13 +34,6 @@ pub struct Args {
 pub enum FormatArg {
     Json,
     Yaml,
-}
-
-pub(crate) fn parse_stack(s: &str) -> Result<StackId, String> {
-    StackId::parse(s).ok_or_else(|| {
-        let names: Vec<&str> = StackId::ALL.iter().map(|s| s.name()).collect();
-        format!("unknown stack `{s}`; stacks are: {}", names.join(", "))
-    })
 }
 
 /// Loads the environment named or pointed at by `spec`.
@@ -69,7 +63,7 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<Outcome> {
         FormatArg::Json => Format::Json,
         FormatArg::Yaml => Format::Yaml,
     };
-    let (environment, rendered) = render_environment(cli, &args.env, format)?;
+    let (environment, rendered) = render_environment(cli, &args.env.env, format)?;
 
     let out = args
         .out

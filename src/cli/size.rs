@@ -8,13 +8,14 @@ use sizing::SizingPlan;
 use stacks::env::Environment;
 
 use super::render::load_env;
-use super::{Cli, Outcome, Output};
+use super::shared::EnvArgs;
+use super::{Cli, Output};
+use crate::outcome::Outcome;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Environment name (a file in the environments directory) or a path to an environment file.
-    #[arg(long, short = 'e', value_name = "NAME|PATH")]
-    pub env: String,
+    #[command(flatten)]
+    pub env: EnvArgs,
 }
 
 /// Sizes `env`; warnings go to stderr, and a target that cannot be met
@@ -36,7 +37,7 @@ pub(crate) fn size_environment(env: &Environment) -> anyhow::Result<SizingPlan> 
 }
 
 pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<Outcome> {
-    let environment = load_env(cli, &args.env)?;
+    let environment = load_env(cli, &args.env.env)?;
     let (plan, errors) = match sizing::size(&environment.sizing_input()) {
         Ok(plan) => (plan, None),
         Err(e) => match e.plan {

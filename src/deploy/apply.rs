@@ -27,8 +27,6 @@
 //! time are deleted once their create settles if the user says so.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt::Write as _;
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
@@ -40,11 +38,13 @@ use stacks::stacks::StackId;
 use tokio::sync::watch;
 
 use super::capacity::{self, CapacityChange, CapacityOutcome};
+use super::changeset::{self, ChangeSetOutcome};
 use super::confirm::{self, Decision, Prompter};
 use super::plan::{self, Plan, PlanAction, PlanOptions, StackPlan};
 use super::progress::Progress;
+use super::report;
 use super::wait::{Failure, OnInterrupt, Watcher};
-use super::{human_duration, Backoff, DeployError};
+use super::{Backoff, DeployError};
 use crate::aws::cloudformation::{ChangeSetKind, StackStatus};
 use crate::aws::{CfnError, CloudFormation, SearchCapacity};
 
@@ -80,18 +80,6 @@ pub enum ApplyStatus {
     Interrupted,
 }
 
-impl ApplyStatus {
-    /// The README's exit code: 0 applied or nothing to do, 3 interrupted,
-    /// 1 for everything else (declined, blocked, failed).
-    pub fn exit_code(self) -> u8 {
-        match self {
-            ApplyStatus::NoChanges | ApplyStatus::Applied => 0,
-            ApplyStatus::Interrupted => 3,
-            ApplyStatus::Declined | ApplyStatus::Blocked | ApplyStatus::Failed => 1,
-        }
-    }
-}
-
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "result", rename_all = "snake_case")]
 pub enum StackResult {
@@ -118,7 +106,7 @@ pub enum StackResult {
 }
 
 impl StackResult {
-    fn ok(&self) -> bool {
+    pub(super) fn ok(&self) -> bool {
         matches!(self, StackResult::Unchanged | StackResult::Done { .. })
     }
 }
@@ -281,52 +269,6 @@ pub async fn apply(
         (other, _) => unchanged_capacity(&other),
     };
 
-    let mut text = String::new();
-    let failed: Vec<(StackId, &Vec<Failure>, &String)> = results
-        .iter()
-        .filter_map(|(id, r)| match r {
-            StackResult::Failed { failures, status } => Some((*id, failures, status)),
-            _ => None,
-        })
-        .collect();
-    if !failed.is_empty() {
-        let _ = writeln!(text, "\nFailed:");
-        for (id, failures, status) in &failed {
-            let _ = writeln!(text, "  {id} ({status}):");
-            for f in *failures {
-                let _ = writeln!(
-                    text,
-                    "    {} {} {}: {}",
-                    f.logical_id, f.resource_type, f.status, f.reason
-                );
-            }
-        }
-    }
-    for (id, r) in &results {
-        match r {
-            StackResult::Skipped { because } => {
-                let _ = writeln!(
-                    text,
-                    "Skipped {id}: it depends on {because}, which did not deploy."
-                );
-            }
-            StackResult::Refused { reason } => {
-                let _ = writeln!(text, "Refused {id}: {reason}");
-            }
-            StackResult::Interrupted { detail } => {
-                let _ = writeln!(text, "Interrupted {id}: {detail}");
-            }
-            _ => {}
-        }
-    }
-    let done = results
-        .values()
-        .filter(|r| matches!(r, StackResult::Done { .. }))
-        .count();
-    let unchanged = results
-        .values()
-        .filter(|r| matches!(r, StackResult::Unchanged))
-        .count();
     let capacity_failed = matches!(search_capacity, Some(CapacityOutcome::Failed { .. }));
     let status = if interrupted {
         ApplyStatus::Interrupted
@@ -335,19 +277,7 @@ pub async fn apply(
     } else {
         ApplyStatus::Failed
     };
-    let verdict = match status {
-        ApplyStatus::Applied => "Apply complete",
-        ApplyStatus::Interrupted => "Apply interrupted",
-        _ => "Apply FAILED",
-    };
-    let _ = writeln!(
-        text,
-        "\n{verdict}: {done} stack{} deployed, {unchanged} unchanged, {} not deployed, in {}.",
-        if done == 1 { "" } else { "s" },
-        results.len() - done - unchanged,
-        human_duration(started.elapsed())
-    );
-    progress.text(&text);
+    progress.text(&report::summary_text(&results, status, started.elapsed()));
     let outputs = plan::outputs(cfn, rendered, opts.only).await?;
     Ok(report(status, plan, results, outputs, search_capacity))
 }
@@ -697,27 +627,23 @@ async fn late_change_set(
     let Some(rs) = ctx.rendered.stacks.iter().find(|r| r.id == s.stack) else {
         return Ok(Some(Err("not rendered".into())));
     };
-    let request = plan::change_set_request(ctx.rendered, rs, kind, &ctx.change_set_name);
-    let id = match ctx.cfn.create_change_set(&request).await {
-        Ok(id) => id,
-        Err(e) if e.code().is_some() => return Ok(Some(Err(e.message().to_owned()))),
-        Err(e) => return Err(e),
+    let outcome = changeset::create(
+        ctx.cfn,
+        ctx.rendered,
+        rs,
+        kind,
+        &ctx.change_set_name,
+        ctx.opts.backoff,
+    )
+    .await?;
+    let (id, changes) = match outcome {
+        ChangeSetOutcome::Rejected { reason, .. } => return Ok(Some(Err(reason))),
+        ChangeSetOutcome::NoChanges { id } => {
+            ctx.cfn.delete_change_set(&s.stack_name, &id).await?;
+            return Ok(None);
+        }
+        ChangeSetOutcome::Ready { id, changes } => (id, changes),
     };
-    let cs = plan::wait_for_change_set(ctx.cfn, &s.stack_name, &id, ctx.opts.backoff).await?;
-    if cs.is_empty_failure() {
-        ctx.cfn.delete_change_set(&s.stack_name, &id).await?;
-        return Ok(None);
-    }
-    if cs.status != "CREATE_COMPLETE" {
-        return Ok(Some(Err(cs
-            .status_reason
-            .unwrap_or_else(|| format!("change set {}", cs.status)))));
-    }
-    let changes: Vec<_> = cs
-        .changes
-        .iter()
-        .map(|c| plan::planned_change(ctx.rendered, s.stack, c))
-        .collect();
     ctx.progress.note(
         s.stack,
         &format!(
@@ -739,57 +665,4 @@ async fn late_change_set(
         ))));
     }
     Ok(Some(Ok(id)))
-}
-
-/// Outputs worth printing after apply: (stack, output key, label).
-pub const USEFUL_OUTPUTS: &[(StackId, &str, &str)] = &[
-    (StackId::Edge, "ChatUrl", "Chat WebSocket URL"),
-    (StackId::Edge, "DistributionDomainName", "CloudFront domain"),
-    (StackId::Service, "AlbDnsName", "Load balancer DNS"),
-    (StackId::Service, "ClusterName", "ECS cluster"),
-    (StackId::Memory, "TableName", "Conversation table"),
-];
-
-/// The useful outputs as text lines.
-pub fn outputs_text(outputs: &BTreeMap<StackId, BTreeMap<String, String>>) -> String {
-    let mut text = String::new();
-    for (id, key, label) in USEFUL_OUTPUTS {
-        if let Some(v) = outputs.get(id).and_then(|o| o.get(*key)) {
-            let _ = writeln!(text, "  {label:<20} {v}");
-        }
-    }
-    if text.is_empty() {
-        text
-    } else {
-        format!("\nOutputs:\n{text}")
-    }
-}
-
-/// Writes `outputs.json` (every output of every stack) into `dir`.
-pub fn write_outputs(
-    dir: &Path,
-    environment: &str,
-    outputs: &BTreeMap<StackId, BTreeMap<String, String>>,
-) -> Result<std::path::PathBuf, DeployError> {
-    #[derive(Serialize)]
-    struct File<'a> {
-        environment: &'a str,
-        stacks: &'a BTreeMap<StackId, BTreeMap<String, String>>,
-    }
-    let path = dir.join("outputs.json");
-    let err = |source| DeployError::Write {
-        path: path.display().to_string(),
-        source,
-    };
-    std::fs::create_dir_all(dir).map_err(err)?;
-    let body = serde_json::to_string_pretty(&File {
-        environment,
-        stacks: outputs,
-    })
-    .map_err(|e| err(std::io::Error::other(e)))?
-        + "\n";
-    let tmp = path.with_extension("json.tmp");
-    std::fs::write(&tmp, body).map_err(err)?;
-    std::fs::rename(&tmp, &path).map_err(err)?;
-    Ok(path)
 }

@@ -49,17 +49,6 @@ pub enum DestroyStatus {
     Interrupted,
 }
 
-impl DestroyStatus {
-    /// The README's exit code: 0 destroyed or nothing there, 3 interrupted, 1 otherwise.
-    pub fn exit_code(self) -> u8 {
-        match self {
-            DestroyStatus::NothingToDo | DestroyStatus::Destroyed => 0,
-            DestroyStatus::Interrupted => 3,
-            DestroyStatus::Declined | DestroyStatus::Failed => 1,
-        }
-    }
-}
-
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "result", rename_all = "snake_case")]
 pub enum DeleteResult {

@@ -6,9 +6,12 @@
 //!   `plan`) deleted again; stuck and busy stacks are recognised here.
 //! - [`apply`]: confirmation, then execution along the deploy graph with
 //!   independent stacks in parallel, recovery of stuck stacks, Ctrl-C, outputs.
+//! - [`changeset`]: one change set created, waited for and classified
+//!   (ready / no changes / rejected), for `plan` and `apply` alike.
 //! - [`capacity`]: the OpenSearch Serverless capacity limits (account
 //!   settings, not template resources) that `apply` sets after the search stack.
 //! - [`destroy`]: deletion in reverse dependency order.
+//! - [`report`]: apply's closing summary, useful outputs and `outputs.json`.
 //! - [`progress`]: live progress (indicatif on a terminal, plain lines in CI).
 //! - [`confirm`]: the questions apply and destroy ask, and who answers them.
 //! - `wait`: polling one stack operation to its end, printing its events.
@@ -22,10 +25,12 @@
 
 pub mod apply;
 pub mod capacity;
+pub mod changeset;
 pub mod confirm;
 pub mod destroy;
 pub mod plan;
 pub mod progress;
+pub mod report;
 mod wait;
 
 use std::time::{Duration, SystemTime};

@@ -30,11 +30,10 @@ use serde::Serialize;
 use stacks::render::{Rendered, RenderedStack};
 use stacks::stacks::StackId;
 
+use super::changeset::{self, ChangeSetOutcome};
 use super::progress::timestamp;
 use super::{is_data_store, Backoff, DeployError};
-use crate::aws::cloudformation::{
-    Action, ChangeSetKind, ChangeSetRequest, Replacement, ResourceChange, Stack,
-};
+use crate::aws::cloudformation::{Action, ChangeSetKind, Replacement, ResourceChange, Stack};
 use crate::aws::{CfnError, CloudFormation};
 
 #[derive(Debug, Clone)]
@@ -177,18 +176,6 @@ impl Plan {
 
     pub fn data_loss(&self) -> bool {
         !self.summary.data_loss.is_empty()
-    }
-
-    /// The README's exit code: 1 when a stack cannot be planned, 2 with
-    /// changes, 0 without.
-    pub fn exit_code(&self) -> u8 {
-        if !self.blocked().is_empty() {
-            1
-        } else if self.has_changes() {
-            2
-        } else {
-            0
-        }
     }
 
     pub fn stack(&self, id: StackId) -> Option<&StackPlan> {
@@ -468,91 +455,32 @@ async fn plan_stack(
     } else {
         ChangeSetKind::Create
     };
-    let request = change_set_request(rendered, s, kind, &opts.change_set_name);
-    let id = match cfn.create_change_set(&request).await {
-        Ok(id) => id,
-        Err(e) if e.code().is_some() => {
-            p.action = PlanAction::Error {
-                message: e.message().to_owned(),
-            };
-            return Ok(p);
-        }
-        Err(e) => return Err(e),
-    };
-    p.change_set_id = Some(id.clone());
+    let outcome =
+        changeset::create(cfn, rendered, s, kind, &opts.change_set_name, opts.backoff).await?;
     p.created_shell = !exists && existing.is_none();
-    let cs = wait_for_change_set(cfn, &s.stack_name, &id, opts.backoff).await?;
-    if cs.is_empty_failure() {
-        p.action = PlanAction::Unchanged;
-        return Ok(p);
-    }
-    if cs.status != "CREATE_COMPLETE" {
-        p.action = PlanAction::Error {
-            message: cs
-                .status_reason
-                .unwrap_or_else(|| format!("change set {}", cs.status)),
-        };
-        return Ok(p);
-    }
-    p.action = if exists {
-        PlanAction::Update
-    } else {
-        PlanAction::Create
-    };
-    if !exists {
-        p.enable_termination_protection = manifest.is_some_and(|m| m.termination_protection);
-    }
-    p.changes = cs
-        .changes
-        .iter()
-        .map(|c| planned_change(rendered, s.id, c))
-        .collect();
-    Ok(p)
-}
-
-/// The change set for `s` with the manifest's tags and capabilities.
-pub fn change_set_request(
-    rendered: &Rendered,
-    s: &RenderedStack,
-    kind: ChangeSetKind,
-    name: &str,
-) -> ChangeSetRequest {
-    let m = rendered.manifest.stacks.get(&s.id);
-    let mut tags = rendered.manifest.tags.clone();
-    tags.insert("Stack".into(), s.id.name().into());
-    ChangeSetRequest {
-        stack_name: s.stack_name.clone(),
-        change_set_name: name.to_owned(),
-        kind,
-        template_body: s.body.clone(),
-        // Explicit, from the manifest: never "whatever the template needs".
-        capabilities: m
-            .map(|m| m.capabilities.iter().map(|c| (*c).to_owned()).collect())
-            .unwrap_or_default(),
-        tags,
-        description: Some(format!(
-            "mangactl {} ({})",
-            rendered.manifest.environment, s.id
-        )),
-    }
-}
-
-/// Polls a change set until CloudFormation has computed it.
-pub async fn wait_for_change_set(
-    cfn: &dyn CloudFormation,
-    stack: &str,
-    id: &str,
-    backoff: Backoff,
-) -> Result<crate::aws::cloudformation::ChangeSet, CfnError> {
-    let mut delay = backoff.initial;
-    loop {
-        let cs = cfn.describe_change_set(stack, id).await?;
-        if !cs.is_pending() {
-            return Ok(cs);
+    match outcome {
+        ChangeSetOutcome::Rejected { id, reason } => {
+            p.created_shell &= id.is_some();
+            p.change_set_id = id;
+            p.action = PlanAction::Error { message: reason };
         }
-        tokio::time::sleep(delay).await;
-        delay = backoff.next(delay);
+        ChangeSetOutcome::NoChanges { id } => {
+            p.change_set_id = Some(id);
+            p.action = PlanAction::Unchanged;
+        }
+        ChangeSetOutcome::Ready { id, changes } => {
+            p.change_set_id = Some(id);
+            p.action = if exists {
+                PlanAction::Update
+            } else {
+                p.enable_termination_protection =
+                    manifest.is_some_and(|m| m.termination_protection);
+                PlanAction::Create
+            };
+            p.changes = changes;
+        }
     }
+    Ok(p)
 }
 
 /// Who is doing what to a busy stack, from its last event.

@@ -8,13 +8,14 @@
 
 use std::sync::Arc;
 
-use mangactl::aws::fake::{Behavior, FakeCloudFormation};
-use mangactl::aws::fake_opensearch::FakeSearchCapacity;
 use mangactl::aws::opensearch::CapacityLimits;
 use mangactl::deploy::apply::{self, ApplyOptions, ApplyReport, ApplyStatus};
 use mangactl::deploy::capacity::CapacityOutcome;
 use mangactl::deploy::confirm::ScriptedPrompter;
 use mangactl::deploy::DeployError;
+use mangactl::fakes::cloudformation::{Behavior, FakeCloudFormation};
+use mangactl::fakes::opensearch::FakeSearchCapacity;
+use mangactl::outcome::Outcome;
 use serde_json::json;
 use stacks::render::Rendered;
 use stacks::stacks::StackId;
@@ -257,7 +258,7 @@ async fn an_update_error_fails_the_apply_naming_the_operation() {
     let report = result.expect("apply returns its report");
 
     assert_eq!(report.status, ApplyStatus::Failed, "{text}");
-    assert_eq!(report.status.exit_code(), 1);
+    assert_eq!(Outcome::from(report.status).code(), 1);
     assert!(
         text.contains("search capacity NOT set: OpenSearch Serverless UpdateAccountSettings: ValidationException"),
         "{text}"

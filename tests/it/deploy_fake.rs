@@ -13,13 +13,16 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 
 use mangactl::aws::cloudformation::{Action, ChangeDetail, Replacement, ResourceChange};
-use mangactl::aws::fake::{Behavior, FakeCloudFormation, ScriptedChangeSet, Seed, SeedEvent};
 use mangactl::deploy::apply::{self, ApplyOptions, ApplyStatus, StackResult};
 use mangactl::deploy::confirm::ScriptedPrompter;
 use mangactl::deploy::destroy::{self, DeleteResult, DestroyOptions, DestroyStatus};
 use mangactl::deploy::plan::{self, PlanAction, PlanOptions};
 use mangactl::deploy::progress::Progress;
 use mangactl::deploy::{Backoff, DeployError};
+use mangactl::fakes::cloudformation::{
+    Behavior, FakeCloudFormation, ScriptedChangeSet, Seed, SeedEvent,
+};
+use mangactl::outcome::Outcome;
 use stacks::render::Rendered;
 use stacks::stacks::StackId;
 use tokio::sync::watch;
@@ -146,7 +149,7 @@ async fn apply_from_nothing_follows_the_graph_and_prints_each_resource_event() {
         .expect("apply");
     let text = out.text();
     assert_eq!(report.status, ApplyStatus::Applied, "{text}");
-    assert_eq!(report.status.exit_code(), 0);
+    assert_eq!(Outcome::from(report.status).code(), 0);
     assert!(prompter.asked().is_empty(), "--yes asks nothing");
     for s in &r.stacks {
         assert_eq!(
@@ -258,7 +261,7 @@ async fn a_failed_resource_is_reported_with_its_reason_and_its_dependents_are_sk
     .expect("apply");
     let text = out.text();
     assert_eq!(report.status, ApplyStatus::Failed, "{text}");
-    assert_eq!(report.status.exit_code(), 1);
+    assert_eq!(Outcome::from(report.status).code(), 1);
 
     match &report.results[&StackId::Memory] {
         StackResult::Failed { status, failures } => {
@@ -453,7 +456,7 @@ async fn plan_flags_replacements_with_their_causes_and_data_loss_and_cleans_up()
         0,
         "plan deletes the change sets it made"
     );
-    assert_eq!(p.exit_code(), 2);
+    assert_eq!(Outcome::from(&p).code(), 2);
     assert_eq!(p.summary.stacks_changed, 1);
     assert_eq!(p.summary.stacks_unchanged, 7);
     assert_eq!(p.summary.replace, 2);
@@ -542,7 +545,7 @@ async fn prod_data_loss_needs_the_typed_name_even_with_yes() {
         .await
         .expect("apply");
     assert_eq!(report.status, ApplyStatus::Declined);
-    assert_eq!(report.status.exit_code(), 1);
+    assert_eq!(Outcome::from(report.status).code(), 1);
     assert_eq!(prompter.asked().len(), 1, "--yes skips the y/N question");
     assert!(
         prompter.asked()[0].contains("Type `prod`"),
@@ -768,7 +771,7 @@ async fn a_stack_in_progress_is_refused_with_who_and_since_when() {
     .expect("apply");
     let text = out.text();
     assert_eq!(report.status, ApplyStatus::Blocked, "{text}");
-    assert_eq!(report.status.exit_code(), 1);
+    assert_eq!(Outcome::from(report.status).code(), 1);
     let line = text
         .lines()
         .find(|l| l.starts_with("service "))
@@ -839,7 +842,7 @@ async fn ctrl_c_cancels_an_update_in_progress_and_starts_nothing_else() {
     let _tx = watcher.await.expect("watcher");
     let text = out.text();
     assert_eq!(report.status, ApplyStatus::Interrupted, "{text}");
-    assert_eq!(report.status.exit_code(), 3);
+    assert_eq!(Outcome::from(report.status).code(), 3);
     assert!(
         fake.calls()
             .contains(&format!("CancelUpdateStack {intent}")),
@@ -966,7 +969,7 @@ async fn destroy_refuses_protected_stacks_then_deletes_in_reverse_order_keeping_
     .expect("destroy");
     let text = out.text();
     assert_eq!(report.status, DestroyStatus::Destroyed, "{text}");
-    assert_eq!(report.status.exit_code(), 0);
+    assert_eq!(Outcome::from(report.status).code(), 0);
     assert!(report.results.values().all(|x| *x == DeleteResult::Deleted));
     for s in &r.stacks {
         assert_eq!(fake.status(&s.stack_name), None, "{} deleted", s.id);

@@ -7,7 +7,7 @@
 
 use super::intent::Classified;
 use super::respond::{Finish, Reply};
-use super::{Outbox, Outcome, Request, Run};
+use super::{MessageOutcome, Outbox, Request, Run};
 use crate::backends::{CachedAnswer, ResponseCache, SessionStore};
 use crate::domain::{SourceRef, Turn};
 use crate::metrics::{Degradation, Stage};
@@ -68,7 +68,7 @@ pub async fn fail(
     code: ErrorCode,
     message: &str,
     retry_after: Option<Duration>,
-) -> Outcome {
+) -> MessageOutcome {
     run.close();
     run.metrics().error(code);
     let frame = ServerFrame::Error {
@@ -79,8 +79,8 @@ pub async fn fail(
             .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)),
     };
     match send(out, run, frame).await {
-        Ok(()) => Outcome::Error(code),
-        Err(Gone) => Outcome::ClientGone,
+        Ok(()) => MessageOutcome::Error(code),
+        Err(Gone) => MessageOutcome::ClientGone,
     }
 }
 
@@ -102,7 +102,7 @@ pub async fn finish(
     reply: Reply,
     cache_hit: bool,
     save: Save<'_>,
-) -> Outcome {
+) -> MessageOutcome {
     match reply.finish {
         Finish::ClientGone => return run.abandon(),
         Finish::Stalled => {
@@ -146,7 +146,7 @@ pub async fn finish(
         degraded: run.degraded().to_vec(),
     };
     if send(out, run, done).await.is_err() {
-        return Outcome::ClientGone;
+        return MessageOutcome::ClientGone;
     }
 
     let budget = run.budget(Stage::Delivery);
@@ -179,5 +179,5 @@ pub async fn finish(
             tracing::debug!("response cache store skipped");
         }
     }
-    Outcome::Done { cache_hit }
+    MessageOutcome::Done { cache_hit }
 }

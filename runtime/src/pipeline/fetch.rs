@@ -24,7 +24,7 @@ pub enum Call {
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Plan {
+pub struct FetchPlan {
     pub calls: Vec<Call>,
     pub retrieval: Option<(usize, Corpus)>,
     /// Results known without calling anything (e.g. no order number given).
@@ -37,8 +37,8 @@ pub struct Fetched {
     pub passages: Vec<Passage>,
 }
 
-pub fn plan(c: &Classified, history: &[Turn]) -> Plan {
-    let mut p = Plan::default();
+pub fn plan(c: &Classified, history: &[Turn]) -> FetchPlan {
+    let mut p = FetchPlan::default();
     match c.intent {
         Intent::OrderStatus => match &c.entities.order_id {
             Some(id) => p.calls.push(Call::OrderStatus {

@@ -70,7 +70,7 @@ pub struct Request {
 
 /// How a message ended (also visible to the client as `done` or `error`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
+pub enum MessageOutcome {
     Done {
         cache_hit: bool,
     },
@@ -125,7 +125,7 @@ impl Pipeline {
     }
 
     /// Answers one message, sending `start`, `token`s and `done` (or an `error`) to `out`.
-    pub async fn handle(&self, mut req: Request, out: &Outbox) -> Outcome {
+    pub async fn handle(&self, mut req: Request, out: &Outbox) -> MessageOutcome {
         let b = &self.backends;
         let mut run = Run::new(&self.metrics, &self.budgets, req.message_id.clone());
 
@@ -332,9 +332,9 @@ impl<'a> Run<'a> {
         }
     }
 
-    pub fn abandon(&mut self) -> Outcome {
+    pub fn abandon(&mut self) -> MessageOutcome {
         self.close();
-        Outcome::ClientGone
+        MessageOutcome::ClientGone
     }
 
     /// Milliseconds per stage that ran, for the `done` frame.

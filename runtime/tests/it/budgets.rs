@@ -15,7 +15,7 @@ use manga_runtime::domain::{Order, Prompt, Title, Turn};
 use manga_runtime::metrics::Stage;
 use manga_runtime::pipeline::auth::Principal;
 use manga_runtime::pipeline::respond::FALLBACK_PREFIX;
-use manga_runtime::pipeline::{Outcome, Request};
+use manga_runtime::pipeline::{MessageOutcome, Request};
 use manga_runtime::protocol::Outbound;
 use serde_json::Value;
 use std::sync::Arc;
@@ -24,7 +24,7 @@ use tokio::sync::mpsc;
 
 const LONG: Duration = Duration::from_secs(3600);
 
-async fn ask(app: &App, text: &str) -> (Outcome, Vec<Value>) {
+async fn ask(app: &App, text: &str) -> (MessageOutcome, Vec<Value>) {
     let (tx, mut rx) = mpsc::channel(1024);
     let req = Request {
         message_id: "m1".into(),
@@ -155,7 +155,7 @@ async fn embedded_backends_meet_every_budget() {
         "recommend something like monster",
     ] {
         let (outcome, frames) = ask(&app, q).await;
-        assert_eq!(outcome, Outcome::Done { cache_hit: false }, "{q}");
+        assert_eq!(outcome, MessageOutcome::Done { cache_hit: false }, "{q}");
         assert_eq!(last(&frames)["degraded"], Value::Array(vec![]), "{q}");
     }
     for stage in Stage::MEASURED {
@@ -176,7 +176,7 @@ async fn slow_cache_is_skipped() {
         .await
         .expect("app");
     let (outcome, frames) = ask(&app, "what is your return policy").await;
-    assert_eq!(outcome, Outcome::Done { cache_hit: false });
+    assert_eq!(outcome, MessageOutcome::Done { cache_hit: false });
     let done = last(&frames);
     assert_eq!(done["degraded"][0], "cache_skipped");
     assert_eq!(
@@ -233,7 +233,7 @@ async fn slow_service_call_gives_partial_results() {
         .await
         .expect("app");
     let (outcome, frames) = ask(&app, "show me horror manga by junji ito").await;
-    assert_eq!(outcome, Outcome::Done { cache_hit: false });
+    assert_eq!(outcome, MessageOutcome::Done { cache_hit: false });
     let done = last(&frames);
     assert_eq!(done["degraded"][0], "services_partial");
     assert_eq!(done["timings_ms"]["service_calls"], 200.0);
@@ -260,7 +260,7 @@ async fn slow_llm_gets_the_fallback_answer() {
     };
     let app = builder(&[]).llm(Arc::new(llm)).build().await.expect("app");
     let (outcome, frames) = ask(&app, "do you have one piece?").await;
-    assert_eq!(outcome, Outcome::Done { cache_hit: false });
+    assert_eq!(outcome, MessageOutcome::Done { cache_hit: false });
     let text = text_of(&frames);
     assert!(text.starts_with(FALLBACK_PREFIX), "{text}");
     assert!(
@@ -286,7 +286,7 @@ async fn stalled_stream_ends_with_an_error_frame() {
     let (outcome, frames) = ask(&app, "do you have one piece?").await;
     assert_eq!(
         outcome,
-        Outcome::Error(manga_runtime::protocol::ErrorCode::StreamStalled)
+        MessageOutcome::Error(manga_runtime::protocol::ErrorCode::StreamStalled)
     );
     let types: Vec<&str> = frames.iter().filter_map(|f| f["type"].as_str()).collect();
     assert_eq!(types.first(), Some(&"start"));
@@ -319,7 +319,7 @@ async fn jittery_stream_completes_but_counts_a_jitter_miss() {
     };
     let app = builder(&[]).llm(Arc::new(llm)).build().await.expect("app");
     let (outcome, frames) = ask(&app, "do you have one piece?").await;
-    assert_eq!(outcome, Outcome::Done { cache_hit: false });
+    assert_eq!(outcome, MessageOutcome::Done { cache_hit: false });
     assert_eq!(text_of(&frames), "a b c d");
     let done = last(&frames);
     assert_eq!(done["timings_ms"]["first_token"], 100.0);

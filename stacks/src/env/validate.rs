@@ -7,8 +7,8 @@ use serde_saphyr::Spanned;
 
 use super::raw::*;
 // The one Fargate size table (sizing chooses from it, validation checks overrides against it).
-use sizing::resources::service::{is_valid_fargate, FARGATE_CPU};
 use super::*;
+use sizing::resources::service::{is_valid_fargate, FARGATE_CPU};
 
 struct Checker<'a> {
     text: &'a str,

@@ -1,22 +1,33 @@
-//! Runtime configuration: command-line flags, `MANGA_*` environment variables and an
-//! optional config file (`--config`, a `KEY=value` env file), plus the stage latency
-//! [`Budgets`].
+//! Runtime configuration: command-line flags and `MANGA_*` environment variables
+//! ([`Cli`], [`Config`]), their validation and the settings derived from them
+//! ([`Config::llm_backend`], [`Config::missing_aws_settings`], [`Config::is_production`]),
+//! and [`env_var_names`], the list of every variable the runtime reads.
 //!
 //! Precedence: flag > environment variable > config file > built-in default. The config
 //! file uses the same `MANGA_*` names as the environment, so one list of names serves the
 //! ECS task definition, `docker run -e` and local files alike (12-factor).
 //!
-//! Budgets come from an environment file (`environments/*.yaml`, key
-//! `targets.latency_ms`) via [`read_budgets_from_environment_file`] — deliberately the
-//! only function that reads that file, so it can be swapped for the shared parser in
-//! `mangactl-stacks` later. Used by `main.rs` and [`crate::app`].
+//! Neighbours:
+//! - `file.rs`: the `--config` / `MANGA_CONFIG` file of `MANGA_NAME=value` lines, overlaid
+//!   as defaults by [`Cli::load_from`];
+//! - `budgets.rs`: [`read_budgets_from_environment_file`] (an `environments/*.yaml` read
+//!   with mangactl's own parser, `stacks::env::load`) and [`read_budgets_from_json`]
+//!   (`MANGA_BUDGETS_JSON`), both giving the sizing crate's [`sizing::LatencyBudgets`];
+//!   [`Config::budgets`] picks between them.
+//!
+//! Used by `main.rs` and [`crate::app`].
+
+mod budgets;
+mod file;
+
+pub use budgets::{read_budgets_from_environment_file, read_budgets_from_json};
 
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use serde::Serialize;
 use sizing::LatencyBudgets;
 use std::ffi::OsString;
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -39,19 +50,6 @@ pub enum ConfigError {
     Invalid(String),
 }
 
-/// Reads the budgets of an environment file with mangactl's own parser
-/// (`stacks::env`), so the runtime enforces exactly the `targets.latency_ms`
-/// that sizing and the templates were built from, and a file mangactl
-/// rejects is rejected here too.
-pub fn read_budgets_from_environment_file(path: &Path) -> Result<LatencyBudgets, ConfigError> {
-    let env = stacks::env::load(path).map_err(|e| ConfigError::EnvironmentFile {
-        path: path.to_path_buf(),
-        message: e.to_string(),
-    })?;
-    // mangactl's parser already refused zero stage budgets.
-    Ok(env.targets.latency_ms)
-}
-
 /// Which backend family serves the traits of [`crate::backends`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -62,22 +60,6 @@ pub enum BackendFamily {
     /// Serverless retrieval, Bedrock LLM ([`crate::backends::aws`]). Start-up refuses it when
     /// a setting it needs is missing rather than silently serving the embedded demo data.
     Aws,
-}
-
-/// Budgets from a JSON object with the keys of `targets.latency_ms` (unknown keys such as
-/// `margin` ignored) — the form the service stack's task definition passes in
-/// `MANGA_BUDGETS_JSON`.
-pub fn read_budgets_from_json(json: &str) -> Result<LatencyBudgets, ConfigError> {
-    let invalid = |m: String| ConfigError::Invalid(format!("MANGA_BUDGETS_JSON: {m}"));
-    let budgets: LatencyBudgets = serde_json::from_str(json).map_err(|e| invalid(e.to_string()))?;
-    let zero = budgets.zero_budgets();
-    if !zero.is_empty() {
-        return Err(invalid(format!(
-            "latency budgets must be > 0 ms: {}",
-            zero.join(", ")
-        )));
-    }
-    Ok(budgets)
 }
 
 /// Every environment variable the runtime reads (from the clap definitions, so it cannot
@@ -347,85 +329,12 @@ impl Cli {
         T: Into<OsString> + Clone,
     {
         let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
-        let mut cmd = Cli::command();
-        if let Some(path) =
-            config_file_arg(&args).or_else(|| env("MANGA_CONFIG").map(PathBuf::from))
-        {
-            let pairs = parse_config_file(&path)?;
-            let known: Vec<(String, String)> = cmd
-                .get_arguments()
-                .filter_map(|a| {
-                    a.get_env()
-                        .map(|e| (e.to_string_lossy().into_owned(), a.get_id().to_string()))
-                })
-                .collect();
-            for (line, key, value) in pairs {
-                let Some((_, id)) = known.iter().find(|(e, _)| *e == key) else {
-                    return Err(ConfigError::ConfigFile {
-                        path,
-                        line,
-                        message: format!("unknown setting {key}"),
-                    });
-                };
-                if key == "MANGA_CONFIG" || env(&key).is_some() {
-                    continue; // the real environment wins over the file
-                }
-                // clap keeps defaults as &'static str; these few short strings live for the
-                // whole process anyway, so leaking them once at start-up is harmless.
-                let value: &'static str = Box::leak(value.into_boxed_str());
-                cmd = cmd.mut_arg(id.as_str(), |a| a.default_value(value));
-            }
-        }
+        let cmd = file::overlay_defaults(Cli::command(), &args, &env)?;
         let matches = cmd.try_get_matches_from(args)?;
         let cli = Cli::from_arg_matches(&matches)?;
         cli.config.validate()?;
         Ok(cli)
     }
-}
-
-fn config_file_arg(args: &[OsString]) -> Option<PathBuf> {
-    let mut it = args.iter().skip(1);
-    while let Some(a) = it.next() {
-        let s = a.to_string_lossy();
-        if s == "--config" {
-            return it.next().map(PathBuf::from);
-        }
-        if let Some(v) = s.strip_prefix("--config=") {
-            return Some(PathBuf::from(v));
-        }
-    }
-    None
-}
-
-/// `KEY=value` lines; `#` comments and blank lines ignored; optional surrounding quotes.
-fn parse_config_file(path: &Path) -> Result<Vec<(usize, String, String)>, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let mut out = Vec::new();
-    for (i, raw) in text.lines().enumerate() {
-        let line = raw.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let line = line.strip_prefix("export ").unwrap_or(line);
-        let Some((k, v)) = line.split_once('=') else {
-            return Err(ConfigError::ConfigFile {
-                path: path.to_path_buf(),
-                line: i + 1,
-                message: "expected MANGA_NAME=value".into(),
-            });
-        };
-        let v = v.trim();
-        let v = v
-            .strip_prefix('"')
-            .and_then(|v| v.strip_suffix('"'))
-            .or_else(|| v.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')))
-            .unwrap_or(v);
-        out.push((i + 1, k.trim().to_string(), v.to_string()));
-    }
-    Ok(out)
 }
 
 impl Config {

@@ -1,260 +1,43 @@
-//! The HTTP side: `GET /healthz` (liveness), `GET /readyz` (backends reachable, not
-//! draining), `GET /metrics` (Prometheus text) and the WebSocket `/v1/chat`.
+//! One WebSocket `/v1/chat` connection, from the upgrade to the close frame.
 //!
-//! Per WebSocket connection three tasks cooperate:
-//! - the reader (this module) parses and validates client frames, enforces the message
-//!   size and per-connection session limits, and queues chat messages;
-//! - the worker answers queued messages one at a time with
+//! [`chat`] (the upgrade handler) refuses new connections while draining or above
+//! `MANGA_MAX_CONNECTIONS`, verifies the bearer token (header or `?token=`) once, and
+//! counts the connection in `drain.rs` before the upgrade completes. Then three tasks
+//! cooperate per connection:
+//! - the reader ([`reader_loop`]) parses and validates client frames, enforces the
+//!   message size and per-connection session limits, and queues chat messages;
+//! - the worker ([`worker_loop`]) answers queued messages one at a time with
 //!   [`crate::pipeline::Pipeline::handle`];
-//! - the writer serialises [`Outbound`] frames to the socket and sends pings every
-//!   `MANGA_PING_INTERVAL_SECS` so the ALB idle timeout never fires on a quiet chat.
+//! - the writer ([`writer_loop`]) serialises [`Outbound`] frames to the socket and sends
+//!   pings every `MANGA_PING_INTERVAL_SECS` so the ALB idle timeout never fires on a
+//!   quiet chat, and drops clients that stay silent or stop accepting frames.
 //!
-//! Shutdown ([`serve`]): on the signal, `/readyz` turns 503, the listener stops
-//! accepting, readers stop taking new messages, in-flight answers finish, queued ones get
-//! `shutting_down`, each socket is closed with 1001, and the process waits up to
-//! `MANGA_DRAIN_TIMEOUT_SECS` for all of that.
+//! The shared state and the shutdown sequence are in `mod.rs`, the plain HTTP endpoints
+//! in `endpoints.rs`, the frames themselves in [`crate::protocol`].
 
-use crate::metrics::Metrics;
-use crate::pipeline::auth::{AuthError, Authenticator, Principal};
-use crate::pipeline::{Outcome, Pipeline, Request};
+use super::drain::ConnGuard;
+use super::AppState;
+use crate::pipeline::auth::{AuthError, Principal};
+use crate::pipeline::{MessageOutcome, Request};
 use crate::protocol::{valid_session_id, ClientFrame, ErrorCode, Outbound, ServerFrame};
 use axum::body::Bytes;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
-use serde_json::json;
 use std::collections::{HashMap, HashSet};
-use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::TcpListener;
-use tokio::sync::{mpsc, watch, Notify};
-
-/// Connection-level limits (from [`crate::config::Config`]).
-#[derive(Debug, Clone)]
-pub struct Limits {
-    pub max_message_bytes: usize,
-    pub max_frame_bytes: usize,
-    pub max_sessions_per_connection: usize,
-    pub max_connections: usize,
-    pub ping_interval: Duration,
-    pub drain_timeout: Duration,
-}
+use tokio::sync::{mpsc, Notify};
 
 /// Messages a connection may queue behind the one being answered.
 const QUEUE_DEPTH: usize = 4;
 /// Frames buffered towards a slow client before the pipeline waits (counted as delivery).
 const OUTBOX_DEPTH: usize = 64;
-
-#[derive(Debug)]
-pub struct AppState {
-    pub pipeline: Arc<Pipeline>,
-    pub authenticator: Arc<Authenticator>,
-    pub metrics: Arc<Metrics>,
-    pub limits: Limits,
-    draining: AtomicBool,
-    shutdown_tx: watch::Sender<bool>,
-    tracker: Arc<ConnTracker>,
-    next_conn: AtomicU64,
-}
-
-impl AppState {
-    pub fn new(
-        pipeline: Arc<Pipeline>,
-        authenticator: Arc<Authenticator>,
-        limits: Limits,
-    ) -> AppState {
-        let metrics = pipeline.metrics().clone();
-        AppState {
-            pipeline,
-            authenticator,
-            metrics,
-            limits,
-            draining: AtomicBool::new(false),
-            shutdown_tx: watch::channel(false).0,
-            tracker: Arc::new(ConnTracker::default()),
-            next_conn: AtomicU64::new(1),
-        }
-    }
-
-    pub fn is_draining(&self) -> bool {
-        self.draining.load(Ordering::SeqCst)
-    }
-
-    /// Starts the drain: readiness fails, readers stop, streams finish.
-    pub fn begin_drain(&self) {
-        self.draining.store(true, Ordering::SeqCst);
-        self.shutdown_tx.send_replace(true);
-    }
-
-    pub fn open_connections(&self) -> usize {
-        self.tracker.active.load(Ordering::SeqCst)
-    }
-}
-
-/// Counts live WebSocket connections so shutdown can wait for them; axum's own graceful
-/// shutdown does not track upgraded connections.
-#[derive(Debug, Default)]
-struct ConnTracker {
-    active: AtomicUsize,
-    idle: Notify,
-}
-
-#[derive(Debug)]
-struct ConnGuard {
-    tracker: Arc<ConnTracker>,
-    metrics: Arc<Metrics>,
-}
-
-impl ConnTracker {
-    fn enter(self: &Arc<Self>, metrics: &Arc<Metrics>) -> ConnGuard {
-        self.active.fetch_add(1, Ordering::SeqCst);
-        metrics.connection_opened();
-        ConnGuard {
-            tracker: self.clone(),
-            metrics: metrics.clone(),
-        }
-    }
-
-    async fn wait_idle(&self, limit: Duration) -> bool {
-        let wait = async {
-            loop {
-                // Register before checking, so a wake-up between the two is not lost.
-                let notified = self.idle.notified();
-                if self.active.load(Ordering::SeqCst) == 0 {
-                    return;
-                }
-                notified.await;
-            }
-        };
-        tokio::time::timeout(limit, wait).await.is_ok()
-    }
-}
-
-impl Drop for ConnGuard {
-    fn drop(&mut self) {
-        self.metrics.connection_closed();
-        if self.tracker.active.fetch_sub(1, Ordering::SeqCst) == 1 {
-            self.tracker.idle.notify_waiters();
-        }
-    }
-}
-
-pub fn router(state: Arc<AppState>) -> Router {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
-        .route("/v1/chat", get(chat))
-        .with_state(state)
-}
-
-/// Serves until `shutdown` resolves, then drains (see the module docs).
-pub async fn serve(
-    listener: TcpListener,
-    state: Arc<AppState>,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    let st = state.clone();
-    let signal = async move {
-        shutdown.await;
-        tracing::info!("shutdown requested; draining");
-        st.begin_drain();
-    };
-    let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(signal)
-        .await?;
-    let open = state.open_connections();
-    if open > 0 {
-        tracing::info!(open, "waiting for WebSocket connections to finish");
-    }
-    if !state.tracker.wait_idle(state.limits.drain_timeout).await {
-        tracing::warn!(
-            open = state.open_connections(),
-            "drain timeout reached; closing remaining connections"
-        );
-    }
-    tracing::info!("shutdown complete");
-    Ok(())
-}
-
-async fn healthz() -> &'static str {
-    "ok"
-}
-
-async fn readyz(State(st): State<Arc<AppState>>) -> Response {
-    if st.is_draining() {
-        return (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"status": "draining"})),
-        )
-            .into_response();
-    }
-    let b = st.pipeline.backends();
-    let limit = Duration::from_secs(2);
-    let check = |name: &'static str,
-                 r: Result<
-        Result<(), crate::backends::BackendError>,
-        tokio::time::error::Elapsed,
-    >| {
-        match r {
-            Ok(Ok(())) => None,
-            Ok(Err(e)) => Some(json!({"backend": name, "error": e.to_string()})),
-            Err(_) => Some(json!({"backend": name, "error": "timed out"})),
-        }
-    };
-    let (s, m, c, v, r, l) = tokio::join!(
-        tokio::time::timeout(limit, b.sessions.ready()),
-        tokio::time::timeout(limit, b.model.ready()),
-        tokio::time::timeout(limit, b.cache.ready()),
-        tokio::time::timeout(limit, b.services.ready()),
-        tokio::time::timeout(limit, b.retriever.ready()),
-        tokio::time::timeout(limit, b.llm.ready()),
-    );
-    let failing: Vec<_> = [
-        check("sessions", s),
-        check("intent_model", m),
-        check("cache", c),
-        check("services", v),
-        check("retriever", r),
-        check(b.llm.name(), l),
-    ]
-    .into_iter()
-    .flatten()
-    .collect();
-    if failing.is_empty() {
-        (
-            StatusCode::OK,
-            Json(json!({"status": "ready", "llm": b.llm.name()})),
-        )
-            .into_response()
-    } else {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"status": "not_ready", "failing": failing})),
-        )
-            .into_response()
-    }
-}
-
-async fn metrics(State(st): State<Arc<AppState>>) -> Response {
-    (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        st.metrics.render(),
-    )
-        .into_response()
-}
 
 /// Token from `Authorization: Bearer …`, else `?token=` / `?access_token=` (browsers
 /// cannot set headers on a WebSocket handshake).
@@ -288,7 +71,7 @@ fn peer_id(headers: &HeaderMap, addr: SocketAddr) -> String {
         .unwrap_or_else(|| addr.ip().to_string())
 }
 
-async fn chat(
+pub(super) async fn chat(
     State(st): State<Arc<AppState>>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
     Query(query): Query<HashMap<String, String>>,
@@ -309,7 +92,7 @@ async fn chat(
         .observe(crate::metrics::Stage::Auth, start.elapsed(), false);
     let conn_id = st.next_conn.fetch_add(1, Ordering::Relaxed);
     // Entered before the upgrade completes so a drain that starts in between still waits.
-    let guard = st.tracker.enter(&st.metrics);
+    let guard = st.drain.enter(&st.metrics);
     ws.max_message_size(st.limits.max_frame_bytes)
         .max_frame_size(st.limits.max_frame_bytes)
         .on_upgrade(move |socket| connection(socket, st, auth, conn_id, guard))
@@ -506,7 +289,7 @@ async fn worker_loop(
             continue;
         }
         match st.pipeline.handle(req, &tx).await {
-            Outcome::Error(code) if code.closes_connection() => {
+            MessageOutcome::Error(code) if code.closes_connection() => {
                 let _ = tx
                     .send(Outbound::Close {
                         code: 1008,
@@ -515,7 +298,7 @@ async fn worker_loop(
                     .await;
                 return;
             }
-            Outcome::ClientGone => return,
+            MessageOutcome::ClientGone => return,
             _ => {}
         }
     }
@@ -546,7 +329,7 @@ async fn reader_loop(
     tx: &mpsc::Sender<Outbound>,
 ) -> ReaderEnd {
     let (principal, conn_id) = (conn.principal, conn.conn_id);
-    let mut shutdown = st.shutdown_tx.subscribe();
+    let mut shutdown = st.drain.subscribe();
     let mut sessions: HashSet<String> = HashSet::new();
     let mut seq: u64 = 0;
     let reject = |code: ErrorCode, id: Option<String>, msg: String| {

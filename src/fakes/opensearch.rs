@@ -21,8 +21,9 @@ use std::sync::{Mutex, MutexGuard};
 use async_trait::async_trait;
 use serde_json::{json, Map, Value};
 
-use super::opensearch::{
-    CapacityError, CapacityLimits, CapacityResult, SearchCapacity, MIN_MAX_OCU,
+use crate::aws::error::AwsError;
+use crate::aws::opensearch::{
+    CapacityError, CapacityLimits, CapacityResult, SearchCapacity, MIN_MAX_OCU, SERVICE,
 };
 
 const SEARCH: &str = "maxSearchCapacityInOCU";
@@ -76,11 +77,11 @@ impl FakeSearchCapacity {
 
     /// The next call of `operation` fails with this service error.
     pub fn fail_next(&self, operation: &'static str, code: &str, message: &str) {
-        self.lock().failures.push_back(CapacityError::Api {
-            operation,
-            code: code.to_owned(),
-            message: message.to_owned(),
-        });
+        self.lock()
+            .failures
+            .push_back(CapacityError::Aws(AwsError::service(
+                SERVICE, operation, None, code, message,
+            )));
     }
 
     /// Every call so far, as `Operation` or `Operation {request body}`.
@@ -153,11 +154,13 @@ impl SearchCapacity for FakeSearchCapacity {
             .iter()
             .find(|(_, v)| v.as_u64().is_some_and(|v| v < u64::from(MIN_MAX_OCU)))
         {
-            return Err(CapacityError::Api {
-                operation: OP,
-                code: "ValidationException".into(),
-                message: format!("{name} must be at least {MIN_MAX_OCU}, got {v}"),
-            });
+            return Err(CapacityError::Aws(AwsError::service(
+                SERVICE,
+                OP,
+                None,
+                "ValidationException",
+                format!("{name} must be at least {MIN_MAX_OCU}, got {v}"),
+            )));
         }
         let detail = st.settings.as_object_mut().map(|o| {
             o.entry("accountSettingsDetail")

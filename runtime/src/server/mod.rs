@@ -1,0 +1,122 @@
+//! The HTTP side of the runtime: the shared [`AppState`], the connection [`Limits`], the
+//! [`router`] and [`serve`] (listener, accept loop, shutdown sequence).
+//!
+//! Its neighbours, one job each:
+//! - `endpoints.rs`: `GET /healthz` (liveness), `GET /readyz` (backends reachable, not
+//!   draining) and `GET /metrics` (Prometheus text);
+//! - `connection.rs`: one WebSocket `/v1/chat` connection, from the upgrade (bearer
+//!   token, peer id) through its reader, worker and writer tasks to the close frame;
+//! - `drain.rs`: the draining flag and the live-connection count that shutdown waits on.
+//!
+//! Shutdown ([`serve`]): on the signal, `/readyz` turns 503, the listener stops
+//! accepting, readers stop taking new messages, in-flight answers finish, queued ones get
+//! `shutting_down`, each socket is closed with 1001, and the process waits up to
+//! `MANGA_DRAIN_TIMEOUT_SECS` for all of that.
+
+mod connection;
+mod drain;
+mod endpoints;
+
+use crate::metrics::Metrics;
+use crate::pipeline::auth::Authenticator;
+use crate::pipeline::Pipeline;
+use axum::routing::get;
+use axum::Router;
+use drain::Drain;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+
+/// Connection-level limits (from [`crate::config::Config`]).
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub max_message_bytes: usize,
+    pub max_frame_bytes: usize,
+    pub max_sessions_per_connection: usize,
+    pub max_connections: usize,
+    pub ping_interval: Duration,
+    pub drain_timeout: Duration,
+}
+
+#[derive(Debug)]
+pub struct AppState {
+    pub pipeline: Arc<Pipeline>,
+    pub authenticator: Arc<Authenticator>,
+    pub metrics: Arc<Metrics>,
+    pub limits: Limits,
+    drain: Drain,
+    next_conn: AtomicU64,
+}
+
+impl AppState {
+    pub fn new(
+        pipeline: Arc<Pipeline>,
+        authenticator: Arc<Authenticator>,
+        limits: Limits,
+    ) -> AppState {
+        let metrics = pipeline.metrics().clone();
+        AppState {
+            pipeline,
+            authenticator,
+            metrics,
+            limits,
+            drain: Drain::new(),
+            next_conn: AtomicU64::new(1),
+        }
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.drain.is_draining()
+    }
+
+    /// Starts the drain: readiness fails, readers stop, streams finish.
+    pub fn begin_drain(&self) {
+        self.drain.begin();
+    }
+
+    pub fn open_connections(&self) -> usize {
+        self.drain.open_connections()
+    }
+}
+
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/healthz", get(endpoints::healthz))
+        .route("/readyz", get(endpoints::readyz))
+        .route("/metrics", get(endpoints::metrics))
+        .route("/v1/chat", get(connection::chat))
+        .with_state(state)
+}
+
+/// Serves until `shutdown` resolves, then drains (see the module docs).
+pub async fn serve(
+    listener: TcpListener,
+    state: Arc<AppState>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let st = state.clone();
+    let signal = async move {
+        shutdown.await;
+        tracing::info!("shutdown requested; draining");
+        st.begin_drain();
+    };
+    let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(signal)
+        .await?;
+    let open = state.open_connections();
+    if open > 0 {
+        tracing::info!(open, "waiting for WebSocket connections to finish");
+    }
+    if !state.drain.wait_idle(state.limits.drain_timeout).await {
+        tracing::warn!(
+            open = state.open_connections(),
+            "drain timeout reached; closing remaining connections"
+        );
+    }
+    tracing::info!("shutdown complete");
+    Ok(())
+}

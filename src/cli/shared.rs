@@ -1,0 +1,140 @@
+//! What several commands share on the command line, defined once and
+//! flattened into each command's `Args`: the environment ([`EnvArgs`]),
+//! the AWS connection ([`AwsArgs`]), confirmation ([`ConfirmArgs`]) and the
+//! progress display ([`ProgressArgs`]); plus what the AWS commands share at
+//! run time: the tokio runtime, the SDK configuration and the Ctrl-C
+//! listener. Loading and rendering the environment itself is
+//! `render.rs::render_environment`.
+
+use std::io::IsTerminal;
+
+use anyhow::Context;
+use stacks::stacks::StackId;
+use tokio::sync::watch;
+
+use crate::aws::cloudformation::SdkCloudFormation;
+use crate::aws::config::{self, Target};
+use crate::deploy::progress::Progress;
+use crate::outcome::Outcome;
+
+/// `--env`: which environment.
+#[derive(Debug, Clone, clap::Args)]
+pub struct EnvArgs {
+    /// Environment name (a file in the environments directory) or a path to an environment file.
+    #[arg(long, short = 'e', value_name = "NAME|PATH")]
+    pub env: String,
+}
+
+/// Where and as whom to call AWS (the standard credential chain applies).
+#[derive(Debug, Clone, clap::Args)]
+pub struct AwsArgs {
+    /// AWS profile from ~/.aws/config [default: AWS_PROFILE, else the default chain].
+    #[arg(long, value_name = "NAME")]
+    pub profile: Option<String>,
+
+    /// AWS region [default: the environment file's region].
+    #[arg(long, value_name = "REGION")]
+    pub region: Option<String>,
+
+    /// Send AWS calls here instead (an emulator such as moto, or a VPC endpoint).
+    #[arg(long, env = "AWS_ENDPOINT_URL", value_name = "URL")]
+    pub endpoint_url: Option<String>,
+}
+
+/// How a changing command is confirmed (rules in `src/deploy/confirm.rs`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct ConfirmArgs {
+    /// Do not ask for confirmation (required when stdin is not a terminal; where prod asks for its name, that is still needed).
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+
+    /// The environment's name, where prod asks for it (data loss on apply, any destroy), instead of typing it.
+    #[arg(long, value_name = "NAME")]
+    pub confirm_env: Option<String>,
+}
+
+/// `--progress`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ProgressArgs {
+    /// Progress display: spinners on a terminal, or one plain line per event.
+    #[arg(long, value_enum, default_value_t = ProgressArg::Auto)]
+    pub progress: ProgressArg,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ProgressArg {
+    /// tty when stdout is a terminal and CI is not set, else plain.
+    Auto,
+    Tty,
+    Plain,
+}
+
+impl ProgressArgs {
+    /// The progress display asked for.
+    pub fn display(&self) -> Progress {
+        let tty = match self.progress {
+            ProgressArg::Tty => true,
+            ProgressArg::Plain => false,
+            ProgressArg::Auto => {
+                std::io::stdout().is_terminal() && std::env::var_os("CI").is_none()
+            }
+        };
+        if tty {
+            Progress::tty()
+        } else {
+            Progress::plain(Box::new(std::io::stdout()))
+        }
+    }
+}
+
+/// `--stack NAME`.
+pub(crate) fn parse_stack(s: &str) -> Result<StackId, String> {
+    StackId::parse(s).ok_or_else(|| {
+        let names: Vec<&str> = StackId::ALL.iter().map(|s| s.name()).collect();
+        format!("unknown stack `{s}`; stacks are: {}", names.join(", "))
+    })
+}
+
+/// The runtime for the AWS commands (I/O-bound; two workers leave one for
+/// the Ctrl-C listener while a prompt blocks the other).
+pub(super) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+/// The SDK configuration for `region` (or `--region`), with the command's AWS flags.
+pub(super) async fn load_config(aws: &AwsArgs, region: &str) -> config::Config {
+    let target = Target {
+        profile: aws.profile.clone(),
+        region: aws.region.clone().unwrap_or_else(|| region.to_owned()),
+        endpoint_url: aws.endpoint_url.clone(),
+    };
+    tracing::info!(region = %target.region, endpoint = ?target.endpoint_url, profile = ?target.profile, "connecting to AWS");
+    config::load(&target).await
+}
+
+/// CloudFormation for `region` (or `--region`), with the command's AWS flags.
+pub(super) async fn connect(aws: &AwsArgs, region: &str) -> SdkCloudFormation {
+    SdkCloudFormation::new(&load_config(aws, region).await)
+}
+
+/// Counts Ctrl-C presses into the returned channel; the second one exits
+/// the process at once (CloudFormation carries on with what it started).
+pub(super) fn interrupts() -> watch::Receiver<u32> {
+    let (tx, rx) = watch::channel(0u32);
+    tokio::spawn(async move {
+        let mut presses = 0u32;
+        while tokio::signal::ctrl_c().await.is_ok() {
+            presses += 1;
+            if presses >= 2 {
+                eprintln!("\nSecond Ctrl-C: exiting now. Operations already started continue in CloudFormation.");
+                std::process::exit(Outcome::Aborted.code().into());
+            }
+            let _ = tx.send(presses);
+        }
+    });
+    rx
+}

@@ -1,0 +1,439 @@
+//! The [`CloudFormation`] trait over the fake's state: each call checks
+//! what CloudFormation checks, records itself in the call log and answers
+//! with the shapes of the API reference.
+
+use std::collections::BTreeSet;
+
+use async_trait::async_trait;
+
+use super::simulate::*;
+use super::template::*;
+use super::*;
+use crate::aws::cloudformation::{
+    Action, CfnResult, ChangeSet, ChangeSetRequest, CloudFormation, Stack, StackEvent,
+};
+
+#[async_trait]
+impl CloudFormation for FakeCloudFormation {
+    async fn describe_stack(&self, name: &str) -> CfnResult<Option<Stack>> {
+        let mut st = self.lock();
+        if let Some(live) = st.live_name(name) {
+            st.advance(&live);
+        }
+        Ok(st.find(name).map(to_stack))
+    }
+
+    async fn stack_events(&self, name: &str) -> CfnResult<Vec<StackEvent>> {
+        let st = self.lock();
+        match st.find(name) {
+            Some(s) => Ok(s.events.iter().rev().take(100).cloned().collect()),
+            None => Err(api(
+                "DescribeStackEvents",
+                name,
+                "ValidationError",
+                format!("Stack [{name}] does not exist"),
+            )),
+        }
+    }
+
+    async fn export_names(&self) -> CfnResult<BTreeSet<String>> {
+        Ok(self.lock().exports.keys().cloned().collect())
+    }
+
+    async fn create_change_set(&self, r: &ChangeSetRequest) -> CfnResult<String> {
+        let mut st = self.lock();
+        let kind = match r.kind {
+            ChangeSetKind::Create => "CREATE",
+            ChangeSetKind::Update => "UPDATE",
+        };
+        st.call(format!("CreateChangeSet {} {kind}", r.stack_name));
+        let template: Option<Value> = serde_json::from_str(&r.template_body).ok();
+        // CloudFormation checks imports when it creates the change set.
+        if let Some(t) = &template {
+            let mut missing = Vec::new();
+            collect_imports(t, &mut missing);
+            if let Some(name) = missing.iter().find(|n| !st.exports.contains_key(*n)) {
+                return Err(api(
+                    "CreateChangeSet",
+                    &r.stack_name,
+                    "ValidationError",
+                    format!("No export named {name} found."),
+                ));
+            }
+        }
+        let existing = st.stacks.get(&r.stack_name).cloned();
+        match (r.kind, &existing) {
+            (ChangeSetKind::Update, None) => {
+                return Err(api(
+                    "CreateChangeSet",
+                    &r.stack_name,
+                    "ValidationError",
+                    format!("Stack [{}] does not exist", r.stack_name),
+                ))
+            }
+            (ChangeSetKind::Update, Some(s))
+                if s.status.ends_with("_IN_PROGRESS")
+                    || s.status == "ROLLBACK_COMPLETE"
+                    || s.status.ends_with("_FAILED") =>
+            {
+                return Err(api(
+                    "CreateChangeSet",
+                    &r.stack_name,
+                    "ValidationError",
+                    format!(
+                        "Stack:{} is in {} state and can not be updated.",
+                        s.id, s.status
+                    ),
+                ))
+            }
+            (ChangeSetKind::Create, Some(s)) if s.status != "REVIEW_IN_PROGRESS" => {
+                return Err(api(
+                    "CreateChangeSet",
+                    &r.stack_name,
+                    "AlreadyExistsException",
+                    format!("Stack [{}] already exists", r.stack_name),
+                ))
+            }
+            _ => {}
+        }
+        st.next_id += 1;
+        let n = st.next_id;
+        if existing.is_none() {
+            let id = format!(
+                "arn:aws:cloudformation:us-east-1:123456789012:stack/{}/fake-{n}",
+                r.stack_name
+            );
+            let mut stack = FakeStack {
+                name: r.stack_name.clone(),
+                id,
+                status: "REVIEW_IN_PROGRESS".into(),
+                reason: None,
+                termination_protection: false,
+                template: None,
+                tags: BTreeMap::new(),
+                events: Vec::new(),
+                pending: VecDeque::new(),
+                token: None,
+                hanging: false,
+            };
+            st.tick += 1;
+            push_event(
+                &mut stack,
+                st.tick,
+                "",
+                STACK,
+                "REVIEW_IN_PROGRESS",
+                Some("User Initiated".into()),
+            );
+            st.stacks.insert(r.stack_name.clone(), stack);
+        }
+        let old = existing.as_ref().and_then(|s| s.template.clone());
+        let (status, reason, changes) = match st
+            .scripted_change_sets
+            .get_mut(&r.stack_name)
+            .and_then(VecDeque::pop_front)
+        {
+            Some(s) => (s.status, s.status_reason, s.changes),
+            None => {
+                let changes = diff(old.as_ref(), template.as_ref());
+                if changes.is_empty() && r.kind == ChangeSetKind::Update {
+                    (
+                        "FAILED".to_owned(),
+                        Some("The submitted information didn't contain changes. Submit different information to create a change set.".to_owned()),
+                        changes,
+                    )
+                } else {
+                    ("CREATE_COMPLETE".to_owned(), None, changes)
+                }
+            }
+        };
+        let id = format!(
+            "arn:aws:cloudformation:us-east-1:123456789012:changeSet/{}/fake-{n}",
+            r.change_set_name
+        );
+        st.change_sets.insert(
+            id.clone(),
+            FakeChangeSet {
+                id: id.clone(),
+                name: r.change_set_name.clone(),
+                stack: r.stack_name.clone(),
+                kind: r.kind,
+                template,
+                tags: r.tags.clone(),
+                status,
+                reason,
+                changes,
+                describes_until_ready: 1,
+            },
+        );
+        Ok(id)
+    }
+
+    async fn describe_change_set(&self, stack: &str, change_set: &str) -> CfnResult<ChangeSet> {
+        let mut st = self.lock();
+        let Some(cs) = st
+            .change_sets
+            .values_mut()
+            .find(|c| (c.id == change_set || c.name == change_set) && c.stack == stack)
+        else {
+            return Err(api(
+                "DescribeChangeSet",
+                stack,
+                "ChangeSetNotFound",
+                format!("ChangeSet [{change_set}] does not exist"),
+            ));
+        };
+        if cs.describes_until_ready > 0 {
+            cs.describes_until_ready -= 1;
+            return Ok(ChangeSet {
+                id: cs.id.clone(),
+                stack_id: None,
+                status: "CREATE_IN_PROGRESS".into(),
+                execution_status: Some("UNAVAILABLE".into()),
+                status_reason: None,
+                changes: vec![],
+            });
+        }
+        Ok(ChangeSet {
+            id: cs.id.clone(),
+            stack_id: None,
+            status: cs.status.clone(),
+            execution_status: Some(
+                if cs.status == "CREATE_COMPLETE" {
+                    "AVAILABLE"
+                } else {
+                    "UNAVAILABLE"
+                }
+                .into(),
+            ),
+            status_reason: cs.reason.clone(),
+            changes: cs.changes.clone(),
+        })
+    }
+
+    async fn delete_change_set(&self, stack: &str, change_set: &str) -> CfnResult<()> {
+        let mut st = self.lock();
+        st.call(format!("DeleteChangeSet {stack}"));
+        let key = st
+            .change_sets
+            .values()
+            .find(|c| (c.id == change_set || c.name == change_set) && c.stack == stack)
+            .map(|c| c.id.clone());
+        match key {
+            Some(k) => {
+                st.change_sets.remove(&k);
+                Ok(())
+            }
+            None => Err(api(
+                "DeleteChangeSet",
+                stack,
+                "ChangeSetNotFound",
+                format!("ChangeSet [{change_set}] does not exist"),
+            )),
+        }
+    }
+
+    async fn execute_change_set(
+        &self,
+        stack: &str,
+        change_set: &str,
+        token: &str,
+    ) -> CfnResult<()> {
+        let mut st = self.lock();
+        st.call(format!("ExecuteChangeSet {stack}"));
+        let key = st
+            .change_sets
+            .values()
+            .find(|c| (c.id == change_set || c.name == change_set) && c.stack == stack)
+            .map(|c| c.id.clone());
+        let Some(cs) = key.and_then(|k| st.change_sets.remove(&k)) else {
+            return Err(api(
+                "ExecuteChangeSet",
+                stack,
+                "ChangeSetNotFound",
+                format!("ChangeSet [{change_set}] does not exist"),
+            ));
+        };
+        if cs.status != "CREATE_COMPLETE" {
+            return Err(api(
+                "ExecuteChangeSet",
+                stack,
+                "InvalidChangeSetStatus",
+                format!(
+                    "ChangeSet [{}] cannot be executed in its current status of [{}]",
+                    cs.id, cs.status
+                ),
+            ));
+        }
+        let behavior = st.behavior(stack);
+        let Some(s) = st.stacks.get_mut(stack) else {
+            return Err(api(
+                "ExecuteChangeSet",
+                stack,
+                "ValidationError",
+                format!("Stack [{stack}] does not exist"),
+            ));
+        };
+        let verb = if cs.kind == ChangeSetKind::Create {
+            "CREATE"
+        } else {
+            "UPDATE"
+        };
+        let targets: Vec<(String, String, String)> = if verb == "CREATE" {
+            targets_of(cs.template.as_ref(), "CREATE")
+        } else {
+            cs.changes
+                .iter()
+                .map(|c| {
+                    let v = match c.action {
+                        Action::Add => "CREATE",
+                        Action::Remove => "DELETE",
+                        _ => "UPDATE",
+                    };
+                    (c.logical_id.clone(), c.resource_type.clone(), v.to_owned())
+                })
+                .collect()
+        };
+        s.token = Some(token.to_owned());
+        s.tags = cs.tags.clone();
+        s.hanging = behavior == Behavior::Hang;
+        s.pending = operation_steps(
+            verb,
+            &targets,
+            &behavior,
+            Commit::Template(cs.template.clone()),
+        );
+        // Other change sets of the stack are stale once one executes.
+        st.change_sets.retain(|_, c| c.stack != stack);
+        Ok(())
+    }
+
+    async fn delete_stack(&self, stack: &str, token: &str) -> CfnResult<()> {
+        let mut st = self.lock();
+        let Some(name) = st.live_name(stack) else {
+            st.call(format!("DeleteStack {stack}"));
+            return Ok(());
+        };
+        st.call(format!("DeleteStack {name}"));
+        let behavior = st.behavior(&name);
+        let Some(s) = st.stacks.get_mut(&name) else {
+            return Ok(());
+        };
+        if s.termination_protection {
+            return Err(api(
+                "DeleteStack",
+                stack,
+                "ValidationError",
+                format!("Stack [{name}] cannot be deleted while TerminationProtection is enabled"),
+            ));
+        }
+        if s.status.ends_with("_IN_PROGRESS") && s.status != "REVIEW_IN_PROGRESS" {
+            return Err(api(
+                "DeleteStack",
+                stack,
+                "ValidationError",
+                format!("Stack [{name}] is in {} state", s.status),
+            ));
+        }
+        let mut targets = if s.status == "ROLLBACK_COMPLETE" || s.status == "REVIEW_IN_PROGRESS" {
+            vec![]
+        } else {
+            targets_of(s.template.as_ref(), "DELETE")
+        };
+        targets.reverse();
+        s.token = Some(token.to_owned());
+        s.pending = operation_steps("DELETE", &targets, &behavior, Commit::Deleted);
+        Ok(())
+    }
+
+    async fn continue_update_rollback(&self, stack: &str, token: &str) -> CfnResult<()> {
+        let mut st = self.lock();
+        let name = st.live_name(stack).unwrap_or_default();
+        st.call(format!("ContinueUpdateRollback {name}"));
+        let Some(s) = st.stacks.get_mut(&name) else {
+            return Err(api(
+                "ContinueUpdateRollback",
+                stack,
+                "ValidationError",
+                format!("Stack [{stack}] does not exist"),
+            ));
+        };
+        if s.status != "UPDATE_ROLLBACK_FAILED" {
+            return Err(api(
+                "ContinueUpdateRollback",
+                stack,
+                "ValidationError",
+                format!(
+                    "Stack {stack} is in {} state and can not continue update rollback",
+                    s.status
+                ),
+            ));
+        }
+        s.token = Some(token.to_owned());
+        let targets: Vec<(String, String)> = s
+            .events
+            .iter()
+            .filter(|e| !e.is_stack_level() && e.status == "UPDATE_FAILED")
+            .map(|e| (e.logical_id.clone(), e.resource_type.clone()))
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        s.pending = rollback_steps(&targets, "User Initiated");
+        Ok(())
+    }
+
+    async fn cancel_update_stack(&self, stack: &str, token: &str) -> CfnResult<()> {
+        let mut st = self.lock();
+        let name = st.live_name(stack).unwrap_or_default();
+        st.call(format!("CancelUpdateStack {name}"));
+        let Some(s) = st.stacks.get_mut(&name) else {
+            return Err(api(
+                "CancelUpdateStack",
+                stack,
+                "ValidationError",
+                format!("Stack [{stack}] does not exist"),
+            ));
+        };
+        if s.status != "UPDATE_IN_PROGRESS" {
+            return Err(api(
+                "CancelUpdateStack",
+                stack,
+                "ValidationError",
+                format!(
+                    "CancelUpdateStack cannot be called from current stack status {}",
+                    s.status
+                ),
+            ));
+        }
+        s.token = Some(token.to_owned());
+        s.hanging = false;
+        let targets: Vec<(String, String)> = s
+            .events
+            .iter()
+            .filter(|e| !e.is_stack_level() && e.status == "UPDATE_IN_PROGRESS")
+            .map(|e| (e.logical_id.clone(), e.resource_type.clone()))
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        s.pending = rollback_steps(&targets, "Stack update cancelled");
+        Ok(())
+    }
+
+    async fn set_termination_protection(&self, stack: &str, enabled: bool) -> CfnResult<()> {
+        let mut st = self.lock();
+        let name = st.live_name(stack).unwrap_or_default();
+        st.call(format!("UpdateTerminationProtection {name} {enabled}"));
+        match st.stacks.get_mut(&name) {
+            Some(s) => {
+                s.termination_protection = enabled;
+                Ok(())
+            }
+            None => Err(api(
+                "UpdateTerminationProtection",
+                stack,
+                "ValidationError",
+                format!("Stack [{stack}] does not exist"),
+            )),
+        }
+    }
+}

@@ -1,0 +1,144 @@
+//! Reading templates the way the fake needs them: resources, outputs and
+//! exports, imports, and the resource diff CloudFormation would report for a
+//! template change (replacements are scripted by tests, not computed).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::Value;
+
+use crate::aws::cloudformation::{Action, ChangeDetail, Replacement, ResourceChange};
+
+pub(super) fn resources(template: Option<&Value>) -> BTreeMap<String, Value> {
+    template
+        .and_then(|t| t.get("Resources"))
+        .and_then(Value::as_object)
+        .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+        .unwrap_or_default()
+}
+
+pub(super) fn resource_type(v: &Value) -> String {
+    v.get("Type")
+        .and_then(Value::as_str)
+        .unwrap_or("AWS::CloudFormation::CustomResource")
+        .to_owned()
+}
+
+pub(super) fn changed_properties(old: &Value, new: &Value) -> Vec<String> {
+    let empty = serde_json::Map::new();
+    let o = old
+        .get("Properties")
+        .and_then(Value::as_object)
+        .unwrap_or(&empty);
+    let n = new
+        .get("Properties")
+        .and_then(Value::as_object)
+        .unwrap_or(&empty);
+    let keys: BTreeSet<&String> = o.keys().chain(n.keys()).collect();
+    keys.into_iter()
+        .filter(|k| o.get(*k) != n.get(*k))
+        .cloned()
+        .collect()
+}
+
+/// The diff CloudFormation would report for a template change, without
+/// replacements (tests script those explicitly).
+pub(super) fn diff(old: Option<&Value>, new: Option<&Value>) -> Vec<ResourceChange> {
+    let before = resources(old);
+    let after = resources(new);
+    let mut out = Vec::new();
+    for (id, v) in &after {
+        match before.get(id) {
+            None => out.push(ResourceChange {
+                action: Action::Add,
+                logical_id: id.clone(),
+                physical_id: None,
+                resource_type: resource_type(v),
+                replacement: None,
+                scope: vec![],
+                details: vec![],
+            }),
+            Some(old) if old != v => {
+                let props = changed_properties(old, v);
+                out.push(ResourceChange {
+                    action: Action::Modify,
+                    logical_id: id.clone(),
+                    physical_id: Some(format!("{id}-physical")),
+                    resource_type: resource_type(v),
+                    replacement: Some(Replacement::False),
+                    scope: vec!["Properties".into()],
+                    details: props
+                        .into_iter()
+                        .map(|p| ChangeDetail {
+                            attribute: Some("Properties".into()),
+                            name: Some(p),
+                            requires_recreation: Some("Never".into()),
+                            evaluation: Some("Static".into()),
+                            change_source: Some("DirectModification".into()),
+                            causing_entity: None,
+                        })
+                        .collect(),
+                });
+            }
+            Some(_) => {}
+        }
+    }
+    for (id, v) in &before {
+        if !after.contains_key(id) {
+            out.push(ResourceChange {
+                action: Action::Remove,
+                logical_id: id.clone(),
+                physical_id: Some(format!("{id}-physical")),
+                resource_type: resource_type(v),
+                replacement: None,
+                scope: vec![],
+                details: vec![],
+            });
+        }
+    }
+    out
+}
+
+/// (output key, export name) of a template.
+pub(super) fn outputs_of(template: Option<&Value>) -> Vec<(String, Option<String>)> {
+    template
+        .and_then(|t| t.get("Outputs"))
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| {
+                    (
+                        k.clone(),
+                        v.pointer("/Export/Name")
+                            .and_then(Value::as_str)
+                            .map(str::to_owned),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+pub(super) fn targets_of(template: Option<&Value>, verb: &str) -> Vec<(String, String, String)> {
+    resources(template)
+        .into_iter()
+        .map(|(id, v)| (id, resource_type(&v), verb.to_owned()))
+        .collect()
+}
+
+pub(super) fn collect_imports(v: &Value, out: &mut Vec<String>) {
+    match v {
+        Value::Object(m) => {
+            for (k, x) in m {
+                if k == "Fn::ImportValue" {
+                    if let Some(s) = x.as_str() {
+                        out.push(s.to_owned());
+                        continue;
+                    }
+                }
+                collect_imports(x, out);
+            }
+        }
+        Value::Array(a) => a.iter().for_each(|x| collect_imports(x, out)),
+        _ => {}
+    }
+}
