@@ -47,21 +47,19 @@ pub struct AwsError {
     /// The API operation (`CreateChangeSet`).
     pub operation: &'static str,
     /// What the call was about (a stack name); `None` for account-wide calls.
-    pub resource: Option<String>,
+    pub resource: Option<Box<str>>,
     /// The service's error code; `None` when the answer carried none or
     /// there was no answer.
-    pub code: Option<String>,
+    pub code: Option<Box<str>>,
     /// The service's message, or what kept the call from being answered.
     pub message: String,
-    /// The HTTP status of the answer, if one came.
+    /// The HTTP status of the answer; `None` when no answer came (network,
+    /// credentials, timeout before any response).
     pub http_status: Option<u16>,
     /// The request id of the answer, if one came.
-    pub request_id: Option<String>,
+    pub request_id: Option<Box<str>>,
     /// What kind of failure this is.
     pub class: ErrorClass,
-    /// Whether an answer came back at all (false: network, credentials,
-    /// timeout before any response).
-    pub answered: bool,
 }
 
 /// Throttling codes across the AWS query and JSON protocols.
@@ -120,17 +118,16 @@ impl AwsError {
         message: impl Into<String>,
     ) -> AwsError {
         let message = message.into();
-        let code = Some(code.to_owned());
+        let code = Some(Box::from(code));
         AwsError {
             service,
             operation,
-            resource: resource.map(str::to_owned),
+            resource: resource.map(Box::from),
             class: classify(code.as_deref(), &message, Some(400)),
             code,
             message,
             http_status: Some(400),
             request_id: None,
-            answered: true,
         }
     }
 
@@ -145,13 +142,12 @@ impl AwsError {
         AwsError {
             service,
             operation,
-            resource: resource.map(str::to_owned),
+            resource: resource.map(Box::from),
             code: None,
             message: message.into(),
             http_status: None,
             request_id: None,
             class,
-            answered: false,
         }
     }
 
@@ -168,10 +164,10 @@ impl AwsError {
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     {
         let http_status = err.raw_response().map(|r| r.status().as_u16());
-        let request_id = err.request_id().map(str::to_owned);
+        let request_id = err.request_id().map(Box::from);
         match &err {
             SdkError::ServiceError(_) | SdkError::ResponseError(_) => {
-                let code = err.code().filter(|c| !c.is_empty()).map(str::to_owned);
+                let code = err.code().filter(|c| !c.is_empty()).map(Box::from);
                 let message = err
                     .message()
                     .filter(|m| !m.is_empty())
@@ -180,13 +176,12 @@ impl AwsError {
                 AwsError {
                     service,
                     operation,
-                    resource: resource.map(str::to_owned),
+                    resource: resource.map(Box::from),
                     class: classify(code.as_deref(), &message, http_status),
                     code,
                     message,
                     http_status,
                     request_id,
-                    answered: true,
                 }
             }
             SdkError::TimeoutError(_) => Self::unanswered(
@@ -248,7 +243,7 @@ impl AwsError {
     /// Whether the endpoint answered with an error of its own (it was
     /// reached and understood the call) rather than no answer.
     pub fn is_answer(&self) -> bool {
-        self.answered
+        self.http_status.is_some()
     }
 }
 
@@ -261,10 +256,12 @@ fn classify(code: Option<&str>, message: &str, status: Option<u16>) -> ErrorClas
         ErrorClass::AccessDenied
     } else if is(NOT_IMPLEMENTED_CODES)
         || status == Some(501)
-        || (code.is_none() && message.is_empty() && matches!(status, Some(404 | 405)))
+        || (code.is_none() && message.is_empty() && matches!(status, Some(404 | 405 | 500)))
     {
-        // A bare 404 with neither code nor message: the endpoint has no
-        // route for the operation (AWS itself always sends a code).
+        // An answer with neither code nor message: AWS's error responses
+        // always carry a code, so this endpoint does not speak the
+        // operation's protocol (moto answers an operation it lacks with a
+        // bare HTML 404 or 500).
         ErrorClass::NotImplemented
     } else if is(NOT_FOUND_CODES)
         || status == Some(404)
@@ -286,7 +283,7 @@ impl fmt::Display for AwsError {
         if let Some(r) = &self.resource {
             write!(f, " on `{r}`")?;
         }
-        if !self.answered {
+        if !self.is_answer() {
             return write!(f, " failed: {}", self.message);
         }
         write!(f, ": {}", self.reason())?;
@@ -302,7 +299,7 @@ impl fmt::Display for AwsError {
             extra.push(format!("request id {id}"));
         }
         if self.class == ErrorClass::NotImplemented {
-            extra.push("the endpoint does not implement this operation".to_owned());
+            extra.push("the endpoint likely does not implement this operation".to_owned());
         }
         if !extra.is_empty() {
             write!(f, " ({})", extra.join(", "))?;
@@ -327,6 +324,11 @@ mod tests {
             ErrorClass::AccessDenied
         );
         assert_eq!(classify(None, "", Some(404)), ErrorClass::NotImplemented);
+        assert_eq!(classify(None, "", Some(500)), ErrorClass::NotImplemented);
+        assert_eq!(
+            classify(Some("InternalFailure"), "", Some(500)),
+            ErrorClass::Other
+        );
         assert_eq!(
             classify(
                 Some("ValidationError"),
@@ -360,11 +362,10 @@ mod tests {
             http_status: Some(404),
             request_id: Some("req-1".into()),
             class: ErrorClass::NotImplemented,
-            answered: true,
         };
         assert_eq!(
             e.to_string(),
-            "CloudFormation UpdateTerminationProtection on `mangaassist-prod-network`: HTTP 404 with no error code or message (request id req-1, the endpoint does not implement this operation)"
+            "CloudFormation UpdateTerminationProtection on `mangaassist-prod-network`: HTTP 404 with no error code or message (request id req-1, the endpoint likely does not implement this operation)"
         );
         let e = AwsError::service(
             "CloudFormation",

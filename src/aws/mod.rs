@@ -1,10 +1,9 @@
 //! AWS access for the deploy commands: the [`CloudFormation`] trait the
-//! deploy logic (`src/deploy/`) talks to, its AWS SDK implementation
-//! ([`cloudformation::SdkCloudFormation`]) and a scripted fake
-//! ([`fake::FakeCloudFormation`]) for states an emulator cannot produce.
-//! Likewise [`SearchCapacity`] (`opensearch.rs`): the OpenSearch Serverless
-//! account capacity limits `apply` sets, with
-//! [`fake_opensearch::FakeSearchCapacity`].
+//! deploy logic (`src/deploy/`) talks to and its AWS SDK implementation
+//! ([`cloudformation::SdkCloudFormation`]); likewise [`SearchCapacity`]
+//! (`opensearch.rs`): the OpenSearch Serverless account capacity limits
+//! `apply` sets. Their scripted fakes live in `src/fakes/` (feature
+//! `fakes`, tests only). Every failed call is an [`AwsError`] (`error.rs`).
 //!
 //! [`config`] builds the SDK configuration from `--profile`, `--region` and
 //! `--endpoint-url`; the CLI layer (`src/cli/{plan,apply,destroy}.rs`) calls

@@ -10,7 +10,7 @@
 //! informational (template metadata) and nothing here sets them.
 //!
 //! [`SdkSearchCapacity`] implements the trait with
-//! `aws-sdk-opensearchserverless`; [`super::fake_opensearch::FakeSearchCapacity`] is
+//! `aws-sdk-opensearchserverless`; `src/fakes/opensearch.rs` (feature `fakes`) is
 //! the test double (moto has no OpenSearch Serverless).
 
 use std::fmt;

@@ -125,7 +125,7 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<Outcome> {
                 .collect();
             writeln!(stdout, "Deploy order: {}", waves.join(" -> "))?;
             writeln!(stdout, "Manifest: {}", out.join("manifest.json").display())?;
-            writeln!(stdout, "{}", rendered.plan.summary_line())?;
+            writeln!(stdout, "{}", rendered.sizing.summary_line())?;
         }
     }
     Ok(Outcome::Success)

@@ -62,6 +62,9 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<Outcome> {
         }
         Output::Text => write_tables(&mut out, &plan)?,
     }
+    // Results are complete on stdout before any warning reaches stderr.
+    out.flush()?;
+    drop(out);
     for w in &plan.warnings {
         eprintln!("warning: {w}");
     }

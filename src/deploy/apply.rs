@@ -123,7 +123,7 @@ pub struct ApplyReport {
     pub search_capacity: Option<CapacityOutcome>,
 }
 
-struct Ctx<'a> {
+struct ApplyRun<'a> {
     cfn: &'a dyn CloudFormation,
     rendered: &'a Rendered,
     progress: &'a Progress,
@@ -231,7 +231,7 @@ pub async fn apply(
         return Ok(report(status, plan, BTreeMap::new(), BTreeMap::new(), None));
     }
 
-    let ctx = Ctx {
+    let ctx = ApplyRun {
         cfn,
         rendered,
         progress,
@@ -295,13 +295,13 @@ async fn search_capacity_change(
     if !super::selected(rendered, opts.only).contains(&StackId::Search) {
         return Ok(None);
     }
-    capacity::pending(aoss, &rendered.plan).await.map(Some)
+    capacity::pending(aoss, &rendered.sizing).await.map(Some)
 }
 
 /// Runs the stacks along the graph. Returns each selected stack's result
 /// and whether Ctrl-C stopped the run.
 async fn execute(
-    ctx: &Ctx<'_>,
+    ctx: &ApplyRun<'_>,
     plan: &Plan,
     prompter: &dyn Prompter,
     interrupt: &mut watch::Receiver<u32>,
@@ -404,30 +404,21 @@ async fn execute(
     (results, interrupted)
 }
 
-async fn run_stack(ctx: &Ctx<'_>, s: &StackPlan) -> (StackId, StackResult) {
+async fn run_stack(ctx: &ApplyRun<'_>, s: &StackPlan) -> (StackId, StackResult) {
     let result = match run_stack_inner(ctx, s).await {
         Ok(r) => r,
         Err(e) => {
-            ctx.progress.finish(
-                s.stack,
-                false,
-                &format!("error: {}: {}", e.code().unwrap_or("ERROR"), e.message()),
-            );
+            ctx.progress.finish(s.stack, false, &format!("error: {e}"));
             StackResult::Failed {
                 status: "ERROR".into(),
-                failures: vec![Failure {
-                    logical_id: s.stack_name.clone(),
-                    resource_type: "AWS::CloudFormation::Stack".into(),
-                    status: e.code().unwrap_or("ERROR").to_owned(),
-                    reason: e.message().to_owned(),
-                }],
+                failures: vec![Failure::of_call(&s.stack_name, &e)],
             }
         }
     };
     (s.stack, result)
 }
 
-async fn run_stack_inner(ctx: &Ctx<'_>, s: &StackPlan) -> Result<StackResult, CfnError> {
+async fn run_stack_inner(ctx: &ApplyRun<'_>, s: &StackPlan) -> Result<StackResult, CfnError> {
     let id = s.stack;
     let mut created = s.action.creates();
     let mut change_set: Option<Result<String, String>> = s.change_set_id.clone().map(Ok);
@@ -566,7 +557,12 @@ async fn run_stack_inner(ctx: &Ctx<'_>, s: &StackPlan) -> Result<StackResult, Cf
     })
 }
 
-fn failed(ctx: &Ctx<'_>, id: StackId, status: &StackStatus, failures: Vec<Failure>) -> StackResult {
+fn failed(
+    ctx: &ApplyRun<'_>,
+    id: StackId,
+    status: &StackStatus,
+    failures: Vec<Failure>,
+) -> StackResult {
     let first = failures
         .first()
         .map(|f| format!(": {} {}", f.logical_id, f.reason))
@@ -578,7 +574,11 @@ fn failed(ctx: &Ctx<'_>, id: StackId, status: &StackStatus, failures: Vec<Failur
     }
 }
 
-async fn delete_after_interrupt(ctx: &Ctx<'_>, id: StackId, name: &str) -> Result<(), CfnError> {
+async fn delete_after_interrupt(
+    ctx: &ApplyRun<'_>,
+    id: StackId,
+    name: &str,
+) -> Result<(), CfnError> {
     ctx.progress.note(id, "deleting it (as asked after Ctrl-C)");
     let end = operation(
         ctx,
@@ -598,7 +598,7 @@ async fn delete_after_interrupt(ctx: &Ctx<'_>, id: StackId, name: &str) -> Resul
 
 /// Starts an operation with `call` and follows it to its end.
 async fn operation<'c, F, Fut>(
-    ctx: &'c Ctx<'_>,
+    ctx: &'c ApplyRun<'_>,
     id: StackId,
     name: &str,
     on_interrupt: OnInterrupt,
@@ -620,7 +620,7 @@ where
 /// `Some(Err)`: refused (data loss nobody confirmed, or CloudFormation
 /// rejected it).
 async fn late_change_set(
-    ctx: &Ctx<'_>,
+    ctx: &ApplyRun<'_>,
     s: &StackPlan,
     kind: ChangeSetKind,
 ) -> Result<Option<Result<String, String>>, CfnError> {

@@ -399,19 +399,10 @@ async fn delete_one(
             }
         }
         Err(e) => {
-            progress.finish(
-                id,
-                false,
-                &format!("error: {}: {}", e.code().unwrap_or("ERROR"), e.message()),
-            );
+            progress.finish(id, false, &format!("error: {e}"));
             DeleteResult::Failed {
                 status: "ERROR".into(),
-                failures: vec![Failure {
-                    logical_id: stack_name(&stack_id),
-                    resource_type: "AWS::CloudFormation::Stack".into(),
-                    status: e.code().unwrap_or("ERROR").to_owned(),
-                    reason: e.message().to_owned(),
-                }],
+                failures: vec![Failure::of_call(&stack_name(&stack_id), &e)],
             }
         }
     };

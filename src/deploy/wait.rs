@@ -11,7 +11,7 @@ use tokio::sync::watch;
 use super::progress::Progress;
 use super::{is_cancellation_echo, Backoff};
 use crate::aws::cloudformation::{CfnResult, Stack, StackEvent, StackStatus};
-use crate::aws::CloudFormation;
+use crate::aws::{CfnError, CloudFormation};
 
 /// A resource that failed, with CloudFormation's reason.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -20,6 +20,19 @@ pub struct Failure {
     pub resource_type: String,
     pub status: String,
     pub reason: String,
+}
+
+impl Failure {
+    /// A stack-level failure: an AWS call about stack `stack_name` failed
+    /// (the error names the operation, code, HTTP status and request id).
+    pub fn of_call(stack_name: &str, e: &CfnError) -> Failure {
+        Failure {
+            logical_id: stack_name.to_owned(),
+            resource_type: "AWS::CloudFormation::Stack".into(),
+            status: e.code().unwrap_or("ERROR").to_owned(),
+            reason: e.to_string(),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]

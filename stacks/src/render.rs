@@ -71,7 +71,7 @@ pub struct RenderedStack {
 #[derive(Debug, Clone)]
 pub struct Rendered {
     /// The sizing plan the templates were built from.
-    pub plan: sizing::SizingPlan,
+    pub sizing: sizing::SizingPlan,
     /// In deploy order.
     pub stacks: Vec<RenderedStack>,
     pub graph: Graph,
@@ -196,7 +196,7 @@ pub fn render(inputs: &Inputs<'_>, format: Format) -> Result<Rendered, RenderErr
         stacks: manifests,
     };
     Ok(Rendered {
-        plan: inputs.plan.clone(),
+        sizing: inputs.sizing.clone(),
         stacks: rendered,
         graph,
         manifest,

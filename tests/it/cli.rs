@@ -351,6 +351,27 @@ fn size_prints_resources_budget_and_cost() {
 }
 
 #[test]
+fn size_ends_its_output_with_a_newline_before_warnings() {
+    let tmp = TempDir::new("size-warning");
+    let prod = std::fs::read_to_string(crate::support::repo().join("environments/prod.yaml"))
+        .expect("prod.yaml");
+    // Production-shaped but not prod, with fewer tasks than sizing asks
+    // for: accepted with a warning.
+    let staging = prod.replace("name: prod", "name: staging")
+        + "capacity:\n  service:\n    tasks: 8\n    min_tasks: 8\n";
+    let path = tmp.path().join("staging.yaml");
+    std::fs::write(&path, staging).expect("write env");
+    let o = run(&["size", "--env", path.to_str().expect("utf8")]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).ends_with("ML intents/s\n"), "{}", stdout(&o));
+    assert!(
+        stderr(&o).starts_with("warning: service: override cannot meet its target"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
 fn an_unreachable_first_token_target_names_the_stage() {
     let (o, path) = render_broken("firsttoken", |s| {
         s.replace("first_token: 400", "first_token: 300")

@@ -1,6 +1,6 @@
 //! `apply` and the OpenSearch Serverless capacity limits (account settings,
 //! not template resources), in-process against the CloudFormation fake and
-//! the OpenSearch Serverless fake (`src/aws/fake_opensearch.rs`, fed with
+//! the OpenSearch Serverless fake (`src/fakes/opensearch.rs`, fed with
 //! the GetAccountSettings / UpdateAccountSettings shapes of the API
 //! reference): set after the search stack, only when they differ, with
 //! the plan's maxima (the API has no minimum), and errors naming the
@@ -44,7 +44,7 @@ async fn run(
 
 /// prod's plan: search 4-8 OCU, indexing 2-4 OCU (the snapshots pin it).
 fn prod_maxima(r: &Rendered) -> (u32, u32) {
-    let os = &r.plan.opensearch;
+    let os = &r.sizing.opensearch;
     assert_eq!(
         (os.search_ocu_max, os.indexing_ocu_max),
         (8, 4),
@@ -147,7 +147,7 @@ async fn from_nothing_the_limits_are_set_after_the_search_stack_completes() {
     let report = result.expect("apply");
 
     assert_eq!(report.status, ApplyStatus::Applied, "{text}");
-    let os = &r.plan.opensearch;
+    let os = &r.sizing.opensearch;
     assert_eq!(
         aoss.update_requests(),
         vec![json!({ "capacityLimits": {

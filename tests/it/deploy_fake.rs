@@ -1,5 +1,5 @@
 //! The deploy logic (`src/deploy/`) in-process against the scripted fake
-//! (`src/aws/fake.rs`), for what moto cannot show: per-resource events of
+//! (`src/fakes/cloudformation/`), for what moto cannot show: per-resource events of
 //! operations in progress, a failed resource with its rollback and reason,
 //! replacements in a change set, ROLLBACK_COMPLETE and
 //! UPDATE_ROLLBACK_FAILED recovery, a stack busy with someone else's

@@ -500,3 +500,160 @@ async fn ecs_state(moto: &Moto, cluster: &str, service: &str) -> (i32, String) {
     let s = &svc.services()[0];
     (s.desired_count(), s.status().unwrap_or_default().to_owned())
 }
+
+/// An environment with `termination_protection: true` applies against moto
+/// (through the wrapper's UpdateTerminationProtection, which moto lacks),
+/// every stack comes out protected, CloudFormation (the wrapper, as the API
+/// reference says) refuses to delete a protected stack, `destroy` refuses
+/// without `--disable-termination-protection` and succeeds with it.
+#[test]
+fn termination_protection_is_set_by_apply_and_honoured_by_destroy_against_moto() {
+    let moto = Moto::start();
+    let tmp = TempDir::new("deploy-moto-protected");
+    let envs = tmp.path().join("environments");
+    std::fs::create_dir_all(&envs).expect("envs dir");
+    let base = std::fs::read_to_string(crate::support::repo().join("environments/dev.yaml"))
+        .expect("dev.yaml");
+    let protected = base.replace(
+        "  termination_protection: false",
+        "  termination_protection: true",
+    );
+    assert_ne!(protected, base, "dev.yaml states termination_protection");
+    std::fs::write(envs.join("dev.yaml"), protected).expect("write dev.yaml");
+    let envs_arg = envs.to_str().expect("utf8").to_owned();
+    let out_arg = tmp.path().join("out").to_str().expect("utf8").to_owned();
+    let common = ["--env", "dev", "--environments", &envs_arg];
+
+    let o = run(
+        &moto,
+        &[
+            &["apply"],
+            &common[..],
+            &[
+                "--yes",
+                "--skip-search-capacity",
+                "--progress",
+                "plain",
+                "--out",
+                &out_arg,
+            ],
+        ]
+        .concat(),
+    );
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    assert_eq!(
+        stdout(&o).matches("termination protection on").count(),
+        8,
+        "{}",
+        stdout(&o)
+    );
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let cfn = moto_client!(aws_sdk_cloudformation, moto);
+        for s in STACKS {
+            let d = cfn
+                .describe_stacks()
+                .stack_name(format!("mangaassist-dev-{s}"))
+                .send()
+                .await
+                .expect("describe stack");
+            assert_eq!(
+                d.stacks()[0].enable_termination_protection(),
+                Some(true),
+                "{s}"
+            );
+        }
+        let err = cfn
+            .delete_stack()
+            .stack_name("mangaassist-dev-observability")
+            .send()
+            .await
+            .expect_err("a protected stack cannot be deleted");
+        let err = mangactl::aws::AwsError::from_sdk(
+            "CloudFormation",
+            "DeleteStack",
+            Some("mangaassist-dev-observability"),
+            err,
+        );
+        assert_eq!(err.code(), Some("ValidationError"), "{err}");
+        assert!(err.message().contains("TerminationProtection"), "{err}");
+        assert_eq!(err.http_status, Some(400), "{err}");
+    });
+
+    // A second plan sees the protection and has nothing to do.
+    let o = run(&moto, &[&["plan"], &common[..]].concat());
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+
+    let o = run(&moto, &[&["destroy"], &common[..], &["--yes"]].concat());
+    assert_eq!(o.status.code(), Some(1), "{}{}", stdout(&o), stderr(&o));
+    let o = run(
+        &moto,
+        &[
+            &["destroy"],
+            &common[..],
+            &[
+                "--yes",
+                "--disable-termination-protection",
+                "--progress",
+                "plain",
+            ],
+        ]
+        .concat(),
+    );
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    rt.block_on(async {
+        let cfn = moto_client!(aws_sdk_cloudformation, moto);
+        let listed = cfn.list_stacks().send().await.expect("list stacks");
+        let alive: Vec<&str> = listed
+            .stack_summaries()
+            .iter()
+            .filter(|s| s.stack_status().map(|s| s.as_str()) != Some("DELETE_COMPLETE"))
+            .filter_map(|s| s.stack_name())
+            .collect();
+        assert!(alive.is_empty(), "{alive:?}");
+    });
+}
+
+/// An operation the endpoint does not implement (moto has no OpenSearch
+/// Serverless) fails the apply with the service, the operation, the HTTP
+/// status and the class, never as `Unknown: (no message)`.
+#[test]
+fn an_operation_the_emulator_lacks_is_named_with_its_status_against_moto() {
+    let moto = Moto::start();
+    let o = run(
+        &moto,
+        &[
+            "apply",
+            "--env",
+            "dev",
+            "--environments",
+            crate::support::repo()
+                .join("environments")
+                .to_str()
+                .expect("utf8"),
+            "--yes",
+            "--progress",
+            "plain",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}{}", stdout(&o), stderr(&o));
+    let err = stderr(&o);
+    assert!(!err.contains("Unknown"), "{err}");
+    assert!(!err.contains("(no message)"), "{err}");
+    assert!(
+        err.contains("OpenSearch Serverless GetAccountSettings"),
+        "{err}"
+    );
+    assert!(
+        err.contains("HTTP 500 with no error code or message"),
+        "{err}"
+    );
+    assert!(
+        err.contains("the endpoint likely does not implement this operation"),
+        "{err}"
+    );
+}

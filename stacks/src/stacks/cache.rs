@@ -14,7 +14,7 @@ pub fn template(i: &Inputs<'_>) -> Template {
     let id = StackId::Cache;
     let mut t = i.template(id, "ElastiCache Redis response cache");
     let tags = i.tags(id);
-    let cap = &i.plan.redis;
+    let cap = &i.sizing.redis;
 
     let subnets = import_list(&mut t, network::PRIVATE_SUBNETS);
     let sg = t.import(network::REDIS_SG);

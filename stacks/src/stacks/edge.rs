@@ -115,7 +115,7 @@ pub fn template(i: &Inputs<'_>) -> Template {
     );
 
     let alb = t.import(service::ALB_DNS);
-    let timeouts = &i.plan.timeouts;
+    let timeouts = &i.sizing.timeouts;
     let (viewer_certificate, aliases, origin_protocol) = match &i.env.domain {
         Some(d) => (
             ViewerCertificate {

@@ -40,7 +40,7 @@ pub fn template(i: &Inputs<'_>) -> Template {
     let mut t = i.template(id, "SageMaker endpoint for the intent classifier");
     let tags = i.tags(id);
     let endpoint_name = format!("{}-intent", i.prefix());
-    let cap = &i.plan.sagemaker;
+    let cap = &i.sizing.sagemaker;
     let model_cfg = &i.env.intent_model;
     let (bucket, key) = split_s3(&model_cfg.model_data_url);
 

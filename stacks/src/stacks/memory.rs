@@ -25,7 +25,7 @@ pub fn template(i: &Inputs<'_>) -> Template {
     let mut t = i.template(id, "DynamoDB conversation memory behind DAX");
     let tags = i.tags(id);
 
-    let ddb = &i.plan.dynamodb;
+    let ddb = &i.sizing.dynamodb;
     let (billing_mode, provisioned_throughput) = match ddb.billing {
         Billing::OnDemand => ("PAY_PER_REQUEST", None),
         Billing::Provisioned => (
@@ -84,7 +84,7 @@ pub fn template(i: &Inputs<'_>) -> Template {
     t.export(TABLE_NAME, table.name(), "Conversation table name");
     t.export(TABLE_ARN, table.arn(), "Conversation table ARN");
     // Sizing leaves DAX out when DynamoDB alone meets the memory-read budget.
-    if i.plan.dax.enabled {
+    if i.sizing.dax.enabled {
         dax_cluster(i, &mut t, &table);
     }
     t
@@ -148,8 +148,8 @@ fn dax_cluster(i: &Inputs<'_>, t: &mut Template, table: &Handle<Table>) {
         "DaxCluster",
         dax::Cluster {
             description: format!("MangaAssist {} conversation memory cache", i.env.name),
-            node_type: i.plan.dax.node_type.clone(),
-            replication_factor: i.plan.dax.nodes,
+            node_type: i.sizing.dax.node_type.clone(),
+            replication_factor: i.sizing.dax.nodes,
             iam_role_arn: role.arn(),
             subnet_group_name: subnet_group.name(),
             parameter_group_name: params.name(),

@@ -90,12 +90,13 @@ impl fmt::Display for StackId {
 #[derive(Debug, Clone, Copy)]
 pub struct Inputs<'a> {
     pub env: &'a Environment,
-    pub plan: &'a SizingPlan,
+    /// The sizing plan (`stacks/sizing`): every capacity a stack sets.
+    pub sizing: &'a SizingPlan,
 }
 
 impl<'a> Inputs<'a> {
-    pub fn new(env: &'a Environment, plan: &'a SizingPlan) -> Self {
-        Inputs { env, plan }
+    pub fn new(env: &'a Environment, sizing: &'a SizingPlan) -> Self {
+        Inputs { env, sizing }
     }
 
     /// `mangaassist-<env>`: stack, export and resource name prefix.

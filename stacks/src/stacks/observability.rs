@@ -45,7 +45,7 @@ pub fn template(i: &Inputs<'_>) -> Template {
     let env = i.env.name.as_str();
 
     // Variables spliced into dimension values (and the dashboard body).
-    let multi_shard = i.plan.redis.shards > 1;
+    let multi_shard = i.sizing.redis.shards > 1;
     let vars: Vec<(&str, Expr)> = vec![
         ("Alb", t.import(service::ALB_FULL_NAME)),
         ("RedisGroup", t.import(cache::GROUP_ID)),

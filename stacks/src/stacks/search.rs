@@ -25,7 +25,7 @@ pub fn template(i: &Inputs<'_>) -> Template {
     let mut t = i.template(id, "OpenSearch Serverless vector collection for retrieval");
     let name = i.prefix();
     let resource = format!("collection/{name}");
-    let os = &i.plan.opensearch;
+    let os = &i.sizing.opensearch;
     t.metadata(
         "Capacity",
         json!({

@@ -45,12 +45,12 @@ pub fn container_environment(i: &Inputs<'_>, t: &mut Template) -> Vec<NameValue>
         NameValue::new("MANGA_JWKS_URL", i.env.auth.jwks_url.as_str()),
         NameValue::new(
             "MANGA_PING_INTERVAL_SECS",
-            i.plan.timeouts.websocket_ping_interval_s.to_string(),
+            i.sizing.timeouts.websocket_ping_interval_s.to_string(),
         ),
         // In-flight streams must finish before ECS's SIGKILL at stop_timeout.
         NameValue::new(
             "MANGA_DRAIN_TIMEOUT_SECS",
-            i.plan
+            i.sizing
                 .timeouts
                 .container_stop_timeout_s
                 .saturating_sub(3)
@@ -63,7 +63,7 @@ pub fn container_environment(i: &Inputs<'_>, t: &mut Template) -> Vec<NameValue>
         "MANGA_DYNAMODB_TABLE",
         t.import(memory::TABLE_NAME),
     ));
-    if i.plan.dax.enabled {
+    if i.sizing.dax.enabled {
         env.push(NameValue::new(
             "MANGA_DAX_ENDPOINT",
             t.import(memory::DAX_ENDPOINT),
@@ -95,8 +95,8 @@ pub fn template(i: &Inputs<'_>) -> Template {
     let id = StackId::Service;
     let mut t = i.template(id, "ALB, ECS Fargate runtime service and its autoscaling");
     let tags = i.tags(id);
-    let to = &i.plan.timeouts;
-    let cap = &i.plan.service;
+    let to = &i.sizing.timeouts;
+    let cap = &i.sizing.service;
 
     let image = t.parameter(
         "ContainerImage",
@@ -243,7 +243,7 @@ pub fn template(i: &Inputs<'_>) -> Template {
         ],
         vec![table_arn],
     )];
-    if i.plan.dax.enabled {
+    if i.sizing.dax.enabled {
         statements.push(Statement::allow(
             "ConversationCache",
             &[
