@@ -8,7 +8,7 @@
 //! operation, the stack, CloudFormation's error code and message, the HTTP
 //! status and the request id.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::time::SystemTime;
 
@@ -91,7 +91,26 @@ pub struct Stack {
     pub status_reason: Option<String>,
     pub termination_protection: bool,
     pub outputs: Vec<StackOutput>,
+    /// The parameter values the stack was last deployed with (`NoEcho`
+    /// values read as `****`).
+    pub parameters: BTreeMap<String, String>,
     pub tags: BTreeMap<String, String>,
+}
+
+impl Stack {
+    /// The value of output `key`, if the stack has it.
+    pub fn output(&self, key: &str) -> Option<&str> {
+        self.outputs
+            .iter()
+            .find(|o| o.key == key)
+            .map(|o| o.value.as_str())
+    }
+
+    /// Whether any output carries an `Export` (a deployment made before
+    /// references became parameters: `src/deploy/references.rs`).
+    pub fn has_exports(&self) -> bool {
+        self.outputs.iter().any(|o| o.export_name.is_some())
+    }
 }
 
 /// One entry of DescribeStackEvents. Stack-level events have the stack's
@@ -129,6 +148,8 @@ pub struct ChangeSetRequest {
     pub change_set_name: String,
     pub kind: ChangeSetKind,
     pub template_body: String,
+    /// Parameter values (every reference to another stack's output).
+    pub parameters: BTreeMap<String, String>,
     pub capabilities: Vec<String>,
     pub tags: BTreeMap<String, String>,
     pub description: Option<String>,
@@ -220,11 +241,14 @@ impl ChangeSet {
     /// CloudFormation fails a change set that changes nothing; that is an
     /// answer ("no changes"), not an error. Both wordings occur.
     pub fn is_empty_failure(&self) -> bool {
-        self.status == "FAILED"
-            && self.status_reason.as_deref().is_some_and(|r| {
-                r.contains("didn't contain changes") || r.contains("No updates are to be performed")
-            })
+        self.status == "FAILED" && self.status_reason.as_deref().is_some_and(is_no_changes)
     }
+}
+
+/// CloudFormation's two wordings for "nothing to change" (a failed change
+/// set's reason; moto also answers CreateChangeSet itself with the second).
+pub fn is_no_changes(reason: &str) -> bool {
+    reason.contains("didn't contain changes") || reason.contains("No updates are to be performed")
 }
 
 /// The CloudFormation calls the deploy commands make.
@@ -234,8 +258,9 @@ pub trait CloudFormation: Send + Sync + fmt::Debug {
     async fn describe_stack(&self, name: &str) -> CfnResult<Option<Stack>>;
     /// The most recent events of the stack, newest first (one page).
     async fn stack_events(&self, name: &str) -> CfnResult<Vec<StackEvent>>;
-    /// Names of all exports in the region.
-    async fn export_names(&self) -> CfnResult<BTreeSet<String>>;
+    /// The template the stack was last deployed with (GetTemplate,
+    /// `TemplateStage` Original); `None` if the stack does not exist.
+    async fn template(&self, name: &str) -> CfnResult<Option<String>>;
     /// Starts creating a change set; returns its ID.
     async fn create_change_set(&self, request: &ChangeSetRequest) -> CfnResult<String>;
     /// The change set with all its changes (every page).
@@ -294,6 +319,16 @@ fn stack_from_sdk(s: &types::Stack) -> Stack {
                 value: o.output_value().unwrap_or_default().to_owned(),
                 export_name: owned(o.export_name()),
                 description: owned(o.description()),
+            })
+            .collect(),
+        parameters: s
+            .parameters()
+            .iter()
+            .map(|p| {
+                (
+                    p.parameter_key().unwrap_or_default().to_owned(),
+                    p.parameter_value().unwrap_or_default().to_owned(),
+                )
             })
             .collect(),
         tags: s
@@ -389,26 +424,23 @@ impl CloudFormation for SdkCloudFormation {
             .collect())
     }
 
-    async fn export_names(&self) -> CfnResult<BTreeSet<String>> {
-        let mut names = BTreeSet::new();
-        let mut token: Option<String> = None;
-        loop {
-            let out = self
-                .client
-                .list_exports()
-                .set_next_token(token.take())
-                .send()
-                .await
-                .map_err(|e| AwsError::from_sdk(SERVICE, "ListExports", None, e))?;
-            names.extend(
-                out.exports()
-                    .iter()
-                    .filter_map(|e| e.name())
-                    .map(str::to_owned),
-            );
-            match out.next_token() {
-                Some(t) if !t.is_empty() => token = Some(t.to_owned()),
-                _ => return Ok(names),
+    async fn template(&self, name: &str) -> CfnResult<Option<String>> {
+        match self
+            .client
+            .get_template()
+            .stack_name(name)
+            .template_stage(types::TemplateStage::Original)
+            .send()
+            .await
+        {
+            Ok(out) => Ok(out.template_body().map(str::to_owned)),
+            Err(e) => {
+                let err = sdk_error("GetTemplate", name, e);
+                if err.class == ErrorClass::NotFound {
+                    Ok(None)
+                } else {
+                    Err(err)
+                }
             }
         }
     }
@@ -424,6 +456,16 @@ impl CloudFormation for SdkCloudFormation {
             .iter()
             .map(|c| types::Capability::from(c.as_str()))
             .collect();
+        let parameters = r
+            .parameters
+            .iter()
+            .map(|(k, v)| {
+                types::Parameter::builder()
+                    .parameter_key(k)
+                    .parameter_value(v)
+                    .build()
+            })
+            .collect();
         let kind = match r.kind {
             ChangeSetKind::Create => types::ChangeSetType::Create,
             ChangeSetKind::Update => types::ChangeSetType::Update,
@@ -435,6 +477,7 @@ impl CloudFormation for SdkCloudFormation {
             .change_set_name(&r.change_set_name)
             .change_set_type(kind)
             .template_body(&r.template_body)
+            .set_parameters(Some(parameters))
             .set_capabilities(Some(capabilities))
             .set_tags(Some(tags))
             .set_description(r.description.clone())

@@ -42,6 +42,7 @@ use super::changeset::{self, ChangeSetOutcome};
 use super::confirm::{self, Decision, Prompter};
 use super::plan::{self, Plan, PlanAction, PlanOptions, StackPlan};
 use super::progress::Progress;
+use super::references;
 use super::report;
 use super::wait::{Failure, OnInterrupt, Watcher};
 use super::{Backoff, DeployError};
@@ -307,6 +308,7 @@ async fn execute(
     interrupt: &mut watch::Receiver<u32>,
 ) -> (BTreeMap<StackId, StackResult>, bool) {
     let chosen: BTreeSet<StackId> = plan.stacks.iter().map(|s| s.stack).collect();
+    let order = run_order(ctx.rendered, plan);
     let mut results: BTreeMap<StackId, StackResult> = BTreeMap::new();
     let mut waiting: Vec<&StackPlan> = Vec::new();
     for s in &plan.stacks {
@@ -322,10 +324,7 @@ async fn execute(
     loop {
         let mut still = Vec::new();
         for s in waiting {
-            let deps: Vec<StackId> = ctx
-                .rendered
-                .graph
-                .depends_on
+            let deps: Vec<StackId> = order
                 .get(&s.stack)
                 .map(|d| d.iter().copied().filter(|d| chosen.contains(d)).collect())
                 .unwrap_or_default();
@@ -404,6 +403,31 @@ async fn execute(
     (results, interrupted)
 }
 
+/// What each stack waits for: the producers whose outputs it reads,
+/// except a producer deployed before references became parameters
+/// (`legacy_exports`): CloudFormation refuses to remove an export another
+/// stack still imports, so such a producer waits for its consumers instead,
+/// which read its current outputs (same keys) and stop importing first.
+fn run_order(rendered: &Rendered, plan: &Plan) -> BTreeMap<StackId, BTreeSet<StackId>> {
+    let legacy: BTreeSet<StackId> = plan
+        .stacks
+        .iter()
+        .filter(|s| s.legacy_exports && s.has_changes())
+        .map(|s| s.stack)
+        .collect();
+    let mut order: BTreeMap<StackId, BTreeSet<StackId>> = BTreeMap::new();
+    for (consumer, producers) in &rendered.graph.depends_on {
+        for p in producers {
+            if legacy.contains(p) {
+                order.entry(*p).or_default().insert(*consumer);
+            } else {
+                order.entry(*consumer).or_default().insert(*p);
+            }
+        }
+    }
+    order
+}
+
 async fn run_stack(ctx: &ApplyRun<'_>, s: &StackPlan) -> (StackId, StackResult) {
     let result = match run_stack_inner(ctx, s).await {
         Ok(r) => r,
@@ -421,9 +445,14 @@ async fn run_stack(ctx: &ApplyRun<'_>, s: &StackPlan) -> (StackId, StackResult) 
 async fn run_stack_inner(ctx: &ApplyRun<'_>, s: &StackPlan) -> Result<StackResult, CfnError> {
     let id = s.stack;
     let mut created = s.action.creates();
-    let mut change_set: Option<Result<String, String>> = s.change_set_id.clone().map(Ok);
+    // An unchanged stack's plan-time change set is the failed "no changes"
+    // one: nothing to execute.
+    let mut change_set: Option<Result<String, String>> = match s.action {
+        PlanAction::Unchanged => None,
+        _ => s.change_set_id.clone().map(Ok),
+    };
+    let mut followed = false;
     match &s.action {
-        PlanAction::Unchanged => {}
         PlanAction::Recreate { status } => {
             ctx.progress.start(
                 id,
@@ -468,20 +497,56 @@ async fn run_stack_inner(ctx: &ApplyRun<'_>, s: &StackPlan) -> Result<StackResul
         PlanAction::UpdateAfter { .. } => {
             change_set = late_change_set(ctx, s, ChangeSetKind::Update).await?
         }
-        PlanAction::Create | PlanAction::Update => {}
         PlanAction::Busy { .. } | PlanAction::Error { .. } => {
             return Ok(StackResult::Refused {
                 reason: "blocked at plan time".into(),
             });
         }
+        PlanAction::Unchanged | PlanAction::Create | PlanAction::Update => {
+            // Producers that ran before this stack may have changed the
+            // outputs its parameters carry: then the planned change set is
+            // stale and a new one is made with the current values.
+            let now = references::resolve(ctx.cfn, ctx.rendered, id).await?;
+            if now.missing.is_empty() && now.values != s.parameters {
+                if let Some(Ok(stale)) = &change_set {
+                    ctx.cfn.delete_change_set(&s.stack_name, stale).await?;
+                }
+                let changed: Vec<&str> = now
+                    .values
+                    .iter()
+                    .filter(|(k, v)| s.parameters.get(*k) != Some(*v))
+                    .map(|(k, _)| k.as_str())
+                    .collect();
+                ctx.progress.note(
+                    id,
+                    &format!(
+                        "{} changed with {}; planning it again",
+                        changed.join(", "),
+                        if changed.len() == 1 {
+                            "its producer"
+                        } else {
+                            "their producers"
+                        }
+                    ),
+                );
+                followed = true;
+                let kind = if created {
+                    ChangeSetKind::Create
+                } else {
+                    ChangeSetKind::Update
+                };
+                change_set = late_change_set(ctx, s, kind).await?;
+            }
+        }
     }
-    let late = matches!(
-        s.action,
-        PlanAction::CreateAfter { .. }
-            | PlanAction::UpdateAfter { .. }
-            | PlanAction::Recreate { .. }
-            | PlanAction::ContinueRollback
-    );
+    let late = followed
+        || matches!(
+            s.action,
+            PlanAction::CreateAfter { .. }
+                | PlanAction::UpdateAfter { .. }
+                | PlanAction::Recreate { .. }
+                | PlanAction::ContinueRollback
+        );
     let mut status = None;
     match change_set {
         Some(Err(reason)) => {
@@ -627,19 +692,29 @@ async fn late_change_set(
     let Some(rs) = ctx.rendered.stacks.iter().find(|r| r.id == s.stack) else {
         return Ok(Some(Err("not rendered".into())));
     };
+    let resolved = references::resolve(ctx.cfn, ctx.rendered, s.stack).await?;
+    if let Some(m) = resolved.missing.first() {
+        return Ok(Some(Err(format!(
+            "its parameter {} needs output {} of {}, which does not exist",
+            m.parameter, m.output, m.stack
+        ))));
+    }
     let outcome = changeset::create(
         ctx.cfn,
         ctx.rendered,
         rs,
         kind,
         &ctx.change_set_name,
+        &resolved.values,
         ctx.opts.backoff,
     )
     .await?;
     let (id, changes) = match outcome {
         ChangeSetOutcome::Rejected { reason, .. } => return Ok(Some(Err(reason))),
         ChangeSetOutcome::NoChanges { id } => {
-            ctx.cfn.delete_change_set(&s.stack_name, &id).await?;
+            if let Some(id) = id {
+                ctx.cfn.delete_change_set(&s.stack_name, &id).await?;
+            }
             return Ok(None);
         }
         ChangeSetOutcome::Ready { id, changes } => (id, changes),

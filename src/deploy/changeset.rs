@@ -8,12 +8,14 @@
 //! status strings (those are read once, in `ChangeSet::is_pending` /
 //! `is_ready` / `is_empty_failure` in `src/aws/cloudformation.rs`).
 
+use std::collections::BTreeMap;
+
 use stacks::render::{Rendered, RenderedStack};
 use stacks::stacks::StackId;
 
 use super::plan::{planned_change, PlannedChange};
 use super::Backoff;
-use crate::aws::cloudformation::{ChangeSet, ChangeSetKind, ChangeSetRequest};
+use crate::aws::cloudformation::{is_no_changes, ChangeSet, ChangeSetKind, ChangeSetRequest};
 use crate::aws::{CfnError, CloudFormation};
 
 /// What became of a change set.
@@ -25,8 +27,10 @@ pub enum ChangeSetOutcome {
         changes: Vec<PlannedChange>,
     },
     /// CloudFormation found nothing to change (it fails such a change set;
-    /// that is an answer, not an error). The failed change set `id` remains.
-    NoChanges { id: String },
+    /// that is an answer, not an error). The failed change set `id`
+    /// remains; `None` when the endpoint refused to create one for that
+    /// reason (moto).
+    NoChanges { id: Option<String> },
     /// CloudFormation refused it: at creation (`id` is `None`) or while
     /// computing it. `reason` is CloudFormation's.
     Rejected { id: Option<String>, reason: String },
@@ -41,11 +45,15 @@ pub async fn create(
     s: &RenderedStack,
     kind: ChangeSetKind,
     name: &str,
+    parameters: &BTreeMap<String, String>,
     backoff: Backoff,
 ) -> Result<ChangeSetOutcome, CfnError> {
-    let request = request(rendered, s, kind, name);
+    let request = request(rendered, s, kind, name, parameters);
     let id = match cfn.create_change_set(&request).await {
         Ok(id) => id,
+        Err(e) if e.is_answer() && is_no_changes(e.message()) => {
+            return Ok(ChangeSetOutcome::NoChanges { id: None });
+        }
         Err(e) if e.is_answer() => {
             let reason = if e.message().is_empty() {
                 e.reason()
@@ -62,7 +70,7 @@ pub async fn create(
 
 fn classify(rendered: &Rendered, stack: StackId, id: String, cs: ChangeSet) -> ChangeSetOutcome {
     if cs.is_empty_failure() {
-        ChangeSetOutcome::NoChanges { id }
+        ChangeSetOutcome::NoChanges { id: Some(id) }
     } else if cs.is_ready() {
         let changes = cs
             .changes
@@ -81,12 +89,14 @@ fn classify(rendered: &Rendered, stack: StackId, id: String, cs: ChangeSet) -> C
     }
 }
 
-/// The change set for `s` with the manifest's tags and capabilities.
+/// The change set for `s` with the manifest's tags and capabilities and
+/// the references' values (`references.rs`).
 pub fn request(
     rendered: &Rendered,
     s: &RenderedStack,
     kind: ChangeSetKind,
     name: &str,
+    parameters: &BTreeMap<String, String>,
 ) -> ChangeSetRequest {
     let m = rendered.manifest.stacks.get(&s.id);
     let mut tags = rendered.manifest.tags.clone();
@@ -96,6 +106,7 @@ pub fn request(
         change_set_name: name.to_owned(),
         kind,
         template_body: s.body.clone(),
+        parameters: parameters.clone(),
         // Explicit, from the manifest: never "whatever the template needs".
         capabilities: m
             .map(|m| m.capabilities.iter().map(|c| (*c).to_owned()).collect())

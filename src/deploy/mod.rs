@@ -11,6 +11,8 @@
 //! - [`capacity`]: the OpenSearch Serverless capacity limits (account
 //!   settings, not template resources) that `apply` sets after the search stack.
 //! - [`destroy`]: deletion in reverse dependency order.
+//! - [`references`]: cross-stack references as parameters filled from the
+//!   producers' outputs; which consumers follow a changed output.
 //! - [`report`]: apply's closing summary, useful outputs and `outputs.json`.
 //! - [`progress`]: live progress (indicatif on a terminal, plain lines in CI).
 //! - [`confirm`]: the questions apply and destroy ask, and who answers them.
@@ -30,6 +32,7 @@ pub mod confirm;
 pub mod destroy;
 pub mod plan;
 pub mod progress;
+pub mod references;
 pub mod report;
 mod wait;
 

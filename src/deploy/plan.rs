@@ -32,6 +32,7 @@ use stacks::stacks::StackId;
 
 use super::changeset::{self, ChangeSetOutcome};
 use super::progress::timestamp;
+use super::references::{self, Follow};
 use super::{is_data_store, Backoff, DeployError};
 use crate::aws::cloudformation::{Action, ChangeSetKind, Replacement, ResourceChange, Stack};
 use crate::aws::{CfnError, CloudFormation};
@@ -86,6 +87,17 @@ pub struct StackPlan {
     /// This run's CREATE change set made a REVIEW_IN_PROGRESS stack shell.
     #[serde(skip)]
     pub created_shell: bool,
+    /// The parameter values (references) this plan's change set was made
+    /// with; apply compares them with the producers' outputs when the
+    /// stack's turn comes.
+    pub parameters: BTreeMap<String, String>,
+    /// Parameters that follow producer outputs this run changes: the stack
+    /// is updated after those producers, with their new values.
+    pub follows: Vec<Follow>,
+    /// The deployed stack still exports its outputs (deployed before
+    /// references became parameters): apply updates the stacks that import
+    /// them first, so the exports can go.
+    pub legacy_exports: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -159,6 +171,12 @@ impl StackPlan {
             self.action,
             PlanAction::Unchanged | PlanAction::Busy { .. } | PlanAction::Error { .. }
         ) || self.enable_termination_protection
+            || (!self.follows.is_empty() && !self.action.is_blocked())
+    }
+
+    /// The producers whose changed outputs this stack follows.
+    pub fn follows_stacks(&self) -> BTreeSet<StackId> {
+        self.follows.iter().map(|f| f.stack).collect()
     }
 }
 
@@ -191,11 +209,10 @@ pub async fn plan(
     opts: &PlanOptions,
 ) -> Result<Plan, DeployError> {
     let ids = super::selected(rendered, opts.only);
-    let exports = cfn.export_names().await?;
     let chosen: BTreeSet<StackId> = ids.iter().copied().collect();
     let plans: Vec<Result<StackPlan, CfnError>> =
         stream::iter(rendered.stacks.iter().filter(|s| chosen.contains(&s.id)))
-            .map(|s| plan_stack(cfn, rendered, s, &exports, &chosen, opts))
+            .map(|s| plan_stack(cfn, rendered, s, &chosen, opts))
             .buffered(opts.concurrency.max(1))
             .collect()
             .await;
@@ -205,6 +222,11 @@ pub async fn plan(
         match p {
             Ok(p) => stacks.push(p),
             Err(e) => first_error = first_error.or(Some(e)),
+        }
+    }
+    if first_error.is_none() {
+        if let Err(e) = add_follows(cfn, rendered, &mut stacks).await {
+            first_error = Some(e);
         }
     }
     let plan = Plan {
@@ -341,7 +363,6 @@ async fn plan_stack(
     cfn: &dyn CloudFormation,
     rendered: &Rendered,
     s: &RenderedStack,
-    exports: &BTreeSet<String>,
     chosen: &BTreeSet<StackId>,
     opts: &PlanOptions,
 ) -> Result<StackPlan, CfnError> {
@@ -360,6 +381,9 @@ async fn plan_stack(
         existing: existing.clone(),
         change_set_id: None,
         created_shell: false,
+        parameters: BTreeMap::new(),
+        follows: Vec::new(),
+        legacy_exports: existing.as_ref().is_some_and(Stack::has_exports),
     };
     let exists = existing.as_ref().is_some_and(|e| !e.status.is_review());
     if let Some(st) = &status {
@@ -396,27 +420,11 @@ async fn plan_stack(
         }
     }
 
-    // Imports must exist when a change set is created.
-    let missing: Vec<&String> = manifest
-        .map(|m| m.imports.iter().filter(|i| !exports.contains(*i)).collect())
-        .unwrap_or_default();
-    if !missing.is_empty() {
-        let mut producers = BTreeSet::new();
-        let mut orphans = 0;
-        for name in &missing {
-            match rendered
-                .manifest
-                .stacks
-                .iter()
-                .find(|(_, m)| m.exports.values().any(|e| e == *name))
-            {
-                Some((id, _)) => {
-                    producers.insert(*id);
-                }
-                None => orphans += 1,
-            }
-        }
-        if orphans == 0 && producers.iter().all(|p| chosen.contains(p)) {
+    // Every reference needs its producer's output when the change set is made.
+    let resolved = references::resolve(cfn, rendered, s.id).await?;
+    if !resolved.missing.is_empty() {
+        let producers: BTreeSet<StackId> = resolved.missing.iter().map(|m| m.stack).collect();
+        if producers.iter().all(|p| chosen.contains(p)) {
             let after: Vec<StackId> = producers.into_iter().collect();
             if exists {
                 p.action = PlanAction::UpdateAfter { after };
@@ -427,36 +435,42 @@ async fn plan_stack(
                     manifest.is_some_and(|m| m.termination_protection);
             }
         } else {
-            let names: Vec<&str> = missing.iter().map(|s| s.as_str()).collect();
-            let hint = if producers.is_empty() {
-                String::new()
-            } else {
-                format!(
-                    "; apply {} first",
+            let names: Vec<String> = resolved
+                .missing
+                .iter()
+                .map(|m| format!("{}.{}", m.stack, m.output))
+                .collect();
+            p.action = PlanAction::Error {
+                message: format!(
+                    "references {}, which do not exist; apply {} first",
+                    names.join(", "),
                     producers
                         .iter()
                         .map(|p| p.name())
                         .collect::<Vec<_>>()
                         .join(", ")
-                )
-            };
-            p.action = PlanAction::Error {
-                message: format!(
-                    "imports {}, which no deployed stack exports{hint}",
-                    names.join(", ")
                 ),
             };
         }
         return Ok(p);
     }
+    p.parameters = resolved.values;
 
     let kind = if exists {
         ChangeSetKind::Update
     } else {
         ChangeSetKind::Create
     };
-    let outcome =
-        changeset::create(cfn, rendered, s, kind, &opts.change_set_name, opts.backoff).await?;
+    let outcome = changeset::create(
+        cfn,
+        rendered,
+        s,
+        kind,
+        &opts.change_set_name,
+        &p.parameters,
+        opts.backoff,
+    )
+    .await?;
     p.created_shell = !exists && existing.is_none();
     match outcome {
         ChangeSetOutcome::Rejected { id, reason } => {
@@ -465,7 +479,8 @@ async fn plan_stack(
             p.action = PlanAction::Error { message: reason };
         }
         ChangeSetOutcome::NoChanges { id } => {
-            p.change_set_id = Some(id);
+            p.created_shell &= id.is_some();
+            p.change_set_id = id;
             p.action = PlanAction::Unchanged;
         }
         ChangeSetOutcome::Ready { id, changes } => {
@@ -481,6 +496,63 @@ async fn plan_stack(
         }
     }
     Ok(p)
+}
+
+/// For each consumer, the parameters that follow a producer output this
+/// plan changes (producers that are updated in this run).
+async fn add_follows(
+    cfn: &dyn CloudFormation,
+    rendered: &Rendered,
+    stacks: &mut [StackPlan],
+) -> Result<(), CfnError> {
+    let mut changed: BTreeMap<StackId, BTreeMap<String, &'static str>> = BTreeMap::new();
+    for p in stacks.iter() {
+        let updates = matches!(
+            p.action,
+            PlanAction::Update | PlanAction::UpdateAfter { .. } | PlanAction::ContinueRollback
+        );
+        if !updates {
+            continue;
+        }
+        let touched: BTreeSet<String> = p
+            .changes
+            .iter()
+            .filter(|c| {
+                matches!(c.action, Action::Add | Action::Remove)
+                    || matches!(
+                        c.replacement,
+                        Some(Replacement::True | Replacement::Conditional)
+                    )
+            })
+            .map(|c| c.logical_id.clone())
+            .collect();
+        let outputs = references::changed_outputs(cfn, rendered, p.stack, &touched).await?;
+        if !outputs.is_empty() {
+            changed.insert(p.stack, outputs);
+        }
+    }
+    for p in stacks.iter_mut() {
+        // A stack created in this run (or recreated) reads its producers
+        // when its change set is made; only existing stacks follow.
+        if p.action.creates() || p.action.is_blocked() {
+            continue;
+        }
+        let Some(m) = rendered.manifest.stacks.get(&p.stack) else {
+            continue;
+        };
+        for (param, r) in &m.references {
+            if let Some(how) = changed.get(&r.stack).and_then(|o| o.get(&r.output)) {
+                p.follows.push(Follow {
+                    parameter: param.clone(),
+                    stack: r.stack,
+                    output: r.output.clone(),
+                    how,
+                    used_by: references::users_of(rendered, p.stack, param),
+                });
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Who is doing what to a busy stack, from its last event.
@@ -579,6 +651,10 @@ pub fn render_text(plan: &Plan) -> String {
             .filter(|c| matches!(c.action, Action::Add | Action::Import))
             .count();
         let summary = match &s.action {
+            PlanAction::Unchanged if !s.follows.is_empty() => format!(
+                "update after {} (its parameters follow their changed outputs; the change set is made once they are applied)",
+                join(&s.follows_stacks().into_iter().collect::<Vec<_>>())
+            ),
             PlanAction::Unchanged => "no changes".to_owned(),
             PlanAction::Create => format!("create ({adds} resources)"),
             PlanAction::Update => format!("update ({} changes)", s.changes.len()),
@@ -603,6 +679,18 @@ pub fn render_text(plan: &Plan) -> String {
         let _ = writeln!(out, "\n{:<14} {}  {summary}", s.stack.name(), s.stack_name);
         for c in &s.changes {
             let _ = writeln!(out, "  {}", change_line(c));
+        }
+        for f in &s.follows {
+            let users = if f.used_by.is_empty() {
+                String::new()
+            } else {
+                format!("; used by {}", f.used_by.join(", "))
+            };
+            let _ = writeln!(
+                out,
+                "  ~ parameter {} follows {}.{} ({} by this apply){users}",
+                f.parameter, f.stack, f.output, f.how
+            );
         }
         if s.enable_termination_protection {
             let _ = writeln!(out, "  termination protection: on");

@@ -1,25 +1,26 @@
 //! The deploy graph: which stack must exist before which, read from the
-//! exports each template publishes and the imports each one uses (never a
-//! hand-kept list). Deploy order and parallel waves come from it.
+//! outputs each template publishes and the ones each consumes as
+//! parameters (never a hand-kept list). Deploy order and parallel waves
+//! come from it.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
-use crate::model::Template;
+use crate::model::{OutputKey, Template};
 use crate::stacks::StackId;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum GraphError {
-    #[error("stack `{consumer}` imports `{export}`, which no stack exports")]
-    MissingExport { consumer: StackId, export: String },
-    #[error("stacks {} import from each other in a cycle", .stacks.iter().map(|s| format!("`{s}`")).collect::<Vec<_>>().join(", "))]
+    #[error("stack `{consumer}` consumes `{output}`, which no stack publishes")]
+    MissingOutput { consumer: StackId, output: String },
+    #[error("stacks {} consume each other's outputs in a cycle", .stacks.iter().map(|s| format!("`{s}`")).collect::<Vec<_>>().join(", "))]
     Cycle { stacks: Vec<StackId> },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Graph {
-    /// For each stack, the stacks it imports from.
+    /// For each stack, the stacks whose outputs it consumes.
     pub depends_on: BTreeMap<StackId, BTreeSet<StackId>>,
     /// A topological order (ties broken by [`StackId`] order).
     pub order: Vec<StackId>,
@@ -28,7 +29,7 @@ pub struct Graph {
 }
 
 impl Graph {
-    /// Stacks that import from `id`, directly or not.
+    /// Stacks that consume `id`'s outputs, directly or not.
     pub fn dependents(&self, id: StackId) -> BTreeSet<StackId> {
         let mut out = BTreeSet::new();
         let mut frontier = vec![id];
@@ -44,26 +45,25 @@ impl Graph {
 }
 
 pub fn derive(templates: &BTreeMap<StackId, Template>) -> Result<Graph, GraphError> {
-    let mut producer: BTreeMap<String, StackId> = BTreeMap::new();
+    let mut producer: BTreeMap<OutputKey, StackId> = BTreeMap::new();
     for (id, t) in templates {
-        for key in t.exports() {
-            producer.insert(key.export_name(t.export_prefix()), *id);
+        for key in t.published() {
+            producer.insert(*key, *id);
         }
     }
     let mut depends_on: BTreeMap<StackId, BTreeSet<StackId>> = BTreeMap::new();
     for (id, t) in templates {
         let deps = depends_on.entry(*id).or_default();
-        for key in t.imports() {
-            let name = key.export_name(t.export_prefix());
-            match producer.get(&name) {
+        for (key, _) in t.consumed().values() {
+            match producer.get(key) {
                 Some(p) if p != id => {
                     deps.insert(*p);
                 }
                 Some(_) => {}
                 None => {
-                    return Err(GraphError::MissingExport {
+                    return Err(GraphError::MissingOutput {
                         consumer: *id,
-                        export: name,
+                        output: format!("{}.{}", key.producer, key.name),
                     })
                 }
             }
@@ -105,23 +105,23 @@ pub fn derive(templates: &BTreeMap<StackId, Template>) -> Result<Graph, GraphErr
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{ExportKey, Template};
+    use crate::model::{OutputKey, Template};
 
-    fn tmpl(exports: &[ExportKey], imports: &[ExportKey]) -> Template {
+    fn tmpl(exports: &[OutputKey], imports: &[OutputKey]) -> Template {
         let mut t = Template::new("t", "p");
         for k in exports {
-            t.export(*k, "v".into(), "d");
+            t.publish(*k, "v".into(), "d");
         }
         for k in imports {
-            t.import(*k);
+            t.consume(*k);
         }
         t
     }
 
     #[test]
-    fn order_and_waves_follow_imports() {
-        let a = ExportKey::new("network", "A");
-        let b = ExportKey::new("memory", "B");
+    fn order_and_waves_follow_consumed_outputs() {
+        let a = OutputKey::new("network", "A");
+        let b = OutputKey::new("memory", "B");
         let m = BTreeMap::from([
             (StackId::Service, tmpl(&[], &[a, b])),
             (StackId::Memory, tmpl(&[b], &[a])),
@@ -154,9 +154,9 @@ mod tests {
     }
 
     #[test]
-    fn cycles_and_missing_exports_are_errors() {
-        let a = ExportKey::new("network", "A");
-        let b = ExportKey::new("memory", "B");
+    fn cycles_and_missing_outputs_are_errors() {
+        let a = OutputKey::new("network", "A");
+        let b = OutputKey::new("memory", "B");
         let cyclic = BTreeMap::from([
             (StackId::Network, tmpl(&[a], &[b])),
             (StackId::Memory, tmpl(&[b], &[a])),
@@ -171,7 +171,7 @@ mod tests {
         let err = derive(&missing).expect_err("missing");
         assert_eq!(
             err.to_string(),
-            "stack `cache` imports `p-network-A`, which no stack exports"
+            "stack `cache` consumes `network.A`, which no stack publishes"
         );
     }
 }

@@ -1,5 +1,6 @@
 //! Renders every stack of an environment to template bytes and builds the
-//! manifest (deploy order, waves, exports, parameters, tags, capabilities)
+//! manifest (deploy order, waves, published outputs, references, parameters,
+//! tags, capabilities)
 //! that `mangactl render` writes beside them and `plan`/`apply` read.
 //!
 //! Output is deterministic to the byte: every map is sorted (see
@@ -98,16 +99,27 @@ pub struct StackManifest {
     pub template: String,
     pub bytes: usize,
     pub depends_on: BTreeSet<StackId>,
-    /// Output logical ID → export name.
-    pub exports: BTreeMap<String, String>,
-    pub imports: BTreeSet<String>,
-    /// Parameter → default value.
+    /// Outputs other stacks consume (logical IDs).
+    pub published: BTreeSet<String>,
+    /// Parameters filled from other stacks' outputs at deploy time:
+    /// parameter → the producer and its output.
+    pub references: BTreeMap<String, Reference>,
+    /// Parameter → default value (references have none).
     pub parameters: BTreeMap<String, Option<String>>,
     pub capabilities: Vec<&'static str>,
     pub termination_protection: bool,
     /// Resources kept when the stack is deleted.
     pub retained: BTreeMap<String, RetainedResource>,
     pub resource_count: usize,
+}
+
+/// A consumed value: which stack's which output a parameter carries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Reference {
+    pub stack: StackId,
+    pub output: String,
+    /// A comma-joined list output passed to a `CommaDelimitedList` parameter.
+    pub list: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -230,18 +242,26 @@ fn stack_manifest(
         (true, false) => vec!["CAPABILITY_IAM"],
         _ => vec![],
     };
-    let prefix = t.export_prefix();
     StackManifest {
         stack_name: stack_name.to_owned(),
         template: file_name.to_owned(),
         bytes,
         depends_on: graph.depends_on.get(&id).cloned().unwrap_or_default(),
-        exports: t
-            .exports()
+        published: t.published().iter().map(|k| k.name.to_owned()).collect(),
+        references: t
+            .consumed()
             .iter()
-            .map(|k| (k.name.to_owned(), k.export_name(prefix)))
+            .filter_map(|(param, (key, list))| {
+                Some((
+                    param.clone(),
+                    Reference {
+                        stack: StackId::parse(key.producer)?,
+                        output: key.name.to_owned(),
+                        list: *list,
+                    },
+                ))
+            })
             .collect(),
-        imports: t.imports().iter().map(|k| k.export_name(prefix)).collect(),
         parameters: t.parameter_defaults(),
         capabilities,
         termination_protection: inputs.env.protection.termination_protection,

@@ -101,13 +101,24 @@ pub(crate) fn opts(only: Option<StackId>) -> ApplyOptions {
 }
 
 /// Every stack deployed with its current template.
+/// Stacks are seeded in deploy order, each with its references' values read
+/// from the producers seeded before it, as `apply` would have passed them.
 pub(crate) fn seed_all(fake: &FakeCloudFormation, r: &Rendered, protection: bool) {
     for s in &r.stacks {
+        let parameters = r.manifest.stacks[&s.id]
+            .references
+            .iter()
+            .filter_map(|(param, reference)| {
+                let producer = &r.manifest.stacks[&reference.stack].stack_name;
+                Some((param.clone(), fake.output(producer, &reference.output)?))
+            })
+            .collect();
         fake.seed_stack(Seed {
             name: s.stack_name.clone(),
             status: "CREATE_COMPLETE".into(),
             status_reason: None,
             template: Some(s.body.clone()),
+            parameters,
             termination_protection: protection,
             events: vec![SeedEvent::new(
                 &s.stack_name,
@@ -457,8 +468,19 @@ async fn plan_flags_replacements_with_their_causes_and_data_loss_and_cleans_up()
         "plan deletes the change sets it made"
     );
     assert_eq!(Outcome::from(&p).code(), 2);
-    assert_eq!(p.summary.stacks_changed, 1);
-    assert_eq!(p.summary.stacks_unchanged, 7);
+    // memory replaces its table and DAX cluster, so the outputs that read
+    // them may change, and the stacks consuming those outputs follow.
+    assert_eq!(p.summary.stacks_changed, 3);
+    assert_eq!(p.summary.stacks_unchanged, 5);
+    for consumer in [StackId::Service, StackId::Observability] {
+        let follows = &p.stack(consumer).expect("consumer").follows;
+        assert!(
+            follows.iter().any(|f| f.stack == StackId::Memory
+                && f.output == "TableName"
+                && f.how == "may change"),
+            "{consumer}: {follows:?}"
+        );
+    }
     assert_eq!(p.summary.replace, 2);
     assert_eq!(
         p.summary.data_loss,
@@ -493,7 +515,11 @@ async fn plan_flags_replacements_with_their_causes_and_data_loss_and_cleans_up()
         has("!! DATA LOSS: memory/ConversationTable (AWS::DynamoDB::Table) will be REPLACED (caused by KeySchema); the data it holds does not carry over."),
         "{text}"
     );
-    assert!(has("Plan: 0 to add, 3 to change (2 replacements), 0 to remove; 1 stack to change, 7 unchanged."), "{text}");
+    assert!(has("Plan: 0 to add, 3 to change (2 replacements), 0 to remove; 3 stacks to change, 5 unchanged."), "{text}");
+    assert!(
+        has("~ parameter MemoryTableName follows memory.TableName (may change by this apply); used by Dashboard, MemoryReadBudgetAlarm"),
+        "{text}"
+    );
 
     let json = serde_json::to_value(&p).expect("json");
     let memory = json["stacks"]
@@ -571,6 +597,7 @@ async fn rollback_complete_is_deleted_and_recreated_only_after_confirmation() {
         status: "ROLLBACK_COMPLETE".into(),
         status_reason: None,
         template: None,
+        parameters: Default::default(),
         termination_protection: false,
         events: vec![
             SeedEvent::new(
@@ -671,6 +698,7 @@ async fn update_rollback_failed_is_continued_then_updated() {
         status: "UPDATE_ROLLBACK_FAILED".into(),
         status_reason: Some("The following resource(s) failed to update: [Endpoint].".into()),
         template: Some(old.to_string()),
+        parameters: Default::default(),
         termination_protection: false,
         events: vec![
             SeedEvent::new(
@@ -739,6 +767,7 @@ async fn a_stack_in_progress_is_refused_with_who_and_since_when() {
         status: "UPDATE_IN_PROGRESS".into(),
         status_reason: None,
         template: Some(body(&r, StackId::Service)),
+        parameters: Default::default(),
         termination_protection: false,
         events: vec![
             SeedEvent::new(
@@ -812,6 +841,7 @@ async fn ctrl_c_cancels_an_update_in_progress_and_starts_nothing_else() {
         status: "UPDATE_COMPLETE".into(),
         status_reason: None,
         template: Some(old.to_string()),
+        parameters: Default::default(),
         termination_protection: false,
         events: vec![],
     });

@@ -36,8 +36,14 @@ impl CloudFormation for FakeCloudFormation {
         }
     }
 
-    async fn export_names(&self) -> CfnResult<BTreeSet<String>> {
-        Ok(self.lock().exports.keys().cloned().collect())
+    async fn template(&self, name: &str) -> CfnResult<Option<String>> {
+        // A read: not in the call log (which records what changes things).
+        let st = self.lock();
+        Ok(st
+            .find(name)
+            .filter(|s| s.status != "REVIEW_IN_PROGRESS")
+            .and_then(|s| s.template.as_ref())
+            .map(Value::to_string))
     }
 
     async fn create_change_set(&self, r: &ChangeSetRequest) -> CfnResult<String> {
@@ -60,6 +66,22 @@ impl CloudFormation for FakeCloudFormation {
                     format!("No export named {name} found."),
                 ));
             }
+        }
+        // Like CloudFormation, every parameter without a default needs a value.
+        let unset: Vec<String> = template
+            .as_ref()
+            .map(required_parameters)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|p| !r.parameters.contains_key(p))
+            .collect();
+        if !unset.is_empty() {
+            return Err(api(
+                "CreateChangeSet",
+                &r.stack_name,
+                "ValidationError",
+                format!("Parameters: [{}] must have values", unset.join(", ")),
+            ));
         }
         let existing = st.stacks.get(&r.stack_name).cloned();
         match (r.kind, &existing) {
@@ -110,6 +132,7 @@ impl CloudFormation for FakeCloudFormation {
                 reason: None,
                 termination_protection: false,
                 template: None,
+                parameters: BTreeMap::new(),
                 tags: BTreeMap::new(),
                 events: Vec::new(),
                 pending: VecDeque::new(),
@@ -127,7 +150,11 @@ impl CloudFormation for FakeCloudFormation {
             );
             st.stacks.insert(r.stack_name.clone(), stack);
         }
-        let old = existing.as_ref().and_then(|s| s.template.clone());
+        // Compared as CloudFormation resolves them: parameters bound.
+        let old = existing
+            .as_ref()
+            .and_then(|s| s.template.as_ref().map(|t| bind(t, &s.parameters)));
+        let new = template.as_ref().map(|t| bind(t, &r.parameters));
         let (status, reason, changes) = match st
             .scripted_change_sets
             .get_mut(&r.stack_name)
@@ -135,7 +162,7 @@ impl CloudFormation for FakeCloudFormation {
         {
             Some(s) => (s.status, s.status_reason, s.changes),
             None => {
-                let changes = diff(old.as_ref(), template.as_ref());
+                let changes = diff(old.as_ref(), new.as_ref());
                 if changes.is_empty() && r.kind == ChangeSetKind::Update {
                     (
                         "FAILED".to_owned(),
@@ -159,6 +186,7 @@ impl CloudFormation for FakeCloudFormation {
                 stack: r.stack_name.clone(),
                 kind: r.kind,
                 template,
+                parameters: r.parameters.clone(),
                 tags: r.tags.clone(),
                 status,
                 reason,
@@ -266,6 +294,11 @@ impl CloudFormation for FakeCloudFormation {
             ));
         }
         let behavior = st.behavior(stack);
+        let in_use = if cs.kind == ChangeSetKind::Update {
+            st.export_in_use(stack, cs.template.as_ref(), &cs.parameters)
+        } else {
+            None
+        };
         let Some(s) = st.stacks.get_mut(stack) else {
             return Err(api(
                 "ExecuteChangeSet",
@@ -297,12 +330,24 @@ impl CloudFormation for FakeCloudFormation {
         s.token = Some(token.to_owned());
         s.tags = cs.tags.clone();
         s.hanging = behavior == Behavior::Hang;
-        s.pending = operation_steps(
-            verb,
-            &targets,
-            &behavior,
-            Commit::Template(cs.template.clone()),
-        );
+        let commit = Commit::Template(cs.template.clone(), cs.parameters.clone());
+        s.pending = match in_use {
+            // CloudFormation updates exports at the end of an update and
+            // rolls back when one in use would change or go: the stack-level
+            // UPDATE_ROLLBACK_IN_PROGRESS carries "Export <name> cannot be
+            // updated/deleted as it is in use by <stack>".
+            Some(reason) => {
+                let mut steps = operation_steps(verb, &[], &Behavior::Succeed, commit);
+                steps.truncate(1);
+                let touched: Vec<(String, String)> = targets
+                    .iter()
+                    .map(|(id, ty, _)| (id.clone(), ty.clone()))
+                    .collect();
+                steps.extend(rollback_steps(&touched, &reason));
+                steps
+            }
+            None => operation_steps(verb, &targets, &behavior, commit),
+        };
         // Other change sets of the stack are stale once one executes.
         st.change_sets.retain(|_, c| c.stack != stack);
         Ok(())
@@ -316,6 +361,7 @@ impl CloudFormation for FakeCloudFormation {
         };
         st.call(format!("DeleteStack {name}"));
         let behavior = st.behavior(&name);
+        let in_use = st.export_in_use(&name, None, &BTreeMap::new());
         let Some(s) = st.stacks.get_mut(&name) else {
             return Ok(());
         };
@@ -334,6 +380,40 @@ impl CloudFormation for FakeCloudFormation {
                 "ValidationError",
                 format!("Stack [{name}] is in {} state", s.status),
             ));
+        }
+        if let Some(reason) = in_use {
+            // The deletion starts and fails on the export; the stack keeps
+            // its status (CloudFormation: "Export <name> cannot be deleted
+            // as it is in use by <stack>").
+            let status = s.status.clone();
+            s.token = Some(token.to_owned());
+            s.pending = VecDeque::from([
+                Step {
+                    events: vec![(
+                        String::new(),
+                        STACK.into(),
+                        "DELETE_IN_PROGRESS".into(),
+                        Some("User Initiated".into()),
+                    )],
+                    status: Some("DELETE_IN_PROGRESS".into()),
+                    commit: None,
+                },
+                Step {
+                    events: vec![(
+                        String::new(),
+                        STACK.into(),
+                        "DELETE_FAILED".into(),
+                        Some(reason),
+                    )],
+                    status: Some(if status == "REVIEW_IN_PROGRESS" {
+                        status
+                    } else {
+                        "DELETE_FAILED".into()
+                    }),
+                    commit: None,
+                },
+            ]);
+            return Ok(());
         }
         let mut targets = if s.status == "ROLLBACK_COMPLETE" || s.status == "REVIEW_IN_PROGRESS" {
             vec![]

@@ -79,6 +79,8 @@ struct FakeStack {
     reason: Option<String>,
     termination_protection: bool,
     template: Option<Value>,
+    /// Parameter values of the last successful operation.
+    parameters: BTreeMap<String, String>,
     tags: BTreeMap<String, String>,
     events: Vec<StackEvent>,
     /// The running operation, one step per `describe_stack`.
@@ -100,7 +102,8 @@ struct Step {
 
 #[derive(Debug, Clone)]
 enum Commit {
-    Template(Option<Value>),
+    /// The template and parameter values take effect.
+    Template(Option<Value>, BTreeMap<String, String>),
     Deleted,
 }
 
@@ -111,6 +114,7 @@ struct FakeChangeSet {
     stack: String,
     kind: ChangeSetKind,
     template: Option<Value>,
+    parameters: BTreeMap<String, String>,
     tags: BTreeMap<String, String>,
     status: String,
     reason: Option<String>,

@@ -1,7 +1,7 @@
 //! The fake's scripting API: what the next operation or change set of a
 //! stack does, stacks that exist before a test starts, and the calls made.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::MutexGuard;
 
 use serde_json::Value;
@@ -45,6 +45,8 @@ pub struct Seed {
     pub status_reason: Option<String>,
     /// The template the stack was last deployed with (JSON), if any.
     pub template: Option<String>,
+    /// The parameter values it was deployed with.
+    pub parameters: BTreeMap<String, String>,
     pub termination_protection: bool,
     /// Its last events, oldest first.
     pub events: Vec<SeedEvent>,
@@ -112,6 +114,15 @@ impl FakeCloudFormation {
     }
 
     /// Creates `seed` as an existing stack.
+    /// The current value of output `key` of `stack`, as DescribeStacks
+    /// reports it (for seeding consumers with their producers' values).
+    pub fn output(&self, stack: &str, key: &str) -> Option<String> {
+        let st = self.lock();
+        st.find(stack)
+            .map(to_stack)
+            .and_then(|s| s.output(key).map(str::to_owned))
+    }
+
     pub fn seed_stack(&self, seed: Seed) {
         let mut st = self.lock();
         let id = format!(
@@ -130,6 +141,7 @@ impl FakeCloudFormation {
             reason: seed.status_reason.clone(),
             termination_protection: seed.termination_protection,
             template,
+            parameters: seed.parameters.clone(),
             tags: BTreeMap::new(),
             events: Vec::new(),
             pending: VecDeque::new(),

@@ -6,6 +6,8 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, SystemTime};
 
+use serde_json::Value;
+
 use super::template::*;
 use super::*;
 use crate::aws::cloudformation::{Stack, StackEvent, StackOutput, StackStatus};
@@ -310,8 +312,9 @@ impl State {
             stack.status = status;
         }
         match step.commit {
-            Some(Commit::Template(t)) => {
+            Some(Commit::Template(t, params)) => {
                 stack.template = t;
+                stack.parameters = params;
                 stack.token = None;
                 let snapshot = stack.clone();
                 publish_exports(&mut self.exports, &snapshot);
@@ -334,6 +337,50 @@ impl State {
             .or_else(|| self.deleted.get(name))
     }
 
+    /// CloudFormation's export rule: an export another stack imports can
+    /// neither change nor go. `new` is the stack's next template (`None`:
+    /// the stack is being deleted). Returns the reason of the first export
+    /// that would break the rule.
+    pub(super) fn export_in_use(
+        &self,
+        stack: &str,
+        new: Option<&Value>,
+        new_params: &BTreeMap<String, String>,
+    ) -> Option<String> {
+        let current = self.stacks.get(stack)?;
+        let old = exports_of(
+            current
+                .template
+                .as_ref()
+                .map(|t| bind(t, &current.parameters))
+                .as_ref(),
+        );
+        let next = exports_of(new.map(|t| bind(t, new_params)).as_ref());
+        for (name, value) in &old {
+            let verb = match next.get(name) {
+                None => "deleted",
+                Some(v) if v != value => "updated",
+                Some(_) => continue,
+            };
+            let importer = self.stacks.values().find(|s| {
+                s.name != stack && {
+                    let mut imports = Vec::new();
+                    if let Some(t) = &s.template {
+                        collect_imports(t, &mut imports);
+                    }
+                    imports.iter().any(|i| i == name)
+                }
+            });
+            if let Some(importer) = importer {
+                return Some(format!(
+                    "Export {name} cannot be {verb} as it is in use by {}",
+                    importer.name
+                ));
+            }
+        }
+        None
+    }
+
     pub(super) fn live_name(&self, name_or_id: &str) -> Option<String> {
         self.stacks
             .get(name_or_id)
@@ -350,10 +397,11 @@ pub(super) fn to_stack(s: &FakeStack) -> Stack {
         status_reason: s.reason.clone(),
         termination_protection: s.termination_protection,
         outputs: if s.status.ends_with("_COMPLETE") {
+            let bound = s.template.as_ref().map(|t| bind(t, &s.parameters));
             outputs_of(s.template.as_ref())
                 .into_iter()
                 .map(|(key, export_name)| StackOutput {
-                    value: format!("fake-{}-{key}", s.name),
+                    value: output_value(&s.name, &key, bound.as_ref()),
                     key,
                     export_name,
                     description: None,
@@ -362,6 +410,7 @@ pub(super) fn to_stack(s: &FakeStack) -> Stack {
         } else {
             vec![]
         },
+        parameters: s.parameters.clone(),
         tags: s.tags.clone(),
     }
 }

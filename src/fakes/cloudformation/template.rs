@@ -142,3 +142,98 @@ pub(super) fn collect_imports(v: &Value, out: &mut Vec<String>) {
         _ => {}
     }
 }
+
+/// `template` with every `Ref` to one of its parameters replaced by the
+/// value in `params` (a `CommaDelimitedList` becomes a list), so two
+/// deployments compare by what CloudFormation would resolve.
+pub(super) fn bind(template: &Value, params: &BTreeMap<String, String>) -> Value {
+    let declared: BTreeMap<String, bool> = template
+        .get("Parameters")
+        .and_then(Value::as_object)
+        .map(|ps| {
+            ps.iter()
+                .map(|(k, p)| (k.clone(), p["Type"] == "CommaDelimitedList"))
+                .collect()
+        })
+        .unwrap_or_default();
+    fn walk(
+        v: &Value,
+        declared: &BTreeMap<String, bool>,
+        params: &BTreeMap<String, String>,
+    ) -> Value {
+        match v {
+            Value::Object(o) => {
+                if let (1, Some(Value::String(id))) = (o.len(), o.get("Ref")) {
+                    if let (Some(list), Some(value)) = (declared.get(id), params.get(id)) {
+                        return if *list {
+                            Value::Array(
+                                value
+                                    .split(',')
+                                    .map(|s| Value::String(s.to_owned()))
+                                    .collect(),
+                            )
+                        } else {
+                            Value::String(value.clone())
+                        };
+                    }
+                }
+                Value::Object(
+                    o.iter()
+                        .map(|(k, x)| (k.clone(), walk(x, declared, params)))
+                        .collect(),
+                )
+            }
+            Value::Array(a) => Value::Array(a.iter().map(|x| walk(x, declared, params)).collect()),
+            other => other.clone(),
+        }
+    }
+    walk(template, &declared, params)
+}
+
+/// Parameters the template declares without a default.
+pub(super) fn required_parameters(template: &Value) -> Vec<String> {
+    template
+        .get("Parameters")
+        .and_then(Value::as_object)
+        .map(|ps| {
+            ps.iter()
+                .filter(|(_, p)| p.get("Default").is_none())
+                .map(|(k, _)| k.clone())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The value the fake reports for output `key` of `stack`: derived from the
+/// output's definition with the parameters bound, so it changes exactly
+/// when what CloudFormation would resolve changes (FNV-1a, stable).
+pub(super) fn output_value(stack: &str, key: &str, bound: Option<&Value>) -> String {
+    let def = bound
+        .and_then(|t| t.get("Outputs"))
+        .and_then(|o| o.get(key))
+        .and_then(|o| o.get("Value"))
+        .map(Value::to_string)
+        .unwrap_or_default();
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in def.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("fake-{stack}-{key}-{:08x}", h & 0xffff_ffff)
+}
+
+/// Export name → the output's bound definition, of a bound template.
+pub(super) fn exports_of(bound: Option<&Value>) -> BTreeMap<String, Value> {
+    bound
+        .and_then(|t| t.get("Outputs"))
+        .and_then(Value::as_object)
+        .map(|os| {
+            os.values()
+                .filter_map(|o| {
+                    let name = o.pointer("/Export/Name")?.as_str()?.to_owned();
+                    Some((name, o.get("Value").cloned().unwrap_or(Value::Null)))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}

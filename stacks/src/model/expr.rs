@@ -3,7 +3,7 @@
 //! Every property of a typed resource (see [`super::resources`]) that can hold
 //! a reference is an [`Expr`]. Expressions that point at other resources are
 //! only built from typed handles ([`super::Handle`]) or cross-stack export keys
-//! ([`super::ExportKey`]), so a logical ID is never typed twice by hand.
+//! ([`super::OutputKey`]), so a logical ID is never typed twice by hand.
 
 use std::collections::BTreeMap;
 

@@ -8,7 +8,7 @@ pub mod template;
 
 pub use expr::{pseudo, Expr};
 pub use template::{
-    ConditionHandle, ExportKey, Handle, ParamHandle, Parameter, Policy, ResourceOpts, ResourceType,
+    ConditionHandle, Handle, OutputKey, ParamHandle, Parameter, Policy, ResourceOpts, ResourceType,
     Template,
 };
 

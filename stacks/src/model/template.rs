@@ -1,10 +1,14 @@
-//! The template builder: parameters, conditions, resources, outputs and
-//! exports, rendered deterministically to JSON or YAML.
+//! The template builder: parameters, conditions, resources and outputs,
+//! rendered deterministically to JSON or YAML.
 //!
 //! Resources go in through [`Template::add`], which returns a typed
 //! [`Handle`]; other resources refer to it only through that handle. Stacks
-//! talk to each other only through [`ExportKey`]s, and the deploy graph in
-//! [`crate::graph`] is read back from the exports and imports recorded here.
+//! talk to each other only through [`OutputKey`]s: the producer
+//! [`publishes`](Template::publish) a plain output (no `Export`, so it can
+//! change), the consumer [`consumes`](Template::consume) it as a stack
+//! parameter that `mangactl` fills from the producer's outputs at deploy
+//! time (`src/deploy/references.rs`). The deploy graph in [`crate::graph`]
+//! is read back from what is published and consumed here.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::marker::PhantomData;
@@ -76,22 +80,37 @@ impl ConditionHandle {
     }
 }
 
-/// A value one stack exports for others; the name is scoped by the
-/// environment prefix of the template that uses it.
+/// A value one stack publishes for others: the producing stack and the
+/// logical ID of its output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub struct ExportKey {
+pub struct OutputKey {
     /// Short name of the producing stack (e.g. `network`).
     pub producer: &'static str,
     /// Output logical ID in the producing stack (alphanumeric).
     pub name: &'static str,
 }
 
-impl ExportKey {
+impl OutputKey {
     pub const fn new(producer: &'static str, name: &'static str) -> Self {
-        ExportKey { producer, name }
+        OutputKey { producer, name }
     }
 
-    pub fn export_name(&self, prefix: &str) -> String {
+    /// The consumer's parameter carrying this value: the producer's name
+    /// capitalised, then the output's (`network` + `VpcId` → `NetworkVpcId`).
+    pub fn parameter(&self) -> String {
+        let mut chars = self.producer.chars();
+        let head: String = chars
+            .next()
+            .map(|c| c.to_ascii_uppercase())
+            .into_iter()
+            .collect();
+        format!("{head}{}{}", chars.as_str(), self.name)
+    }
+
+    /// The export name the first releases used (`mangaassist-<env>-<stack>-<Name>`),
+    /// which deployments made before references became parameters still
+    /// carry; only the migration reads it.
+    pub fn legacy_export_name(&self, prefix: &str) -> String {
         format!("{prefix}-{}-{}", self.producer, self.name)
     }
 }
@@ -149,37 +168,38 @@ pub struct Parameter {
 struct Output {
     value: Expr,
     description: String,
-    export: Option<String>,
 }
 
 /// One CloudFormation template under construction.
 #[derive(Debug, Clone)]
 pub struct Template {
     description: String,
-    export_prefix: String,
+    prefix: String,
     metadata: BTreeMap<String, Value>,
     parameters: BTreeMap<String, Parameter>,
     conditions: BTreeMap<String, Expr>,
     resources: BTreeMap<String, Resource>,
     outputs: BTreeMap<String, Output>,
-    imports: BTreeSet<ExportKey>,
-    exports: BTreeSet<ExportKey>,
+    /// Outputs other stacks consume (each is also in `outputs`).
+    published: BTreeSet<OutputKey>,
+    /// Values of other stacks this one consumes, by parameter name.
+    consumed: BTreeMap<String, (OutputKey, bool)>,
     errors: Vec<ModelError>,
 }
 
 impl Template {
-    /// `export_prefix` scopes export names, e.g. `mangaassist-prod`.
-    pub fn new(description: impl Into<String>, export_prefix: impl Into<String>) -> Self {
+    /// `prefix` is the environment's name prefix, e.g. `mangaassist-prod`.
+    pub fn new(description: impl Into<String>, prefix: impl Into<String>) -> Self {
         Template {
             description: description.into(),
-            export_prefix: export_prefix.into(),
+            prefix: prefix.into(),
             metadata: BTreeMap::new(),
             parameters: BTreeMap::new(),
             conditions: BTreeMap::new(),
             resources: BTreeMap::new(),
             outputs: BTreeMap::new(),
-            imports: BTreeSet::new(),
-            exports: BTreeSet::new(),
+            published: BTreeSet::new(),
+            consumed: BTreeMap::new(),
             errors: Vec::new(),
         }
     }
@@ -252,41 +272,69 @@ impl Template {
             Output {
                 value,
                 description: description.to_owned(),
-                export: None,
             },
         );
     }
 
-    /// Publishes `value` under `key` for other stacks to import.
-    pub fn export(&mut self, key: ExportKey, value: Expr, description: &str) {
-        let name = key.export_name(&self.export_prefix);
-        self.exports.insert(key);
-        self.outputs.insert(
-            key.name.to_owned(),
-            Output {
-                value,
-                description: description.to_owned(),
-                export: Some(name),
-            },
-        );
+    /// Publishes `value` as the output `key.name` for other stacks to
+    /// consume. A plain output, never an `Export`: an exported value cannot
+    /// change while another stack imports it ("after another stack imports
+    /// an output value, you can't delete the stack that is exporting the
+    /// output value or modify the exported output value", CloudFormation
+    /// Template Reference, `Fn::ImportValue`), so subnets, security groups
+    /// or names could never change once consumed.
+    pub fn publish(&mut self, key: OutputKey, value: Expr, description: &str) {
+        self.published.insert(key);
+        self.output(key.name, value, description);
     }
 
-    /// `Fn::ImportValue` of another stack's export; recorded for the graph.
-    pub fn import(&mut self, key: ExportKey) -> Expr {
-        self.imports.insert(key);
-        Expr::ImportValue(Box::new(Expr::Str(key.export_name(&self.export_prefix))))
+    /// Another stack's output as a parameter of this one (type `String`),
+    /// recorded for the graph; `mangactl` passes the producer's current
+    /// value when it creates this stack's change set.
+    pub fn consume(&mut self, key: OutputKey) -> Expr {
+        self.consume_as(key, false)
     }
 
-    pub fn imports(&self) -> &BTreeSet<ExportKey> {
-        &self.imports
+    /// A comma-joined list output (subnet IDs) as a `CommaDelimitedList`
+    /// parameter, whose `Ref` is the list itself.
+    pub fn consume_list(&mut self, key: OutputKey) -> Expr {
+        self.consume_as(key, true)
     }
 
-    pub fn exports(&self) -> &BTreeSet<ExportKey> {
-        &self.exports
+    fn consume_as(&mut self, key: OutputKey, list: bool) -> Expr {
+        let id = key.parameter();
+        if !self.consumed.contains_key(&id) {
+            self.claim(&id);
+            self.parameters.insert(
+                id.clone(),
+                Parameter {
+                    kind: if list { "CommaDelimitedList" } else { "String" },
+                    description: format!(
+                        "Output {} of the {} stack (set by mangactl at deploy time)",
+                        key.name, key.producer
+                    ),
+                    default: None,
+                    allowed_pattern: None,
+                },
+            );
+            self.consumed.insert(id.clone(), (key, list));
+        }
+        Expr::Ref(id)
     }
 
-    pub fn export_prefix(&self) -> &str {
-        &self.export_prefix
+    /// What this template consumes: parameter name → (output key, is a list).
+    pub fn consumed(&self) -> &BTreeMap<String, (OutputKey, bool)> {
+        &self.consumed
+    }
+
+    /// What this template publishes for others.
+    pub fn published(&self) -> &BTreeSet<OutputKey> {
+        &self.published
+    }
+
+    /// The environment's name prefix (`mangaassist-<env>`).
+    pub fn prefix(&self) -> &str {
+        &self.prefix
     }
 
     /// Logical IDs and types of every resource, sorted by ID.
@@ -360,9 +408,6 @@ impl Template {
                 let mut m = Map::new();
                 m.insert("Value".into(), to_json(&o.value));
                 m.insert("Description".into(), o.description.clone().into());
-                if let Some(name) = &o.export {
-                    m.insert("Export".into(), serde_json::json!({ "Name": name }));
-                }
                 (id.clone(), Value::Object(m))
             });
             root.insert("Outputs".into(), Value::Object(outputs.collect()));
@@ -560,7 +605,7 @@ mod tests {
             },
             ResourceOpts::new().depends_on(&b).deletion(Policy::Retain),
         );
-        t.export(ExportKey::new("network", "AId"), a.reference(), "a");
+        t.publish(OutputKey::new("network", "AId"), a.reference(), "a");
         let v = t.to_value();
         let text = serde_json::to_string(&v).expect("json");
         assert!(
@@ -571,10 +616,13 @@ mod tests {
         );
         assert_eq!(v["Resources"]["A"]["DependsOn"], serde_json::json!(["B"]));
         assert_eq!(v["Resources"]["A"]["UpdateReplacePolicy"], "Retain");
+        // Published outputs are plain outputs: an Export would freeze the
+        // value once another stack imports it.
         assert_eq!(
-            v["Outputs"]["AId"]["Export"]["Name"],
-            "mangaassist-dev-network-AId"
+            v["Outputs"]["AId"]["Value"],
+            serde_json::json!({ "Ref": "A" })
         );
+        assert!(v["Outputs"]["AId"].get("Export").is_none(), "{text}");
         assert!(t.check().is_ok(), "{:?}", t.check());
         assert_eq!(t.retained().len(), 1);
     }
@@ -632,16 +680,35 @@ mod tests {
     }
 
     #[test]
-    fn imports_are_recorded_for_the_graph() {
+    fn consumed_outputs_become_parameters_recorded_for_the_graph() {
         let mut t = Template::new("d", "mangaassist-prod");
-        let e = t.import(ExportKey::new("network", "VpcId"));
+        let e = t.consume(OutputKey::new("network", "VpcId"));
+        assert_eq!(e, Expr::Ref("NetworkVpcId".into()));
+        let again = t.consume(OutputKey::new("network", "VpcId"));
+        assert_eq!(again, e, "one parameter per consumed output");
+        let l = t.consume_list(OutputKey::new("network", "PrivateSubnetIds"));
+        assert_eq!(l, Expr::Ref("NetworkPrivateSubnetIds".into()));
+        let v = t.to_value();
+        assert_eq!(v["Parameters"]["NetworkVpcId"]["Type"], "String");
         assert_eq!(
-            e,
-            Expr::ImportValue(Box::new(Expr::str("mangaassist-prod-network-VpcId")))
+            v["Parameters"]["NetworkPrivateSubnetIds"]["Type"],
+            "CommaDelimitedList"
         );
+        assert!(v["Parameters"]["NetworkVpcId"].get("Default").is_none());
         assert_eq!(
-            t.imports().iter().map(|k| k.producer).collect::<Vec<_>>(),
-            vec!["network"]
+            t.consumed()
+                .values()
+                .map(|(k, list)| (k.producer, k.name, *list))
+                .collect::<Vec<_>>(),
+            vec![
+                ("network", "PrivateSubnetIds", true),
+                ("network", "VpcId", false)
+            ]
+        );
+        assert!(t.check().is_ok(), "{:?}", t.check());
+        assert_eq!(
+            OutputKey::new("network", "VpcId").legacy_export_name("mangaassist-prod"),
+            "mangaassist-prod-network-VpcId"
         );
     }
 }

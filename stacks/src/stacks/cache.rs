@@ -2,13 +2,13 @@
 //! caching: TLS in transit, encryption at rest, automatic failover and
 //! multi-AZ where replicas exist, reachable only from the runtime's group.
 
-use super::{import_list, network, Inputs, StackId};
+use super::{network, Inputs, StackId};
 use crate::model::resources::elasticache::*;
-use crate::model::{ExportKey, Policy, ResourceOpts, Template};
+use crate::model::{OutputKey, Policy, ResourceOpts, Template};
 
-pub const ENDPOINT: ExportKey = ExportKey::new("cache", "RedisEndpoint");
-pub const PORT: ExportKey = ExportKey::new("cache", "RedisPort");
-pub const GROUP_ID: ExportKey = ExportKey::new("cache", "ReplicationGroupId");
+pub const ENDPOINT: OutputKey = OutputKey::new("cache", "RedisEndpoint");
+pub const PORT: OutputKey = OutputKey::new("cache", "RedisPort");
+pub const GROUP_ID: OutputKey = OutputKey::new("cache", "ReplicationGroupId");
 
 pub fn template(i: &Inputs<'_>) -> Template {
     let id = StackId::Cache;
@@ -16,8 +16,8 @@ pub fn template(i: &Inputs<'_>) -> Template {
     let tags = i.tags(id);
     let cap = &i.sizing.redis;
 
-    let subnets = import_list(&mut t, network::PRIVATE_SUBNETS);
-    let sg = t.import(network::REDIS_SG);
+    let subnets = t.consume_list(network::PRIVATE_SUBNETS);
+    let sg = t.consume(network::REDIS_SG);
     let subnet_group = t.add(
         "RedisSubnetGroup",
         SubnetGroup {
@@ -69,8 +69,8 @@ pub fn template(i: &Inputs<'_>) -> Template {
     } else {
         group.primary_address()
     };
-    t.export(ENDPOINT, endpoint, "Redis endpoint address (TLS)");
-    t.export(PORT, network::REDIS_PORT.to_string().into(), "Redis port");
-    t.export(GROUP_ID, group.id(), "Replication group ID");
+    t.publish(ENDPOINT, endpoint, "Redis endpoint address (TLS)");
+    t.publish(PORT, network::REDIS_PORT.to_string().into(), "Redis port");
+    t.publish(GROUP_ID, group.id(), "Replication group ID");
     t
 }

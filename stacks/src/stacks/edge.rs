@@ -10,10 +10,10 @@ use crate::model::resources::cloudfront::*;
 use crate::model::resources::wafv2::{
     self, Action, ManagedRuleGroup, OverrideAction, RateBased, Rule, VisibilityConfig, WebAcl,
 };
-use crate::model::{ExportKey, Expr, Template};
+use crate::model::{Expr, OutputKey, Template};
 
-pub const DISTRIBUTION_ID: ExportKey = ExportKey::new("edge", "DistributionId");
-pub const DISTRIBUTION_DOMAIN: ExportKey = ExportKey::new("edge", "DistributionDomainName");
+pub const DISTRIBUTION_ID: OutputKey = OutputKey::new("edge", "DistributionId");
+pub const DISTRIBUTION_DOMAIN: OutputKey = OutputKey::new("edge", "DistributionDomainName");
 
 /// AWS managed cache policy `Managed-CachingDisabled`.
 pub const CACHING_DISABLED: &str = "4135ea2d-6df8-44a3-9df3-4b5a84be39ad";
@@ -114,7 +114,7 @@ pub fn template(i: &Inputs<'_>) -> Template {
         },
     );
 
-    let alb = t.import(service::ALB_DNS);
+    let alb = t.consume(service::ALB_DNS);
     let timeouts = &i.sizing.timeouts;
     let (viewer_certificate, aliases, origin_protocol) = match &i.env.domain {
         Some(d) => (
@@ -181,12 +181,12 @@ pub fn template(i: &Inputs<'_>) -> Template {
         },
     );
 
-    t.export(
+    t.publish(
         DISTRIBUTION_ID,
         distribution.id(),
         "CloudFront distribution ID",
     );
-    t.export(
+    t.publish(
         DISTRIBUTION_DOMAIN,
         distribution.domain_name(),
         "CloudFront domain name",

@@ -8,11 +8,11 @@ use super::{arn, Inputs, StackId};
 use crate::model::resources::autoscaling::*;
 use crate::model::resources::iam::{InlinePolicy, PolicyDocument, Role, Statement};
 use crate::model::resources::sagemaker::*;
-use crate::model::{ExportKey, Expr, ResourceOpts, Template};
+use crate::model::{Expr, OutputKey, ResourceOpts, Template};
 
-pub const ENDPOINT_NAME: ExportKey = ExportKey::new("intent", "EndpointName");
-pub const ENDPOINT_ARN: ExportKey = ExportKey::new("intent", "EndpointArn");
-pub const VARIANT_NAME: ExportKey = ExportKey::new("intent", "VariantName");
+pub const ENDPOINT_NAME: OutputKey = OutputKey::new("intent", "EndpointName");
+pub const ENDPOINT_ARN: OutputKey = OutputKey::new("intent", "EndpointArn");
+pub const VARIANT_NAME: OutputKey = OutputKey::new("intent", "VariantName");
 
 pub const VARIANT: &str = "AllTraffic";
 
@@ -155,9 +155,9 @@ pub fn template(i: &Inputs<'_>) -> Template {
         },
     );
 
-    t.export(ENDPOINT_NAME, endpoint.name(), "Intent endpoint name");
-    t.export(ENDPOINT_ARN, endpoint.arn(), "Intent endpoint ARN");
-    t.export(
+    t.publish(ENDPOINT_NAME, endpoint.name(), "Intent endpoint name");
+    t.publish(ENDPOINT_ARN, endpoint.arn(), "Intent endpoint ARN");
+    t.publish(
         VARIANT_NAME,
         Expr::Str(VARIANT.into()),
         "Production variant name",

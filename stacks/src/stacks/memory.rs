@@ -4,18 +4,18 @@
 
 use std::collections::BTreeMap;
 
-use super::{import_list, network, Inputs, StackId};
+use super::{network, Inputs, StackId};
 use crate::env::Billing;
 use crate::model::resources::dax;
 use crate::model::resources::dynamodb::*;
 use crate::model::resources::iam::{InlinePolicy, PolicyDocument, Role, Statement};
-use crate::model::{ExportKey, Handle, Policy, ResourceOpts, Template};
+use crate::model::{Handle, OutputKey, Policy, ResourceOpts, Template};
 
-pub const TABLE_NAME: ExportKey = ExportKey::new("memory", "TableName");
-pub const TABLE_ARN: ExportKey = ExportKey::new("memory", "TableArn");
-pub const DAX_ARN: ExportKey = ExportKey::new("memory", "DaxClusterArn");
-pub const DAX_NAME: ExportKey = ExportKey::new("memory", "DaxClusterName");
-pub const DAX_ENDPOINT: ExportKey = ExportKey::new("memory", "DaxEndpoint");
+pub const TABLE_NAME: OutputKey = OutputKey::new("memory", "TableName");
+pub const TABLE_ARN: OutputKey = OutputKey::new("memory", "TableArn");
+pub const DAX_ARN: OutputKey = OutputKey::new("memory", "DaxClusterArn");
+pub const DAX_NAME: OutputKey = OutputKey::new("memory", "DaxClusterName");
+pub const DAX_ENDPOINT: OutputKey = OutputKey::new("memory", "DaxEndpoint");
 
 /// Item attribute holding the expiry epoch second (the runtime writes it).
 pub const TTL_ATTRIBUTE: &str = "expires_at";
@@ -81,8 +81,8 @@ pub fn template(i: &Inputs<'_>) -> Template {
         ResourceOpts::new().deletion(table_policy),
     );
 
-    t.export(TABLE_NAME, table.name(), "Conversation table name");
-    t.export(TABLE_ARN, table.arn(), "Conversation table ARN");
+    t.publish(TABLE_NAME, table.name(), "Conversation table name");
+    t.publish(TABLE_ARN, table.arn(), "Conversation table ARN");
     // Sizing leaves DAX out when DynamoDB alone meets the memory-read budget.
     if i.sizing.dax.enabled {
         dax_cluster(i, &mut t, &table);
@@ -123,8 +123,8 @@ fn dax_cluster(i: &Inputs<'_>, t: &mut Template, table: &Handle<Table>) {
         },
     );
 
-    let subnets = import_list(t, network::PRIVATE_SUBNETS);
-    let dax_sg = t.import(network::DAX_SG);
+    let subnets = t.consume_list(network::PRIVATE_SUBNETS);
+    let dax_sg = t.consume(network::DAX_SG);
     let subnet_group = t.add(
         "DaxSubnetGroup",
         dax::SubnetGroup {
@@ -164,9 +164,9 @@ fn dax_cluster(i: &Inputs<'_>, t: &mut Template, table: &Handle<Table>) {
         },
     );
 
-    t.export(DAX_ARN, cluster.arn(), "DAX cluster ARN");
-    t.export(DAX_NAME, cluster.name(), "DAX cluster name");
-    t.export(
+    t.publish(DAX_ARN, cluster.arn(), "DAX cluster ARN");
+    t.publish(DAX_NAME, cluster.name(), "DAX cluster name");
+    t.publish(
         DAX_ENDPOINT,
         cluster.discovery_url(),
         "DAX discovery endpoint (daxs://)",

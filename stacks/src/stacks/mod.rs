@@ -2,7 +2,7 @@
 //! [`Inputs`] (the validated environment plus its sizing plan) to a
 //! [`Template`].
 //!
-//! Stacks refer to each other only through the [`ExportKey`] constants the
+//! Stacks refer to each other only through the [`OutputKey`] constants the
 //! producing module declares; [`crate::graph`] derives the deploy order from
 //! those. The one exception is the task role's ARN, which the search stack
 //! needs and the service stack creates while also importing the
@@ -175,12 +175,6 @@ pub fn build(id: StackId, inputs: &Inputs<'_>) -> Template {
         StackId::Edge => edge::template(inputs),
         StackId::Observability => observability::template(inputs),
     }
-}
-
-/// An imported comma-joined list (subnet IDs) as a list value.
-pub(crate) fn import_list(t: &mut Template, key: crate::model::ExportKey) -> Expr {
-    let joined = t.import(key);
-    Expr::split(",", joined)
 }
 
 /// `arn:<partition>:<service>:<region>:<account>:<rest>` for this stack.

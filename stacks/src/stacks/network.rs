@@ -8,16 +8,16 @@
 
 use super::{Inputs, StackId};
 use crate::model::resources::ec2::*;
-use crate::model::{ExportKey, Expr, Handle, ResourceOpts, Template};
+use crate::model::{Expr, Handle, OutputKey, ResourceOpts, Template};
 
-pub const VPC_ID: ExportKey = ExportKey::new("network", "VpcId");
-pub const PUBLIC_SUBNETS: ExportKey = ExportKey::new("network", "PublicSubnetIds");
-pub const PRIVATE_SUBNETS: ExportKey = ExportKey::new("network", "PrivateSubnetIds");
-pub const ALB_SG: ExportKey = ExportKey::new("network", "AlbSecurityGroupId");
-pub const SERVICE_SG: ExportKey = ExportKey::new("network", "ServiceSecurityGroupId");
-pub const REDIS_SG: ExportKey = ExportKey::new("network", "RedisSecurityGroupId");
-pub const DAX_SG: ExportKey = ExportKey::new("network", "DaxSecurityGroupId");
-pub const SEARCH_SG: ExportKey = ExportKey::new("network", "SearchSecurityGroupId");
+pub const VPC_ID: OutputKey = OutputKey::new("network", "VpcId");
+pub const PUBLIC_SUBNETS: OutputKey = OutputKey::new("network", "PublicSubnetIds");
+pub const PRIVATE_SUBNETS: OutputKey = OutputKey::new("network", "PrivateSubnetIds");
+pub const ALB_SG: OutputKey = OutputKey::new("network", "AlbSecurityGroupId");
+pub const SERVICE_SG: OutputKey = OutputKey::new("network", "ServiceSecurityGroupId");
+pub const REDIS_SG: OutputKey = OutputKey::new("network", "RedisSecurityGroupId");
+pub const DAX_SG: OutputKey = OutputKey::new("network", "DaxSecurityGroupId");
+pub const SEARCH_SG: OutputKey = OutputKey::new("network", "SearchSecurityGroupId");
 
 /// Port the runtime container listens on (runtime/README.md).
 pub const CONTAINER_PORT: u16 = 8080;
@@ -317,26 +317,26 @@ pub fn template(i: &Inputs<'_>) -> Template {
     );
 
     let join = |hs: &[Handle<Subnet>]| Expr::join(",", hs.iter().map(Handle::reference));
-    t.export(VPC_ID, vpc.id(), "VPC ID");
-    t.export(
+    t.publish(VPC_ID, vpc.id(), "VPC ID");
+    t.publish(
         PUBLIC_SUBNETS,
         join(&public),
         "Public subnet IDs, comma-separated",
     );
-    t.export(
+    t.publish(
         PRIVATE_SUBNETS,
         join(&private),
         "Private subnet IDs, comma-separated",
     );
-    t.export(ALB_SG, alb.group_id(), "Load balancer security group");
-    t.export(
+    t.publish(ALB_SG, alb.group_id(), "Load balancer security group");
+    t.publish(
         SERVICE_SG,
         service.group_id(),
         "Runtime task security group",
     );
-    t.export(REDIS_SG, redis.group_id(), "Redis security group");
-    t.export(DAX_SG, dax.group_id(), "DAX security group");
-    t.export(
+    t.publish(REDIS_SG, redis.group_id(), "Redis security group");
+    t.publish(DAX_SG, dax.group_id(), "DAX security group");
+    t.publish(
         SEARCH_SG,
         search.group_id(),
         "OpenSearch Serverless VPC endpoint security group",

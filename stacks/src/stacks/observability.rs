@@ -47,14 +47,14 @@ pub fn template(i: &Inputs<'_>) -> Template {
     // Variables spliced into dimension values (and the dashboard body).
     let multi_shard = i.sizing.redis.shards > 1;
     let vars: Vec<(&str, Expr)> = vec![
-        ("Alb", t.import(service::ALB_FULL_NAME)),
-        ("RedisGroup", t.import(cache::GROUP_ID)),
-        ("Table", t.import(memory::TABLE_NAME)),
-        ("Endpoint", t.import(intent::ENDPOINT_NAME)),
-        ("Variant", t.import(intent::VARIANT_NAME)),
-        ("CollectionId", t.import(search::COLLECTION_ID)),
-        ("CollectionName", t.import(search::COLLECTION_NAME)),
-        ("Distribution", t.import(edge::DISTRIBUTION_ID)),
+        ("Alb", t.consume(service::ALB_FULL_NAME)),
+        ("RedisGroup", t.consume(cache::GROUP_ID)),
+        ("Table", t.consume(memory::TABLE_NAME)),
+        ("Endpoint", t.consume(intent::ENDPOINT_NAME)),
+        ("Variant", t.consume(intent::VARIANT_NAME)),
+        ("CollectionId", t.consume(search::COLLECTION_ID)),
+        ("CollectionName", t.consume(search::COLLECTION_NAME)),
+        ("Distribution", t.consume(edge::DISTRIBUTION_ID)),
     ];
     // The first node of the (first) shard: ElastiCache latency metrics are per node.
     let redis_node = if multi_shard {

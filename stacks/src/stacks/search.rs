@@ -10,15 +10,15 @@
 
 use serde_json::json;
 
-use super::{import_list, network, task_role_arn, Inputs, StackId};
+use super::{network, task_role_arn, Inputs, StackId};
 use crate::model::resources::aoss::*;
 use crate::model::resources::Tag;
-use crate::model::{ExportKey, Expr, ResourceOpts, Template};
+use crate::model::{Expr, OutputKey, ResourceOpts, Template};
 
-pub const COLLECTION_ARN: ExportKey = ExportKey::new("search", "CollectionArn");
-pub const COLLECTION_ENDPOINT: ExportKey = ExportKey::new("search", "CollectionEndpoint");
-pub const COLLECTION_ID: ExportKey = ExportKey::new("search", "CollectionId");
-pub const COLLECTION_NAME: ExportKey = ExportKey::new("search", "CollectionName");
+pub const COLLECTION_ARN: OutputKey = OutputKey::new("search", "CollectionArn");
+pub const COLLECTION_ENDPOINT: OutputKey = OutputKey::new("search", "CollectionEndpoint");
+pub const COLLECTION_ID: OutputKey = OutputKey::new("search", "CollectionId");
+pub const COLLECTION_NAME: OutputKey = OutputKey::new("search", "CollectionName");
 
 pub fn template(i: &Inputs<'_>) -> Template {
     let id = StackId::Search;
@@ -45,9 +45,9 @@ pub fn template(i: &Inputs<'_>) -> Template {
         },
     );
 
-    let vpc = t.import(network::VPC_ID);
-    let subnets = import_list(&mut t, network::PRIVATE_SUBNETS);
-    let sg = t.import(network::SEARCH_SG);
+    let vpc = t.consume(network::VPC_ID);
+    let subnets = t.consume_list(network::PRIVATE_SUBNETS);
+    let sg = t.consume(network::SEARCH_SG);
     let endpoint = t.add(
         "VpcEndpoint",
         VpcEndpoint {
@@ -114,13 +114,13 @@ pub fn template(i: &Inputs<'_>) -> Template {
             .depends_on(&network),
     );
 
-    t.export(COLLECTION_ARN, collection.arn(), "Collection ARN");
-    t.export(
+    t.publish(COLLECTION_ARN, collection.arn(), "Collection ARN");
+    t.publish(
         COLLECTION_ENDPOINT,
         collection.endpoint(),
         "Collection HTTPS endpoint",
     );
-    t.export(COLLECTION_ID, collection.id(), "Collection ID");
-    t.export(COLLECTION_NAME, Expr::Str(name), "Collection name");
+    t.publish(COLLECTION_ID, collection.id(), "Collection ID");
+    t.publish(COLLECTION_NAME, Expr::Str(name), "Collection name");
     t
 }

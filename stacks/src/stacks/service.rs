@@ -9,20 +9,20 @@
 
 use std::collections::BTreeMap;
 
-use super::{cache, import_list, intent, memory, network, search, task_role_name, Inputs, StackId};
+use super::{cache, intent, memory, network, search, task_role_name, Inputs, StackId};
 use crate::model::resources::autoscaling::*;
 use crate::model::resources::ecs::*;
 use crate::model::resources::elbv2::*;
 use crate::model::resources::iam::{InlinePolicy, PolicyDocument, Role, Statement};
 use crate::model::resources::logs::LogGroup;
 use crate::model::resources::{KeyValue, NameValue};
-use crate::model::{ExportKey, Expr, Parameter, ResourceOpts, Template};
+use crate::model::{Expr, OutputKey, Parameter, ResourceOpts, Template};
 
-pub const ALB_DNS: ExportKey = ExportKey::new("service", "AlbDnsName");
-pub const ALB_FULL_NAME: ExportKey = ExportKey::new("service", "AlbFullName");
-pub const CLUSTER_NAME: ExportKey = ExportKey::new("service", "ClusterName");
-pub const SERVICE_NAME: ExportKey = ExportKey::new("service", "ServiceName");
-pub const LOG_GROUP: ExportKey = ExportKey::new("service", "LogGroupName");
+pub const ALB_DNS: OutputKey = OutputKey::new("service", "AlbDnsName");
+pub const ALB_FULL_NAME: OutputKey = OutputKey::new("service", "AlbFullName");
+pub const CLUSTER_NAME: OutputKey = OutputKey::new("service", "ClusterName");
+pub const SERVICE_NAME: OutputKey = OutputKey::new("service", "ServiceName");
+pub const LOG_GROUP: OutputKey = OutputKey::new("service", "LogGroupName");
 
 pub const CONTAINER_NAME: &str = "runtime";
 /// Where the runtime binary lives in the image (runtime/Dockerfile).
@@ -61,12 +61,12 @@ pub fn container_environment(i: &Inputs<'_>, t: &mut Template) -> Vec<NameValue>
     ];
     env.push(NameValue::new(
         "MANGA_DYNAMODB_TABLE",
-        t.import(memory::TABLE_NAME),
+        t.consume(memory::TABLE_NAME),
     ));
     if i.sizing.dax.enabled {
         env.push(NameValue::new(
             "MANGA_DAX_ENDPOINT",
-            t.import(memory::DAX_ENDPOINT),
+            t.consume(memory::DAX_ENDPOINT),
         ));
     }
     env.push(NameValue::new(
@@ -74,18 +74,18 @@ pub fn container_environment(i: &Inputs<'_>, t: &mut Template) -> Vec<NameValue>
         Expr::sub_with(
             "rediss://${Host}:${Port}",
             [
-                ("Host", t.import(cache::ENDPOINT)),
-                ("Port", t.import(cache::PORT)),
+                ("Host", t.consume(cache::ENDPOINT)),
+                ("Port", t.consume(cache::PORT)),
             ],
         ),
     ));
     env.push(NameValue::new(
         "MANGA_OPENSEARCH_ENDPOINT",
-        t.import(search::COLLECTION_ENDPOINT),
+        t.consume(search::COLLECTION_ENDPOINT),
     ));
     env.push(NameValue::new(
         "MANGA_SAGEMAKER_ENDPOINT",
-        t.import(intent::ENDPOINT_NAME),
+        t.consume(intent::ENDPOINT_NAME),
     ));
     env.sort_by(|a, b| a.name.cmp(&b.name));
     env
@@ -109,11 +109,11 @@ pub fn template(i: &Inputs<'_>) -> Template {
         },
     );
 
-    let public = import_list(&mut t, network::PUBLIC_SUBNETS);
-    let private = import_list(&mut t, network::PRIVATE_SUBNETS);
-    let alb_sg = t.import(network::ALB_SG);
-    let service_sg = t.import(network::SERVICE_SG);
-    let vpc = t.import(network::VPC_ID);
+    let public = t.consume_list(network::PUBLIC_SUBNETS);
+    let private = t.consume_list(network::PRIVATE_SUBNETS);
+    let alb_sg = t.consume(network::ALB_SG);
+    let service_sg = t.consume(network::SERVICE_SG);
+    let vpc = t.consume(network::VPC_ID);
 
     let alb = t.add(
         "LoadBalancer",
@@ -224,9 +224,9 @@ pub fn template(i: &Inputs<'_>) -> Template {
         },
     );
 
-    let table_arn = t.import(memory::TABLE_ARN);
-    let collection_arn = t.import(search::COLLECTION_ARN);
-    let endpoint_arn = t.import(intent::ENDPOINT_ARN);
+    let table_arn = t.consume(memory::TABLE_ARN);
+    let collection_arn = t.consume(search::COLLECTION_ARN);
+    let endpoint_arn = t.consume(intent::ENDPOINT_ARN);
     let model = Expr::sub(format!(
         "arn:${{AWS::Partition}}:bedrock:${{AWS::Region}}::foundation-model/{}",
         i.env.llm.model_id
@@ -254,7 +254,7 @@ pub fn template(i: &Inputs<'_>) -> Template {
                 "dax:Query",
                 "dax:UpdateItem",
             ],
-            vec![t.import(memory::DAX_ARN)],
+            vec![t.consume(memory::DAX_ARN)],
         ));
     }
     statements.extend([
@@ -406,18 +406,18 @@ pub fn template(i: &Inputs<'_>) -> Template {
         },
     );
 
-    t.export(
+    t.publish(
         ALB_DNS,
         alb.dns_name(),
         "Load balancer DNS name (CloudFront origin)",
     );
-    t.export(
+    t.publish(
         ALB_FULL_NAME,
         alb.full_name(),
         "Load balancer full name (CloudWatch dimension)",
     );
-    t.export(CLUSTER_NAME, cluster.name(), "ECS cluster name");
-    t.export(SERVICE_NAME, service.name(), "ECS service name");
-    t.export(LOG_GROUP, logs.name(), "Runtime log group");
+    t.publish(CLUSTER_NAME, cluster.name(), "ECS cluster name");
+    t.publish(SERVICE_NAME, service.name(), "ECS service name");
+    t.publish(LOG_GROUP, logs.name(), "Runtime log group");
     t
 }
