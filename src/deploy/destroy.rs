@@ -108,7 +108,7 @@ pub async fn destroy(
             .collect();
         if !users.is_empty() && existing.contains_key(&only) {
             return Err(refuse(format!(
-                "{only} is imported by {}, which still exist; destroy those first",
+                "{only} is referenced by {}, which still exist; destroy those first",
                 users.join(", ")
             )));
         }
@@ -316,7 +316,7 @@ pub async fn destroy(
                 }
             }
             DeleteResult::Skipped { because } => {
-                let _ = writeln!(text, "Skipped {id}: {because} still imports from it.");
+                let _ = writeln!(text, "Skipped {id}: {because} still references it.");
             }
             _ => {}
         }

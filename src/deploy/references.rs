@@ -74,16 +74,15 @@ pub async fn resolve(
     let mut producers: BTreeMap<StackId, Option<Stack>> = BTreeMap::new();
     let mut out = Resolved::default();
     for (param, r) in &m.references {
-        if !producers.contains_key(&r.stack) {
-            let name = stack_name(rendered, r.stack);
-            let stack = match name {
+        if let std::collections::btree_map::Entry::Vacant(slot) = producers.entry(r.stack) {
+            let stack = match stack_name(rendered, r.stack) {
                 Some(n) => cfn
                     .describe_stack(n)
                     .await?
                     .filter(|s| !s.status.is_review()),
                 None => None,
             };
-            producers.insert(r.stack, stack);
+            slot.insert(stack);
         }
         match producers
             .get(&r.stack)

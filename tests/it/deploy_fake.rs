@@ -961,7 +961,7 @@ async fn destroy_refuses_protected_stacks_then_deletes_in_reverse_order_keeping_
     .expect_err("refused");
     assert!(err.to_string().contains("--confirm-env prod"), "{err}");
 
-    // --stack memory while service still imports from it.
+    // --stack memory while service still references it.
     let one = DestroyOptions {
         only: Some(StackId::Memory),
         disable_termination_protection: true,
@@ -979,7 +979,7 @@ async fn destroy_refuses_protected_stacks_then_deletes_in_reverse_order_keeping_
     .expect_err("refused");
     assert!(
         err.to_string()
-            .contains("memory is imported by service, edge, observability, which still exist"),
+            .contains("memory is referenced by service, edge, observability, which still exist"),
         "{err}"
     );
 

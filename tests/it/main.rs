@@ -9,6 +9,8 @@
 //! - `deploy_capacity`: apply setting the OpenSearch Serverless capacity
 //!   limits, against the fakes (moto has no OpenSearch Serverless).
 //! - `deploy_moto`: plan/apply/destroy as the binary against moto (`moto`).
+//! - `references`: cross-stack references (parameters), the export rules,
+//!   the `az_count` scenario and the migration from exports, against the fake.
 
 mod cli;
 mod deploy_capacity;
@@ -16,5 +18,6 @@ mod deploy_fake;
 mod deploy_moto;
 mod lint;
 mod moto;
+mod references;
 mod snapshots;
 mod support;

@@ -151,10 +151,15 @@ impl CloudFormation for FakeCloudFormation {
             st.stacks.insert(r.stack_name.clone(), stack);
         }
         // Compared as CloudFormation resolves them: parameters bound.
-        let old = existing
+        let exports = st.export_values();
+        let old = existing.as_ref().and_then(|s| {
+            s.template
+                .as_ref()
+                .map(|t| bind_with(t, &s.parameters, &exports))
+        });
+        let new = template
             .as_ref()
-            .and_then(|s| s.template.as_ref().map(|t| bind(t, &s.parameters)));
-        let new = template.as_ref().map(|t| bind(t, &r.parameters));
+            .map(|t| bind_with(t, &r.parameters, &exports));
         let (status, reason, changes) = match st
             .scripted_change_sets
             .get_mut(&r.stack_name)
@@ -163,7 +168,10 @@ impl CloudFormation for FakeCloudFormation {
             Some(s) => (s.status, s.status_reason, s.changes),
             None => {
                 let changes = diff(old.as_ref(), new.as_ref());
-                if changes.is_empty() && r.kind == ChangeSetKind::Update {
+                // A template whose resources resolve the same but whose
+                // outputs or parameters differ still updates (with no
+                // resource changes); only an identical one has nothing to do.
+                if changes.is_empty() && r.kind == ChangeSetKind::Update && old == new {
                     (
                         "FAILED".to_owned(),
                         Some("The submitted information didn't contain changes. Submit different information to create a change set.".to_owned()),

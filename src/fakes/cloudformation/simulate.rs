@@ -381,6 +381,20 @@ impl State {
         None
     }
 
+    /// Export name → the value DescribeStacks shows for it, over every
+    /// live stack.
+    pub(super) fn export_values(&self) -> BTreeMap<String, String> {
+        let mut out = BTreeMap::new();
+        for s in self.stacks.values() {
+            for o in to_stack(s).outputs {
+                if let Some(name) = o.export_name {
+                    out.insert(name, o.value);
+                }
+            }
+        }
+        out
+    }
+
     pub(super) fn live_name(&self, name_or_id: &str) -> Option<String> {
         self.stacks
             .get(name_or_id)

@@ -147,6 +147,18 @@ pub(super) fn collect_imports(v: &Value, out: &mut Vec<String>) {
 /// value in `params` (a `CommaDelimitedList` becomes a list), so two
 /// deployments compare by what CloudFormation would resolve.
 pub(super) fn bind(template: &Value, params: &BTreeMap<String, String>) -> Value {
+    bind_with(template, params, &BTreeMap::new())
+}
+
+/// [`bind`], and every `Fn::ImportValue` of a name in `exports` replaced by
+/// the exported value (with `Fn::Split` of a literal evaluated), so a
+/// reference moved from an import to a parameter of the same value
+/// compares equal.
+pub(super) fn bind_with(
+    template: &Value,
+    params: &BTreeMap<String, String>,
+    exports: &BTreeMap<String, String>,
+) -> Value {
     let declared: BTreeMap<String, bool> = template
         .get("Parameters")
         .and_then(Value::as_object)
@@ -160,34 +172,52 @@ pub(super) fn bind(template: &Value, params: &BTreeMap<String, String>) -> Value
         v: &Value,
         declared: &BTreeMap<String, bool>,
         params: &BTreeMap<String, String>,
+        exports: &BTreeMap<String, String>,
     ) -> Value {
+        let again = |x: &Value| walk(x, declared, params, exports);
         match v {
-            Value::Object(o) => {
-                if let (1, Some(Value::String(id))) = (o.len(), o.get("Ref")) {
-                    if let (Some(list), Some(value)) = (declared.get(id), params.get(id)) {
-                        return if *list {
-                            Value::Array(
-                                value
-                                    .split(',')
+            Value::Object(o) if o.len() == 1 => {
+                let (k, x) = o
+                    .iter()
+                    .next()
+                    .map(|(k, x)| (k.as_str(), x))
+                    .unwrap_or(("", v));
+                match (k, x) {
+                    ("Ref", Value::String(id)) => match (declared.get(id), params.get(id)) {
+                        (Some(true), Some(value)) => Value::Array(
+                            value
+                                .split(',')
+                                .map(|s| Value::String(s.to_owned()))
+                                .collect(),
+                        ),
+                        (Some(false), Some(value)) => Value::String(value.clone()),
+                        _ => v.clone(),
+                    },
+                    ("Fn::ImportValue", Value::String(name)) if exports.contains_key(name) => {
+                        Value::String(exports[name].clone())
+                    }
+                    ("Fn::Split", Value::Array(args)) => {
+                        let args: Vec<Value> = args.iter().map(again).collect();
+                        match args.as_slice() {
+                            [Value::String(sep), Value::String(text)] => Value::Array(
+                                text.split(sep.as_str())
                                     .map(|s| Value::String(s.to_owned()))
                                     .collect(),
-                            )
-                        } else {
-                            Value::String(value.clone())
-                        };
+                            ),
+                            _ => serde_json::json!({ "Fn::Split": args }),
+                        }
                     }
+                    _ => Value::Object(o.iter().map(|(k, x)| (k.clone(), again(x))).collect()),
                 }
-                Value::Object(
-                    o.iter()
-                        .map(|(k, x)| (k.clone(), walk(x, declared, params)))
-                        .collect(),
-                )
             }
-            Value::Array(a) => Value::Array(a.iter().map(|x| walk(x, declared, params)).collect()),
+            Value::Object(o) => {
+                Value::Object(o.iter().map(|(k, x)| (k.clone(), again(x))).collect())
+            }
+            Value::Array(a) => Value::Array(a.iter().map(again).collect()),
             other => other.clone(),
         }
     }
-    walk(template, &declared, params)
+    walk(template, &declared, params, exports)
 }
 
 /// Parameters the template declares without a default.
