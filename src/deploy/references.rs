@@ -224,11 +224,9 @@ mod tests {
             &json!({"Fn::Sub": "${NetworkVpcId}-x"}),
             "NetworkVpcId"
         ));
-        assert!(
-            sub_reads(
-                &json!({"Fn::Sub": ["${A}", {"A": {"Ref": "NetworkVpcId"}}]}),
-                "B"
-            ) == false
-        );
+        assert!(!sub_reads(
+            &json!({"Fn::Sub": ["${A}", {"A": {"Ref": "NetworkVpcId"}}]}),
+            "B"
+        ));
     }
 }
