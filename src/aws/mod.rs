@@ -4,6 +4,8 @@
 //! (`opensearch.rs`): the OpenSearch Serverless account capacity limits
 //! `apply` sets. Their scripted fakes live in `src/fakes/` (feature
 //! `fakes`, tests only). Every failed call is an [`AwsError`] (`error.rs`).
+//! [`regional::RegionalCloudFormation`] routes each stack's calls to its
+//! region; [`lookups`] reads per-region values templates take as parameters.
 //!
 //! [`config`] builds the SDK configuration from `--profile`, `--region` and
 //! `--endpoint-url`; the CLI layer (`src/cli/{plan,apply,destroy}.rs`) calls
@@ -12,7 +14,9 @@
 pub mod cloudformation;
 pub mod config;
 pub mod error;
+pub mod lookups;
 pub mod opensearch;
+pub mod regional;
 
 pub use cloudformation::{CfnError, CloudFormation};
 pub use error::{AwsError, ErrorClass};

@@ -13,10 +13,9 @@ use stacks::stacks::StackId;
 
 use super::render::render_environment;
 use super::shared::{
-    interrupts, load_config, parse_stack, runtime, AwsArgs, ConfirmArgs, EnvArgs, ProgressArgs,
+    connect, interrupts, parse_stack, runtime, AwsArgs, ConfirmArgs, EnvArgs, ProgressArgs,
 };
 use super::Cli;
-use crate::aws::cloudformation::SdkCloudFormation;
 use crate::aws::opensearch::SdkSearchCapacity;
 use crate::aws::SearchCapacity;
 use crate::deploy::apply::{self, ApplyOptions, ApplyStatus};
@@ -58,19 +57,21 @@ pub struct Args {
 }
 
 pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<Outcome> {
-    let (environment, rendered) = render_environment(cli, &args.env.env, Format::Json)?;
+    let (environment, mut rendered) = render_environment(cli, &args.env.env, Format::Json)?;
     let out = args
         .out
         .clone()
         .unwrap_or_else(|| Path::new("out").join(&environment.name));
     runtime()?.block_on(async {
-        let config = load_config(&args.aws, &environment.region).await;
-        let cfn = SdkCloudFormation::new(&config);
+        let aws = connect(&args.aws, &rendered).await;
+        aws.look_up(&mut rendered).await?;
+        let config = &aws.home;
+        let cfn = &aws.cfn;
         // An explicit flag rather than guessing from an emulator's error:
         // an unknown-operation reply looks like any other failure, and a
         // real AWS error must fail the apply.
         let search_capacity = (!args.skip_search_capacity)
-            .then(|| Arc::new(SdkSearchCapacity::new(&config)) as Arc<dyn SearchCapacity>);
+            .then(|| Arc::new(SdkSearchCapacity::new(config)) as Arc<dyn SearchCapacity>);
         let opts = ApplyOptions {
             only: args.stack,
             yes: args.confirm.yes,
@@ -81,7 +82,7 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<Outcome> {
         };
         let progress = args.progress.display();
         let report = apply::apply(
-            &cfn,
+            cfn,
             &rendered,
             &opts,
             &progress,

@@ -46,7 +46,8 @@ pub struct Args {
 pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<Outcome> {
     let (environment, rendered) = render_environment(cli, &args.env.env, Format::Json)?;
     runtime()?.block_on(async {
-        let cfn = connect(&args.aws, &environment.region).await;
+        let aws = connect(&args.aws, &rendered).await;
+        let cfn = &aws.cfn;
         let opts = DestroyOptions {
             only: args.stack,
             yes: args.confirm.yes,
@@ -57,7 +58,7 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<Outcome> {
         };
         let progress = args.progress.display();
         let report = destroy::destroy(
-            &cfn,
+            cfn,
             &rendered,
             &opts,
             &progress,

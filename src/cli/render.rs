@@ -108,9 +108,15 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<Outcome> {
             )?;
             for (s, path) in &written {
                 let m = &rendered.manifest.stacks[&s.id];
+                // A stack outside the environment's region says where it is.
+                let elsewhere = if m.region == environment.region {
+                    String::new()
+                } else {
+                    format!("  (in {})", m.region)
+                };
                 writeln!(
                     stdout,
-                    "  {:<14} {:>3} resources {:>7} bytes  {}",
+                    "  {:<14} {:>3} resources {:>7} bytes  {}{elsewhere}",
                     s.id.name(),
                     m.resource_count,
                     m.bytes,

@@ -6,14 +6,19 @@
 //! listener. Loading and rendering the environment itself is
 //! `render.rs::render_environment`.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::IsTerminal;
+use std::sync::Arc;
 
 use anyhow::Context;
+use stacks::render::Rendered;
 use stacks::stacks::StackId;
 use tokio::sync::watch;
 
 use crate::aws::cloudformation::SdkCloudFormation;
 use crate::aws::config::{self, Target};
+use crate::aws::regional::RegionalCloudFormation;
+use crate::aws::{lookups, CloudFormation};
 use crate::deploy::progress::Progress;
 use crate::outcome::Outcome;
 
@@ -105,20 +110,99 @@ pub(super) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("starting the async runtime")
 }
 
-/// The SDK configuration for `region` (or `--region`), with the command's AWS flags.
-pub(super) async fn load_config(aws: &AwsArgs, region: &str) -> config::Config {
+/// The SDK configuration for `region`, with the command's AWS flags.
+async fn load_config(aws: &AwsArgs, region: &str) -> config::Config {
     let target = Target {
         profile: aws.profile.clone(),
-        region: aws.region.clone().unwrap_or_else(|| region.to_owned()),
+        region: region.to_owned(),
         endpoint_url: aws.endpoint_url.clone(),
     };
     tracing::info!(region = %target.region, endpoint = ?target.endpoint_url, profile = ?target.profile, "connecting to AWS");
     config::load(&target).await
 }
 
-/// CloudFormation for `region` (or `--region`), with the command's AWS flags.
-pub(super) async fn connect(aws: &AwsArgs, region: &str) -> SdkCloudFormation {
-    SdkCloudFormation::new(&load_config(aws, region).await)
+/// AWS for one environment: a configuration per region its stacks live in
+/// (the environment's region, or `--region`, and us-east-1 for the edge
+/// stack), and CloudFormation routed to each stack's region.
+#[derive(Debug)]
+pub(super) struct Connections {
+    /// The environment's own region (after `--region`).
+    pub home: config::Config,
+    pub by_region: BTreeMap<String, config::Config>,
+    pub cfn: RegionalCloudFormation,
+}
+
+pub(super) async fn connect(aws: &AwsArgs, rendered: &Rendered) -> Connections {
+    let env_region = rendered.manifest.region.as_str();
+    let home_region = aws.region.clone().unwrap_or_else(|| env_region.to_owned());
+    let stack_regions: BTreeMap<String, String> = rendered
+        .manifest
+        .stacks
+        .values()
+        .map(|m| {
+            let region = if m.region == env_region {
+                home_region.clone()
+            } else {
+                m.region.clone()
+            };
+            (m.stack_name.clone(), region)
+        })
+        .collect();
+    let mut by_region = BTreeMap::new();
+    let regions: BTreeSet<&String> = stack_regions
+        .values()
+        .chain(std::iter::once(&home_region))
+        .collect();
+    for region in regions {
+        by_region.insert(region.clone(), load_config(aws, region).await);
+    }
+    let clients = by_region
+        .iter()
+        .map(|(r, c)| {
+            (
+                r.clone(),
+                Arc::new(SdkCloudFormation::new(c)) as Arc<dyn CloudFormation>,
+            )
+        })
+        .collect();
+    let home = match by_region.get(&home_region) {
+        Some(c) => c.clone(),
+        None => load_config(aws, &home_region).await,
+    };
+    Connections {
+        home,
+        cfn: RegionalCloudFormation::new(clients, stack_regions.clone(), home_region),
+        by_region,
+    }
+}
+
+impl Connections {
+    /// Fills `rendered.lookups`: each stack's lookups read in its region.
+    pub async fn look_up(&self, rendered: &mut Rendered) -> anyhow::Result<()> {
+        for (id, m) in &rendered.manifest.stacks {
+            let region = self.cfn.region_of(&m.stack_name).to_owned();
+            let Some(config) = self.by_region.get(&region) else {
+                anyhow::bail!("no AWS configuration for {region}");
+            };
+            for (param, what) in &m.lookups {
+                let value = lookups::look_up(config, what)
+                    .await
+                    .with_context(|| format!("looking up {param} of {} in {region}", m.stack_name))?
+                    .with_context(|| {
+                        format!(
+                            "{} needs {what:?} in {region}, which does not exist there",
+                            m.stack_name
+                        )
+                    })?;
+                rendered
+                    .lookups
+                    .entry(*id)
+                    .or_default()
+                    .insert(param.clone(), value);
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Counts Ctrl-C presses into the returned channel; the second one exits

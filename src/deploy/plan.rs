@@ -73,6 +73,8 @@ pub struct Summary {
 pub struct StackPlan {
     pub stack: StackId,
     pub stack_name: String,
+    /// The region the stack lives in (the edge stack: us-east-1).
+    pub region: String,
     /// The stack's status before the plan (`null`: it does not exist).
     pub status: Option<String>,
     pub action: PlanAction,
@@ -374,6 +376,7 @@ async fn plan_stack(
     let mut p = StackPlan {
         stack: s.id,
         stack_name: s.stack_name.clone(),
+        region: manifest.map_or_else(|| rendered.manifest.region.clone(), |m| m.region.clone()),
         status: status.as_ref().map(ToString::to_string),
         action: PlanAction::Unchanged,
         changes: vec![],
@@ -422,6 +425,15 @@ async fn plan_stack(
 
     // Every reference needs its producer's output when the change set is made.
     let resolved = references::resolve(cfn, rendered, s.id).await?;
+    if !resolved.not_looked_up.is_empty() {
+        p.action = PlanAction::Error {
+            message: format!(
+                "its parameters {} are read from the region at deploy time and were not",
+                resolved.not_looked_up.join(", ")
+            ),
+        };
+        return Ok(p);
+    }
     if !resolved.missing.is_empty() {
         let producers: BTreeSet<StackId> = resolved.missing.iter().map(|m| m.stack).collect();
         if producers.iter().all(|p| chosen.contains(p)) {
@@ -676,7 +688,17 @@ pub fn render_text(plan: &Plan) -> String {
             }
             PlanAction::Error { message } => format!("ERROR: {message}"),
         };
-        let _ = writeln!(out, "\n{:<14} {}  {summary}", s.stack.name(), s.stack_name);
+        let elsewhere = if s.region == plan.region {
+            String::new()
+        } else {
+            format!(" (in {})", s.region)
+        };
+        let _ = writeln!(
+            out,
+            "\n{:<14} {}{elsewhere}  {summary}",
+            s.stack.name(),
+            s.stack_name
+        );
         for c in &s.changes {
             let _ = writeln!(out, "  {}", change_line(c));
         }

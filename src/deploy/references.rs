@@ -20,7 +20,11 @@
 //!
 //! The manifest (`stacks/src/render.rs`, `StackManifest::references`) says
 //! which parameter carries which stack's which output; the templates
-//! declare those parameters without defaults.
+//! declare those parameters without defaults. The producer may live in
+//! another region (the edge stack in us-east-1 reads the service stack's
+//! load balancer): the `CloudFormation` it is read through routes each
+//! stack to its region (`src/aws/regional.rs`). Lookups
+//! (`StackManifest::lookups`) join the same parameter values.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -39,6 +43,8 @@ pub struct Resolved {
     pub values: BTreeMap<String, String>,
     /// References whose producer (or output) does not exist yet.
     pub missing: Vec<Unresolved>,
+    /// Lookups the deploying command has not filled (`Rendered::lookups`).
+    pub not_looked_up: Vec<String>,
 }
 
 /// A reference that cannot be filled now.
@@ -73,6 +79,15 @@ pub async fn resolve(
     };
     let mut producers: BTreeMap<StackId, Option<Stack>> = BTreeMap::new();
     let mut out = Resolved::default();
+    let looked_up = rendered.lookups.get(&id);
+    for param in m.lookups.keys() {
+        match looked_up.and_then(|l| l.get(param)) {
+            Some(v) => {
+                out.values.insert(param.clone(), v.clone());
+            }
+            None => out.not_looked_up.push(param.clone()),
+        }
+    }
     for (param, r) in &m.references {
         if let std::collections::btree_map::Entry::Vacant(slot) = producers.entry(r.stack) {
             let stack = match stack_name(rendered, r.stack) {

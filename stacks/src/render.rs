@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use crate::env::Environment;
 use crate::graph::{self, Graph, GraphError};
-use crate::model::{ModelError, Policy, Template};
+use crate::model::{Lookup, ModelError, Policy, Template};
 use crate::stacks::{self, Inputs, StackId};
 
 /// CloudFormation's limit for a template body passed inline.
@@ -73,6 +73,9 @@ pub struct RenderedStack {
 pub struct Rendered {
     /// The sizing plan the templates were built from.
     pub sizing: sizing::SizingPlan,
+    /// Values of the stacks' lookups ([`StackManifest::lookups`]), read
+    /// by the deploying command before it plans; empty after rendering.
+    pub lookups: BTreeMap<StackId, BTreeMap<String, String>>,
     /// In deploy order.
     pub stacks: Vec<RenderedStack>,
     pub graph: Graph,
@@ -96,6 +99,8 @@ pub struct Manifest {
 #[derive(Debug, Clone, Serialize)]
 pub struct StackManifest {
     pub stack_name: String,
+    /// The region the stack is deployed in (the edge stack: us-east-1).
+    pub region: String,
     pub template: String,
     pub bytes: usize,
     pub depends_on: BTreeSet<StackId>,
@@ -104,7 +109,10 @@ pub struct StackManifest {
     /// Parameters filled from other stacks' outputs at deploy time:
     /// parameter → the producer and its output.
     pub references: BTreeMap<String, Reference>,
-    /// Parameter → default value (references have none).
+    /// Parameters filled at deploy time from a read of the stack's region
+    /// (parameter → what to look up).
+    pub lookups: BTreeMap<String, Lookup>,
+    /// Parameter → default value (references and lookups have none).
     pub parameters: BTreeMap<String, Option<String>>,
     pub capabilities: Vec<&'static str>,
     pub termination_protection: bool,
@@ -209,6 +217,7 @@ pub fn render(inputs: &Inputs<'_>, format: Format) -> Result<Rendered, RenderErr
     };
     Ok(Rendered {
         sizing: inputs.sizing.clone(),
+        lookups: BTreeMap::new(),
         stacks: rendered,
         graph,
         manifest,
@@ -244,6 +253,7 @@ fn stack_manifest(
     };
     StackManifest {
         stack_name: stack_name.to_owned(),
+        region: inputs.region(id).to_owned(),
         template: file_name.to_owned(),
         bytes,
         depends_on: graph.depends_on.get(&id).cloned().unwrap_or_default(),
@@ -262,6 +272,7 @@ fn stack_manifest(
                 ))
             })
             .collect(),
+        lookups: t.lookups().clone(),
         parameters: t.parameter_defaults(),
         capabilities,
         termination_protection: inputs.env.protection.termination_protection,

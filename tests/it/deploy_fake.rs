@@ -105,7 +105,7 @@ pub(crate) fn opts(only: Option<StackId>) -> ApplyOptions {
 /// from the producers seeded before it, as `apply` would have passed them.
 pub(crate) fn seed_all(fake: &FakeCloudFormation, r: &Rendered, protection: bool) {
     for s in &r.stacks {
-        let parameters = r.manifest.stacks[&s.id]
+        let mut parameters: std::collections::BTreeMap<String, String> = r.manifest.stacks[&s.id]
             .references
             .iter()
             .filter_map(|(param, reference)| {
@@ -113,6 +113,7 @@ pub(crate) fn seed_all(fake: &FakeCloudFormation, r: &Rendered, protection: bool
                 Some((param.clone(), fake.output(producer, &reference.output)?))
             })
             .collect();
+        parameters.extend(r.lookups.get(&s.id).cloned().unwrap_or_default());
         fake.seed_stack(Seed {
             name: s.stack_name.clone(),
             status: "CREATE_COMPLETE".into(),

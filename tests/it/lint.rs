@@ -47,7 +47,12 @@ fn cfn_lint_reports_nothing_on_any_template() {
             }
         }
     }
-    assert_eq!(files.len(), 48, "8 stacks x 3 environments x 2 formats");
+    assert_eq!(
+        files.len(),
+        8 * ENVIRONMENTS.len() * 2,
+        "8 stacks x {} environments x 2 formats",
+        ENVIRONMENTS.len()
+    );
     let o = Command::new(&lint)
         .arg("--format")
         .arg("parseable")

@@ -113,9 +113,12 @@ impl Drop for Moto {
 #[macro_export]
 macro_rules! moto_client {
     ($krate:ident, $moto:expr) => {{
+        $crate::moto_client!($krate, $moto, $crate::moto::REGION)
+    }};
+    ($krate:ident, $moto:expr, $region:expr) => {{
         let conf = $krate::Config::builder()
             .behavior_version($krate::config::BehaviorVersion::latest())
-            .region($krate::config::Region::new($crate::moto::REGION))
+            .region($krate::config::Region::new($region))
             .endpoint_url(&$moto.endpoint)
             .credentials_provider($krate::config::Credentials::new(
                 "test",

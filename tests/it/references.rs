@@ -103,7 +103,8 @@ fn seed_legacy(fake: &FakeCloudFormation, r: &Rendered) {
             status: "CREATE_COMPLETE".into(),
             status_reason: None,
             template: Some(bodies[&s.id].clone()),
-            parameters: BTreeMap::new(),
+            // Lookups were parameters before references were.
+            parameters: r.lookups.get(&s.id).cloned().unwrap_or_default(),
             termination_protection: false,
             events: vec![SeedEvent::new(
                 &s.stack_name,
@@ -165,7 +166,7 @@ async fn the_fake_refuses_to_change_or_delete_an_export_in_use_as_cloudformation
         change_set_name: "legacy".into(),
         kind: ChangeSetKind::Update,
         template_body: legacy(&az3)[&StackId::Network].clone(),
-        parameters: BTreeMap::new(),
+        parameters: az3.lookups[&StackId::Network].clone(),
         capabilities: vec![],
         tags: BTreeMap::new(),
         description: None,
@@ -406,4 +407,75 @@ async fn destroy_refuses_a_producer_while_its_consumers_reference_it() {
         "{:?}",
         fake.calls()
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_tokyo_example_puts_the_edge_in_us_east_1_and_crosses_regions_by_parameter() {
+    let r = crate::deploy_fake::rendered("tokyo");
+    let tokyo = std::sync::Arc::new(FakeCloudFormation::in_region("ap-northeast-1"));
+    let virginia = std::sync::Arc::new(FakeCloudFormation::in_region("us-east-1"));
+    let regions: BTreeMap<String, String> = r
+        .manifest
+        .stacks
+        .values()
+        .map(|m| (m.stack_name.clone(), m.region.clone()))
+        .collect();
+    let cfn = mangactl::aws::regional::RegionalCloudFormation::new(
+        BTreeMap::from([
+            (
+                "ap-northeast-1".to_owned(),
+                tokyo.clone() as std::sync::Arc<dyn CloudFormation>,
+            ),
+            (
+                "us-east-1".to_owned(),
+                virginia.clone() as std::sync::Arc<dyn CloudFormation>,
+            ),
+        ]),
+        regions,
+        "ap-northeast-1",
+    );
+    let (progress, _out) = plain();
+    let (_tx, rx) = watch::channel(0);
+    let report = apply::apply(
+        &cfn,
+        &r,
+        &opts(None),
+        &progress,
+        &ScriptedPrompter::new(false, &[]),
+        rx,
+    )
+    .await
+    .expect("apply");
+    assert_eq!(report.status, ApplyStatus::Applied, "{:?}", report.results);
+    let edge = stack_name(&r, StackId::Edge);
+    assert!(
+        virginia
+            .calls()
+            .iter()
+            .all(|c| c.ends_with(&edge) || c.contains(&format!("{edge} "))),
+        "{:?}",
+        virginia.calls()
+    );
+    assert!(
+        virginia
+            .calls()
+            .iter()
+            .any(|c| c == &format!("ExecuteChangeSet {edge}")),
+        "{:?}",
+        virginia.calls()
+    );
+    assert!(
+        !tokyo.calls().iter().any(|c| c.contains(&edge)),
+        "{:?}",
+        tokyo.calls()
+    );
+    let alb = tokyo
+        .output(&stack_name(&r, StackId::Service), "AlbDnsName")
+        .expect("service output");
+    let deployed = virginia
+        .describe_stack(&edge)
+        .await
+        .expect("describe")
+        .expect("edge exists");
+    assert_eq!(deployed.parameters.get("ServiceAlbDnsName"), Some(&alb));
 }

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-pub const ENVIRONMENTS: [&str; 3] = ["dev", "staging", "prod"];
+pub const ENVIRONMENTS: [&str; 4] = ["dev", "staging", "prod", "tokyo"];
 
 pub fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))

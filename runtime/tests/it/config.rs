@@ -19,7 +19,7 @@ fn temp_file(name: &str, body: &str) -> PathBuf {
 
 #[test]
 fn repository_environment_files_carry_the_seed_budgets() {
-    for env in ["dev", "staging", "prod"] {
+    for env in ["dev", "staging", "prod", "tokyo"] {
         let path = environments().join(format!("{env}.yaml"));
         let b = read_budgets_from_environment_file(&path).unwrap_or_else(|e| panic!("{env}: {e}"));
         assert_eq!(

@@ -41,7 +41,7 @@ fn container(env_name: &str) -> (stacks::env::Environment, Value) {
 #[test]
 fn every_variable_the_task_definition_passes_is_read_by_the_runtime() {
     let known = env_var_names();
-    for name in ["dev", "staging", "prod"] {
+    for name in ["dev", "staging", "prod", "tokyo"] {
         let (_, c) = container(name);
         let vars = c["Environment"].as_array().expect("environment list");
         assert!(vars.len() >= 10, "{name}: {vars:?}");
@@ -58,7 +58,7 @@ fn every_variable_the_task_definition_passes_is_read_by_the_runtime() {
 
 #[test]
 fn the_budgets_passed_are_the_environment_files() {
-    for name in ["dev", "staging", "prod"] {
+    for name in ["dev", "staging", "prod", "tokyo"] {
         let (env, c) = container(name);
         let json = c["Environment"]
             .as_array()

@@ -122,8 +122,8 @@ impl CloudFormation for FakeCloudFormation {
         let n = st.next_id;
         if existing.is_none() {
             let id = format!(
-                "arn:aws:cloudformation:us-east-1:123456789012:stack/{}/fake-{n}",
-                r.stack_name
+                "arn:aws:cloudformation:{}:123456789012:stack/{}/fake-{n}",
+                st.region, r.stack_name
             );
             let mut stack = FakeStack {
                 name: r.stack_name.clone(),
@@ -183,8 +183,8 @@ impl CloudFormation for FakeCloudFormation {
             }
         };
         let id = format!(
-            "arn:aws:cloudformation:us-east-1:123456789012:changeSet/{}/fake-{n}",
-            r.change_set_name
+            "arn:aws:cloudformation:{}:123456789012:changeSet/{}/fake-{n}",
+            st.region, r.change_set_name
         );
         st.change_sets.insert(
             id.clone(),

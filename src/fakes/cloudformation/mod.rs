@@ -60,6 +60,8 @@ const EPOCH: u64 = 1_714_564_800;
 
 #[derive(Debug, Default)]
 pub(crate) struct State {
+    /// The region its ARNs name.
+    region: String,
     tick: u64,
     next_id: u64,
     stacks: BTreeMap<String, FakeStack>,

@@ -84,8 +84,17 @@ impl SeedEvent {
 
 impl FakeCloudFormation {
     pub fn new() -> Self {
+        Self::in_region("us-east-1")
+    }
+
+    /// A fake of CloudFormation in `region`: its stack and change set ARNs
+    /// name that region, as the real ones do.
+    pub fn in_region(region: &str) -> Self {
         FakeCloudFormation {
-            state: Mutex::new(State::default()),
+            state: Mutex::new(State {
+                region: region.to_owned(),
+                ..State::default()
+            }),
         }
     }
 
@@ -126,8 +135,8 @@ impl FakeCloudFormation {
     pub fn seed_stack(&self, seed: Seed) {
         let mut st = self.lock();
         let id = format!(
-            "arn:aws:cloudformation:us-east-1:123456789012:stack/{}/seed-{}",
-            seed.name, st.next_id
+            "arn:aws:cloudformation:{}:123456789012:stack/{}/seed-{}",
+            st.region, seed.name, st.next_id
         );
         st.next_id += 1;
         let template = seed

@@ -19,6 +19,10 @@ pub fn is_production(name: &str) -> bool {
     matches!(name.to_ascii_lowercase().as_str(), "prod" | "production")
 }
 
+fn default_region() -> String {
+    "us-east-1".into()
+}
+
 /// Everything the sizing model reads about one environment.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SizingInput {
@@ -29,6 +33,10 @@ pub struct SizingInput {
     pub is_production: bool,
     /// Number of Availability Zones the stacks spread over.
     pub az_count: u32,
+    /// The AWS Region the sized resources run in (prices and model figures
+    /// are per region).
+    #[serde(default = "default_region")]
+    pub region: String,
     /// Whether this environment must survive losing a node or an AZ (Redis
     /// replicas, one task per AZ, OpenSearch standby replicas, two DAX nodes).
     /// Always true in prod; set it for production-shaped environments such as

@@ -126,6 +126,17 @@ pub fn size_with(
         model,
     };
     let mut findings = Findings::default();
+    if prices.region != input.region {
+        // The price table is one region's; say so rather than price
+        // another region silently.
+        findings.warn(
+            "cost",
+            format!(
+                "prices are {}'s (stacks/sizing/data/prices.yaml has no {} prices); the monthly cost is estimated at them",
+                prices.region, input.region
+            ),
+        );
+    }
 
     let service = resources::service::size(&ctx, &mut findings);
     let redis = resources::redis::size(&ctx, &mut findings);

@@ -30,6 +30,8 @@ pub struct Environment {
     pub az_count: u32,
     pub image: String,
     pub domain: Option<Domain>,
+    /// Where the customers are (`edge`; default North America and Europe).
+    pub edge: Edge,
     pub tags: BTreeMap<String, String>,
     pub protection: Protection,
     pub llm: Llm,
@@ -59,6 +61,7 @@ impl Environment {
             env_name: self.name.clone(),
             is_production: self.is_production(),
             az_count: self.az_count,
+            region: self.region.clone(),
             failover_required: self.protection.failover,
             targets: self.targets.clone(),
             llm: self.llm.clone(),
@@ -71,8 +74,80 @@ impl Environment {
 #[derive(Debug, Clone, Serialize)]
 pub struct Domain {
     pub name: String,
+    /// The ALB's certificate, in ACM of the environment's region.
     pub certificate_arn: String,
+    /// CloudFront's viewer certificate, in ACM of us-east-1 (the same as
+    /// `certificate_arn` when the environment lives there).
+    pub edge_certificate_arn: String,
 }
+
+/// Where the customers are: which CloudFront edge locations serve them.
+#[derive(Debug, Clone, Serialize)]
+pub struct Edge {
+    /// The `edge.customers` areas, as written.
+    pub customers: Vec<String>,
+    /// The cheapest CloudFront price class whose edge locations cover them.
+    pub price_class: &'static str,
+}
+
+/// Customer areas and the CloudFront price class that first includes their
+/// edge locations. PriceClass_100: North America, Europe, Israel;
+/// PriceClass_200 adds South Africa, Kenya, the Middle East, Japan,
+/// Singapore, South Korea, Taiwan, Hong Kong, the Philippines, India and
+/// more of Asia; PriceClass_All adds South America and Australia and New
+/// Zealand (Amazon CloudFront pricing, "Price classes"; CloudFront
+/// Developer Guide, "Choose the price class for a CloudFront distribution").
+pub const CUSTOMER_AREAS: [(&str, &str); 9] = [
+    ("north_america", "PriceClass_100"),
+    ("europe", "PriceClass_100"),
+    ("israel", "PriceClass_100"),
+    ("middle_east", "PriceClass_200"),
+    ("africa", "PriceClass_200"),
+    ("japan", "PriceClass_200"),
+    ("asia", "PriceClass_200"),
+    ("south_america", "PriceClass_All"),
+    ("oceania", "PriceClass_All"),
+];
+
+/// The commercial AWS Regions an environment may live in (AWS General
+/// Reference, "AWS Regions"); GovCloud and China are separate partitions
+/// that CloudFront's us-east-1 requirements do not cover.
+pub const COMMERCIAL_REGIONS: [&str; 34] = [
+    "us-east-1",
+    "us-east-2",
+    "us-west-1",
+    "us-west-2",
+    "af-south-1",
+    "ap-east-1",
+    "ap-east-2",
+    "ap-south-1",
+    "ap-south-2",
+    "ap-southeast-1",
+    "ap-southeast-2",
+    "ap-southeast-3",
+    "ap-southeast-4",
+    "ap-southeast-5",
+    "ap-southeast-7",
+    "ap-northeast-1",
+    "ap-northeast-2",
+    "ap-northeast-3",
+    "ca-central-1",
+    "ca-west-1",
+    "eu-central-1",
+    "eu-central-2",
+    "eu-west-1",
+    "eu-west-2",
+    "eu-west-3",
+    "eu-south-1",
+    "eu-south-2",
+    "eu-north-1",
+    "il-central-1",
+    "me-south-1",
+    "me-central-1",
+    "mx-central-1",
+    "sa-east-1",
+    "ap-southeast-6",
+];
 
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct Protection {

@@ -20,6 +20,7 @@ pub struct RawEnvironment {
     pub az_count: S<u32>,
     pub image: S<String>,
     pub domain: Option<S<RawDomain>>,
+    pub edge: Option<S<RawEdge>>,
     #[serde(default)]
     pub tags: BTreeMap<String, S<String>>,
     pub protection: S<RawProtection>,
@@ -35,6 +36,13 @@ pub struct RawEnvironment {
 pub struct RawDomain {
     pub name: S<String>,
     pub certificate_arn: S<String>,
+    pub edge_certificate_arn: Option<S<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawEdge {
+    pub customers: Vec<S<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -15,7 +15,7 @@ fn problems(text: &str, name: &str) -> Vec<Problem> {
 
 #[test]
 fn shipped_environments_are_valid() {
-    for name in ["dev", "staging", "prod"] {
+    for name in ["dev", "staging", "prod", "tokyo"] {
         let path =
             Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../environments/{name}.yaml"));
         let env = load(&path).unwrap_or_else(|e| panic!("{name}: {e}"));
@@ -71,7 +71,7 @@ fn missing_field_is_named() {
 #[test]
 fn semantic_problems_are_all_reported_at_once() {
     let text = DEV
-        .replace("region: us-east-1", "region: eu-west-1")
+        .replace("region: us-east-1", "region: mars-north-1")
         .replace("complex: 10", "complex: 11")
         .replace("cache_hit_ratio: 0.35", "cache_hit_ratio: 1.5")
         + "capacity:\n  service:\n    cpu: 512\n    memory_mib: 1000\n";
@@ -97,7 +97,7 @@ fn semantic_problems_are_all_reported_at_once() {
         "{rendered}"
     );
     assert!(
-        rendered.contains("\nenvironments/dev.yaml:4:9: field `region`: must be `us-east-1`"),
+        rendered.contains("\nenvironments/dev.yaml:4:9: field `region`: must be a commercial AWS Region such as us-east-1 or ap-northeast-1, got `mars-north-1`"),
         "{rendered}"
     );
 }
@@ -119,6 +119,72 @@ fn prod_rules_apply_to_prod_only() {
         ]
     );
     assert!(parse_as(&(DEV.to_owned() + overrides), "dev").is_ok());
+}
+
+#[test]
+fn regions_certificates_and_customers_follow_the_environment() {
+    const TOKYO: &str = include_str!("../../../environments/tokyo.yaml");
+    let env = parse_as(TOKYO, "tokyo").expect("tokyo");
+    assert_eq!(env.region, "ap-northeast-1");
+    assert_eq!(env.edge.price_class, "PriceClass_200");
+    let d = env.domain.as_ref().expect("domain");
+    assert!(d.certificate_arn.starts_with("arn:aws:acm:ap-northeast-1:"));
+    assert!(d.edge_certificate_arn.starts_with("arn:aws:acm:us-east-1:"));
+
+    // Outside us-east-1 CloudFront needs its own certificate there.
+    let no_edge_cert: String = TOKYO
+        .lines()
+        .filter(|l| !l.contains("edge_certificate_arn"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let p = problems(&no_edge_cert, "tokyo");
+    assert_eq!(p.len(), 1, "{p:#?}");
+    assert_eq!(p[0].field, "domain.edge_certificate_arn");
+    assert!(
+        p[0].message.contains("required outside us-east-1"),
+        "{}",
+        p[0].message
+    );
+
+    // The load balancer's certificate must be in the environment's region.
+    let wrong_region = TOKYO.replace(
+        "certificate_arn: arn:aws:acm:ap-northeast-1:",
+        "certificate_arn: arn:aws:acm:us-west-2:",
+    );
+    let p = problems(&wrong_region, "tokyo");
+    assert_eq!(p[0].field, "domain.certificate_arn", "{p:#?}");
+    assert!(
+        p[0].message.contains("arn:aws:acm:ap-northeast-1:"),
+        "{}",
+        p[0].message
+    );
+
+    // Customer areas set the price class; an unknown one is named.
+    let everywhere = TOKYO.replace(
+        "customers: [japan, asia]",
+        "customers: [japan, south_america]",
+    );
+    assert_eq!(
+        parse_as(&everywhere, "tokyo")
+            .expect("valid")
+            .edge
+            .price_class,
+        "PriceClass_All"
+    );
+    let p = problems(
+        &TOKYO.replace("customers: [japan, asia]", "customers: [japan, atlantis]"),
+        "tokyo",
+    );
+    assert_eq!(p[0].field, "edge.customers");
+    assert!(
+        p[0].message.contains("unknown area `atlantis`"),
+        "{}",
+        p[0].message
+    );
+
+    // Without an edge section: North America and Europe, as before.
+    let dev = parse_as(DEV, "dev").expect("dev");
+    assert_eq!(dev.edge.price_class, "PriceClass_100");
 }
 
 #[test]
@@ -200,12 +266,20 @@ fn overrides_are_partial_and_checked() {
 
 #[test]
 fn shipped_environments_meet_their_targets() {
-    for name in ["dev", "staging", "prod"] {
+    for name in ["dev", "staging", "prod", "tokyo"] {
         let path =
             Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../environments/{name}.yaml"));
         let env = load(&path).expect("loads");
         let plan = sizing::size(&env.sizing_input()).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert!(plan.budget.passes, "{name}");
-        assert!(plan.warnings.is_empty(), "{name}: {:?}", plan.warnings);
+        // The price table is us-east-1's; an environment elsewhere is told
+        // so, and nothing else.
+        let expected: &[&str] = if env.region == "us-east-1" {
+            &[]
+        } else {
+            &["cost"]
+        };
+        let warned: Vec<&str> = plan.warnings.iter().map(|w| w.resource.as_str()).collect();
+        assert_eq!(warned, expected, "{name}: {:?}", plan.warnings);
     }
 }

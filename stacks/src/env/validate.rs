@@ -84,6 +84,13 @@ impl Checker<'_> {
     }
 }
 
+/// CloudFront's price classes, cheapest first.
+const PRICE_CLASSES: [&str; 3] = ["PriceClass_100", "PriceClass_200", "PriceClass_All"];
+
+fn price_rank(class: &str) -> usize {
+    PRICE_CLASSES.iter().position(|c| *c == class).unwrap_or(2)
+}
+
 /// Tag keys mangactl sets itself on every stack.
 pub const RESERVED_TAGS: [&str; 2] = ["Environment", "ManagedBy"];
 
@@ -115,10 +122,16 @@ pub(super) fn validate(
     }
 
     let region = raw.region.value.clone();
-    // CloudFront only takes ACM certificates and CLOUDFRONT-scoped WAF ACLs
-    // from us-east-1, and the edge stack imports the ALB from the same region,
-    // so until cross-region references exist every stack lives there.
-    c.require(region == "us-east-1", &raw.region, "region", format!("must be `us-east-1` for now (the edge stack's WAF and certificate live there and imports cannot cross regions), got `{region}`"));
+    // Any commercial region: the edge stack alone lives in us-east-1
+    // (stacks::EDGE_REGION) and reaches the service across regions.
+    c.require(
+        COMMERCIAL_REGIONS.contains(&region.as_str()),
+        &raw.region,
+        "region",
+        format!(
+            "must be a commercial AWS Region such as us-east-1 or ap-northeast-1, got `{region}`"
+        ),
+    );
 
     let account_id = raw.account_id.as_ref().map(|a| {
         c.require(
@@ -145,17 +158,73 @@ pub(super) fn validate(
             "domain.name",
             "must be a DNS name such as chat.example.com",
         );
+        // The ALB's certificate lives in the environment's region,
+        // CloudFront's in us-east-1: one certificate serves both only when
+        // the environment is there.
         let cert = c.prefixed(
             &d.value.certificate_arn,
             "domain.certificate_arn",
-            "arn:aws:acm:us-east-1:",
-            "an ACM certificate ARN in us-east-1 (CloudFront requires it)",
+            &format!("arn:aws:acm:{region}:"),
+            &format!("an ACM certificate ARN in {region} (the load balancer's region)"),
         );
+        let edge_prefix = format!("arn:aws:acm:{}:", crate::stacks::EDGE_REGION);
+        let edge_cert = match &d.value.edge_certificate_arn {
+            Some(e) => c.prefixed(
+                e,
+                "domain.edge_certificate_arn",
+                &edge_prefix,
+                "an ACM certificate ARN in us-east-1 (CloudFront requires it)",
+            ),
+            None => {
+                c.require(
+                    region == crate::stacks::EDGE_REGION,
+                    &d.value.certificate_arn,
+                    "domain.edge_certificate_arn",
+                    format!("is required outside us-east-1: CloudFront needs a certificate in us-east-1, the load balancer one in {region}"),
+                );
+                cert.clone()
+            }
+        };
         Domain {
             name: dn.value.clone(),
             certificate_arn: cert,
+            edge_certificate_arn: edge_cert,
         }
     });
+
+    let edge = match &raw.edge {
+        Some(e) => {
+            let mut class_rank = 0;
+            for area in &e.value.customers {
+                match CUSTOMER_AREAS.iter().position(|(a, _)| *a == area.value) {
+                    Some(i) => class_rank = class_rank.max(price_rank(CUSTOMER_AREAS[i].1)),
+                    None => c.fail(
+                        area,
+                        "edge.customers",
+                        format!(
+                            "unknown area `{}`; areas are {}",
+                            area.value,
+                            CUSTOMER_AREAS.map(|(a, _)| a).join(", ")
+                        ),
+                    ),
+                }
+            }
+            c.require(
+                !e.value.customers.is_empty(),
+                e,
+                "edge.customers",
+                "must name at least one area",
+            );
+            Edge {
+                customers: e.value.customers.iter().map(|a| a.value.clone()).collect(),
+                price_class: PRICE_CLASSES[class_rank],
+            }
+        }
+        None => Edge {
+            customers: vec!["north_america".into(), "europe".into()],
+            price_class: PRICE_CLASSES[0],
+        },
+    };
 
     let mut tags = BTreeMap::new();
     for (k, v) in &raw.tags {
@@ -255,6 +324,7 @@ pub(super) fn validate(
             az_count,
             image,
             domain,
+            edge,
             tags,
             protection,
             llm,

@@ -8,8 +8,8 @@ pub mod template;
 
 pub use expr::{pseudo, Expr};
 pub use template::{
-    ConditionHandle, Handle, OutputKey, ParamHandle, Parameter, Policy, ResourceOpts, ResourceType,
-    Template,
+    ConditionHandle, Handle, Lookup, OutputKey, ParamHandle, Parameter, Policy, ResourceOpts,
+    ResourceType, Template,
 };
 
 /// A template that breaks a rule typed handles cannot enforce on their own.

@@ -115,6 +115,16 @@ impl OutputKey {
     }
 }
 
+/// A value a template needs that only a read of its region can give,
+/// filled by `mangactl` at deploy time as a parameter.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", content = "name", rename_all = "snake_case")]
+pub enum Lookup {
+    /// The ID of an AWS-managed prefix list, by name (EC2
+    /// DescribeManagedPrefixLists); the IDs differ per region.
+    ManagedPrefixList(String),
+}
+
 /// `DeletionPolicy` / `UpdateReplacePolicy` values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum Policy {
@@ -184,6 +194,8 @@ pub struct Template {
     published: BTreeSet<OutputKey>,
     /// Values of other stacks this one consumes, by parameter name.
     consumed: BTreeMap<String, (OutputKey, bool)>,
+    /// Parameters filled from a read of the region at deploy time.
+    lookups: BTreeMap<String, Lookup>,
     errors: Vec<ModelError>,
 }
 
@@ -200,6 +212,7 @@ impl Template {
             outputs: BTreeMap::new(),
             published: BTreeSet::new(),
             consumed: BTreeMap::new(),
+            lookups: BTreeMap::new(),
             errors: Vec::new(),
         }
     }
@@ -320,6 +333,27 @@ impl Template {
             self.consumed.insert(id.clone(), (key, list));
         }
         Expr::Ref(id)
+    }
+
+    /// A parameter `id` (type `String`, no default) that `mangactl` fills
+    /// with `what` read from the stack's region at deploy time.
+    pub fn lookup(&mut self, id: &str, what: Lookup, description: &str) -> Expr {
+        self.parameter(
+            id,
+            Parameter {
+                kind: "String",
+                description: description.to_owned(),
+                default: None,
+                allowed_pattern: None,
+            },
+        );
+        self.lookups.insert(id.to_owned(), what);
+        Expr::Ref(id.to_owned())
+    }
+
+    /// The lookups this template's parameters need.
+    pub fn lookups(&self) -> &BTreeMap<String, Lookup> {
+        &self.lookups
     }
 
     /// What this template consumes: parameter name → (output key, is a list).

@@ -119,7 +119,7 @@ pub fn template(i: &Inputs<'_>) -> Template {
     let (viewer_certificate, aliases, origin_protocol) = match &i.env.domain {
         Some(d) => (
             ViewerCertificate {
-                acm_certificate_arn: Some(d.certificate_arn.clone()),
+                acm_certificate_arn: Some(d.edge_certificate_arn.clone()),
                 ssl_support_method: Some("sni-only".into()),
                 minimum_protocol_version: Some("TLSv1.2_2021".into()),
                 cloud_front_default_certificate: None,
@@ -149,7 +149,7 @@ pub fn template(i: &Inputs<'_>) -> Template {
                 comment: format!("MangaAssist {} chat", i.env.name),
                 http_version: "http2and3".into(),
                 ipv6_enabled: true,
-                price_class: "PriceClass_100".into(),
+                price_class: i.env.edge.price_class.into(),
                 aliases,
                 viewer_certificate,
                 origins: vec![Origin {

@@ -29,6 +29,17 @@ use crate::env::Environment;
 use crate::model::resources::Tag;
 use crate::model::{Expr, Template};
 
+/// Where the edge stack lives whatever the environment's region:
+/// CloudFront takes its viewer certificate only from ACM in US East (N.
+/// Virginia) ("To use an ACM certificate with CloudFront, make sure you
+/// request (or import) the certificate in the US East (N. Virginia) Region
+/// (us-east-1)", CloudFront Developer Guide, "Requirements for using
+/// SSL/TLS certificates with CloudFront"), and a web ACL for CloudFront
+/// must be created with scope CLOUDFRONT in us-east-1 (AWS WAF Developer
+/// Guide). Its references to the service stack cross regions as parameters
+/// (`src/deploy/references.rs`).
+pub const EDGE_REGION: &str = "us-east-1";
+
 /// The stacks, in the order `--stack` help lists them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -107,6 +118,15 @@ impl<'a> Inputs<'a> {
     /// The CloudFormation stack name of `id` in this environment.
     pub fn stack_name(&self, id: StackId) -> String {
         format!("{}-{}", self.prefix(), id.name())
+    }
+
+    /// The region stack `id` is deployed in: the edge stack in
+    /// [`EDGE_REGION`], every other stack in the environment's region.
+    pub fn region(&self, id: StackId) -> &str {
+        match id {
+            StackId::Edge => EDGE_REGION,
+            _ => &self.env.region,
+        }
     }
 
     /// A new template for `id`, with its description and metadata.

@@ -8,7 +8,7 @@
 
 use super::{Inputs, StackId};
 use crate::model::resources::ec2::*;
-use crate::model::{Expr, Handle, OutputKey, ResourceOpts, Template};
+use crate::model::{Expr, Handle, Lookup, OutputKey, ResourceOpts, Template};
 
 pub const VPC_ID: OutputKey = OutputKey::new("network", "VpcId");
 pub const PUBLIC_SUBNETS: OutputKey = OutputKey::new("network", "PublicSubnetIds");
@@ -24,9 +24,11 @@ pub const CONTAINER_PORT: u16 = 8080;
 pub const REDIS_PORT: u16 = 6379;
 /// DAX's TLS endpoint port.
 pub const DAX_TLS_PORT: u16 = 9111;
-/// The AWS-managed prefix list of CloudFront's origin-facing addresses in
-/// us-east-1 (`com.amazonaws.global.cloudfront.origin-facing`).
-pub const CLOUDFRONT_ORIGIN_PREFIX_LIST: &str = "pl-3b927c52";
+/// The AWS-managed prefix list of CloudFront's origin-facing addresses. Its
+/// ID differs per region, so the template takes it as a parameter that
+/// mangactl looks up by this name at deploy time (CloudFront Developer
+/// Guide, "Use the CloudFront managed prefix list").
+pub const CLOUDFRONT_ORIGIN_PREFIX_LIST: &str = "com.amazonaws.global.cloudfront.origin-facing";
 
 const VPC_CIDR: &str = "10.0.0.0/16";
 
@@ -202,11 +204,16 @@ pub fn template(i: &Inputs<'_>) -> Template {
         )
     };
     let listener_port = if i.env.domain.is_some() { 443 } else { 80 };
+    let cloudfront_prefix_list = t.lookup(
+        "CloudFrontOriginPrefixListId",
+        Lookup::ManagedPrefixList(CLOUDFRONT_ORIGIN_PREFIX_LIST.into()),
+        "ID of the CloudFront origin-facing managed prefix list in this region (looked up by mangactl at deploy time)",
+    );
     let from_cloudfront = IngressRule {
         ip_protocol: "tcp".into(),
         from_port: listener_port,
         to_port: listener_port,
-        source_prefix_list_id: Some(CLOUDFRONT_ORIGIN_PREFIX_LIST.into()),
+        source_prefix_list_id: Some(cloudfront_prefix_list),
         cidr_ip: None,
         description: "CloudFront origin-facing addresses".into(),
     };

@@ -41,6 +41,7 @@ fn base(
         env_name: name.to_owned(),
         is_production,
         az_count: az,
+        region: "us-east-1".into(),
         failover_required: failover,
         targets: Targets {
             latency_ms: seed_budgets(),

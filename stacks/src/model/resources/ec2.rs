@@ -133,7 +133,7 @@ pub struct IngressRule {
     pub ip_protocol: String,
     pub from_port: u16,
     pub to_port: u16,
-    pub source_prefix_list_id: Option<String>,
+    pub source_prefix_list_id: Option<Expr>,
     pub cidr_ip: Option<String>,
     pub description: String,
 }
