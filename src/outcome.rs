@@ -7,6 +7,7 @@
 
 use crate::deploy::apply::ApplyStatus;
 use crate::deploy::destroy::DestroyStatus;
+use crate::deploy::drift::DriftReport;
 use crate::deploy::plan::Plan;
 
 /// How a command ended; the exit code is part of the CLI's contract.
@@ -70,6 +71,24 @@ impl From<DestroyStatus> for Outcome {
             DestroyStatus::NothingToDo | DestroyStatus::Destroyed => Outcome::Success,
             DestroyStatus::Interrupted => Outcome::Incomplete,
             DestroyStatus::Declined | DestroyStatus::Failed => Outcome::Failed,
+        }
+    }
+}
+
+impl From<&DriftReport> for Outcome {
+    /// 2 drift found; 3 a check failed or did not finish, resources were
+    /// left unchecked (0 with `--allow-unchecked`), or nothing was compared
+    /// at all; 0 everything checked and in sync.
+    fn from(r: &DriftReport) -> Outcome {
+        if r.summary.drift {
+            Outcome::Changes
+        } else if r.stacks.is_empty()
+            || r.is_incomplete()
+            || (r.has_unchecked() && !r.allow_unchecked)
+        {
+            Outcome::Incomplete
+        } else {
+            Outcome::Success
         }
     }
 }

@@ -245,6 +245,46 @@ impl ChangeSet {
     }
 }
 
+/// DescribeStackDriftDetectionStatus: where a drift detection stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DriftDetection {
+    /// `DETECTION_IN_PROGRESS`, `DETECTION_COMPLETE` or `DETECTION_FAILED`.
+    pub status: String,
+    /// `DRIFTED`, `IN_SYNC`, `UNKNOWN` or `NOT_CHECKED`, once complete.
+    pub stack_drift_status: Option<String>,
+    pub reason: Option<String>,
+}
+
+impl DriftDetection {
+    pub fn is_in_progress(&self) -> bool {
+        self.status == "DETECTION_IN_PROGRESS"
+    }
+
+    pub fn is_complete(&self) -> bool {
+        self.status == "DETECTION_COMPLETE"
+    }
+}
+
+/// One `StackResourceDrift` of DescribeStackResourceDrifts.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ResourceDrift {
+    pub logical_id: String,
+    pub resource_type: String,
+    /// `IN_SYNC`, `MODIFIED`, `DELETED`, `NOT_CHECKED`, `UNKNOWN` or `UNSUPPORTED`.
+    pub status: String,
+    pub differences: Vec<PropertyDifference>,
+}
+
+/// One `PropertyDifference`: expected (template) against actual.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct PropertyDifference {
+    pub path: String,
+    pub expected: String,
+    pub actual: String,
+    /// `ADD`, `REMOVE` or `NOT_EQUAL`.
+    pub kind: String,
+}
+
 /// CloudFormation's two wordings for "nothing to change" (a failed change
 /// set's reason; moto also answers CreateChangeSet itself with the second).
 pub fn is_no_changes(reason: &str) -> bool {
@@ -272,6 +312,15 @@ pub trait CloudFormation: Send + Sync + fmt::Debug {
     async fn continue_update_rollback(&self, stack: &str, token: &str) -> CfnResult<()>;
     async fn cancel_update_stack(&self, stack: &str, token: &str) -> CfnResult<()>;
     async fn set_termination_protection(&self, stack: &str, enabled: bool) -> CfnResult<()>;
+    /// Names of the stacks that exist (ListStacks, every status but
+    /// DELETE_COMPLETE), every page.
+    async fn stack_names(&self) -> CfnResult<Vec<String>>;
+    /// DetectStackDrift: starts a drift detection; returns its ID.
+    async fn detect_stack_drift(&self, stack: &str) -> CfnResult<String>;
+    /// DescribeStackDriftDetectionStatus of detection `id` on `stack`.
+    async fn drift_detection(&self, stack: &str, id: &str) -> CfnResult<DriftDetection>;
+    /// DescribeStackResourceDrifts: every checked resource (every page).
+    async fn resource_drifts(&self, stack: &str) -> CfnResult<Vec<ResourceDrift>>;
 }
 
 /// [`CloudFormation`] through the AWS SDK.
@@ -604,5 +653,106 @@ impl CloudFormation for SdkCloudFormation {
             .await
             .map_err(|e| sdk_error("UpdateTerminationProtection", stack, e))?;
         Ok(())
+    }
+
+    async fn stack_names(&self) -> CfnResult<Vec<String>> {
+        let mut names = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let out = self
+                .client
+                .list_stacks()
+                .set_next_token(token.take())
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk(SERVICE, "ListStacks", None, e))?;
+            names.extend(
+                out.stack_summaries()
+                    .iter()
+                    .filter(|s| s.stack_status().map(|s| s.as_str()) != Some("DELETE_COMPLETE"))
+                    .filter_map(|s| s.stack_name().map(str::to_owned)),
+            );
+            match out.next_token() {
+                Some(t) if !t.is_empty() => token = Some(t.to_owned()),
+                _ => return Ok(names),
+            }
+        }
+    }
+
+    async fn detect_stack_drift(&self, stack: &str) -> CfnResult<String> {
+        let out = self
+            .client
+            .detect_stack_drift()
+            .stack_name(stack)
+            .send()
+            .await
+            .map_err(|e| sdk_error("DetectStackDrift", stack, e))?;
+        Ok(out
+            .stack_drift_detection_id()
+            .unwrap_or_default()
+            .to_owned())
+    }
+
+    async fn drift_detection(&self, stack: &str, id: &str) -> CfnResult<DriftDetection> {
+        let out = self
+            .client
+            .describe_stack_drift_detection_status()
+            .stack_drift_detection_id(id)
+            .send()
+            .await
+            .map_err(|e| sdk_error("DescribeStackDriftDetectionStatus", stack, e))?;
+        Ok(DriftDetection {
+            status: out
+                .detection_status()
+                .map(|s| s.as_str())
+                .unwrap_or("UNKNOWN")
+                .to_owned(),
+            stack_drift_status: out.stack_drift_status().map(|s| s.as_str().to_owned()),
+            reason: owned(out.detection_status_reason()),
+        })
+    }
+
+    async fn resource_drifts(&self, stack: &str) -> CfnResult<Vec<ResourceDrift>> {
+        let mut drifts = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let out = self
+                .client
+                .describe_stack_resource_drifts()
+                .stack_name(stack)
+                .set_next_token(token.take())
+                .send()
+                .await
+                .map_err(|e| sdk_error("DescribeStackResourceDrifts", stack, e))?;
+            drifts.extend(out.stack_resource_drifts().iter().map(|d| {
+                ResourceDrift {
+                    logical_id: d.logical_resource_id().unwrap_or_default().to_owned(),
+                    resource_type: d.resource_type().unwrap_or_default().to_owned(),
+                    status: d
+                        .stack_resource_drift_status()
+                        .map(|s| s.as_str())
+                        .unwrap_or("UNKNOWN")
+                        .to_owned(),
+                    differences: d
+                        .property_differences()
+                        .iter()
+                        .map(|p| PropertyDifference {
+                            path: p.property_path().unwrap_or_default().to_owned(),
+                            expected: p.expected_value().unwrap_or_default().to_owned(),
+                            actual: p.actual_value().unwrap_or_default().to_owned(),
+                            kind: p
+                                .difference_type()
+                                .map(|k| k.as_str())
+                                .unwrap_or("NOT_EQUAL")
+                                .to_owned(),
+                        })
+                        .collect(),
+                }
+            }));
+            match out.next_token() {
+                Some(t) if !t.is_empty() => token = Some(t.to_owned()),
+                _ => return Ok(drifts),
+            }
+        }
     }
 }

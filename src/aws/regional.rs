@@ -13,7 +13,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use super::cloudformation::{
-    CfnResult, ChangeSet, ChangeSetRequest, CloudFormation, Stack, StackEvent,
+    CfnResult, ChangeSet, ChangeSetRequest, CloudFormation, DriftDetection, ResourceDrift, Stack,
+    StackEvent,
 };
 
 /// One [`CloudFormation`] per region, routed by stack.
@@ -125,6 +126,18 @@ impl CloudFormation for NoClient {
     async fn set_termination_protection(&self, stack: &str, _: bool) -> CfnResult<()> {
         Err(no_client("UpdateTerminationProtection", stack))
     }
+    async fn stack_names(&self) -> CfnResult<Vec<String>> {
+        Err(no_client("ListStacks", "*"))
+    }
+    async fn detect_stack_drift(&self, stack: &str) -> CfnResult<String> {
+        Err(no_client("DetectStackDrift", stack))
+    }
+    async fn drift_detection(&self, stack: &str, _: &str) -> CfnResult<DriftDetection> {
+        Err(no_client("DescribeStackDriftDetectionStatus", stack))
+    }
+    async fn resource_drifts(&self, stack: &str) -> CfnResult<Vec<ResourceDrift>> {
+        Err(no_client("DescribeStackResourceDrifts", stack))
+    }
 }
 
 #[async_trait]
@@ -174,6 +187,25 @@ impl CloudFormation for RegionalCloudFormation {
         self.route(stack)
             .set_termination_protection(stack, enabled)
             .await
+    }
+    /// Every region's stacks.
+    async fn stack_names(&self) -> CfnResult<Vec<String>> {
+        let mut names = Vec::new();
+        for c in self.by_region.values() {
+            names.extend(c.stack_names().await?);
+        }
+        names.sort();
+        names.dedup();
+        Ok(names)
+    }
+    async fn detect_stack_drift(&self, stack: &str) -> CfnResult<String> {
+        self.route(stack).detect_stack_drift(stack).await
+    }
+    async fn drift_detection(&self, stack: &str, id: &str) -> CfnResult<DriftDetection> {
+        self.route(stack).drift_detection(stack, id).await
+    }
+    async fn resource_drifts(&self, stack: &str) -> CfnResult<Vec<ResourceDrift>> {
+        self.route(stack).resource_drifts(stack).await
     }
 }
 

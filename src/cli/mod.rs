@@ -6,6 +6,7 @@
 mod apply;
 mod completions;
 mod destroy;
+mod drift;
 pub mod plan;
 mod render;
 mod shared;
@@ -60,6 +61,8 @@ pub enum Output {
     Text,
     /// One JSON document, for machines.
     Json,
+    /// JUnit XML, for CI systems (`drift` only).
+    Junit,
 }
 
 #[derive(Debug, Subcommand)]
@@ -74,6 +77,8 @@ pub enum Command {
     Apply(apply::Args),
     /// Delete the environment's stacks in reverse dependency order.
     Destroy(destroy::Args),
+    /// Check that what is deployed matches the rendering: templates and parameters, and CloudFormation's resource drift (exit 2 on drift, 3 when something could not be checked).
+    Drift(drift::Args),
     /// Print shell completions to stdout.
     Completions(completions::Args),
 }
@@ -81,12 +86,17 @@ pub enum Command {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing(cli.verbose);
+    if cli.output == Output::Junit && !matches!(cli.command, Command::Drift(_)) {
+        eprintln!("error: --output junit is only for `mangactl drift`");
+        return ExitCode::from(Outcome::Failed.code());
+    }
     let result = match &cli.command {
         Command::Render(args) => render::run(&cli, args),
         Command::Size(args) => size::run(&cli, args),
         Command::Plan(args) => plan::run(&cli, args),
         Command::Apply(args) => apply::run(&cli, args),
         Command::Destroy(args) => destroy::run(&cli, args),
+        Command::Drift(args) => drift::run(&cli, args),
         Command::Completions(args) => completions::run(args),
     };
     match result {

@@ -75,7 +75,9 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<Outcome> {
         let mut stdout = std::io::stdout().lock();
         match cli.output {
             Output::Json => writeln!(stdout, "{}", serde_json::to_string_pretty(&plan)?)?,
-            Output::Text => stdout.write_all(deploy::plan::render_text(&plan).as_bytes())?,
+            Output::Text | Output::Junit => {
+                stdout.write_all(deploy::plan::render_text(&plan).as_bytes())?
+            }
         }
         match Outcome::from(&plan) {
             Outcome::Failed => {

@@ -96,7 +96,7 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<Outcome> {
     let mut stdout = std::io::stdout().lock();
     match cli.output {
         Output::Json => stdout.write_all(manifest.as_bytes())?,
-        Output::Text => {
+        Output::Text | Output::Junit => {
             writeln!(
                 stdout,
                 "Rendered {} of {} stacks for `{}` ({}) into {}",

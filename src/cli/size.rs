@@ -60,7 +60,7 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<Outcome> {
             });
             writeln!(out, "{}", serde_json::to_string_pretty(&doc)?)?;
         }
-        Output::Text => write_tables(&mut out, &plan)?,
+        Output::Text | Output::Junit => write_tables(&mut out, &plan)?,
     }
     // Results are complete on stdout before any warning reaches stderr.
     out.flush()?;

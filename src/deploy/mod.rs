@@ -11,6 +11,8 @@
 //! - [`capacity`]: the OpenSearch Serverless capacity limits (account
 //!   settings, not template resources) that `apply` sets after the search stack.
 //! - [`destroy`]: deletion in reverse dependency order.
+//! - [`drift`]: deployed templates, parameters and resources against the
+//!   rendering (`mangactl drift`).
 //! - [`references`]: cross-stack references as parameters filled from the
 //!   producers' outputs; which consumers follow a changed output.
 //! - [`report`]: apply's closing summary, useful outputs and `outputs.json`.
@@ -30,6 +32,7 @@ pub mod capacity;
 pub mod changeset;
 pub mod confirm;
 pub mod destroy;
+pub mod drift;
 pub mod plan;
 pub mod progress;
 pub mod references;

@@ -9,6 +9,7 @@
 //! - `deploy_capacity`: apply setting the OpenSearch Serverless capacity
 //!   limits, against the fakes (moto has no OpenSearch Serverless).
 //! - `deploy_moto`: plan/apply/destroy as the binary against moto (`moto`).
+//! - `drift`: `mangactl drift`, its layers, exit codes and outputs.
 //! - `references`: cross-stack references (parameters), the export rules,
 //!   the `az_count` scenario and the migration from exports, against the fake.
 
@@ -16,6 +17,7 @@ mod cli;
 mod deploy_capacity;
 mod deploy_fake;
 mod deploy_moto;
+mod drift;
 mod lint;
 mod moto;
 mod references;

@@ -10,7 +10,8 @@ use super::simulate::*;
 use super::template::*;
 use super::*;
 use crate::aws::cloudformation::{
-    Action, CfnResult, ChangeSet, ChangeSetRequest, CloudFormation, Stack, StackEvent,
+    Action, CfnResult, ChangeSet, ChangeSetRequest, CloudFormation, DriftDetection, ResourceDrift,
+    Stack, StackEvent,
 };
 
 #[async_trait]
@@ -523,5 +524,94 @@ impl CloudFormation for FakeCloudFormation {
                 format!("Stack [{stack}] does not exist"),
             )),
         }
+    }
+
+    async fn stack_names(&self) -> CfnResult<Vec<String>> {
+        Ok(self.lock().stacks.keys().cloned().collect())
+    }
+
+    async fn detect_stack_drift(&self, stack: &str) -> CfnResult<String> {
+        let mut st = self.lock();
+        let Some(name) = st.live_name(stack) else {
+            return Err(api(
+                "DetectStackDrift",
+                stack,
+                "ValidationError",
+                format!("Stack [{stack}] does not exist"),
+            ));
+        };
+        st.call(format!("DetectStackDrift {name}"));
+        st.next_id += 1;
+        let id = format!("fake-drift-{}", st.next_id);
+        st.detections.insert(id.clone(), name);
+        Ok(id)
+    }
+
+    async fn drift_detection(&self, stack: &str, id: &str) -> CfnResult<DriftDetection> {
+        let st = self.lock();
+        let Some(name) = st.detections.get(id) else {
+            return Err(api(
+                "DescribeStackDriftDetectionStatus",
+                stack,
+                "ValidationError",
+                format!("Stack drift detection [{id}] does not exist"),
+            ));
+        };
+        Ok(match st.drift_scripts.get(name) {
+            Some(DriftScript::NeverFinishes) => DriftDetection {
+                status: "DETECTION_IN_PROGRESS".into(),
+                stack_drift_status: None,
+                reason: None,
+            },
+            Some(DriftScript::Failed(reason)) => DriftDetection {
+                status: "DETECTION_FAILED".into(),
+                stack_drift_status: None,
+                reason: Some(reason.clone()),
+            },
+            Some(DriftScript::Complete(drifts)) => DriftDetection {
+                status: "DETECTION_COMPLETE".into(),
+                stack_drift_status: Some(
+                    if drifts
+                        .iter()
+                        .any(|d| d.status == "MODIFIED" || d.status == "DELETED")
+                    {
+                        "DRIFTED"
+                    } else {
+                        "IN_SYNC"
+                    }
+                    .into(),
+                ),
+                reason: None,
+            },
+            None => DriftDetection {
+                status: "DETECTION_COMPLETE".into(),
+                stack_drift_status: Some("IN_SYNC".into()),
+                reason: None,
+            },
+        })
+    }
+
+    async fn resource_drifts(&self, stack: &str) -> CfnResult<Vec<ResourceDrift>> {
+        let st = self.lock();
+        let Some(s) = st.find(stack) else {
+            return Err(api(
+                "DescribeStackResourceDrifts",
+                stack,
+                "ValidationError",
+                format!("Stack [{stack}] does not exist"),
+            ));
+        };
+        Ok(match st.drift_scripts.get(&s.name) {
+            Some(DriftScript::Complete(drifts)) => drifts.clone(),
+            _ => targets_of(s.template.as_ref(), "CHECK")
+                .into_iter()
+                .map(|(logical_id, resource_type, _)| ResourceDrift {
+                    logical_id,
+                    resource_type,
+                    status: "IN_SYNC".into(),
+                    differences: vec![],
+                })
+                .collect(),
+        })
     }
 }

@@ -42,7 +42,7 @@ use crate::aws::CfnError;
 #[allow(unused_imports)] // named in the docs above
 use crate::aws::CloudFormation;
 
-pub use script::{Behavior, ScriptedChangeSet, Seed, SeedEvent};
+pub use script::{Behavior, DriftScript, ScriptedChangeSet, Seed, SeedEvent};
 
 #[derive(Debug)]
 pub struct FakeCloudFormation {
@@ -70,6 +70,10 @@ pub(crate) struct State {
     change_sets: BTreeMap<String, FakeChangeSet>,
     scripted_change_sets: BTreeMap<String, VecDeque<ScriptedChangeSet>>,
     behaviors: BTreeMap<String, VecDeque<Behavior>>,
+    /// What drift detection finds, per stack (default: every resource IN_SYNC).
+    drift_scripts: BTreeMap<String, DriftScript>,
+    /// Started detections: ID → stack.
+    detections: BTreeMap<String, String>,
     calls: Vec<String>,
 }
 

@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use super::simulate::*;
 use super::*;
-use crate::aws::cloudformation::ResourceChange;
+use crate::aws::cloudformation::{ResourceChange, ResourceDrift};
 
 /// What the next operation on a stack does.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,6 +35,20 @@ pub struct ScriptedChangeSet {
     pub status: String,
     pub status_reason: Option<String>,
     pub changes: Vec<ResourceChange>,
+}
+
+/// What the next drift detections of a stack find, shaped like the API
+/// reference's DescribeStackDriftDetectionStatus and
+/// DescribeStackResourceDrifts responses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DriftScript {
+    /// DETECTION_COMPLETE with these resource drifts (resources of types
+    /// CloudFormation cannot check are simply absent, as in the API).
+    Complete(Vec<ResourceDrift>),
+    /// DETECTION_FAILED with this `DetectionStatusReason`.
+    Failed(String),
+    /// DETECTION_IN_PROGRESS for ever.
+    NeverFinishes,
 }
 
 /// A stack that exists before the test starts.
@@ -123,6 +137,11 @@ impl FakeCloudFormation {
     }
 
     /// Creates `seed` as an existing stack.
+    /// What drift detection on `stack` finds from now on.
+    pub fn script_drift(&self, stack: &str, script: DriftScript) {
+        self.lock().drift_scripts.insert(stack.to_owned(), script);
+    }
+
     /// The current value of output `key` of `stack`, as DescribeStacks
     /// reports it (for seeding consumers with their producers' values).
     pub fn output(&self, stack: &str, key: &str) -> Option<String> {

@@ -424,7 +424,13 @@ pub(super) fn to_stack(s: &FakeStack) -> Stack {
         } else {
             vec![]
         },
-        parameters: s.parameters.clone(),
+        // DescribeStacks lists every parameter with its value in force:
+        // the template's default unless one was passed.
+        parameters: {
+            let mut p = defaults_of(s.template.as_ref());
+            p.extend(s.parameters.clone());
+            p
+        },
         tags: s.tags.clone(),
     }
 }

@@ -267,3 +267,16 @@ pub(super) fn exports_of(bound: Option<&Value>) -> BTreeMap<String, Value> {
         })
         .unwrap_or_default()
 }
+
+/// Parameter → default, of the parameters that have one.
+pub(super) fn defaults_of(template: Option<&Value>) -> BTreeMap<String, String> {
+    template
+        .and_then(|t| t.get("Parameters"))
+        .and_then(Value::as_object)
+        .map(|ps| {
+            ps.iter()
+                .filter_map(|(k, p)| Some((k.clone(), p.get("Default")?.as_str()?.to_owned())))
+                .collect()
+        })
+        .unwrap_or_default()
+}

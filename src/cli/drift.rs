@@ -1,0 +1,102 @@
+//! `mangactl drift`: the nightly question, does the deployment still match
+//! the repository? The logic is in `src/deploy/drift.rs`; this file reads
+//! the flags, connects to every region the stacks live in and prints the
+//! report as text, JSON (`mangactl.drift/v1`) or JUnit XML.
+
+use std::io::Write;
+use std::time::Duration;
+
+use anyhow::Context;
+use stacks::render::Format;
+use stacks::stacks::StackId;
+
+use super::render::render_environment;
+use super::shared::{connect, parse_stack, runtime, AwsArgs, EnvArgs};
+use super::{Cli, Output};
+use crate::deploy::drift::{self, DriftOptions};
+use crate::deploy::Backoff;
+use crate::outcome::Outcome;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    pub env: EnvArgs,
+
+    /// Check only this stack (the orphan check then does not run).
+    #[arg(long, value_parser = parse_stack, value_name = "NAME")]
+    pub stack: Option<StackId>,
+
+    /// The whole run's deadline: `90`, `90s`, `5m` (checks not finished by then are reported as incomplete).
+    #[arg(long, default_value = "10m", value_parser = parse_duration, value_name = "DURATION")]
+    pub timeout: Duration,
+
+    /// Exit 0 instead of 3 when nothing drifted but some resources could not be checked.
+    #[arg(long)]
+    pub allow_unchecked: bool,
+
+    /// Stacks checked at once.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=16), value_name = "N")]
+    pub concurrency: u16,
+
+    #[command(flatten)]
+    pub aws: AwsArgs,
+}
+
+/// `90`, `90s`, `5m`, `1h`.
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let (digits, unit) = s
+        .find(|c: char| !c.is_ascii_digit())
+        .map_or((s, ""), |i| s.split_at(i));
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("`{s}` is not a duration such as 90s, 5m or 1h"))?;
+    let secs = match unit {
+        "" | "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        _ => return Err(format!("`{s}` is not a duration such as 90s, 5m or 1h")),
+    };
+    if secs == 0 {
+        return Err("the timeout must be more than 0".into());
+    }
+    Ok(Duration::from_secs(secs))
+}
+
+pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<Outcome> {
+    let (environment, mut rendered) = render_environment(cli, &args.env.env, Format::Json)?;
+    runtime()?.block_on(async {
+        let aws = connect(&args.aws, &rendered).await;
+        aws.look_up(&mut rendered).await?;
+        let opts = DriftOptions {
+            only: args.stack,
+            timeout: args.timeout,
+            allow_unchecked: args.allow_unchecked,
+            concurrency: usize::from(args.concurrency),
+            backoff: Backoff::default(),
+        };
+        let report = drift::drift(&aws.cfn, &rendered, &opts)
+            .await
+            .with_context(|| format!("checking `{}` for drift", environment.name))?;
+        let mut stdout = std::io::stdout().lock();
+        match cli.output {
+            Output::Json => writeln!(stdout, "{}", serde_json::to_string_pretty(&report)?)?,
+            Output::Junit => stdout.write_all(drift::render_junit(&report).as_bytes())?,
+            Output::Text => stdout.write_all(drift::render_text(&report).as_bytes())?,
+        }
+        Ok(Outcome::from(&report))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_with_units() {
+        assert_eq!(parse_duration("90"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        assert!(parse_duration("5x").is_err());
+        assert!(parse_duration("0").is_err());
+    }
+}

@@ -1,0 +1,450 @@
+//! `drift` (`src/deploy/drift.rs`): the resource layer against the
+//! scripted fake fed DescribeStackResourceDrifts documents shaped like the
+//! API reference's (MODIFIED, DELETED, IN_SYNC, NOT_CHECKED; a detection
+//! that FAILED, one that never finishes), the code layer against the fake
+//! and through the binary against moto (which has no drift detection), and
+//! the exit codes, JSON and JUnit end to end.
+
+use std::time::Duration;
+
+use mangactl::aws::cloudformation::{PropertyDifference, ResourceDrift};
+use mangactl::aws::CloudFormation;
+use mangactl::deploy::apply;
+use mangactl::deploy::confirm::ScriptedPrompter;
+use mangactl::deploy::drift::{self, CodeLayer, DriftOptions};
+use mangactl::deploy::Backoff;
+use mangactl::fakes::cloudformation::{DriftScript, FakeCloudFormation, Seed, SeedEvent};
+use mangactl::outcome::Outcome;
+use serde_json::Value;
+use stacks::render::Rendered;
+use stacks::stacks::StackId;
+use tokio::sync::watch;
+
+use crate::deploy_fake::{name, opts, plain, rendered};
+use crate::moto::Moto;
+use crate::support::{stderr, stdout, TempDir};
+
+fn drift_opts(allow_unchecked: bool) -> DriftOptions {
+    DriftOptions {
+        only: None,
+        timeout: Duration::from_secs(60),
+        allow_unchecked,
+        concurrency: 4,
+        backoff: Backoff::default(),
+    }
+}
+
+async fn deployed(r: &Rendered) -> FakeCloudFormation {
+    let fake = FakeCloudFormation::new();
+    let (progress, _out) = plain();
+    let (_tx, rx) = watch::channel(0);
+    let report = apply::apply(
+        &fake,
+        r,
+        &opts(None),
+        &progress,
+        &ScriptedPrompter::new(false, &[]),
+        rx,
+    )
+    .await
+    .expect("apply");
+    assert_eq!(report.status, apply::ApplyStatus::Applied);
+    fake
+}
+
+fn drifts(entries: &[(&str, &str, &str)]) -> Vec<ResourceDrift> {
+    entries
+        .iter()
+        .map(|(id, ty, status)| ResourceDrift {
+            logical_id: (*id).into(),
+            resource_type: (*ty).into(),
+            status: (*status).into(),
+            differences: if *status == "MODIFIED" {
+                vec![PropertyDifference {
+                    path: "/BillingMode".into(),
+                    expected: "PAY_PER_REQUEST".into(),
+                    actual: "PROVISIONED".into(),
+                    kind: "NOT_EQUAL".into(),
+                }]
+            } else {
+                vec![]
+            },
+        })
+        .collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_clean_environment_is_in_sync_and_unsupported_types_are_unchecked() {
+    let r = rendered("dev");
+    let fake = deployed(&r).await;
+    let report = drift::drift(&fake, &r, &drift_opts(false))
+        .await
+        .expect("drift");
+    // The fake checks every resource by default: nothing unchecked.
+    assert_eq!(
+        Outcome::from(&report).code(),
+        0,
+        "{}",
+        drift::render_text(&report)
+    );
+    assert!(report
+        .stacks
+        .iter()
+        .all(|s| matches!(s.code, CodeLayer::InSync)));
+
+    // CloudFormation leaves out types it cannot check: they are unchecked,
+    // never in sync, and the run is incomplete unless that is accepted.
+    let memory = name(&r, StackId::Memory);
+    fake.script_drift(
+        &memory,
+        DriftScript::Complete(drifts(&[(
+            "ConversationTable",
+            "AWS::DynamoDB::Table",
+            "IN_SYNC",
+        )])),
+    );
+    let report = drift::drift(&fake, &r, &drift_opts(false))
+        .await
+        .expect("drift");
+    assert_eq!(
+        Outcome::from(&report).code(),
+        3,
+        "{}",
+        drift::render_text(&report)
+    );
+    let m = report
+        .stacks
+        .iter()
+        .find(|s| s.stack == StackId::Memory)
+        .expect("memory");
+    assert!(m
+        .resources
+        .unchecked
+        .iter()
+        .any(|u| u.resource_type == "AWS::DAX::Cluster"));
+    assert!(!m
+        .resources
+        .unchecked
+        .iter()
+        .any(|u| u.logical_id == "ConversationTable"));
+    let allowed = drift::drift(&fake, &r, &drift_opts(true))
+        .await
+        .expect("drift");
+    assert_eq!(Outcome::from(&allowed).code(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn modified_and_deleted_resources_are_drift_not_checked_ones_are_not() {
+    let r = rendered("dev");
+    let fake = deployed(&r).await;
+    fake.script_drift(
+        &name(&r, StackId::Memory),
+        DriftScript::Complete(drifts(&[
+            ("ConversationTable", "AWS::DynamoDB::Table", "MODIFIED"),
+            ("DaxRole", "AWS::IAM::Role", "DELETED"),
+            ("DaxSubnetGroup", "AWS::DAX::SubnetGroup", "NOT_CHECKED"),
+            ("DaxCluster", "AWS::DAX::Cluster", "IN_SYNC"),
+            ("DaxParameterGroup", "AWS::DAX::ParameterGroup", "IN_SYNC"),
+        ])),
+    );
+    let report = drift::drift(&fake, &r, &drift_opts(true))
+        .await
+        .expect("drift");
+    assert_eq!(Outcome::from(&report).code(), 2);
+    let m = report
+        .stacks
+        .iter()
+        .find(|s| s.stack == StackId::Memory)
+        .expect("memory");
+    let drifted: Vec<(&str, &str)> = m
+        .resources
+        .drifted
+        .iter()
+        .map(|d| (d.logical_id.as_str(), d.status.as_str()))
+        .collect();
+    assert_eq!(
+        drifted,
+        [("ConversationTable", "MODIFIED"), ("DaxRole", "DELETED")]
+    );
+    assert!(m
+        .resources
+        .unchecked
+        .iter()
+        .any(|u| u.logical_id == "DaxSubnetGroup" && u.why.contains("NOT_CHECKED")));
+    let text = drift::render_text(&report);
+    assert!(
+        text.contains("/BillingMode (NOT_EQUAL): expected PAY_PER_REQUEST, actual PROVISIONED"),
+        "{text}"
+    );
+    assert!(text.contains("resources 2 drifted"), "{text}");
+
+    // JSON carries the versioned schema name; JUnit is well-formed XML
+    // with one test case per stack and a failure per drifted item.
+    let json: Value = serde_json::to_value(&report).expect("json");
+    assert_eq!(json["schema"], "mangactl.drift/v1");
+    assert_eq!(json["summary"]["resources_drifted"], 2);
+    let xml = drift::render_junit(&report);
+    let doc = roxmltree::Document::parse(&xml).expect("JUnit parses as XML");
+    let suite = doc
+        .descendants()
+        .find(|n| n.has_tag_name("testsuite"))
+        .expect("suite");
+    assert_eq!(suite.attribute("tests"), Some("8"));
+    assert_eq!(suite.attribute("failures"), Some("2"));
+    let failures = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("failure"))
+        .count();
+    assert_eq!(failures, 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_or_unfinished_detection_makes_the_run_incomplete_not_clean() {
+    let r = rendered("dev");
+    let fake = deployed(&r).await;
+    fake.script_drift(
+        &name(&r, StackId::Cache),
+        DriftScript::Failed("Failed to detect drift on resource [Redis]".into()),
+    );
+    fake.script_drift(&name(&r, StackId::Search), DriftScript::NeverFinishes);
+    let mut o = drift_opts(true);
+    o.timeout = Duration::from_secs(30);
+    let report = drift::drift(&fake, &r, &o).await.expect("drift");
+    // Incomplete even with --allow-unchecked: those checks did not run.
+    assert_eq!(report.summary.incomplete, ["cache", "search"]);
+    assert_eq!(
+        Outcome::from(&report).code(),
+        3,
+        "{}",
+        drift::render_text(&report)
+    );
+    let text = drift::render_text(&report);
+    assert!(
+        text.contains("INCOMPLETE: drift detection DETECTION_FAILED: Failed to detect drift on resource [Redis]"),
+        "{text}"
+    );
+    assert!(
+        text.contains("did not finish within the run's 30s timeout"),
+        "{text}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_template_edited_outside_mangactl_a_missing_stack_and_an_orphan_are_drift() {
+    let r = rendered("dev");
+    let fake = deployed(&r).await;
+    // Replace the intent stack with an edited copy, drop edge, and add a
+    // stack named like this environment's that nothing renders.
+    let intent = name(&r, StackId::Intent);
+    let mut edited: Value = serde_json::from_str(
+        &r.stacks
+            .iter()
+            .find(|s| s.id == StackId::Intent)
+            .expect("intent")
+            .body,
+    )
+    .expect("json");
+    let resources = edited["Resources"].as_object_mut().expect("resources");
+    let (first, _) = resources
+        .iter()
+        .next()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .expect("one");
+    resources[&first]["Properties"]["Tags"] =
+        serde_json::json!([{"Key": "EditedBy", "Value": "console"}]);
+    let fresh = FakeCloudFormation::new();
+    for s in &r.stacks {
+        if s.id == StackId::Edge {
+            continue;
+        }
+        let live = fake
+            .describe_stack(&s.stack_name)
+            .await
+            .expect("describe")
+            .expect("deployed")
+            .parameters;
+        fresh.seed_stack(Seed {
+            name: s.stack_name.clone(),
+            status: "UPDATE_COMPLETE".into(),
+            status_reason: None,
+            template: Some(if s.stack_name == intent {
+                edited.to_string()
+            } else {
+                s.body.clone()
+            }),
+            parameters: live,
+            termination_protection: false,
+            events: vec![SeedEvent::new(
+                &s.stack_name,
+                "AWS::CloudFormation::Stack",
+                "UPDATE_COMPLETE",
+                None,
+                None,
+            )],
+        });
+    }
+    fresh.seed_stack(Seed {
+        name: "mangaassist-dev-legacy".into(),
+        status: "CREATE_COMPLETE".into(),
+        status_reason: None,
+        template: None,
+        parameters: Default::default(),
+        termination_protection: false,
+        events: vec![],
+    });
+    let report = drift::drift(&fresh, &r, &drift_opts(true))
+        .await
+        .expect("drift");
+    assert_eq!(Outcome::from(&report).code(), 2);
+    assert_eq!(report.orphans, ["mangaassist-dev-legacy"]);
+    assert_eq!(report.summary.missing, 1);
+    let i = report
+        .stacks
+        .iter()
+        .find(|s| s.stack == StackId::Intent)
+        .expect("intent");
+    match &i.code {
+        CodeLayer::Drifted { differences } => assert!(
+            differences.iter().any(|d| d
+                .path
+                .starts_with(&format!("Resources.{first}.Properties.Tags"))),
+            "{differences:?}"
+        ),
+        other => panic!("intent: {other:?}"),
+    }
+}
+
+/// Through the binary against moto: a clean dev exits 3 (moto has no drift
+/// detection, so every resource is unchecked) or 0 with
+/// `--allow-unchecked`; a parameter changed out of band is code drift
+/// (exit 2) in text, JSON and JUnit.
+#[test]
+fn drift_exit_codes_and_outputs_through_the_binary_against_moto() {
+    let moto = Moto::start();
+    let tmp = TempDir::new("drift-moto");
+    let envs = crate::support::repo().join("environments");
+    let envs_arg = envs.to_str().expect("utf8").to_owned();
+    let out_arg = tmp.path().join("out").to_str().expect("utf8").to_owned();
+    let common = ["--env", "dev", "--environments", &envs_arg];
+    let run = |args: &[&str]| {
+        let o = moto.mangactl().args(args).output().expect("run");
+        eprintln!(
+            "$ mangactl {}\n{}{}",
+            args.join(" "),
+            stdout(&o),
+            stderr(&o)
+        );
+        o
+    };
+    let o = run(&[
+        &["apply"],
+        &common[..],
+        &["--yes", "--skip-search-capacity", "--out", &out_arg],
+    ]
+    .concat());
+    assert_eq!(o.status.code(), Some(0));
+    let o = run(&[&["drift"], &common[..]].concat());
+    assert_eq!(o.status.code(), Some(3), "unchecked is not clean");
+    assert!(stdout(&o)
+        .contains("UNCHECKED: CloudFormation DetectStackDrift on `mangaassist-dev-network`"));
+    assert!(stdout(&o).contains("the endpoint likely does not implement this operation"));
+    let o = run(&[&["drift"], &common[..], &["--allow-unchecked"]].concat());
+    assert_eq!(o.status.code(), Some(0));
+
+    // Someone updates the cache stack by hand with another security group
+    // than the one network publishes.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let cfn = crate::moto_client!(aws_sdk_cloudformation, moto);
+        let stack = "mangaassist-dev-cache";
+        let d = cfn
+            .describe_stacks()
+            .stack_name(stack)
+            .send()
+            .await
+            .expect("describe");
+        let params: Vec<aws_sdk_cloudformation::types::Parameter> = d.stacks()[0]
+            .parameters()
+            .iter()
+            .map(|p| {
+                let key = p.parameter_key().unwrap_or_default();
+                let value = if key == "NetworkRedisSecurityGroupId" {
+                    "sg-0outofband".to_owned()
+                } else {
+                    p.parameter_value().unwrap_or_default().to_owned()
+                };
+                aws_sdk_cloudformation::types::Parameter::builder()
+                    .parameter_key(key)
+                    .parameter_value(value)
+                    .build()
+            })
+            .collect();
+        let body = cfn
+            .get_template()
+            .stack_name(stack)
+            .send()
+            .await
+            .expect("template")
+            .template_body()
+            .expect("body")
+            .to_owned();
+        cfn.update_stack()
+            .stack_name(stack)
+            .template_body(body)
+            .set_parameters(Some(params))
+            .send()
+            .await
+            .expect("out-of-band update");
+    });
+    let o = run(&[&["drift"], &common[..], &["--allow-unchecked"]].concat());
+    assert_eq!(o.status.code(), Some(2), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("~ Parameters.NetworkRedisSecurityGroupId (changed)"),
+        "{}",
+        stdout(&o)
+    );
+    let o = run(&[
+        &["drift"],
+        &common[..],
+        &["--allow-unchecked", "--output", "json"],
+    ]
+    .concat());
+    assert_eq!(o.status.code(), Some(2));
+    let json: Value = serde_json::from_str(&stdout(&o)).expect("json");
+    assert_eq!(json["schema"], "mangactl.drift/v1");
+    // moto re-creates the cache stack's placeholder resources on that
+    // update, so its outputs change too: the stacks reading them (service,
+    // observability) now hold stale values, which is drift of their own.
+    let drifted: Vec<&str> = json["stacks"]
+        .as_array()
+        .expect("stacks")
+        .iter()
+        .filter(|s| s["code"]["status"] == "drifted")
+        .filter_map(|s| s["stack"].as_str())
+        .collect();
+    assert_eq!(drifted, ["cache", "service", "observability"], "{json}");
+    let o = run(&[
+        &["drift"],
+        &common[..],
+        &["--allow-unchecked", "--output", "junit"],
+    ]
+    .concat());
+    assert_eq!(o.status.code(), Some(2));
+    let xml = stdout(&o);
+    let doc = roxmltree::Document::parse(&xml).expect("JUnit parses as XML");
+    assert!(doc.descendants().any(|n| n.has_tag_name("failure")
+        && n.attribute("message") == Some("code drift: Parameters.NetworkRedisSecurityGroupId")));
+    let o = run(&[
+        "size",
+        "--env",
+        "dev",
+        "--environments",
+        &envs_arg,
+        "--output",
+        "junit",
+    ]);
+    assert_eq!(o.status.code(), Some(1), "junit is drift's only");
+}
