@@ -40,6 +40,7 @@ use super::references;
 use super::Backoff;
 use crate::aws::cloudformation::PropertyDifference;
 use crate::aws::{CfnError, CloudFormation, ErrorClass};
+use stacks::env::AcceptedDrift;
 
 /// The version of the JSON document `drift --output json` prints.
 pub const SCHEMA: &str = "mangactl.drift/v1";
@@ -47,6 +48,10 @@ pub const SCHEMA: &str = "mangactl.drift/v1";
 #[derive(Debug, Clone)]
 pub struct DriftOptions {
     pub only: Option<StackId>,
+    /// The environment file's `drift.accept` entries.
+    pub accepted: Vec<AcceptedDrift>,
+    /// Today (`YYYY-MM-DD`), against which acceptances expire.
+    pub today: String,
     /// The whole run's deadline.
     pub timeout: Duration,
     /// Unchecked resources do not make the run incomplete.
@@ -75,6 +80,8 @@ pub struct DriftSummary {
     pub missing: usize,
     pub resources_drifted: usize,
     pub resources_unchecked: usize,
+    /// Drifted items the environment file accepts (not counted as drift).
+    pub ignored: usize,
     /// Stacks whose resource check did not finish (failed, timed out, not
     /// implemented by the endpoint).
     pub incomplete: Vec<String>,
@@ -88,6 +95,18 @@ pub struct StackDrift {
     pub region: String,
     pub code: CodeLayer,
     pub resources: ResourceLayer,
+    /// Resource drift the environment file accepts (`drift.accept`), not
+    /// counted as drift.
+    pub ignored: Vec<IgnoredDrift>,
+}
+
+/// Drift an unexpired `drift.accept` entry covers.
+#[derive(Debug, Clone, Serialize)]
+pub struct IgnoredDrift {
+    pub logical_id: String,
+    pub path: Option<String>,
+    pub reason: String,
+    pub expires: Option<String>,
 }
 
 /// Template and parameters against the rendering.
@@ -132,6 +151,8 @@ pub struct DriftedResource {
     /// `MODIFIED` or `DELETED`.
     pub status: String,
     pub differences: Vec<PropertyDifference>,
+    /// Set when a `drift.accept` entry covered this and has expired.
+    pub expired_acceptance: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -210,6 +231,7 @@ fn summarize(stacks: &[StackDrift], orphans: &[String]) -> DriftSummary {
         }
         s.resources_drifted += st.resources.drifted.len();
         s.resources_unchecked += st.resources.unchecked.len();
+        s.ignored += st.ignored.len();
         if st.resources.status == "incomplete" {
             s.incomplete.push(st.stack.name().to_owned());
         }
@@ -246,6 +268,7 @@ async fn check_stack(
                 unchecked: vec![],
                 reason: Some("the stack does not exist".into()),
             },
+            ignored: vec![],
         });
     };
 
@@ -305,14 +328,16 @@ async fn check_stack(
         CodeLayer::Drifted { differences }
     };
 
-    // Layer 2: CloudFormation drift detection.
-    let resources = detect(cfn, s, opts, deadline).await;
+    // Layer 2: CloudFormation drift detection, less what is accepted.
+    let mut resources = detect(cfn, s, opts, deadline).await;
+    let ignored = apply_acceptances(s.id, &mut resources, &opts.accepted, &opts.today);
     Ok(StackDrift {
         stack: s.id,
         stack_name: s.stack_name.clone(),
         region,
         code,
         resources,
+        ignored,
     })
 }
 
@@ -414,6 +439,7 @@ async fn detect(
                 resource_type: d.resource_type,
                 status: d.status,
                 differences: d.differences,
+                expired_acceptance: None,
             }),
             other => layer.unchecked.push(UncheckedResource {
                 logical_id: d.logical_id,
@@ -431,6 +457,50 @@ async fn detect(
         layer.status = "drifted";
     }
     layer
+}
+
+/// Moves the drift that unexpired `drift.accept` entries cover out of
+/// `layer` into the returned list; an expired entry leaves its drift in
+/// place, marked. An entry with a path covers that property only (a
+/// resource stays drifted while other properties differ).
+fn apply_acceptances(
+    stack: StackId,
+    layer: &mut ResourceLayer,
+    accepted: &[AcceptedDrift],
+    today: &str,
+) -> Vec<IgnoredDrift> {
+    let mut ignored = Vec::new();
+    let entries: Vec<&AcceptedDrift> = accepted.iter().filter(|a| a.stack == stack).collect();
+    layer.drifted.retain_mut(|d| {
+        for a in entries.iter().filter(|a| a.logical_id == d.logical_id) {
+            // `expires` is the last day the acceptance holds.
+            if a.expires.as_deref().is_some_and(|e| e < today) {
+                d.expired_acceptance = Some(format!(
+                    "accepted until {} ({}); counts again",
+                    a.expires.as_deref().unwrap_or_default(),
+                    a.reason
+                ));
+                continue;
+            }
+            let covers =
+                |p: &PropertyDifference| a.path.as_ref().is_none_or(|path| &p.path == path);
+            if d.differences.iter().any(covers) || a.path.is_none() {
+                ignored.push(IgnoredDrift {
+                    logical_id: d.logical_id.clone(),
+                    path: a.path.clone(),
+                    reason: a.reason.clone(),
+                    expires: a.expires.clone(),
+                });
+                d.differences.retain(|p| !covers(p));
+            }
+        }
+        // Kept while something is left unaccepted.
+        !(d.differences.is_empty() && ignored.iter().any(|i| i.logical_id == d.logical_id))
+    });
+    if layer.status == "drifted" && layer.drifted.is_empty() {
+        layer.status = "in_sync";
+    }
+    ignored
 }
 
 /// Structural differences between `expected` and `actual` JSON, by path.
@@ -555,9 +625,14 @@ pub fn render_text(r: &DriftReport) -> String {
                     l.unchecked.len()
                 );
                 for d in &l.drifted {
+                    let note = d
+                        .expired_acceptance
+                        .as_deref()
+                        .map(|n| format!(" ({n})"))
+                        .unwrap_or_default();
                     let _ = writeln!(
                         out,
-                        "    ! {} {} {}",
+                        "    ! {} {} {}{note}",
                         d.logical_id, d.resource_type, d.status
                     );
                     for p in &d.differences {
@@ -585,16 +660,34 @@ pub fn render_text(r: &DriftReport) -> String {
             r.environment
         );
     }
+    for s in &r.stacks {
+        for i in &s.ignored {
+            let until = i
+                .expires
+                .as_deref()
+                .map(|e| format!(", accepted until {e}"))
+                .unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "ignored: {}/{}{} ({}{until})",
+                s.stack,
+                i.logical_id,
+                i.path.as_deref().unwrap_or(""),
+                i.reason
+            );
+        }
+    }
     let sm = &r.summary;
     let _ = writeln!(
         out,
-        "\nDrift: code {} drifted and {} missing of {} stacks, {} orphaned; resources {} drifted, {} unchecked{}.",
+        "\nDrift: code {} drifted and {} missing of {} stacks, {} orphaned; resources {} drifted, {} unchecked, {} ignored{}.",
         sm.code_drifted,
         sm.missing,
         sm.stacks,
         r.orphans.len(),
         sm.resources_drifted,
         sm.resources_unchecked,
+        sm.ignored,
         if sm.incomplete.is_empty() {
             String::new()
         } else {

@@ -27,6 +27,8 @@ use crate::support::{stderr, stdout, TempDir};
 fn drift_opts(allow_unchecked: bool) -> DriftOptions {
     DriftOptions {
         only: None,
+        accepted: vec![],
+        today: "2026-12-01".into(),
         timeout: Duration::from_secs(60),
         allow_unchecked,
         concurrency: 4,
@@ -177,6 +179,32 @@ async fn modified_and_deleted_resources_are_drift_not_checked_ones_are_not() {
         "{text}"
     );
     assert!(text.contains("resources 2 drifted"), "{text}");
+
+    // Accepted drift is reported as ignored with its reason, and counts
+    // again once its date has passed.
+    let accept = |expires: &str| stacks::env::AcceptedDrift {
+        stack: StackId::Memory,
+        logical_id: "ConversationTable".into(),
+        path: Some("/BillingMode".into()),
+        reason: "capacity test in progress (OPS-42)".into(),
+        expires: Some(expires.into()),
+    };
+    let mut o = drift_opts(true);
+    o.accepted = vec![accept("2026-12-01")];
+    let r1 = drift::drift(&fake, &r, &o).await.expect("drift");
+    assert_eq!(r1.summary.resources_drifted, 1, "only DaxRole is left");
+    assert_eq!(r1.summary.ignored, 1);
+    let t1 = drift::render_text(&r1);
+    assert!(
+        t1.contains("ignored: memory/ConversationTable/BillingMode (capacity test in progress (OPS-42), accepted until 2026-12-01)"),
+        "{t1}"
+    );
+    o.accepted = vec![accept("2026-11-30")];
+    let r2 = drift::drift(&fake, &r, &o).await.expect("drift");
+    assert_eq!(r2.summary.resources_drifted, 2);
+    assert_eq!(r2.summary.ignored, 0);
+    assert!(drift::render_text(&r2)
+        .contains("accepted until 2026-11-30 (capacity test in progress (OPS-42)); counts again"));
 
     // JSON carries the versioned schema name; JUnit is well-formed XML
     // with one test case per stack and a failure per drifted item.

@@ -42,6 +42,22 @@ pub struct Environment {
     pub capacity: Overrides,
     /// Resources whose override may miss its target in prod.
     pub acknowledged_overrides: Vec<String>,
+    /// Known drift that `mangactl drift` reports as ignored (`drift.accept`).
+    pub accepted_drift: Vec<AcceptedDrift>,
+}
+
+/// One `drift.accept` entry: a resource (or one property path of it) whose
+/// drift is known and accepted, with why, until an optional date.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AcceptedDrift {
+    pub stack: crate::stacks::StackId,
+    pub logical_id: String,
+    /// A property path as CloudFormation's drift detection reports it
+    /// (`/BillingMode`); `None` accepts any drift of the resource.
+    pub path: Option<String>,
+    pub reason: String,
+    /// `YYYY-MM-DD`: from the day after, the drift counts again.
+    pub expires: Option<String>,
 }
 
 impl Environment {

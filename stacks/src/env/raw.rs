@@ -29,6 +29,24 @@ pub struct RawEnvironment {
     pub intent_model: S<RawIntentModel>,
     pub targets: S<RawTargets>,
     pub capacity: Option<S<RawCapacity>>,
+    pub drift: Option<S<RawDrift>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDrift {
+    #[serde(default)]
+    pub accept: Vec<S<RawAccepted>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAccepted {
+    pub stack: S<String>,
+    pub logical_id: S<String>,
+    pub path: Option<S<String>>,
+    pub reason: S<String>,
+    pub expires: Option<S<String>>,
 }
 
 #[derive(Debug, Deserialize)]

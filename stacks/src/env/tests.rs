@@ -188,6 +188,31 @@ fn regions_certificates_and_customers_follow_the_environment() {
 }
 
 #[test]
+fn accepted_drift_entries_are_checked() {
+    let ok = format!(
+        "{DEV}drift:\n  accept:\n    - stack: service\n      logical_id: Service\n      path: /DesiredCount\n      reason: the autoscaler owns it\n      expires: 2027-01-31\n"
+    );
+    let env = parse_as(&ok, "dev").expect("valid");
+    assert_eq!(env.accepted_drift.len(), 1);
+    assert_eq!(env.accepted_drift[0].stack, crate::stacks::StackId::Service);
+    assert_eq!(env.accepted_drift[0].expires.as_deref(), Some("2027-01-31"));
+    let bad = format!(
+        "{DEV}drift:\n  accept:\n    - stack: servise\n      logical_id: Service\n      path: DesiredCount\n      reason: the autoscaler owns it\n      expires: 31.01.2027\n"
+    );
+    let p = problems(&bad, "dev");
+    let fields: Vec<&str> = p.iter().map(|p| p.field.as_str()).collect();
+    assert_eq!(
+        fields,
+        [
+            "drift.accept.stack",
+            "drift.accept.path",
+            "drift.accept.expires"
+        ],
+        "{p:#?}"
+    );
+}
+
+#[test]
 fn name_must_match_file() {
     let p = problems(DEV, "other");
     assert_eq!(p[0].field, "name");

@@ -84,6 +84,16 @@ impl Checker<'_> {
     }
 }
 
+/// `YYYY-MM-DD` with a plausible month and day.
+fn is_date(s: &str) -> bool {
+    let parts: Vec<&str> = s.split('-').collect();
+    matches!(parts.as_slice(), [y, m, d]
+        if y.len() == 4 && m.len() == 2 && d.len() == 2
+            && [y, m, d].iter().all(|p| p.chars().all(|c| c.is_ascii_digit()))
+            && (1..=12).contains(&m.parse::<u32>().unwrap_or(0))
+            && (1..=31).contains(&d.parse::<u32>().unwrap_or(0)))
+}
+
 /// CloudFront's price classes, cheapest first.
 const PRICE_CLASSES: [&str; 3] = ["PriceClass_100", "PriceClass_200", "PriceClass_All"];
 
@@ -226,6 +236,56 @@ pub(super) fn validate(
         },
     };
 
+    let mut accepted_drift = Vec::new();
+    for a in raw.drift.iter().flat_map(|d| d.value.accept.iter()) {
+        let a = &a.value;
+        let stack = crate::stacks::StackId::parse(&a.stack.value);
+        if stack.is_none() {
+            c.fail(
+                &a.stack,
+                "drift.accept.stack",
+                format!(
+                    "unknown stack `{}`; stacks are {}",
+                    a.stack.value,
+                    crate::stacks::StackId::ALL.map(|s| s.name()).join(", ")
+                ),
+            );
+        }
+        let id = c.non_empty(&a.logical_id, "drift.accept.logical_id");
+        c.require(
+            !a.reason.value.trim().is_empty(),
+            &a.reason,
+            "drift.accept.reason",
+            "must say why the drift is accepted",
+        );
+        let reason = a.reason.value.trim().to_owned();
+        if let Some(p) = &a.path {
+            c.require(
+                p.value.starts_with('/'),
+                p,
+                "drift.accept.path",
+                "must be a property path as drift detection reports it, such as /BillingMode",
+            );
+        }
+        if let Some(e) = &a.expires {
+            c.require(
+                is_date(&e.value),
+                e,
+                "drift.accept.expires",
+                format!("must be a date YYYY-MM-DD, got `{}`", e.value),
+            );
+        }
+        if let Some(stack) = stack {
+            accepted_drift.push(AcceptedDrift {
+                stack,
+                logical_id: id,
+                path: a.path.as_ref().map(|p| p.value.clone()),
+                reason,
+                expires: a.expires.as_ref().map(|e| e.value.clone()),
+            });
+        }
+    }
+
     let mut tags = BTreeMap::new();
     for (k, v) in &raw.tags {
         let field = format!("tags.{k}");
@@ -333,6 +393,7 @@ pub(super) fn validate(
             targets,
             capacity,
             acknowledged_overrides,
+            accepted_drift,
         })
     } else {
         c.problems.sort_by_key(|p| (p.line, p.column));
