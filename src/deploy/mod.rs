@@ -33,6 +33,7 @@ pub mod changeset;
 pub mod confirm;
 pub mod destroy;
 pub mod drift;
+pub mod drift_access;
 pub mod plan;
 pub mod progress;
 pub mod references;

@@ -476,3 +476,60 @@ fn drift_exit_codes_and_outputs_through_the_binary_against_moto() {
     ]);
     assert_eq!(o.status.code(), Some(1), "junit is drift's only");
 }
+
+/// The CI recipe's policy (`examples/ci/drift-readonly-policy.json`) allows
+/// exactly what drift needs: every call it makes, and the read permissions
+/// of every resource type in every shipped environment's templates, each
+/// of which the code lists; nothing else.
+#[test]
+fn the_ci_policy_matches_the_code_and_the_templates() {
+    use mangactl::deploy::drift_access::{allows, DRIFT_CALLS, READ_PERMISSIONS};
+    let policy: Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            crate::support::repo().join("examples/ci/drift-readonly-policy.json"),
+        )
+        .expect("policy"),
+    )
+    .expect("policy json");
+    let allowed: Vec<String> = policy["Statement"]
+        .as_array()
+        .expect("statements")
+        .iter()
+        .filter(|s| s["Effect"] == "Allow")
+        .flat_map(|s| s["Action"].as_array().cloned().unwrap_or_default())
+        .filter_map(|a| a.as_str().map(str::to_owned))
+        .collect();
+    let is_allowed = |action: &str| allowed.iter().any(|p| allows(p, action));
+    let mut needed: std::collections::BTreeSet<&str> = DRIFT_CALLS.iter().copied().collect();
+    for env in crate::support::ENVIRONMENTS {
+        let r = rendered(env);
+        for s in &r.stacks {
+            for (id, ty) in s.template.resource_types() {
+                let actions = READ_PERMISSIONS
+                    .iter()
+                    .find(|(t, _)| *t == ty)
+                    .map(|(_, a)| *a)
+                    .unwrap_or_else(|| panic!("{env}/{}/{id}: no read permissions listed for {ty} in src/deploy/drift_access.rs", s.id));
+                needed.extend(actions.iter().copied());
+            }
+        }
+    }
+    for action in &needed {
+        assert!(is_allowed(action), "the policy does not allow {action}");
+    }
+    for pattern in &allowed {
+        assert!(
+            needed.iter().any(|a| allows(pattern, a)),
+            "the policy allows {pattern}, which drift does not need"
+        );
+    }
+    assert!(
+        allowed.iter().all(|a| {
+            let verb = a.split(':').nth(1).unwrap_or_default();
+            ["Describe", "Get", "List", "BatchGet", "Detect"]
+                .iter()
+                .any(|p| verb.starts_with(p))
+        }),
+        "read-only: {allowed:?}"
+    );
+}
