@@ -17,6 +17,7 @@ pub mod error;
 pub mod lookups;
 pub mod opensearch;
 pub mod regional;
+pub mod scale_records;
 
 pub use cloudformation::{CfnError, CloudFormation};
 pub use error::{AwsError, ErrorClass};

@@ -13,6 +13,8 @@ use stacks::stacks::StackId;
 use super::render::render_environment;
 use super::shared::{connect, parse_stack, runtime, AwsArgs, EnvArgs};
 use super::{Cli, Output};
+use crate::aws::scale_records;
+use crate::aws::ErrorClass;
 use crate::deploy::drift::{self, DriftOptions};
 use crate::deploy::Backoff;
 use crate::outcome::Outcome;
@@ -89,9 +91,19 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<Outcome> {
     runtime()?.block_on(async {
         let aws = connect(&args.aws, &rendered).await;
         aws.look_up(&mut rendered).await?;
+        // What on-call engineers scaled, so drift acknowledges it.
+        let scale_records = match scale_records::read(&aws.home, &environment.name).await {
+            Ok(r) => r,
+            Err(e) if e.class == ErrorClass::NotImplemented => {
+                tracing::warn!("scale records not read: {e}");
+                Vec::new()
+            }
+            Err(e) => return Err(e).context("reading the scale records"),
+        };
         let opts = DriftOptions {
             only: args.stack,
             accepted: environment.accepted_drift.clone(),
+            scale_records,
             today: today(),
             timeout: args.timeout,
             allow_unchecked: args.allow_unchecked,

@@ -39,6 +39,7 @@ use tokio::time::Instant;
 use super::references;
 use super::Backoff;
 use crate::aws::cloudformation::PropertyDifference;
+use crate::aws::scale_records::ScaleRecord;
 use crate::aws::{CfnError, CloudFormation, ErrorClass};
 use stacks::env::AcceptedDrift;
 
@@ -50,7 +51,9 @@ pub struct DriftOptions {
     pub only: Option<StackId>,
     /// The environment file's `drift.accept` entries.
     pub accepted: Vec<AcceptedDrift>,
-    /// Today (`YYYY-MM-DD`), against which acceptances expire.
+    /// Scale records (`src/aws/scale_records.rs`) read by the caller.
+    pub scale_records: Vec<ScaleRecord>,
+    /// Today (`YYYY-MM-DD`), against which acceptances and records expire.
     pub today: String,
     /// The whole run's deadline.
     pub timeout: Duration,
@@ -82,6 +85,8 @@ pub struct DriftSummary {
     pub resources_unchecked: usize,
     /// Drifted items the environment file accepts (not counted as drift).
     pub ignored: usize,
+    /// Drifted items scale records acknowledge (not counted as drift).
+    pub acknowledged: usize,
     /// Stacks whose resource check did not finish (failed, timed out, not
     /// implemented by the endpoint).
     pub incomplete: Vec<String>,
@@ -98,6 +103,20 @@ pub struct StackDrift {
     /// Resource drift the environment file accepts (`drift.accept`), not
     /// counted as drift.
     pub ignored: Vec<IgnoredDrift>,
+    /// Resource drift a `mangactl scale` record covers, not counted as drift.
+    pub acknowledged: Vec<AcknowledgedDrift>,
+}
+
+/// Drift an unexpired scale record covers: who changed what, when, why.
+#[derive(Debug, Clone, Serialize)]
+pub struct AcknowledgedDrift {
+    pub logical_id: String,
+    pub property: String,
+    pub value: String,
+    pub by: String,
+    pub at: String,
+    pub reason: String,
+    pub until: String,
 }
 
 /// Drift an unexpired `drift.accept` entry covers.
@@ -232,6 +251,7 @@ fn summarize(stacks: &[StackDrift], orphans: &[String]) -> DriftSummary {
         s.resources_drifted += st.resources.drifted.len();
         s.resources_unchecked += st.resources.unchecked.len();
         s.ignored += st.ignored.len();
+        s.acknowledged += st.acknowledged.len();
         if st.resources.status == "incomplete" {
             s.incomplete.push(st.stack.name().to_owned());
         }
@@ -269,6 +289,7 @@ async fn check_stack(
                 reason: Some("the stack does not exist".into()),
             },
             ignored: vec![],
+            acknowledged: vec![],
         });
     };
 
@@ -330,7 +351,7 @@ async fn check_stack(
 
     // Layer 2: CloudFormation drift detection, less what is accepted.
     let mut resources = detect(cfn, s, opts, deadline).await;
-    let ignored = apply_acceptances(s.id, &mut resources, &opts.accepted, &opts.today);
+    let (ignored, acknowledged) = apply_coverage(s.id, &mut resources, opts);
     Ok(StackDrift {
         stack: s.id,
         stack_name: s.stack_name.clone(),
@@ -338,6 +359,7 @@ async fn check_stack(
         code,
         resources,
         ignored,
+        acknowledged,
     })
 }
 
@@ -459,48 +481,109 @@ async fn detect(
     layer
 }
 
-/// Moves the drift that unexpired `drift.accept` entries cover out of
-/// `layer` into the returned list; an expired entry leaves its drift in
-/// place, marked. An entry with a path covers that property only (a
-/// resource stays drifted while other properties differ).
-fn apply_acceptances(
+/// What can cover a drifted property: an accepted difference from the
+/// environment file, or a scale record.
+enum Cover<'a> {
+    Accepted(&'a AcceptedDrift),
+    Scaled(&'a ScaleRecord),
+}
+
+impl Cover<'_> {
+    fn logical_id(&self) -> &str {
+        match self {
+            Cover::Accepted(a) => &a.logical_id,
+            Cover::Scaled(r) => &r.logical_id,
+        }
+    }
+    /// `None`: the whole resource.
+    fn path(&self) -> Option<&str> {
+        match self {
+            Cover::Accepted(a) => a.path.as_deref(),
+            Cover::Scaled(r) => Some(&r.property),
+        }
+    }
+    /// The last day it holds.
+    fn until(&self) -> Option<&str> {
+        match self {
+            Cover::Accepted(a) => a.expires.as_deref(),
+            Cover::Scaled(r) => Some(&r.until),
+        }
+    }
+    fn describe(&self) -> String {
+        match self {
+            Cover::Accepted(a) => format!("accepted: {}", a.reason),
+            Cover::Scaled(r) => format!(
+                "scaled to {} by {} at {}: {}",
+                r.value, r.by, r.at, r.reason
+            ),
+        }
+    }
+}
+
+/// Moves the drift that unexpired acceptances and scale records cover out
+/// of `layer` into the returned lists; an expired one leaves its drift in
+/// place, marked. A cover with a path covers that property only (a resource
+/// stays drifted while other properties differ).
+fn apply_coverage(
     stack: StackId,
     layer: &mut ResourceLayer,
-    accepted: &[AcceptedDrift],
-    today: &str,
-) -> Vec<IgnoredDrift> {
-    let mut ignored = Vec::new();
-    let entries: Vec<&AcceptedDrift> = accepted.iter().filter(|a| a.stack == stack).collect();
+    opts: &DriftOptions,
+) -> (Vec<IgnoredDrift>, Vec<AcknowledgedDrift>) {
+    let covers: Vec<Cover<'_>> = opts
+        .accepted
+        .iter()
+        .filter(|a| a.stack == stack)
+        .map(Cover::Accepted)
+        .chain(
+            opts.scale_records
+                .iter()
+                .filter(|r| r.stack == stack)
+                .map(Cover::Scaled),
+        )
+        .collect();
+    let (mut ignored, mut acknowledged) = (Vec::new(), Vec::new());
     layer.drifted.retain_mut(|d| {
-        for a in entries.iter().filter(|a| a.logical_id == d.logical_id) {
-            // `expires` is the last day the acceptance holds.
-            if a.expires.as_deref().is_some_and(|e| e < today) {
+        let mut covered = false;
+        for c in covers.iter().filter(|c| c.logical_id() == d.logical_id) {
+            if c.until().is_some_and(|u| u < opts.today.as_str()) {
                 d.expired_acceptance = Some(format!(
-                    "accepted until {} ({}); counts again",
-                    a.expires.as_deref().unwrap_or_default(),
-                    a.reason
+                    "{} until {}; counts again",
+                    c.describe(),
+                    c.until().unwrap_or_default()
                 ));
                 continue;
             }
-            let covers =
-                |p: &PropertyDifference| a.path.as_ref().is_none_or(|path| &p.path == path);
-            if d.differences.iter().any(covers) || a.path.is_none() {
-                ignored.push(IgnoredDrift {
+            let hits = |p: &PropertyDifference| c.path().is_none_or(|path| p.path == path);
+            if !(c.path().is_none() || d.differences.iter().any(hits)) {
+                continue;
+            }
+            covered = true;
+            match c {
+                Cover::Accepted(a) => ignored.push(IgnoredDrift {
                     logical_id: d.logical_id.clone(),
                     path: a.path.clone(),
                     reason: a.reason.clone(),
                     expires: a.expires.clone(),
-                });
-                d.differences.retain(|p| !covers(p));
+                }),
+                Cover::Scaled(r) => acknowledged.push(AcknowledgedDrift {
+                    logical_id: r.logical_id.clone(),
+                    property: r.property.clone(),
+                    value: r.value.clone(),
+                    by: r.by.clone(),
+                    at: r.at.clone(),
+                    reason: r.reason.clone(),
+                    until: r.until.clone(),
+                }),
             }
+            d.differences.retain(|p| !hits(p));
         }
-        // Kept while something is left unaccepted.
-        !(d.differences.is_empty() && ignored.iter().any(|i| i.logical_id == d.logical_id))
+        // Kept while something is left uncovered.
+        !(covered && d.differences.is_empty())
     });
     if layer.status == "drifted" && layer.drifted.is_empty() {
         layer.status = "in_sync";
     }
-    ignored
+    (ignored, acknowledged)
 }
 
 /// Structural differences between `expected` and `actual` JSON, by path.
@@ -661,6 +744,13 @@ pub fn render_text(r: &DriftReport) -> String {
         );
     }
     for s in &r.stacks {
+        for a in &s.acknowledged {
+            let _ = writeln!(
+                out,
+                "acknowledged: {}/{}{} = {}, scaled by {} at {} ({}), until {}",
+                s.stack, a.logical_id, a.property, a.value, a.by, a.at, a.reason, a.until
+            );
+        }
         for i in &s.ignored {
             let until = i
                 .expires
@@ -680,7 +770,7 @@ pub fn render_text(r: &DriftReport) -> String {
     let sm = &r.summary;
     let _ = writeln!(
         out,
-        "\nDrift: code {} drifted and {} missing of {} stacks, {} orphaned; resources {} drifted, {} unchecked, {} ignored{}.",
+        "\nDrift: code {} drifted and {} missing of {} stacks, {} orphaned; resources {} drifted, {} unchecked, {} ignored, {} acknowledged{}.",
         sm.code_drifted,
         sm.missing,
         sm.stacks,
@@ -688,6 +778,7 @@ pub fn render_text(r: &DriftReport) -> String {
         sm.resources_drifted,
         sm.resources_unchecked,
         sm.ignored,
+        sm.acknowledged,
         if sm.incomplete.is_empty() {
             String::new()
         } else {

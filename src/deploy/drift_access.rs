@@ -19,6 +19,8 @@ pub const DRIFT_CALLS: &[&str] = &[
     "cloudformation:DescribeStackDriftDetectionStatus",
     "cloudformation:DescribeStackResourceDrifts",
     "ec2:DescribeManagedPrefixLists",
+    // Scale records (src/aws/scale_records.rs).
+    "ssm:GetParametersByPath",
 ];
 
 /// Resource type → the actions its read handler needs.

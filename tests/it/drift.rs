@@ -28,6 +28,7 @@ fn drift_opts(allow_unchecked: bool) -> DriftOptions {
     DriftOptions {
         only: None,
         accepted: vec![],
+        scale_records: vec![],
         today: "2026-12-01".into(),
         timeout: Duration::from_secs(60),
         allow_unchecked,
@@ -204,7 +205,7 @@ async fn modified_and_deleted_resources_are_drift_not_checked_ones_are_not() {
     assert_eq!(r2.summary.resources_drifted, 2);
     assert_eq!(r2.summary.ignored, 0);
     assert!(drift::render_text(&r2)
-        .contains("accepted until 2026-11-30 (capacity test in progress (OPS-42)); counts again"));
+        .contains("(accepted: capacity test in progress (OPS-42) until 2026-11-30; counts again)"));
 
     // JSON carries the versioned schema name; JUnit is well-formed XML
     // with one test case per stack and a failure per drifted item.
@@ -224,6 +225,55 @@ async fn modified_and_deleted_resources_are_drift_not_checked_ones_are_not() {
         .filter(|n| n.has_tag_name("failure"))
         .count();
     assert_eq!(failures, 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_scale_record_acknowledges_the_change_until_it_expires() {
+    use mangactl::aws::scale_records::{ScaleRecord, RECORD_VERSION};
+    let r = rendered("dev");
+    let fake = deployed(&r).await;
+    fake.script_drift(
+        &name(&r, StackId::Memory),
+        DriftScript::Complete(vec![ResourceDrift {
+            logical_id: "DaxCluster".into(),
+            resource_type: "AWS::DAX::Cluster".into(),
+            status: "MODIFIED".into(),
+            differences: vec![PropertyDifference {
+                path: "/ReplicationFactor".into(),
+                expected: "2".into(),
+                actual: "5".into(),
+                kind: "NOT_EQUAL".into(),
+            }],
+        }]),
+    );
+    // The record `mangactl scale dax --nodes 5` writes (src/aws/scale_records.rs).
+    let record: ScaleRecord = serde_json::from_str(&format!(
+        r#"{{"version": {RECORD_VERSION}, "component": "dax", "stack": "memory", "logical_id": "DaxCluster",
+            "property": "/ReplicationFactor", "value": "5", "by": "alice", "at": "2026-12-01T03:12:00Z",
+            "reason": "read spike (INC-7)", "until": "2026-12-08"}}"#
+    ))
+    .expect("record");
+    let mut o = drift_opts(true);
+    o.scale_records = vec![record.clone()];
+    let report = drift::drift(&fake, &r, &o).await.expect("drift");
+    assert_eq!(
+        Outcome::from(&report).code(),
+        0,
+        "{}",
+        drift::render_text(&report)
+    );
+    assert_eq!(report.summary.acknowledged, 1);
+    assert!(drift::render_text(&report).contains(
+        "acknowledged: memory/DaxCluster/ReplicationFactor = 5, scaled by alice at 2026-12-01T03:12:00Z (read spike (INC-7)), until 2026-12-08"
+    ));
+    o.today = "2026-12-09".into();
+    let later = drift::drift(&fake, &r, &o).await.expect("drift");
+    assert_eq!(
+        Outcome::from(&later).code(),
+        2,
+        "an expired record is drift again"
+    );
+    assert_eq!(later.summary.acknowledged, 0);
 }
 
 #[tokio::test(start_paused = true)]
@@ -379,6 +429,33 @@ fn drift_exit_codes_and_outputs_through_the_binary_against_moto() {
     let o = run(&[&["drift"], &common[..], &["--allow-unchecked"]].concat());
     assert_eq!(o.status.code(), Some(0));
 
+    // Scale records are read from Parameter Store (moto implements it); one
+    // that is not a record is skipped, not fatal.
+    rt_block(&moto, |ssm: aws_sdk_ssm::Client| async move {
+        for (name, value) in [
+            (
+                "/mangaassist/dev/scale/dax",
+                r#"{"version":1,"component":"dax","stack":"memory","logical_id":"DaxCluster","property":"/ReplicationFactor","value":"3","by":"alice","at":"2026-12-01T03:12:00Z","reason":"INC-7","until":"2026-12-08"}"#,
+            ),
+            ("/mangaassist/dev/scale/junk", "not json"),
+        ] {
+            ssm.put_parameter()
+                .name(name)
+                .value(value)
+                .r#type(aws_sdk_ssm::types::ParameterType::String)
+                .send()
+                .await
+                .expect("put parameter");
+        }
+    });
+    let o = run(&[&["drift"], &common[..], &["--allow-unchecked"]].concat());
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("/mangaassist/dev/scale/junk: not a scale record"),
+        "{}",
+        stderr(&o)
+    );
+
     // Someone updates the cache stack by hand with another security group
     // than the one network publishes.
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -475,6 +552,18 @@ fn drift_exit_codes_and_outputs_through_the_binary_against_moto() {
         "junit",
     ]);
     assert_eq!(o.status.code(), Some(1), "junit is drift's only");
+}
+
+fn rt_block<F, Fut>(moto: &Moto, f: F)
+where
+    F: FnOnce(aws_sdk_ssm::Client) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(f(crate::moto_client!(aws_sdk_ssm, moto)));
 }
 
 /// The CI recipe's policy (`examples/ci/drift-readonly-policy.json`) allows

@@ -21,7 +21,7 @@ pub mod service;
 use std::collections::BTreeMap;
 use std::fmt;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use sizing::SizingPlan;
 
@@ -41,7 +41,7 @@ use crate::model::{Expr, Template};
 pub const EDGE_REGION: &str = "us-east-1";
 
 /// The stacks, in the order `--stack` help lists them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum StackId {
     Network,
