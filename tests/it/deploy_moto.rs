@@ -92,6 +92,42 @@ fn run(moto: &Moto, args: &[&str]) -> std::process::Output {
     o
 }
 
+/// A copy of `environments/<name>.yaml`, passed through `edit`, in its own
+/// directory under `tmp`; returns that directory as an argument.
+fn environments_with(tmp: &TempDir, name: &str, edit: impl Fn(&str) -> String) -> String {
+    let envs = tmp.path().join("environments");
+    std::fs::create_dir_all(&envs).expect("envs dir");
+    let base =
+        std::fs::read_to_string(crate::support::repo().join(format!("environments/{name}.yaml")))
+            .unwrap_or_else(|e| panic!("{name}.yaml: {e}"));
+    std::fs::write(envs.join(format!("{name}.yaml")), edit(&base)).expect("write env");
+    envs.to_str().expect("utf8").to_owned()
+}
+
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(f)
+}
+
+/// Names of the stacks that exist (not DELETE_COMPLETE), sorted.
+async fn live_stacks(cfn: &aws_sdk_cloudformation::Client) -> Vec<String> {
+    let mut names: Vec<String> = cfn
+        .list_stacks()
+        .send()
+        .await
+        .expect("list stacks")
+        .stack_summaries()
+        .iter()
+        .filter(|s| s.stack_status().map(|s| s.as_str()) != Some("DELETE_COMPLETE"))
+        .filter_map(|s| s.stack_name().map(str::to_owned))
+        .collect();
+    names.sort();
+    names
+}
+
 #[test]
 fn dev_applies_from_nothing_converges_after_a_change_and_destroys_against_moto() {
     let moto = Moto::start();
@@ -510,17 +546,14 @@ async fn ecs_state(moto: &Moto, cluster: &str, service: &str) -> (i32, String) {
 fn termination_protection_is_set_by_apply_and_honoured_by_destroy_against_moto() {
     let moto = Moto::start();
     let tmp = TempDir::new("deploy-moto-protected");
-    let envs = tmp.path().join("environments");
-    std::fs::create_dir_all(&envs).expect("envs dir");
-    let base = std::fs::read_to_string(crate::support::repo().join("environments/dev.yaml"))
-        .expect("dev.yaml");
-    let protected = base.replace(
-        "  termination_protection: false",
-        "  termination_protection: true",
-    );
-    assert_ne!(protected, base, "dev.yaml states termination_protection");
-    std::fs::write(envs.join("dev.yaml"), protected).expect("write dev.yaml");
-    let envs_arg = envs.to_str().expect("utf8").to_owned();
+    let envs_arg = environments_with(&tmp, "dev", |base| {
+        let protected = base.replace(
+            "  termination_protection: false",
+            "  termination_protection: true",
+        );
+        assert_ne!(protected, base, "dev.yaml states termination_protection");
+        protected
+    });
     let out_arg = tmp.path().join("out").to_str().expect("utf8").to_owned();
     let common = ["--env", "dev", "--environments", &envs_arg];
 
@@ -548,11 +581,7 @@ fn termination_protection_is_set_by_apply_and_honoured_by_destroy_against_moto()
         stdout(&o)
     );
 
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    rt.block_on(async {
+    block_on(async {
         let cfn = moto_client!(aws_sdk_cloudformation, moto);
         for s in STACKS {
             let d = cfn
@@ -605,17 +634,8 @@ fn termination_protection_is_set_by_apply_and_honoured_by_destroy_against_moto()
         .concat(),
     );
     assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
-    rt.block_on(async {
-        let cfn = moto_client!(aws_sdk_cloudformation, moto);
-        let listed = cfn.list_stacks().send().await.expect("list stacks");
-        let alive: Vec<&str> = listed
-            .stack_summaries()
-            .iter()
-            .filter(|s| s.stack_status().map(|s| s.as_str()) != Some("DELETE_COMPLETE"))
-            .filter_map(|s| s.stack_name())
-            .collect();
-        assert!(alive.is_empty(), "{alive:?}");
-    });
+    let alive = block_on(async { live_stacks(&moto_client!(aws_sdk_cloudformation, moto)).await });
+    assert!(alive.is_empty(), "{alive:?}");
 }
 
 /// An operation the endpoint does not implement (moto has no OpenSearch
@@ -668,12 +688,9 @@ fn an_operation_the_emulator_lacks_is_named_with_its_status_against_moto() {
 fn az_count_2_to_3_updates_network_then_its_consumers_against_moto() {
     let moto = Moto::start();
     let tmp = TempDir::new("deploy-moto-azs");
-    let envs = tmp.path().join("environments");
-    std::fs::create_dir_all(&envs).expect("envs dir");
-    let base = std::fs::read_to_string(crate::support::repo().join("environments/dev.yaml"))
-        .expect("dev.yaml");
-    std::fs::write(envs.join("dev.yaml"), &base).expect("copy dev.yaml");
-    let envs_arg = envs.to_str().expect("utf8").to_owned();
+    let envs_arg = environments_with(&tmp, "dev", str::to_owned);
+    let envs = std::path::PathBuf::from(&envs_arg);
+    let base = std::fs::read_to_string(envs.join("dev.yaml")).expect("dev.yaml");
     let out_arg = tmp.path().join("out").to_str().expect("utf8").to_owned();
     let common = ["--env", "dev", "--environments", &envs_arg];
     let apply = [
@@ -726,11 +743,7 @@ fn az_count_2_to_3_updates_network_then_its_consumers_against_moto() {
             .unwrap_or_else(|| panic!("output {stack}.{key} in {outputs}"))
             .to_owned()
     };
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    rt.block_on(async {
+    block_on(async {
         let elb = moto_client!(aws_sdk_elasticloadbalancingv2, moto);
         let lbs = elb
             .describe_load_balancers()
@@ -775,26 +788,25 @@ fn az_count_2_to_3_updates_network_then_its_consumers_against_moto() {
 fn the_tokyo_example_deploys_across_two_regions_against_moto() {
     let moto = Moto::start();
     let tmp = TempDir::new("deploy-moto-tokyo");
-    let envs = tmp.path().join("environments");
-    std::fs::create_dir_all(&envs).expect("envs dir");
-    let tokyo = std::fs::read_to_string(crate::support::repo().join("environments/tokyo.yaml"))
-        .expect("tokyo.yaml");
-    let mut without_domain = Vec::new();
-    let mut in_domain = false;
-    for line in tokyo.lines() {
-        if line.starts_with("domain:") {
-            in_domain = true;
-            continue;
+    let envs_arg = environments_with(&tmp, "tokyo", |tokyo| {
+        let mut without_domain = Vec::new();
+        let mut in_domain = false;
+        for line in tokyo.lines() {
+            if line.starts_with("domain:") {
+                in_domain = true;
+                continue;
+            }
+            if in_domain && line.starts_with(' ') {
+                continue;
+            }
+            in_domain = false;
+            without_domain.push(line);
         }
-        if in_domain && line.starts_with(' ') {
-            continue;
-        }
-        in_domain = false;
-        without_domain.push(line);
-    }
-    assert!(tokyo.contains("domain:") && !without_domain.join("\n").contains("certificate_arn"));
-    std::fs::write(envs.join("tokyo.yaml"), without_domain.join("\n") + "\n").expect("write");
-    let envs_arg = envs.to_str().expect("utf8").to_owned();
+        assert!(
+            tokyo.contains("domain:") && !without_domain.join("\n").contains("certificate_arn")
+        );
+        without_domain.join("\n") + "\n"
+    });
     let out_arg = tmp.path().join("out").to_str().expect("utf8").to_owned();
     let common = ["--env", "tokyo", "--environments", &envs_arg];
     let o = run(
@@ -819,25 +831,11 @@ fn the_tokyo_example_deploys_across_two_regions_against_moto() {
         "{}",
         stdout(&o)
     );
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    rt.block_on(async {
+    block_on(async {
         let tokyo = moto_client!(aws_sdk_cloudformation, moto, "ap-northeast-1");
         let virginia = moto_client!(aws_sdk_cloudformation, moto, "us-east-1");
-        let names = |out: aws_sdk_cloudformation::operation::list_stacks::ListStacksOutput| {
-            let mut v: Vec<String> = out
-                .stack_summaries()
-                .iter()
-                .filter(|s| s.stack_status().map(|s| s.as_str()) != Some("DELETE_COMPLETE"))
-                .filter_map(|s| s.stack_name().map(str::to_owned))
-                .collect();
-            v.sort();
-            v
-        };
-        let in_tokyo = names(tokyo.list_stacks().send().await.expect("list tokyo"));
-        let in_virginia = names(virginia.list_stacks().send().await.expect("list virginia"));
+        let in_tokyo = live_stacks(&tokyo).await;
+        let in_virginia = live_stacks(&virginia).await;
         assert_eq!(in_virginia, ["mangaassist-tokyo-edge"]);
         assert_eq!(in_tokyo.len(), 7, "{in_tokyo:?}");
         assert!(!in_tokyo.contains(&"mangaassist-tokyo-edge".to_owned()));
@@ -877,19 +875,9 @@ fn the_tokyo_example_deploys_across_two_regions_against_moto() {
         &[&["destroy"], &common[..], &["--yes", "--progress", "plain"]].concat(),
     );
     assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
-    rt.block_on(async {
+    block_on(async {
         for region in ["ap-northeast-1", "us-east-1"] {
-            let cfn = moto_client!(aws_sdk_cloudformation, moto, region);
-            let left: Vec<String> = cfn
-                .list_stacks()
-                .send()
-                .await
-                .expect("list")
-                .stack_summaries()
-                .iter()
-                .filter(|s| s.stack_status().map(|s| s.as_str()) != Some("DELETE_COMPLETE"))
-                .filter_map(|s| s.stack_name().map(str::to_owned))
-                .collect();
+            let left = live_stacks(&moto_client!(aws_sdk_cloudformation, moto, region)).await;
             assert!(left.is_empty(), "{region}: {left:?}");
         }
     });
