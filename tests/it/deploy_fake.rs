@@ -100,6 +100,26 @@ pub(crate) fn opts(only: Option<StackId>) -> ApplyOptions {
     }
 }
 
+/// `apply --yes` of `r` with no terminal and no Ctrl-C; its progress is
+/// discarded. For tests that only need a deployment or its report.
+pub(crate) async fn apply_yes(
+    cfn: &dyn mangactl::aws::CloudFormation,
+    r: &Rendered,
+) -> apply::ApplyReport {
+    let (progress, _out) = plain();
+    let (_tx, rx) = watch::channel(0);
+    apply::apply(
+        cfn,
+        r,
+        &opts(None),
+        &progress,
+        &ScriptedPrompter::new(false, &[]),
+        rx,
+    )
+    .await
+    .expect("apply")
+}
+
 /// Every stack deployed with its current template.
 /// Stacks are seeded in deploy order, each with its references' values read
 /// from the producers seeded before it, as `apply` would have passed them.

@@ -10,7 +10,6 @@ use std::time::Duration;
 use mangactl::aws::cloudformation::{PropertyDifference, ResourceDrift};
 use mangactl::aws::CloudFormation;
 use mangactl::deploy::apply;
-use mangactl::deploy::confirm::ScriptedPrompter;
 use mangactl::deploy::drift::{self, CodeLayer, DriftOptions};
 use mangactl::deploy::Backoff;
 use mangactl::fakes::cloudformation::{DriftScript, FakeCloudFormation, Seed, SeedEvent};
@@ -18,9 +17,8 @@ use mangactl::outcome::Outcome;
 use serde_json::Value;
 use stacks::render::Rendered;
 use stacks::stacks::StackId;
-use tokio::sync::watch;
 
-use crate::deploy_fake::{name, opts, plain, rendered};
+use crate::deploy_fake::{apply_yes, name, rendered};
 use crate::moto::Moto;
 use crate::support::{stderr, stdout, TempDir};
 
@@ -39,18 +37,7 @@ fn drift_opts(allow_unchecked: bool) -> DriftOptions {
 
 async fn deployed(r: &Rendered) -> FakeCloudFormation {
     let fake = FakeCloudFormation::new();
-    let (progress, _out) = plain();
-    let (_tx, rx) = watch::channel(0);
-    let report = apply::apply(
-        &fake,
-        r,
-        &opts(None),
-        &progress,
-        &ScriptedPrompter::new(false, &[]),
-        rx,
-    )
-    .await
-    .expect("apply");
+    let report = apply_yes(&fake, r).await;
     assert_eq!(report.status, apply::ApplyStatus::Applied);
     fake
 }

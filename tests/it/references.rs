@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 
 use mangactl::aws::cloudformation::{ChangeSetKind, ChangeSetRequest};
 use mangactl::aws::CloudFormation;
-use mangactl::deploy::apply::{self, ApplyStatus};
+use mangactl::deploy::apply::ApplyStatus;
 use mangactl::deploy::confirm::ScriptedPrompter;
 use mangactl::deploy::destroy::{self, DestroyOptions};
 use mangactl::deploy::plan::{self, PlanAction, PlanOptions};
@@ -30,7 +30,7 @@ use stacks::render::Rendered;
 use stacks::stacks::StackId;
 use tokio::sync::watch;
 
-use crate::deploy_fake::{opts, plain};
+use crate::deploy_fake::{apply_yes, plain};
 use crate::support::{repo, TempDir};
 
 const STACK: &str = "AWS::CloudFormation::Stack";
@@ -218,12 +218,7 @@ async fn az_count_2_to_3_updates_network_then_its_consumers_and_converges() {
     let tmp = TempDir::new("refs-azs");
     let (az2, az3) = (dev_with_azs(&tmp, 2), dev_with_azs(&tmp, 3));
     let fake = FakeCloudFormation::new();
-    let (progress, _out) = plain();
-    let (_tx, rx) = watch::channel(0);
-    let prompter = ScriptedPrompter::new(false, &[]);
-    let first = apply::apply(&fake, &az2, &opts(None), &progress, &prompter, rx.clone())
-        .await
-        .expect("apply az2");
+    let first = apply_yes(&fake, &az2).await;
     assert_eq!(first.status, ApplyStatus::Applied);
 
     let p = plan::plan(&fake, &az3, &plan_opts())
@@ -264,9 +259,7 @@ async fn az_count_2_to_3_updates_network_then_its_consumers_and_converges() {
     }
 
     let before = fake.calls().len();
-    let report = apply::apply(&fake, &az3, &opts(None), &progress, &prompter, rx.clone())
-        .await
-        .expect("apply az3");
+    let report = apply_yes(&fake, &az3).await;
     assert_eq!(report.status, ApplyStatus::Applied);
     let calls = fake.calls()[before..].to_vec();
     let network_done = position(
@@ -308,18 +301,7 @@ async fn an_export_based_deployment_moves_to_parameters_consumers_first_replacin
     let r = dev_with_azs(&tmp, 2);
     let fake = FakeCloudFormation::new();
     seed_legacy(&fake, &r);
-    let (progress, _out) = plain();
-    let (_tx, rx) = watch::channel(0);
-    let report = apply::apply(
-        &fake,
-        &r,
-        &opts(None),
-        &progress,
-        &ScriptedPrompter::new(false, &[]),
-        rx,
-    )
-    .await
-    .expect("apply");
+    let report = apply_yes(&fake, &r).await;
     assert_eq!(report.status, ApplyStatus::Applied, "{:?}", report.results);
     for s in &report.plan.stacks {
         assert_eq!(s.action, PlanAction::Update, "{}", s.stack);
@@ -373,12 +355,10 @@ async fn destroy_refuses_a_producer_while_its_consumers_reference_it() {
     let tmp = TempDir::new("refs-destroy");
     let r = dev_with_azs(&tmp, 2);
     let fake = FakeCloudFormation::new();
+    apply_yes(&fake, &r).await;
     let (progress, _out) = plain();
     let (_tx, rx) = watch::channel(0);
     let prompter = ScriptedPrompter::new(false, &[]);
-    apply::apply(&fake, &r, &opts(None), &progress, &prompter, rx.clone())
-        .await
-        .expect("apply");
     let err = destroy::destroy(
         &fake,
         &r,
@@ -434,18 +414,7 @@ async fn the_tokyo_example_puts_the_edge_in_us_east_1_and_crosses_regions_by_par
         regions,
         "ap-northeast-1",
     );
-    let (progress, _out) = plain();
-    let (_tx, rx) = watch::channel(0);
-    let report = apply::apply(
-        &cfn,
-        &r,
-        &opts(None),
-        &progress,
-        &ScriptedPrompter::new(false, &[]),
-        rx,
-    )
-    .await
-    .expect("apply");
+    let report = apply_yes(&cfn, &r).await;
     assert_eq!(report.status, ApplyStatus::Applied, "{:?}", report.results);
     let edge = stack_name(&r, StackId::Edge);
     assert!(
