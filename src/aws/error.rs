@@ -97,6 +97,12 @@ const NOT_FOUND_CODES: &[&str] = &[
     "StackNotFoundException",
     "ChangeSetNotFound",
     "ChangeSetNotFoundException",
+    // ECS DescribeServices, ElastiCache DescribeReplicationGroups, DAX
+    // DescribeClusters (their API references' error lists).
+    "ClusterNotFoundException",
+    "ServiceNotFoundException",
+    "ReplicationGroupNotFoundFault",
+    "ClusterNotFoundFault",
 ];
 
 /// Codes that mean the endpoint does not know the operation.
@@ -268,6 +274,9 @@ fn classify(code: Option<&str>, message: &str, status: Option<u16>) -> ErrorClas
         // CloudFormation reports a missing stack as a ValidationError whose
         // message says it does not exist (there is no dedicated code).
         || (code == Some("ValidationError") && message.contains("does not exist"))
+        // SageMaker likewise: DescribeEndpoint of a missing endpoint is a
+        // ValidationException "Could not find endpoint ...".
+        || (code == Some("ValidationException") && message.starts_with("Could not find"))
     {
         ErrorClass::NotFound
     } else if status == Some(408) || status == Some(504) {

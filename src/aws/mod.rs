@@ -2,7 +2,9 @@
 //! deploy logic (`src/deploy/`) talks to and its AWS SDK implementation
 //! ([`cloudformation::SdkCloudFormation`]); likewise [`SearchCapacity`]
 //! (`opensearch.rs`): the OpenSearch Serverless account capacity limits
-//! `apply` sets. Their scripted fakes live in `src/fakes/` (feature
+//! `apply` sets; [`Capacity`] (`capacity.rs`): the live capacity of
+//! every sized resource, which drift, status and scale read and scale
+//! changes. Their scripted fakes live in `src/fakes/` (feature
 //! `fakes`, tests only). Every failed call is an [`AwsError`] (`error.rs`).
 //! [`regional::RegionalCloudFormation`] routes each stack's calls to its
 //! region; [`lookups`] reads per-region values templates take as parameters.
@@ -11,6 +13,7 @@
 //! `--endpoint-url`; the CLI layer (`src/cli/{plan,apply,destroy}.rs`) calls
 //! it, the integration tests reuse its HTTP client for their own clients.
 
+pub mod capacity;
 pub mod cloudformation;
 pub mod config;
 pub mod error;
@@ -19,6 +22,7 @@ pub mod opensearch;
 pub mod regional;
 pub mod scale_records;
 
+pub use capacity::Capacity;
 pub use cloudformation::{CfnError, CloudFormation};
 pub use error::{AwsError, ErrorClass};
 pub use opensearch::{CapacityError, SearchCapacity};

@@ -13,9 +13,12 @@ use stacks::stacks::StackId;
 use super::render::render_environment;
 use super::shared::{connect, parse_stack, runtime, AwsArgs, EnvArgs};
 use super::{Cli, Output};
+use crate::aws::capacity::SdkCapacity;
+use crate::aws::opensearch::SdkSearchCapacity;
 use crate::aws::scale_records;
 use crate::aws::ErrorClass;
 use crate::deploy::drift::{self, DriftOptions};
+use crate::deploy::live::LiveReaders;
 use crate::deploy::Backoff;
 use crate::outcome::Outcome;
 
@@ -110,7 +113,14 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<Outcome> {
             concurrency: usize::from(args.concurrency),
             backoff: Backoff::default(),
         };
-        let report = drift::drift(&aws.cfn, &rendered, &opts)
+        // Everything sized lives in the environment's own region.
+        let capacity = SdkCapacity::new(&aws.home);
+        let search = SdkSearchCapacity::new(&aws.home);
+        let live = LiveReaders {
+            capacity: &capacity,
+            search: &search,
+        };
+        let report = drift::drift(&aws.cfn, live, &rendered, &opts)
             .await
             .with_context(|| format!("checking `{}` for drift", environment.name))?;
         let mut stdout = std::io::stdout().lock();

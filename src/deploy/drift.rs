@@ -1,6 +1,6 @@
 //! `drift`: does what is deployed still match what the repository says?
-//! The logic behind `mangactl drift` (`src/cli/drift.rs`), in two layers so
-//! far, per stack and in parallel, under one deadline:
+//! The logic behind `mangactl drift` (`src/cli/drift.rs`), in three layers,
+//! per stack and in parallel, under one deadline:
 //!
 //! 1. **Code drift**: the deployed template (GetTemplate) and parameters
 //!    (DescribeStacks) against what `render` produces now, with references
@@ -18,6 +18,17 @@
 //!    listed as unchecked, never counted as in sync. A detection that
 //!    fails, times out or that the endpoint does not implement makes the
 //!    run incomplete, not clean.
+//! 3. **Live capacity** (`live.rs`): every sized resource's live value
+//!    (ECS, Application Auto Scaling, ElastiCache, DAX, SageMaker,
+//!    OpenSearch Serverless) against what the rendering allows: a desired
+//!    count the autoscaler moved inside the rendered bounds is not drift,
+//!    one outside them or changed bounds is. This covers the types
+//!    CloudFormation's detection skips. A read the endpoint does not
+//!    implement leaves the item unchecked; any other failed read makes the
+//!    run incomplete.
+//!
+//! Scale records and `drift.accept` entries cover items of the second and
+//! third layers alike (both name properties as drift detection does).
 //!
 //! The outcome ([`DriftReport`] → `src/outcome.rs`): drift found → 2; a
 //! detection that failed or ran out of time → 3; resources left unchecked
@@ -36,6 +47,7 @@ use stacks::render::{Rendered, RenderedStack};
 use stacks::stacks::StackId;
 use tokio::time::Instant;
 
+use super::live::{self, CapacityItem, Component, ItemStatus, LiveReaders};
 use super::references;
 use super::Backoff;
 use crate::aws::cloudformation::PropertyDifference;
@@ -83,12 +95,16 @@ pub struct DriftSummary {
     pub missing: usize,
     pub resources_drifted: usize,
     pub resources_unchecked: usize,
+    /// Live capacity values outside what the rendering allows.
+    pub capacity_drifted: usize,
+    /// Live capacity values that could not be read.
+    pub capacity_unchecked: usize,
     /// Drifted items the environment file accepts (not counted as drift).
     pub ignored: usize,
     /// Drifted items scale records acknowledge (not counted as drift).
     pub acknowledged: usize,
-    /// Stacks whose resource check did not finish (failed, timed out, not
-    /// implemented by the endpoint).
+    /// Stacks whose resource check did not finish (failed or timed out),
+    /// or whose live capacity could not be read (`<stack> (capacity)`).
     pub incomplete: Vec<String>,
     pub drift: bool,
 }
@@ -100,6 +116,12 @@ pub struct StackDrift {
     pub region: String,
     pub code: CodeLayer,
     pub resources: ResourceLayer,
+    /// Live capacity of what this stack sizes (empty for stacks that size
+    /// nothing, and when the stack is missing).
+    pub capacity: Vec<CapacityItem>,
+    /// Why the live capacity could not be read, when a read failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub capacity_failed: Option<String>,
     /// Resource drift the environment file accepts (`drift.accept`), not
     /// counted as drift.
     pub ignored: Vec<IgnoredDrift>,
@@ -189,13 +211,14 @@ impl DriftReport {
 
     /// Whether resources were left unchecked (`--allow-unchecked` accepts that).
     pub fn has_unchecked(&self) -> bool {
-        self.summary.resources_unchecked > 0
+        self.summary.resources_unchecked + self.summary.capacity_unchecked > 0
     }
 }
 
 /// Runs both layers over the selected stacks.
 pub async fn drift(
     cfn: &dyn CloudFormation,
+    live: LiveReaders<'_>,
     rendered: &Rendered,
     opts: &DriftOptions,
 ) -> Result<DriftReport, CfnError> {
@@ -203,7 +226,7 @@ pub async fn drift(
     let ids = super::selected(rendered, opts.only);
     let results: Vec<Result<StackDrift, CfnError>> =
         stream::iter(rendered.stacks.iter().filter(|s| ids.contains(&s.id)))
-            .map(|s| check_stack(cfn, rendered, s, opts, deadline))
+            .map(|s| check_stack(cfn, live, rendered, s, opts, deadline))
             .buffered(opts.concurrency.max(1))
             .collect()
             .await;
@@ -252,16 +275,30 @@ fn summarize(stacks: &[StackDrift], orphans: &[String]) -> DriftSummary {
         s.resources_unchecked += st.resources.unchecked.len();
         s.ignored += st.ignored.len();
         s.acknowledged += st.acknowledged.len();
+        for item in &st.capacity {
+            match item.status {
+                ItemStatus::Drifted => s.capacity_drifted += 1,
+                ItemStatus::Unchecked => s.capacity_unchecked += 1,
+                ItemStatus::Acknowledged => s.acknowledged += 1,
+                ItemStatus::Ignored => s.ignored += 1,
+                ItemStatus::InSync => {}
+            }
+        }
         if st.resources.status == "incomplete" {
             s.incomplete.push(st.stack.name().to_owned());
         }
+        if st.capacity_failed.is_some() {
+            s.incomplete.push(format!("{} (capacity)", st.stack.name()));
+        }
     }
-    s.drift = s.code_drifted + s.missing + s.resources_drifted + orphans.len() > 0;
+    s.drift =
+        s.code_drifted + s.missing + s.resources_drifted + s.capacity_drifted + orphans.len() > 0;
     s
 }
 
 async fn check_stack(
     cfn: &dyn CloudFormation,
+    live: LiveReaders<'_>,
     rendered: &Rendered,
     s: &RenderedStack,
     opts: &DriftOptions,
@@ -288,6 +325,8 @@ async fn check_stack(
                 unchecked: vec![],
                 reason: Some("the stack does not exist".into()),
             },
+            capacity: vec![],
+            capacity_failed: None,
             ignored: vec![],
             acknowledged: vec![],
         });
@@ -349,15 +388,26 @@ async fn check_stack(
         CodeLayer::Drifted { differences }
     };
 
-    // Layer 2: CloudFormation drift detection, less what is accepted.
-    let mut resources = detect(cfn, s, opts, deadline).await;
+    // Layers 2 and 3 together: CloudFormation drift detection, and the live
+    // capacity of what this stack sizes; then what covers their drift.
+    let capacity_check = async {
+        match Component::of_stack(s.id) {
+            Some(c) => live::check(live, rendered, c, &existing).await,
+            None => live::LiveCheck::default(),
+        }
+    };
+    let (mut resources, capacity) = tokio::join!(detect(cfn, s, opts, deadline), capacity_check);
     let (ignored, acknowledged) = apply_coverage(s.id, &mut resources, opts);
+    let mut items = capacity.items;
+    cover_capacity(s.id, &mut items, opts);
     Ok(StackDrift {
         stack: s.id,
         stack_name: s.stack_name.clone(),
         region,
         code,
         resources,
+        capacity: items,
+        capacity_failed: capacity.failed,
         ignored,
         acknowledged,
     })
@@ -586,6 +636,67 @@ fn apply_coverage(
     (ignored, acknowledged)
 }
 
+/// Marks live capacity items that an unexpired scale record (of the value
+/// now live) or `drift.accept` entry covers; an expired or disagreeing one
+/// leaves the item drifted, with a note saying so.
+fn cover_capacity(stack: StackId, items: &mut [CapacityItem], opts: &DriftOptions) {
+    for item in items.iter_mut().filter(|i| i.status == ItemStatus::Drifted) {
+        let covers = opts
+            .accepted
+            .iter()
+            .filter(|a| a.stack == stack)
+            .map(Cover::Accepted)
+            .chain(
+                opts.scale_records
+                    .iter()
+                    .filter(|r| r.stack == stack)
+                    .map(Cover::Scaled),
+            )
+            .filter(|c| {
+                c.logical_id() == item.logical_id && c.path().is_none_or(|p| p == item.property)
+            });
+        for c in covers {
+            if c.until().is_some_and(|u| u < opts.today.as_str()) {
+                item.note = Some(format!(
+                    "{} until {}; counts again",
+                    c.describe(),
+                    c.until().unwrap_or_default()
+                ));
+                continue;
+            }
+            match c {
+                Cover::Scaled(r) if item.actual.as_deref() != Some(r.value.as_str()) => {
+                    item.note = Some(format!(
+                        "a scale record says {} ({}), but the live value differs",
+                        r.value,
+                        c.describe()
+                    ));
+                }
+                Cover::Scaled(r) => {
+                    item.status = ItemStatus::Acknowledged;
+                    item.note = Some(format!(
+                        "scaled by {} at {} ({}), until {}",
+                        r.by, r.at, r.reason, r.until
+                    ));
+                    break;
+                }
+                Cover::Accepted(a) => {
+                    item.status = ItemStatus::Ignored;
+                    item.note = Some(format!(
+                        "accepted: {}{}",
+                        a.reason,
+                        a.expires
+                            .as_deref()
+                            .map(|e| format!(", until {e}"))
+                            .unwrap_or_default()
+                    ));
+                    break;
+                }
+            }
+        }
+    }
+}
+
 /// Structural differences between `expected` and `actual` JSON, by path.
 fn diff_values(path: &str, expected: &Value, actual: &Value, out: &mut Vec<CodeDifference>) {
     let join = |k: &str| {
@@ -735,6 +846,40 @@ pub fn render_text(r: &DriftReport) -> String {
                 }
             }
         }
+        if !s.capacity.is_empty() {
+            let count = |st: ItemStatus| s.capacity.iter().filter(|i| i.status == st).count();
+            let _ = writeln!(
+                out,
+                "  capacity: {} drifted, {} unchecked{}",
+                count(ItemStatus::Drifted),
+                count(ItemStatus::Unchecked),
+                s.capacity_failed
+                    .as_deref()
+                    .map(|f| format!(" (INCOMPLETE: {f})"))
+                    .unwrap_or_default()
+            );
+            for i in &s.capacity {
+                let mark = match i.status {
+                    ItemStatus::InSync => "ok ",
+                    ItemStatus::Drifted => "!  ",
+                    ItemStatus::Acknowledged => "ack",
+                    ItemStatus::Ignored => "ign",
+                    ItemStatus::Unchecked => "?  ",
+                };
+                let _ = writeln!(
+                    out,
+                    "    {mark} {}{}: live {}, allowed {}{}",
+                    i.logical_id,
+                    i.property,
+                    i.actual.as_deref().unwrap_or("unknown"),
+                    i.allowed,
+                    i.note
+                        .as_deref()
+                        .map(|n| format!(" ({n})"))
+                        .unwrap_or_default()
+                );
+            }
+        }
     }
     for o in &r.orphans {
         let _ = writeln!(
@@ -770,13 +915,15 @@ pub fn render_text(r: &DriftReport) -> String {
     let sm = &r.summary;
     let _ = writeln!(
         out,
-        "\nDrift: code {} drifted and {} missing of {} stacks, {} orphaned; resources {} drifted, {} unchecked, {} ignored, {} acknowledged{}.",
+        "\nDrift: code {} drifted and {} missing of {} stacks, {} orphaned; resources {} drifted, {} unchecked; capacity {} drifted, {} unchecked; {} ignored, {} acknowledged{}.",
         sm.code_drifted,
         sm.missing,
         sm.stacks,
         r.orphans.len(),
         sm.resources_drifted,
         sm.resources_unchecked,
+        sm.capacity_drifted,
+        sm.capacity_unchecked,
         sm.ignored,
         sm.acknowledged,
         if sm.incomplete.is_empty() {
@@ -839,6 +986,25 @@ pub fn render_junit(r: &DriftReport) -> String {
                 &mut body,
             );
         }
+        for i in s
+            .capacity
+            .iter()
+            .filter(|i| i.status == ItemStatus::Drifted)
+        {
+            fail(
+                format!("capacity drift: {}{}", i.logical_id, i.property),
+                format!(
+                    "live {}, allowed {}{}",
+                    i.actual.as_deref().unwrap_or("unknown"),
+                    i.allowed,
+                    i.note
+                        .as_deref()
+                        .map(|n| format!(" ({n})"))
+                        .unwrap_or_default()
+                ),
+                &mut body,
+            );
+        }
         let mut out = Vec::new();
         if let Some(reason) = &s.resources.reason {
             out.push(format!("resources: {reason}"));
@@ -847,6 +1013,18 @@ pub fn render_junit(r: &DriftReport) -> String {
             out.push(format!(
                 "unchecked {} ({}): {}",
                 u.logical_id, u.resource_type, u.why
+            ));
+        }
+        for i in s
+            .capacity
+            .iter()
+            .filter(|i| i.status == ItemStatus::Unchecked)
+        {
+            out.push(format!(
+                "capacity unchecked {}{}: {}",
+                i.logical_id,
+                i.property,
+                i.note.as_deref().unwrap_or("")
             ));
         }
         if !out.is_empty() {

@@ -21,6 +21,13 @@ pub const DRIFT_CALLS: &[&str] = &[
     "ec2:DescribeManagedPrefixLists",
     // Scale records (src/aws/scale_records.rs).
     "ssm:GetParametersByPath",
+    // The live-capacity layer (src/deploy/live.rs, src/aws/capacity.rs).
+    "ecs:DescribeServices",
+    "application-autoscaling:DescribeScalableTargets",
+    "elasticache:DescribeReplicationGroups",
+    "dax:DescribeClusters",
+    "sagemaker:DescribeEndpoint",
+    "aoss:GetAccountSettings",
 ];
 
 /// Resource type → the actions its read handler needs.

@@ -7,6 +7,9 @@
 //!
 //! - [`cloudformation`]: [`cloudformation::FakeCloudFormation`] behind
 //!   [`crate::aws::CloudFormation`];
+//! - [`capacity`]: [`capacity::FakeCapacity`] behind
+//!   [`crate::aws::Capacity`] (live capacity: ECS, Application Auto
+//!   Scaling, ElastiCache, DAX, SageMaker);
 //! - [`opensearch`]: [`opensearch::FakeSearchCapacity`] behind
 //!   [`crate::aws::SearchCapacity`].
 //!
@@ -14,5 +17,6 @@
 //! builds its errors through [`crate::aws::error::AwsError`], as the SDK
 //! implementations do.
 
+pub mod capacity;
 pub mod cloudformation;
 pub mod opensearch;

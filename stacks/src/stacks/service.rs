@@ -22,6 +22,9 @@ pub const ALB_DNS: OutputKey = OutputKey::new("service", "AlbDnsName");
 pub const ALB_FULL_NAME: OutputKey = OutputKey::new("service", "AlbFullName");
 pub const CLUSTER_NAME: OutputKey = OutputKey::new("service", "ClusterName");
 pub const SERVICE_NAME: OutputKey = OutputKey::new("service", "ServiceName");
+/// The task definition revision this stack deployed; drift's live-capacity
+/// layer compares the service's running revision with it.
+pub const TASK_DEFINITION: OutputKey = OutputKey::new("service", "TaskDefinitionArn");
 pub const LOG_GROUP: OutputKey = OutputKey::new("service", "LogGroupName");
 
 pub const CONTAINER_NAME: &str = "runtime";
@@ -418,6 +421,11 @@ pub fn template(i: &Inputs<'_>) -> Template {
     );
     t.publish(CLUSTER_NAME, cluster.name(), "ECS cluster name");
     t.publish(SERVICE_NAME, service.name(), "ECS service name");
+    t.publish(
+        TASK_DEFINITION,
+        task.arn(),
+        "Task definition revision the service runs",
+    );
     t.publish(LOG_GROUP, logs.name(), "Runtime log group");
     t
 }
