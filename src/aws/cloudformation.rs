@@ -153,6 +153,9 @@ pub struct ChangeSetRequest {
     pub capabilities: Vec<String>,
     pub tags: BTreeMap<String, String>,
     pub description: Option<String>,
+    /// `DeploymentMode: REVERT_DRIFT`: a drift-aware change set, which also
+    /// resets live drift to the template (updates only).
+    pub revert_drift: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
@@ -201,6 +204,11 @@ pub struct ChangeDetail {
     pub change_source: Option<String>,
     /// The parameter, resource or attribute that causes the change, when not a direct modification.
     pub causing_entity: Option<String>,
+    /// Drift-aware change sets only: the property path, the live value it
+    /// had drifted to (`Drift.ActualValue`) and the value it gets.
+    pub path: Option<String>,
+    pub live_value: Option<String>,
+    pub after_value: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -423,6 +431,13 @@ fn change_from_sdk(c: &types::Change) -> Option<ResourceChange> {
                 evaluation: d.evaluation().map(|e| e.as_str().to_owned()),
                 change_source: d.change_source().map(|c| c.as_str().to_owned()),
                 causing_entity: owned(d.causing_entity()),
+                path: d.target().and_then(|t| t.path()).map(str::to_owned),
+                live_value: d
+                    .target()
+                    .and_then(|t| t.drift())
+                    .and_then(|dr| dr.actual_value())
+                    .map(str::to_owned),
+                after_value: d.target().and_then(|t| t.after_value()).map(str::to_owned),
             })
             .collect(),
     })
@@ -530,6 +545,10 @@ impl CloudFormation for SdkCloudFormation {
             .set_capabilities(Some(capabilities))
             .set_tags(Some(tags))
             .set_description(r.description.clone())
+            .set_deployment_mode(
+                (r.revert_drift && r.kind == ChangeSetKind::Update)
+                    .then_some(types::DeploymentMode::RevertDrift),
+            )
             .send()
             .await
             .map_err(|e| sdk_error("CreateChangeSet", &r.stack_name, e))?;

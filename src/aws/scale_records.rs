@@ -45,6 +45,14 @@ pub struct ScaleRecord {
     pub until: String,
 }
 
+impl ScaleRecord {
+    /// Whether the record still stands on `today` (`YYYY-MM-DD`): through
+    /// its `until` day, inclusive.
+    pub fn is_active(&self, today: &str) -> bool {
+        self.until.as_str() >= today
+    }
+}
+
 /// The Parameter Store path of the environment's records.
 pub fn parameter_path(environment: &str) -> String {
     format!("/mangaassist/{environment}/scale/")

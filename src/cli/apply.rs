@@ -13,15 +13,17 @@ use stacks::stacks::StackId;
 
 use super::render::render_environment;
 use super::shared::{
-    connect, interrupts, parse_stack, runtime, AwsArgs, ConfirmArgs, EnvArgs, ProgressArgs,
+    connect, interrupts, parse_stack, read_scale_records, runtime, today, AwsArgs, ConfirmArgs,
+    EnvArgs, ProgressArgs,
 };
 use super::Cli;
+use crate::aws::capacity::SdkCapacity;
 use crate::aws::opensearch::SdkSearchCapacity;
 use crate::aws::SearchCapacity;
 use crate::deploy::apply::{self, ApplyOptions, ApplyStatus};
 use crate::deploy::confirm::TerminalPrompter;
-use crate::deploy::report;
 use crate::deploy::Backoff;
+use crate::deploy::{holds, report};
 use crate::outcome::Outcome;
 
 #[derive(Debug, clap::Args)]
@@ -48,6 +50,12 @@ pub struct Args {
     #[arg(long)]
     pub skip_search_capacity: bool,
 
+    /// Drift-aware change sets (`DeploymentMode: REVERT_DRIFT`): updates
+    /// also reset live drift to the template (scale records' values are
+    /// kept); the plan shows what they reset.
+    #[arg(long)]
+    pub revert_drift: bool,
+
     /// Directory for outputs.json [default: out/NAME].
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
@@ -65,6 +73,9 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<Outcome> {
     runtime()?.block_on(async {
         let aws = connect(&args.aws, &rendered).await;
         aws.look_up(&mut rendered).await?;
+        // What on-call engineers scaled stays scaled (`src/deploy/holds.rs`).
+        let records = read_scale_records(&aws, &environment.name).await?;
+        let holds = holds::apply_holds(&mut rendered, &records, &today())?;
         let config = &aws.home;
         let cfn = &aws.cfn;
         // An explicit flag rather than guessing from an emulator's error:
@@ -79,6 +90,9 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<Outcome> {
             concurrency: usize::from(args.concurrency),
             backoff: Backoff::default(),
             search_capacity,
+            capacity: Some(Arc::new(SdkCapacity::new(config))),
+            holds,
+            revert_drift: args.revert_drift,
         };
         let progress = args.progress.display();
         let report = apply::apply(

@@ -4,19 +4,17 @@
 //! report as text, JSON (`mangactl.drift/v1`) or JUnit XML.
 
 use std::io::Write;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use anyhow::Context;
 use stacks::render::Format;
 use stacks::stacks::StackId;
 
 use super::render::render_environment;
-use super::shared::{connect, parse_stack, runtime, AwsArgs, EnvArgs};
+use super::shared::{connect, parse_stack, read_scale_records, runtime, today, AwsArgs, EnvArgs};
 use super::{Cli, Output};
 use crate::aws::capacity::SdkCapacity;
 use crate::aws::opensearch::SdkSearchCapacity;
-use crate::aws::scale_records;
-use crate::aws::ErrorClass;
 use crate::deploy::drift::{self, DriftOptions};
 use crate::deploy::live::LiveReaders;
 use crate::deploy::Backoff;
@@ -67,42 +65,13 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs(secs))
 }
 
-/// Today's date in UTC as `YYYY-MM-DD` (civil from days since the epoch,
-/// H. Hinnant's algorithm), for `drift.accept` expiry dates.
-fn today() -> String {
-    let days = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() / 86_400) as i64;
-    civil_date(days)
-}
-
-fn civil_date(days: i64) -> String {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}")
-}
-
 pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<Outcome> {
     let (environment, mut rendered) = render_environment(cli, &args.env.env, Format::Json)?;
     runtime()?.block_on(async {
         let aws = connect(&args.aws, &rendered).await;
         aws.look_up(&mut rendered).await?;
         // What on-call engineers scaled, so drift acknowledges it.
-        let scale_records = match scale_records::read(&aws.home, &environment.name).await {
-            Ok(r) => r,
-            Err(e) if e.class == ErrorClass::NotImplemented => {
-                tracing::warn!("scale records not read: {e}");
-                Vec::new()
-            }
-            Err(e) => return Err(e).context("reading the scale records"),
-        };
+        let scale_records = read_scale_records(&aws, &environment.name).await?;
         let opts = DriftOptions {
             only: args.stack,
             accepted: environment.accepted_drift.clone(),
@@ -118,7 +87,7 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<Outcome> {
         let search = SdkSearchCapacity::new(&aws.home);
         let live = LiveReaders {
             capacity: &capacity,
-            search: &search,
+            search: Some(&search),
         };
         let report = drift::drift(&aws.cfn, live, &rendered, &opts)
             .await
@@ -144,12 +113,5 @@ mod tests {
         assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
         assert!(parse_duration("5x").is_err());
         assert!(parse_duration("0").is_err());
-    }
-
-    #[test]
-    fn days_since_the_epoch_become_dates() {
-        assert_eq!(civil_date(0), "1970-01-01");
-        assert_eq!(civil_date(20_788), "2026-12-01");
-        assert_eq!(civil_date(11_016), "2000-02-29");
     }
 }

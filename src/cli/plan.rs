@@ -13,9 +13,12 @@ use stacks::render::{Format, Rendered};
 use stacks::stacks::StackId;
 
 use super::render::render_environment;
-use super::shared::{connect, parse_stack, runtime, AwsArgs, EnvArgs};
+use super::shared::{connect, parse_stack, read_scale_records, runtime, today, AwsArgs, EnvArgs};
 use super::{Cli, Output};
-use crate::deploy::{self, plan::PlanOptions};
+use crate::aws::capacity::SdkCapacity;
+use crate::aws::opensearch::SdkSearchCapacity;
+use crate::deploy::live::LiveReaders;
+use crate::deploy::{self, holds, plan::PlanOptions};
 use crate::outcome::Outcome;
 
 #[derive(Debug, clap::Args)]
@@ -26,6 +29,11 @@ pub struct Args {
     /// Plan only this stack.
     #[arg(long, value_parser = parse_stack, value_name = "NAME")]
     pub stack: Option<StackId>,
+
+    /// Drift-aware change sets (`DeploymentMode: REVERT_DRIFT`): updates
+    /// also reset live drift to the template; the plan shows what they reset.
+    #[arg(long)]
+    pub revert_drift: bool,
 
     /// Change sets created at once.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=16), value_name = "N")]
@@ -61,22 +69,35 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<Outcome> {
     runtime()?.block_on(async {
         let aws = connect(&args.aws, &rendered).await;
         aws.look_up(&mut rendered).await?;
+        let records = read_scale_records(&aws, &environment.name).await?;
+        let holds = holds::apply_holds(&mut rendered, &records, &today())?;
         let cfn = &aws.cfn;
         let opts = PlanOptions {
             only: args.stack,
             change_set_name: deploy::change_set_name("plan"),
             concurrency: usize::from(args.concurrency),
             backoff: deploy::Backoff::default(),
+            revert_drift: args.revert_drift,
         };
-        let plan = deploy::plan::plan(cfn, &rendered, &opts)
+        let mut plan = deploy::plan::plan(cfn, &rendered, &opts)
             .await
             .with_context(|| format!("planning `{}`", environment.name))?;
+        let capacity = SdkCapacity::new(&aws.home);
+        let search = SdkSearchCapacity::new(&aws.home);
+        let live = LiveReaders {
+            capacity: &capacity,
+            search: Some(&search),
+        };
+        let live_drift = holds::live_drift(cfn, live, &rendered, &plan, args.revert_drift).await;
         deploy::plan::discard(cfn, &plan).await;
+        plan.live_drift = live_drift.context("reading the deployed templates")?;
+        plan.holds = holds;
         let mut stdout = std::io::stdout().lock();
         match cli.output {
             Output::Json => writeln!(stdout, "{}", serde_json::to_string_pretty(&plan)?)?,
             Output::Text | Output::Junit => {
-                stdout.write_all(deploy::plan::render_text(&plan).as_bytes())?
+                stdout.write_all(deploy::plan::render_text(&plan).as_bytes())?;
+                stdout.write_all(holds::render_text(&plan.holds, &plan.live_drift).as_bytes())?
             }
         }
         match Outcome::from(&plan) {

@@ -9,6 +9,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::IsTerminal;
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use anyhow::Context;
 use stacks::render::Rendered;
@@ -18,7 +19,8 @@ use tokio::sync::watch;
 use crate::aws::cloudformation::SdkCloudFormation;
 use crate::aws::config::{self, Target};
 use crate::aws::regional::RegionalCloudFormation;
-use crate::aws::{lookups, CloudFormation};
+use crate::aws::scale_records::{self, ScaleRecord};
+use crate::aws::{lookups, CloudFormation, ErrorClass};
 use crate::deploy::progress::Progress;
 use crate::outcome::Outcome;
 
@@ -221,4 +223,55 @@ pub(super) fn interrupts() -> watch::Receiver<u32> {
         }
     });
     rx
+}
+
+/// Today's date in UTC as `YYYY-MM-DD` (civil from days since the epoch,
+/// H. Hinnant's algorithm), for `drift.accept` expiry dates.
+pub(super) fn today() -> String {
+    let days = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() / 86_400) as i64;
+    civil_date(days)
+}
+
+fn civil_date(days: i64) -> String {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+/// The environment's scale records (`src/aws/scale_records.rs`), read in
+/// its own region; an endpoint without Parameter Store (an emulator) has
+/// none, with a warning.
+pub(super) async fn read_scale_records(
+    aws: &Connections,
+    environment: &str,
+) -> anyhow::Result<Vec<ScaleRecord>> {
+    match scale_records::read(&aws.home, environment).await {
+        Ok(r) => Ok(r),
+        Err(e) if e.class == ErrorClass::NotImplemented => {
+            tracing::warn!("scale records not read: {e}");
+            Ok(Vec::new())
+        }
+        Err(e) => Err(e).context("reading the scale records"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn days_since_the_epoch_become_dates() {
+        assert_eq!(civil_date(0), "1970-01-01");
+        assert_eq!(civil_date(20_788), "2026-12-01");
+        assert_eq!(civil_date(11_016), "2000-02-29");
+    }
 }

@@ -40,6 +40,8 @@ use tokio::sync::watch;
 use super::capacity::{self, CapacityChange, CapacityOutcome};
 use super::changeset::{self, ChangeSetOutcome};
 use super::confirm::{self, Decision, Prompter};
+use super::holds::{self, Hold};
+use super::live::LiveReaders;
 use super::plan::{self, Plan, PlanAction, PlanOptions, StackPlan};
 use super::progress::Progress;
 use super::references;
@@ -47,7 +49,7 @@ use super::report;
 use super::wait::{Failure, OnInterrupt, Watcher};
 use super::{Backoff, DeployError};
 use crate::aws::cloudformation::{ChangeSetKind, StackStatus};
-use crate::aws::{CfnError, CloudFormation, SearchCapacity};
+use crate::aws::{Capacity, CfnError, CloudFormation, SearchCapacity};
 
 #[derive(Debug, Clone)]
 pub struct ApplyOptions {
@@ -61,6 +63,14 @@ pub struct ApplyOptions {
     /// leaves them alone (`--skip-search-capacity`, e.g. against an
     /// emulator without OpenSearch Serverless).
     pub search_capacity: Option<Arc<dyn SearchCapacity>>,
+    /// Where to read live capacity, so the plan shows which live drift
+    /// the apply overwrites (`holds.rs`); `None` skips that.
+    pub capacity: Option<Arc<dyn Capacity>>,
+    /// The scale records' holds already put into `rendered`, printed with
+    /// the plan.
+    pub holds: Vec<Hold>,
+    /// Drift-aware change sets (`--revert-drift`).
+    pub revert_drift: bool,
 }
 
 /// How the whole apply ended.
@@ -150,9 +160,28 @@ pub async fn apply(
         change_set_name: change_set_name.clone(),
         concurrency: opts.concurrency,
         backoff: opts.backoff,
+        revert_drift: opts.revert_drift,
     };
-    let plan = plan::plan(cfn, rendered, &popts).await?;
+    let mut plan = plan::plan(cfn, rendered, &popts).await?;
     progress.text(&plan::render_text(&plan));
+    plan.live_drift = match &opts.capacity {
+        Some(capacity) => {
+            let readers = LiveReaders {
+                capacity: capacity.as_ref(),
+                search: opts.search_capacity.as_deref(),
+            };
+            match holds::live_drift(cfn, readers, rendered, &plan, opts.revert_drift).await {
+                Ok(d) => d,
+                Err(e) => {
+                    plan::discard(cfn, &plan).await;
+                    return Err(e.into());
+                }
+            }
+        }
+        None => Vec::new(),
+    };
+    plan.holds = opts.holds.clone();
+    progress.text(&holds::render_text(&plan.holds, &plan.live_drift));
     let env = rendered.manifest.environment.clone();
     let report = |status, plan: Plan, results, outputs, search_capacity| ApplyReport {
         status,
@@ -704,9 +733,12 @@ async fn late_change_set(
         ctx.rendered,
         rs,
         kind,
-        &ctx.change_set_name,
         &resolved.values,
-        ctx.opts.backoff,
+        changeset::How {
+            name: &ctx.change_set_name,
+            backoff: ctx.opts.backoff,
+            revert_drift: ctx.opts.revert_drift,
+        },
     )
     .await?;
     let (id, changes) = match outcome {

@@ -36,6 +36,16 @@ pub enum ChangeSetOutcome {
     Rejected { id: Option<String>, reason: String },
 }
 
+/// How this run makes its change sets.
+#[derive(Debug, Clone, Copy)]
+pub struct How<'a> {
+    /// The change set's name (the same for every stack of a run).
+    pub name: &'a str,
+    pub backoff: Backoff,
+    /// `DeploymentMode: REVERT_DRIFT` for updates.
+    pub revert_drift: bool,
+}
+
 /// Creates the change set `name` of kind `kind` for `s`, waits for it and
 /// classifies it. Errors are calls that got no answer; an answer that
 /// refuses the change set is [`ChangeSetOutcome::Rejected`].
@@ -44,11 +54,15 @@ pub async fn create(
     rendered: &Rendered,
     s: &RenderedStack,
     kind: ChangeSetKind,
-    name: &str,
     parameters: &BTreeMap<String, String>,
-    backoff: Backoff,
+    how: How<'_>,
 ) -> Result<ChangeSetOutcome, CfnError> {
-    let request = request(rendered, s, kind, name, parameters);
+    let How {
+        name,
+        backoff,
+        revert_drift,
+    } = how;
+    let request = request(rendered, s, kind, name, parameters, revert_drift);
     let id = match cfn.create_change_set(&request).await {
         Ok(id) => id,
         Err(e) if e.is_answer() && is_no_changes(e.message()) => {
@@ -97,6 +111,7 @@ pub fn request(
     kind: ChangeSetKind,
     name: &str,
     parameters: &BTreeMap<String, String>,
+    revert_drift: bool,
 ) -> ChangeSetRequest {
     let m = rendered.manifest.stacks.get(&s.id);
     let mut tags = rendered.manifest.tags.clone();
@@ -116,6 +131,7 @@ pub fn request(
             "mangactl {} ({})",
             rendered.manifest.environment, s.id
         )),
+        revert_drift,
     }
 }
 

@@ -28,7 +28,10 @@
 //!    run incomplete.
 //!
 //! Scale records and `drift.accept` entries cover items of the second and
-//! third layers alike (both name properties as drift detection does).
+//! third layers alike (both name properties as drift detection does). A
+//! deployed template that carries a value an unexpired record holds (an
+//! apply since the scale kept it: `holds.rs`) is acknowledged, not code
+//! drift, while the record stands, and code drift once it expires.
 //!
 //! The outcome ([`DriftReport`] → `src/outcome.rs`): drift found → 2; a
 //! detection that failed or ran out of time → 3; resources left unchecked
@@ -47,6 +50,7 @@ use stacks::render::{Rendered, RenderedStack};
 use stacks::stacks::StackId;
 use tokio::time::Instant;
 
+use super::holds;
 use super::live::{self, CapacityItem, Component, ItemStatus, LiveReaders};
 use super::references;
 use super::Backoff;
@@ -223,10 +227,21 @@ pub async fn drift(
     opts: &DriftOptions,
 ) -> Result<DriftReport, CfnError> {
     let deadline = Instant::now() + opts.timeout;
+    // A deployed template may carry a value an unexpired scale record
+    // holds (an apply since the scale kept it: `holds.rs`); that is not
+    // code drift while the record stands.
+    let held = match holds::apply_holds(&mut rendered.clone(), &opts.scale_records, &opts.today) {
+        Ok(h) => h,
+        Err(e) => {
+            tracing::warn!("scale records not applied to the rendering: {e}");
+            Vec::new()
+        }
+    };
+    let held = held.as_slice();
     let ids = super::selected(rendered, opts.only);
     let results: Vec<Result<StackDrift, CfnError>> =
         stream::iter(rendered.stacks.iter().filter(|s| ids.contains(&s.id)))
-            .map(|s| check_stack(cfn, live, rendered, s, opts, deadline))
+            .map(|s| check_stack(cfn, live, rendered, held, s, opts, deadline))
             .buffered(opts.concurrency.max(1))
             .collect()
             .await;
@@ -300,6 +315,7 @@ async fn check_stack(
     cfn: &dyn CloudFormation,
     live: LiveReaders<'_>,
     rendered: &Rendered,
+    held: &[holds::Hold],
     s: &RenderedStack,
     opts: &DriftOptions,
     deadline: Instant,
@@ -382,6 +398,31 @@ async fn check_stack(
             });
         }
     }
+    let mut held_in_template = Vec::new();
+    differences.retain(|d| {
+        let hold = held.iter().find(|h| {
+            h.stack == s.id
+                && d.path
+                    == format!(
+                        "Resources.{}.Properties{}",
+                        h.logical_id,
+                        h.property.replace('/', ".")
+                    )
+                && d.actual.as_deref() == Some(h.held.as_str())
+        });
+        if let Some(h) = hold {
+            held_in_template.push(AcknowledgedDrift {
+                logical_id: h.logical_id.clone(),
+                property: h.property.clone(),
+                value: h.held.clone(),
+                by: h.by.clone(),
+                at: h.at.clone(),
+                reason: h.reason.clone(),
+                until: h.until.clone(),
+            });
+        }
+        hold.is_none()
+    });
     let code = if differences.is_empty() {
         CodeLayer::InSync
     } else {
@@ -397,7 +438,8 @@ async fn check_stack(
         }
     };
     let (mut resources, capacity) = tokio::join!(detect(cfn, s, opts, deadline), capacity_check);
-    let (ignored, acknowledged) = apply_coverage(s.id, &mut resources, opts);
+    let (ignored, mut acknowledged) = apply_coverage(s.id, &mut resources, opts);
+    acknowledged.extend(held_in_template);
     let mut items = capacity.items;
     cover_capacity(s.id, &mut items, opts);
     Ok(StackDrift {

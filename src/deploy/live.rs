@@ -215,7 +215,9 @@ pub struct LiveCheck {
 #[derive(Debug, Clone, Copy)]
 pub struct LiveReaders<'a> {
     pub capacity: &'a dyn Capacity,
-    pub search: &'a dyn SearchCapacity,
+    /// `None`: the OpenSearch Serverless limits are not read (`apply
+    /// --skip-search-capacity`).
+    pub search: Option<&'a dyn SearchCapacity>,
 }
 
 /// A property of a rendered resource.
@@ -611,7 +613,10 @@ pub async fn check(
                     wanted.max_indexing_ocu,
                 ),
             ];
-            match readers.search.capacity_limits().await {
+            let Some(search) = readers.search else {
+                return LiveCheck::default();
+            };
+            match search.capacity_limits().await {
                 Ok(live) => {
                     let actual = [live.max_search_ocu, live.max_indexing_ocu];
                     fields

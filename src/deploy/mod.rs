@@ -34,6 +34,7 @@ pub mod confirm;
 pub mod destroy;
 pub mod drift;
 pub mod drift_access;
+pub mod holds;
 pub mod live;
 pub mod plan;
 pub mod progress;

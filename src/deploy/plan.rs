@@ -31,6 +31,7 @@ use stacks::render::{Rendered, RenderedStack};
 use stacks::stacks::StackId;
 
 use super::changeset::{self, ChangeSetOutcome};
+use super::holds::{Hold, LiveDrift};
 use super::progress::timestamp;
 use super::references::{self, Follow};
 use super::{is_data_store, Backoff, DeployError};
@@ -45,6 +46,9 @@ pub struct PlanOptions {
     /// Change sets created at once.
     pub concurrency: usize,
     pub backoff: Backoff,
+    /// Drift-aware change sets (`--revert-drift`): updates also reset live
+    /// drift to the template (`holds.rs`).
+    pub revert_drift: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -54,6 +58,12 @@ pub struct Plan {
     pub change_set_name: String,
     pub stacks: Vec<StackPlan>,
     pub summary: Summary,
+    /// Rendered values scale records hold back (`holds.rs`; filled by the
+    /// caller, which applied them to the rendering).
+    pub holds: Vec<Hold>,
+    /// Per stack, live capacity that differs from the rendering and what
+    /// the apply does to it (`holds.rs`; filled by the caller).
+    pub live_drift: Vec<(StackId, Vec<LiveDrift>)>,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -165,6 +175,9 @@ pub struct PlannedChange {
     pub data_loss: bool,
     /// Removed from the stack but kept by its deletion policy.
     pub kept: bool,
+    /// Drift-aware change sets: live drift this change resets,
+    /// `path: live -> template`.
+    pub reverts: Vec<String>,
 }
 
 impl StackPlan {
@@ -237,6 +250,8 @@ pub async fn plan(
         change_set_name: opts.change_set_name.clone(),
         summary: summarize(&stacks),
         stacks,
+        holds: Vec::new(),
+        live_drift: Vec::new(),
     };
     if let Some(e) = first_error {
         // Do not leave this run's change sets behind when failing.
@@ -301,6 +316,7 @@ fn template_additions(rendered: &Rendered, s: &RenderedStack) -> Vec<PlannedChan
                 changed: vec![],
                 data_loss: false,
                 kept: false,
+                reverts: vec![],
             }
         })
         .collect()
@@ -347,6 +363,18 @@ pub fn planned_change(rendered: &Rendered, id: StackId, c: &ResourceChange) -> P
     if changed.is_empty() {
         changed.clone_from(&c.scope);
     }
+    let reverts = c
+        .details
+        .iter()
+        .filter_map(|d| {
+            Some(format!(
+                "{}: live {} -> {}",
+                d.path.as_deref().or(d.name.as_deref())?,
+                d.live_value.as_deref()?,
+                d.after_value.as_deref().unwrap_or("the template's value")
+            ))
+        })
+        .collect();
     PlannedChange {
         action: c.action.clone(),
         logical_id: c.logical_id.clone(),
@@ -358,6 +386,7 @@ pub fn planned_change(rendered: &Rendered, id: StackId, c: &ResourceChange) -> P
         data_store,
         data_loss: data_store && (replaced || c.action == Action::Remove && !retained),
         kept: data_store && c.action == Action::Remove && retained,
+        reverts,
     }
 }
 
@@ -478,9 +507,12 @@ async fn plan_stack(
         rendered,
         s,
         kind,
-        &opts.change_set_name,
         &p.parameters,
-        opts.backoff,
+        changeset::How {
+            name: &opts.change_set_name,
+            backoff: opts.backoff,
+            revert_drift: opts.revert_drift,
+        },
     )
     .await?;
     p.created_shell = !exists && existing.is_none();
@@ -701,6 +733,9 @@ pub fn render_text(plan: &Plan) -> String {
         );
         for c in &s.changes {
             let _ = writeln!(out, "  {}", change_line(c));
+            for r in &c.reverts {
+                let _ = writeln!(out, "      reverts live drift {r}");
+            }
         }
         for f in &s.follows {
             let users = if f.used_by.is_empty() {

@@ -153,6 +153,32 @@ pub fn to_text(id: StackId, t: &Template, format: Format) -> Result<String, Rend
     }
 }
 
+impl Rendered {
+    /// Replaces one property of a rendered resource and re-renders that
+    /// stack's body; returns the value it had (`None`: no such stack,
+    /// resource or property, and nothing changed).
+    pub fn replace_property(
+        &mut self,
+        stack: StackId,
+        logical_id: &str,
+        name: &str,
+        value: serde_json::Value,
+    ) -> Result<Option<serde_json::Value>, RenderError> {
+        let format = self.manifest.format;
+        let Some(s) = self.stacks.iter_mut().find(|s| s.id == stack) else {
+            return Ok(None);
+        };
+        let Some(previous) = s.template.replace_property(logical_id, name, value) else {
+            return Ok(None);
+        };
+        s.body = to_text(stack, &s.template, format)?;
+        if let Some(m) = self.manifest.stacks.get_mut(&stack) {
+            m.bytes = s.body.len();
+        }
+        Ok(Some(previous))
+    }
+}
+
 /// Renders all stacks of an environment from its sizing plan.
 pub fn render(inputs: &Inputs<'_>, format: Format) -> Result<Rendered, RenderError> {
     let env: &Environment = inputs.env;

@@ -97,6 +97,9 @@ pub(crate) fn opts(only: Option<StackId>) -> ApplyOptions {
         backoff: Backoff::default(),
         // The OpenSearch capacity limits have their own tests (deploy_capacity.rs).
         search_capacity: None,
+        capacity: None,
+        holds: vec![],
+        revert_drift: false,
     }
 }
 
@@ -393,6 +396,7 @@ fn replacement_change_set() -> ScriptedChangeSet {
         evaluation: Some(eval.into()),
         change_source: Some(source.into()),
         causing_entity: cause.map(Into::into),
+        ..ChangeDetail::default()
     };
     ScriptedChangeSet {
         status: "CREATE_COMPLETE".into(),
@@ -480,6 +484,7 @@ async fn plan_flags_replacements_with_their_causes_and_data_loss_and_cleans_up()
         change_set_name: "mangactl-plan-test".into(),
         concurrency: 4,
         backoff: Backoff::default(),
+        revert_drift: false,
     };
     let p = plan::plan(&fake, &r, &popts).await.expect("plan");
     plan::discard(&fake, &p).await;

@@ -55,7 +55,7 @@ impl Live {
     pub fn readers(&self) -> LiveReaders<'_> {
         LiveReaders {
             capacity: &self.capacity,
-            search: &self.search,
+            search: Some(&self.search),
         }
     }
 }

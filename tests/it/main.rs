@@ -10,6 +10,8 @@
 //!   limits, against the fakes (moto has no OpenSearch Serverless).
 //! - `deploy_moto`: plan/apply/destroy as the binary against moto (`moto`).
 //! - `drift`: `mangactl drift`, its layers, exit codes and outputs.
+//! - `holds`: scale records held in the rendering, and the live drift
+//!   `plan` says an apply overwrites, keeps or reverts.
 //! - `references`: cross-stack references (parameters), the export rules,
 //!   the `az_count` scenario and the migration from exports, against the fake.
 
@@ -18,6 +20,7 @@ mod deploy_capacity;
 mod deploy_fake;
 mod deploy_moto;
 mod drift;
+mod holds;
 mod lint;
 mod moto;
 mod references;

@@ -127,6 +127,7 @@ fn plan_opts() -> PlanOptions {
         change_set_name: "mangactl-plan-test".into(),
         concurrency: 4,
         backoff: Backoff::default(),
+        revert_drift: false,
     }
 }
 
@@ -170,6 +171,7 @@ async fn the_fake_refuses_to_change_or_delete_an_export_in_use_as_cloudformation
         capabilities: vec![],
         tags: BTreeMap::new(),
         description: None,
+        revert_drift: false,
     };
     let id = fake.create_change_set(&request).await.expect("change set");
     let cs = loop {

@@ -10,8 +10,8 @@ use super::simulate::*;
 use super::template::*;
 use super::*;
 use crate::aws::cloudformation::{
-    Action, CfnResult, ChangeSet, ChangeSetRequest, CloudFormation, DriftDetection, ResourceDrift,
-    Stack, StackEvent,
+    Action, CfnResult, ChangeDetail, ChangeSet, ChangeSetRequest, CloudFormation, DriftDetection,
+    Replacement, ResourceChange, ResourceDrift, Stack, StackEvent,
 };
 
 #[async_trait]
@@ -168,7 +168,10 @@ impl CloudFormation for FakeCloudFormation {
         {
             Some(s) => (s.status, s.status_reason, s.changes),
             None => {
-                let changes = diff(old.as_ref(), new.as_ref());
+                let mut changes = diff(old.as_ref(), new.as_ref());
+                if r.revert_drift && r.kind == ChangeSetKind::Update {
+                    revert_scripted_drift(st.drift_scripts.get(&r.stack_name), &mut changes);
+                }
                 // A template whose resources resolve the same but whose
                 // outputs or parameters differ still updates (with no
                 // resource changes); only an identical one has nothing to do.
@@ -613,5 +616,46 @@ impl CloudFormation for FakeCloudFormation {
                 })
                 .collect(),
         })
+    }
+}
+
+/// A drift-aware change set (`DeploymentMode: REVERT_DRIFT`) also modifies
+/// every MODIFIED resource of the stack's drift script back to its template
+/// value: one detail per drifted property, with the live value it had
+/// (`Target.Drift.ActualValue`) and the value it gets (`AfterValue`), as
+/// the API reference's ResourceTargetDefinition describes.
+fn revert_scripted_drift(script: Option<&DriftScript>, changes: &mut Vec<ResourceChange>) {
+    let Some(DriftScript::Complete(drifts)) = script else {
+        return;
+    };
+    for d in drifts.iter().filter(|d| d.status == "MODIFIED") {
+        let details = d.differences.iter().map(|p| ChangeDetail {
+            attribute: Some("Properties".into()),
+            name: p
+                .path
+                .trim_start_matches('/')
+                .split('/')
+                .next()
+                .map(str::to_owned),
+            requires_recreation: Some("Never".into()),
+            evaluation: Some("Static".into()),
+            change_source: Some("DirectModification".into()),
+            causing_entity: None,
+            path: Some(p.path.clone()),
+            live_value: Some(p.actual.clone()),
+            after_value: Some(p.expected.clone()),
+        });
+        match changes.iter_mut().find(|c| c.logical_id == d.logical_id) {
+            Some(c) => c.details.extend(details),
+            None => changes.push(ResourceChange {
+                action: Action::Modify,
+                logical_id: d.logical_id.clone(),
+                physical_id: Some(format!("{}-physical", d.logical_id)),
+                resource_type: d.resource_type.clone(),
+                replacement: Some(Replacement::False),
+                scope: vec!["Properties".into()],
+                details: details.collect(),
+            }),
+        }
     }
 }

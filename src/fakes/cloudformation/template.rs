@@ -75,6 +75,7 @@ pub(super) fn diff(old: Option<&Value>, new: Option<&Value>) -> Vec<ResourceChan
                             evaluation: Some("Static".into()),
                             change_source: Some("DirectModification".into()),
                             causing_entity: None,
+                            ..ChangeDetail::default()
                         })
                         .collect(),
                 });

@@ -279,6 +279,25 @@ impl Template {
         self.metadata.insert(key.to_owned(), value);
     }
 
+    /// Replaces the value of an existing property of resource `logical_id`
+    /// (a scale hold: `src/deploy/holds.rs` in the CLI); returns the value
+    /// it had, or `None` (and changes nothing) when there is no such
+    /// property.
+    pub fn replace_property(
+        &mut self,
+        logical_id: &str,
+        name: &str,
+        value: Value,
+    ) -> Option<Value> {
+        let slot = self
+            .resources
+            .get_mut(logical_id)?
+            .properties
+            .as_object_mut()?
+            .get_mut(name)?;
+        Some(std::mem::replace(slot, value))
+    }
+
     pub fn output(&mut self, id: &str, value: Expr, description: &str) {
         self.outputs.insert(
             id.to_owned(),
