@@ -95,6 +95,8 @@ pub struct Stack {
     /// values read as `****`).
     pub parameters: BTreeMap<String, String>,
     pub tags: BTreeMap<String, String>,
+    /// LastUpdatedTime, or CreationTime for a stack never updated.
+    pub last_updated: Option<SystemTime>,
 }
 
 impl Stack {
@@ -368,6 +370,10 @@ fn stack_from_sdk(s: &types::Stack) -> Stack {
         status: StackStatus::new(s.stack_status().map(|s| s.as_str()).unwrap_or("UNKNOWN")),
         status_reason: owned(s.stack_status_reason()),
         termination_protection: s.enable_termination_protection().unwrap_or(false),
+        last_updated: s
+            .last_updated_time()
+            .or(s.creation_time())
+            .map(|t| time(Some(t))),
         outputs: s
             .outputs()
             .iter()

@@ -5,13 +5,15 @@
 //! **Format** ([`ScaleRecord`], version [`RECORD_VERSION`]): one JSON
 //! document per scaled resource property. **Where**: AWS Systems Manager
 //! Parameter Store, in the environment's region, one standard String
-//! parameter per component at `/mangaassist/<env>/scale/<component>`
-//! ([`parameter_name`]). Parameter Store because a record must outlive the
+//! parameter per scaled property at
+//! `/mangaassist/<env>/scale/<component>/<LogicalId>/<Property>`
+//! ([`parameter_name`]; `service/Service/DesiredCount`). Parameter Store because a record must outlive the
 //! process that made it, be readable by the nightly CI job with read-only
 //! credentials (`ssm:GetParametersByPath`), be written in one call at 3 a.m.
 //! (`ssm:PutParameter`), and keep its history (every PutParameter makes a
-//! new version with its date and IAM principal). `mangactl scale` (the next
-//! issue) only has to write it; `drift` reads it ([`read`]).
+//! new version with its date and IAM principal). `mangactl scale` writes
+//! and removes records ([`RecordStore`], [`SsmRecords`]); `drift`, `plan`,
+//! `apply` and `status` read them ([`read`]).
 
 use serde::{Deserialize, Serialize};
 use stacks::stacks::StackId;
@@ -58,9 +60,18 @@ pub fn parameter_path(environment: &str) -> String {
     format!("/mangaassist/{environment}/scale/")
 }
 
-/// The parameter holding `component`'s record.
-pub fn parameter_name(environment: &str, component: &str) -> String {
-    format!("{}{component}", parameter_path(environment))
+/// The parameter holding the record of one scaled property
+/// (`property` as drift names it, `/DesiredCount`).
+pub fn parameter_name(
+    environment: &str,
+    component: &str,
+    logical_id: &str,
+    property: &str,
+) -> String {
+    format!(
+        "{}{component}/{logical_id}{property}",
+        parameter_path(environment)
+    )
 }
 
 /// Every record of the environment (GetParametersByPath, every page).
@@ -102,4 +113,93 @@ pub async fn read(
             _ => return Ok(records),
         }
     }
+}
+
+/// Where `mangactl scale` writes its records: [`SsmRecords`] in AWS, an
+/// in-memory store in tests (`src/fakes/capacity.rs`).
+#[async_trait::async_trait]
+pub trait RecordStore: Send + Sync + std::fmt::Debug {
+    /// Writes (or replaces) the record of its property.
+    async fn put(&self, environment: &str, record: &ScaleRecord) -> Result<(), AwsError>;
+    /// Removes the record of one property; a record that is not there is
+    /// not an error.
+    async fn remove(&self, environment: &str, record: &ScaleRecord) -> Result<(), AwsError>;
+}
+
+/// [`RecordStore`] in Parameter Store.
+#[derive(Debug, Clone)]
+pub struct SsmRecords {
+    client: aws_sdk_ssm::Client,
+}
+
+impl SsmRecords {
+    pub fn new(config: &aws_config::SdkConfig) -> Self {
+        SsmRecords {
+            client: aws_sdk_ssm::Client::new(config),
+        }
+    }
+}
+
+/// The parameter of `record`.
+pub fn name_of(environment: &str, record: &ScaleRecord) -> String {
+    parameter_name(
+        environment,
+        &record.component,
+        &record.logical_id,
+        &record.property,
+    )
+}
+
+#[async_trait::async_trait]
+impl RecordStore for SsmRecords {
+    async fn put(&self, environment: &str, record: &ScaleRecord) -> Result<(), AwsError> {
+        let name = name_of(environment, record);
+        let value = serde_json::to_string(record).map_err(|e| {
+            AwsError::unanswered(
+                "Systems Manager",
+                "PutParameter",
+                Some(&name),
+                e.to_string(),
+                super::ErrorClass::Other,
+            )
+        })?;
+        self.client
+            .put_parameter()
+            .name(&name)
+            .value(value)
+            .r#type(aws_sdk_ssm::types::ParameterType::String)
+            .overwrite(true)
+            .description(format!("mangactl scale record: {}", record.reason))
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("Systems Manager", "PutParameter", Some(&name), e))?;
+        Ok(())
+    }
+
+    async fn remove(&self, environment: &str, record: &ScaleRecord) -> Result<(), AwsError> {
+        let name = name_of(environment, record);
+        match self.client.delete_parameter().name(&name).send().await {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let e = AwsError::from_sdk("Systems Manager", "DeleteParameter", Some(&name), e);
+                // ParameterNotFound: already gone.
+                if e.class == super::ErrorClass::NotFound || e.code() == Some("ParameterNotFound") {
+                    Ok(())
+                } else {
+                    Err(e)
+                }
+            }
+        }
+    }
+}
+
+/// Who is calling: the caller identity's ARN (STS GetCallerIdentity), the
+/// "who" of a scale record.
+pub async fn caller(config: &aws_config::SdkConfig) -> Result<String, AwsError> {
+    let out = aws_sdk_sts::Client::new(config)
+        .get_caller_identity()
+        .send()
+        .await
+        .map_err(|e| AwsError::from_sdk("STS", "GetCallerIdentity", None, e))?;
+    Ok(out.arn().unwrap_or("unknown").to_owned())
 }

@@ -11,7 +11,9 @@ use stacks::render::Format;
 use stacks::stacks::StackId;
 
 use super::render::render_environment;
-use super::shared::{connect, parse_stack, read_scale_records, runtime, today, AwsArgs, EnvArgs};
+use super::shared::{
+    connect, parse_duration, parse_stack, read_scale_records, runtime, today, AwsArgs, EnvArgs,
+};
 use super::{Cli, Output};
 use crate::aws::capacity::SdkCapacity;
 use crate::aws::opensearch::SdkSearchCapacity;
@@ -43,26 +45,6 @@ pub struct Args {
 
     #[command(flatten)]
     pub aws: AwsArgs,
-}
-
-/// `90`, `90s`, `5m`, `1h`.
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    let (digits, unit) = s
-        .find(|c: char| !c.is_ascii_digit())
-        .map_or((s, ""), |i| s.split_at(i));
-    let n: u64 = digits
-        .parse()
-        .map_err(|_| format!("`{s}` is not a duration such as 90s, 5m or 1h"))?;
-    let secs = match unit {
-        "" | "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        _ => return Err(format!("`{s}` is not a duration such as 90s, 5m or 1h")),
-    };
-    if secs == 0 {
-        return Err("the timeout must be more than 0".into());
-    }
-    Ok(Duration::from_secs(secs))
 }
 
 pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<Outcome> {
@@ -100,18 +82,4 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<Outcome> {
         }
         Ok(Outcome::from(&report))
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations_parse_with_units() {
-        assert_eq!(parse_duration("90"), Ok(Duration::from_secs(90)));
-        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
-        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
-        assert!(parse_duration("5x").is_err());
-        assert!(parse_duration("0").is_err());
-    }
 }

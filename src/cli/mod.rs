@@ -9,8 +9,10 @@ mod destroy;
 mod drift;
 pub mod plan;
 mod render;
+mod scale;
 mod shared;
 mod size;
+mod status;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -79,6 +81,10 @@ pub enum Command {
     Destroy(destroy::Args),
     /// Check that what is deployed matches the rendering: templates and parameters, and CloudFormation's resource drift (exit 2 on drift, 3 when something could not be checked).
     Drift(drift::Args),
+    /// On-call: one screen of stack states, live capacity against the sizing plan, scale records, the latency budget and a verdict.
+    Status(status::Args),
+    /// On-call: change live capacity now (service, cache, dax, intent, search), recorded so drift acknowledges it and apply keeps it.
+    Scale(scale::Args),
     /// Print shell completions to stdout.
     Completions(completions::Args),
 }
@@ -97,6 +103,8 @@ pub fn main() -> ExitCode {
         Command::Apply(args) => apply::run(&cli, args),
         Command::Destroy(args) => destroy::run(&cli, args),
         Command::Drift(args) => drift::run(&cli, args),
+        Command::Scale(args) => scale::run(&cli, args),
+        Command::Status(args) => status::run(&cli, args),
         Command::Completions(args) => completions::run(args),
     };
     match result {

@@ -119,7 +119,21 @@ fn write_tables(out: &mut impl Write, plan: &SizingPlan) -> std::io::Result<()> 
     )?;
     writeln!(out)?;
 
-    let b = &plan.budget;
+    write_budget(out, &plan.budget)?;
+    writeln!(out)?;
+    writeln!(
+        out,
+        "peak: {:.0} msg/s, {:.0} LLM streams in flight, {:.0} ML intents/s",
+        r.messages_per_s, r.streams_in_flight, r.intent_ml_per_s
+    )?;
+    Ok(())
+}
+
+/// The latency-budget table (also printed by `mangactl status`).
+pub(super) fn write_budget(
+    out: &mut dyn std::io::Write,
+    b: &sizing::BudgetTable,
+) -> std::io::Result<()> {
     writeln!(
         out,
         "{:<22} {:>10} {:>12} {:>10}  PATH",
@@ -149,12 +163,6 @@ fn write_tables(out: &mut impl Write, plan: &SizingPlan) -> std::io::Result<()> 
     for note in &b.notes {
         writeln!(out, "note: {note}")?;
     }
-    writeln!(out)?;
-    writeln!(
-        out,
-        "peak: {:.0} msg/s, {:.0} LLM streams in flight, {:.0} ML intents/s",
-        r.messages_per_s, r.streams_in_flight, r.intent_ml_per_s
-    )?;
     Ok(())
 }
 

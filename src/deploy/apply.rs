@@ -642,6 +642,9 @@ async fn run_stack_inner(ctx: &ApplyRun<'_>, s: &StackPlan) -> Result<StackResul
             .await?;
         ctx.progress.note(id, "termination protection on");
     }
+    if id == StackId::Service && created {
+        start_at_sized_count(ctx).await?;
+    }
     let status = status.unwrap_or_else(|| "unchanged".into());
     ctx.progress.finish(id, true, &status);
     Ok(if status == "unchanged" && !created {
@@ -649,6 +652,44 @@ async fn run_stack_inner(ctx: &ApplyRun<'_>, s: &StackPlan) -> Result<StackResul
     } else {
         StackResult::Done { status }
     })
+}
+
+/// The service template sets no `DesiredCount` (so no update resets the
+/// autoscaler's count), and CloudFormation creates such a service at 1:
+/// right after the first create, set the sized count, inside the scalable
+/// target's bounds (RegisterScalableTarget may already have raised it to
+/// the minimum).
+async fn start_at_sized_count(ctx: &ApplyRun<'_>) -> Result<(), CfnError> {
+    let Some(capacity) = &ctx.opts.capacity else {
+        return Ok(());
+    };
+    let Some(s) = ctx
+        .rendered
+        .stacks
+        .iter()
+        .find(|s| s.id == StackId::Service)
+    else {
+        return Ok(());
+    };
+    let Some(stack) = ctx.cfn.describe_stack(&s.stack_name).await? else {
+        return Ok(());
+    };
+    let (Some(cluster), Some(service)) = (
+        stack.output(stacks::stacks::service::CLUSTER_NAME.name),
+        stack.output(stacks::stacks::service::SERVICE_NAME.name),
+    ) else {
+        return Ok(());
+    };
+    let plan = &ctx.rendered.sizing.service;
+    let template = s.template.to_value();
+    let bounds = super::live::rendered_bounds(&template, "ScalableTarget");
+    let n = bounds.map_or(plan.tasks, |b| plan.tasks.clamp(b.min, b.max));
+    capacity.set_desired_count(cluster, service, n).await?;
+    ctx.progress.note(
+        StackId::Service,
+        &format!("desired count {n} (the sized count; CloudFormation starts a new service at 1)"),
+    );
+    Ok(())
 }
 
 fn failed(

@@ -40,6 +40,8 @@ pub mod plan;
 pub mod progress;
 pub mod references;
 pub mod report;
+pub mod scale;
+pub mod status;
 mod wait;
 
 use std::time::{Duration, SystemTime};

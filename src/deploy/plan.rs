@@ -600,7 +600,7 @@ async fn add_follows(
 }
 
 /// Who is doing what to a busy stack, from its last event.
-async fn busy(
+pub(super) async fn busy(
     cfn: &dyn CloudFormation,
     stack: Option<&Stack>,
     status: &str,

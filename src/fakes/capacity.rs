@@ -415,3 +415,48 @@ impl Capacity for FakeCapacity {
         Ok(())
     }
 }
+
+/// An in-memory [`crate::aws::scale_records::RecordStore`]: parameter name → record.
+#[derive(Debug, Default, Clone)]
+pub struct FakeRecords {
+    records: Arc<Mutex<BTreeMap<String, crate::aws::scale_records::ScaleRecord>>>,
+}
+
+impl FakeRecords {
+    pub fn all(&self) -> BTreeMap<String, crate::aws::scale_records::ScaleRecord> {
+        self.records
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+}
+
+#[async_trait]
+impl crate::aws::scale_records::RecordStore for FakeRecords {
+    async fn put(
+        &self,
+        environment: &str,
+        record: &crate::aws::scale_records::ScaleRecord,
+    ) -> Result<(), AwsError> {
+        self.records
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(
+                crate::aws::scale_records::name_of(environment, record),
+                record.clone(),
+            );
+        Ok(())
+    }
+
+    async fn remove(
+        &self,
+        environment: &str,
+        record: &crate::aws::scale_records::ScaleRecord,
+    ) -> Result<(), AwsError> {
+        self.records
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&crate::aws::scale_records::name_of(environment, record));
+        Ok(())
+    }
+}

@@ -434,9 +434,12 @@ fn render_prints_the_sizing_summary_and_uses_the_plan() {
     let service: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("service.json")).expect("template"))
             .expect("json");
-    assert_eq!(
-        service["Resources"]["Service"]["Properties"]["DesiredCount"],
-        3
+    assert_eq!(service["Metadata"]["Capacity"]["Tasks"], 3);
+    assert!(
+        service["Resources"]["Service"]["Properties"]
+            .get("DesiredCount")
+            .is_none(),
+        "no DesiredCount for an update to reset"
     );
     assert_eq!(
         service["Resources"]["ScalableTarget"]["Properties"]["MaxCapacity"],

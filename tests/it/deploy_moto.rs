@@ -334,9 +334,14 @@ fn dev_applies_from_nothing_converges_after_a_change_and_destroys_against_moto()
             &output("service", "ServiceName"),
         )
         .await;
+        // No DesiredCount in the template: apply set the sized count after
+        // the first create.
+        assert!(one_of_type(service_t, "AWS::ECS::Service")["Properties"]
+            .get("DesiredCount")
+            .is_none());
         assert_eq!(
             Some(desired),
-            one_of_type(service_t, "AWS::ECS::Service")["Properties"]["DesiredCount"]
+            service_t["Metadata"]["Capacity"]["Tasks"]
                 .as_i64()
                 .map(|n| n as i32)
         );
@@ -399,23 +404,25 @@ fn dev_applies_from_nothing_converges_after_a_change_and_destroys_against_moto()
     let plan: Value = serde_json::from_str(&stdout(&o)).expect("plan json");
     assert_eq!(plan["summary"]["stacks_unchanged"], 8);
 
-    // 3. More service tasks: plan exits 2 showing the service change, apply converges.
-    let current = templates["service"]["Resources"]["Service"]["Properties"]["DesiredCount"]
+    // 3. A higher autoscaling floor: plan exits 2 showing the scalable
+    // target's change, apply converges. (The task count itself is the
+    // autoscaler's once the service runs: the template sets no DesiredCount.)
+    let current = templates["service"]["Resources"]["ScalableTarget"]["Properties"]["MinCapacity"]
         .as_i64()
-        .expect("DesiredCount");
+        .expect("MinCapacity");
     assert!(
         !base.lines().any(|l| l.starts_with("capacity:")),
         "dev.yaml gained a capacity block; adjust this test's edit"
     );
     let wanted = current + 1;
     let edited = format!(
-        "{base}\ncapacity:\n  service:\n    tasks: {wanted}\n    max_tasks: {}\n",
+        "{base}\ncapacity:\n  service:\n    tasks: {wanted}\n    min_tasks: {wanted}\n    max_tasks: {}\n",
         wanted + 2
     );
     std::fs::write(envs.join("dev.yaml"), edited).expect("edit dev.yaml");
     let changed = render(&moto, &envs, &tmp.path().join("rendered2"));
     assert_eq!(
-        changed["service"]["Resources"]["Service"]["Properties"]["DesiredCount"].as_i64(),
+        changed["service"]["Resources"]["ScalableTarget"]["Properties"]["MinCapacity"].as_i64(),
         Some(wanted),
         "the edit must reach the template"
     );
@@ -427,8 +434,8 @@ fn dev_applies_from_nothing_converges_after_a_change_and_destroys_against_moto()
     assert_eq!(o.status.code(), Some(2), "{}{}", stdout(&o), stderr(&o));
     let text = stdout(&o);
     assert!(
-        text.lines()
-            .any(|l| l.starts_with("  ~ Service ") && l.contains("AWS::ECS::Service")),
+        text.lines().any(|l| l.starts_with("  ~ ScalableTarget ")
+            && l.contains("AWS::ApplicationAutoScaling::ScalableTarget")),
         "{text}"
     );
 
@@ -450,13 +457,22 @@ fn dev_applies_from_nothing_converges_after_a_change_and_destroys_against_moto()
     );
     assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
     rt.block_on(async {
-        let (desired, _) = ecs_state(
-            &moto,
-            &output("service", "ClusterName"),
-            &output("service", "ServiceName"),
-        )
-        .await;
-        assert_eq!(i64::from(desired), wanted);
+        let id = format!(
+            "service/{}/{}",
+            output("service", "ClusterName"),
+            output("service", "ServiceName")
+        );
+        let targets = moto_client!(aws_sdk_applicationautoscaling, moto)
+            .describe_scalable_targets()
+            .service_namespace(aws_sdk_applicationautoscaling::types::ServiceNamespace::Ecs)
+            .resource_ids(id)
+            .send()
+            .await
+            .expect("scalable targets");
+        assert_eq!(
+            i64::from(targets.scalable_targets()[0].min_capacity()),
+            wanted
+        );
     });
     let o = run(
         &moto,

@@ -327,6 +327,13 @@ async fn a_scale_record_acknowledges_the_change_until_it_expires() {
         "an expired record is drift again"
     );
     assert_eq!(later.summary.acknowledged, 0);
+    // Expired acceptance notes, acknowledged and resource drift: all in the schema.
+    for report in [&report, &later] {
+        crate::support::assert_matches_schema(
+            &serde_json::to_string(report).expect("json"),
+            "schemas/drift-v1.schema.json",
+        );
+    }
 }
 
 #[tokio::test(start_paused = true)]
@@ -359,6 +366,10 @@ async fn a_failed_or_unfinished_detection_makes_the_run_incomplete_not_clean() {
     assert!(
         text.contains("did not finish within the run's 30s timeout"),
         "{text}"
+    );
+    crate::support::assert_matches_schema(
+        &serde_json::to_string(&report).expect("json"),
+        "schemas/drift-v1.schema.json",
     );
 }
 
@@ -580,6 +591,7 @@ fn drift_exit_codes_and_outputs_through_the_binary_against_moto() {
     assert_eq!(o.status.code(), Some(2));
     let json: Value = serde_json::from_str(&stdout(&o)).expect("json");
     assert_eq!(json["schema"], "mangactl.drift/v1");
+    crate::support::assert_matches_schema(&stdout(&o), "schemas/drift-v1.schema.json");
     // The replication group is updated in place (the wrapper's model), so
     // the cache stack's outputs stay and no consumer holds a stale value.
     let drifted: Vec<&str> = json["stacks"]
@@ -751,6 +763,7 @@ fn live_capacity_changed_out_of_band_is_drift_unless_a_record_covers_it() {
     let o = run(&[&["drift"], &common[..], &["--output", "json"]].concat());
     assert_eq!(o.status.code(), Some(2), "{}", stdout(&o));
     let json: Value = serde_json::from_str(&stdout(&o)).expect("json");
+    crate::support::assert_matches_schema(&stdout(&o), "schemas/drift-v1.schema.json");
     let found = items(&json);
     let status = |key: &str| {
         found
@@ -960,6 +973,10 @@ async fn replica_counts_and_failed_capacity_reads_through_the_trait() {
         .expect("drift");
     assert!(!report.summary.drift, "{:#?}", report.summary);
     assert_eq!(report.summary.incomplete, ["memory (capacity)"]);
+    crate::support::assert_matches_schema(
+        &serde_json::to_string(&report).expect("json"),
+        "schemas/drift-v1.schema.json",
+    );
     assert_eq!(
         Outcome::from(&report).code(),
         3,

@@ -12,6 +12,8 @@
 //! - `drift`: `mangactl drift`, its layers, exit codes and outputs.
 //! - `holds`: scale records held in the rendering, and the live drift
 //!   `plan` says an apply overwrites, keeps or reverts.
+//! - `scale`: `mangactl scale` and `status` against moto, and through the
+//!   traits for ElastiCache and OpenSearch Serverless.
 //! - `references`: cross-stack references (parameters), the export rules,
 //!   the `az_count` scenario and the migration from exports, against the fake.
 
@@ -24,5 +26,6 @@ mod holds;
 mod lint;
 mod moto;
 mod references;
+mod scale;
 mod snapshots;
 mod support;

@@ -32,6 +32,11 @@ fn free_port() -> u16 {
 
 impl Moto {
     pub fn start() -> Moto {
+        Moto::start_with(&[])
+    }
+
+    /// With environment variables for moto (`MOTO_ECS_SERVICE_RUNNING`).
+    pub fn start_with(env: &[(&str, &str)]) -> Moto {
         let python = std::env::var_os("MOTO_PYTHON")
             .map(PathBuf::from)
             .unwrap_or_else(|| repo().join(".venv/bin/python"));
@@ -47,6 +52,7 @@ impl Moto {
         let child = Command::new(&python)
             .arg(repo().join("scripts/moto-server"))
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(log_file.try_clone().expect("log"))
             .stderr(log_file)

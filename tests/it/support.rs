@@ -56,3 +56,48 @@ impl Drop for TempDir {
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
+
+/// Validates `document` (JSON text) against the JSON Schema at `schema`
+/// (a path from the repository root) with the `jsonschema` package in the
+/// repo's `.venv` (scripts/install-test-tools pins it), a complete
+/// Draft 2020-12 validator; panics with every violation.
+pub fn assert_matches_schema(document: &str, schema: &str) {
+    use std::io::Write as _;
+    let python = repo().join(".venv/bin/python");
+    assert!(
+        python.is_file(),
+        "{} not found; run scripts/install-test-tools",
+        python.display()
+    );
+    let script = r#"
+import json, sys
+import jsonschema
+schema = json.load(open(sys.argv[1]))
+jsonschema.Draft202012Validator.check_schema(schema)
+errors = sorted(jsonschema.Draft202012Validator(schema).iter_errors(json.load(sys.stdin)), key=str)
+for e in errors:
+    print("/".join(str(p) for p in e.absolute_path) or "(root)", ":", e.message)
+sys.exit(1 if errors else 0)
+"#;
+    let mut child = Command::new(python)
+        .args(["-c", script])
+        .arg(repo().join(schema))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run python");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(document.as_bytes())
+        .expect("write document");
+    let out = child.wait_with_output().expect("validator");
+    assert!(
+        out.status.success(),
+        "{schema} rejects the document:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -410,6 +410,7 @@ pub(super) fn to_stack(s: &FakeStack) -> Stack {
         status: StackStatus::new(&s.status),
         status_reason: s.reason.clone(),
         termination_protection: s.termination_protection,
+        last_updated: None,
         outputs: if s.status.ends_with("_COMPLETE") {
             let bound = s.template.as_ref().map(|t| bind(t, &s.parameters));
             outputs_of(s.template.as_ref())

@@ -123,6 +123,17 @@ pub fn template(i: &Inputs<'_>) -> Template {
         Endpoint {
             endpoint_name: endpoint_name.clone(),
             endpoint_config_name: config.name(),
+            // The instance count belongs to the autoscaler and `mangactl
+            // scale` once the endpoint runs: an update (a new endpoint
+            // config) keeps it. The weight is the template's: a single
+            // variant at 1.0, applied on every update ("DesiredWeight:
+            // Overrides the existing variant weights using the
+            // InitialVariantWeight values", SageMaker API Reference,
+            // VariantProperty).
+            retain_all_variant_properties: true,
+            exclude_retained_variant_properties: vec![VariantProperty {
+                variant_property_type: "DesiredWeight".into(),
+            }],
             tags,
         },
     );

@@ -7,6 +7,7 @@
 //! The container's port, environment variables and health check must match
 //! what the runtime reads; see [`container_environment`] and runtime/README.md.
 
+use serde_json::json;
 use std::collections::BTreeMap;
 
 use super::{cache, intent, memory, network, search, task_role_name, Inputs, StackId};
@@ -100,6 +101,13 @@ pub fn template(i: &Inputs<'_>) -> Template {
     let tags = i.tags(id);
     let to = &i.sizing.timeouts;
     let cap = &i.sizing.service;
+    t.metadata(
+        "Capacity",
+        json!({
+            "Tasks": cap.tasks,
+            "Note": "The sized task count: apply sets it once, after the service is first created. The template has no DesiredCount, so no update resets what the autoscaler or mangactl scale chose."
+        }),
+    );
 
     let image = t.parameter(
         "ContainerImage",
@@ -352,7 +360,6 @@ pub fn template(i: &Inputs<'_>) -> Template {
         Service {
             cluster: cluster.name(),
             task_definition: task.arn(),
-            desired_count: cap.tasks,
             launch_type: "FARGATE".into(),
             deployment_configuration: DeploymentConfiguration {
                 deployment_circuit_breaker: CircuitBreaker {

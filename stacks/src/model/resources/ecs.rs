@@ -144,7 +144,12 @@ pub struct ServiceLoadBalancer {
 pub struct Service {
     pub cluster: Expr,
     pub task_definition: Expr,
-    pub desired_count: u32,
+    // No DesiredCount: with one, every update of the service resets the
+    // task count the autoscaler (or `mangactl scale`) chose. Without it,
+    // CloudFormation creates the service with a desired count of 1 and an
+    // update keeps the count it had (the behaviour the AWS CDK adopted,
+    // aws/aws-cdk#13130); `apply` sets the sized count after the first
+    // create (`src/deploy/apply.rs`).
     pub launch_type: String,
     pub deployment_configuration: DeploymentConfiguration,
     pub network_configuration: NetworkConfiguration,

@@ -59,7 +59,21 @@ impl Handle<EndpointConfig> {
 pub struct Endpoint {
     pub endpoint_name: String,
     pub endpoint_config_name: Expr,
+    /// `true`: an update keeps the variants' live instance counts and
+    /// weights ("To retain the variant properties of an endpoint when
+    /// updating it, set RetainAllVariantProperties to true"; the default,
+    /// false, resets them from the new endpoint config), except those
+    /// listed in `exclude_retained_variant_properties`.
+    pub retain_all_variant_properties: bool,
+    pub exclude_retained_variant_properties: Vec<VariantProperty>,
     pub tags: Vec<Tag>,
+}
+
+/// `VariantPropertyType`: `DesiredInstanceCount`, `DesiredWeight`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct VariantProperty {
+    pub variant_property_type: String,
 }
 resource_type!(Endpoint, "AWS::SageMaker::Endpoint");
 

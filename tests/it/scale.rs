@@ -1,0 +1,532 @@
+//! `mangactl scale` and `mangactl status`: through the binary against moto
+//! (ECS, Application Auto Scaling, DAX, SageMaker, Parameter Store, STS:
+//! the wrapper creates real DAX and scalable-target entries; moto reports
+//! the running count `MOTO_ECS_SERVICE_RUNNING` says), and, for what moto
+//! lacks (ElastiCache replica counts, OpenSearch Serverless), in process
+//! through the traits with the fakes.
+
+use std::process::{Output, Stdio};
+
+use mangactl::deploy::live::{Component, LiveReaders};
+use mangactl::deploy::scale::{self, Attribution, Call, ScaleRequest};
+use mangactl::fakes::capacity::FakeRecords;
+use serde_json::Value;
+
+use crate::deploy_fake::{apply_yes, rendered};
+use crate::drift::Live;
+use crate::moto::Moto;
+use crate::support::{stderr, stdout, TempDir};
+
+fn envs() -> String {
+    crate::support::repo()
+        .join("environments")
+        .to_str()
+        .expect("utf8")
+        .to_owned()
+}
+
+fn run(moto: &Moto, args: &[&str]) -> Output {
+    let o = moto
+        .mangactl()
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run");
+    eprintln!(
+        "$ mangactl {}\n{}{}",
+        args.join(" "),
+        stdout(&o),
+        stderr(&o)
+    );
+    o
+}
+
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(f)
+}
+
+async fn output(moto: &Moto, stack: &str, key: &str) -> String {
+    crate::moto_client!(aws_sdk_cloudformation, moto)
+        .describe_stacks()
+        .stack_name(stack)
+        .send()
+        .await
+        .expect("describe")
+        .stacks()[0]
+        .outputs()
+        .iter()
+        .find(|o| o.output_key() == Some(key))
+        .and_then(|o| o.output_value())
+        .expect("output")
+        .to_owned()
+}
+
+/// The live values the scale changed, read with the services' own SDKs.
+struct Live3 {
+    desired: i32,
+    max: i32,
+    dax_nodes: i32,
+    instances: i32,
+}
+
+fn read_live(moto: &Moto) -> Live3 {
+    block_on(async {
+        let cluster = output(moto, "mangaassist-dev-service", "ClusterName").await;
+        let service = output(moto, "mangaassist-dev-service", "ServiceName").await;
+        let dax = output(moto, "mangaassist-dev-memory", "DaxClusterName").await;
+        let endpoint = output(moto, "mangaassist-dev-intent", "EndpointName").await;
+        let ecs = crate::moto_client!(aws_sdk_ecs, moto)
+            .describe_services()
+            .cluster(&cluster)
+            .services(&service)
+            .send()
+            .await
+            .expect("ecs");
+        let aas = crate::moto_client!(aws_sdk_applicationautoscaling, moto)
+            .describe_scalable_targets()
+            .service_namespace(aws_sdk_applicationautoscaling::types::ServiceNamespace::Ecs)
+            .send()
+            .await
+            .expect("aas");
+        let d = crate::moto_client!(aws_sdk_dax, moto)
+            .describe_clusters()
+            .cluster_names(&dax)
+            .send()
+            .await
+            .expect("dax");
+        let e = crate::moto_client!(aws_sdk_sagemaker, moto)
+            .describe_endpoint()
+            .endpoint_name(&endpoint)
+            .send()
+            .await
+            .expect("endpoint");
+        Live3 {
+            desired: ecs.services()[0].desired_count(),
+            max: aas.scalable_targets()[0].max_capacity(),
+            dax_nodes: d.clusters()[0].total_nodes().unwrap_or(0),
+            instances: e.production_variants()[0]
+                .desired_instance_count()
+                .unwrap_or(0),
+        }
+    })
+}
+
+fn records(moto: &Moto) -> Vec<String> {
+    block_on(async {
+        let out = crate::moto_client!(aws_sdk_ssm, moto)
+            .get_parameters_by_path()
+            .path("/mangaassist/dev/scale/")
+            .recursive(true)
+            .send()
+            .await
+            .expect("ssm");
+        let mut names: Vec<String> = out
+            .parameters()
+            .iter()
+            .filter_map(|p| p.name().map(str::to_owned))
+            .collect();
+        names.sort();
+        names
+    })
+}
+
+#[test]
+fn scale_status_and_the_next_apply_against_moto() {
+    // moto reports this running count for every service.
+    let moto = Moto::start_with(&[("MOTO_ECS_SERVICE_RUNNING", "2")]);
+    let envs = envs();
+    let tmp = TempDir::new("scale-moto");
+    let out = tmp.path().join("out").to_str().expect("utf8").to_owned();
+    let env = ["--env", "dev", "--environments", &envs];
+    let apply = [
+        &["apply"],
+        &env[..],
+        &["--yes", "--skip-search-capacity", "--out", &out],
+    ]
+    .concat();
+    assert_eq!(run(&moto, &apply).status.code(), Some(0));
+
+    let o = run(&moto, &[&["status"], &env[..]].concat());
+    assert_eq!(o.status.code(), Some(0));
+    let text = stdout(&o);
+    assert!(text.contains("service: sized 1 tasks (1..3)"), "{text}");
+    assert!(
+        text.contains("ok  Service/DesiredCount: live 1, allowed 1..3"),
+        "{text}"
+    );
+    assert!(text.contains("Verdict: healthy"), "{text}");
+    assert!(text.contains("critical path"), "the budget table: {text}");
+
+    // No terminal and no --yes: refused, nothing changed.
+    let scale_service = [
+        &["scale", "service"],
+        &env[..],
+        &["--max", "6", "--desired", "2"],
+    ]
+    .concat();
+    let o = run(&moto, &scale_service);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("stdin is not a terminal"),
+        "{}",
+        stderr(&o)
+    );
+    // --dry-run prints the calls and makes none.
+    let o = run(&moto, &[&scale_service[..], &["--dry-run"]].concat());
+    assert_eq!(o.status.code(), Some(0));
+    let text = stdout(&o);
+    assert!(
+        text.contains("ScalableTarget/MaxCapacity: 3 -> 6"),
+        "{text}"
+    );
+    assert!(text.contains("Service/DesiredCount: 1 -> 2"), "{text}");
+    assert!(
+        text.contains("application-autoscaling RegisterScalableTarget ServiceNamespace=ecs"),
+        "{text}"
+    );
+    assert!(
+        text.contains("ecs UpdateService cluster=") && text.contains("desiredCount=2"),
+        "{text}"
+    );
+    assert!(
+        text.contains("ssm PutParameter Name=/mangaassist/dev/scale/service/Service/DesiredCount"),
+        "{text}"
+    );
+    let before = read_live(&moto);
+    assert_eq!(
+        (before.desired, before.max),
+        (1, 3),
+        "the dry run changed nothing"
+    );
+    assert!(records(&moto).is_empty());
+
+    // The change, waited for: moto runs 2 tasks.
+    let o = run(
+        &moto,
+        &[
+            &scale_service[..],
+            &[
+                "--yes",
+                "--reason",
+                "INC-9",
+                "--wait",
+                "--wait-timeout",
+                "30s",
+            ],
+        ]
+        .concat(),
+    );
+    assert_eq!(o.status.code(), Some(0));
+    assert!(
+        stderr(&o).contains("waiting for service: running 2/2"),
+        "{}",
+        stderr(&o)
+    );
+    let o = run(
+        &moto,
+        &[&["scale", "dax"], &env[..], &["--nodes", "3", "--yes"]].concat(),
+    );
+    assert_eq!(o.status.code(), Some(0));
+    let o = run(
+        &moto,
+        &[
+            &["scale", "intent"],
+            &env[..],
+            &["--instances", "2", "--yes"],
+        ]
+        .concat(),
+    );
+    assert_eq!(o.status.code(), Some(0));
+    let now = read_live(&moto);
+    assert_eq!(
+        (now.desired, now.max, now.dax_nodes, now.instances),
+        (2, 6, 3, 2)
+    );
+    assert_eq!(
+        records(&moto),
+        [
+            "/mangaassist/dev/scale/dax/DaxCluster/ReplicationFactor",
+            "/mangaassist/dev/scale/intent/Endpoint/DesiredInstanceCount",
+            "/mangaassist/dev/scale/service/ScalableTarget/MaxCapacity",
+            "/mangaassist/dev/scale/service/Service/DesiredCount",
+        ]
+    );
+    // moto's DAX never reports its nodes active: --wait runs out (exit 3).
+    let o = run(
+        &moto,
+        &[
+            &["scale", "dax"],
+            &env[..],
+            &["--nodes", "4", "--yes", "--wait", "--wait-timeout", "1s"],
+        ]
+        .concat(),
+    );
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("did not settle within 1s"),
+        "{}",
+        stderr(&o)
+    );
+
+    // drift acknowledges the records; status says scaled.
+    let o = run(
+        &moto,
+        &[&["drift"], &env[..], &["--allow-unchecked"]].concat(),
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    let text = stdout(&o);
+    assert!(
+        text.contains("ack DaxCluster/ReplicationFactor: live 4, allowed 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("ack ScalableTarget/MaxCapacity: live 6, allowed 3"),
+        "{text}"
+    );
+    let o = run(
+        &moto,
+        &[&["status"], &env[..], &["--output", "json"]].concat(),
+    );
+    let json: Value = serde_json::from_str(&stdout(&o)).expect("json");
+    assert_eq!(json["status"]["verdict"], "scaled", "{json}");
+
+    // The next apply keeps the scaled values (plan says so), and drift
+    // stays clean: the deployed templates now carry them.
+    let o = run(&moto, &[&["plan"], &env[..]].concat());
+    let text = stdout(&o);
+    assert!(
+        text.contains("= memory/DaxCluster/ReplicationFactor stays 4 (renders 1)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("= service/ScalableTarget/MaxCapacity stays 6 (renders 3)"),
+        "{text}"
+    );
+    assert_eq!(run(&moto, &apply).status.code(), Some(0));
+    let after = read_live(&moto);
+    assert_eq!((after.max, after.dax_nodes), (6, 4), "apply undid nothing");
+    let o = run(
+        &moto,
+        &[&["drift"], &env[..], &["--allow-unchecked"]].concat(),
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    assert!(stdout(&o).contains("code: in sync"), "{}", stdout(&o));
+
+    // --revert: back to the rendering, records gone.
+    let o = run(
+        &moto,
+        &[&["scale", "service"], &env[..], &["--revert", "--yes"]].concat(),
+    );
+    assert_eq!(o.status.code(), Some(0));
+    let r = read_live(&moto);
+    assert_eq!((r.desired, r.max), (1, 3));
+    assert!(
+        !records(&moto).iter().any(|n| n.contains("/service/")),
+        "{:?}",
+        records(&moto)
+    );
+}
+
+/// Everything that needs no call is refused before any: the endpoint here
+/// listens nowhere, so a call would fail differently.
+#[test]
+fn bad_values_and_the_prod_rules_are_refused_before_any_call() {
+    let envs = envs();
+    let scale = |args: &[&str]| {
+        let o = crate::support::mangactl()
+            .args(["scale"])
+            .args(args)
+            .args([
+                "--environments",
+                &envs,
+                "--endpoint-url",
+                "http://127.0.0.1:9",
+                "--yes",
+            ])
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .stdin(Stdio::null())
+            .output()
+            .expect("run");
+        assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+        stderr(&o)
+    };
+    let e = scale(&["service", "--env", "prod", "--min", "2"]);
+    assert!(e.contains("--reason is required in prod"), "{e}");
+    assert!(
+        e.contains("--min 2 is below the sized minimum 6 for prod; add --force"),
+        "{e}"
+    );
+    assert!(!e.contains("127.0.0.1:9"), "no call was made: {e}");
+    let e = scale(&[
+        "cache",
+        "--env",
+        "prod",
+        "--replicas",
+        "0",
+        "--reason",
+        "test",
+        "--force",
+    ]);
+    assert!(
+        e.contains("--replicas 0 on a Multi-AZ replication group"),
+        "{e}"
+    );
+    let e = scale(&["cache", "--env", "dev", "--node-type", "cache.z9.huge"]);
+    assert!(
+        e.contains("--node-type cache.z9.huge is not a node type the sizing model knows"),
+        "{e}"
+    );
+    let e = scale(&[
+        "service",
+        "--env",
+        "dev",
+        "--min",
+        "5",
+        "--max",
+        "2",
+        "--replicas",
+        "1",
+    ]);
+    assert!(e.contains("--min 5 is above --max 2"), "{e}");
+    assert!(e.contains("--replicas does not apply to service"), "{e}");
+    let e = scale(&["dax", "--env", "dev", "--nodes", "12"]);
+    assert!(e.contains("a DAX cluster has 1 to 11 nodes"), "{e}");
+    let e = scale(&["dax", "--env", "dev"]);
+    assert!(e.contains("nothing to change"), "{e}");
+}
+
+fn who() -> Attribution {
+    Attribution {
+        by: "arn:aws:iam::123456789012:user/alice".into(),
+        at: "2026-12-01T03:12:00Z".into(),
+        reason: "INC-7".into(),
+        until: "2026-12-02".into(),
+    }
+}
+
+/// ElastiCache replicas and node type, and OpenSearch Serverless limits,
+/// through the traits (moto has neither replica counts nor OpenSearch
+/// Serverless account settings).
+#[tokio::test(start_paused = true)]
+async fn cache_and_search_scale_through_the_traits() {
+    let r = rendered("prod");
+    let fake = mangactl::fakes::cloudformation::FakeCloudFormation::new();
+    apply_yes(&fake, &r).await;
+    let live = Live::as_rendered(&r, &fake);
+    let store = FakeRecords::default();
+    let req = ScaleRequest {
+        replicas: Some(3),
+        node_type: Some("cache.r7g.large".into()),
+        reason: Some("INC-7".into()),
+        ..ScaleRequest::default()
+    };
+    scale::validate(Component::Cache, &req, &r).expect("valid");
+    let plan = scale::prepare(&fake, live.readers(), &r, Component::Cache, &req)
+        .await
+        .expect("prepare");
+    assert!(
+        matches!(plan.calls[0], Call::SetReplicas { from: 2, to: 3, .. }),
+        "{:?}",
+        plan.calls
+    );
+    assert!(
+        matches!(&plan.calls[1], Call::SetNodeType { node_type, .. } if node_type == "cache.r7g.large")
+    );
+    let text = scale::render_text(&plan, Some(&who()));
+    assert!(
+        text.contains("Redis/ReplicasPerNodeGroup: 2 -> 3"),
+        "{text}"
+    );
+    assert!(text.contains("utilisation at peak"), "{text}");
+    scale::execute(live.readers(), &store, &plan, &who())
+        .await
+        .expect("execute");
+    let st = live.capacity.state();
+    assert!(
+        st.calls.contains(&"IncreaseReplicaCount".to_owned()),
+        "{:?}",
+        st.calls
+    );
+    assert!(st.calls.contains(&"ModifyReplicationGroup".to_owned()));
+    let g = st.groups.values().next().expect("group");
+    assert_eq!(
+        (g.replicas.clone(), g.node_type.as_str(), g.status.as_str()),
+        (vec![3], "cache.r7g.large", "modifying")
+    );
+    assert_eq!(
+        store.all().keys().cloned().collect::<Vec<_>>(),
+        [
+            "/mangaassist/prod/scale/cache/Redis/CacheNodeType",
+            "/mangaassist/prod/scale/cache/Redis/ReplicasPerNodeGroup",
+        ]
+    );
+    // The group is `modifying` until the next describe: --wait sees it settle.
+    let lines = std::sync::Mutex::new(Vec::new());
+    let settled = scale::wait(
+        live.readers(),
+        &plan,
+        std::time::Duration::from_secs(60),
+        std::time::Duration::from_secs(5),
+        &|l: &str| lines.lock().expect("lines").push(l.to_owned()),
+    )
+    .await
+    .expect("wait");
+    assert!(settled);
+    assert_eq!(
+        *lines.lock().expect("lines"),
+        ["replication group modifying", "replication group available"]
+    );
+
+    // Decreasing below 1 replica is refused by the API rule too (Multi-AZ).
+    let err = live_readers_decrease(&live).await;
+    assert!(
+        err.contains("at least one replica") || err.contains("Automatic failover"),
+        "{err}"
+    );
+
+    // Search limits: UpdateAccountSettings with the new maxima.
+    let req = ScaleRequest {
+        max_search_ocu: Some(40),
+        reason: Some("INC-7".into()),
+        ..ScaleRequest::default()
+    };
+    scale::validate(Component::Search, &req, &r).expect("valid");
+    let plan = scale::prepare(&fake, live.readers(), &r, Component::Search, &req)
+        .await
+        .expect("prepare");
+    scale::execute(live.readers(), &store, &plan, &who())
+        .await
+        .expect("execute");
+    let sent = live.search.update_requests();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(
+        sent[0]["capacityLimits"]["maxSearchCapacityInOCU"], 40,
+        "{:?}",
+        sent[0]
+    );
+    assert!(store.all().contains_key(
+        "/mangaassist/prod/scale/search/AccountSettings/capacityLimits/maxSearchCapacityInOCU"
+    ));
+}
+
+async fn live_readers_decrease(live: &Live) -> String {
+    let readers: LiveReaders<'_> = live.readers();
+    let group = live
+        .capacity
+        .state()
+        .groups
+        .keys()
+        .next()
+        .cloned()
+        .expect("group");
+    match readers.capacity.set_replicas(&group, 3, 0).await {
+        Ok(()) => "accepted".into(),
+        Err(e) => e.to_string(),
+    }
+}
