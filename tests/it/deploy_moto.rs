@@ -13,9 +13,10 @@
 //! Application Auto Scaling, IAM and Logs; per-resource events, failures and
 //! stuck states are covered by the scripted fake (`deploy_fake.rs`).
 //!
-//! moto has no OpenSearch Serverless API, so `apply` runs with
-//! `--skip-search-capacity`; the capacity limits are tested against the
-//! fake (`deploy_capacity.rs`).
+//! moto has no OpenSearch Serverless account settings; the repo's wrapper
+//! adds them (`scripts/moto-server`), so `apply` sets the capacity limits
+//! here too; their failure paths are tested against the fake
+//! (`deploy_capacity.rs`).
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -152,7 +153,6 @@ fn dev_applies_from_nothing_converges_after_a_change_and_destroys_against_moto()
             "--environments",
             &envs_arg,
             "--yes",
-            "--skip-search-capacity",
             "--progress",
             "plain",
             "--out",
@@ -448,7 +448,6 @@ fn dev_applies_from_nothing_converges_after_a_change_and_destroys_against_moto()
             "--environments",
             &envs_arg,
             "--yes",
-            "--skip-search-capacity",
             "--progress",
             "plain",
             "--out",
@@ -578,14 +577,7 @@ fn termination_protection_is_set_by_apply_and_honoured_by_destroy_against_moto()
         &[
             &["apply"],
             &common[..],
-            &[
-                "--yes",
-                "--skip-search-capacity",
-                "--progress",
-                "plain",
-                "--out",
-                &out_arg,
-            ],
+            &["--yes", "--progress", "plain", "--out", &out_arg],
         ]
         .concat(),
     );
@@ -654,12 +646,13 @@ fn termination_protection_is_set_by_apply_and_honoured_by_destroy_against_moto()
     assert!(alive.is_empty(), "{alive:?}");
 }
 
-/// An operation the endpoint does not implement (moto has no OpenSearch
-/// Serverless) fails the apply with the service, the operation, the HTTP
-/// status and the class, never as `Unknown: (no message)`.
+/// An operation the endpoint does not implement (moto's own OpenSearch
+/// Serverless has no account settings; the wrapper is told not to add
+/// them) fails the apply with the service, the operation, the HTTP status
+/// and the class, never as `Unknown: (no message)`.
 #[test]
 fn an_operation_the_emulator_lacks_is_named_with_its_status_against_moto() {
-    let moto = Moto::start();
+    let moto = Moto::start_with(&[("MOTO_WRAPPER_WITHOUT", "aoss-account-settings")]);
     let o = run(
         &moto,
         &[
@@ -709,14 +702,7 @@ fn az_count_2_to_3_updates_network_then_its_consumers_against_moto() {
     let base = std::fs::read_to_string(envs.join("dev.yaml")).expect("dev.yaml");
     let out_arg = tmp.path().join("out").to_str().expect("utf8").to_owned();
     let common = ["--env", "dev", "--environments", &envs_arg];
-    let apply = [
-        "--yes",
-        "--skip-search-capacity",
-        "--progress",
-        "plain",
-        "--out",
-        &out_arg,
-    ];
+    let apply = ["--yes", "--progress", "plain", "--out", &out_arg];
     let o = run(&moto, &[&["apply"], &common[..], &apply[..]].concat());
     assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
 
@@ -830,14 +816,7 @@ fn the_tokyo_example_deploys_across_two_regions_against_moto() {
         &[
             &["apply"],
             &common[..],
-            &[
-                "--yes",
-                "--skip-search-capacity",
-                "--progress",
-                "plain",
-                "--out",
-                &out_arg,
-            ],
+            &["--yes", "--progress", "plain", "--out", &out_arg],
         ]
         .concat(),
     );

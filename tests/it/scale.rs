@@ -142,12 +142,7 @@ fn scale_status_and_the_next_apply_against_moto() {
     let tmp = TempDir::new("scale-moto");
     let out = tmp.path().join("out").to_str().expect("utf8").to_owned();
     let env = ["--env", "dev", "--environments", &envs];
-    let apply = [
-        &["apply"],
-        &env[..],
-        &["--yes", "--skip-search-capacity", "--out", &out],
-    ]
-    .concat();
+    let apply = [&["apply"], &env[..], &["--yes", "--out", &out]].concat();
     assert_eq!(run(&moto, &apply).status.code(), Some(0));
 
     let o = run(&moto, &[&["status"], &env[..]].concat());
@@ -529,4 +524,70 @@ async fn live_readers_decrease(live: &Live) -> String {
         Ok(()) => "accepted".into(),
         Err(e) => e.to_string(),
     }
+}
+
+/// A scale is refused while the stack has an operation in progress, naming
+/// who started it; `status` calls that stuck.
+#[tokio::test(start_paused = true)]
+async fn a_busy_stack_refuses_the_scale_and_status_says_stuck() {
+    use mangactl::deploy::status::{self, Verdict};
+    use mangactl::fakes::cloudformation::{Seed, SeedEvent};
+    use stacks::stacks::StackId;
+
+    let r = rendered("dev");
+    let fake = mangactl::fakes::cloudformation::FakeCloudFormation::new();
+    apply_yes(&fake, &r).await;
+    let live = Live::as_rendered(&r, &fake);
+    let memory = crate::deploy_fake::name(&r, StackId::Memory);
+    let token = "Console-UpdateStack-7f59c3cf-00d2-40c7-b2ff-e75db0987002";
+    let body = r
+        .stacks
+        .iter()
+        .find(|s| s.id == StackId::Memory)
+        .expect("memory")
+        .body
+        .clone();
+    fake.seed_stack(Seed {
+        name: memory.clone(),
+        status: "UPDATE_IN_PROGRESS".into(),
+        status_reason: None,
+        template: Some(body),
+        parameters: Default::default(),
+        termination_protection: false,
+        events: vec![SeedEvent::new(
+            &memory,
+            "AWS::CloudFormation::Stack",
+            "UPDATE_IN_PROGRESS",
+            Some("User Initiated"),
+            Some(token),
+        )],
+    });
+    let req = ScaleRequest {
+        nodes: Some(3),
+        ..ScaleRequest::default()
+    };
+    let err = scale::prepare(&fake, live.readers(), &r, Component::Dax, &req)
+        .await
+        .expect_err("refused");
+    let msg = err.to_string();
+    assert!(
+        msg.contains(&format!("{memory} is UPDATE_IN_PROGRESS")),
+        "{msg}"
+    );
+    assert!(msg.contains(token), "names who: {msg}");
+    assert!(
+        live.capacity
+            .state()
+            .calls
+            .iter()
+            .all(|c| !c.starts_with("Increase")),
+        "no change was made"
+    );
+
+    let mut report = status::status(&fake, live.readers(), &r)
+        .await
+        .expect("status");
+    status::judge(&mut report, &[], "2026-12-01");
+    assert_eq!(report.verdict, Verdict::Stuck, "{:?}", report.why);
+    assert!(report.why.iter().any(|w| w.contains("UPDATE_IN_PROGRESS")));
 }
