@@ -531,6 +531,16 @@ async fn run_stack_inner(ctx: &ApplyRun<'_>, s: &StackPlan) -> Result<StackResul
                 reason: "blocked at plan time".into(),
             });
         }
+        PlanAction::Update if s.release_scaling => {
+            if let Some(Ok(planned)) = &change_set {
+                ctx.cfn.delete_change_set(&s.stack_name, planned).await?;
+            }
+            if let Some(r) = release_scaling(ctx, s).await? {
+                return Ok(r);
+            }
+            followed = true;
+            change_set = late_change_set(ctx, s, ChangeSetKind::Update).await?;
+        }
         PlanAction::Unchanged | PlanAction::Create | PlanAction::Update => {
             // Producers that ran before this stack may have changed the
             // outputs its parameters carry: then the planned change set is
@@ -652,6 +662,89 @@ async fn run_stack_inner(ctx: &ApplyRun<'_>, s: &StackPlan) -> Result<StackResul
     } else {
         StackResult::Done { status }
     })
+}
+
+/// The order SageMaker needs for an instance-type change of an autoscaled
+/// variant (`StackPlan::release_scaling`): "If the update would change the
+/// instance type for any model that is a target for auto scaling, the
+/// update fails ... Before you update the endpoint, delete any scaling
+/// policies configured for it and deregister the variant as a scalable
+/// target ... After you update the endpoint, you can register the updated
+/// variant as a scalable target and attach a scaling policy" (SageMaker
+/// Developer Guide, "Update endpoints that use auto scaling").
+/// Through CloudFormation: first the deployed template without its scaling
+/// resources (deleting them deregisters the target and its policy), then
+/// the planned update, which creates them again. Returns a result when the
+/// first step did not succeed.
+async fn release_scaling(
+    ctx: &ApplyRun<'_>,
+    s: &StackPlan,
+) -> Result<Option<StackResult>, CfnError> {
+    let id = s.stack;
+    let Some(existing) = &s.existing else {
+        return Ok(None);
+    };
+    let Some(mut template) = ctx
+        .cfn
+        .template(&s.stack_name)
+        .await?
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+    else {
+        return Ok(None);
+    };
+    let scaling = |r: &serde_json::Value| {
+        r.get("Type")
+            .and_then(|t| t.as_str())
+            .is_some_and(|t| t.starts_with("AWS::ApplicationAutoScaling::"))
+    };
+    let Some(resources) = template
+        .get_mut("Resources")
+        .and_then(|r| r.as_object_mut())
+    else {
+        return Ok(None);
+    };
+    if !resources.values().any(scaling) {
+        return Ok(None);
+    }
+    resources.retain(|_, r| !scaling(r));
+    ctx.progress.note(
+        id,
+        "the endpoint's instance type changes: releasing its autoscaling first (SageMaker refuses the change on a scalable target)",
+    );
+    let Some(rs) = ctx.rendered.stacks.iter().find(|r| r.id == id) else {
+        return Ok(None);
+    };
+    let mut request = changeset::request(
+        ctx.rendered,
+        rs,
+        ChangeSetKind::Update,
+        &format!("{}-release", ctx.change_set_name),
+        &existing.parameters,
+        false,
+    );
+    request.template_body = template.to_string();
+    let cs_id = ctx.cfn.create_change_set(&request).await?;
+    let cs = changeset::wait(ctx.cfn, &s.stack_name, &cs_id, ctx.opts.backoff).await?;
+    if !cs.is_ready() {
+        let reason = cs.status_reason.unwrap_or_else(|| cs.status.clone());
+        ctx.progress
+            .finish(id, false, &format!("refused: {reason}"));
+        return Ok(Some(StackResult::Refused {
+            reason: format!("releasing the endpoint's autoscaling: {reason}"),
+        }));
+    }
+    let end = operation(
+        ctx,
+        id,
+        &s.stack_name,
+        OnInterrupt::CancelUpdate,
+        move |cfn, name, token| async move { cfn.execute_change_set(&name, &cs_id, &token).await },
+    )
+    .await?;
+    if !end.status.is_success() {
+        return Ok(Some(failed(ctx, id, &end.status, end.failures())));
+    }
+    Ok(None)
 }
 
 /// The service template sets no `DesiredCount` (so no update resets the

@@ -136,7 +136,7 @@ pub fn request(
 }
 
 /// Polls a change set until CloudFormation has computed it.
-async fn wait(
+pub(super) async fn wait(
     cfn: &dyn CloudFormation,
     stack: &str,
     id: &str,

@@ -110,6 +110,9 @@ pub struct StackPlan {
     /// references became parameters): apply updates the stacks that import
     /// them first, so the exports can go.
     pub legacy_exports: bool,
+    /// The intent endpoint's instance type changes while it autoscales:
+    /// apply releases its scaling resources first (`apply.rs`).
+    pub release_scaling: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -416,6 +419,7 @@ async fn plan_stack(
         parameters: BTreeMap::new(),
         follows: Vec::new(),
         legacy_exports: existing.as_ref().is_some_and(Stack::has_exports),
+        release_scaling: false,
     };
     let exists = existing.as_ref().is_some_and(|e| !e.status.is_review());
     if let Some(st) = &status {
@@ -537,9 +541,58 @@ async fn plan_stack(
                 PlanAction::Create
             };
             p.changes = changes;
+            if exists && s.id == StackId::Intent {
+                p.release_scaling = instance_type_changes(cfn, s).await?;
+            }
         }
     }
     Ok(p)
+}
+
+/// Whether the deployed intent template autoscales a variant whose
+/// instance type the rendering changes.
+async fn instance_type_changes(
+    cfn: &dyn CloudFormation,
+    s: &RenderedStack,
+) -> Result<bool, CfnError> {
+    let Some(deployed) = cfn
+        .template(&s.stack_name)
+        .await?
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+    else {
+        return Ok(false);
+    };
+    let types = |t: &serde_json::Value| -> Vec<String> {
+        t.get("Resources")
+            .and_then(|r| r.as_object())
+            .into_iter()
+            .flat_map(|r| r.values())
+            .filter(|r| {
+                r.get("Type").and_then(|t| t.as_str()) == Some("AWS::SageMaker::EndpointConfig")
+            })
+            .flat_map(|r| {
+                r.pointer("/Properties/ProductionVariants")
+                    .and_then(|v| v.as_array())
+                    .cloned()
+                    .unwrap_or_default()
+            })
+            .filter_map(|v| {
+                v.get("InstanceType")
+                    .and_then(|t| t.as_str())
+                    .map(str::to_owned)
+            })
+            .collect()
+    };
+    let autoscaled = deployed
+        .get("Resources")
+        .and_then(|r| r.as_object())
+        .is_some_and(|r| {
+            r.values().any(|r| {
+                r.get("Type").and_then(|t| t.as_str())
+                    == Some("AWS::ApplicationAutoScaling::ScalableTarget")
+            })
+        });
+    Ok(autoscaled && types(&deployed) != types(&s.template.to_value()))
 }
 
 /// For each consumer, the parameters that follow a producer output this
@@ -751,6 +804,12 @@ pub fn render_text(plan: &Plan) -> String {
         }
         if s.enable_termination_protection {
             let _ = writeln!(out, "  termination protection: on");
+        }
+        if s.release_scaling {
+            let _ = writeln!(
+                out,
+                "  the endpoint's instance type changes while it autoscales: apply first removes its scaling target and policy, then updates (SageMaker requires it)"
+            );
         }
     }
     let losses: Vec<(&StackPlan, &PlannedChange)> = plan

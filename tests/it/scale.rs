@@ -591,3 +591,101 @@ async fn a_busy_stack_refuses_the_scale_and_status_says_stuck() {
     assert_eq!(report.verdict, Verdict::Stuck, "{:?}", report.why);
     assert!(report.why.iter().any(|w| w.contains("UPDATE_IN_PROGRESS")));
 }
+
+/// An instance-type change of the autoscaled intent variant: plan says
+/// apply releases the scaling resources first, and apply deploys the
+/// template without them before the update that creates them again
+/// (SageMaker refuses the change on a scalable target).
+#[tokio::test(start_paused = true)]
+async fn an_instance_type_change_releases_the_endpoints_autoscaling_first() {
+    use mangactl::aws::CloudFormation;
+    use mangactl::deploy::apply::ApplyStatus;
+    use mangactl::deploy::plan::{self, PlanOptions};
+    use mangactl::deploy::Backoff;
+    use stacks::stacks::StackId;
+
+    let r = rendered("prod");
+    let fake = mangactl::fakes::cloudformation::FakeCloudFormation::new();
+    apply_yes(&fake, &r).await;
+    let mut bigger = r.clone();
+    let intent = bigger
+        .stacks
+        .iter()
+        .find(|s| s.id == StackId::Intent)
+        .expect("intent")
+        .template
+        .to_value();
+    let mut variants =
+        intent["Resources"]["EndpointConfig"]["Properties"]["ProductionVariants"].clone();
+    variants[0]["InstanceType"] = "ml.c6i.2xlarge".into();
+    bigger
+        .replace_property(
+            StackId::Intent,
+            "EndpointConfig",
+            "ProductionVariants",
+            variants,
+        )
+        .expect("re-render")
+        .expect("the property exists");
+    let p = plan::plan(
+        &fake,
+        &bigger,
+        &PlanOptions {
+            only: None,
+            change_set_name: "mangactl-plan-test".into(),
+            concurrency: 4,
+            backoff: Backoff::default(),
+            revert_drift: false,
+        },
+    )
+    .await
+    .expect("plan");
+    plan::discard(&fake, &p).await;
+    assert!(p.stack(StackId::Intent).is_some_and(|s| s.release_scaling));
+    assert!(plan::render_text(&p).contains("apply first removes its scaling target and policy"));
+
+    let name = crate::deploy_fake::name(&r, StackId::Intent);
+    let before = fake.calls().len();
+    let report = apply_yes(&fake, &bigger).await;
+    assert_eq!(report.status, ApplyStatus::Applied);
+    let intent_calls: Vec<String> = fake.calls()[before..]
+        .iter()
+        .filter(|c| c.ends_with(&name) || c.contains(&format!("{name} ")))
+        .cloned()
+        .collect();
+    let executes = intent_calls
+        .iter()
+        .filter(|c| c.starts_with("ExecuteChangeSet"))
+        .count();
+    assert_eq!(executes, 2, "release, then the update: {intent_calls:?}");
+    let deployed: Value =
+        serde_json::from_str(&fake.template(&name).await.expect("template").expect("body"))
+            .expect("json");
+    assert_eq!(
+        deployed["Resources"]["EndpointConfig"]["Properties"]["ProductionVariants"][0]
+            ["InstanceType"],
+        "ml.c6i.2xlarge"
+    );
+    assert!(
+        deployed["Resources"]["ScalableTarget"].is_object(),
+        "scaling is back"
+    );
+    // Nothing left to do: a second plan does not release again.
+    let again = plan::plan(
+        &fake,
+        &bigger,
+        &PlanOptions {
+            only: None,
+            change_set_name: "mangactl-plan-test2".into(),
+            concurrency: 4,
+            backoff: Backoff::default(),
+            revert_drift: false,
+        },
+    )
+    .await
+    .expect("plan");
+    plan::discard(&fake, &again).await;
+    assert!(again
+        .stack(StackId::Intent)
+        .is_some_and(|s| !s.release_scaling));
+}
