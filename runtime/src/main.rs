@@ -72,6 +72,12 @@ fn init_logging() {
 
 async fn serve(config: Config) -> anyhow::Result<()> {
     let addr = SocketAddr::new(config.bind, config.port);
+    // One descriptor per WebSocket: a task holding 10,000 sessions needs
+    // more than the usual soft limit of 1,024. Raised to the hard limit.
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(n) => tracing::info!(open_files = n, "open-file limit"),
+        Err(e) => tracing::warn!("open-file limit not raised: {e}"),
+    }
     let app = AppBuilder::new(config.clone())
         .build()
         .await

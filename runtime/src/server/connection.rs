@@ -39,6 +39,23 @@ const QUEUE_DEPTH: usize = 4;
 /// Frames buffered towards a slow client before the pipeline waits (counted as delivery).
 const OUTBOX_DEPTH: usize = 64;
 
+/// Per-connection socket buffers, sized for the protocol rather than
+/// tungstenite's defaults (a 128 KiB read buffer, a 128 KiB write target
+/// and an unbounded write buffer, allocated for every connection, idle or
+/// not). The read buffer is the chunk each socket read fills (a larger
+/// frame grows the message buffer as it arrives, up to
+/// `MANGA_MAX_FRAME_BYTES`), allocated per connection up front, so it is
+/// kept small. The writer feeds
+/// every frame that is ready and flushes once, so the write buffer holds at
+/// most one batch, and its bound makes a client that stops reading a write
+/// error instead of unbounded memory.
+const READ_BUFFER_BYTES: usize = 2 * 1024;
+const WRITE_BUFFER_BYTES: usize = 4 * 1024;
+const MAX_WRITE_BUFFER_BYTES: usize = 64 * 1024;
+/// Frames written per flush at most: several ready tokens go out as one
+/// write (one TCP segment where they fit) instead of one syscall each.
+const FRAMES_PER_FLUSH: usize = 32;
+
 /// Token from `Authorization: Bearer …`, else `?token=` / `?access_token=` (browsers
 /// cannot set headers on a WebSocket handshake).
 fn bearer_token<'a>(headers: &'a HeaderMap, query: &'a HashMap<String, String>) -> Option<&'a str> {
@@ -95,6 +112,9 @@ pub(super) async fn chat(
     let guard = st.drain.enter(&st.metrics);
     ws.max_message_size(st.limits.max_frame_bytes)
         .max_frame_size(st.limits.max_frame_bytes)
+        .read_buffer_size(READ_BUFFER_BYTES)
+        .write_buffer_size(WRITE_BUFFER_BYTES)
+        .max_write_buffer_size(MAX_WRITE_BUFFER_BYTES)
         .on_upgrade(move |socket| connection(socket, st, auth, conn_id, guard))
 }
 
@@ -229,6 +249,37 @@ async fn send(sink: &mut SplitSink<WebSocket, Message>, m: Message) -> bool {
     )
 }
 
+/// Writes `first` and every frame already waiting (up to
+/// [`FRAMES_PER_FLUSH`]) with one flush, within [`WRITE_TIMEOUT`]; returns
+/// a close that was waiting behind them, and false when the client is gone
+/// or too slow.
+async fn send_batch(
+    sink: &mut SplitSink<WebSocket, Message>,
+    rx: &mut mpsc::Receiver<Outbound>,
+    first: String,
+) -> (bool, Option<Outbound>) {
+    let write = async {
+        sink.feed(Message::Text(first.into())).await?;
+        let mut after = None;
+        for _ in 1..FRAMES_PER_FLUSH {
+            match rx.try_recv() {
+                Ok(Outbound::Frame(f)) => sink.feed(Message::Text(f.to_json().into())).await?,
+                Ok(other) => {
+                    after = Some(other);
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
+        sink.flush().await?;
+        Ok::<_, axum::Error>(after)
+    };
+    match tokio::time::timeout(WRITE_TIMEOUT, write).await {
+        Ok(Ok(after)) => (true, after),
+        _ => (false, None),
+    }
+}
+
 async fn writer_loop(
     mut sink: SplitSink<WebSocket, Message>,
     mut rx: mpsc::Receiver<Outbound>,
@@ -243,7 +294,12 @@ async fn writer_loop(
             biased;
             out = rx.recv() => match out {
                 Some(Outbound::Frame(f)) => {
-                    if !send(&mut sink, Message::Text(f.to_json().into())).await {
+                    let (ok, after) = send_batch(&mut sink, &mut rx, f.to_json()).await;
+                    if !ok {
+                        return;
+                    }
+                    if let Some(Outbound::Close { code, reason }) = after {
+                        let _ = send(&mut sink, Message::Close(Some(CloseFrame { code, reason: reason.into() }))).await;
                         return;
                     }
                 }
@@ -288,7 +344,9 @@ async fn worker_loop(
             }
             continue;
         }
-        match st.pipeline.handle(req, &tx).await {
+        // Boxed: the pipeline's future is large, and an idle worker (most
+        // of the 10,000 a task holds) should not carry its state inline.
+        match Box::pin(st.pipeline.handle(req, &tx)).await {
             MessageOutcome::Error(code) if code.closes_connection() => {
                 let _ = tx
                     .send(Outbound::Close {

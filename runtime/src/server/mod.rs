@@ -21,6 +21,7 @@ use crate::metrics::Metrics;
 use crate::pipeline::auth::Authenticator;
 use crate::pipeline::Pipeline;
 use axum::routing::get;
+use axum::serve::ListenerExt;
 use axum::Router;
 use drain::Drain;
 use std::future::Future;
@@ -104,6 +105,14 @@ pub async fn serve(
         st.begin_drain();
     };
     let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    // Small token frames must leave at once: with Nagle's algorithm on, a
+    // frame written while the previous one is unacknowledged waits for the
+    // peer's delayed ACK (tens of milliseconds on loopback and LANs).
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::warn!("TCP_NODELAY not set on a connection: {e}");
+        }
+    });
     axum::serve(listener, app)
         .with_graceful_shutdown(signal)
         .await?;

@@ -8,6 +8,7 @@
 //! - `aws`: the AWS backends against moto (DynamoDB, SageMaker), redis-server, and fake
 //!   OpenSearch / Bedrock endpoints; `MANGA_BACKEND=aws` end to end with EMF lines
 //!   (emulators started by `emulators`);
+//! - `load`: a few hundred sessions from `manga-loadgen` over real sockets (correctness only);
 //! - `taskdef`: the ECS task definition mangactl renders agrees with the runtime and its image.
 //!
 //! Shared helpers live in `support`.
@@ -18,6 +19,7 @@ mod classifier;
 mod config;
 mod e2e;
 mod emulators;
+mod load;
 mod openai;
 mod support;
 mod taskdef;
