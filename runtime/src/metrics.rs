@@ -41,6 +41,17 @@ pub enum Degradation {
 }
 
 impl Degradation {
+    /// Whether the answer itself is worse than a full one (missing
+    /// context, passages, results, the model's answer, or shaped by the
+    /// guardrails): such an answer is never stored in the shared response
+    /// cache, where it would be served to every customer for the cache's
+    /// lifetime. A skipped cache read or save does not change the answer.
+    pub fn affects_answer(self) -> bool {
+        !matches!(self, Degradation::CacheSkipped | Degradation::SaveSkipped)
+    }
+}
+
+impl Degradation {
     pub const ALL: [Degradation; 9] = [
         Degradation::MemorySkipped,
         Degradation::IntentModelSkipped,

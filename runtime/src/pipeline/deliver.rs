@@ -159,15 +159,24 @@ pub async fn finish(
             .filter_map(|s| s.id.strip_prefix("catalog:").map(str::to_string))
             .collect(),
     };
-    match tokio::time::timeout(budget, save.sessions.append(save.session_key, turn)).await {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => {
-            tracing::warn!(error = %e, "saving the turn failed");
-            run.degrade(Degradation::SaveSkipped);
+    // Input the guardrails blocked (prompt injection, a blocked topic) is
+    // never stored: it would be replayed to the LLM as history with the
+    // customer's next message.
+    let blocked = run.degraded().contains(&Degradation::InputBlocked);
+    if !blocked {
+        match tokio::time::timeout(budget, save.sessions.append(save.session_key, turn)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "saving the turn failed");
+                run.degrade(Degradation::SaveSkipped);
+            }
+            Err(_) => run.degrade(Degradation::SaveSkipped),
         }
-        Err(_) => run.degrade(Degradation::SaveSkipped),
     }
-    if let (Some((cache, key)), Finish::Complete, false) = (save.cache, reply.finish, cache_hit) {
+    let degraded = run.degraded().iter().any(|d| d.affects_answer());
+    if let (Some((cache, key)), Finish::Complete, false, false) =
+        (save.cache, reply.finish, cache_hit, degraded)
+    {
         let answer = CachedAnswer {
             text: reply.text,
             sources,
