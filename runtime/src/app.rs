@@ -251,7 +251,7 @@ impl AppBuilder {
             Some(c) => c,
             None if aws => Arc::new(
                 RedisCache::new(
-                    &setting(&cfg.redis_url),
+                    &setting(&cfg.redis_url.as_ref().map(|s| s.expose().to_owned())),
                     &cfg.redis_key_prefix,
                     Duration::from_secs(cfg.cache_ttl_secs),
                 )
@@ -272,7 +272,7 @@ impl AppBuilder {
                     OpenAiCompatible::new(
                         &cfg.openai_base_url,
                         &cfg.openai_model,
-                        cfg.openai_api_key.clone(),
+                        cfg.openai_api_key.as_ref().map(|k| k.expose().to_owned()),
                         cfg.openai_max_tokens,
                     )
                     .map_err(BuildError::Llm)?,

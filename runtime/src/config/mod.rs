@@ -122,6 +122,36 @@ pub enum Command {
     PrintConfig,
 }
 
+/// A setting that must never be printed (a secret, or a URL that may carry
+/// a password): its `Debug` shows `Secret(***)`, so neither a `{:?}` of
+/// [`Config`] nor a log line can leak it. [`Secret::expose`] is the one way
+/// to the value, at the place that uses it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl std::str::FromStr for Secret {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Secret(s.to_owned()))
+    }
+}
+
 /// Settings of the AWS backends (`MANGA_BACKEND=aws`, [`crate::backends::aws`]).
 const AWS_HEADING: &str = "AWS backends (MANGA_BACKEND=aws)";
 
@@ -160,7 +190,7 @@ pub struct Config {
     /// HS256 shared secret.
     #[arg(long, env = "MANGA_JWT_SECRET", hide_env_values = true)]
     #[serde(skip)]
-    pub jwt_secret: Option<String>,
+    pub jwt_secret: Option<Secret>,
     /// JWKS URL for RS256 (fetched at start).
     #[arg(long, env = "MANGA_JWKS_URL")]
     pub jwks_url: Option<String>,
@@ -243,7 +273,7 @@ pub struct Config {
     /// Bearer token for the OpenAI-compatible server, if it needs one.
     #[arg(long, env = "MANGA_OPENAI_API_KEY", hide_env_values = true)]
     #[serde(skip)]
-    pub openai_api_key: Option<String>,
+    pub openai_api_key: Option<Secret>,
     /// max_tokens for the OpenAI-compatible server.
     #[arg(long, env = "MANGA_OPENAI_MAX_TOKENS", default_value_t = 400)]
     pub openai_max_tokens: u32,
@@ -277,7 +307,7 @@ pub struct Config {
     /// ElastiCache Redis URL (rediss://host:port) for the response cache.
     #[arg(long, env = "MANGA_REDIS_URL", help_heading = AWS_HEADING, hide_env_values = true)]
     #[serde(skip)] // may carry a password
-    pub redis_url: Option<String>,
+    pub redis_url: Option<Secret>,
     /// Prefix of every response-cache key in Redis (lets environments share a cluster).
     #[arg(
         long,
@@ -349,7 +379,7 @@ impl Config {
         if self.is_production() && self.auth == AuthMode::Off {
             return bad("MANGA_AUTH=off is refused with MANGA_ENVIRONMENT=prod");
         }
-        if self.auth == AuthMode::Hs256 && self.jwt_secret.as_deref().is_none_or(str::is_empty) {
+        if self.auth == AuthMode::Hs256 && self.jwt_secret.as_ref().is_none_or(Secret::is_empty) {
             return bad("MANGA_AUTH=hs256 needs MANGA_JWT_SECRET");
         }
         if self.auth == AuthMode::Rs256 && self.jwks_url.is_none() && self.jwks_file.is_none() {
@@ -390,7 +420,10 @@ impl Config {
         if self.backend == BackendFamily::Aws {
             let required = [
                 ("MANGA_DYNAMODB_TABLE", &self.dynamodb_table),
-                ("MANGA_REDIS_URL", &self.redis_url),
+                (
+                    "MANGA_REDIS_URL",
+                    &self.redis_url.clone().map(|s| s.expose().to_owned()),
+                ),
                 ("MANGA_OPENSEARCH_ENDPOINT", &self.opensearch_endpoint),
                 ("MANGA_SAGEMAKER_ENDPOINT", &self.sagemaker_endpoint),
             ];

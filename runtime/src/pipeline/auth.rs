@@ -166,7 +166,8 @@ impl Authenticator {
             AuthMode::Hs256 => {
                 let secret = cfg
                     .jwt_secret
-                    .as_deref()
+                    .as_ref()
+                    .map(crate::config::Secret::expose)
                     .ok_or_else(|| AuthSetupError::Config("MANGA_JWT_SECRET missing".into()))?;
                 Ok(Authenticator::hs256(secret.as_bytes(), iss, aud))
             }

@@ -209,3 +209,26 @@ fn readme_documents_every_environment_variable() {
         );
     }
 }
+
+#[test]
+fn secrets_never_appear_in_debug_output() {
+    let c = crate::support::config(&[
+        "--auth",
+        "hs256",
+        "--jwt-secret",
+        "s3cr3t-jwt",
+        "--openai-api-key",
+        "sk-topsecret",
+        "--redis-url",
+        "rediss://user:p4ssw0rd@cache:6379",
+    ]);
+    let shown = format!("{c:?}");
+    for secret in ["s3cr3t-jwt", "sk-topsecret", "p4ssw0rd"] {
+        assert!(!shown.contains(secret), "{secret} leaked: {shown}");
+    }
+    assert!(shown.contains("Secret(***)"));
+    assert_eq!(
+        c.jwt_secret.as_ref().map(|s| s.expose()),
+        Some("s3cr3t-jwt")
+    );
+}
