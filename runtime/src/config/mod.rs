@@ -80,7 +80,8 @@ pub fn env_var_names() -> Vec<String> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AuthMode {
-    /// No authentication (development only; refused with `MANGA_ENVIRONMENT=prod`).
+    /// No authentication (development only: refused with `MANGA_ENVIRONMENT=prod`, and
+    /// unless bound to a loopback address).
     Off,
     /// JWT signed with a shared secret (`MANGA_JWT_SECRET`).
     Hs256,
@@ -378,6 +379,20 @@ impl Config {
         let bad = |m: &str| Err(ConfigError::Invalid(m.to_string()));
         if self.is_production() && self.auth == AuthMode::Off {
             return bad("MANGA_AUTH=off is refused with MANGA_ENVIRONMENT=prod");
+        }
+        // Without authentication anyone who reaches the port is every
+        // customer: only a loopback listener may run that way.
+        if self.auth == AuthMode::Off && !self.bind.is_loopback() {
+            return bad("MANGA_AUTH=off is refused unless MANGA_BIND is a loopback address (127.0.0.1 or ::1)");
+        }
+        // Outside dev a token must be this store's: any client of the same
+        // identity provider could otherwise sign in as any customer.
+        if self.auth != AuthMode::Off
+            && self.environment != "dev"
+            && (self.jwt_issuer.as_deref().is_none_or(str::is_empty)
+                || self.jwt_audience.as_deref().is_none_or(str::is_empty))
+        {
+            return bad("MANGA_JWT_ISSUER and MANGA_JWT_AUDIENCE are required outside MANGA_ENVIRONMENT=dev");
         }
         if self.auth == AuthMode::Hs256 && self.jwt_secret.as_ref().is_none_or(Secret::is_empty) {
             return bad("MANGA_AUTH=hs256 needs MANGA_JWT_SECRET");

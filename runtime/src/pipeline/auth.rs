@@ -289,6 +289,9 @@ async fn fetch_jwks(url: &str) -> Result<String, AuthSetupError> {
 fn validation(alg: Algorithm, issuer: Option<&str>, audience: Option<&str>) -> Validation {
     let mut v = Validation::new(alg);
     v.leeway = 5;
+    // A token not yet valid is refused (jsonwebtoken does not check `nbf`
+    // unless told to).
+    v.validate_nbf = true;
     v.set_required_spec_claims(&["exp", "sub"]);
     if let Some(iss) = issuer {
         v.set_issuer(&[iss]);

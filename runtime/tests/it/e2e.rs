@@ -286,15 +286,74 @@ async fn prod_environment_refuses_auth_off() {
         err.to_string().contains("MANGA_AUTH=off is refused"),
         "{err}"
     );
+    // Outside dev a token must be this store's: issuer and audience required.
+    let err = manga_runtime::config::Config::from_args(&[
+        "--environment",
+        "prod",
+        "--auth",
+        "hs256",
+        "--jwt-secret",
+        "x",
+    ])
+    .expect_err("refused without iss/aud");
+    assert!(
+        err.to_string()
+            .contains("MANGA_JWT_ISSUER and MANGA_JWT_AUDIENCE are required"),
+        "{err}"
+    );
     assert!(manga_runtime::config::Config::from_args(&[
         "--environment",
         "prod",
         "--auth",
         "hs256",
         "--jwt-secret",
-        "x"
+        "x",
+        "--jwt-issuer",
+        "https://auth.example/",
+        "--jwt-audience",
+        "chat",
     ])
     .is_ok());
+    // Auth off only on loopback, in any environment.
+    let err = manga_runtime::config::Config::from_args(&["--bind", "0.0.0.0"])
+        .expect_err("auth off on every interface");
+    assert!(
+        err.to_string().contains("unless MANGA_BIND is a loopback"),
+        "{err}"
+    );
+    assert!(manga_runtime::config::Config::from_args(&["--bind", "::1"]).is_ok());
+}
+
+/// `nbf` in the future: refused like a bad token, accepted once reached.
+#[tokio::test]
+async fn a_token_not_yet_valid_is_refused() {
+    #[derive(serde::Serialize)]
+    struct Claims {
+        sub: &'static str,
+        exp: u64,
+        nbf: u64,
+    }
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs();
+    let s = TestServer::start(builder(&["--auth", "hs256", "--jwt-secret", "test-secret"])).await;
+    let sign = |nbf: u64| {
+        encode(
+            &Header::default(),
+            &Claims {
+                sub: "alice",
+                exp: now + 600,
+                nbf,
+            },
+            &EncodingKey::from_secret(b"test-secret"),
+        )
+        .expect("encode jwt")
+    };
+    let mut c = Client::connect(&s.ws_url("/v1/chat"), Some(&sign(now + 300))).await;
+    assert_eq!(c.next().await.expect("error frame")["code"], "unauthorized");
+    let mut c = Client::connect(&s.ws_url("/v1/chat"), Some(&sign(now - 10))).await;
+    assert_eq!(c.ask("s", "hello").await.last()["type"], "done");
 }
 
 #[tokio::test]

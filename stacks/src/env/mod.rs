@@ -179,6 +179,10 @@ pub struct Protection {
 #[derive(Debug, Clone, Serialize)]
 pub struct Auth {
     pub jwks_url: String,
+    /// The `iss` every token must carry (the runtime's MANGA_JWT_ISSUER).
+    pub issuer: String,
+    /// The `aud` every token must carry: this store's client (MANGA_JWT_AUDIENCE).
+    pub audience: String,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -82,6 +82,8 @@ pub struct RawLlm {
 #[serde(deny_unknown_fields)]
 pub struct RawAuth {
     pub jwks_url: S<String>,
+    pub issuer: S<String>,
+    pub audience: S<String>,
 }
 
 #[derive(Debug, Deserialize)]

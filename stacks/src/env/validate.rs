@@ -356,6 +356,13 @@ pub(super) fn validate(
             "https://",
             "an HTTPS URL of the identity provider's JWKS",
         ),
+        issuer: c.prefixed(
+            &raw.auth.value.issuer,
+            "auth.issuer",
+            "https://",
+            "the identity provider's issuer URL (the tokens' `iss`)",
+        ),
+        audience: c.non_empty(&raw.auth.value.audience, "auth.audience"),
     };
 
     let im = &raw.intent_model.value;

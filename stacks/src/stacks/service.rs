@@ -47,6 +47,8 @@ pub fn container_environment(i: &Inputs<'_>, t: &mut Template) -> Vec<NameValue>
         NameValue::new("MANGA_EMF", "true"),
         NameValue::new("MANGA_AUTH", "rs256"),
         NameValue::new("MANGA_JWKS_URL", i.env.auth.jwks_url.as_str()),
+        NameValue::new("MANGA_JWT_ISSUER", i.env.auth.issuer.as_str()),
+        NameValue::new("MANGA_JWT_AUDIENCE", i.env.auth.audience.as_str()),
         NameValue::new(
             "MANGA_PING_INTERVAL_SECS",
             i.sizing.timeouts.websocket_ping_interval_s.to_string(),
