@@ -90,6 +90,7 @@ pub struct Args {
     #[arg(long)]
     pub wait: bool,
 
+    /// How long --wait waits: `90s`, `10m`.
     #[arg(long, default_value = "10m", value_parser = parse_duration, value_name = "DURATION")]
     pub wait_timeout: Duration,
 
