@@ -901,25 +901,7 @@ pub fn render_text(r: &DriftReport) -> String {
                     .unwrap_or_default()
             );
             for i in &s.capacity {
-                let mark = match i.status {
-                    ItemStatus::InSync => "ok ",
-                    ItemStatus::Drifted => "!  ",
-                    ItemStatus::Acknowledged => "ack",
-                    ItemStatus::Ignored => "ign",
-                    ItemStatus::Unchecked => "?  ",
-                };
-                let _ = writeln!(
-                    out,
-                    "    {mark} {}{}: live {}, allowed {}{}",
-                    i.logical_id,
-                    i.property,
-                    i.actual.as_deref().unwrap_or("unknown"),
-                    i.allowed,
-                    i.note
-                        .as_deref()
-                        .map(|n| format!(" ({n})"))
-                        .unwrap_or_default()
-                );
+                let _ = writeln!(out, "    {}", i.line());
             }
         }
     }

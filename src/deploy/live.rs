@@ -153,6 +153,29 @@ pub struct CapacityItem {
 }
 
 impl CapacityItem {
+    /// The item as drift and status print it:
+    /// `ok  Service/DesiredCount: live 2, allowed 1..3 (note)`.
+    pub fn line(&self) -> String {
+        let mark = match self.status {
+            ItemStatus::InSync => "ok ",
+            ItemStatus::Drifted => "!  ",
+            ItemStatus::Acknowledged => "ack",
+            ItemStatus::Ignored => "ign",
+            ItemStatus::Unchecked => "?  ",
+        };
+        format!(
+            "{mark} {}{}: live {}, allowed {}{}",
+            self.logical_id,
+            self.property,
+            self.actual.as_deref().unwrap_or("unknown"),
+            self.allowed,
+            self.note
+                .as_deref()
+                .map(|n| format!(" ({n})"))
+                .unwrap_or_default()
+        )
+    }
+
     fn compare(
         component: Component,
         logical_id: &str,

@@ -316,25 +316,7 @@ pub fn render_text(r: &StatusReport) -> String {
             let _ = writeln!(out, "  autoscaling: {a}");
         }
         for i in &c.items {
-            let mark = match i.status {
-                ItemStatus::InSync => "ok ",
-                ItemStatus::Drifted => "!  ",
-                ItemStatus::Acknowledged => "ack",
-                ItemStatus::Ignored => "ign",
-                ItemStatus::Unchecked => "?  ",
-            };
-            let _ = writeln!(
-                out,
-                "  {mark} {}{}: live {}, allowed {}{}",
-                i.logical_id,
-                i.property,
-                i.actual.as_deref().unwrap_or("unknown"),
-                i.allowed,
-                i.note
-                    .as_deref()
-                    .map(|n| format!(" ({n})"))
-                    .unwrap_or_default()
-            );
+            let _ = writeln!(out, "  {}", i.line());
         }
         for rec in &c.records {
             let _ = writeln!(
