@@ -60,6 +60,13 @@ impl Live {
     }
 }
 
+/// `drift` of `r` against `fake`, with live capacity exactly as rendered.
+async fn check(fake: &FakeCloudFormation, r: &Rendered, o: &DriftOptions) -> drift::DriftReport {
+    drift::drift(fake, Live::as_rendered(r, fake).readers(), r, o)
+        .await
+        .expect("drift")
+}
+
 fn drift_opts(allow_unchecked: bool) -> DriftOptions {
     DriftOptions {
         only: None,
@@ -105,14 +112,7 @@ fn drifts(entries: &[(&str, &str, &str)]) -> Vec<ResourceDrift> {
 async fn a_clean_environment_is_in_sync_and_unsupported_types_are_unchecked() {
     let r = rendered("dev");
     let fake = deployed(&r).await;
-    let report = drift::drift(
-        &fake,
-        Live::as_rendered(&r, &fake).readers(),
-        &r,
-        &drift_opts(false),
-    )
-    .await
-    .expect("drift");
+    let report = check(&fake, &r, &drift_opts(false)).await;
     // The fake checks every resource by default: nothing unchecked.
     assert_eq!(
         Outcome::from(&report).code(),
@@ -136,14 +136,7 @@ async fn a_clean_environment_is_in_sync_and_unsupported_types_are_unchecked() {
             "IN_SYNC",
         )])),
     );
-    let report = drift::drift(
-        &fake,
-        Live::as_rendered(&r, &fake).readers(),
-        &r,
-        &drift_opts(false),
-    )
-    .await
-    .expect("drift");
+    let report = check(&fake, &r, &drift_opts(false)).await;
     assert_eq!(
         Outcome::from(&report).code(),
         3,
@@ -165,14 +158,7 @@ async fn a_clean_environment_is_in_sync_and_unsupported_types_are_unchecked() {
         .unchecked
         .iter()
         .any(|u| u.logical_id == "ConversationTable"));
-    let allowed = drift::drift(
-        &fake,
-        Live::as_rendered(&r, &fake).readers(),
-        &r,
-        &drift_opts(true),
-    )
-    .await
-    .expect("drift");
+    let allowed = check(&fake, &r, &drift_opts(true)).await;
     assert_eq!(Outcome::from(&allowed).code(), 0);
 }
 
@@ -190,14 +176,7 @@ async fn modified_and_deleted_resources_are_drift_not_checked_ones_are_not() {
             ("DaxParameterGroup", "AWS::DAX::ParameterGroup", "IN_SYNC"),
         ])),
     );
-    let report = drift::drift(
-        &fake,
-        Live::as_rendered(&r, &fake).readers(),
-        &r,
-        &drift_opts(true),
-    )
-    .await
-    .expect("drift");
+    let report = check(&fake, &r, &drift_opts(true)).await;
     assert_eq!(Outcome::from(&report).code(), 2);
     let m = report
         .stacks
@@ -237,9 +216,7 @@ async fn modified_and_deleted_resources_are_drift_not_checked_ones_are_not() {
     };
     let mut o = drift_opts(true);
     o.accepted = vec![accept("2026-12-01")];
-    let r1 = drift::drift(&fake, Live::as_rendered(&r, &fake).readers(), &r, &o)
-        .await
-        .expect("drift");
+    let r1 = check(&fake, &r, &o).await;
     assert_eq!(r1.summary.resources_drifted, 1, "only DaxRole is left");
     assert_eq!(r1.summary.ignored, 1);
     let t1 = drift::render_text(&r1);
@@ -248,9 +225,7 @@ async fn modified_and_deleted_resources_are_drift_not_checked_ones_are_not() {
         "{t1}"
     );
     o.accepted = vec![accept("2026-11-30")];
-    let r2 = drift::drift(&fake, Live::as_rendered(&r, &fake).readers(), &r, &o)
-        .await
-        .expect("drift");
+    let r2 = check(&fake, &r, &o).await;
     assert_eq!(r2.summary.resources_drifted, 2);
     assert_eq!(r2.summary.ignored, 0);
     assert!(drift::render_text(&r2)
@@ -304,9 +279,7 @@ async fn a_scale_record_acknowledges_the_change_until_it_expires() {
     .expect("record");
     let mut o = drift_opts(true);
     o.scale_records = vec![record.clone()];
-    let report = drift::drift(&fake, Live::as_rendered(&r, &fake).readers(), &r, &o)
-        .await
-        .expect("drift");
+    let report = check(&fake, &r, &o).await;
     assert_eq!(
         Outcome::from(&report).code(),
         0,
@@ -318,9 +291,7 @@ async fn a_scale_record_acknowledges_the_change_until_it_expires() {
         "acknowledged: memory/DaxCluster/ReplicationFactor = 5, scaled by alice at 2026-12-01T03:12:00Z (read spike (INC-7)), until 2026-12-08"
     ));
     o.today = "2026-12-09".into();
-    let later = drift::drift(&fake, Live::as_rendered(&r, &fake).readers(), &r, &o)
-        .await
-        .expect("drift");
+    let later = check(&fake, &r, &o).await;
     assert_eq!(
         Outcome::from(&later).code(),
         2,
@@ -347,9 +318,7 @@ async fn a_failed_or_unfinished_detection_makes_the_run_incomplete_not_clean() {
     fake.script_drift(&name(&r, StackId::Search), DriftScript::NeverFinishes);
     let mut o = drift_opts(true);
     o.timeout = Duration::from_secs(30);
-    let report = drift::drift(&fake, Live::as_rendered(&r, &fake).readers(), &r, &o)
-        .await
-        .expect("drift");
+    let report = check(&fake, &r, &o).await;
     // Incomplete even with --allow-unchecked: those checks did not run.
     assert_eq!(report.summary.incomplete, ["cache", "search"]);
     assert_eq!(
@@ -436,14 +405,7 @@ async fn a_template_edited_outside_mangactl_a_missing_stack_and_an_orphan_are_dr
         termination_protection: false,
         events: vec![],
     });
-    let report = drift::drift(
-        &fresh,
-        Live::as_rendered(&r, &fresh).readers(),
-        &r,
-        &drift_opts(true),
-    )
-    .await
-    .expect("drift");
+    let report = check(&fresh, &r, &drift_opts(true)).await;
     assert_eq!(Outcome::from(&report).code(), 2);
     assert_eq!(report.orphans, ["mangaassist-dev-legacy"]);
     assert_eq!(report.summary.missing, 1);
