@@ -88,19 +88,21 @@ fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         ])?;
         let app = AppBuilder::new(config).build().await?;
         let pipeline = app.state.pipeline.clone();
-        let (tx, mut rx) = tokio::sync::mpsc::channel(1024);
-        let drain = tokio::spawn(async move { while rx.recv().await.is_some() {} });
+        let (tx, rx) = tokio::sync::mpsc::channel(1024);
+        // The in-process writer: answers the barrier before each `done`.
+        let drain = tokio::spawn(manga_runtime::protocol::collect(rx));
+        let tx = manga_runtime::pipeline::Outbox::new(tx);
         let mut all = Vec::new();
         let mut per_query: Vec<Vec<Duration>> = vec![Vec::new(); QUERIES.len()];
         let rounds = 300;
         for round in 0..rounds + 20 {
             for (qi, q) in QUERIES.iter().enumerate() {
-                let req = Request {
-                    message_id: format!("b{round}-{qi}"),
-                    session_id: format!("bench-{}", round % 50),
-                    text: (*q).to_string(),
-                    principal: Principal::anonymous("bench"),
-                };
+                let req = Request::new(
+                    format!("b{round}-{qi}"),
+                    format!("bench-{}", round % 50),
+                    *q,
+                    Principal::anonymous("bench"),
+                );
                 let t = Instant::now();
                 pipeline.handle(req, &tx).await;
                 let d = t.elapsed();

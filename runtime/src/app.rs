@@ -19,13 +19,17 @@ use crate::backends::{IntentModel, Llm, ResponseCache, Retriever, Services, Sess
 use crate::config::{BackendFamily, Config, LlmBackend};
 use crate::data::DataSet;
 use crate::emf::EmfSink;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, Stage};
 use crate::pipeline::auth::{Authenticator, RateLimiter};
 use crate::pipeline::{Backends, Pipeline, Settings};
 use crate::server::{AppState, Limits};
 use sizing::LatencyBudgets;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tokio::sync::Semaphore;
+
+/// The default stream cap, in multiples of the `streaming` budget.
+const STREAM_CAP_FACTOR: u32 = 4;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
@@ -300,7 +304,16 @@ impl AppBuilder {
         let settings = Settings {
             history_turns: cfg.history_turns,
             rules_confidence: cfg.rules_confidence,
-            stream_max: Duration::from_secs(cfg.stream_max_secs.max(1)),
+            // The `streaming` budget is a p95 of first to last token; an answer
+            // four times longer is a runaway, and it holds a stream permit.
+            stream_max: cfg
+                .stream_max_secs
+                .map_or(Stage::Streaming.budget(&budgets) * STREAM_CAP_FACTOR, |s| {
+                    Duration::from_secs(s.max(1))
+                }),
+            save_timeout: Duration::from_millis(cfg.save_timeout_ms.max(1)),
+            llm_streams: Arc::new(Semaphore::new(cfg.max_llm_streams.max(1))),
+            model_calls: Arc::new(Semaphore::new(cfg.max_model_calls.max(1))),
         };
         // Enough buckets for every connected user; older idle buckets are evicted first.
         let limiter = RateLimiter::new(
@@ -323,6 +336,7 @@ impl AppBuilder {
             max_frame_bytes: cfg.max_frame_bytes,
             max_sessions_per_connection: cfg.max_sessions_per_connection,
             max_connections: cfg.max_connections,
+            max_connections_per_user: cfg.max_connections_per_user.max(1),
             ping_interval: Duration::from_secs(cfg.ping_interval_secs),
             drain_timeout: Duration::from_secs(cfg.drain_timeout_secs),
         };

@@ -4,6 +4,14 @@
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Microseconds since the Unix epoch (0 before it).
+pub fn epoch_micros(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
 
 /// What the customer wants. The first eight are the set the issue requires; the tier
 /// mapping in [`Intent::tier`] decides how expensive the answer may be.
@@ -236,6 +244,15 @@ pub enum ToolResult {
 /// One remembered exchange of a conversation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Turn {
+    /// The message id the turn answered: unique per message across tasks, so
+    /// a store that sees the same id twice (a retried write) keeps one turn.
+    #[serde(default)]
+    pub id: String,
+    /// When the message was received, in microseconds since the Unix epoch
+    /// (0 = unknown): the DynamoDB store's sort key, so a retried save
+    /// writes the same item.
+    #[serde(default)]
+    pub at_us: u64,
     pub user: String,
     pub assistant: String,
     pub intent: Intent,

@@ -12,6 +12,7 @@
 //! - [`domain`]: plain data types shared by all of the above;
 //! - [`metrics`]: per-stage histograms and budget-miss counters, rendered as Prometheus text;
 //! - [`emf`]: the same timings as CloudWatch Embedded Metric Format log lines (`MANGA_EMF`);
+//! - [`logs`]: rate-limited warnings for the hot path ([`warn_limited!`]);
 //! - [`data`]: the bundled catalog, FAQ and intent examples;
 //! - [`app`]: wiring configuration and backends into a servable application.
 
@@ -21,6 +22,7 @@ pub mod config;
 pub mod data;
 pub mod domain;
 pub mod emf;
+pub mod logs;
 pub mod metrics;
 pub mod pipeline;
 pub mod protocol;

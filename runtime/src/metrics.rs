@@ -32,6 +32,9 @@ pub enum Degradation {
     RetrievalSkipped,
     /// LLM produced no first token in time (or failed before it): fallback answer.
     LlmFallback,
+    /// Every LLM stream permit of the task was taken until the first-token
+    /// deadline (`MANGA_MAX_LLM_STREAMS`): fallback answer, the model not asked.
+    LlmBusy,
     /// Guardrails redacted or removed part of the answer.
     GuardrailRedacted,
     /// The user message tripped the input guardrails (prompt injection, blocked topic).
@@ -52,13 +55,14 @@ impl Degradation {
 }
 
 impl Degradation {
-    pub const ALL: [Degradation; 9] = [
+    pub const ALL: [Degradation; 10] = [
         Degradation::MemorySkipped,
         Degradation::IntentModelSkipped,
         Degradation::CacheSkipped,
         Degradation::ServicesPartial,
         Degradation::RetrievalSkipped,
         Degradation::LlmFallback,
+        Degradation::LlmBusy,
         Degradation::GuardrailRedacted,
         Degradation::InputBlocked,
         Degradation::SaveSkipped,
@@ -72,6 +76,7 @@ impl Degradation {
             Degradation::ServicesPartial => "services_partial",
             Degradation::RetrievalSkipped => "retrieval_skipped",
             Degradation::LlmFallback => "llm_fallback",
+            Degradation::LlmBusy => "llm_busy",
             Degradation::GuardrailRedacted => "guardrail_redacted",
             Degradation::InputBlocked => "input_blocked",
             Degradation::SaveSkipped => "save_skipped",

@@ -113,11 +113,15 @@ pub enum ErrorCode {
     LlmError,
     /// The server is draining; reconnect (another task will answer).
     ShuttingDown,
+    /// The upgrade was refused (HTTP 429): the user already holds
+    /// `MANGA_MAX_CONNECTIONS_PER_USER` connections on this task. Counted on
+    /// `/metrics`; never sent as a frame.
+    ConnectionLimit,
     Internal,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 12] = [
+    pub const ALL: [ErrorCode; 13] = [
         ErrorCode::BadRequest,
         ErrorCode::MessageTooLarge,
         ErrorCode::Unauthorized,
@@ -129,6 +133,7 @@ impl ErrorCode {
         ErrorCode::StreamTimeout,
         ErrorCode::LlmError,
         ErrorCode::ShuttingDown,
+        ErrorCode::ConnectionLimit,
         ErrorCode::Internal,
     ];
 
@@ -145,6 +150,7 @@ impl ErrorCode {
             ErrorCode::StreamTimeout => "stream_timeout",
             ErrorCode::LlmError => "llm_error",
             ErrorCode::ShuttingDown => "shutting_down",
+            ErrorCode::ConnectionLimit => "connection_limit",
             ErrorCode::Internal => "internal",
         }
     }
@@ -163,12 +169,100 @@ pub fn valid_session_id(id: &str) -> bool {
 }
 
 /// What a connection's writer task sends: frames in order, then possibly a close.
-#[derive(Debug, Clone, PartialEq)]
+///
+/// The writer ([`crate::server`]'s socket writer, or [`collect`] in-process)
+/// also keeps the customer's clock: it stamps the [`WriteClock`] of the
+/// message being answered each time token frames reach the socket, and
+/// answers a [`Outbound::Barrier`] once everything queued before it is
+/// written, so `first_token` and `stream_jitter` are timed from message
+/// receipt to frame written rather than at the upstream model.
+#[derive(Debug)]
 pub enum Outbound {
     Frame(ServerFrame),
+    /// From now on, token frames belong to the message this clock times.
+    Track(std::sync::Arc<WriteClock>),
+    /// Answered once every frame queued before it has been written and flushed.
+    Barrier(tokio::sync::oneshot::Sender<()>),
     /// Close the WebSocket with this code (1000 normal, 1001 going away, 1008 policy).
     Close {
         code: u16,
         reason: &'static str,
     },
+}
+
+/// When one message's token frames reached the socket, in nanoseconds since
+/// the message was received (0 = not yet). Written by the connection's
+/// writer, read by the pipeline after a [`Outbound::Barrier`]; atomics so
+/// neither waits on the other.
+#[derive(Debug)]
+pub struct WriteClock {
+    received: tokio::time::Instant,
+    first_ns: std::sync::atomic::AtomicU64,
+    last_ns: std::sync::atomic::AtomicU64,
+    max_gap_ns: std::sync::atomic::AtomicU64,
+}
+
+impl WriteClock {
+    pub fn new(received: tokio::time::Instant) -> WriteClock {
+        WriteClock {
+            received,
+            first_ns: Default::default(),
+            last_ns: Default::default(),
+            max_gap_ns: Default::default(),
+        }
+    }
+
+    /// Token frames of this message were just written (one call per flush).
+    pub fn written(&self, now: tokio::time::Instant) {
+        use std::sync::atomic::Ordering::Relaxed;
+        // At least 1 ns, so a write in the instant of receipt (paused test
+        // time) still counts as written.
+        let ns = u64::try_from(now.saturating_duration_since(self.received).as_nanos())
+            .unwrap_or(u64::MAX)
+            .max(1);
+        if self.first_ns.load(Relaxed) == 0 {
+            self.first_ns.store(ns, Relaxed);
+        } else {
+            let gap = ns.saturating_sub(self.last_ns.load(Relaxed));
+            self.max_gap_ns.fetch_max(gap, Relaxed);
+        }
+        self.last_ns.store(ns, Relaxed);
+    }
+
+    /// Receipt to the first token frame on the socket, if one was written.
+    pub fn first_token(&self) -> Option<std::time::Duration> {
+        match self.first_ns.load(std::sync::atomic::Ordering::Relaxed) {
+            0 => None,
+            ns => Some(std::time::Duration::from_nanos(ns)),
+        }
+    }
+
+    /// The longest gap between two consecutive token writes.
+    pub fn max_gap(&self) -> std::time::Duration {
+        std::time::Duration::from_nanos(self.max_gap_ns.load(std::sync::atomic::Ordering::Relaxed))
+    }
+}
+
+/// An in-process writer for tests and benchmarks: takes frames until every
+/// sender is dropped, stamping clocks and answering barriers as the socket
+/// writer does, and returns the frames.
+pub async fn collect(mut rx: tokio::sync::mpsc::Receiver<Outbound>) -> Vec<ServerFrame> {
+    let mut frames = Vec::new();
+    let mut clock: Option<std::sync::Arc<WriteClock>> = None;
+    while let Some(o) = rx.recv().await {
+        match o {
+            Outbound::Frame(f) => {
+                if let (ServerFrame::Token { .. }, Some(c)) = (&f, &clock) {
+                    c.written(tokio::time::Instant::now());
+                }
+                frames.push(f);
+            }
+            Outbound::Track(c) => clock = Some(c),
+            Outbound::Barrier(done) => {
+                let _ = done.send(());
+            }
+            Outbound::Close { .. } => {}
+        }
+    }
+    frames
 }

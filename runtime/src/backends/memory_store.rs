@@ -80,6 +80,10 @@ impl SessionStore for LruSessionStore {
             entry.turns.clear();
         }
         entry.touched = now;
+        // A retried save of the same message keeps one turn.
+        if !turn.id.is_empty() && entry.turns.iter().any(|t| t.id == turn.id) {
+            return Ok(());
+        }
         entry.turns.push_back(turn);
         while entry.turns.len() > self.max_turns_kept {
             entry.turns.pop_front();
@@ -95,6 +99,8 @@ mod tests {
 
     fn turn(n: usize) -> Turn {
         Turn {
+            id: format!("t{n}"),
+            at_us: 0,
             user: format!("q{n}"),
             assistant: format!("a{n}"),
             intent: Intent::Greeting,
@@ -120,6 +126,22 @@ mod tests {
         assert!(s.load("b", 5).await.expect("load").is_empty());
         assert_eq!(s.load("a", 5).await.expect("load").len(), 3);
         assert_eq!(s.len(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_retried_append_keeps_one_turn() {
+        let s = LruSessionStore::new(4, Duration::from_secs(60), 10);
+        s.append("a", turn(1)).await.expect("append");
+        s.append("a", turn(1)).await.expect("retried append");
+        s.append("a", turn(2)).await.expect("append");
+        let ids: Vec<String> = s
+            .load("a", 10)
+            .await
+            .expect("load")
+            .into_iter()
+            .map(|t| t.id)
+            .collect();
+        assert_eq!(ids, ["t1", "t2"]);
     }
 
     #[tokio::test]

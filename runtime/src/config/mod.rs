@@ -226,6 +226,10 @@ pub struct Config {
     /// Concurrent WebSocket connections per process; more get HTTP 503.
     #[arg(long, env = "MANGA_MAX_CONNECTIONS", default_value_t = 10000)]
     pub max_connections: usize,
+    /// Concurrent WebSocket connections per user (token subject, or client
+    /// address with auth off) per process; more get HTTP 429.
+    #[arg(long, env = "MANGA_MAX_CONNECTIONS_PER_USER", default_value_t = 8)]
+    pub max_connections_per_user: usize,
     /// Server WebSocket ping interval; keep it below the ALB idle timeout.
     #[arg(long, env = "MANGA_PING_INTERVAL_SECS", default_value_t = 20)]
     pub ping_interval_secs: u64,
@@ -282,9 +286,22 @@ pub struct Config {
     /// tens of ms make the stream visible in a demo).
     #[arg(long, env = "MANGA_WORD_DELAY_MS", default_value_t = 0)]
     pub word_delay_ms: u64,
-    /// Hard cap on one streamed answer; longer streams end with `stream_timeout`.
-    #[arg(long, env = "MANGA_STREAM_MAX_SECS", default_value_t = 30)]
-    pub stream_max_secs: u64,
+    /// Hard cap on one streamed answer; longer streams end with `stream_timeout`
+    /// [default: 4 × the `streaming` budget].
+    #[arg(long, env = "MANGA_STREAM_MAX_SECS")]
+    pub stream_max_secs: Option<u64>,
+    /// Deadline of one turn save (the session store write before `done`).
+    #[arg(long, env = "MANGA_SAVE_TIMEOUT_MS", default_value_t = 1000)]
+    pub save_timeout_ms: u64,
+    /// LLM streams this process relays at once; a message that gets no permit
+    /// before its first-token deadline is answered with the fallback (`llm_busy`).
+    /// The task definition sets sizing's `max_streams_per_task`.
+    #[arg(long, env = "MANGA_MAX_LLM_STREAMS", default_value_t = 250)]
+    pub max_llm_streams: usize,
+    /// Intent-model calls in flight at once; beyond it (until the `intent_ml`
+    /// deadline) the rules' best guess is used (`intent_model_skipped`).
+    #[arg(long, env = "MANGA_MAX_MODEL_CALLS", default_value_t = 64)]
+    pub max_model_calls: usize,
     /// Per-message stage timings as CloudWatch Embedded Metric Format lines on stdout
     /// (namespace MangaAssist, metrics StageLatency and BudgetMiss, dimensions
     /// Environment and Stage); the ECS awslogs driver ships them to CloudWatch.

@@ -3,7 +3,14 @@
 //! [`Authenticator`] verifies the JWT once per WebSocket connection (HS256 with a shared
 //! secret, or RS256 against a JWKS); [`crate::server`] calls it at upgrade time because
 //! browsers cannot set headers on WebSocket requests, so the token may come in the
-//! `Authorization` header or the `token` query parameter. Per message, [`admit`] checks
+//! `Authorization` header or the `token` query parameter.
+//!
+//! JWKS: fetched at start, refreshed every `MANGA_JWKS_REFRESH_SECS`, and refetched at
+//! once when a token names a `kid` the set does not have (the provider rotated keys
+//! since the last refresh) — at most once per [`REFETCH_INTERVAL`], one fetch at a
+//! time, so tokens with made-up `kid`s cannot turn into a flood of fetches. Keys the
+//! set holds that cannot verify RS256 tokens (another algorithm, `use: enc`, a
+//! malformed entry) are skipped; the set fails only when no usable key is left. Per message, [`admit`] checks
 //! that the token has not expired since and takes one token from the user's
 //! [`RateLimiter`] bucket.
 
@@ -11,7 +18,7 @@ use super::Run;
 use crate::config::{AuthMode, Config};
 use crate::metrics::Stage;
 use crate::protocol::ErrorCode;
-use jsonwebtoken::jwk::JwkSet;
+use jsonwebtoken::jwk::{AlgorithmParameters, Jwk, KeyAlgorithm, PublicKeyUse};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use lru::LruCache;
 use serde::Deserialize;
@@ -104,6 +111,22 @@ pub struct Authenticator {
     mode: AuthMode,
     keys: Keys,
     validation: Validation,
+    /// Where the JWKS comes from, for refetches on an unknown `kid`.
+    jwks_url: Option<String>,
+    refetch: RefetchGate,
+}
+
+/// The shortest time between two refetches of the JWKS for unknown `kid`s.
+pub const REFETCH_INTERVAL: Duration = Duration::from_secs(30);
+/// A refetch happens on the upgrade path, so it gets less time than the start-up fetch.
+const REFETCH_TIMEOUT: Duration = Duration::from_secs(3);
+const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Single-flight and rate limit of JWKS refetches.
+#[derive(Default)]
+struct RefetchGate {
+    one_at_a_time: tokio::sync::Mutex<()>,
+    last: Mutex<Option<Instant>>,
 }
 
 impl std::fmt::Debug for Authenticator {
@@ -121,6 +144,8 @@ impl Authenticator {
             mode: AuthMode::Off,
             keys: Keys::None,
             validation: Validation::default(),
+            jwks_url: None,
+            refetch: RefetchGate::default(),
         }
     }
 
@@ -129,6 +154,8 @@ impl Authenticator {
             mode: AuthMode::Hs256,
             keys: Keys::Secret(DecodingKey::from_secret(secret)),
             validation: validation(Algorithm::HS256, issuer, audience),
+            jwks_url: None,
+            refetch: RefetchGate::default(),
         }
     }
 
@@ -142,7 +169,21 @@ impl Authenticator {
             mode: AuthMode::Rs256,
             keys: Keys::Jwks(Arc::new(RwLock::new(keys))),
             validation: validation(Algorithm::RS256, issuer, audience),
+            jwks_url: None,
+            refetch: RefetchGate::default(),
         })
+    }
+
+    /// RS256 with the JWKS fetched from `url` now, and again on an unknown `kid`.
+    pub async fn rs256_from_url(
+        url: &str,
+        issuer: Option<&str>,
+        audience: Option<&str>,
+    ) -> Result<Authenticator, AuthSetupError> {
+        let mut auth =
+            Authenticator::rs256(&fetch_jwks(url, FETCH_TIMEOUT).await?, issuer, audience)?;
+        auth.jwks_url = Some(url.to_string());
+        Ok(auth)
     }
 
     /// Replaces the RS256 key set (JWKS rotation); returns the number of keys. A JWKS
@@ -182,7 +223,7 @@ impl Authenticator {
                         "MANGA_JWKS_URL or MANGA_JWKS_FILE missing".into(),
                     ));
                 };
-                let auth = Authenticator::rs256(&fetch_jwks(&url).await?, iss, aud)?;
+                let auth = Authenticator::rs256_from_url(&url, iss, aud).await?;
                 if let (Keys::Jwks(set), true) = (&auth.keys, cfg.jwks_refresh_secs > 0) {
                     // Identity providers rotate keys; refetch periodically and keep the
                     // old set when a refresh fails.
@@ -194,7 +235,10 @@ impl Authenticator {
                         loop {
                             tick.tick().await;
                             let Some(set) = set.upgrade() else { return };
-                            match fetch_jwks(&url).await.and_then(|j| parse_jwks(&j)) {
+                            match fetch_jwks(&url, FETCH_TIMEOUT)
+                                .await
+                                .and_then(|j| parse_jwks(&j))
+                            {
                                 Ok(keys) => *set.write().unwrap_or_else(|p| p.into_inner()) = keys,
                                 Err(e) => {
                                     tracing::warn!(error = %e, "JWKS refresh failed; keeping the current keys")
@@ -213,7 +257,8 @@ impl Authenticator {
     }
 
     /// Verifies a connection's token. `peer` identifies anonymous callers in dev mode.
-    pub fn verify(&self, token: Option<&str>, peer: &str) -> Result<Principal, AuthError> {
+    /// Waits only when the token's `kid` is unknown and the JWKS is refetched.
+    pub async fn verify(&self, token: Option<&str>, peer: &str) -> Result<Principal, AuthError> {
         let key = match &self.keys {
             Keys::None => return Ok(Principal::anonymous(peer)),
             Keys::Secret(k) => {
@@ -227,17 +272,44 @@ impl Authenticator {
                 let kid = header
                     .kid
                     .ok_or_else(|| AuthError::Invalid("token has no kid".into()))?;
-                // Clone the key out so the lock is not held while verifying.
-                let key = keys
-                    .read()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .get(&kid)
-                    .cloned()
-                    .ok_or_else(|| AuthError::Invalid(format!("unknown kid {kid}")))?;
+                let key = match lookup(keys, &kid) {
+                    Some(k) => k,
+                    None => self.refetch_for(keys, &kid).await?,
+                };
                 (token, key)
             }
         };
         self.decode(key.0, &key.1)
+    }
+
+    /// Refetches the JWKS for a `kid` it lacks (rate-limited, single-flight).
+    async fn refetch_for(&self, keys: &KeySet, kid: &str) -> Result<DecodingKey, AuthError> {
+        let unknown = || AuthError::Invalid(format!("unknown kid {kid}"));
+        let Some(url) = &self.jwks_url else {
+            return Err(unknown());
+        };
+        let _one = self.refetch.one_at_a_time.lock().await;
+        // Another connection may have refetched while this one waited.
+        if let Some(k) = lookup(keys, kid) {
+            return Ok(k);
+        }
+        {
+            let mut last = self.refetch.last.lock().unwrap_or_else(|p| p.into_inner());
+            if last.is_some_and(|t| t.elapsed() < REFETCH_INTERVAL) {
+                return Err(unknown());
+            }
+            *last = Some(Instant::now());
+        }
+        match fetch_jwks(url, REFETCH_TIMEOUT)
+            .await
+            .and_then(|j| parse_jwks(&j))
+        {
+            Ok(fresh) => *keys.write().unwrap_or_else(|p| p.into_inner()) = fresh,
+            Err(e) => {
+                crate::warn_limited!(error = %e, kid, "JWKS refetch for an unknown kid failed; keeping the current keys")
+            }
+        }
+        lookup(keys, kid).ok_or_else(unknown)
     }
 
     fn decode(&self, token: &str, key: &DecodingKey) -> Result<Principal, AuthError> {
@@ -254,24 +326,75 @@ impl Authenticator {
     }
 }
 
+/// The key for `kid`, cloned out so the lock is not held while verifying.
+fn lookup(keys: &KeySet, kid: &str) -> Option<DecodingKey> {
+    keys.read()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(kid)
+        .cloned()
+}
+
+/// The RS256 signing keys of a JWKS by `kid`. Entries are read one by one,
+/// so one this library cannot read (an unknown `kty`, a malformed modulus)
+/// or that cannot verify RS256 signatures is skipped, not fatal.
 fn parse_jwks(json: &str) -> Result<HashMap<String, DecodingKey>, AuthSetupError> {
-    let set: JwkSet =
+    #[derive(Deserialize)]
+    struct RawSet {
+        keys: Vec<serde_json::Value>,
+    }
+    let set: RawSet =
         serde_json::from_str(json).map_err(|e| AuthSetupError::Jwks(e.to_string()))?;
     let mut keys = HashMap::new();
-    for jwk in &set.keys {
+    let mut skipped = Vec::new();
+    for (i, raw) in set.keys.into_iter().enumerate() {
+        let jwk: Jwk = match serde_json::from_value(raw) {
+            Ok(j) => j,
+            Err(e) => {
+                skipped.push(format!("key {i}: {e}"));
+                continue;
+            }
+        };
         let Some(kid) = jwk.common.key_id.clone() else {
+            skipped.push(format!("key {i}: no kid"));
             continue;
         };
-        let key = DecodingKey::from_jwk(jwk).map_err(|e| AuthSetupError::Jwks(e.to_string()))?;
-        keys.insert(kid, key);
+        if matches!(jwk.common.public_key_use, Some(PublicKeyUse::Encryption)) {
+            skipped.push(format!("{kid}: use enc"));
+            continue;
+        }
+        if jwk
+            .common
+            .key_algorithm
+            .is_some_and(|a| a != KeyAlgorithm::RS256)
+            || !matches!(jwk.algorithm, AlgorithmParameters::RSA(_))
+        {
+            skipped.push(format!("{kid}: not an RS256 key"));
+            continue;
+        }
+        match DecodingKey::from_jwk(&jwk) {
+            Ok(key) => {
+                keys.insert(kid, key);
+            }
+            Err(e) => skipped.push(format!("{kid}: {e}")),
+        }
+    }
+    if !skipped.is_empty() {
+        tracing::warn!(skipped = skipped.join("; "), "JWKS keys skipped");
     }
     if keys.is_empty() {
-        return Err(AuthSetupError::Jwks("no keys with a kid".into()));
+        return Err(AuthSetupError::Jwks(format!(
+            "no usable RS256 key with a kid ({})",
+            if skipped.is_empty() {
+                "the set is empty".to_string()
+            } else {
+                skipped.join("; ")
+            }
+        )));
     }
     Ok(keys)
 }
 
-async fn fetch_jwks(url: &str) -> Result<String, AuthSetupError> {
+async fn fetch_jwks(url: &str, limit: Duration) -> Result<String, AuthSetupError> {
     let fetch = async {
         let resp = reqwest::get(url).await.map_err(|e| e.to_string())?;
         resp.error_for_status()
@@ -280,7 +403,7 @@ async fn fetch_jwks(url: &str) -> Result<String, AuthSetupError> {
             .await
             .map_err(|e| e.to_string())
     };
-    tokio::time::timeout(Duration::from_secs(10), fetch)
+    tokio::time::timeout(limit, fetch)
         .await
         .map_err(|_| AuthSetupError::Fetch(url.to_string(), "timed out".into()))?
         .map_err(|e| AuthSetupError::Fetch(url.to_string(), e))
@@ -292,14 +415,21 @@ fn validation(alg: Algorithm, issuer: Option<&str>, audience: Option<&str>) -> V
     // A token not yet valid is refused (jsonwebtoken does not check `nbf`
     // unless told to).
     v.validate_nbf = true;
-    v.set_required_spec_claims(&["exp", "sub"]);
+    // jsonwebtoken checks `iss` and `aud` only when the token has them: a
+    // configured claim must also be required, or a token without it passes.
+    let mut required = vec!["exp", "sub"];
     if let Some(iss) = issuer {
         v.set_issuer(&[iss]);
+        required.push("iss");
     }
     match audience {
-        Some(aud) => v.set_audience(&[aud]),
+        Some(aud) => {
+            v.set_audience(&[aud]);
+            required.push("aud");
+        }
         None => v.validate_aud = false,
     }
+    v.set_required_spec_claims(&required);
     v
 }
 
@@ -390,8 +520,8 @@ mod tests {
         assert!(l.check("u", t0 + Duration::from_millis(1100)).is_ok());
     }
 
-    #[test]
-    fn hs256_tokens_are_verified() {
+    #[tokio::test]
+    async fn hs256_tokens_are_verified() {
         use jsonwebtoken::{encode, EncodingKey, Header};
         #[derive(serde::Serialize)]
         struct C<'a> {
@@ -408,7 +538,7 @@ mod tests {
             &EncodingKey::from_secret(b"s3cret"),
         )
         .expect("encode");
-        let p = auth.verify(Some(&good), "peer").expect("valid token");
+        let p = auth.verify(Some(&good), "peer").await.expect("valid token");
         assert_eq!(p.subject, "user:alice");
         let wrong = encode(
             &Header::default(),
@@ -420,7 +550,7 @@ mod tests {
         )
         .expect("encode");
         assert!(matches!(
-            auth.verify(Some(&wrong), "peer"),
+            auth.verify(Some(&wrong), "peer").await,
             Err(AuthError::Invalid(_))
         ));
         let old = encode(
@@ -432,12 +562,105 @@ mod tests {
             &EncodingKey::from_secret(b"s3cret"),
         )
         .expect("encode");
-        assert_eq!(auth.verify(Some(&old), "peer"), Err(AuthError::Expired));
-        assert_eq!(auth.verify(None, "peer"), Err(AuthError::Missing));
+        assert_eq!(
+            auth.verify(Some(&old), "peer").await,
+            Err(AuthError::Expired)
+        );
+        assert_eq!(auth.verify(None, "peer").await, Err(AuthError::Missing));
+    }
+
+    #[tokio::test]
+    async fn issuer_and_audience_must_match_when_configured() {
+        use jsonwebtoken::{encode, EncodingKey, Header};
+        let auth = Authenticator::hs256(b"k", Some("https://auth.example/"), Some("chat"));
+        let sign = |claims: serde_json::Value| {
+            encode(&Header::default(), &claims, &EncodingKey::from_secret(b"k")).expect("encode")
+        };
+        let exp = unix_now() + 600;
+        let cases = [
+            (
+                serde_json::json!({"sub": "a", "exp": exp}),
+                false,
+                "no iss, no aud",
+            ),
+            (
+                serde_json::json!({"sub": "a", "exp": exp, "aud": "chat"}),
+                false,
+                "no iss",
+            ),
+            (
+                serde_json::json!({"sub": "a", "exp": exp, "iss": "https://auth.example/"}),
+                false,
+                "no aud",
+            ),
+            (
+                serde_json::json!({"sub": "a", "exp": exp, "iss": "https://evil.example/", "aud": "chat"}),
+                false,
+                "wrong iss",
+            ),
+            (
+                serde_json::json!({"sub": "a", "exp": exp, "iss": "https://auth.example/", "aud": "other-app"}),
+                false,
+                "wrong aud",
+            ),
+            (
+                serde_json::json!({"sub": "a", "exp": exp, "iss": "https://auth.example/", "aud": "chat", "nbf": unix_now() + 300}),
+                false,
+                "future nbf",
+            ),
+            (
+                serde_json::json!({"sub": "a", "exp": exp, "iss": "https://auth.example/", "aud": ["x", "chat"]}),
+                true,
+                "aud list holding ours",
+            ),
+            (
+                serde_json::json!({"sub": "a", "exp": exp, "iss": "https://auth.example/", "aud": "chat"}),
+                true,
+                "both right",
+            ),
+        ];
+        for (claims, ok, what) in cases {
+            let got = auth.verify(Some(&sign(claims)), "p").await;
+            assert_eq!(got.is_ok(), ok, "{what}: {got:?}");
+            if !ok {
+                assert!(matches!(got, Err(AuthError::Invalid(_))), "{what}: {got:?}");
+            }
+        }
     }
 
     #[test]
-    fn rs256_key_rotation_replaces_the_key_set() {
+    fn unusable_jwks_entries_are_skipped_and_an_unusable_set_is_refused() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/fixtures");
+        let jwks: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(dir.join("rs256-test-jwks.json")).expect("jwks"),
+        )
+        .expect("json");
+        let good = jwks["keys"][0].clone();
+        let junk = serde_json::json!([
+            {"kty": "RSA", "kid": "broken", "n": "!!", "e": "AQAB"},
+            {"kty": "XYZ", "kid": "unknown-type"},
+            {"kty": "RSA", "n": good["n"], "e": "AQAB"},
+            {"kty": "RSA", "kid": "enc", "use": "enc", "n": good["n"], "e": "AQAB"},
+            {"kty": "RSA", "kid": "ps", "alg": "PS256", "n": good["n"], "e": "AQAB"},
+            "not even an object",
+        ]);
+        let mut with_good = junk.as_array().expect("array").clone();
+        with_good.push(good);
+        let keys = parse_jwks(&serde_json::json!({ "keys": with_good }).to_string())
+            .expect("one usable key is enough");
+        assert_eq!(keys.keys().collect::<Vec<_>>(), ["test-key-1"]);
+        let Err(err) = parse_jwks(&serde_json::json!({ "keys": junk }).to_string()) else {
+            panic!("a set with nothing usable was accepted");
+        };
+        assert!(err.to_string().contains("no usable RS256 key"), "{err}");
+        assert!(
+            err.to_string().contains("broken"),
+            "says what was skipped: {err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn rs256_key_rotation_replaces_the_key_set() {
         use jsonwebtoken::{encode, EncodingKey, Header};
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/fixtures");
         let jwks = std::fs::read_to_string(dir.join("rs256-test-jwks.json")).expect("jwks");
@@ -460,12 +683,12 @@ mod tests {
         .expect("sign");
         let auth = Authenticator::rs256(&jwks, None, None).expect("jwks");
         assert_eq!(
-            auth.verify(Some(&token), "p").expect("valid").subject,
+            auth.verify(Some(&token), "p").await.expect("valid").subject,
             "user:bob"
         );
         assert!(auth.replace_jwks("{not json").is_err());
         assert!(
-            auth.verify(Some(&token), "p").is_ok(),
+            auth.verify(Some(&token), "p").await.is_ok(),
             "a bad refresh keeps the old keys"
         );
         assert_eq!(
@@ -474,7 +697,7 @@ mod tests {
             1
         );
         assert!(
-            matches!(auth.verify(Some(&token), "p"), Err(AuthError::Invalid(m)) if m.contains("unknown kid"))
+            matches!(auth.verify(Some(&token), "p").await, Err(AuthError::Invalid(m)) if m.contains("unknown kid"))
         );
     }
 }

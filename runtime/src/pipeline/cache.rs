@@ -31,7 +31,7 @@ pub async fn lookup(
         }
         Some(Ok(None)) => None,
         Some(Err(e)) => {
-            tracing::warn!(error = %e, "response cache failed; computing the answer");
+            crate::warn_limited!(error = %e, "response cache failed; computing the answer");
             run.degrade(Degradation::CacheSkipped);
             None
         }

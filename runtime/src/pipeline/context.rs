@@ -20,7 +20,7 @@ pub async fn load(
     match timed(run, Stage::MemoryRead, store.load(key, max_turns)).await {
         Some(Ok(turns)) => turns,
         Some(Err(e)) => {
-            tracing::warn!(error = %e, "session store failed; answering without history");
+            crate::warn_limited!(error = %e, "session store failed; answering without history");
             run.degrade(Degradation::MemorySkipped);
             Vec::new()
         }

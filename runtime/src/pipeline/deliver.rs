@@ -1,42 +1,52 @@
 //! Stage 8: delivery and save. Sends frames to the connection's writer (time spent
 //! waiting on a slow client counts as `delivery`), ends each message with exactly one
-//! `done` or `error`, then saves the turn to the [`SessionStore`] and stores cacheable
-//! answers in the [`ResponseCache`]. Saving happens after `done` so the customer never
-//! waits for it, but before the next message of the connection is processed, so
-//! follow-up questions see it.
+//! `done` or `error`, saves the turn to the [`SessionStore`] and stores cacheable
+//! answers in the [`ResponseCache`].
+//!
+//! The turn is saved before `done` is sent, under its own deadline
+//! (`MANGA_SAVE_TIMEOUT_MS`, not a stage budget), while the writer finishes
+//! putting the last tokens on the socket: a customer who has seen `done` can
+//! reconnect to any task and find the turn, and a save that failed is in
+//! `done.degraded` as `save_skipped`. A client that left mid-message does not
+//! stop the save ([`super::Outbox`]). The turn carries the message id and the
+//! receipt time, so a retried write stores it once.
+//!
+//! Before `done` (or an `error` after tokens), a barrier waits for the writer
+//! to flush what is queued; then `first_token` (receipt to the first token
+//! frame on the socket) and `stream_jitter` (the longest gap between two token
+//! writes) are read from the message's [`crate::protocol::WriteClock`]: the
+//! times the customer sees, not the upstream model's.
 
 use super::intent::Classified;
 use super::respond::{Finish, Reply};
 use super::{MessageOutcome, Outbox, Request, Run};
 use crate::backends::{CachedAnswer, ResponseCache, SessionStore};
-use crate::domain::{SourceRef, Turn};
+use crate::domain::{epoch_micros, SourceRef, Turn};
 use crate::metrics::{Degradation, Stage};
 use crate::protocol::{ErrorCode, Outbound, ServerFrame};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 use tokio::time::Instant;
 
-/// The client's connection is gone; stop working on its message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Gone;
+/// How long `done` waits for the writer to flush what is queued before it. The
+/// writer gives up on a client after its own write timeout (10 s), which
+/// answers the barrier by dropping it; this bound only guards against a writer
+/// that neither writes nor stops.
+const SETTLE_TIMEOUT: Duration = Duration::from_secs(15);
 
-pub async fn send(out: &Outbox, run: &mut Run<'_>, frame: ServerFrame) -> Result<(), Gone> {
+/// Queues one frame; a gone client is not an error here (see [`Outbox`]).
+pub async fn send(out: &Outbox, run: &mut Run<'_>, frame: ServerFrame) {
     let start = Instant::now();
-    let r = out.send(Outbound::Frame(frame)).await;
+    out.send(Outbound::Frame(frame)).await;
     run.add(Stage::Delivery, start.elapsed());
-    r.map_err(|_| Gone)
 }
 
 /// Sends a `token` frame (skipped when empty) and appends it to `delivered`.
-pub async fn token(
-    out: &Outbox,
-    run: &mut Run<'_>,
-    text: String,
-    delivered: &mut String,
-) -> Result<(), Gone> {
+pub async fn token(out: &Outbox, run: &mut Run<'_>, text: String, delivered: &mut String) {
     if text.is_empty() {
-        return Ok(());
+        return;
     }
     delivered.push_str(&text);
+    run.sent_tokens = true;
     let frame = ServerFrame::Token {
         message_id: run.message_id.clone(),
         text,
@@ -44,12 +54,7 @@ pub async fn token(
     send(out, run, frame).await
 }
 
-pub async fn start(
-    out: &Outbox,
-    run: &mut Run<'_>,
-    req: &Request,
-    c: &Classified,
-) -> Result<(), Gone> {
+pub async fn start(out: &Outbox, run: &mut Run<'_>, req: &Request, c: &Classified) {
     let frame = ServerFrame::Start {
         message_id: run.message_id.clone(),
         session_id: req.session_id.clone(),
@@ -61,6 +66,27 @@ pub async fn start(
     send(out, run, frame).await
 }
 
+/// Waits until the writer has flushed every queued token, then records the
+/// customer-side `first_token` and `stream_jitter` from the message's clock.
+async fn settle(out: &Outbox, run: &mut Run<'_>) {
+    if !run.sent_tokens {
+        return;
+    }
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    if out.send(Outbound::Barrier(tx)).await {
+        // An error means the writer stopped (client gone): nothing more will be written.
+        let _ = tokio::time::timeout(SETTLE_TIMEOUT, rx).await;
+    }
+    if let Some(first) = run.clock.first_token() {
+        let missed = run.llm_first_token_missed;
+        run.record(Stage::FirstToken, first, missed);
+    }
+    if run.streamed {
+        let (gap, stalled) = (run.clock.max_gap(), run.stalled);
+        run.record(Stage::StreamJitter, gap, stalled);
+    }
+}
+
 /// Ends the message with an `error` frame.
 pub async fn fail(
     out: &Outbox,
@@ -69,6 +95,7 @@ pub async fn fail(
     message: &str,
     retry_after: Option<Duration>,
 ) -> MessageOutcome {
+    settle(out, run).await;
     run.close();
     run.metrics().error(code);
     let frame = ServerFrame::Error {
@@ -78,9 +105,11 @@ pub async fn fail(
         retry_after_ms: retry_after
             .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)),
     };
-    match send(out, run, frame).await {
-        Ok(()) => MessageOutcome::Error(code),
-        Err(Gone) => MessageOutcome::ClientGone,
+    send(out, run, frame).await;
+    if out.is_gone() {
+        MessageOutcome::ClientGone
+    } else {
+        MessageOutcome::Error(code)
     }
 }
 
@@ -89,6 +118,8 @@ pub async fn fail(
 pub struct Save<'a> {
     pub sessions: &'a dyn SessionStore,
     pub session_key: &'a str,
+    /// The save's own deadline.
+    pub timeout: Duration,
     pub cache: Option<(&'a dyn ResponseCache, &'a str)>,
 }
 
@@ -103,54 +134,33 @@ pub async fn finish(
     cache_hit: bool,
     save: Save<'_>,
 ) -> MessageOutcome {
-    match reply.finish {
-        Finish::ClientGone => return run.abandon(),
-        Finish::Stalled => {
-            return fail(
-                out,
-                run,
-                ErrorCode::StreamStalled,
-                "the answer stream stalled; please ask again",
-                None,
-            )
-            .await;
-        }
-        Finish::TimedOut => {
-            return fail(
-                out,
-                run,
-                ErrorCode::StreamTimeout,
-                "the answer took too long and was cut off",
-                None,
-            )
-            .await;
-        }
-        Finish::LlmFailed => {
-            return fail(
-                out,
-                run,
-                ErrorCode::LlmError,
-                "the answer service failed mid-answer; please ask again",
-                None,
-            )
-            .await;
-        }
-        Finish::Complete | Finish::Fallback => {}
-    }
-    run.close();
-    let done = ServerFrame::Done {
-        message_id: run.message_id.clone(),
-        timings_ms: run.timings_ms(),
-        cache_hit,
-        sources: sources.clone(),
-        degraded: run.degraded().to_vec(),
+    let failure = match reply.finish {
+        Finish::Stalled => Some((
+            ErrorCode::StreamStalled,
+            "the answer stream stalled; please ask again",
+        )),
+        Finish::TimedOut => Some((
+            ErrorCode::StreamTimeout,
+            "the answer took too long and was cut off",
+        )),
+        Finish::LlmFailed => Some((
+            ErrorCode::LlmError,
+            "the answer service failed mid-answer; please ask again",
+        )),
+        Finish::Complete | Finish::Fallback => None,
     };
-    if send(out, run, done).await.is_err() {
-        return MessageOutcome::ClientGone;
+    if let Some((code, message)) = failure {
+        // The customer is told to ask again; a cut-off answer is not kept as context.
+        return fail(out, run, code, message, None).await;
     }
 
-    let budget = run.budget(Stage::Delivery);
     let turn = Turn {
+        id: req.message_id.clone(),
+        at_us: epoch_micros(
+            SystemTime::now()
+                .checked_sub(req.received.elapsed())
+                .unwrap_or_else(SystemTime::now),
+        ),
         user: req.text.clone(),
         assistant: reply.text.clone(),
         intent: c.intent,
@@ -163,16 +173,40 @@ pub async fn finish(
     // never stored: it would be replayed to the LLM as history with the
     // customer's next message.
     let blocked = run.degraded().contains(&Degradation::InputBlocked);
-    if !blocked {
-        match tokio::time::timeout(budget, save.sessions.append(save.session_key, turn)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                tracing::warn!(error = %e, "saving the turn failed");
-                run.degrade(Degradation::SaveSkipped);
-            }
-            Err(_) => run.degrade(Degradation::SaveSkipped),
+    let saving = async {
+        if blocked {
+            return true;
         }
+        match tokio::time::timeout(save.timeout, save.sessions.append(save.session_key, turn)).await
+        {
+            Ok(Ok(())) => true,
+            Ok(Err(e)) => {
+                crate::warn_limited!(error = %e, "saving the turn failed");
+                false
+            }
+            Err(_) => {
+                crate::warn_limited!(
+                    timeout_ms = save.timeout.as_millis() as u64,
+                    "saving the turn timed out"
+                );
+                false
+            }
+        }
+    };
+    let (saved, ()) = tokio::join!(saving, settle(out, run));
+    if !saved {
+        run.degrade(Degradation::SaveSkipped);
     }
+    run.close();
+    let done = ServerFrame::Done {
+        message_id: run.message_id.clone(),
+        timings_ms: run.timings_ms(),
+        cache_hit,
+        sources: sources.clone(),
+        degraded: run.degraded().to_vec(),
+    };
+    send(out, run, done).await;
+
     let degraded = run.degraded().iter().any(|d| d.affects_answer());
     if let (Some((cache, key)), Finish::Complete, false, false) =
         (save.cache, reply.finish, cache_hit, degraded)
@@ -181,6 +215,7 @@ pub async fn finish(
             text: reply.text,
             sources,
         };
+        let budget = run.budget(Stage::Delivery);
         if !matches!(
             tokio::time::timeout(budget, cache.put(key, answer)).await,
             Ok(Ok(()))
@@ -188,5 +223,9 @@ pub async fn finish(
             tracing::debug!("response cache store skipped");
         }
     }
-    MessageOutcome::Done { cache_hit }
+    if out.is_gone() {
+        MessageOutcome::ClientGone
+    } else {
+        MessageOutcome::Done { cache_hit }
+    }
 }

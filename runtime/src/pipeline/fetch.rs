@@ -144,7 +144,7 @@ pub async fn gather(
             match r {
                 Ok(Ok(tool)) => out.tools.push(tool),
                 Ok(Err(e)) => {
-                    tracing::warn!(error = %e, "service call failed");
+                    crate::warn_limited!(error = %e, "service call failed");
                     partial = true;
                 }
                 Err(_) => {
@@ -168,7 +168,7 @@ pub async fn gather(
                     .collect();
             }
             Ok(Err(e)) => {
-                tracing::warn!(error = %e, "retrieval failed");
+                crate::warn_limited!(error = %e, "retrieval failed");
                 run.degrade(Degradation::RetrievalSkipped);
             }
             Err(_) => run.degrade(Degradation::RetrievalSkipped),

@@ -226,9 +226,11 @@ impl IntentRules {
     }
 }
 
+#[allow(clippy::too_many_arguments)] // one call site, reads as the stage's inputs
 pub async fn classify(
     rules: &IntentRules,
     model: &dyn IntentModel,
+    model_calls: &tokio::sync::Semaphore,
     text: &str,
     screened: InputScreen,
     history: &[Turn],
@@ -259,11 +261,19 @@ pub async fn classify(
     if let Some(best) = r.best.filter(|_| r.confidence >= threshold) {
         return decide(best, IntentSource::Rules, r.confidence, r.entities);
     }
-    match super::timed(run, Stage::IntentMl, model.classify(text)).await {
+    // A permit of the task's model-call limit, inside the same deadline: at
+    // the limit the rules' best guess answers instead of a queue.
+    let call = async {
+        let _permit = model_calls.acquire().await.map_err(|_| {
+            crate::backends::BackendError::Unavailable("the model-call limit is closed".into())
+        })?;
+        model.classify(text).await
+    };
+    match super::timed(run, Stage::IntentMl, call).await {
         Some(Ok(p)) => decide(p.intent, IntentSource::Model, p.confidence, r.entities),
         other => {
             if let Some(Err(e)) = other {
-                tracing::warn!(error = %e, "intent model failed; using the rules' best guess");
+                crate::warn_limited!(error = %e, "intent model failed; using the rules' best guess");
             }
             run.degrade(Degradation::IntentModelSkipped);
             // Without any signal a catalog search is the most useful thing to try.

@@ -28,16 +28,58 @@ pub mod respond;
 use crate::backends::{IntentModel, Llm, ResponseCache, Retriever, Services, SessionStore};
 use crate::emf::StageSample;
 use crate::metrics::{Degradation, Metrics, Stage};
+use crate::protocol::WriteClock;
 use crate::protocol::{ErrorCode, Outbound};
 use sizing::LatencyBudgets;
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Semaphore};
 use tokio::time::Instant;
 
 /// Where a message's frames go (the connection's writer task in [`crate::server`]).
-pub type Outbox = mpsc::Sender<Outbound>;
+///
+/// A client that goes away mid-message does not stop the message: frames are
+/// dropped from then on ([`Outbox::is_gone`]), but the answer is completed and
+/// its turn saved, so the customer finds it in the conversation when they
+/// reconnect, on this task or another.
+#[derive(Debug, Clone)]
+pub struct Outbox {
+    tx: mpsc::Sender<Outbound>,
+    gone: Arc<AtomicBool>,
+}
+
+impl Outbox {
+    pub fn new(tx: mpsc::Sender<Outbound>) -> Outbox {
+        Outbox {
+            tx,
+            gone: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// The client is gone (its reader ended, or the writer stopped).
+    pub fn mark_gone(&self) {
+        self.gone.store(true, Ordering::Relaxed);
+    }
+
+    pub fn is_gone(&self) -> bool {
+        self.gone.load(Ordering::Relaxed) || self.tx.is_closed()
+    }
+
+    /// Queues `o` for the writer; false (and gone from now on) when the
+    /// client is gone.
+    pub async fn send(&self, o: Outbound) -> bool {
+        if self.is_gone() {
+            return false;
+        }
+        if self.tx.send(o).await.is_err() {
+            self.mark_gone();
+            return false;
+        }
+        true
+    }
+}
 
 /// The backends the pipeline talks to, all behind traits.
 #[derive(Debug, Clone)]
@@ -57,15 +99,42 @@ pub struct Settings {
     pub rules_confidence: f32,
     /// Hard cap on one streamed answer.
     pub stream_max: Duration,
+    /// Deadline of the turn save (its own: no stage budget cuts it short).
+    pub save_timeout: Duration,
+    /// LLM streams in flight on this task (`MANGA_MAX_LLM_STREAMS`).
+    pub llm_streams: Arc<Semaphore>,
+    /// Intent-model calls in flight on this task (`MANGA_MAX_MODEL_CALLS`).
+    pub model_calls: Arc<Semaphore>,
 }
 
 /// One chat message to answer.
 #[derive(Debug, Clone)]
 pub struct Request {
+    /// Unique across tasks (it identifies the saved turn).
     pub message_id: String,
     pub session_id: String,
     pub text: String,
     pub principal: auth::Principal,
+    /// When the frame was read off the socket: the customer's clock starts here.
+    pub received: Instant,
+}
+
+impl Request {
+    /// A request received now.
+    pub fn new(
+        message_id: impl Into<String>,
+        session_id: impl Into<String>,
+        text: impl Into<String>,
+        principal: auth::Principal,
+    ) -> Request {
+        Request {
+            message_id: message_id.into(),
+            session_id: session_id.into(),
+            text: text.into(),
+            principal,
+            received: Instant::now(),
+        }
+    }
 }
 
 /// How a message ended (also visible to the client as `done` or `error`).
@@ -127,7 +196,14 @@ impl Pipeline {
     /// Answers one message, sending `start`, `token`s and `done` (or an `error`) to `out`.
     pub async fn handle(&self, mut req: Request, out: &Outbox) -> MessageOutcome {
         let b = &self.backends;
-        let mut run = Run::new(&self.metrics, &self.budgets, req.message_id.clone());
+        let mut run = Run::new(
+            &self.metrics,
+            &self.budgets,
+            req.message_id.clone(),
+            req.received,
+        );
+        // The writer times this message's token frames from here on.
+        out.send(Outbound::Track(run.clock.clone())).await;
 
         // PII the customer typed (card, phone, e-mail) never reaches a model, the cache
         // or the session store.
@@ -157,6 +233,7 @@ impl Pipeline {
         let intent = intent::classify(
             &self.rules,
             &*b.model,
+            &self.settings.model_calls,
             &req.text,
             screened,
             &history,
@@ -165,19 +242,19 @@ impl Pipeline {
         )
         .await;
         self.metrics.message(intent.intent, intent.tier);
-        if deliver::start(out, &mut run, &req, &intent).await.is_err() {
-            return run.abandon();
-        }
+        deliver::start(out, &mut run, &req, &intent).await;
+
+        let save = deliver::Save {
+            sessions: &*b.sessions,
+            session_key: &session_key,
+            timeout: self.settings.save_timeout,
+            cache: None,
+        };
 
         // 4. Response cache (template and FAQ answers only); a slow cache is skipped.
         let cache_key = cache::key(intent.intent, &req.text);
         if let Some(hit) = cache::lookup(&*b.cache, cache_key.as_deref(), &mut run).await {
             let reply = respond::cached(&hit, &self.guardrails, out, &mut run).await;
-            let save = deliver::Save {
-                sessions: &*b.sessions,
-                session_key: &session_key,
-                cache: None,
-            };
             return deliver::finish(out, &mut run, &req, &intent, hit.sources, reply, true, save)
                 .await;
         }
@@ -207,12 +284,10 @@ impl Pipeline {
         )
         .await;
 
-        // 8. `done` with timings, then save the turn (and cache cacheable answers).
-        let cache = cache_key.as_deref().map(|k| (&*b.cache, k));
+        // 8. Save the turn, `done` with timings, then cache cacheable answers.
         let save = deliver::Save {
-            sessions: &*b.sessions,
-            session_key: &session_key,
-            cache,
+            cache: cache_key.as_deref().map(|k| (&*b.cache, k)),
+            ..save
         };
         deliver::finish(
             out,
@@ -240,6 +315,16 @@ pub struct Run<'a> {
     missed: [bool; Stage::COUNT],
     degraded: Vec<Degradation>,
     closed: bool,
+    /// When this message's token frames reached the socket (stamped by the writer).
+    pub clock: Arc<WriteClock>,
+    /// Whether any token frame was queued (so there is a first token to time).
+    pub sent_tokens: bool,
+    /// The answer was an LLM stream (inter-token gaps are its jitter).
+    pub streamed: bool,
+    /// The LLM missed its own first-token deadline (the fallback was sent).
+    pub llm_first_token_missed: bool,
+    /// The stream stalled (a gap beyond the inter-token deadline).
+    pub stalled: bool,
 }
 
 /// Stages whose time is spread over many small steps (every token); they are summed per
@@ -247,16 +332,28 @@ pub struct Run<'a> {
 const ACCUMULATED: [Stage; 2] = [Stage::Guardrails, Stage::Delivery];
 
 impl<'a> Run<'a> {
-    pub fn new(metrics: &'a Metrics, budgets: &'a LatencyBudgets, message_id: String) -> Self {
+    /// `received`: when the message came off the socket; end-to-end and
+    /// first-token times start there.
+    pub fn new(
+        metrics: &'a Metrics,
+        budgets: &'a LatencyBudgets,
+        message_id: String,
+        received: Instant,
+    ) -> Self {
         Run {
             metrics,
             budgets,
             message_id,
-            started: Instant::now(),
+            started: received,
             timings: [None; Stage::COUNT],
             missed: [false; Stage::COUNT],
             degraded: Vec::new(),
             closed: false,
+            clock: Arc::new(WriteClock::new(received)),
+            sent_tokens: false,
+            streamed: false,
+            llm_first_token_missed: false,
+            stalled: false,
         }
     }
 
@@ -330,11 +427,6 @@ impl<'a> Run<'a> {
                 .collect();
             self.metrics.emit_message(&self.message_id, &samples);
         }
-    }
-
-    pub fn abandon(&mut self) -> MessageOutcome {
-        self.close();
-        MessageOutcome::ClientGone
     }
 
     /// Milliseconds per stage that ran, for the `done` frame.

@@ -20,7 +20,6 @@ use crate::backends::{CachedAnswer, Llm};
 use crate::domain::{Intent, Prompt, SourceRef, Tier, ToolResult, Turn};
 use crate::metrics::{Degradation, Stage};
 use futures_util::StreamExt;
-use std::time::Duration;
 use tokio::time::Instant;
 
 /// Prefix of the fallback answer, so the customer knows why it reads like a list.
@@ -34,7 +33,6 @@ pub enum Finish {
     Stalled,
     TimedOut,
     LlmFailed,
-    ClientGone,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -91,7 +89,7 @@ async fn send_whole(
     guardrails: &Guardrails,
     out: &Outbox,
     run: &mut Run<'_>,
-) -> Result<String, ()> {
+) -> String {
     let mut filter = guardrails.filter();
     let g0 = Instant::now();
     let mut safe = filter.push(text);
@@ -101,10 +99,8 @@ async fn send_whole(
         run.degrade(Degradation::GuardrailRedacted);
     }
     let mut delivered = String::new();
-    deliver::token(out, run, safe, &mut delivered)
-        .await
-        .map_err(|_| ())?;
-    Ok(delivered)
+    deliver::token(out, run, safe, &mut delivered).await;
+    delivered
 }
 
 pub async fn cached(
@@ -113,15 +109,9 @@ pub async fn cached(
     out: &Outbox,
     run: &mut Run<'_>,
 ) -> Reply {
-    match send_whole(&hit.text, guardrails, out, run).await {
-        Ok(text) => Reply {
-            text,
-            finish: Finish::Complete,
-        },
-        Err(()) => Reply {
-            text: String::new(),
-            finish: Finish::ClientGone,
-        },
+    Reply {
+        text: send_whole(&hit.text, guardrails, out, run).await,
+        finish: Finish::Complete,
     }
 }
 
@@ -135,15 +125,9 @@ pub async fn reply(
     run: &mut Run<'_>,
 ) -> Reply {
     if !tier.uses_llm() {
-        return match send_whole(&compose(prompt), guardrails, out, run).await {
-            Ok(text) => Reply {
-                text,
-                finish: Finish::Complete,
-            },
-            Err(()) => Reply {
-                text: String::new(),
-                finish: Finish::ClientGone,
-            },
+        return Reply {
+            text: send_whole(&compose(prompt), guardrails, out, run).await,
+            finish: Finish::Complete,
         };
     }
     stream(llm, prompt, guardrails, settings, out, run).await
@@ -157,15 +141,9 @@ async fn fallback(
 ) -> Reply {
     run.degrade(Degradation::LlmFallback);
     let text = format!("{FALLBACK_PREFIX}{}", compose(prompt));
-    match send_whole(&text, guardrails, out, run).await {
-        Ok(text) => Reply {
-            text,
-            finish: Finish::Fallback,
-        },
-        Err(()) => Reply {
-            text: String::new(),
-            finish: Finish::ClientGone,
-        },
+    Reply {
+        text: send_whole(&text, guardrails, out, run).await,
+        finish: Finish::Fallback,
     }
 }
 
@@ -178,38 +156,48 @@ async fn stream(
     run: &mut Run<'_>,
 ) -> Reply {
     let first_budget = run.budget(Stage::FirstToken);
-    let start = Instant::now();
-    // Opening the stream and its first token share the first-token deadline.
-    let opened = tokio::time::timeout(first_budget, async {
+    let deadline = Instant::now() + first_budget;
+    // A stream permit of this task, then opening the stream and its first
+    // token, all within the first-token deadline: a task at its stream cap
+    // answers with the fallback instead of queueing customers without bound.
+    let Ok(Ok(permit)) = tokio::time::timeout_at(deadline, settings.llm_streams.acquire()).await
+    else {
+        run.llm_first_token_missed = true;
+        run.degrade(Degradation::LlmBusy);
+        crate::warn_limited!(
+            "every LLM stream permit was taken until the first-token deadline; sending fallback"
+        );
+        return fallback(prompt, guardrails, out, run).await;
+    };
+    let opened = tokio::time::timeout_at(deadline, async {
         let mut s = llm.stream(prompt).await?;
         let first = s.next().await;
         Ok::<_, crate::backends::BackendError>((s, first))
     })
     .await;
     let (mut tokens, first) = match opened {
-        Ok(Ok((s, Some(Ok(first))))) => {
-            run.record(Stage::FirstToken, start.elapsed(), false);
-            (s, first)
-        }
+        Ok(Ok((s, Some(Ok(first))))) => (s, first),
         Err(_) => {
-            run.record(Stage::FirstToken, start.elapsed(), true);
-            tracing::warn!(
+            run.llm_first_token_missed = true;
+            crate::warn_limited!(
                 llm = llm.name(),
                 "no first token within budget; sending fallback"
             );
             return fallback(prompt, guardrails, out, run).await;
         }
         Ok(other) => {
-            run.record(Stage::FirstToken, start.elapsed(), false);
             match other {
                 Err(e) | Ok((_, Some(Err(e)))) => {
-                    tracing::warn!(llm = llm.name(), error = %e, "LLM failed before the first token")
+                    crate::warn_limited!(llm = llm.name(), error = %e, "LLM failed before the first token")
                 }
-                _ => tracing::warn!(llm = llm.name(), "LLM returned an empty stream"),
+                _ => crate::warn_limited!(llm = llm.name(), "LLM returned an empty stream"),
             }
             return fallback(prompt, guardrails, out, run).await;
         }
     };
+    // Held until the stream ends (dropped with this function's locals).
+    let _permit = permit;
+    run.streamed = true;
 
     let stall = first_budget;
     let guard_budget = run.budget(Stage::Guardrails);
@@ -219,8 +207,6 @@ async fn stream(
     let mut text = String::new();
     let mut delivered_any = false;
     let mut last_token = stream_start;
-    let mut max_gap = Duration::ZERO;
-    let mut stalled = false;
     let mut piece = Some(first);
     let mut finish = Finish::Complete;
     loop {
@@ -229,10 +215,7 @@ async fn stream(
             let ready = filter.push(&p);
             run.add(Stage::Guardrails, g0.elapsed());
             if !ready.is_empty() {
-                if deliver::token(out, run, ready, &mut text).await.is_err() {
-                    finish = Finish::ClientGone;
-                    break;
-                }
+                deliver::token(out, run, ready, &mut text).await;
                 delivered_any = true;
             }
         }
@@ -246,14 +229,12 @@ async fn stream(
         };
         match tokio::time::timeout_at(wake.min(hard_deadline), tokens.next()).await {
             Ok(Some(Ok(p))) => {
-                let now = Instant::now();
-                max_gap = max_gap.max(now - last_token);
-                last_token = now;
+                last_token = Instant::now();
                 piece = Some(p);
             }
             Ok(None) => break,
             Ok(Some(Err(e))) => {
-                tracing::warn!(llm = llm.name(), error = %e, "LLM failed mid-stream");
+                crate::warn_limited!(llm = llm.name(), error = %e, "LLM failed mid-stream");
                 finish = Finish::LlmFailed;
                 break;
             }
@@ -265,35 +246,30 @@ async fn stream(
                 }
                 if holding && now < last_token + stall {
                     let g0 = Instant::now();
+                    // TODO(pii): flush_words, which keeps a trailing number held.
                     let ready = filter.flush();
                     run.add(Stage::Guardrails, g0.elapsed());
-                    if deliver::token(out, run, ready, &mut text).await.is_err() {
-                        finish = Finish::ClientGone;
-                        break;
-                    }
+                    // What is still held is a number that may grow into PII:
+                    // it waits for the next token (or the end); from here on
+                    // only the stall deadline applies.
+                    deliver::token(out, run, ready, &mut text).await;
                     delivered_any = true;
                     continue;
                 }
-                max_gap = max_gap.max(now - last_token);
-                stalled = true;
+                run.stalled = true;
                 finish = Finish::Stalled;
                 break;
             }
         }
     }
     // Whatever is still held is released, also before an error frame: it was produced.
-    if finish != Finish::ClientGone {
-        let g0 = Instant::now();
-        let rest = filter.flush();
-        run.add(Stage::Guardrails, g0.elapsed());
-        if deliver::token(out, run, rest, &mut text).await.is_err() {
-            finish = Finish::ClientGone;
-        }
-    }
+    let g0 = Instant::now();
+    let rest = filter.flush();
+    run.add(Stage::Guardrails, g0.elapsed());
+    deliver::token(out, run, rest, &mut text).await;
     if filter.redacted() {
         run.degrade(Degradation::GuardrailRedacted);
     }
-    run.record(Stage::StreamJitter, max_gap, stalled);
     run.record(
         Stage::Streaming,
         stream_start.elapsed(),

@@ -15,11 +15,13 @@
 //! The shared state and the shutdown sequence are in `mod.rs`, the plain HTTP endpoints
 //! in `endpoints.rs`, the frames themselves in [`crate::protocol`].
 
-use super::drain::ConnGuard;
+use super::drain::{ConnGuard, UserGuard};
 use super::AppState;
 use crate::pipeline::auth::{AuthError, Principal};
-use crate::pipeline::{MessageOutcome, Request};
-use crate::protocol::{valid_session_id, ClientFrame, ErrorCode, Outbound, ServerFrame};
+use crate::pipeline::{MessageOutcome, Outbox, Request};
+use crate::protocol::{
+    valid_session_id, ClientFrame, ErrorCode, Outbound, ServerFrame, WriteClock,
+};
 use axum::body::Bytes;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, Query, State};
@@ -98,24 +100,47 @@ pub(super) async fn chat(
     if st.is_draining() {
         return (StatusCode::SERVICE_UNAVAILABLE, "draining").into_response();
     }
-    if st.open_connections() >= st.limits.max_connections {
+    // Counted before the upgrade completes, so a drain that starts in between
+    // still waits, and atomically with the check, so concurrent upgrades
+    // cannot overshoot the limit.
+    let Some(guard) = st.drain.try_enter(st.limits.max_connections, &st.metrics) else {
         return (StatusCode::SERVICE_UNAVAILABLE, "too many connections").into_response();
-    }
+    };
     let start = tokio::time::Instant::now();
     let auth = st
         .authenticator
-        .verify(bearer_token(&headers, &query), &peer_id(&headers, addr));
+        .verify(bearer_token(&headers, &query), &peer_id(&headers, addr))
+        .await;
     st.metrics
         .observe(crate::metrics::Stage::Auth, start.elapsed(), false);
+    // Per user only for authenticated callers: with auth off the server is
+    // bound to loopback, and every caller is this machine.
+    let user = match &auth {
+        Ok(p) if p.expires_at.is_some() => {
+            match st
+                .users
+                .try_enter(&p.subject, st.limits.max_connections_per_user)
+            {
+                Some(u) => Some(u),
+                None => {
+                    st.metrics.error(ErrorCode::ConnectionLimit);
+                    let body = format!(
+                        "at most {} connections per user",
+                        st.limits.max_connections_per_user
+                    );
+                    return (StatusCode::TOO_MANY_REQUESTS, body).into_response();
+                }
+            }
+        }
+        _ => None,
+    };
     let conn_id = st.next_conn.fetch_add(1, Ordering::Relaxed);
-    // Entered before the upgrade completes so a drain that starts in between still waits.
-    let guard = st.drain.enter(&st.metrics);
     ws.max_message_size(st.limits.max_frame_bytes)
         .max_frame_size(st.limits.max_frame_bytes)
         .read_buffer_size(READ_BUFFER_BYTES)
         .write_buffer_size(WRITE_BUFFER_BYTES)
         .max_write_buffer_size(MAX_WRITE_BUFFER_BYTES)
-        .on_upgrade(move |socket| connection(socket, st, auth, conn_id, guard))
+        .on_upgrade(move |socket| connection(socket, st, auth, conn_id, (guard, user)))
 }
 
 fn error_frame(
@@ -131,7 +156,8 @@ async fn connection(
     st: Arc<AppState>,
     auth: Result<Principal, AuthError>,
     conn_id: u64,
-    _guard: ConnGuard,
+    // Released last: the connection counts until its turn is saved.
+    _guards: (ConnGuard, Option<UserGuard>),
 ) {
     let (sink, mut stream) = socket.split();
     let (tx, rx) = mpsc::channel::<Outbound>(OUTBOX_DEPTH);
@@ -160,8 +186,9 @@ async fn connection(
             return;
         }
     };
+    let outbox = Outbox::new(tx.clone());
     let (work_tx, work_rx) = mpsc::channel::<Request>(QUEUE_DEPTH);
-    let worker = tokio::spawn(worker_loop(st.clone(), work_rx, tx.clone()));
+    let worker = tokio::spawn(worker_loop(st.clone(), work_rx, outbox.clone()));
     let conn = ConnCtx {
         principal: &principal,
         conn_id,
@@ -171,15 +198,19 @@ async fn connection(
     let end = reader_loop(&mut stream, &st, &conn, &work_tx, &tx).await;
     drop(work_tx);
     match end {
-        ReaderEnd::ClientGone => worker.abort(),
-        ReaderEnd::TooBig => {
-            worker.abort();
-            let _ = tx
-                .send(Outbound::Close {
-                    code: 1009,
-                    reason: "message too big",
-                })
-                .await;
+        ReaderEnd::ClientGone | ReaderEnd::TooBig => {
+            // The messages accepted are finished and saved, unheard, so the
+            // customer finds them after reconnecting.
+            outbox.mark_gone();
+            if end == ReaderEnd::TooBig {
+                let _ = tx
+                    .send(Outbound::Close {
+                        code: 1009,
+                        reason: "message too big",
+                    })
+                    .await;
+            }
+            let _ = worker.await;
         }
         ReaderEnd::Shutdown => {
             // Finish the answer in flight; queued messages get `shutting_down`.
@@ -192,6 +223,7 @@ async fn connection(
                 .await;
         }
     }
+    drop(outbox);
     drop(tx);
     let _ = writer.await;
     tracing::debug!(conn_id, "connection closed");
@@ -249,21 +281,69 @@ async fn send(sink: &mut SplitSink<WebSocket, Message>, m: Message) -> bool {
     )
 }
 
+/// What the writer keeps per connection beyond the socket: the clock of the
+/// message being answered (see [`crate::protocol::WriteClock`]).
+#[derive(Debug, Default)]
+struct WriterState {
+    clock: Option<Arc<WriteClock>>,
+}
+
+impl WriterState {
+    /// Bookkeeping outbounds; returns the ones that are written or close.
+    fn absorb(&mut self, o: Outbound) -> Option<Outbound> {
+        match o {
+            Outbound::Track(c) => {
+                self.clock = Some(c);
+                None
+            }
+            // Everything queued before the barrier has been written and
+            // flushed by the time it is taken from the queue.
+            Outbound::Barrier(done) => {
+                let _ = done.send(());
+                None
+            }
+            other => Some(other),
+        }
+    }
+}
+
 /// Writes `first` and every frame already waiting (up to
-/// [`FRAMES_PER_FLUSH`]) with one flush, within [`WRITE_TIMEOUT`]; returns
-/// a close that was waiting behind them, and false when the client is gone
-/// or too slow.
+/// [`FRAMES_PER_FLUSH`]) with one flush, within [`WRITE_TIMEOUT`], then
+/// stamps the message's clock if tokens went out; returns a close that was
+/// waiting behind them, and false when the client is gone or too slow.
 async fn send_batch(
     sink: &mut SplitSink<WebSocket, Message>,
     rx: &mut mpsc::Receiver<Outbound>,
-    first: String,
+    state: &mut WriterState,
+    first: ServerFrame,
 ) -> (bool, Option<Outbound>) {
+    let mut tokens = matches!(first, ServerFrame::Token { .. });
+    let mut barriers = Vec::new();
     let write = async {
-        sink.feed(Message::Text(first.into())).await?;
+        sink.feed(Message::Text(first.to_json().into())).await?;
         let mut after = None;
-        for _ in 1..FRAMES_PER_FLUSH {
+        let mut frames = 1;
+        while frames < FRAMES_PER_FLUSH {
             match rx.try_recv() {
-                Ok(Outbound::Frame(f)) => sink.feed(Message::Text(f.to_json().into())).await?,
+                Ok(Outbound::Frame(f)) => {
+                    tokens |= matches!(f, ServerFrame::Token { .. });
+                    sink.feed(Message::Text(f.to_json().into())).await?;
+                    frames += 1;
+                }
+                // Answered after the flush below: it waits for these frames.
+                Ok(Outbound::Barrier(b)) => barriers.push(b),
+                Ok(Outbound::Track(c)) => {
+                    // A new message starts inside this batch: stamp the old
+                    // one's tokens now, as written no later than this flush.
+                    if tokens {
+                        sink.flush().await?;
+                        if let Some(clock) = &state.clock {
+                            clock.written(tokio::time::Instant::now());
+                        }
+                        tokens = false;
+                    }
+                    state.clock = Some(c);
+                }
                 Ok(other) => {
                     after = Some(other);
                     break;
@@ -274,8 +354,17 @@ async fn send_batch(
         sink.flush().await?;
         Ok::<_, axum::Error>(after)
     };
-    match tokio::time::timeout(WRITE_TIMEOUT, write).await {
-        Ok(Ok(after)) => (true, after),
+    let r = tokio::time::timeout(WRITE_TIMEOUT, write).await;
+    if let (Ok(Ok(_)), true, Some(clock)) = (&r, tokens, &state.clock) {
+        clock.written(tokio::time::Instant::now());
+    }
+    match r {
+        Ok(Ok(after)) => {
+            for b in barriers {
+                let _ = b.send(());
+            }
+            (true, after)
+        }
         _ => (false, None),
     }
 }
@@ -288,13 +377,15 @@ async fn writer_loop(
     done: Arc<Notify>,
 ) {
     let _done = NotifyOnDrop(done);
+    let mut state = WriterState::default();
     let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + ping_every, ping_every);
     loop {
         tokio::select! {
             biased;
-            out = rx.recv() => match out {
-                Some(Outbound::Frame(f)) => {
-                    let (ok, after) = send_batch(&mut sink, &mut rx, f.to_json()).await;
+            out = rx.recv() => match out.map(|o| state.absorb(o)) {
+                Some(None) => {}
+                Some(Some(Outbound::Frame(f))) => {
+                    let (ok, after) = send_batch(&mut sink, &mut rx, &mut state, f).await;
                     if !ok {
                         return;
                     }
@@ -303,10 +394,12 @@ async fn writer_loop(
                         return;
                     }
                 }
-                Some(Outbound::Close { code, reason }) => {
+                Some(Some(Outbound::Close { code, reason })) => {
                     let _ = send(&mut sink, Message::Close(Some(CloseFrame { code, reason: reason.into() }))).await;
                     return;
                 }
+                // absorb() keeps tracks and barriers to itself.
+                Some(Some(Outbound::Track(_) | Outbound::Barrier(_))) => {}
                 None => {
                     let _ = tokio::time::timeout(WRITE_TIMEOUT, sink.close()).await;
                     return;
@@ -326,11 +419,10 @@ async fn writer_loop(
     }
 }
 
-async fn worker_loop(
-    st: Arc<AppState>,
-    mut rx: mpsc::Receiver<Request>,
-    tx: mpsc::Sender<Outbound>,
-) {
+async fn worker_loop(st: Arc<AppState>, mut rx: mpsc::Receiver<Request>, out: Outbox) {
+    // Every message the reader accepted is answered and saved, also after
+    // the client left (the queue holds at most QUEUE_DEPTH); the loop ends
+    // when the reader has stopped and the queue is empty.
     while let Some(req) = rx.recv().await {
         if st.is_draining() {
             st.metrics.error(ErrorCode::ShuttingDown);
@@ -339,24 +431,20 @@ async fn worker_loop(
                 ErrorCode::ShuttingDown,
                 "server is shutting down; reconnect",
             );
-            if tx.send(frame).await.is_err() {
-                return;
-            }
+            out.send(frame).await;
             continue;
         }
         // Boxed: the pipeline's future is large, and an idle worker (most
         // of the 10,000 a task holds) should not carry its state inline.
-        match Box::pin(st.pipeline.handle(req, &tx)).await {
+        match Box::pin(st.pipeline.handle(req, &out)).await {
             MessageOutcome::Error(code) if code.closes_connection() => {
-                let _ = tx
-                    .send(Outbound::Close {
-                        code: 1008,
-                        reason: "token expired",
-                    })
-                    .await;
+                out.send(Outbound::Close {
+                    code: 1008,
+                    reason: "token expired",
+                })
+                .await;
                 return;
             }
-            MessageOutcome::ClientGone => return,
             _ => {}
         }
     }
@@ -404,6 +492,7 @@ async fn reader_loop(
             _ = conn.writer_done.notified() => return ReaderEnd::ClientGone,
             m = stream.next() => m,
         };
+        let received = tokio::time::Instant::now();
         conn.last_seen.touch();
         let text = match next {
             // tungstenite reports an over-limit frame as a read error ("Space limit
@@ -474,12 +563,14 @@ async fn reader_loop(
                     } else {
                         sessions.insert(session_id.clone());
                         seq += 1;
-                        let message_id = format!("m{conn_id}-{seq}");
+                        // Unique across tasks and restarts: it keys the saved turn.
+                        let message_id = format!("m{}-{conn_id}-{seq}", st.instance);
                         let req = Request {
                             message_id: message_id.clone(),
                             session_id,
                             text,
                             principal: principal.clone(),
+                            received,
                         };
                         match work_tx.try_send(req) {
                             Ok(()) => None,

@@ -38,6 +38,7 @@ pub struct Limits {
     pub max_frame_bytes: usize,
     pub max_sessions_per_connection: usize,
     pub max_connections: usize,
+    pub max_connections_per_user: usize,
     pub ping_interval: Duration,
     pub drain_timeout: Duration,
 }
@@ -49,7 +50,11 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub limits: Limits,
     drain: Drain,
+    users: drain::Users,
     next_conn: AtomicU64,
+    /// Random per process start: makes message ids (which key saved turns)
+    /// unique across tasks and restarts.
+    instance: String,
 }
 
 impl AppState {
@@ -65,7 +70,9 @@ impl AppState {
             metrics,
             limits,
             drain: Drain::new(),
+            users: drain::Users::default(),
             next_conn: AtomicU64::new(1),
+            instance: format!("{:08x}", fastrand::u32(..)),
         }
     }
 

@@ -15,8 +15,8 @@ use manga_runtime::domain::{Order, Prompt, Title, Turn};
 use manga_runtime::metrics::Stage;
 use manga_runtime::pipeline::auth::Principal;
 use manga_runtime::pipeline::respond::FALLBACK_PREFIX;
-use manga_runtime::pipeline::{MessageOutcome, Request};
-use manga_runtime::protocol::Outbound;
+use manga_runtime::pipeline::{MessageOutcome, Outbox, Request};
+use manga_runtime::protocol::{self, Outbound};
 use serde_json::Value;
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,21 +25,17 @@ use tokio::sync::mpsc;
 const LONG: Duration = Duration::from_secs(3600);
 
 async fn ask(app: &App, text: &str) -> (MessageOutcome, Vec<Value>) {
-    let (tx, mut rx) = mpsc::channel(1024);
-    let req = Request {
-        message_id: "m1".into(),
-        session_id: "s".into(),
-        text: text.into(),
-        principal: Principal::anonymous("test"),
-    };
-    let outcome = app.state.pipeline.handle(req, &tx).await;
-    drop(tx);
-    let mut frames = Vec::new();
-    while let Some(o) = rx.recv().await {
-        if let Outbound::Frame(f) = o {
-            frames.push(serde_json::from_str(&f.to_json()).expect("frame JSON"));
-        }
-    }
+    let (tx, rx) = mpsc::channel(1024);
+    // The in-process writer: stamps token writes and answers the pipeline's barrier.
+    let writer = tokio::spawn(protocol::collect(rx));
+    let req = Request::new("m1", "s", text, Principal::anonymous("test"));
+    let outcome = app.state.pipeline.handle(req, &Outbox::new(tx)).await;
+    let frames = writer
+        .await
+        .expect("writer")
+        .iter()
+        .map(|f| serde_json::from_str(&f.to_json()).expect("frame JSON"))
+        .collect();
     (outcome, frames)
 }
 
@@ -343,26 +339,25 @@ async fn a_partial_word_is_not_held_past_the_guardrails_budget() {
     };
     let app = builder(&[]).llm(Arc::new(llm)).build().await.expect("app");
     let (tx, mut rx) = mpsc::channel(64);
-    let req = Request {
-        message_id: "m".into(),
-        session_id: "s".into(),
-        text: "do you have naruto".into(),
-        principal: Principal::anonymous("t"),
-    };
+    let req = Request::new("m", "s", "do you have naruto", Principal::anonymous("t"));
     let handle = {
         let state = app.state.clone();
-        tokio::spawn(async move { state.pipeline.handle(req, &tx).await })
+        tokio::spawn(async move { state.pipeline.handle(req, &Outbox::new(tx)).await })
     };
     let t0 = tokio::time::Instant::now();
     let mut first_token_at = None;
     let mut texts = Vec::new();
     while let Some(o) = rx.recv().await {
-        if let Outbound::Frame(f) = o {
-            let v: Value = serde_json::from_str(&f.to_json()).expect("json");
-            if v["type"] == "token" {
-                first_token_at.get_or_insert(t0.elapsed());
-                texts.push(v["text"].as_str().unwrap_or_default().to_string());
+        match o {
+            Outbound::Frame(f) => {
+                let v: Value = serde_json::from_str(&f.to_json()).expect("json");
+                if v["type"] == "token" {
+                    first_token_at.get_or_insert(t0.elapsed());
+                    texts.push(v["text"].as_str().unwrap_or_default().to_string());
+                }
             }
+            Outbound::Barrier(b) => drop(b.send(())),
+            _ => {}
         }
     }
     handle.await.expect("join");
@@ -499,4 +494,121 @@ async fn blocked_input_is_not_kept_in_history() {
     let turns = store.load(&key, 5).await.expect("load");
     assert_eq!(turns.len(), 1);
     assert_eq!(turns[0].user, "do you have one piece?");
+}
+
+/// A session store whose reads take `0` (within the memory budget).
+#[derive(Debug)]
+struct SteadySessions(Duration);
+
+#[async_trait]
+impl SessionStore for SteadySessions {
+    async fn load(&self, _key: &str, _n: usize) -> Result<Vec<Turn>, BackendError> {
+        tokio::time::sleep(self.0).await;
+        Ok(Vec::new())
+    }
+    async fn append(&self, _key: &str, _t: Turn) -> Result<(), BackendError> {
+        Ok(())
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn first_token_is_timed_from_receipt_to_the_frame_written() {
+    // Every stage inside its budget: 5 ms queued behind the previous
+    // message, 8 ms of memory read, 100 ms to the model's first token.
+    let llm = ScriptedLlm {
+        before_first: Duration::from_millis(100),
+        gap: Duration::from_millis(10),
+        pieces: vec!["a ", "b"],
+        stall_at: None,
+    };
+    let app = builder(&[])
+        .llm(Arc::new(llm))
+        .sessions(Arc::new(SteadySessions(Duration::from_millis(8))))
+        .build()
+        .await
+        .expect("app");
+    let (tx, rx) = mpsc::channel(64);
+    let writer = tokio::spawn(protocol::collect(rx));
+    let mut req = Request::new(
+        "m1",
+        "s",
+        "do you have one piece?",
+        Principal::anonymous("t"),
+    );
+    req.received -= Duration::from_millis(5);
+    let outcome = app.state.pipeline.handle(req, &Outbox::new(tx)).await;
+    assert_eq!(outcome, MessageOutcome::Done { cache_hit: false });
+    let frames: Vec<Value> = writer
+        .await
+        .expect("writer")
+        .iter()
+        .map(|f| serde_json::from_str(&f.to_json()).expect("json"))
+        .collect();
+    let done = last(&frames);
+    assert_eq!(
+        done["timings_ms"]["first_token"], 113.0,
+        "what the customer waited: queue + memory + model"
+    );
+    assert_eq!(done["timings_ms"]["memory_read"], 8.0);
+    assert_eq!(done["timings_ms"]["end_to_end"], 123.0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn messages_beyond_the_llm_stream_limit_get_the_fallback_by_their_deadline() {
+    // Each stream holds its permit for about a second.
+    let llm = ScriptedLlm {
+        before_first: Duration::from_millis(100),
+        gap: Duration::from_millis(100),
+        pieces: vec!["w "; 10],
+        stall_at: None,
+    };
+    let app = Arc::new(
+        builder(&["--max-llm-streams", "2"])
+            .llm(Arc::new(llm))
+            .build()
+            .await
+            .expect("app"),
+    );
+    let t0 = tokio::time::Instant::now();
+    let asks: Vec<_> = (0..5)
+        .map(|_| {
+            let app = app.clone();
+            tokio::spawn(async move {
+                let (outcome, frames) = ask(&app, "do you have one piece?").await;
+                (outcome, frames, t0.elapsed())
+            })
+        })
+        .collect();
+    let mut streamed = 0;
+    let mut busy = 0;
+    for a in asks {
+        let (outcome, frames, _) = a.await.expect("join");
+        assert_eq!(outcome, MessageOutcome::Done { cache_hit: false });
+        let done = last(&frames);
+        let degraded: Vec<&str> = done["degraded"]
+            .as_array()
+            .expect("degraded")
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
+        if degraded.contains(&"llm_busy") {
+            busy += 1;
+            assert!(text_of(&frames).starts_with(FALLBACK_PREFIX));
+            assert!(degraded.contains(&"llm_fallback"), "{degraded:?}");
+            assert_eq!(
+                done["timings_ms"]["first_token"], 400.0,
+                "the fallback goes out at the first-token deadline, not after a queue"
+            );
+        } else {
+            streamed += 1;
+            assert_eq!(text_of(&frames), "w ".repeat(10));
+        }
+    }
+    assert_eq!((streamed, busy), (2, 3));
+    assert_eq!(
+        app.state
+            .metrics
+            .degraded_count(manga_runtime::metrics::Degradation::LlmBusy),
+        3
+    );
 }

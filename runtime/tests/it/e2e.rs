@@ -5,6 +5,8 @@ use crate::support::{builder, Client, TestServer};
 use futures_util::{SinkExt, StreamExt};
 use jsonwebtoken::{encode, EncodingKey, Header};
 use serde_json::Value;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio_tungstenite::tungstenite::Message;
 
@@ -451,14 +453,40 @@ async fn graceful_shutdown_finishes_the_stream_in_flight() {
 #[tokio::test]
 async fn rs256_tokens_are_checked_against_the_jwks() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/fixtures");
-    let jwks = dir.join("rs256-test-jwks.json");
     let pem = std::fs::read(dir.join("rs256-test-key.pem")).expect("test key");
-    // The JWKS comes from a URL, as with Cognito: serve the fixture on 127.0.0.1.
-    let jwks_json = std::fs::read_to_string(&jwks).expect("jwks fixture");
-    let app = axum::Router::new().route(
-        "/.well-known/jwks.json",
-        axum::routing::get(move || async move { jwks_json }),
-    );
+    let fixture: Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("rs256-test-jwks.json")).expect("jwks"),
+    )
+    .expect("jwks JSON");
+    let good_key = fixture["keys"][0].clone();
+    // The set as served: entries this server cannot use around the good one.
+    // Each is skipped; none makes the set fail.
+    let set = |kid: &str| {
+        let mut key = good_key.clone();
+        key["kid"] = kid.into();
+        serde_json::json!({"keys": [
+            {"kty": "RSA", "kid": "broken", "n": "!!not base64url!!", "e": "AQAB"},
+            {"kty": "XYZ", "kid": "from-the-future"},
+            {"kty": "oct", "kid": "shared", "k": "c2VjcmV0"},
+            {"kty": "RSA", "kid": "enc-only", "use": "enc", "n": good_key["n"], "e": "AQAB"},
+            key,
+        ]})
+        .to_string()
+    };
+    // The JWKS comes from a URL, as with Cognito: served on 127.0.0.1, and
+    // rotated by the test.
+    let served = Arc::new(Mutex::new(set("test-key-1")));
+    let fetches = Arc::new(AtomicUsize::new(0));
+    let app = {
+        let (served, fetches) = (served.clone(), fetches.clone());
+        axum::Router::new().route(
+            "/.well-known/jwks.json",
+            axum::routing::get(move || async move {
+                fetches.fetch_add(1, Ordering::SeqCst);
+                served.lock().expect("lock").clone()
+            }),
+        )
+    };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -468,6 +496,7 @@ async fn rs256_tokens_are_checked_against_the_jwks() {
     );
     tokio::spawn(async move { axum::serve(listener, app).await });
     let s = TestServer::start(builder(&["--auth", "rs256", "--jwks-url", &jwks_url])).await;
+    assert_eq!(fetches.load(Ordering::SeqCst), 1, "fetched at start");
 
     let sign = |kid: &str| {
         #[derive(serde::Serialize)]
@@ -488,19 +517,91 @@ async fn rs256_tokens_are_checked_against_the_jwks() {
     let mut c = Client::connect(&s.ws_url("/v1/chat"), Some(&sign("test-key-1"))).await;
     assert_eq!(c.ask("s", "hello").await.last()["type"], "done");
 
-    let mut c = Client::connect(&s.ws_url("/v1/chat"), Some(&sign("other-kid"))).await;
-    let e = c.next().await.expect("error frame");
-    assert_eq!(e["code"], "unauthorized");
-    assert!(
-        e["message"]
-            .as_str()
-            .expect("message")
-            .contains("unknown kid"),
-        "{e}"
-    );
+    // The provider rotates: a token with the new kid arrives before the
+    // periodic refresh. The unknown kid triggers one refetch and is accepted.
+    *served.lock().expect("lock") = set("test-key-2");
+    let mut c = Client::connect(&s.ws_url("/v1/chat"), Some(&sign("test-key-2"))).await;
+    assert_eq!(c.ask("s", "hello").await.last()["type"], "done");
+    assert_eq!(fetches.load(Ordering::SeqCst), 2, "one refetch");
+
+    // Made-up kids do not turn into fetches: within the refetch interval
+    // they are refused from the keys in hand.
+    for _ in 0..3 {
+        let mut c = Client::connect(&s.ws_url("/v1/chat"), Some(&sign("other-kid"))).await;
+        let e = c.next().await.expect("error frame");
+        assert_eq!(e["code"], "unauthorized");
+        assert!(
+            e["message"]
+                .as_str()
+                .expect("message")
+                .contains("unknown kid"),
+            "{e}"
+        );
+    }
+    assert_eq!(fetches.load(Ordering::SeqCst), 2, "rate-limited refetch");
+    // Skipped entries are not keys: a token naming one is refused.
+    let mut c = Client::connect(&s.ws_url("/v1/chat"), Some(&sign("enc-only"))).await;
+    assert_eq!(c.next().await.expect("error frame")["code"], "unauthorized");
     // An HS256 token must not pass an RS256 server (algorithm confusion).
     let mut c = Client::connect(&s.ws_url("/v1/chat"), Some(&token(b"anything", "eve", 600))).await;
     assert_eq!(c.next().await.expect("error frame")["code"], "unauthorized");
+}
+
+#[tokio::test]
+async fn a_user_holds_at_most_the_per_user_connection_cap() {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let s = TestServer::start(builder(&[
+        "--auth",
+        "hs256",
+        "--jwt-secret",
+        "test-secret",
+        "--max-connections-per-user",
+        "2",
+    ]))
+    .await;
+    let alice = token(b"test-secret", "alice", 600);
+    let connect = |bearer: String| {
+        let mut req = s.ws_url("/v1/chat").into_client_request().expect("request");
+        req.headers_mut().insert(
+            "authorization",
+            format!("Bearer {bearer}").parse().expect("header"),
+        );
+        tokio_tungstenite::connect_async(req)
+    };
+    let first = Client::connect(&s.ws_url("/v1/chat"), Some(&alice)).await;
+    let mut second = Client::connect(&s.ws_url("/v1/chat"), Some(&alice)).await;
+    match connect(alice.clone()).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
+            assert_eq!(resp.status(), 429);
+        }
+        other => panic!("a third connection of alice: {other:?}"),
+    }
+    assert_eq!(
+        s.state
+            .metrics
+            .error_count(manga_runtime::protocol::ErrorCode::ConnectionLimit),
+        1
+    );
+    // Other users are not affected, and alice's connections still work.
+    let mut bob = Client::connect(
+        &s.ws_url("/v1/chat"),
+        Some(&token(b"test-secret", "bob", 600)),
+    )
+    .await;
+    assert_eq!(bob.ask("s", "hello").await.last()["type"], "done");
+    assert_eq!(second.ask("s", "hello").await.last()["type"], "done");
+    // A closed connection frees its slot.
+    drop(first);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Ok((ws, _)) = connect(alice.clone()).await {
+            let mut c = Client { ws };
+            assert_eq!(c.ask("s", "hello").await.last()["type"], "done");
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "slot never freed");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
 
 #[tokio::test]

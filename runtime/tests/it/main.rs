@@ -9,6 +9,8 @@
 //!   OpenSearch / Bedrock endpoints; `MANGA_BACKEND=aws` end to end with EMF lines
 //!   (emulators started by `emulators`);
 //! - `load`: a few hundred sessions from `manga-loadgen` over real sockets (correctness only);
+//! - `turns`: turns survive a client that leaves or never reads `done`, and a reconnect
+//!   to another task sees them;
 //! - `taskdef`: the ECS task definition mangactl renders agrees with the runtime and its image.
 //!
 //! Shared helpers live in `support`.
@@ -23,3 +25,4 @@ mod load;
 mod openai;
 mod support;
 mod taskdef;
+mod turns;

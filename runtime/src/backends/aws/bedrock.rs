@@ -210,6 +210,8 @@ mod tests {
     #[test]
     fn conversation_alternates_and_ends_with_the_question() {
         let turn = |u: &str, a: &str| Turn {
+            id: format!("t-{u}"),
+            at_us: 0,
             user: u.into(),
             assistant: a.into(),
             intent: Intent::ProductSearch,

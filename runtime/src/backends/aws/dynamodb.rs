@@ -5,10 +5,15 @@
 //! - load: one `Query` on the session, newest first, `Limit` N, strongly consistent so a
 //!   follow-up question sees the turn saved just before it; items past `expires_at`
 //!   are skipped because DynamoDB deletes expired items lazily (up to days later).
-//! - append: one `PutItem`; `turn` is the append time in microseconds since the epoch,
-//!   so no read precedes the write and turns sort in time order. A condition refuses to
-//!   overwrite a turn that has the same number (two connections of one session in the
-//!   same microsecond); the next number is tried.
+//! - append: one `PutItem`; `turn` is the time the message was received
+//!   ([`Turn::at_us`], microseconds since the epoch; the append time when unknown), so
+//!   no read precedes the write, turns sort in time order and a retried save writes
+//!   the same item. A condition refuses to
+//!   overwrite a turn that has the same number. When it fails, one consistent `GetItem`
+//!   tells the two causes apart: the item carries our `turn_id` (the message id) — the
+//!   SDK retried a write that had landed, so the save is done and no second copy is
+//!   written — or another message took the number in the same microsecond, and the next
+//!   number is tried. A retried save therefore never stores a turn twice.
 //!
 //! DAX: there is no DAX client for Rust (DAX speaks its own protocol, and AWS ships
 //! clients for Java, .NET, Node.js, Python and Go only), so the table is queried
@@ -16,7 +21,7 @@
 
 use super::describe;
 use crate::backends::{BackendError, SessionStore};
-use crate::domain::{Intent, Turn};
+use crate::domain::{epoch_micros, Intent, Turn};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
@@ -27,6 +32,8 @@ pub const HASH_KEY: &str = "session_id";
 pub const RANGE_KEY: &str = "turn";
 /// The TTL attribute (`memory::TTL_ATTRIBUTE` in mangactl-stacks).
 pub const TTL_ATTRIBUTE: &str = "expires_at";
+/// The message id of the turn, for idempotent saves.
+pub const TURN_ID: &str = "turn_id";
 /// The session `/readyz` queries: nobody uses it, the `Query` proves table and role.
 const READY_KEY: &str = "__readyz__";
 
@@ -120,10 +127,10 @@ impl DynamoSessionStore {
 
     async fn put(&self, key: &str, turn: Turn) -> Result<(), DynamoError> {
         let now = SystemTime::now();
-        let mut number = now
-            .duration_since(UNIX_EPOCH)
-            .map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
-            .unwrap_or(0);
+        let mut number = match turn.at_us {
+            0 => epoch_micros(now),
+            at => at,
+        };
         let expires_at = epoch_secs(now).saturating_add(self.ttl.as_secs());
         for _ in 0..3 {
             let mut item = turn_to_item(&turn);
@@ -148,6 +155,9 @@ impl DynamoSessionStore {
                     if e.as_service_error()
                         .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
                 {
+                    if !turn.id.is_empty() && self.holds(key, number, &turn.id).await? {
+                        return Ok(());
+                    }
                     number += 1;
                 }
                 Err(e) => return Err(self.call_error("PutItem", &e)),
@@ -156,6 +166,28 @@ impl DynamoSessionStore {
         Err(DynamoError::Collision {
             table: self.table.clone(),
         })
+    }
+}
+
+impl DynamoSessionStore {
+    /// Whether turn `number` of `key` is the turn with id `id` (our own earlier write).
+    async fn holds(&self, key: &str, number: u64, id: &str) -> Result<bool, DynamoError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(HASH_KEY, AttributeValue::S(key.to_string()))
+            .key(RANGE_KEY, AttributeValue::N(number.to_string()))
+            .projection_expression("#i")
+            .expression_attribute_names("#i", TURN_ID)
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| self.call_error("GetItem", &e))?;
+        Ok(matches!(
+            out.item().and_then(|i| i.get(TURN_ID)),
+            Some(AttributeValue::S(s)) if s == id
+        ))
     }
 }
 
@@ -168,6 +200,7 @@ fn epoch_secs(t: SystemTime) -> u64 {
 /// The item attributes of a turn (without the key and TTL attributes).
 pub fn turn_to_item(turn: &Turn) -> HashMap<String, AttributeValue> {
     HashMap::from([
+        (TURN_ID.to_string(), AttributeValue::S(turn.id.clone())),
         ("user".to_string(), AttributeValue::S(turn.user.clone())),
         (
             "assistant".to_string(),
@@ -215,6 +248,9 @@ pub fn item_to_turn(item: &HashMap<String, AttributeValue>) -> Result<Turn, Stri
         Some(other) => Err(format!("title_ids is not a list: {other:?}"))?,
     };
     Ok(Turn {
+        id: text(TURN_ID)?,
+        // The sort key; the caller knows it from the item's key.
+        at_us: number(item, RANGE_KEY).map_or(0, |n| if n == u64::MAX { 0 } else { n }),
         user: text("user")?,
         assistant: text("assistant")?,
         intent,
@@ -259,12 +295,15 @@ mod tests {
     #[test]
     fn turns_round_trip_through_items() {
         let turn = Turn {
+            id: "m1-2-3".into(),
+            at_us: 1_764_590_000_000_000,
             user: "more like that one".into(),
             assistant: "Try Vinland Saga [1].".into(),
             intent: Intent::Recommendation,
             title_ids: vec!["vinland-saga".into()],
         };
-        let item = turn_to_item(&turn);
+        let mut item = turn_to_item(&turn);
+        item.insert(RANGE_KEY.into(), AttributeValue::N(turn.at_us.to_string()));
         assert_eq!(item_to_turn(&item), Ok(turn));
         let mut bad = item.clone();
         bad.insert("intent".into(), AttributeValue::S("smalltalk".into()));
