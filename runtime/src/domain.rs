@@ -187,12 +187,35 @@ pub struct OrderLine {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Order {
     pub id: String,
+    /// The customer the order belongs to (the token's `sub`).
+    pub customer: String,
     pub placed_on: String,
     pub state: OrderState,
     pub lines: Vec<OrderLine>,
     pub carrier: Option<String>,
     pub tracking: Option<String>,
     pub eta: Option<String>,
+}
+
+/// Whose per-customer data (orders) a message may read. Built from the
+/// connection's principal ([`crate::pipeline::auth::Principal::scope`]), so a
+/// customer never sees another customer's order, whatever number they type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope<'a> {
+    /// An authenticated customer: their own data only.
+    Customer(&'a str),
+    /// Auth off (allowed only on a loopback bind): a developer on this
+    /// machine, who sees the generated demo data.
+    Developer,
+}
+
+impl Scope<'_> {
+    pub fn may_read(&self, owner: &str) -> bool {
+        match self {
+            Scope::Customer(id) => *id == owner,
+            Scope::Developer => true,
+        }
+    }
 }
 
 /// Which part of the bundled corpus a retrieval searches.

@@ -9,7 +9,7 @@
 
 use super::classifier::SplitMix64;
 use super::{BackendError, Recommendation, Services};
-use crate::domain::{Order, OrderLine, OrderState, Title};
+use crate::domain::{Order, OrderLine, OrderState, Scope, Title};
 use aho_corasick::{AhoCorasick, MatchKind};
 use async_trait::async_trait;
 use std::collections::{HashMap, HashSet};
@@ -382,7 +382,8 @@ pub fn canonical_order_id(raw: &str) -> Option<String> {
 }
 
 /// Deterministic orders `MA-100000`.. so the demo and tests can look them up; dates are
-/// fixed strings, not derived from the clock.
+/// fixed strings, not derived from the clock. Order `MA-1000nn` belongs to customer
+/// `customer-{nn % 50}` (see [`demo_customer`]).
 fn generate_orders(titles: &[Title], count: u32) -> HashMap<String, Order> {
     let mut rng = SplitMix64(0x6f72_6465_7273);
     let states = [
@@ -431,6 +432,7 @@ fn generate_orders(titles: &[Title], count: u32) -> HashMap<String, Order> {
             id.clone(),
             Order {
                 id,
+                customer: demo_customer(n),
                 placed_on: format!("2025-{month:02}-{day:02}"),
                 state,
                 lines,
@@ -441,6 +443,13 @@ fn generate_orders(titles: &[Title], count: u32) -> HashMap<String, Order> {
         );
     }
     out
+}
+
+/// The owner of generated order number `n` (`MA-{100000 + n}`): customers
+/// `customer-0` to `customer-49`, so a token with `sub: customer-1` owns
+/// `MA-100001`, `MA-100051`, …
+pub fn demo_customer(n: u32) -> String {
+    format!("customer-{}", n % 50)
 }
 
 #[async_trait]
@@ -461,8 +470,15 @@ impl Services for CatalogServices {
         Ok(hit.map(|i| self.titles[i].clone()))
     }
 
-    async fn order_status(&self, order_id: &str) -> Result<Option<Order>, BackendError> {
-        Ok(canonical_order_id(order_id).and_then(|id| self.orders.get(&id).cloned()))
+    async fn order_status(
+        &self,
+        order_id: &str,
+        scope: Scope<'_>,
+    ) -> Result<Option<Order>, BackendError> {
+        Ok(canonical_order_id(order_id)
+            .and_then(|id| self.orders.get(&id))
+            .filter(|o| scope.may_read(&o.customer))
+            .cloned())
     }
 
     async fn recommend(
@@ -556,8 +572,31 @@ mod tests {
             .await
             .expect("lookup");
         assert_eq!(by_isbn.map(|t| t.id), Some(first.id.clone()));
-        assert!(s.order_status("ma100003").await.expect("order").is_some());
-        assert!(s.order_status("MA-999999").await.expect("order").is_none());
+        assert!(s
+            .order_status("ma100003", Scope::Developer)
+            .await
+            .expect("order")
+            .is_some());
+        assert!(s
+            .order_status("MA-999999", Scope::Developer)
+            .await
+            .expect("order")
+            .is_none());
+        let own = Scope::Customer("customer-3");
+        assert_eq!(
+            s.order_status("MA-100003", own)
+                .await
+                .expect("order")
+                .map(|o| o.customer),
+            Some("customer-3".to_string())
+        );
+        assert!(
+            s.order_status("MA-100004", own)
+                .await
+                .expect("order")
+                .is_none(),
+            "another customer's order is not found"
+        );
     }
 
     #[tokio::test]

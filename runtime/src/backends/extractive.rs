@@ -185,8 +185,8 @@ fn compose_order(prompt: &Prompt, o: &mut String) {
             } => {
                 let _ = write!(
                     o,
-                    "I couldn't find order {order_id}. Order numbers look like MA-123456 and are in \
-                     your confirmation email; please check the number."
+                    "I couldn't find order {order_id} on your account. Order numbers look like \
+                     MA-123456 and are in your confirmation email; please check the number."
                 );
                 return;
             }

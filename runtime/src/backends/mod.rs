@@ -19,7 +19,7 @@ pub mod memory_store;
 pub mod moka_cache;
 pub mod openai;
 
-use crate::domain::{Corpus, Intent, Order, Passage, Prompt, SourceRef, Title, Turn};
+use crate::domain::{Corpus, Intent, Order, Passage, Prompt, Scope, SourceRef, Title, Turn};
 use async_trait::async_trait;
 use futures_util::stream::BoxStream;
 use serde::{Deserialize, Serialize};
@@ -92,7 +92,14 @@ pub trait Services: Send + Sync + Debug {
     async fn search_catalog(&self, query: &str, limit: usize) -> Result<Vec<Title>, BackendError>;
     /// The title a question is about (by name or ISBN), with price and stock.
     async fn lookup_title(&self, query: &str) -> Result<Option<Title>, BackendError>;
-    async fn order_status(&self, order_id: &str) -> Result<Option<Order>, BackendError>;
+    /// The order, if it exists and `scope` may read it: another customer's
+    /// order is `None`, exactly like one that does not exist, so order
+    /// numbers cannot be probed.
+    async fn order_status(
+        &self,
+        order_id: &str,
+        scope: Scope<'_>,
+    ) -> Result<Option<Order>, BackendError>;
     /// `seen` are catalog ids from the conversation, most relevant first; the first is
     /// the seed when the query names no title, and all are excluded.
     async fn recommend(

@@ -87,7 +87,10 @@ pub fn system_prompt(prompt: &Prompt) -> String {
             order: None,
         } = t
         {
-            let _ = writeln!(system, "No order {order_id} exists.");
+            let _ = writeln!(
+                system,
+                "No order {order_id} exists on this customer's account."
+            );
         }
     }
     system

@@ -16,6 +16,7 @@
 
 use super::Run;
 use crate::config::{AuthMode, Config};
+use crate::domain::Scope;
 use crate::metrics::Stage;
 use crate::protocol::ErrorCode;
 use jsonwebtoken::jwk::{AlgorithmParameters, Jwk, KeyAlgorithm, PublicKeyUse};
@@ -48,6 +49,16 @@ impl Principal {
 
     pub fn session_key(&self, session_id: &str) -> String {
         format!("{}/{}", self.subject, session_id)
+    }
+
+    /// Whose orders this caller may read: an authenticated customer their
+    /// own (the token's `sub`); with auth off, which only a loopback bind
+    /// allows, the developer sees the demo data.
+    pub fn scope(&self) -> Scope<'_> {
+        match self.subject.strip_prefix("user:") {
+            Some(sub) if self.expires_at.is_some() => Scope::Customer(sub),
+            _ => Scope::Developer,
+        }
     }
 }
 

@@ -10,7 +10,7 @@ use super::guardrails::Guardrails;
 use super::intent::Classified;
 use super::Run;
 use crate::backends::{BackendError, Retriever, Services};
-use crate::domain::{Corpus, Intent, Passage, ToolResult, Turn};
+use crate::domain::{Corpus, Intent, Passage, Scope, ToolResult, Turn};
 use crate::metrics::{Degradation, Stage};
 use futures_util::future::join_all;
 use tokio::time::Instant;
@@ -75,6 +75,7 @@ async fn call(
     services: &dyn Services,
     call: &Call,
     text: &str,
+    scope: Scope<'_>,
 ) -> Result<ToolResult, BackendError> {
     Ok(match call {
         Call::SearchCatalog { limit } => ToolResult::CatalogSearch {
@@ -86,7 +87,7 @@ async fn call(
         },
         Call::OrderStatus { order_id } => ToolResult::OrderLookup {
             order_id: order_id.clone(),
-            order: services.order_status(order_id).await?,
+            order: services.order_status(order_id, scope).await?,
         },
         Call::Recommend { seen, limit } => {
             let r = services.recommend(text, seen, *limit).await?;
@@ -98,11 +99,13 @@ async fn call(
     })
 }
 
+#[allow(clippy::too_many_arguments)] // one call site, reads as the stage's inputs
 pub async fn gather(
     services: &dyn Services,
     retriever: &dyn Retriever,
     c: &Classified,
     text: &str,
+    scope: Scope<'_>,
     history: &[Turn],
     guardrails: &Guardrails,
     run: &mut Run<'_>,
@@ -121,7 +124,7 @@ pub async fn gather(
         let results = join_all(
             plan.calls
                 .iter()
-                .map(|c| tokio::time::timeout_at(deadline, call(services, c, text))),
+                .map(|c| tokio::time::timeout_at(deadline, call(services, c, text, scope))),
         )
         .await;
         Some((results, start.elapsed()))

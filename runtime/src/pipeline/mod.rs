@@ -265,6 +265,7 @@ impl Pipeline {
             &*b.retriever,
             &intent,
             &req.text,
+            req.principal.scope(),
             &history,
             &self.guardrails,
             &mut run,

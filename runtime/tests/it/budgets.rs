@@ -11,7 +11,7 @@ use manga_runtime::backends::{
     BackendError, CachedAnswer, Llm, Recommendation, ResponseCache, Services, SessionStore,
     TokenStream,
 };
-use manga_runtime::domain::{Order, Prompt, Title, Turn};
+use manga_runtime::domain::{Order, Prompt, Scope, Title, Turn};
 use manga_runtime::metrics::Stage;
 use manga_runtime::pipeline::auth::Principal;
 use manga_runtime::pipeline::respond::FALLBACK_PREFIX;
@@ -128,8 +128,12 @@ impl Services for SlowSearch {
     async fn lookup_title(&self, q: &str) -> Result<Option<Title>, BackendError> {
         self.0.lookup_title(q).await
     }
-    async fn order_status(&self, id: &str) -> Result<Option<Order>, BackendError> {
-        self.0.order_status(id).await
+    async fn order_status(
+        &self,
+        id: &str,
+        scope: Scope<'_>,
+    ) -> Result<Option<Order>, BackendError> {
+        self.0.order_status(id, scope).await
     }
     async fn recommend(
         &self,

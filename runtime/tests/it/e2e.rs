@@ -652,3 +652,35 @@ async fn silent_clients_are_closed_after_three_ping_intervals() {
     .await
     .expect("the server forgets the connection");
 }
+
+#[tokio::test]
+async fn a_customer_sees_only_their_own_orders() {
+    let s = TestServer::start(builder(&["--auth", "hs256", "--jwt-secret", "test-secret"])).await;
+    // Generated order MA-1000nn belongs to customer-{nn % 50}.
+    let own = token(b"test-secret", "customer-1", 600);
+    let mut c = Client::connect(&s.ws_url("/v1/chat"), Some(&own)).await;
+    let a = c.ask("o", "Where is my order MA-100001?").await;
+    assert!(
+        a.text().contains("Order MA-100001 was placed on"),
+        "{}",
+        a.text()
+    );
+    assert_eq!(a.last()["sources"][0]["id"], "order:MA-100001");
+
+    // Another customer's number: the same answer as a number that does not
+    // exist, so order numbers cannot be probed; nothing of the order leaks.
+    let theirs = c.ask("o", "Where is my order MA-100002?").await;
+    let missing = c.ask("o", "Where is my order MA-999999?").await;
+    assert!(
+        theirs
+            .text()
+            .contains("I couldn't find order MA-100002 on your account"),
+        "{}",
+        theirs.text()
+    );
+    assert_eq!(
+        theirs.text().replace("MA-100002", "#"),
+        missing.text().replace("MA-999999", "#")
+    );
+    assert_eq!(theirs.last()["sources"], serde_json::json!([]));
+}
