@@ -35,7 +35,10 @@ pub enum Degradation {
     /// Every LLM stream permit of the task was taken until the first-token
     /// deadline (`MANGA_MAX_LLM_STREAMS`): fallback answer, the model not asked.
     LlmBusy,
-    /// Guardrails redacted or removed part of the answer.
+    /// The model hit its token limit or context window: the answer is cut short.
+    AnswerTruncated,
+    /// Guardrails (ours, or the model provider's filter) redacted, removed or
+    /// stopped part of the answer.
     GuardrailRedacted,
     /// The user message tripped the input guardrails (prompt injection, blocked topic).
     InputBlocked,
@@ -55,7 +58,7 @@ impl Degradation {
 }
 
 impl Degradation {
-    pub const ALL: [Degradation; 10] = [
+    pub const ALL: [Degradation; 11] = [
         Degradation::MemorySkipped,
         Degradation::IntentModelSkipped,
         Degradation::CacheSkipped,
@@ -63,6 +66,7 @@ impl Degradation {
         Degradation::RetrievalSkipped,
         Degradation::LlmFallback,
         Degradation::LlmBusy,
+        Degradation::AnswerTruncated,
         Degradation::GuardrailRedacted,
         Degradation::InputBlocked,
         Degradation::SaveSkipped,
@@ -77,6 +81,7 @@ impl Degradation {
             Degradation::RetrievalSkipped => "retrieval_skipped",
             Degradation::LlmFallback => "llm_fallback",
             Degradation::LlmBusy => "llm_busy",
+            Degradation::AnswerTruncated => "answer_truncated",
             Degradation::GuardrailRedacted => "guardrail_redacted",
             Degradation::InputBlocked => "input_blocked",
             Degradation::SaveSkipped => "save_skipped",

@@ -33,6 +33,19 @@ pub enum BackendError {
     Unavailable(String),
     #[error("backend returned an invalid response: {0}")]
     Invalid(String),
+    /// The model ended the answer early for a reason it reported (Bedrock
+    /// `stopReason`, OpenAI `finish_reason`); what was streamed stands.
+    #[error("the model cut the answer short: {0:?}")]
+    Cut(CutShort),
+}
+
+/// Why a model ended an answer early.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CutShort {
+    /// The token limit or the context window was reached.
+    Length,
+    /// A content filter or guardrail of the model provider stopped it.
+    Filtered,
 }
 
 /// Conversation memory (PO-04): last N turns per session key.

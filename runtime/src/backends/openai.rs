@@ -5,9 +5,13 @@
 //! The prompt carries the same grounded context the extractive responder uses
 //! ([`super::extractive`]), numbered so the model can cite `[n]`. Deadlines are enforced
 //! by the pipeline ([`crate::pipeline::respond`]), not here: dropping the stream cancels
-//! the request.
+//! the request. The reader of the event stream also ends by itself, so it never
+//! outlives its use: when the pipeline drops the stream, and when the server sends
+//! nothing for [`SSE_READ_TIMEOUT`] (a hung server would otherwise hold the task and
+//! its connection for ever). `finish_reason` `length` ends the stream as
+//! [`CutShort::Length`], `content_filter` as [`CutShort::Filtered`].
 
-use super::{BackendError, Llm, TokenStream};
+use super::{BackendError, CutShort, Llm, TokenStream};
 use crate::domain::{Prompt, ToolResult};
 use async_trait::async_trait;
 use futures_util::StreamExt;
@@ -120,22 +124,41 @@ fn source_detail(prompt: &Prompt, id: &str) -> Option<String> {
     None
 }
 
-/// Parses one SSE `data:` payload; `Ok(None)` for `[DONE]`, `Ok(Some(""))` for chunks
-/// without content (role announcements, finish reasons).
-pub fn parse_sse_data(data: &str) -> Result<Option<String>, BackendError> {
+/// Longest silence between two reads of the event stream before the reader gives up
+/// (far beyond the pipeline's inter-token deadline, which fires first in a message).
+pub const SSE_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// One SSE `data:` payload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SseData {
+    /// `[DONE]`.
+    Done,
+    /// A chunk: its text (empty for role announcements and plain finish reasons), and
+    /// whether its `finish_reason` ended the answer early.
+    Chunk { text: String, cut: Option<CutShort> },
+}
+
+pub fn parse_sse_data(data: &str) -> Result<SseData, BackendError> {
     if data == "[DONE]" {
-        return Ok(None);
+        return Ok(SseData::Done);
     }
     let v: Value = serde_json::from_str(data).map_err(|e| BackendError::Invalid(e.to_string()))?;
     if let Some(err) = v.get("error") {
         return Err(BackendError::Unavailable(err.to_string()));
     }
-    Ok(Some(
-        v["choices"][0]["delta"]["content"]
+    let choice = &v["choices"][0];
+    let cut = match choice["finish_reason"].as_str() {
+        Some("length") => Some(CutShort::Length),
+        Some("content_filter") => Some(CutShort::Filtered),
+        _ => None,
+    };
+    Ok(SseData::Chunk {
+        text: choice["delta"]["content"]
             .as_str()
             .unwrap_or_default()
             .to_string(),
-    ))
+        cut,
+    })
 }
 
 #[async_trait]
@@ -171,11 +194,25 @@ impl Llm for OpenAiCompatible {
         let mut bytes = resp.bytes_stream();
         tokio::spawn(async move {
             let mut buf: Vec<u8> = Vec::new();
-            while let Some(chunk) = bytes.next().await {
-                let chunk = match chunk {
-                    Ok(c) => c,
-                    Err(e) => {
+            loop {
+                let next = tokio::select! {
+                    // The pipeline dropped the stream: stop reading, drop the response.
+                    _ = tx.closed() => return,
+                    next = tokio::time::timeout(SSE_READ_TIMEOUT, bytes.next()) => next,
+                };
+                let chunk = match next {
+                    Ok(Some(Ok(c))) => c,
+                    Ok(None) => return,
+                    Ok(Some(Err(e))) => {
                         let _ = tx.send(Err(BackendError::Unavailable(e.to_string()))).await;
+                        return;
+                    }
+                    Err(_) => {
+                        let silent = format!(
+                            "no data for {} s; the stream is abandoned",
+                            SSE_READ_TIMEOUT.as_secs()
+                        );
+                        let _ = tx.send(Err(BackendError::Unavailable(silent))).await;
                         return;
                     }
                 };
@@ -187,10 +224,13 @@ impl Llm for OpenAiCompatible {
                         continue;
                     };
                     match parse_sse_data(data.trim()) {
-                        Ok(None) => return,
-                        Ok(Some(t)) if t.is_empty() => {}
-                        Ok(Some(t)) => {
-                            if tx.send(Ok(t)).await.is_err() {
+                        Ok(SseData::Done) => return,
+                        Ok(SseData::Chunk { text, cut }) => {
+                            if !text.is_empty() && tx.send(Ok(text)).await.is_err() {
+                                return;
+                            }
+                            if let Some(c) = cut {
+                                let _ = tx.send(Err(BackendError::Cut(c))).await;
                                 return;
                             }
                         }
@@ -230,15 +270,36 @@ mod tests {
     #[test]
     fn parses_sse_chunks() {
         let chunk = r#"{"choices":[{"delta":{"content":"Hello"},"index":0}]}"#;
-        assert_eq!(
-            parse_sse_data(chunk).expect("parse"),
-            Some("Hello".to_string())
-        );
+        let text = |t: &str| SseData::Chunk {
+            text: t.into(),
+            cut: None,
+        };
+        assert_eq!(parse_sse_data(chunk).expect("parse"), text("Hello"));
         assert_eq!(
             parse_sse_data(r#"{"choices":[{"delta":{"role":"assistant"}}]}"#).expect("parse"),
-            Some(String::new())
+            text("")
         );
-        assert_eq!(parse_sse_data("[DONE]").expect("parse"), None);
+        assert_eq!(
+            parse_sse_data(r#"{"choices":[{"delta":{},"finish_reason":"stop"}]}"#).expect("parse"),
+            text("")
+        );
+        assert_eq!(
+            parse_sse_data(r#"{"choices":[{"delta":{"content":"x"},"finish_reason":"length"}]}"#)
+                .expect("parse"),
+            SseData::Chunk {
+                text: "x".into(),
+                cut: Some(CutShort::Length)
+            }
+        );
+        assert_eq!(
+            parse_sse_data(r#"{"choices":[{"delta":{},"finish_reason":"content_filter"}]}"#)
+                .expect("parse"),
+            SseData::Chunk {
+                text: String::new(),
+                cut: Some(CutShort::Filtered)
+            }
+        );
+        assert_eq!(parse_sse_data("[DONE]").expect("parse"), SseData::Done);
         assert!(parse_sse_data("not json").is_err());
         assert!(parse_sse_data(r#"{"error":{"message":"overloaded"}}"#).is_err());
     }

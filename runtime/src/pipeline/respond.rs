@@ -16,7 +16,7 @@
 use super::guardrails::{Guardrails, StreamFilter};
 use super::{deliver, fetch::Fetched, Outbox, Run, Settings};
 use crate::backends::extractive::compose;
-use crate::backends::{CachedAnswer, Llm};
+use crate::backends::{BackendError, CachedAnswer, CutShort, Llm};
 use crate::domain::{Intent, Prompt, SourceRef, Tier, ToolResult, Turn};
 use crate::metrics::{Degradation, Stage};
 use futures_util::StreamExt;
@@ -233,6 +233,14 @@ async fn stream(
                 piece = Some(p);
             }
             Ok(None) => break,
+            // The model ended early and said why: what it streamed stands.
+            Ok(Some(Err(BackendError::Cut(cut)))) => {
+                run.degrade(match cut {
+                    CutShort::Length => Degradation::AnswerTruncated,
+                    CutShort::Filtered => Degradation::GuardrailRedacted,
+                });
+                break;
+            }
             Ok(Some(Err(e))) => {
                 crate::warn_limited!(llm = llm.name(), error = %e, "LLM failed mid-stream");
                 finish = Finish::LlmFailed;

@@ -374,6 +374,80 @@ async fn start_fake_opensearch() -> (String, Log) {
     (format!("http://{}", serve_fake(app).await), log)
 }
 
+/// Credentials that say how often they were asked for, expiring `valid_for` after
+/// each resolution.
+#[derive(Debug)]
+struct CountingCredentials {
+    calls: Arc<std::sync::atomic::AtomicUsize>,
+    valid_for: Duration,
+}
+
+impl aws_credential_types::provider::ProvideCredentials for CountingCredentials {
+    fn provide_credentials<'a>(
+        &'a self,
+    ) -> aws_credential_types::provider::future::ProvideCredentials<'a>
+    where
+        Self: 'a,
+    {
+        self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        aws_credential_types::provider::future::ProvideCredentials::ready(Ok(
+            aws_credential_types::Credentials::new(
+                "counted",
+                "secret",
+                Some("session".into()),
+                Some(SystemTime::now() + self.valid_for),
+                "counting",
+            ),
+        ))
+    }
+}
+
+#[tokio::test]
+async fn opensearch_credentials_are_resolved_once_until_near_expiry() {
+    let (endpoint, log) = start_fake_opensearch().await;
+    let retriever_with = |valid_for: Duration, calls: Arc<std::sync::atomic::AtomicUsize>| {
+        let sdk = static_config("http://127.0.0.1:9", REGION)
+            .into_builder()
+            .credentials_provider(
+                aws_credential_types::provider::SharedCredentialsProvider::new(
+                    CountingCredentials { calls, valid_for },
+                ),
+            )
+            .build();
+        OpenSearchRetriever::new(&sdk, &endpoint, "manga-passages").expect("retriever")
+    };
+    let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let hour = retriever_with(Duration::from_secs(3600), calls.clone());
+    for _ in 0..5 {
+        hour.retrieve("one piece", 2, Corpus::Catalog)
+            .await
+            .expect("passages");
+    }
+    assert_eq!(
+        calls.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "one resolution for five searches"
+    );
+    // Credentials within the refresh window of their expiry are replaced.
+    let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let short = retriever_with(Duration::from_secs(60), calls.clone());
+    for _ in 0..3 {
+        short
+            .retrieve("one piece", 2, Corpus::Catalog)
+            .await
+            .expect("passages");
+    }
+    assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 3);
+    let auth = log.lock().expect("log")[0].headers["authorization"]
+        .to_str()
+        .expect("ascii")
+        .to_string();
+    assert!(
+        auth.contains("Credential=counted/"),
+        "signed with the cached credentials: {auth}"
+    );
+}
+
 #[tokio::test]
 async fn opensearch_retriever_signs_and_parses_against_a_fake_collection() {
     let (endpoint, log) = start_fake_opensearch().await;

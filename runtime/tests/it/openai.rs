@@ -123,3 +123,68 @@ async fn unreachable_llm_server_makes_readyz_fail_and_answers_fall_back() {
     assert_eq!(a.last()["degraded"][0], "llm_fallback");
     assert!(a.text().contains("One Piece by Eiichiro Oda"));
 }
+
+/// Flags when the server side of a response body is dropped (the client went away).
+struct DropFlag(Arc<std::sync::atomic::AtomicBool>);
+
+impl Drop for DropFlag {
+    fn drop(&mut self) {
+        self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[tokio::test]
+async fn a_dropped_stream_releases_a_server_that_never_finishes() {
+    let released = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = released.clone();
+    // One token, then silence for ever: a hung model server.
+    let chat = move || {
+        let flag = flag.clone();
+        async move {
+            let guard = DropFlag(flag);
+            let first = futures_util::stream::once(async {
+                Ok::<_, std::io::Error>(axum::body::Bytes::from_static(
+                    b"data: {\"choices\":[{\"delta\":{\"content\":\"Hi\"}}]}\n\n",
+                ))
+            });
+            let hang = futures_util::stream::pending();
+            let body = first.chain(hang).map(move |c| {
+                let _keep = &guard;
+                c
+            });
+            (
+                [("content-type", "text/event-stream")],
+                axum::body::Body::from_stream(body),
+            )
+                .into_response()
+        }
+    };
+    let app = Router::new().route("/v1/chat/completions", post(chat));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let llm = OpenAiCompatible::new(&format!("http://{addr}/v1"), "m", None, 16).expect("client");
+    let prompt = Prompt {
+        intent: Intent::ProductSearch,
+        user_text: "hi".into(),
+        history: vec![],
+        tools: vec![],
+        passages: vec![],
+        sources: vec![],
+    };
+    let mut s = llm.stream(&prompt).await.expect("stream");
+    assert_eq!(s.next().await.expect("a token").expect("ok"), "Hi");
+    assert!(!released.load(std::sync::atomic::Ordering::SeqCst));
+    // The pipeline gives up (its inter-token deadline) and drops the stream.
+    drop(s);
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !released.load(std::sync::atomic::Ordering::SeqCst) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the reader still holds the hung response"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}

@@ -4,19 +4,24 @@
 //! must cite as `[n]`, then the conversation history and the question.
 //!
 //! Each `contentBlockDelta` text event becomes one token of the [`TokenStream`];
-//! `messageStop` ends it; an exception event mid-stream (throttling, model stream error)
-//! ends it with an error, which the pipeline turns into `llm_error` (or the fallback
-//! answer, before the first token). First-token and inter-token deadlines are the
+//! `messageStop` ends it, by its `stopReason` (values from the API reference,
+//! `MessageStopEvent`): `end_turn`, `stop_sequence` (and `tool_use`, which cannot happen
+//! without tools) end the answer; `max_tokens` and `model_context_window_exceeded` end
+//! it as [`CutShort::Length`] (`done` says `answer_truncated`); `guardrail_intervened`
+//! and `content_filtered` as [`CutShort::Filtered`] (`guardrail_redacted`);
+//! `malformed_model_output` and `malformed_tool_use` are failures. An exception event
+//! mid-stream (throttling, model stream error) ends it with an error, which the pipeline
+//! turns into `llm_error` (or the fallback answer, before the first token). First-token and inter-token deadlines are the
 //! pipeline's; dropping the stream drops the HTTP response.
 
 use super::describe;
 use crate::backends::openai::system_prompt;
-use crate::backends::{BackendError, Llm, TokenStream};
+use crate::backends::{BackendError, CutShort, Llm, TokenStream};
 use crate::domain::Prompt;
 use async_trait::async_trait;
 use aws_sdk_bedrockruntime::types::{
     ContentBlock, ContentBlockDelta, ConversationRole, ConverseStreamOutput,
-    InferenceConfiguration, Message, SystemContentBlock,
+    InferenceConfiguration, Message, StopReason, SystemContentBlock,
 };
 use aws_sdk_bedrockruntime::Client;
 use futures_util::StreamExt;
@@ -57,6 +62,10 @@ pub enum Step {
     Skip,
     /// `messageStop`: the answer is complete.
     End,
+    /// `messageStop` with a reason that ended the answer early.
+    Cut(CutShort),
+    /// `messageStop` saying the model's output was unusable.
+    Fail(String),
 }
 
 /// Maps one `ConverseStream` event to a [`Step`].
@@ -66,7 +75,23 @@ pub fn step(event: &ConverseStreamOutput) -> Step {
             Some(ContentBlockDelta::Text(t)) if !t.is_empty() => Step::Token(t.clone()),
             _ => Step::Skip,
         },
-        ConverseStreamOutput::MessageStop(_) => Step::End,
+        ConverseStreamOutput::MessageStop(e) => match e.stop_reason() {
+            StopReason::EndTurn | StopReason::StopSequence | StopReason::ToolUse => Step::End,
+            StopReason::MaxTokens | StopReason::ModelContextWindowExceeded => {
+                Step::Cut(CutShort::Length)
+            }
+            StopReason::GuardrailIntervened | StopReason::ContentFiltered => {
+                Step::Cut(CutShort::Filtered)
+            }
+            StopReason::MalformedModelOutput | StopReason::MalformedToolUse => {
+                Step::Fail(format!("stopReason {}", e.stop_reason().as_str()))
+            }
+            // A reason newer than this SDK: what was streamed is kept.
+            other => {
+                crate::warn_limited!(stop_reason = other.as_str(), "unknown Bedrock stopReason");
+                Step::End
+            }
+        },
         _ => Step::Skip,
     }
 }
@@ -149,6 +174,11 @@ impl Llm for BedrockLlm {
                             Step::Token(t) => return Some((Ok(t), Some(rx))),
                             Step::Skip => {}
                             Step::End => return None,
+                            Step::Cut(c) => return Some((Err(BackendError::Cut(c)), None)),
+                            Step::Fail(message) => {
+                                let err = BedrockError::Stream { model, message };
+                                return Some((Err(err.into()), None));
+                            }
                         },
                         Ok(None) => return None,
                         Err(e) => {
@@ -205,6 +235,31 @@ mod tests {
                 .expect("stop"),
         );
         assert_eq!(step(&stop), Step::End);
+        let stop = |r: StopReason| {
+            step(&ConverseStreamOutput::MessageStop(
+                MessageStopEvent::builder()
+                    .stop_reason(r)
+                    .build()
+                    .expect("stop"),
+            ))
+        };
+        assert_eq!(stop(StopReason::StopSequence), Step::End);
+        assert_eq!(stop(StopReason::MaxTokens), Step::Cut(CutShort::Length));
+        assert_eq!(
+            stop(StopReason::ModelContextWindowExceeded),
+            Step::Cut(CutShort::Length)
+        );
+        assert_eq!(
+            stop(StopReason::GuardrailIntervened),
+            Step::Cut(CutShort::Filtered)
+        );
+        assert_eq!(
+            stop(StopReason::ContentFiltered),
+            Step::Cut(CutShort::Filtered)
+        );
+        assert!(
+            matches!(stop(StopReason::MalformedModelOutput), Step::Fail(m) if m.contains("malformed_model_output"))
+        );
     }
 
     #[test]

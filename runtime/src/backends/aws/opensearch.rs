@@ -2,7 +2,10 @@
 //! OpenSearch Serverless collection. There is no SDK client for the OpenSearch data
 //! plane, so this is one `POST /{index}/_search` through `reqwest`, signed with SigV4
 //! (service `aoss`, with the `x-amz-content-sha256` header AOSS requires) using the
-//! credentials of the shared [`aws_config::SdkConfig`].
+//! credentials of the shared [`aws_config::SdkConfig`]. The credentials are resolved once
+//! and reused until [`REFRESH_BEFORE_EXPIRY`] before they expire: SDK clients cache
+//! identities themselves, but a provider called directly resolves again on every call
+//! (on ECS an HTTP request to the container credentials endpoint per search).
 //!
 //! Index contract (runtime/README.md): one document per passage with `source_id`
 //! (`catalog:<id>` or `faq:<id>`, as the embedded retriever uses), `title`, `text` and
@@ -13,11 +16,13 @@ use crate::backends::{BackendError, Retriever};
 use crate::domain::{Corpus, Passage};
 use async_trait::async_trait;
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
+use aws_credential_types::Credentials;
 use aws_sigv4::http_request::{
     sign, PayloadChecksumKind, SignableBody, SignableRequest, SigningSettings,
 };
 use aws_sigv4::sign::v4;
 use serde_json::{json, Value};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 /// SigV4 service name of OpenSearch Serverless.
@@ -52,12 +57,45 @@ impl From<OpenSearchError> for BackendError {
     }
 }
 
+/// Cached credentials are replaced this long before their expiry, so a
+/// request is never signed with credentials about to lapse.
+pub const REFRESH_BEFORE_EXPIRY: Duration = Duration::from_secs(300);
+
 #[derive(Debug, Clone)]
 pub struct OpenSearchRetriever {
     http: reqwest::Client,
     search_url: String,
     region: String,
-    credentials: SharedCredentialsProvider,
+    credentials: Arc<CredentialCache>,
+}
+
+/// The provider's credentials, resolved once and reused until near expiry;
+/// one resolution at a time (the lock), so a burst of searches at expiry
+/// asks the provider once.
+#[derive(Debug)]
+struct CredentialCache {
+    provider: SharedCredentialsProvider,
+    current: tokio::sync::Mutex<Option<Credentials>>,
+}
+
+impl CredentialCache {
+    async fn get(&self) -> Result<Credentials, OpenSearchError> {
+        let mut current = self.current.lock().await;
+        let fresh = |c: &Credentials| {
+            c.expiry()
+                .is_none_or(|e| e > SystemTime::now() + REFRESH_BEFORE_EXPIRY)
+        };
+        if let Some(c) = current.as_ref().filter(|c| fresh(c)) {
+            return Ok(c.clone());
+        }
+        let c = self
+            .provider
+            .provide_credentials()
+            .await
+            .map_err(|e| OpenSearchError::Credentials(super::describe(&e)))?;
+        *current = Some(c.clone());
+        Ok(c)
+    }
 }
 
 impl OpenSearchRetriever {
@@ -84,18 +122,16 @@ impl OpenSearchRetriever {
             http,
             search_url: format!("{}/{index}/_search", endpoint.trim_end_matches('/')),
             region,
-            credentials,
+            credentials: Arc::new(CredentialCache {
+                provider: credentials,
+                current: tokio::sync::Mutex::new(None),
+            }),
         })
     }
 
     async fn search(&self, body: &Value) -> Result<Value, OpenSearchError> {
         let body = body.to_string().into_bytes();
-        let creds = self
-            .credentials
-            .provide_credentials()
-            .await
-            .map_err(|e| OpenSearchError::Credentials(super::describe(&e)))?;
-        let identity = creds.into();
+        let identity = self.credentials.get().await?.into();
         let mut settings = SigningSettings::default();
         settings.payload_checksum_kind = PayloadChecksumKind::XAmzSha256;
         let params = v4::SigningParams::builder()
