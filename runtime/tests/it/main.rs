@@ -9,11 +9,13 @@
 //!   OpenSearch / Bedrock endpoints; `MANGA_BACKEND=aws` end to end with EMF lines
 //!   (emulators started by `emulators`);
 //! - `load`: a few hundred sessions from `manga-loadgen` over real sockets (correctness only);
-//! - `taskdef`: the ECS task definition mangactl renders agrees with the runtime and its image.
+//! - `taskdef`: the ECS task definition mangactl renders agrees with the runtime and its image;
+//! - `browser`: the chat page on `/` in headless Chromium via chromedriver (WebDriver).
 //!
 //! Shared helpers live in `support`.
 
 mod aws;
+mod browser;
 mod budgets;
 mod classifier;
 mod config;
