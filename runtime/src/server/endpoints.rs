@@ -1,4 +1,5 @@
-//! The plain HTTP endpoints: `GET /healthz` (liveness, also while draining),
+//! The plain HTTP endpoints: `GET /` (the "try it in a browser" chat page,
+//! `runtime/static/chat.html`), `GET /healthz` (liveness, also while draining),
 //! `GET /readyz` (every backend answers `ready()` within 2 s and the server is not
 //! draining) and `GET /metrics` (the Prometheus text of [`crate::metrics::Metrics`]).
 //! Routed by [`super::router`]; the WebSocket `/v1/chat` is in `connection.rs`.
@@ -11,6 +12,45 @@ use axum::Json;
 use serde_json::json;
 use std::sync::Arc;
 use std::time::Duration;
+
+/// The chat page: one self-contained file, compiled into the binary so the image needs
+/// no static directory.
+const CHAT_PAGE: &str = include_str!("../../static/chat.html");
+
+/// Only what the page uses: its own inline style and script, allowed by hash rather than
+/// `'unsafe-inline'` so an injected element could not run (the page also renders server
+/// text as text only), and WebSockets to its own origin (`'self'` covers `ws:`/`wss:` to
+/// the page's host and port in CSP level 3). `form-action 'none'`: a form that submitted
+/// natively (script not running) would put the question in the page URL.
+///
+/// The hashes are the base64 SHA-256 of the exact text between `<style>` and `</style>`,
+/// and between `<script>` and `</script>`, in chat.html: after editing the page,
+/// recompute them (tests/it/browser.rs fails on a stale hash and prints the value
+/// Chromium expects).
+const CHAT_CSP: &str = concat!(
+    "default-src 'none'; ",
+    "style-src 'sha256-QA05O3xtnazbSTBmQDE+C1/xGpBefKPpXXsNeX2iCDg='; ",
+    "script-src 'sha256-D2hE5aB711VzLxCYspdydySeXIDLk0XAUxU1ym3O6QA='; ",
+    "connect-src 'self'; ",
+    // The empty `data:,` icon: without one the browser fetches /favicon.ico (a 404).
+    "img-src data:; ",
+    "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+);
+
+pub(super) async fn index() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CONTENT_SECURITY_POLICY, CHAT_CSP),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            (header::REFERRER_POLICY, "no-referrer"),
+            // Revalidate so a new deployment's page is not mixed with an old cached one.
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        CHAT_PAGE,
+    )
+        .into_response()
+}
 
 pub(super) async fn healthz() -> &'static str {
     "ok"

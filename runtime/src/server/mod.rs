@@ -3,7 +3,7 @@
 //!
 //! Its neighbours, one job each:
 //! - `endpoints.rs`: `GET /healthz` (liveness), `GET /readyz` (backends reachable, not
-//!   draining) and `GET /metrics` (Prometheus text);
+//!   draining), `GET /metrics` (Prometheus text) and `GET /` (the browser chat page);
 //! - `connection.rs`: one WebSocket `/v1/chat` connection, from the upgrade (bearer
 //!   token, peer id) through its reader, worker and writer tasks to the close frame;
 //! - `drain.rs`: the draining flag and the live-connection count that shutdown waits on.
@@ -92,6 +92,7 @@ impl AppState {
 
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
+        .route("/", get(endpoints::index))
         .route("/healthz", get(endpoints::healthz))
         .route("/readyz", get(endpoints::readyz))
         .route("/metrics", get(endpoints::metrics))

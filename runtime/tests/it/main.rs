@@ -11,11 +11,13 @@
 //! - `load`: a few hundred sessions from `manga-loadgen` over real sockets (correctness only);
 //! - `turns`: turns survive a client that leaves or never reads `done`, and a reconnect
 //!   to another task sees them;
-//! - `taskdef`: the ECS task definition mangactl renders agrees with the runtime and its image.
+//! - `taskdef`: the ECS task definition mangactl renders agrees with the runtime and its image;
+//! - `browser`: the chat page on `/` in headless Chromium via chromedriver (WebDriver).
 //!
 //! Shared helpers live in `support`.
 
 mod aws;
+mod browser;
 mod budgets;
 mod classifier;
 mod config;
