@@ -339,6 +339,7 @@ impl AppBuilder {
             max_connections_per_user: cfg.max_connections_per_user.max(1),
             ping_interval: Duration::from_secs(cfg.ping_interval_secs),
             drain_timeout: Duration::from_secs(cfg.drain_timeout_secs),
+            ready_probe_every: Duration::from_secs(cfg.ready_probe_secs.max(1)),
         };
         let report = StartupReport {
             catalog_titles: data.catalog.len(),

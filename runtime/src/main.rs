@@ -45,7 +45,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Serve => {
-            init_logging();
+            // Kept to the end: dropping it flushes the queued lines.
+            let _log_writer = init_logging();
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()
@@ -56,19 +57,31 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn init_logging() {
+/// Logs to stderr through a non-blocking writer: lines are queued for a
+/// writer thread and dropped (not waited for) when the queue is full, so a
+/// stalled log pipe cannot stall the request path. Hot-path warnings are also
+/// rate-limited per call site ([`manga_runtime::warn_limited`]).
+fn init_logging() -> tracing_appender::non_blocking::WorkerGuard {
     // MANGA_LOG first (documented), RUST_LOG as the usual fallback.
     let filter = EnvFilter::try_from_env("MANGA_LOG")
         .or_else(|_| EnvFilter::try_from_default_env())
         .unwrap_or_else(|_| EnvFilter::new("info"));
     // No colour codes when stderr is not a terminal (CloudWatch, files).
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .buffered_lines_limit(LOG_QUEUE_LINES)
+        .lossy(true)
+        .finish(std::io::stderr());
     tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
+        .with_writer(writer)
         .with_ansi(ansi)
         .with_env_filter(filter)
         .init();
+    guard
 }
+
+/// Lines queued towards stderr before new ones are dropped.
+const LOG_QUEUE_LINES: usize = 10_000;
 
 async fn serve(config: Config) -> anyhow::Result<()> {
     let addr = SocketAddr::new(config.bind, config.port);

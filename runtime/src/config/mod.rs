@@ -230,6 +230,9 @@ pub struct Config {
     /// address with auth off) per process; more get HTTP 429.
     #[arg(long, env = "MANGA_MAX_CONNECTIONS_PER_USER", default_value_t = 8)]
     pub max_connections_per_user: usize,
+    /// Interval of the background backend probes `/readyz` answers from.
+    #[arg(long, env = "MANGA_READY_PROBE_SECS", default_value_t = 5)]
+    pub ready_probe_secs: u64,
     /// Server WebSocket ping interval; keep it below the ALB idle timeout.
     #[arg(long, env = "MANGA_PING_INTERVAL_SECS", default_value_t = 20)]
     pub ping_interval_secs: u64,

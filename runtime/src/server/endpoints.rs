@@ -56,6 +56,69 @@ pub(super) async fn healthz() -> &'static str {
     "ok"
 }
 
+/// One probe of every backend: the names of those that failed. The reasons
+/// go to the log, not to the unauthenticated `/readyz` response.
+#[derive(Debug, Clone)]
+pub(super) struct Readiness {
+    failing: Vec<&'static str>,
+    at: tokio::time::Instant,
+}
+
+/// Asks every backend `ready()` at once, each within [`PROBE_LIMIT`].
+async fn probe(st: &AppState) -> Readiness {
+    let b = st.pipeline.backends();
+    let (s, m, c, v, r, l) = tokio::join!(
+        tokio::time::timeout(PROBE_LIMIT, b.sessions.ready()),
+        tokio::time::timeout(PROBE_LIMIT, b.model.ready()),
+        tokio::time::timeout(PROBE_LIMIT, b.cache.ready()),
+        tokio::time::timeout(PROBE_LIMIT, b.services.ready()),
+        tokio::time::timeout(PROBE_LIMIT, b.retriever.ready()),
+        tokio::time::timeout(PROBE_LIMIT, b.llm.ready()),
+    );
+    let failing = [
+        ("sessions", s),
+        ("intent_model", m),
+        ("cache", c),
+        ("services", v),
+        ("retriever", r),
+        (b.llm.name(), l),
+    ]
+    .into_iter()
+    .filter_map(|(name, r)| {
+        let error = match r {
+            Ok(Ok(())) => return None,
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => format!("no answer within {} s", PROBE_LIMIT.as_secs()),
+        };
+        crate::warn_limited!(backend = name, error, "readiness probe failed");
+        Some(name)
+    })
+    .collect();
+    Readiness {
+        failing,
+        at: tokio::time::Instant::now(),
+    }
+}
+
+/// Probes the backends every `every` while the state lives, publishing each
+/// result for `/readyz`; started by [`super::serve`].
+pub(super) async fn probe_loop(st: std::sync::Weak<AppState>, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Some(st) = st.upgrade() else { return };
+        let r = probe(&st).await;
+        st.readiness.send_replace(Some(Arc::new(r)));
+    }
+}
+
+/// Per probe and backend.
+const PROBE_LIMIT: Duration = Duration::from_secs(2);
+
+/// Answers from the last background probe (no backend call per request, so
+/// load balancer checks and anonymous callers cannot load the backends);
+/// only before the first probe has finished does a request wait for it.
 pub(super) async fn readyz(State(st): State<Arc<AppState>>) -> Response {
     if st.is_draining() {
         return (
@@ -64,48 +127,31 @@ pub(super) async fn readyz(State(st): State<Arc<AppState>>) -> Response {
         )
             .into_response();
     }
-    let b = st.pipeline.backends();
-    let limit = Duration::from_secs(2);
-    let check = |name: &'static str,
-                 r: Result<
-        Result<(), crate::backends::BackendError>,
-        tokio::time::error::Elapsed,
-    >| {
-        match r {
-            Ok(Ok(())) => None,
-            Ok(Err(e)) => Some(json!({"backend": name, "error": e.to_string()})),
-            Err(_) => Some(json!({"backend": name, "error": "timed out"})),
-        }
+    let mut rx = st.readiness.subscribe();
+    let first = tokio::time::timeout(PROBE_LIMIT * 2, rx.wait_for(Option::is_some)).await;
+    let last = match first {
+        Ok(Ok(r)) => r.clone(),
+        _ => None,
     };
-    let (s, m, c, v, r, l) = tokio::join!(
-        tokio::time::timeout(limit, b.sessions.ready()),
-        tokio::time::timeout(limit, b.model.ready()),
-        tokio::time::timeout(limit, b.cache.ready()),
-        tokio::time::timeout(limit, b.services.ready()),
-        tokio::time::timeout(limit, b.retriever.ready()),
-        tokio::time::timeout(limit, b.llm.ready()),
-    );
-    let failing: Vec<_> = [
-        check("sessions", s),
-        check("intent_model", m),
-        check("cache", c),
-        check("services", v),
-        check("retriever", r),
-        check(b.llm.name(), l),
-    ]
-    .into_iter()
-    .flatten()
-    .collect();
-    if failing.is_empty() {
+    let Some(last) = last else {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "starting"})),
+        )
+            .into_response();
+    };
+    let age_ms = u64::try_from(last.at.elapsed().as_millis()).unwrap_or(u64::MAX);
+    let llm = st.pipeline.backends().llm.name();
+    if last.failing.is_empty() {
         (
             StatusCode::OK,
-            Json(json!({"status": "ready", "llm": b.llm.name()})),
+            Json(json!({"status": "ready", "llm": llm, "probed_ms_ago": age_ms})),
         )
             .into_response()
     } else {
         (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"status": "not_ready", "failing": failing})),
+            Json(json!({"status": "not_ready", "failing": last.failing, "probed_ms_ago": age_ms})),
         )
             .into_response()
     }

@@ -41,6 +41,8 @@ pub struct Limits {
     pub max_connections_per_user: usize,
     pub ping_interval: Duration,
     pub drain_timeout: Duration,
+    /// How often the backends are probed for `/readyz`.
+    pub ready_probe_every: Duration,
 }
 
 #[derive(Debug)]
@@ -55,6 +57,8 @@ pub struct AppState {
     /// Random per process start: makes message ids (which key saved turns)
     /// unique across tasks and restarts.
     instance: String,
+    /// The last readiness probe (`None` before the first).
+    readiness: tokio::sync::watch::Sender<Option<Arc<endpoints::Readiness>>>,
 }
 
 impl AppState {
@@ -73,6 +77,7 @@ impl AppState {
             users: drain::Users::default(),
             next_conn: AtomicU64::new(1),
             instance: format!("{:08x}", fastrand::u32(..)),
+            readiness: tokio::sync::watch::Sender::new(None),
         }
     }
 
@@ -112,6 +117,10 @@ pub async fn serve(
         tracing::info!("shutdown requested; draining");
         st.begin_drain();
     };
+    let probes = tokio::spawn(endpoints::probe_loop(
+        Arc::downgrade(&state),
+        state.limits.ready_probe_every,
+    ));
     let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
     // Small token frames must leave at once: with Nagle's algorithm on, a
     // frame written while the previous one is unacknowledged waits for the
@@ -134,6 +143,7 @@ pub async fn serve(
             "drain timeout reached; closing remaining connections"
         );
     }
+    probes.abort();
     tracing::info!("shutdown complete");
     Ok(())
 }

@@ -703,7 +703,16 @@ async fn aws_family_answers_over_websocket_with_emf_lines() {
     let (bedrock, _bedrock_log) = start_fake_bedrock().await;
     let sdk = moto.sdk_config();
     let ddb = create_table(&sdk).await;
-    queue_sagemaker_results(&moto, &[r#"[{"label":"product_search","score":0.88}]"#]).await;
+    // Two results: one for the message, one for the readiness probe the
+    // server runs at start (whichever asks first).
+    queue_sagemaker_results(
+        &moto,
+        &[
+            r#"[{"label":"product_search","score":0.88}]"#,
+            r#"[{"label":"product_search","score":0.88}]"#,
+        ],
+    )
+    .await;
     let redis_url = format!("redis://127.0.0.1:{}", redis.port);
     let emf = SharedBuf::default();
     let cfg = config(&[

@@ -684,3 +684,69 @@ async fn a_customer_sees_only_their_own_orders() {
     );
     assert_eq!(theirs.last()["sources"], serde_json::json!([]));
 }
+
+/// A cache that counts readiness probes and fails them when told to.
+#[derive(Debug, Default)]
+struct ProbedCache {
+    probes: AtomicUsize,
+    failing: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl manga_runtime::backends::ResponseCache for ProbedCache {
+    async fn get(
+        &self,
+        _key: &str,
+    ) -> Result<Option<manga_runtime::backends::CachedAnswer>, manga_runtime::backends::BackendError>
+    {
+        Ok(None)
+    }
+    async fn put(
+        &self,
+        _key: &str,
+        _a: manga_runtime::backends::CachedAnswer,
+    ) -> Result<(), manga_runtime::backends::BackendError> {
+        Ok(())
+    }
+    async fn ready(&self) -> Result<(), manga_runtime::backends::BackendError> {
+        self.probes.fetch_add(1, Ordering::SeqCst);
+        if self.failing.load(Ordering::SeqCst) {
+            return Err(manga_runtime::backends::BackendError::Unavailable(
+                "secret-host:6379 refused".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn readyz_answers_from_background_probes() {
+    let cache = Arc::new(ProbedCache::default());
+    let s = TestServer::start(builder(&["--ready-probe-secs", "1"]).cache(cache.clone())).await;
+    for _ in 0..20 {
+        let r = reqwest::get(s.url("/readyz")).await.expect("readyz");
+        assert_eq!(r.status(), 200);
+    }
+    assert!(
+        cache.probes.load(Ordering::SeqCst) <= 2,
+        "20 requests, {} probes",
+        cache.probes.load(Ordering::SeqCst)
+    );
+    // A backend that starts failing shows by the next probe, named without its reason.
+    cache.failing.store(true, Ordering::SeqCst);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let body: Value = loop {
+        let r = reqwest::get(s.url("/readyz")).await.expect("readyz");
+        if r.status() == 503 {
+            break serde_json::from_str(&r.text().await.expect("body")).expect("json");
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "failure never probed"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(body["status"], "not_ready");
+    assert_eq!(body["failing"], serde_json::json!(["cache"]));
+    assert!(!body.to_string().contains("secret-host"), "{body}");
+}
