@@ -254,8 +254,7 @@ async fn stream(
                 }
                 if holding && now < last_token + stall {
                     let g0 = Instant::now();
-                    // TODO(pii): flush_words, which keeps a trailing number held.
-                    let ready = filter.flush();
+                    let ready = filter.flush_words();
                     run.add(Stage::Guardrails, g0.elapsed());
                     // What is still held is a number that may grow into PII:
                     // it waits for the next token (or the end); from here on

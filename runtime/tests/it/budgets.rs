@@ -395,6 +395,49 @@ async fn pii_typed_by_the_customer_is_redacted_before_it_is_stored() {
     assert_eq!(turns[0].user, "my card is [card] and my mail is [email]");
 }
 
+#[tokio::test(start_paused = true)]
+async fn pii_is_redacted_in_input_history_and_a_stream_that_splits_it() {
+    let store = Arc::new(manga_runtime::backends::memory_store::LruSessionStore::new(
+        10, LONG, 10,
+    ));
+    // The model repeats two phone numbers and a card with its expiry, split
+    // mid-number across tokens, with pauses past the guardrails budget.
+    let llm = ScriptedLlm {
+        before_first: Duration::from_millis(10),
+        gap: Duration::from_millis(120),
+        pieces: vec![
+            "Call 555-12",
+            "3-4567 55",
+            "5-987-6543 or pay with 4111 11",
+            "11 1111 1111 (12/25).",
+        ],
+        stall_at: None,
+    };
+    let app = builder(&[])
+        .sessions(store.clone())
+        .llm(Arc::new(llm))
+        .build()
+        .await
+        .expect("app");
+    let (_, frames) = ask(
+        &app,
+        "do you have one piece? call 555-123-4567 555-987-6543, card 4111 1111 1111 1111 (12/25)",
+    )
+    .await;
+    let out = text_of(&frames);
+    assert_eq!(out, "Call [phone] [phone] or pay with [card] (12/25).");
+    for digits in ["4567", "6543", "1111"] {
+        assert!(!out.contains(digits), "{out}");
+    }
+    let key = Principal::anonymous("test").session_key("s");
+    let turns = store.load(&key, 5).await.expect("load");
+    assert_eq!(
+        turns[0].user,
+        "do you have one piece? call [phone] [phone], card [card] (12/25)"
+    );
+    assert_eq!(turns[0].assistant, out);
+}
+
 /// A cache that records what is stored.
 #[derive(Debug, Default)]
 struct RecordingCache(std::sync::Mutex<Vec<String>>);
