@@ -62,6 +62,17 @@ pub fn container_environment(i: &Inputs<'_>, t: &mut Template) -> Vec<NameValue>
                 .saturating_sub(3)
                 .to_string(),
         ),
+        // The per-task limits sizing assumed: connections at the memory
+        // ceiling, LLM streams relayed at once. The runtime enforces them,
+        // so a task never carries more than it was sized for.
+        NameValue::new(
+            "MANGA_MAX_CONNECTIONS",
+            i.sizing.service.connections_per_task.to_string(),
+        ),
+        NameValue::new(
+            "MANGA_MAX_LLM_STREAMS",
+            i.sizing.service.max_streams_per_task.to_string(),
+        ),
         NameValue::new("MANGA_BEDROCK_MODEL_ID", i.env.llm.model_id.as_str()),
         NameValue::new("AWS_REGION", Expr::sub("${AWS::Region}")),
     ];
