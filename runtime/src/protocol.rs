@@ -178,16 +178,15 @@ pub fn valid_session_id(id: &str) -> bool {
 /// receipt to frame written rather than at the upstream model.
 #[derive(Debug)]
 pub enum Outbound {
-    Frame(ServerFrame),
+    /// Boxed: a channel allocates its slots up front (tokio: blocks of 32),
+    /// and an idle connection should pay for 32 pointers, not 32 frames.
+    Frame(Box<ServerFrame>),
     /// From now on, token frames belong to the message this clock times.
     Track(std::sync::Arc<WriteClock>),
     /// Answered once every frame queued before it has been written and flushed.
     Barrier(tokio::sync::oneshot::Sender<()>),
     /// Close the WebSocket with this code (1000 normal, 1001 going away, 1008 policy).
-    Close {
-        code: u16,
-        reason: &'static str,
-    },
+    Close { code: u16, reason: &'static str },
 }
 
 /// When one message's token frames reached the socket, in nanoseconds since
@@ -252,10 +251,10 @@ pub async fn collect(mut rx: tokio::sync::mpsc::Receiver<Outbound>) -> Vec<Serve
     while let Some(o) = rx.recv().await {
         match o {
             Outbound::Frame(f) => {
-                if let (ServerFrame::Token { .. }, Some(c)) = (&f, &clock) {
+                if let (ServerFrame::Token { .. }, Some(c)) = (&*f, &clock) {
                     c.written(tokio::time::Instant::now());
                 }
-                frames.push(f);
+                frames.push(*f);
             }
             Outbound::Track(c) => clock = Some(c),
             Outbound::Barrier(done) => {

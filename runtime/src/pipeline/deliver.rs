@@ -36,7 +36,7 @@ const SETTLE_TIMEOUT: Duration = Duration::from_secs(15);
 /// Queues one frame; a gone client is not an error here (see [`Outbox`]).
 pub async fn send(out: &Outbox, run: &mut Run<'_>, frame: ServerFrame) {
     let start = Instant::now();
-    out.send(Outbound::Frame(frame)).await;
+    out.send(Outbound::Frame(Box::new(frame))).await;
     run.add(Stage::Delivery, start.elapsed());
 }
 

@@ -36,7 +36,10 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, Notify};
 
-/// Messages a connection may queue behind the one being answered.
+/// Messages a connection may queue behind the one being answered. Queued
+/// boxed, like frames ([`Outbound::Frame`]): a tokio channel allocates its
+/// first block of 32 slots when created, so every idle connection pays for
+/// 32 slots of each of its two queues.
 const QUEUE_DEPTH: usize = 4;
 /// Frames buffered towards a slow client before the pipeline waits (counted as delivery).
 const OUTBOX_DEPTH: usize = 64;
@@ -148,7 +151,7 @@ fn error_frame(
     code: ErrorCode,
     message: impl Into<String>,
 ) -> Outbound {
-    Outbound::Frame(ServerFrame::error(message_id, code, message))
+    Outbound::Frame(Box::new(ServerFrame::error(message_id, code, message)))
 }
 
 async fn connection(
@@ -187,7 +190,7 @@ async fn connection(
         }
     };
     let outbox = Outbox::new(tx.clone());
-    let (work_tx, work_rx) = mpsc::channel::<Request>(QUEUE_DEPTH);
+    let (work_tx, work_rx) = mpsc::channel::<Box<Request>>(QUEUE_DEPTH);
     let worker = tokio::spawn(worker_loop(st.clone(), work_rx, outbox.clone()));
     let conn = ConnCtx {
         principal: &principal,
@@ -315,9 +318,9 @@ async fn send_batch(
     sink: &mut SplitSink<WebSocket, Message>,
     rx: &mut mpsc::Receiver<Outbound>,
     state: &mut WriterState,
-    first: ServerFrame,
+    first: Box<ServerFrame>,
 ) -> (bool, Option<Outbound>) {
-    let mut tokens = matches!(first, ServerFrame::Token { .. });
+    let mut tokens = matches!(*first, ServerFrame::Token { .. });
     let mut barriers = Vec::new();
     let write = async {
         sink.feed(Message::Text(first.to_json().into())).await?;
@@ -326,7 +329,7 @@ async fn send_batch(
         while frames < FRAMES_PER_FLUSH {
             match rx.try_recv() {
                 Ok(Outbound::Frame(f)) => {
-                    tokens |= matches!(f, ServerFrame::Token { .. });
+                    tokens |= matches!(*f, ServerFrame::Token { .. });
                     sink.feed(Message::Text(f.to_json().into())).await?;
                     frames += 1;
                 }
@@ -419,7 +422,7 @@ async fn writer_loop(
     }
 }
 
-async fn worker_loop(st: Arc<AppState>, mut rx: mpsc::Receiver<Request>, out: Outbox) {
+async fn worker_loop(st: Arc<AppState>, mut rx: mpsc::Receiver<Box<Request>>, out: Outbox) {
     // Every message the reader accepted is answered and saved, also after
     // the client left (the queue holds at most QUEUE_DEPTH); the loop ends
     // when the reader has stopped and the queue is empty.
@@ -436,7 +439,7 @@ async fn worker_loop(st: Arc<AppState>, mut rx: mpsc::Receiver<Request>, out: Ou
         }
         // Boxed: the pipeline's future is large, and an idle worker (most
         // of the 10,000 a task holds) should not carry its state inline.
-        match Box::pin(st.pipeline.handle(req, &out)).await {
+        match Box::pin(st.pipeline.handle(*req, &out)).await {
             MessageOutcome::Error(code) if code.closes_connection() => {
                 out.send(Outbound::Close {
                     code: 1008,
@@ -471,7 +474,7 @@ async fn reader_loop(
     stream: &mut SplitStream<WebSocket>,
     st: &AppState,
     conn: &ConnCtx<'_>,
-    work_tx: &mpsc::Sender<Request>,
+    work_tx: &mpsc::Sender<Box<Request>>,
     tx: &mpsc::Sender<Outbound>,
 ) -> ReaderEnd {
     let (principal, conn_id) = (conn.principal, conn.conn_id);
@@ -535,7 +538,7 @@ async fn reader_loop(
                     None,
                     format!("invalid frame: {e}"),
                 )),
-                Ok(ClientFrame::Ping) => Some(Outbound::Frame(ServerFrame::Pong)),
+                Ok(ClientFrame::Ping) => Some(Outbound::Frame(Box::new(ServerFrame::Pong))),
                 Ok(ClientFrame::Message { session_id, text }) => {
                     if !valid_session_id(&session_id) {
                         Some(reject(
@@ -572,7 +575,7 @@ async fn reader_loop(
                             principal: principal.clone(),
                             received,
                         };
-                        match work_tx.try_send(req) {
+                        match work_tx.try_send(Box::new(req)) {
                             Ok(()) => None,
                             Err(mpsc::error::TrySendError::Full(_)) => Some(reject(
                                 ErrorCode::Busy,
