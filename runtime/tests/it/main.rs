@@ -8,6 +8,9 @@
 //! - `aws`: the AWS backends against moto (DynamoDB, SageMaker), redis-server, and fake
 //!   OpenSearch / Bedrock endpoints; `MANGA_BACKEND=aws` end to end with EMF lines
 //!   (emulators started by `emulators`);
+//! - `redis_cluster`: `RedisCache` in cluster mode against a three-node Redis Cluster of
+//!   redis-servers (the single-node client gets `MOVED` there), and the task definition
+//!   setting `MANGA_REDIS_CLUSTER` as the cache stack renders cluster mode;
 //! - `load`: a few hundred sessions from `manga-loadgen` over real sockets (correctness only);
 //! - `taskdef`: the ECS task definition mangactl renders agrees with the runtime and its image.
 //!
@@ -21,5 +24,6 @@ mod e2e;
 mod emulators;
 mod load;
 mod openai;
+mod redis_cluster;
 mod support;
 mod taskdef;
