@@ -253,14 +253,16 @@ impl AppBuilder {
         };
         let cache: Arc<dyn ResponseCache> = match self.cache {
             Some(c) => c,
-            None if aws => Arc::new(
-                RedisCache::new(
-                    &setting(&cfg.redis_url.as_ref().map(|s| s.expose().to_owned())),
-                    &cfg.redis_key_prefix,
-                    Duration::from_secs(cfg.cache_ttl_secs),
-                )
-                .map_err(|e| BuildError::Aws(e.to_string()))?,
-            ),
+            None if aws => {
+                let url = setting(&cfg.redis_url.as_ref().map(|s| s.expose().to_owned()));
+                let ttl = Duration::from_secs(cfg.cache_ttl_secs);
+                let cache = if cfg.redis_cluster {
+                    RedisCache::new_cluster(&url, &cfg.redis_key_prefix, ttl)
+                } else {
+                    RedisCache::new(&url, &cfg.redis_key_prefix, ttl)
+                };
+                Arc::new(cache.map_err(|e| BuildError::Aws(e.to_string()))?)
+            }
             None => Arc::new(MokaCache::new(
                 cfg.cache_capacity,
                 Duration::from_secs(cfg.cache_ttl_secs),

@@ -329,6 +329,19 @@ pub struct Config {
     #[arg(long, env = "MANGA_REDIS_URL", help_heading = AWS_HEADING, hide_env_values = true)]
     #[serde(skip)] // may carry a password
     pub redis_url: Option<Secret>,
+    /// `true`: MANGA_REDIS_URL is the configuration endpoint of a cluster-mode-enabled
+    /// group (more than one shard), reached through the Redis cluster client; the
+    /// service stack sets it from the cache stack.
+    #[arg(
+        long,
+        env = "MANGA_REDIS_CLUSTER",
+        help_heading = AWS_HEADING,
+        default_value_t = false,
+        action = clap::ArgAction::Set,
+        value_parser = clap::builder::BoolishValueParser::new(),
+        value_name = "BOOL"
+    )]
+    pub redis_cluster: bool,
     /// Prefix of every response-cache key in Redis (lets environments share a cluster).
     #[arg(
         long,

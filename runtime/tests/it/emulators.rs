@@ -1,12 +1,12 @@
 //! Real emulators for the AWS backend tests, each on a free 127.0.0.1 port and stopped
 //! when its guard is dropped: moto (`.venv/bin/moto_server`, installed by
 //! scripts/install-test-tools) for DynamoDB and SageMaker runtime, and `redis-server`
-//! (Debian package, same script). Missing tools fail the test with the install hint
+//! (Debian package, same script), alone or as a cluster node. Missing tools fail the test with the install hint
 //! rather than letting it pass unchecked.
 
 use manga_runtime::backends::aws::static_config;
 use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -113,4 +113,27 @@ pub fn redis() -> Emulator {
         "no",
     ]);
     Emulator::spawn("redis-server", cmd, port)
+}
+
+/// A `redis-server` with cluster support on `port`, keeping its cluster state file in
+/// `dir` (which the caller removes); it owns no slots until it is given some
+/// (`tests/it/redis_cluster.rs` forms the cluster).
+pub fn redis_cluster_node(port: u16, dir: &Path) -> Emulator {
+    let mut cmd = Command::new("redis-server");
+    cmd.args([
+        "--port",
+        &port.to_string(),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--cluster-enabled",
+        "yes",
+        "--cluster-config-file",
+    ])
+    .arg(dir.join(format!("nodes-{port}.conf")))
+    .current_dir(dir);
+    Emulator::spawn("redis-cluster-node", cmd, port)
 }

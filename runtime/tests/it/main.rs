@@ -8,6 +8,9 @@
 //! - `aws`: the AWS backends against moto (DynamoDB, SageMaker), redis-server, and fake
 //!   OpenSearch / Bedrock endpoints; `MANGA_BACKEND=aws` end to end with EMF lines
 //!   (emulators started by `emulators`);
+//! - `redis_cluster`: `RedisCache` in cluster mode against a three-node Redis Cluster of
+//!   redis-servers (the single-node client gets `MOVED` there), and the task definition
+//!   setting `MANGA_REDIS_CLUSTER` as the cache stack renders cluster mode;
 //! - `load`: a few hundred sessions from `manga-loadgen` over real sockets (correctness only);
 //! - `turns`: turns survive a client that leaves or never reads `done`, and a reconnect
 //!   to another task sees them;
@@ -25,6 +28,7 @@ mod e2e;
 mod emulators;
 mod load;
 mod openai;
+mod redis_cluster;
 mod support;
 mod taskdef;
 mod turns;

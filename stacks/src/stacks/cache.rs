@@ -5,10 +5,18 @@
 use super::{network, Inputs, StackId};
 use crate::model::resources::elasticache::*;
 use crate::model::{OutputKey, Policy, ResourceOpts, Template};
+use sizing::resources::redis::RedisPlan;
 
 pub const ENDPOINT: OutputKey = OutputKey::new("cache", "RedisEndpoint");
 pub const PORT: OutputKey = OutputKey::new("cache", "RedisPort");
 pub const GROUP_ID: OutputKey = OutputKey::new("cache", "ReplicationGroupId");
+
+/// Whether the replication group is cluster mode enabled: more than one shard needs
+/// it. It decides the parameter group and which endpoint [`ENDPOINT`] publishes here,
+/// and which Redis client the runtime uses (`MANGA_REDIS_CLUSTER`, service stack).
+pub fn cluster_mode(redis: &RedisPlan) -> bool {
+    redis.shards > 1
+}
 
 pub fn template(i: &Inputs<'_>) -> Template {
     let id = StackId::Cache;
@@ -27,7 +35,7 @@ pub fn template(i: &Inputs<'_>) -> Template {
         },
     );
 
-    let cluster_mode = cap.shards > 1;
+    let cluster = cluster_mode(cap);
     let failover = cap.replicas_per_shard >= 1;
     // A snapshot on delete only makes sense where data is kept at all.
     let policy = if i.retain_data() {
@@ -43,7 +51,7 @@ pub fn template(i: &Inputs<'_>) -> Template {
             engine: "redis".into(),
             engine_version: "7.1".into(),
             cache_node_type: cap.node_type.clone(),
-            cache_parameter_group_name: if cluster_mode {
+            cache_parameter_group_name: if cluster {
                 "default.redis7.cluster.on"
             } else {
                 "default.redis7"
@@ -64,7 +72,7 @@ pub fn template(i: &Inputs<'_>) -> Template {
         ResourceOpts::new().deletion(policy),
     );
 
-    let endpoint = if cluster_mode {
+    let endpoint = if cluster {
         group.configuration_address()
     } else {
         group.primary_address()

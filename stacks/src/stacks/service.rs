@@ -96,6 +96,12 @@ pub fn container_environment(i: &Inputs<'_>, t: &mut Template) -> Vec<NameValue>
             ],
         ),
     ));
+    // The endpoint above is the configuration endpoint in cluster mode, which needs
+    // the runtime's cluster client; set either way so the task definition says which.
+    env.push(NameValue::new(
+        "MANGA_REDIS_CLUSTER",
+        cache::cluster_mode(&i.sizing.redis).to_string(),
+    ));
     env.push(NameValue::new(
         "MANGA_OPENSEARCH_ENDPOINT",
         t.consume(search::COLLECTION_ENDPOINT),
