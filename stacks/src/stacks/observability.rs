@@ -45,7 +45,7 @@ pub fn template(i: &Inputs<'_>) -> Template {
     let env = i.env.name.as_str();
 
     // Variables spliced into dimension values (and the dashboard body).
-    let multi_shard = i.sizing.redis.shards > 1;
+    let multi_shard = cache::cluster_mode(&i.sizing.redis);
     let vars: Vec<(&str, Expr)> = vec![
         ("Alb", t.consume(service::ALB_FULL_NAME)),
         ("RedisGroup", t.consume(cache::GROUP_ID)),
