@@ -103,6 +103,11 @@ const NOT_FOUND_CODES: &[&str] = &[
     "ServiceNotFoundException",
     "ReplicationGroupNotFoundFault",
     "ClusterNotFoundFault",
+    // ECR DescribeImages, S3 (HeadObject answers a bare 404 as well).
+    "RepositoryNotFoundException",
+    "ImageNotFoundException",
+    "NoSuchKey",
+    "NoSuchBucket",
 ];
 
 /// Codes that mean the endpoint does not know the operation.

@@ -4,7 +4,9 @@
 //! (`opensearch.rs`): the OpenSearch Serverless account capacity limits
 //! `apply` sets; [`Capacity`] (`capacity.rs`): the live capacity of
 //! every sized resource, which drift, status and scale read and scale
-//! changes. Their scripted fakes live in `src/fakes/` (feature
+//! changes; [`prerequisites::Prerequisites`]: what preflight asks (images,
+//! the model artifact, certificates, model access, quotas, the caller).
+//! Their scripted fakes live in `src/fakes/` (feature
 //! `fakes`, tests only). Every failed call is an [`AwsError`] (`error.rs`).
 //! [`regional::RegionalCloudFormation`] routes each stack's calls to its
 //! region; [`lookups`] reads per-region values templates take as parameters.
@@ -19,6 +21,7 @@ pub mod config;
 pub mod error;
 pub mod lookups;
 pub mod opensearch;
+pub mod prerequisites;
 pub mod regional;
 pub mod scale_records;
 

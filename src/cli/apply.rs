@@ -61,6 +61,9 @@ pub struct Args {
     pub out: Option<PathBuf>,
 
     #[command(flatten)]
+    pub preflight: super::preflight::SkipArgs,
+
+    #[command(flatten)]
     pub aws: AwsArgs,
 }
 
@@ -72,6 +75,8 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<Outcome> {
         .unwrap_or_else(|| Path::new("out").join(&environment.name));
     runtime()?.block_on(async {
         let aws = connect(&args.aws, &rendered).await;
+        // Before any change: a missing prerequisite fails here, not in a rollback.
+        super::preflight::gate(&args.preflight, &aws, &environment, &rendered).await?;
         aws.look_up(&mut rendered).await?;
         // What on-call engineers scaled stays scaled (`src/deploy/holds.rs`).
         let records = read_scale_records(&aws, &environment.name).await?;

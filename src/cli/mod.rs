@@ -8,6 +8,7 @@ mod completions;
 mod destroy;
 mod drift;
 pub mod plan;
+mod preflight;
 mod render;
 mod scale;
 mod shared;
@@ -83,6 +84,8 @@ pub enum Command {
     Drift(drift::Args),
     /// On-call: one screen of stack states, live capacity against the sizing plan, scale records, the latency budget and a verdict.
     Status(status::Args),
+    /// Check what an apply needs but does not create: the image in ECR, the model artifact in S3, issued certificates, Bedrock model access, service quotas, the account (exit 1 naming each missing one).
+    Preflight(preflight::Args),
     /// On-call: change live capacity now (service, cache, dax, intent, search), recorded so drift acknowledges it and apply keeps it.
     Scale(scale::Args),
     /// Print shell completions to stdout.
@@ -105,6 +108,7 @@ pub fn main() -> ExitCode {
         Command::Drift(args) => drift::run(&cli, args),
         Command::Scale(args) => scale::run(&cli, args),
         Command::Status(args) => status::run(&cli, args),
+        Command::Preflight(args) => preflight::run(&cli, args),
         Command::Completions(args) => completions::run(args),
     };
     match result {

@@ -40,6 +40,9 @@ pub struct Args {
     pub concurrency: u16,
 
     #[command(flatten)]
+    pub preflight: super::preflight::SkipArgs,
+
+    #[command(flatten)]
     pub aws: AwsArgs,
 }
 
@@ -68,6 +71,7 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<Outcome> {
     let (environment, mut rendered) = render_environment(cli, &args.env.env, Format::Json)?;
     runtime()?.block_on(async {
         let aws = connect(&args.aws, &rendered).await;
+        super::preflight::gate(&args.preflight, &aws, &environment, &rendered).await?;
         aws.look_up(&mut rendered).await?;
         let records = read_scale_records(&aws, &environment.name).await?;
         let holds = holds::apply_holds(&mut rendered, &records, &today())?;

@@ -37,6 +37,7 @@ pub mod drift_access;
 pub mod holds;
 pub mod live;
 pub mod plan;
+pub mod preflight;
 pub mod progress;
 pub mod references;
 pub mod report;
