@@ -107,6 +107,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         emf = config.emf,
         environment = %config.environment,
         backend = ?config.backend,
+        drain_watcher = config.target_group_arn.is_some(),
         "backends ready"
     );
     let listener = tokio::net::TcpListener::bind(addr)

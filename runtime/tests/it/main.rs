@@ -11,6 +11,10 @@
 //! - `redis_cluster`: `RedisCache` in cluster mode against a three-node Redis Cluster of
 //!   redis-servers (the single-node client gets `MOVED` there), and the task definition
 //!   setting `MANGA_REDIS_CLUSTER` as the cache stack renders cluster mode;
+//! - `drain`: the drain that begins when the load balancer drains this task (a scripted
+//!   target-health double under `tokio::time::pause()`, and the SDK watcher against
+//!   moto's ELBv2 with a fake ECS task metadata endpoint): `reconnect` frames before the
+//!   deregistration deadline, the answer in flight completed first;
 //! - `load`: a few hundred sessions from `manga-loadgen` over real sockets (correctness only);
 //! - `turns`: turns survive a client that leaves or never reads `done`, and a reconnect
 //!   to another task sees them;
@@ -24,6 +28,7 @@ mod browser;
 mod budgets;
 mod classifier;
 mod config;
+mod drain;
 mod e2e;
 mod emulators;
 mod load;

@@ -18,6 +18,7 @@ pub mod dynamodb;
 pub mod opensearch;
 pub mod redis_cache;
 pub mod sagemaker;
+pub mod target_health;
 
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
