@@ -5,6 +5,7 @@
 
 use crate::backends::aws::bedrock::BedrockLlm;
 use crate::backends::aws::dynamodb::DynamoSessionStore;
+use crate::backends::aws::elasticache_iam::{IamCredentialsProvider, IamTokens, SigV4Tokens};
 use crate::backends::aws::opensearch::OpenSearchRetriever;
 use crate::backends::aws::redis_cache::RedisCache;
 use crate::backends::aws::sagemaker::SageMakerIntentModel;
@@ -85,6 +86,7 @@ pub struct AppBuilder {
     aws: Option<aws_config::SdkConfig>,
     emf_writer: Option<Box<dyn std::io::Write + Send>>,
     target_health: Option<Arc<dyn TargetHealth>>,
+    redis_tokens: Option<Arc<dyn IamTokens>>,
 }
 
 impl std::fmt::Debug for AppBuilder {
@@ -95,6 +97,7 @@ impl std::fmt::Debug for AppBuilder {
             .field("aws", &self.aws.is_some())
             .field("emf_writer", &self.emf_writer.is_some())
             .field("target_health", &self.target_health)
+            .field("redis_tokens", &self.redis_tokens)
             .finish_non_exhaustive()
     }
 }
@@ -113,6 +116,7 @@ impl AppBuilder {
             aws: None,
             emf_writer: None,
             target_health: None,
+            redis_tokens: None,
         }
     }
 
@@ -120,6 +124,12 @@ impl AppBuilder {
     /// `MANGA_TARGET_GROUP_ARN` is set, else no watcher).
     pub fn target_health(mut self, h: Arc<dyn TargetHealth>) -> Self {
         self.target_health = Some(h);
+        self
+    }
+
+    /// The Redis IAM tokens when `MANGA_REDIS_USER` is set (default: [`SigV4Tokens`]).
+    pub fn redis_tokens(mut self, t: Arc<dyn IamTokens>) -> Self {
+        self.redis_tokens = Some(t);
         self
     }
 
@@ -189,9 +199,11 @@ impl AppBuilder {
         let aws = cfg.backend == BackendFamily::Aws;
         let llm_backend = cfg.llm_backend();
         let target_group = cfg.target_group_arn.clone().filter(|a| !a.is_empty());
+        let redis_user = cfg.redis_user.clone().filter(|u| !u.is_empty());
         let needs_sdk = aws
             || llm_backend == LlmBackend::Bedrock
-            || (target_group.is_some() && self.target_health.is_none());
+            || (target_group.is_some() && self.target_health.is_none())
+            || (aws && redis_user.is_some() && self.redis_tokens.is_none());
         let sdk = match (self.aws, needs_sdk) {
             (Some(c), _) => Some(c),
             (None, true) => Some(crate::backends::aws::load().await),
@@ -271,11 +283,21 @@ impl AppBuilder {
             None if aws => {
                 let url = setting(&cfg.redis_url.as_ref().map(|s| s.expose().to_owned()));
                 let ttl = Duration::from_secs(cfg.cache_ttl_secs);
-                let cache = if cfg.redis_cluster {
-                    RedisCache::new_cluster(&url, &cfg.redis_key_prefix, ttl)
-                } else {
-                    RedisCache::new(&url, &cfg.redis_key_prefix, ttl)
+                let iam = match (&redis_user, self.redis_tokens) {
+                    (None, _) => None,
+                    (Some(_), Some(t)) => Some(IamCredentialsProvider::new(t)),
+                    (Some(user), None) => {
+                        let sdk = sdk.as_ref().ok_or_else(|| {
+                            BuildError::Aws("no AWS configuration for Redis IAM auth".into())
+                        })?;
+                        let group = setting(&cfg.redis_replication_group);
+                        let tokens = SigV4Tokens::new(sdk, user, &group)
+                            .map_err(|e| BuildError::Aws(e.to_string()))?;
+                        Some(IamCredentialsProvider::new(Arc::new(tokens)))
+                    }
                 };
+                let cache =
+                    RedisCache::open(&url, &cfg.redis_key_prefix, ttl, cfg.redis_cluster, iam);
                 Arc::new(cache.map_err(|e| BuildError::Aws(e.to_string()))?)
             }
             None => Arc::new(MokaCache::new(

@@ -358,6 +358,15 @@ pub struct Config {
         value_name = "BOOL"
     )]
     pub redis_cluster: bool,
+    /// ElastiCache user id (== user name) authenticated with IAM: every connection sends
+    /// `AUTH <user> <token>` with a fresh SigV4-presigned token (needs
+    /// MANGA_REDIS_REPLICATION_GROUP and a rediss:// URL without a password).
+    #[arg(long, env = "MANGA_REDIS_USER", help_heading = AWS_HEADING)]
+    pub redis_user: Option<String>,
+    /// Replication group id of the cache, the host the IAM token is presigned for
+    /// (required with MANGA_REDIS_USER).
+    #[arg(long, env = "MANGA_REDIS_REPLICATION_GROUP", help_heading = AWS_HEADING)]
+    pub redis_replication_group: Option<String>,
     /// Prefix of every response-cache key in Redis (lets environments share a cluster).
     #[arg(
         long,
@@ -466,6 +475,16 @@ impl Config {
         }
         if self.target_group_arn.as_deref().is_some_and(str::is_empty) {
             return bad("MANGA_TARGET_GROUP_ARN must not be empty when set");
+        }
+        if self.redis_user.as_deref().is_some_and(|u| !u.is_empty())
+            && self
+                .redis_replication_group
+                .as_deref()
+                .is_none_or(str::is_empty)
+        {
+            return bad(
+                "MANGA_REDIS_USER (IAM authentication) needs MANGA_REDIS_REPLICATION_GROUP",
+            );
         }
         if !(0.0..=1.0).contains(&self.rules_confidence) {
             return bad("MANGA_RULES_CONFIDENCE must be within 0..=1");

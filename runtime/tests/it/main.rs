@@ -15,6 +15,9 @@
 //!   target-health double under `tokio::time::pause()`, and the SDK watcher against
 //!   moto's ELBv2 with a fake ECS task metadata endpoint): `reconnect` frames before the
 //!   deregistration deadline, the answer in flight completed first;
+//! - `redis_iam`: `RedisCache` with ElastiCache IAM authentication against a local
+//!   redis-server whose ACL user accepts exactly the latest token: AUTH with user and
+//!   token, a fresh token after a killed connection, a refused token's clear error;
 //! - `load`: a few hundred sessions from `manga-loadgen` over real sockets (correctness only);
 //! - `turns`: turns survive a client that leaves or never reads `done`, and a reconnect
 //!   to another task sees them;
@@ -34,6 +37,7 @@ mod emulators;
 mod load;
 mod openai;
 mod redis_cluster;
+mod redis_iam;
 mod support;
 mod taskdef;
 mod turns;

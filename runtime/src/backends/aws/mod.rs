@@ -15,6 +15,7 @@
 
 pub mod bedrock;
 pub mod dynamodb;
+pub mod elasticache_iam;
 pub mod opensearch;
 pub mod redis_cache;
 pub mod sagemaker;
