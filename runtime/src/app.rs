@@ -200,10 +200,10 @@ impl AppBuilder {
         let llm_backend = cfg.llm_backend();
         let target_group = cfg.target_group_arn.clone().filter(|a| !a.is_empty());
         let redis_user = cfg.redis_user.clone().filter(|u| !u.is_empty());
+        // (Redis IAM tokens are signed with it too; the AWS family loads it anyway.)
         let needs_sdk = aws
             || llm_backend == LlmBackend::Bedrock
-            || (target_group.is_some() && self.target_health.is_none())
-            || (aws && redis_user.is_some() && self.redis_tokens.is_none());
+            || (target_group.is_some() && self.target_health.is_none());
         let sdk = match (self.aws, needs_sdk) {
             (Some(c), _) => Some(c),
             (None, true) => Some(crate::backends::aws::load().await),

@@ -77,7 +77,7 @@ impl ElbTargetHealth {
                 match &self.source {
                     TargetId::Fixed(id) => Ok(id.clone()),
                     TargetId::TaskMetadata(uri) => {
-                        let id = self.from_task_metadata(uri).await?;
+                        let id = self.read_task_metadata(uri).await?;
                         tracing::info!(target_id = %id, "target id from the task metadata endpoint");
                         Ok(id)
                     }
@@ -87,7 +87,7 @@ impl ElbTargetHealth {
             .map(String::as_str)
     }
 
-    async fn from_task_metadata(&self, uri: &str) -> Result<String, TargetHealthError> {
+    async fn read_task_metadata(&self, uri: &str) -> Result<String, TargetHealthError> {
         let url = format!("{}/task", uri.trim_end_matches('/'));
         let err = |m: String| TargetHealthError::TargetId(format!("{url}: {m}"));
         let resp = self
