@@ -279,3 +279,95 @@ async fn every_cluster_node_connection_authenticates_with_its_own_token() {
         "a token per node connection at least ({issued})"
     );
 }
+
+/// `MANGA_BACKEND=aws` with `MANGA_REDIS_USER`: the app builds the IAM-authenticated
+/// cache from the configuration (every other backend injected, so only the cache is
+/// the AWS one). With a token source the server accepts, greetings are cached as the
+/// IAM user; with the default SigV4 signer (dummy credentials, which a local
+/// redis-server cannot verify) the server sees `AUTH` for that user and refuses it, and
+/// the cache degrades instead of failing the answer.
+#[tokio::test]
+async fn the_aws_family_wires_manga_redis_user_into_the_cache() {
+    use manga_runtime::backends::bm25::Bm25Retriever;
+    use manga_runtime::backends::extractive::ExtractiveResponder;
+    use manga_runtime::backends::memory_store::LruSessionStore;
+    let server = emulators::redis();
+    let url = format!("redis://127.0.0.1:{}", server.port);
+    let mut admin_conn = admin(&url).await;
+    let args = [
+        "--backend",
+        "aws",
+        "--dynamodb-table",
+        "unused",
+        "--redis-url",
+        &url,
+        "--redis-user",
+        USER,
+        "--redis-replication-group",
+        "Manga-Cache-01",
+        "--opensearch-endpoint",
+        "http://127.0.0.1:9",
+        "--sagemaker-endpoint",
+        "unused",
+        "--llm",
+        "extractive",
+    ];
+    let app = |tokens: Option<Arc<dyn IamTokens>>| {
+        let data = crate::support::data();
+        let mut b = crate::support::builder(&args)
+            .aws_config(manga_runtime::backends::aws::static_config(
+                "http://127.0.0.1:9",
+                emulators::REGION,
+            ))
+            .sessions(Arc::new(LruSessionStore::new(
+                100,
+                Duration::from_secs(60),
+                12,
+            )))
+            .retriever(Arc::new(
+                Bm25Retriever::build(&data.catalog, &data.faq).expect("index"),
+            ))
+            .llm(Arc::new(ExtractiveResponder::new(Duration::ZERO)));
+        if let Some(t) = tokens {
+            b = b.redis_tokens(t);
+        }
+        b
+    };
+
+    let tokens = Arc::new(AclTokens {
+        admin: admin_conn.clone(),
+        issued: AtomicUsize::new(0),
+        wrong: false,
+    });
+    let s = crate::support::TestServer::start(app(Some(tokens.clone()))).await;
+    let mut c = s.connect().await;
+    assert_eq!(c.ask("w", "hello").await.last()["cache_hit"], false);
+    let again = c.ask("w", "hello").await;
+    assert_eq!(again.last()["cache_hit"], true, "{:?}", again.last());
+    assert!(tokens.issued.load(Ordering::SeqCst) >= 1);
+    assert!(!user_connections(&mut admin_conn).await.is_empty());
+
+    // The default signer: AUTH as the user with a SigV4 token the server refuses.
+    let s = crate::support::TestServer::start(app(None)).await;
+    let mut c = s.connect().await;
+    let a = c.ask("x", "hello").await;
+    assert_eq!(
+        a.last()["type"],
+        "done",
+        "the answer does not need the cache"
+    );
+    assert!(
+        a.last()["degraded"]
+            .as_array()
+            .is_some_and(|d| d.iter().any(|x| x == "cache_skipped")),
+        "{:?}",
+        a.last()
+    );
+    let log: Vec<redis::Value> = redis::cmd("ACL")
+        .arg(&["LOG", "1"])
+        .query_async(&mut admin_conn)
+        .await
+        .expect("ACL LOG");
+    let log = format!("{log:?}");
+    assert!(log.contains("auth") && log.contains(USER), "{log}");
+}
