@@ -208,7 +208,9 @@ impl IamTokens for SigV4Tokens {
 /// The `redis` crate's credentials provider over [`IamTokens`]: each subscription (the
 /// crate subscribes once for a connection's first `AUTH` and once more for its
 /// re-authentications) yields a token at once and then one every `reauth_every`; after
-/// a failure the next try comes after [`RETRY_AFTER_FAILURE`].
+/// a failure the next try comes after [`RETRY_AFTER_FAILURE`]. A subscription cannot
+/// tell which of the two it serves, so a new connection also re-authenticates once
+/// right after connecting, with another fresh token: one extra `AUTH` per connect.
 #[derive(Debug, Clone)]
 pub struct IamCredentialsProvider {
     tokens: Arc<dyn IamTokens>,
