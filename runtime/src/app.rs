@@ -5,9 +5,11 @@
 
 use crate::backends::aws::bedrock::BedrockLlm;
 use crate::backends::aws::dynamodb::DynamoSessionStore;
+use crate::backends::aws::elasticache_iam::{IamCredentialsProvider, IamTokens, SigV4Tokens};
 use crate::backends::aws::opensearch::OpenSearchRetriever;
 use crate::backends::aws::redis_cache::RedisCache;
 use crate::backends::aws::sagemaker::SageMakerIntentModel;
+use crate::backends::aws::target_health::{ElbTargetHealth, TargetId};
 use crate::backends::bm25::Bm25Retriever;
 use crate::backends::catalog::CatalogServices;
 use crate::backends::classifier::{Evaluation, IntentClassifier, TrainOptions};
@@ -22,7 +24,7 @@ use crate::emf::EmfSink;
 use crate::metrics::{Metrics, Stage};
 use crate::pipeline::auth::{Authenticator, RateLimiter};
 use crate::pipeline::{Backends, Pipeline, Settings};
-use crate::server::{AppState, Limits};
+use crate::server::{AppState, Limits, TargetHealth};
 use sizing::LatencyBudgets;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -83,6 +85,8 @@ pub struct AppBuilder {
     llm: Option<Arc<dyn Llm>>,
     aws: Option<aws_config::SdkConfig>,
     emf_writer: Option<Box<dyn std::io::Write + Send>>,
+    target_health: Option<Arc<dyn TargetHealth>>,
+    redis_tokens: Option<Arc<dyn IamTokens>>,
 }
 
 impl std::fmt::Debug for AppBuilder {
@@ -92,6 +96,8 @@ impl std::fmt::Debug for AppBuilder {
             .field("budgets", &self.budgets)
             .field("aws", &self.aws.is_some())
             .field("emf_writer", &self.emf_writer.is_some())
+            .field("target_health", &self.target_health)
+            .field("redis_tokens", &self.redis_tokens)
             .finish_non_exhaustive()
     }
 }
@@ -109,7 +115,22 @@ impl AppBuilder {
             llm: None,
             aws: None,
             emf_writer: None,
+            target_health: None,
+            redis_tokens: None,
         }
+    }
+
+    /// The drain watcher's source (default: [`ElbTargetHealth`] when
+    /// `MANGA_TARGET_GROUP_ARN` is set, else no watcher).
+    pub fn target_health(mut self, h: Arc<dyn TargetHealth>) -> Self {
+        self.target_health = Some(h);
+        self
+    }
+
+    /// The Redis IAM tokens when `MANGA_REDIS_USER` is set (default: [`SigV4Tokens`]).
+    pub fn redis_tokens(mut self, t: Arc<dyn IamTokens>) -> Self {
+        self.redis_tokens = Some(t);
+        self
     }
 
     /// The AWS SDK configuration of the AWS backends (default: [`crate::backends::aws::load`],
@@ -177,7 +198,13 @@ impl AppBuilder {
         }
         let aws = cfg.backend == BackendFamily::Aws;
         let llm_backend = cfg.llm_backend();
-        let sdk = match (self.aws, aws || llm_backend == LlmBackend::Bedrock) {
+        let target_group = cfg.target_group_arn.clone().filter(|a| !a.is_empty());
+        let redis_user = cfg.redis_user.clone().filter(|u| !u.is_empty());
+        // (Redis IAM tokens are signed with it too; the AWS family loads it anyway.)
+        let needs_sdk = aws
+            || llm_backend == LlmBackend::Bedrock
+            || (target_group.is_some() && self.target_health.is_none());
+        let sdk = match (self.aws, needs_sdk) {
             (Some(c), _) => Some(c),
             (None, true) => Some(crate::backends::aws::load().await),
             (None, false) => None,
@@ -256,11 +283,21 @@ impl AppBuilder {
             None if aws => {
                 let url = setting(&cfg.redis_url.as_ref().map(|s| s.expose().to_owned()));
                 let ttl = Duration::from_secs(cfg.cache_ttl_secs);
-                let cache = if cfg.redis_cluster {
-                    RedisCache::new_cluster(&url, &cfg.redis_key_prefix, ttl)
-                } else {
-                    RedisCache::new(&url, &cfg.redis_key_prefix, ttl)
+                let iam = match (&redis_user, self.redis_tokens) {
+                    (None, _) => None,
+                    (Some(_), Some(t)) => Some(IamCredentialsProvider::new(t)),
+                    (Some(user), None) => {
+                        let sdk = sdk.as_ref().ok_or_else(|| {
+                            BuildError::Aws("no AWS configuration for Redis IAM auth".into())
+                        })?;
+                        let group = setting(&cfg.redis_replication_group);
+                        let tokens = SigV4Tokens::new(sdk, user, &group)
+                            .map_err(|e| BuildError::Aws(e.to_string()))?;
+                        Some(IamCredentialsProvider::new(Arc::new(tokens)))
+                    }
                 };
+                let cache =
+                    RedisCache::open(&url, &cfg.redis_key_prefix, ttl, cfg.redis_cluster, iam);
                 Arc::new(cache.map_err(|e| BuildError::Aws(e.to_string()))?)
             }
             None => Arc::new(MokaCache::new(
@@ -342,7 +379,30 @@ impl AppBuilder {
             ping_interval: Duration::from_secs(cfg.ping_interval_secs),
             drain_timeout: Duration::from_secs(cfg.drain_timeout_secs),
             ready_probe_every: Duration::from_secs(cfg.ready_probe_secs.max(1)),
+            drain_poll_every: Duration::from_secs(cfg.drain_poll_secs.max(1)),
         };
+        let target_health: Option<Arc<dyn TargetHealth>> =
+            match (self.target_health, &target_group) {
+                (Some(h), _) => Some(h),
+                (None, None) => None,
+                (None, Some(arn)) => {
+                    let source = match (&cfg.target_id, &cfg.ecs_metadata_uri) {
+                        (Some(id), _) if !id.is_empty() => TargetId::Fixed(id.clone()),
+                        (_, Some(uri)) if !uri.is_empty() => TargetId::TaskMetadata(uri.clone()),
+                        _ => return Err(BuildError::Aws(
+                            "MANGA_TARGET_GROUP_ARN is set but the task's target id is unknown: \
+                             set MANGA_TARGET_ID or run in ECS (ECS_CONTAINER_METADATA_URI_V4)"
+                                .into(),
+                        )),
+                    };
+                    let sdk = sdk.as_ref().ok_or_else(|| {
+                        BuildError::Aws("no AWS configuration for the drain watcher".into())
+                    })?;
+                    let health = ElbTargetHealth::new(sdk, arn, source, cfg.port)
+                        .map_err(|e| BuildError::Aws(e.to_string()))?;
+                    Some(Arc::new(health))
+                }
+            };
         let report = StartupReport {
             catalog_titles: data.catalog.len(),
             faq_entries: data.faq.len(),
@@ -351,8 +411,12 @@ impl AppBuilder {
             classifier_train_ms: train_ms,
             budgets,
         };
+        let mut state = AppState::new(pipeline, authenticator, limits);
+        if let Some(h) = target_health {
+            state = state.with_target_health(h);
+        }
         Ok(App {
-            state: Arc::new(AppState::new(pipeline, authenticator, limits)),
+            state: Arc::new(state),
             report,
         })
     }

@@ -65,6 +65,21 @@ pub enum ServerFrame {
         retry_after_ms: Option<u64>,
     },
     Pong,
+    /// The server is draining (the load balancer deregistered this task, or it got
+    /// SIGTERM): reconnect after `retry_after_ms` and another task answers. Sent once per
+    /// connection, after the answer in flight finished and queued messages got
+    /// `shutting_down`, right before the close (1001).
+    Reconnect {
+        reason: ReconnectReason,
+        retry_after_ms: u64,
+    },
+}
+
+/// Why the server asks for a reconnect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReconnectReason {
+    Draining,
 }
 
 impl ServerFrame {

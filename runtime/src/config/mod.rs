@@ -240,6 +240,22 @@ pub struct Config {
     /// stopTimeout and the target group's deregistration delay).
     #[arg(long, env = "MANGA_DRAIN_TIMEOUT_SECS", default_value_t = 25)]
     pub drain_timeout_secs: u64,
+    /// Target group of the task's ALB target: when set, the runtime polls
+    /// DescribeTargetHealth for its own target and starts draining as soon as the ALB
+    /// does (`draining`), before ECS sends SIGTERM (runtime/README.md, Shutdown).
+    #[arg(long, env = "MANGA_TARGET_GROUP_ARN")]
+    pub target_group_arn: Option<String>,
+    /// The task's own target id (its private IPv4 address) in the target group
+    /// [default: read from the ECS task metadata endpoint v4]; the port is MANGA_PORT.
+    #[arg(long, env = "MANGA_TARGET_ID")]
+    pub target_id: Option<String>,
+    /// Interval of the DescribeTargetHealth polls (with MANGA_TARGET_GROUP_ARN).
+    #[arg(long, env = "MANGA_DRAIN_POLL_SECS", default_value_t = 5)]
+    pub drain_poll_secs: u64,
+    /// The ECS task metadata endpoint v4, injected by the ECS agent into every
+    /// container; `${URI}/task` gives the task's private IP (MANGA_TARGET_ID overrides).
+    #[arg(long, env = "ECS_CONTAINER_METADATA_URI_V4")]
+    pub ecs_metadata_uri: Option<String>,
     /// Conversation turns loaded as context.
     #[arg(long, env = "MANGA_HISTORY_TURNS", default_value_t = 6)]
     pub history_turns: usize,
@@ -342,6 +358,15 @@ pub struct Config {
         value_name = "BOOL"
     )]
     pub redis_cluster: bool,
+    /// ElastiCache user id (== user name) authenticated with IAM: every connection sends
+    /// `AUTH <user> <token>` with a fresh SigV4-presigned token (needs
+    /// MANGA_REDIS_REPLICATION_GROUP and a rediss:// URL without a password).
+    #[arg(long, env = "MANGA_REDIS_USER", help_heading = AWS_HEADING)]
+    pub redis_user: Option<String>,
+    /// Replication group id of the cache, the host the IAM token is presigned for
+    /// (required with MANGA_REDIS_USER).
+    #[arg(long, env = "MANGA_REDIS_REPLICATION_GROUP", help_heading = AWS_HEADING)]
+    pub redis_replication_group: Option<String>,
     /// Prefix of every response-cache key in Redis (lets environments share a cluster).
     #[arg(
         long,
@@ -444,6 +469,22 @@ impl Config {
         }
         if self.ping_interval_secs == 0 {
             return bad("MANGA_PING_INTERVAL_SECS must be > 0");
+        }
+        if self.drain_poll_secs == 0 {
+            return bad("MANGA_DRAIN_POLL_SECS must be > 0");
+        }
+        if self.target_group_arn.as_deref().is_some_and(str::is_empty) {
+            return bad("MANGA_TARGET_GROUP_ARN must not be empty when set");
+        }
+        if self.redis_user.as_deref().is_some_and(|u| !u.is_empty())
+            && self
+                .redis_replication_group
+                .as_deref()
+                .is_none_or(str::is_empty)
+        {
+            return bad(
+                "MANGA_REDIS_USER (IAM authentication) needs MANGA_REDIS_REPLICATION_GROUP",
+            );
         }
         if !(0.0..=1.0).contains(&self.rules_confidence) {
             return bad("MANGA_RULES_CONFIDENCE must be within 0..=1");

@@ -20,7 +20,7 @@ use super::AppState;
 use crate::pipeline::auth::{AuthError, Principal};
 use crate::pipeline::{MessageOutcome, Outbox, Request};
 use crate::protocol::{
-    valid_session_id, ClientFrame, ErrorCode, Outbound, ServerFrame, WriteClock,
+    valid_session_id, ClientFrame, ErrorCode, Outbound, ReconnectReason, ServerFrame, WriteClock,
 };
 use axum::body::Bytes;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
@@ -41,6 +41,8 @@ use tokio::sync::{mpsc, Notify};
 /// first block of 32 slots when created, so every idle connection pays for
 /// 32 slots of each of its two queues.
 const QUEUE_DEPTH: usize = 4;
+/// `retry_after_ms` of the `reconnect` frame is drawn from 0..=this, per connection.
+pub const RECONNECT_SPREAD_MS: u64 = 2_000;
 /// Frames buffered towards a slow client before the pipeline waits (counted as delivery).
 const OUTBOX_DEPTH: usize = 64;
 
@@ -216,8 +218,15 @@ async fn connection(
             let _ = worker.await;
         }
         ReaderEnd::Shutdown => {
-            // Finish the answer in flight; queued messages get `shutting_down`.
+            // Finish the answer in flight; queued messages get `shutting_down`; then
+            // tell the client to go elsewhere, each after its own short random pause
+            // so thousands of clients do not reconnect in the same instant.
             let _ = worker.await;
+            let reconnect = ServerFrame::Reconnect {
+                reason: ReconnectReason::Draining,
+                retry_after_ms: fastrand::u64(..=RECONNECT_SPREAD_MS),
+            };
+            let _ = tx.send(Outbound::Frame(Box::new(reconnect))).await;
             let _ = tx
                 .send(Outbound::Close {
                     code: 1001,

@@ -30,7 +30,7 @@ const CHAT_PAGE: &str = include_str!("../../static/chat.html");
 const CHAT_CSP: &str = concat!(
     "default-src 'none'; ",
     "style-src 'sha256-QA05O3xtnazbSTBmQDE+C1/xGpBefKPpXXsNeX2iCDg='; ",
-    "script-src 'sha256-D2hE5aB711VzLxCYspdydySeXIDLk0XAUxU1ym3O6QA='; ",
+    "script-src 'sha256-CsxW4tvEq8V1U/Iy1gwKKO0d3xpYNrldVGRZuFN0npI='; ",
     "connect-src 'self'; ",
     // The empty `data:,` icon: without one the browser fetches /favicon.ico (a 404).
     "img-src data:; ",

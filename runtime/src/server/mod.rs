@@ -6,16 +6,24 @@
 //!   draining), `GET /metrics` (Prometheus text) and `GET /` (the browser chat page);
 //! - `connection.rs`: one WebSocket `/v1/chat` connection, from the upgrade (bearer
 //!   token, peer id) through its reader, worker and writer tasks to the close frame;
-//! - `drain.rs`: the draining flag and the live-connection count that shutdown waits on.
+//! - `drain.rs`: the draining flag and the live-connection count that shutdown waits on;
+//! - `watch.rs`: the drain watcher, which starts the drain when the load balancer starts
+//!   draining this task's target ([`TargetHealth`]), before ECS sends SIGTERM.
 //!
-//! Shutdown ([`serve`]): on the signal, `/readyz` turns 503, the listener stops
-//! accepting, readers stop taking new messages, in-flight answers finish, queued ones get
-//! `shutting_down`, each socket is closed with 1001, and the process waits up to
-//! `MANGA_DRAIN_TIMEOUT_SECS` for all of that.
+//! Drain ([`AppState::begin_drain`], from the watcher or the signal): `/readyz` turns
+//! 503, `/v1/chat` refuses upgrades (503), readers stop taking new messages, in-flight
+//! answers finish, queued ones get `shutting_down`, each client gets a `reconnect` frame
+//! and its socket is closed with 1001. Shutdown ([`serve`]): on the signal, the drain
+//! (if the watcher has not begun it already), the listener stops accepting, and the
+//! process waits up to `MANGA_DRAIN_TIMEOUT_SECS` for the connections to close.
 
 mod connection;
 mod drain;
 mod endpoints;
+mod watch;
+
+pub use connection::RECONNECT_SPREAD_MS;
+pub use watch::{TargetHealth, TargetHealthError, TargetState};
 
 use crate::metrics::Metrics;
 use crate::pipeline::auth::Authenticator;
@@ -43,6 +51,8 @@ pub struct Limits {
     pub drain_timeout: Duration,
     /// How often the backends are probed for `/readyz`.
     pub ready_probe_every: Duration,
+    /// How often the drain watcher asks for the target's state (with a [`TargetHealth`]).
+    pub drain_poll_every: Duration,
 }
 
 #[derive(Debug)]
@@ -59,6 +69,8 @@ pub struct AppState {
     instance: String,
     /// The last readiness probe (`None` before the first).
     readiness: tokio::sync::watch::Sender<Option<Arc<endpoints::Readiness>>>,
+    /// This task's load-balancer target, watched for a drain (`None`: SIGTERM only).
+    target_health: Option<Arc<dyn TargetHealth>>,
 }
 
 impl AppState {
@@ -78,14 +90,23 @@ impl AppState {
             next_conn: AtomicU64::new(1),
             instance: format!("{:08x}", fastrand::u32(..)),
             readiness: tokio::sync::watch::Sender::new(None),
+            target_health: None,
         }
+    }
+
+    /// Watches `health` while serving and drains when it reports a drain (`watch.rs`).
+    pub fn with_target_health(mut self, health: Arc<dyn TargetHealth>) -> AppState {
+        self.target_health = Some(health);
+        self
     }
 
     pub fn is_draining(&self) -> bool {
         self.drain.is_draining()
     }
 
-    /// Starts the drain: readiness fails, readers stop, streams finish.
+    /// Starts the drain: readiness fails, upgrades are refused, readers stop, streams
+    /// finish, then each client is told to reconnect and its socket closed (1001).
+    /// Idempotent; the process keeps running (and `/healthz` answering) until SIGTERM.
     pub fn begin_drain(&self) {
         self.drain.begin();
     }
@@ -121,6 +142,13 @@ pub async fn serve(
         Arc::downgrade(&state),
         state.limits.ready_probe_every,
     ));
+    let watcher = state.target_health.clone().map(|health| {
+        tokio::spawn(watch::watch(
+            Arc::downgrade(&state),
+            health,
+            state.limits.drain_poll_every,
+        ))
+    });
     let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
     // Small token frames must leave at once: with Nagle's algorithm on, a
     // frame written while the previous one is unacknowledged waits for the
@@ -144,6 +172,9 @@ pub async fn serve(
         );
     }
     probes.abort();
+    if let Some(w) = watcher {
+        w.abort();
+    }
     tracing::info!("shutdown complete");
     Ok(())
 }

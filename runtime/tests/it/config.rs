@@ -232,3 +232,35 @@ fn secrets_never_appear_in_debug_output() {
         Some("s3cr3t-jwt")
     );
 }
+
+#[test]
+fn drain_watcher_and_redis_iam_settings_are_checked() {
+    let c = crate::support::config(&[]);
+    assert_eq!(c.drain_poll_secs, 5);
+    assert_eq!(c.target_group_arn, None);
+    assert_eq!(c.redis_user, None);
+    let c = crate::support::config(&[
+        "--target-group-arn",
+        "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/manga/0123456789abcdef",
+        "--target-id",
+        "10.0.1.23",
+        "--drain-poll-secs",
+        "2",
+        "--redis-user",
+        "manga-runtime",
+        "--redis-replication-group",
+        "manga-cache",
+    ]);
+    assert_eq!(c.target_id.as_deref(), Some("10.0.1.23"));
+    assert_eq!(c.drain_poll_secs, 2);
+    assert_eq!(c.redis_replication_group.as_deref(), Some("manga-cache"));
+    let err = manga_runtime::config::Config::from_args(&["--redis-user", "manga-runtime"])
+        .expect_err("IAM auth without the replication group");
+    assert!(
+        err.to_string().contains("MANGA_REDIS_REPLICATION_GROUP"),
+        "{err}"
+    );
+    let err = manga_runtime::config::Config::from_args(&["--drain-poll-secs", "0"])
+        .expect_err("a zero poll interval");
+    assert!(err.to_string().contains("MANGA_DRAIN_POLL_SECS"), "{err}");
+}

@@ -11,6 +11,13 @@
 //! - `redis_cluster`: `RedisCache` in cluster mode against a three-node Redis Cluster of
 //!   redis-servers (the single-node client gets `MOVED` there), and the task definition
 //!   setting `MANGA_REDIS_CLUSTER` as the cache stack renders cluster mode;
+//! - `drain`: the drain that begins when the load balancer drains this task (a scripted
+//!   target-health double under `tokio::time::pause()`, and the SDK watcher against
+//!   moto's ELBv2 with a fake ECS task metadata endpoint): `reconnect` frames before the
+//!   deregistration deadline, the answer in flight completed first;
+//! - `redis_iam`: `RedisCache` with ElastiCache IAM authentication against a local
+//!   redis-server whose ACL user accepts exactly the latest token: AUTH with user and
+//!   token, a fresh token after a killed connection, a refused token's clear error;
 //! - `load`: a few hundred sessions from `manga-loadgen` over real sockets (correctness only);
 //! - `turns`: turns survive a client that leaves or never reads `done`, and a reconnect
 //!   to another task sees them;
@@ -24,11 +31,13 @@ mod browser;
 mod budgets;
 mod classifier;
 mod config;
+mod drain;
 mod e2e;
 mod emulators;
 mod load;
 mod openai;
 mod redis_cluster;
+mod redis_iam;
 mod support;
 mod taskdef;
 mod turns;

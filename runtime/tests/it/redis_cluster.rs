@@ -20,8 +20,8 @@ const PREFIX: &str = "test:answer:";
 const TTL: Duration = Duration::from_secs(600);
 
 /// Cluster nodes on `ports`, stopped and their state files removed on drop.
-struct Cluster {
-    nodes: Vec<Emulator>,
+pub(crate) struct Cluster {
+    pub(crate) nodes: Vec<Emulator>,
     dir: PathBuf,
 }
 
@@ -29,7 +29,7 @@ impl Cluster {
     /// Starts one node per port and forms the cluster: node `i` owns the `i`-th equal
     /// range of slots, all meet through the first, and every node reports
     /// `cluster_state:ok` before this returns.
-    async fn start(ports: &[u16]) -> Cluster {
+    pub(crate) async fn start(ports: &[u16]) -> Cluster {
         let dir = std::env::temp_dir().join(format!(
             "manga-runtime-redis-cluster-{}-{}",
             std::process::id(),
@@ -113,7 +113,7 @@ impl Drop for Cluster {
 }
 
 /// A plain connection to one node (no redirects followed).
-async fn node_conn(port: u16) -> redis::aio::MultiplexedConnection {
+pub(crate) async fn node_conn(port: u16) -> redis::aio::MultiplexedConnection {
     redis::Client::open(format!("redis://127.0.0.1:{port}"))
         .expect("client")
         .get_multiplexed_async_connection()
@@ -121,7 +121,7 @@ async fn node_conn(port: u16) -> redis::aio::MultiplexedConnection {
         .expect("connect to node")
 }
 
-fn distinct_free_ports(n: usize) -> Vec<u16> {
+pub(crate) fn distinct_free_ports(n: usize) -> Vec<u16> {
     let mut ports: Vec<u16> = Vec::new();
     while ports.len() < n {
         let p = emulators::free_port();

@@ -15,19 +15,21 @@
 
 pub mod bedrock;
 pub mod dynamodb;
+pub mod elasticache_iam;
 pub mod opensearch;
 pub mod redis_cache;
 pub mod sagemaker;
+pub mod target_health;
 
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
-use aws_credential_types::provider::SharedCredentialsProvider;
+use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
 use aws_credential_types::Credentials;
 use aws_sdk_dynamodb::config::SharedHttpClient;
 use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
 use aws_smithy_http_client::Builder;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 /// The HTTP client for every SDK client: HTTPS through rustls with ring (plain HTTP too,
 /// for emulators on 127.0.0.1).
@@ -80,4 +82,51 @@ pub fn static_config(endpoint: &str, region: &str) -> SdkConfig {
 /// Full text of an SDK error (the error's `Display` alone is often just "service error").
 pub fn describe(e: &(dyn std::error::Error + 'static)) -> String {
     aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string()
+}
+
+/// Cached credentials are replaced this long before their expiry, so nothing is signed
+/// with credentials about to lapse.
+pub const REFRESH_BEFORE_EXPIRY: Duration = Duration::from_secs(300);
+
+#[derive(Debug, thiserror::Error)]
+#[error("AWS credentials: {0}")]
+pub struct CredentialsError(pub String);
+
+/// A credentials provider's credentials, resolved once and reused until
+/// [`REFRESH_BEFORE_EXPIRY`] before they expire, for what signs requests itself
+/// (OpenSearch Serverless searches, ElastiCache IAM tokens): SDK clients cache
+/// identities themselves, but a provider called directly resolves again on every call
+/// (on ECS an HTTP request to the container credentials endpoint each time). One
+/// resolution at a time (the lock), so a burst at expiry asks the provider once.
+#[derive(Debug)]
+pub struct CredentialCache {
+    provider: SharedCredentialsProvider,
+    current: tokio::sync::Mutex<Option<Credentials>>,
+}
+
+impl CredentialCache {
+    pub fn new(provider: SharedCredentialsProvider) -> CredentialCache {
+        CredentialCache {
+            provider,
+            current: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    pub async fn get(&self) -> Result<Credentials, CredentialsError> {
+        let mut current = self.current.lock().await;
+        let fresh = |c: &Credentials| {
+            c.expiry()
+                .is_none_or(|e| e > SystemTime::now() + REFRESH_BEFORE_EXPIRY)
+        };
+        if let Some(c) = current.as_ref().filter(|c| fresh(c)) {
+            return Ok(c.clone());
+        }
+        let c = self
+            .provider
+            .provide_credentials()
+            .await
+            .map_err(|e| CredentialsError(describe(&e)))?;
+        *current = Some(c.clone());
+        Ok(c)
+    }
 }

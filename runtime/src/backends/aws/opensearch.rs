@@ -2,21 +2,19 @@
 //! OpenSearch Serverless collection. There is no SDK client for the OpenSearch data
 //! plane, so this is one `POST /{index}/_search` through `reqwest`, signed with SigV4
 //! (service `aoss`, with the `x-amz-content-sha256` header AOSS requires) using the
-//! credentials of the shared [`aws_config::SdkConfig`]. The credentials are resolved once
-//! and reused until [`REFRESH_BEFORE_EXPIRY`] before they expire: SDK clients cache
-//! identities themselves, but a provider called directly resolves again on every call
-//! (on ECS an HTTP request to the container credentials endpoint per search).
+//! credentials of the shared [`aws_config::SdkConfig`], resolved through the shared
+//! [`super::CredentialCache`] (once, reused until [`REFRESH_BEFORE_EXPIRY`] before they
+//! expire).
 //!
 //! Index contract (runtime/README.md): one document per passage with `source_id`
 //! (`catalog:<id>` or `faq:<id>`, as the embedded retriever uses), `title`, `text` and
 //! `corpus` (`catalog` or `faq`, a keyword). The query is BM25 `multi_match` over
 //! `title^2` and `text`, filtered by corpus; vector (k-NN) scoring is not used yet.
 
+use super::CredentialCache;
 use crate::backends::{BackendError, Retriever};
 use crate::domain::{Corpus, Passage};
 use async_trait::async_trait;
-use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
-use aws_credential_types::Credentials;
 use aws_sigv4::http_request::{
     sign, PayloadChecksumKind, SignableBody, SignableRequest, SigningSettings,
 };
@@ -24,6 +22,8 @@ use aws_sigv4::sign::v4;
 use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
+
+pub use super::REFRESH_BEFORE_EXPIRY;
 
 /// SigV4 service name of OpenSearch Serverless.
 pub const SIGNING_SERVICE: &str = "aoss";
@@ -57,45 +57,12 @@ impl From<OpenSearchError> for BackendError {
     }
 }
 
-/// Cached credentials are replaced this long before their expiry, so a
-/// request is never signed with credentials about to lapse.
-pub const REFRESH_BEFORE_EXPIRY: Duration = Duration::from_secs(300);
-
 #[derive(Debug, Clone)]
 pub struct OpenSearchRetriever {
     http: reqwest::Client,
     search_url: String,
     region: String,
     credentials: Arc<CredentialCache>,
-}
-
-/// The provider's credentials, resolved once and reused until near expiry;
-/// one resolution at a time (the lock), so a burst of searches at expiry
-/// asks the provider once.
-#[derive(Debug)]
-struct CredentialCache {
-    provider: SharedCredentialsProvider,
-    current: tokio::sync::Mutex<Option<Credentials>>,
-}
-
-impl CredentialCache {
-    async fn get(&self) -> Result<Credentials, OpenSearchError> {
-        let mut current = self.current.lock().await;
-        let fresh = |c: &Credentials| {
-            c.expiry()
-                .is_none_or(|e| e > SystemTime::now() + REFRESH_BEFORE_EXPIRY)
-        };
-        if let Some(c) = current.as_ref().filter(|c| fresh(c)) {
-            return Ok(c.clone());
-        }
-        let c = self
-            .provider
-            .provide_credentials()
-            .await
-            .map_err(|e| OpenSearchError::Credentials(super::describe(&e)))?;
-        *current = Some(c.clone());
-        Ok(c)
-    }
 }
 
 impl OpenSearchRetriever {
@@ -122,16 +89,18 @@ impl OpenSearchRetriever {
             http,
             search_url: format!("{}/{index}/_search", endpoint.trim_end_matches('/')),
             region,
-            credentials: Arc::new(CredentialCache {
-                provider: credentials,
-                current: tokio::sync::Mutex::new(None),
-            }),
+            credentials: Arc::new(CredentialCache::new(credentials)),
         })
     }
 
     async fn search(&self, body: &Value) -> Result<Value, OpenSearchError> {
         let body = body.to_string().into_bytes();
-        let identity = self.credentials.get().await?.into();
+        let identity = self
+            .credentials
+            .get()
+            .await
+            .map_err(|e| OpenSearchError::Credentials(e.to_string()))?
+            .into();
         let mut settings = SigningSettings::default();
         settings.payload_checksum_kind = PayloadChecksumKind::XAmzSha256;
         let params = v4::SigningParams::builder()
