@@ -44,6 +44,28 @@ pub struct Environment {
     pub acknowledged_overrides: Vec<String>,
     /// Known drift that `mangactl drift` reports as ignored (`drift.accept`).
     pub accepted_drift: Vec<AcceptedDrift>,
+    /// The origin secret's pinned version and rotation state (`origin_secret`).
+    pub origin_secret: OriginSecret,
+}
+
+/// Which version of the origin secret (the `X-Origin-Verify` value
+/// CloudFront sends and the ALB requires) the templates resolve.
+///
+/// CloudFormation re-reads a `{{resolve:secretsmanager:...}}` reference on
+/// an update only when the reference itself changes ("During stack updates,
+/// CloudFormation doesn't retrieve the value of the dynamic reference
+/// unless a change is made to the dynamic reference itself", AWS re:Post
+/// Knowledge Center, "cloudformation stack update secrets"), so a rotation
+/// names the new version here and the next apply re-resolves it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct OriginSecret {
+    /// The secret version (its VersionId, the ClientRequestToken given to
+    /// PutSecretValue); `None`: the AWSCURRENT version, as generated when
+    /// the service stack created the secret.
+    pub version_id: Option<String>,
+    /// The ALB also admits the version's `previous` value (during a
+    /// rotation, while CloudFront may still send it).
+    pub accept_previous: bool,
 }
 
 /// One `drift.accept` entry: a resource (or one property path of it) whose

@@ -30,6 +30,16 @@ pub struct RawEnvironment {
     pub targets: S<RawTargets>,
     pub capacity: Option<S<RawCapacity>>,
     pub drift: Option<S<RawDrift>>,
+    pub origin_secret: Option<S<RawOriginSecret>>,
+}
+
+/// `origin_secret`: which version of the CloudFront-to-ALB origin secret
+/// the templates read, and whether the ALB still accepts the previous value.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOriginSecret {
+    pub version_id: Option<S<String>>,
+    pub accept_previous: Option<S<bool>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -308,3 +308,30 @@ fn shipped_environments_meet_their_targets() {
         assert_eq!(warned, expected, "{name}: {:?}", plan.warnings);
     }
 }
+
+#[test]
+fn origin_secret_pins_a_version_and_previous_needs_one() {
+    let env = parse_as(DEV, "dev").expect("dev");
+    assert_eq!(env.origin_secret, OriginSecret::default());
+
+    let pinned = format!(
+        "{DEV}origin_secret:\n  version_id: 3f0c9a4e-8d2b-4c1a-9e7f-5b6a7c8d9e0f\n  accept_previous: true\n"
+    );
+    let env = parse_as(&pinned, "dev").expect("pinned");
+    assert_eq!(
+        env.origin_secret.version_id.as_deref(),
+        Some("3f0c9a4e-8d2b-4c1a-9e7f-5b6a7c8d9e0f")
+    );
+    assert!(env.origin_secret.accept_previous);
+
+    let bad = format!("{DEV}origin_secret:\n  version_id: short\n");
+    let p = problems(&bad, "dev");
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert_eq!(p[0].field, "origin_secret.version_id");
+
+    let unpinned = format!("{DEV}origin_secret:\n  accept_previous: true\n");
+    let p = problems(&unpinned, "dev");
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert_eq!(p[0].field, "origin_secret.accept_previous");
+    assert!(p[0].message.contains("version_id"), "{}", p[0].message);
+}

@@ -376,6 +376,38 @@ pub(super) fn validate(
         ),
     };
 
+    let origin_secret = match &raw.origin_secret {
+        Some(o) => {
+            let version_id = o.value.version_id.as_ref().map(|v| {
+                // PutSecretValue's ClientRequestToken (the new VersionId) is
+                // 32-64 characters (Secrets Manager API Reference).
+                let ok = (32..=64).contains(&v.value.len())
+                    && v.value.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '-');
+                c.require(
+                    ok,
+                    v,
+                    "origin_secret.version_id",
+                    "must be a secret VersionId: 32-64 letters, digits and `-` (the ClientRequestToken given to put-secret-value)",
+                );
+                v.value.clone()
+            });
+            let accept_previous = o.value.accept_previous.as_ref().is_some_and(|a| a.value);
+            if let (true, None, Some(a)) = (accept_previous, &version_id, &o.value.accept_previous)
+            {
+                c.fail(
+                    a,
+                    "origin_secret.accept_previous",
+                    "needs `version_id`: the generated first version has no `previous` key",
+                );
+            }
+            OriginSecret {
+                version_id,
+                accept_previous,
+            }
+        }
+        None => OriginSecret::default(),
+    };
+
     let targets = targets(&mut c, &raw.targets);
     let (capacity, acknowledged_overrides) = match &raw.capacity {
         Some(cap) => capacity(&mut c, cap, sizing::is_production(&name)),
@@ -401,6 +433,7 @@ pub(super) fn validate(
             capacity,
             acknowledged_overrides,
             accepted_drift,
+            origin_secret,
         })
     } else {
         c.problems.sort_by_key(|p| (p.line, p.column));

@@ -203,3 +203,6 @@ pub(crate) fn arn(service: &str, rest: &str) -> Expr {
         "arn:${{AWS::Partition}}:{service}:${{AWS::Region}}:${{AWS::AccountId}}:{rest}"
     ))
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,5 +1,6 @@
 //! `service`: the ALB (HTTPS when a certificate is given), its target group
-//! and listener, the ECS cluster, the Fargate task definition and service
+//! and listener (a 403 unless the request carries the origin secret, see
+//! [`origin_secret_reference`]), the origin secret itself, the ECS cluster, the Fargate task definition and service
 //! for the runtime (`runtime/`), target-tracking autoscaling, and the task
 //! role with least privilege on this environment's table, DAX cluster,
 //! collection, intent endpoint and Bedrock model.
@@ -16,6 +17,7 @@ use crate::model::resources::ecs::*;
 use crate::model::resources::elbv2::*;
 use crate::model::resources::iam::{InlinePolicy, PolicyDocument, Role, Statement};
 use crate::model::resources::logs::LogGroup;
+use crate::model::resources::secretsmanager::{GenerateSecretString, ReplicaRegion, Secret};
 use crate::model::resources::{KeyValue, NameValue};
 use crate::model::{Expr, OutputKey, Parameter, ResourceOpts, Template};
 
@@ -27,6 +29,46 @@ pub const SERVICE_NAME: OutputKey = OutputKey::new("service", "ServiceName");
 /// layer compares the service's running revision with it.
 pub const TASK_DEFINITION: OutputKey = OutputKey::new("service", "TaskDefinitionArn");
 pub const LOG_GROUP: OutputKey = OutputKey::new("service", "LogGroupName");
+/// The origin secret's name, which is also the name of its replica in the
+/// edge stack's Region.
+pub const ORIGIN_SECRET_NAME: OutputKey = OutputKey::new("service", "OriginSecretName");
+
+/// The header CloudFront adds to every origin request and the ALB requires.
+pub const ORIGIN_HEADER: &str = "X-Origin-Verify";
+/// The secret's keys: CloudFront sends `current`; the ALB accepts it and,
+/// during a rotation (`origin_secret.accept_previous`), `previous`.
+pub const ORIGIN_SECRET_CURRENT: &str = "current";
+pub const ORIGIN_SECRET_PREVIOUS: &str = "previous";
+
+/// `mangaassist-<env>/origin-verify`: fixed, so the secret's replica in the
+/// edge Region has a name the edge stack can resolve there (a replica's ARN
+/// is the primary's but for the Region: Secrets Manager User Guide,
+/// "Replicate AWS Secrets Manager secrets across Regions").
+pub fn origin_secret_name(env: &crate::env::Environment) -> String {
+    format!("{}/origin-verify", env.prefix())
+}
+
+/// A dynamic reference to one key of the origin secret, at the environment
+/// file's pinned version (`origin_secret.version_id`) or, without one, the
+/// AWSCURRENT version: `{{resolve:secretsmanager:secret-id:SecretString:
+/// json-key:version-stage:version-id}}` (CloudFormation User Guide, "Get a
+/// secret or secret value from Secrets Manager"). CloudFormation resolves
+/// it only when the resource is created or the reference text changes, so
+/// naming a new version is what makes an apply after a rotation take it
+/// (README, "Origin secret rotation"). `secret` is the secret's name (not
+/// its ARN: the reference resolves in the stack's own Region).
+pub fn origin_secret_reference(env: &crate::env::Environment, secret: Expr, key: &str) -> Expr {
+    let version = env
+        .origin_secret
+        .version_id
+        .as_deref()
+        .map(|v| format!("::{v}"))
+        .unwrap_or_default();
+    Expr::sub_with(
+        format!("{{{{resolve:secretsmanager:${{Secret}}:SecretString:{key}{version}}}}}"),
+        [("Secret", secret)],
+    )
+}
 
 pub const CONTAINER_NAME: &str = "runtime";
 /// Where the runtime binary lives in the image (runtime/Dockerfile).
@@ -193,9 +235,52 @@ pub fn template(i: &Inputs<'_>) -> Template {
             tags: tags.clone(),
         },
     );
-    let forward = vec![ForwardAction {
-        kind: "forward".into(),
-        target_group_arn: tg.arn(),
+    // The origin secret: generated here, replicated to the edge Region
+    // when the environment lives elsewhere, since a dynamic reference
+    // resolves a secret in the stack's own Region by name. The generated
+    // first version holds `current` only (no `previous` to accept yet).
+    let secret_name = origin_secret_name(i.env);
+    let replicas = (i.env.region != super::EDGE_REGION).then(|| {
+        vec![ReplicaRegion {
+            region: super::EDGE_REGION.into(),
+        }]
+    });
+    let secret = t.add(
+        "OriginSecret",
+        Secret {
+            name: secret_name.clone(),
+            description: format!(
+                "MangaAssist {}: the {ORIGIN_HEADER} value CloudFront sends and the load balancer requires (JSON: current, previous)",
+                i.env.name
+            ),
+            // Header values in a rule condition are up to 128 characters
+            // and may use `*` and `?` as wildcards (Elastic Load Balancing
+            // User Guide, "HTTP header conditions"): letters and digits only.
+            generate_secret_string: GenerateSecretString {
+                secret_string_template: "{}".into(),
+                generate_string_key: ORIGIN_SECRET_CURRENT.into(),
+                password_length: 64,
+                exclude_punctuation: true,
+            },
+            replica_regions: replicas,
+            tags: tags.clone(),
+        },
+    );
+
+    // Anything without the origin header gets a 403: the default action.
+    // Only the rule below forwards, and only with the header's value
+    // (values of one http-header condition are ORed: Elastic Load
+    // Balancing User Guide, "HTTP header conditions"). CloudFront adds the
+    // header (edge stack); the prefix-list rule in the network stack stays
+    // as a second fence. Restricting an internet-facing ALB to CloudFront
+    // this way is CloudFront Developer Guide, "Restrict access to
+    // Application Load Balancers".
+    let forbidden = vec![Action::FixedResponse {
+        fixed_response_config: FixedResponseConfig {
+            status_code: "403".into(),
+            content_type: "text/plain".into(),
+            message_body: "Forbidden".into(),
+        },
     }];
     let listener = match &i.env.domain {
         Some(d) => t.add(
@@ -207,12 +292,15 @@ pub fn template(i: &Inputs<'_>) -> Template {
                 certificates: Some(vec![Certificate {
                     certificate_arn: d.certificate_arn.clone(),
                 }]),
+                // TLS 1.2 and 1.3 only.
                 ssl_policy: Some("ELBSecurityPolicy-TLS13-1-2-2021-06".into()),
-                default_actions: forward,
+                default_actions: forbidden,
             },
         ),
         // Without a certificate the ALB only accepts CloudFront (network
-        // stack), and viewers still get HTTPS from CloudFront's own.
+        // stack), and viewers still get HTTPS from CloudFront's own. This
+        // listener is CloudFront's origin, so it cannot redirect to HTTPS;
+        // with a domain there is no HTTP listener at all.
         None => t.add(
             "HttpListener",
             Listener {
@@ -221,10 +309,43 @@ pub fn template(i: &Inputs<'_>) -> Template {
                 protocol: "HTTP".into(),
                 certificates: None,
                 ssl_policy: None,
-                default_actions: forward,
+                default_actions: forbidden,
             },
         ),
     };
+    let mut accepted = vec![origin_secret_reference(
+        i.env,
+        Expr::Str(secret_name.clone()),
+        ORIGIN_SECRET_CURRENT,
+    )];
+    if i.env.origin_secret.accept_previous {
+        accepted.push(origin_secret_reference(
+            i.env,
+            Expr::Str(secret_name.clone()),
+            ORIGIN_SECRET_PREVIOUS,
+        ));
+    }
+    // By name, not Ref: the reference must fit the 128-character condition
+    // value before resolution in emulators; DependsOn orders it after the
+    // secret instead.
+    let rule = t.add_with(
+        "OriginVerifiedRule",
+        ListenerRule {
+            listener_arn: listener.arn(),
+            priority: 1,
+            conditions: vec![RuleCondition {
+                field: "http-header".into(),
+                http_header_config: HttpHeaderConfig {
+                    http_header_name: ORIGIN_HEADER.into(),
+                    values: accepted,
+                },
+            }],
+            actions: vec![Action::Forward {
+                target_group_arn: tg.arn(),
+            }],
+        },
+        ResourceOpts::new().depends_on(&secret),
+    );
 
     let cluster = t.add(
         "Cluster",
@@ -405,7 +526,7 @@ pub fn template(i: &Inputs<'_>) -> Template {
             propagate_tags: "SERVICE".into(),
             tags,
         },
-        ResourceOpts::new().depends_on(&listener),
+        ResourceOpts::new().depends_on(&rule),
     );
 
     let target = t.add(
@@ -453,5 +574,10 @@ pub fn template(i: &Inputs<'_>) -> Template {
         "Task definition revision the service runs",
     );
     t.publish(LOG_GROUP, logs.name(), "Runtime log group");
+    t.publish(
+        ORIGIN_SECRET_NAME,
+        Expr::Str(secret_name),
+        "Origin secret name (replicated to the edge Region)",
+    );
     t
 }

@@ -57,6 +57,15 @@ pub struct Origin {
     pub id: String,
     pub domain_name: Expr,
     pub custom_origin_config: CustomOriginConfig,
+    /// Headers CloudFront adds to every request it sends to the origin.
+    pub origin_custom_headers: Vec<OriginCustomHeader>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct OriginCustomHeader {
+    pub header_name: String,
+    pub header_value: Expr,
 }
 
 #[derive(Debug, Clone, Serialize)]

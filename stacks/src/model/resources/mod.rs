@@ -20,6 +20,7 @@ pub mod elbv2;
 pub mod iam;
 pub mod logs;
 pub mod sagemaker;
+pub mod secretsmanager;
 pub mod wafv2;
 
 use serde::Serialize;

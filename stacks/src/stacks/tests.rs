@@ -1,0 +1,99 @@
+//! Properties of the rendered templates that must hold in every shipped
+//! environment: what a snapshot shows but does not assert.
+
+use std::path::Path;
+
+use serde_json::Value;
+
+use super::*;
+use crate::render::{render, Format};
+
+/// Every shipped environment rendered: (name, stack id, template JSON).
+fn rendered() -> Vec<(String, StackId, Value)> {
+    let mut out = Vec::new();
+    for name in ["dev", "staging", "prod", "tokyo"] {
+        let path =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../environments/{name}.yaml"));
+        let env = crate::env::load(&path).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let plan = sizing::size(&env.sizing_input()).unwrap_or_else(|e| panic!("{name}: {e:?}"));
+        let r = render(&Inputs::new(&env, &plan), Format::Json).unwrap_or_else(|e| panic!("{e}"));
+        for s in r.stacks {
+            out.push((name.to_owned(), s.id, s.template.to_value()));
+        }
+    }
+    out
+}
+
+fn of_type<'a>(t: &'a Value, ty: &str) -> Vec<(&'a String, &'a Value)> {
+    t["Resources"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter(|(_, r)| r["Type"] == ty)
+        .collect()
+}
+
+#[test]
+fn the_alb_answers_403_unless_the_origin_header_matches() {
+    for (env, id, t) in rendered() {
+        let listeners = of_type(&t, "AWS::ElasticLoadBalancingV2::Listener");
+        let rules = of_type(&t, "AWS::ElasticLoadBalancingV2::ListenerRule");
+        if id != StackId::Service {
+            assert!(listeners.is_empty() && rules.is_empty(), "{env}/{id}");
+            continue;
+        }
+        assert_eq!(listeners.len(), 1, "{env}");
+        let default = &listeners[0].1["Properties"]["DefaultActions"];
+        assert_eq!(
+            default.as_array().map(Vec::len),
+            Some(1),
+            "{env}: {default}"
+        );
+        assert_eq!(default[0]["Type"], "fixed-response", "{env}");
+        assert_eq!(default[0]["FixedResponseConfig"]["StatusCode"], "403");
+
+        let forwarding: Vec<_> = rules
+            .iter()
+            .filter(|(_, r)| {
+                r["Properties"]["Actions"]
+                    .as_array()
+                    .is_some_and(|a| a.iter().any(|x| x["Type"] == "forward"))
+            })
+            .collect();
+        assert_eq!(forwarding.len(), 1, "{env}: one forwarding rule");
+        let conditions = &forwarding[0].1["Properties"]["Conditions"];
+        assert_eq!(conditions.as_array().map(Vec::len), Some(1), "{env}");
+        assert_eq!(conditions[0]["Field"], "http-header");
+        let header = &conditions[0]["HttpHeaderConfig"];
+        assert_eq!(header["HttpHeaderName"], service::ORIGIN_HEADER);
+        let values = header["Values"].as_array().cloned().unwrap_or_default();
+        assert!(!values.is_empty(), "{env}");
+        for v in &values {
+            let text = v.to_string();
+            assert!(
+                text.contains("{{resolve:secretsmanager:${Secret}:SecretString:"),
+                "{env}: {text}"
+            );
+        }
+    }
+}
+
+#[test]
+fn cloudfront_sends_the_current_origin_secret() {
+    for (env, id, t) in rendered()
+        .into_iter()
+        .filter(|(_, id, _)| *id == StackId::Edge)
+    {
+        let d = of_type(&t, "AWS::CloudFront::Distribution");
+        let origins = &d[0].1["Properties"]["DistributionConfig"]["Origins"];
+        let headers = &origins[0]["OriginCustomHeaders"];
+        assert_eq!(
+            headers[0]["HeaderName"],
+            service::ORIGIN_HEADER,
+            "{env}/{id}"
+        );
+        let value = headers[0]["HeaderValue"].to_string();
+        assert!(value.contains(":SecretString:current"), "{env}: {value}");
+        assert!(value.contains("ServiceOriginSecretName"), "{env}: {value}");
+    }
+}
