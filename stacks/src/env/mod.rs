@@ -46,6 +46,29 @@ pub struct Environment {
     pub accepted_drift: Vec<AcceptedDrift>,
     /// The origin secret's pinned version and rotation state (`origin_secret`).
     pub origin_secret: OriginSecret,
+    /// Where alarm notifications go (`alerts`).
+    pub alerts: Alerts,
+}
+
+/// Alarm destinations: subscriptions of the environment's alarm topic
+/// (`email`, `https`) and existing topics every alarm also notifies
+/// (`sns_topic_arns`: a pager's or a chat integration's).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Alerts {
+    pub email: Vec<String>,
+    pub https: Vec<String>,
+    pub sns_topic_arns: Vec<String>,
+}
+
+impl Alerts {
+    /// An alarm takes at most five actions per state (CloudWatch API
+    /// Reference, PutMetricAlarm: "AlarmActions … Maximum number of 5
+    /// items"); the environment's own topic is one of them.
+    pub const MAX_EXTRA_TOPICS: usize = 4;
+
+    pub fn is_empty(&self) -> bool {
+        self.email.is_empty() && self.https.is_empty() && self.sns_topic_arns.is_empty()
+    }
 }
 
 /// Which version of the origin secret (the `X-Origin-Verify` value

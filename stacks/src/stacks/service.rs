@@ -23,6 +23,8 @@ use crate::model::{Expr, OutputKey, Parameter, ResourceOpts, Template};
 
 pub const ALB_DNS: OutputKey = OutputKey::new("service", "AlbDnsName");
 pub const ALB_FULL_NAME: OutputKey = OutputKey::new("service", "AlbFullName");
+/// `targetgroup/<name>/<id>`: the CloudWatch `TargetGroup` dimension.
+pub const TARGET_GROUP_FULL_NAME: OutputKey = OutputKey::new("service", "TargetGroupFullName");
 pub const CLUSTER_NAME: OutputKey = OutputKey::new("service", "ClusterName");
 pub const SERVICE_NAME: OutputKey = OutputKey::new("service", "ServiceName");
 /// The task definition revision this stack deployed; drift's live-capacity
@@ -565,6 +567,14 @@ pub fn template(i: &Inputs<'_>) -> Template {
         ALB_FULL_NAME,
         alb.full_name(),
         "Load balancer full name (CloudWatch dimension)",
+    );
+    // The ARN's last `:` field is the full name (`targetgroup/name/id`),
+    // which is what the TargetGroupFullName attribute returns; derived here
+    // because emulators lack that attribute.
+    t.publish(
+        TARGET_GROUP_FULL_NAME,
+        Expr::Select(5, Box::new(Expr::split(":", tg.arn()))),
+        "Target group full name (CloudWatch dimension)",
     );
     t.publish(CLUSTER_NAME, cluster.name(), "ECS cluster name");
     t.publish(SERVICE_NAME, service.name(), "ECS service name");

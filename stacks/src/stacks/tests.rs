@@ -97,3 +97,44 @@ fn cloudfront_sends_the_current_origin_secret() {
         assert!(value.contains("ServiceOriginSecretName"), "{env}: {value}");
     }
 }
+
+#[test]
+fn every_alarm_notifies_the_topic_when_it_fires_and_clears() {
+    let mut alarms = 0;
+    for (env, id, t) in rendered() {
+        for (logical, a) in of_type(&t, "AWS::CloudWatch::Alarm") {
+            assert_eq!(
+                id,
+                StackId::Observability,
+                "{env}: {logical} outside observability"
+            );
+            alarms += 1;
+            let p = &a["Properties"];
+            for key in ["AlarmActions", "OKActions"] {
+                let actions = p[key].as_array().cloned().unwrap_or_default();
+                assert!(
+                    actions.contains(&serde_json::json!({ "Ref": "AlarmTopic" })),
+                    "{env}/{logical}: {key} {actions:?}"
+                );
+            }
+            let missing = p["TreatMissingData"].as_str().unwrap_or_default();
+            assert!(
+                ["breaching", "notBreaching", "ignore", "missing"].contains(&missing),
+                "{env}/{logical}: TreatMissingData `{missing}`"
+            );
+        }
+        if id == StackId::Observability {
+            let topic = &of_type(&t, "AWS::SNS::Topic")[0].1["Properties"];
+            assert_eq!(
+                topic["KmsMasterKeyId"],
+                serde_json::json!({ "Ref": "AlarmTopicKey" })
+            );
+            let key = &of_type(&t, "AWS::KMS::Key")[0].1["Properties"]["KeyPolicy"];
+            assert!(
+                key.to_string().contains("cloudwatch.amazonaws.com"),
+                "{env}: the key lets CloudWatch publish"
+            );
+        }
+    }
+    assert!(alarms > 4 * 15, "{alarms}");
+}

@@ -18,9 +18,11 @@ pub mod ecs;
 pub mod elasticache;
 pub mod elbv2;
 pub mod iam;
+pub mod kms;
 pub mod logs;
 pub mod sagemaker;
 pub mod secretsmanager;
+pub mod sns;
 pub mod wafv2;
 
 use serde::Serialize;
