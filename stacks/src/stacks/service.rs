@@ -79,7 +79,11 @@ pub const RUNTIME_BINARY: &str = "/usr/local/bin/manga-runtime";
 /// The runtime's configuration, as container environment variables
 /// (names documented in runtime/README.md). Budgets travel as one JSON
 /// object so the runtime enforces exactly what the environment file says.
-pub fn container_environment(i: &Inputs<'_>, t: &mut Template) -> Vec<NameValue> {
+pub fn container_environment(
+    i: &Inputs<'_>,
+    t: &mut Template,
+    target_group: Expr,
+) -> Vec<NameValue> {
     let budgets = serde_json::to_string(&i.env.targets.latency_ms).unwrap_or_default();
     let mut env = vec![
         NameValue::new("MANGA_ENVIRONMENT", i.env.name.as_str()),
@@ -97,14 +101,20 @@ pub fn container_environment(i: &Inputs<'_>, t: &mut Template) -> Vec<NameValue>
             "MANGA_PING_INTERVAL_SECS",
             i.sizing.timeouts.websocket_ping_interval_s.to_string(),
         ),
-        // In-flight streams must finish before ECS's SIGKILL at stop_timeout.
+        // Draining (README, "Draining: the order of a task's stop"): the
+        // runtime polls DescribeTargetHealth for its own target in this
+        // target group every MANGA_DRAIN_POLL_SECS; once it reads
+        // `draining` it asks clients to reconnect and lets answers in
+        // flight finish within MANGA_DRAIN_TIMEOUT_SECS, all inside the
+        // deregistration delay sizing derived from the two.
+        NameValue::new("MANGA_TARGET_GROUP_ARN", target_group),
+        NameValue::new(
+            "MANGA_DRAIN_POLL_SECS",
+            i.sizing.timeouts.drain_poll_interval_s.to_string(),
+        ),
         NameValue::new(
             "MANGA_DRAIN_TIMEOUT_SECS",
-            i.sizing
-                .timeouts
-                .container_stop_timeout_s
-                .saturating_sub(3)
-                .to_string(),
+            i.sizing.timeouts.drain_timeout_s.to_string(),
         ),
         // The per-task limits sizing assumed: connections at the memory
         // ceiling, LLM streams relayed at once. The runtime enforces them,
@@ -410,6 +420,15 @@ pub fn template(i: &Inputs<'_>) -> Template {
             vec![t.consume(memory::DAX_ARN)],
         ));
     }
+    // The drain poll. DescribeTargetHealth has no resource type in the
+    // Service Authorization Reference ("Actions, resources, and condition
+    // keys for Elastic Load Balancing V2": no resource-level permissions),
+    // so `*` is as tight as IAM allows; it reads health only.
+    statements.push(Statement::allow(
+        "DrainPoll",
+        &["elasticloadbalancing:DescribeTargetHealth"],
+        vec!["*".into()],
+    ));
     statements.extend([
         Statement::allow("Retrieval", &["aoss:APIAccessAll"], vec![collection_arn]),
         Statement::allow(
@@ -441,7 +460,7 @@ pub fn template(i: &Inputs<'_>) -> Template {
         },
     );
 
-    let environment = container_environment(i, &mut t);
+    let environment = container_environment(i, &mut t, tg.arn());
     let task = t.add(
         "TaskDefinition",
         TaskDefinition {
