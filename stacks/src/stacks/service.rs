@@ -150,6 +150,12 @@ pub fn container_environment(
             ],
         ),
     ));
+    // IAM authentication: the runtime signs a token for this user (the
+    // task role's elasticache:Connect below) and sends it with AUTH.
+    env.push(NameValue::new(
+        "MANGA_REDIS_USER",
+        cache::redis_user_id(i.env),
+    ));
     // The endpoint above is the configuration endpoint in cluster mode, which needs
     // the runtime's cluster client; set either way so the task definition says which.
     env.push(NameValue::new(
@@ -420,6 +426,20 @@ pub fn template(i: &Inputs<'_>) -> Template {
             vec![t.consume(memory::DAX_ARN)],
         ));
     }
+    // IAM authentication to Redis: Connect on the replication group and on
+    // the user (ElastiCache User Guide, "Authenticating with IAM": the
+    // policy names both).
+    statements.push(Statement::allow(
+        "RedisConnect",
+        &["elasticache:Connect"],
+        vec![
+            super::arn("elasticache", &format!("replicationgroup:{}", i.prefix())),
+            super::arn(
+                "elasticache",
+                &format!("user:{}", cache::redis_user_id(i.env)),
+            ),
+        ],
+    ));
     // The drain poll. DescribeTargetHealth has no resource type in the
     // Service Authorization Reference ("Actions, resources, and condition
     // keys for Elastic Load Balancing V2": no resource-level permissions),

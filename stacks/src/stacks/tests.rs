@@ -138,3 +138,46 @@ fn every_alarm_notifies_the_topic_when_it_fires_and_clears() {
     }
     assert!(alarms > 4 * 15, "{alarms}");
 }
+
+#[test]
+fn redis_admits_only_the_iam_user_the_task_role_may_connect_as() {
+    for (env, id, t) in rendered() {
+        match id {
+            StackId::Cache => {
+                let users = of_type(&t, "AWS::ElastiCache::User");
+                let iam: Vec<_> = users
+                    .iter()
+                    .filter(|(_, u)| u["Properties"]["AuthenticationMode"]["Type"] == "iam")
+                    .collect();
+                assert_eq!(iam.len(), 1, "{env}");
+                let p = &iam[0].1["Properties"];
+                assert_eq!(p["UserId"], p["UserName"], "{env}");
+                let default = users
+                    .iter()
+                    .find(|(_, u)| u["Properties"]["UserName"] == "default")
+                    .expect("a default user");
+                let access = default.1["Properties"]["AccessString"]
+                    .as_str()
+                    .unwrap_or("");
+                assert!(access.starts_with("off"), "{env}: {access}");
+                let group = &of_type(&t, "AWS::ElastiCache::ReplicationGroup")[0].1["Properties"];
+                assert_eq!(group["UserGroupIds"].as_array().map(Vec::len), Some(1));
+                assert_eq!(group["TransitEncryptionEnabled"], true);
+            }
+            StackId::Service => {
+                let text = t["Resources"]["TaskRole"].to_string();
+                assert!(text.contains("elasticache:Connect"), "{env}");
+                assert!(text.contains(":user:mangaassist-"), "{env}");
+                let td = t["Resources"]["TaskDefinition"].to_string();
+                for var in [
+                    "MANGA_REDIS_USER",
+                    "MANGA_TARGET_GROUP_ARN",
+                    "MANGA_DRAIN_POLL_SECS",
+                ] {
+                    assert!(td.contains(var), "{env}: {var}");
+                }
+            }
+            _ => {}
+        }
+    }
+}
