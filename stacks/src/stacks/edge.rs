@@ -142,6 +142,12 @@ pub fn template(i: &Inputs<'_>) -> Template {
             "http-only",
         ),
     };
+    // Standard logging (legacy) to a bucket here in us-east-1: the
+    // Logging property is what the distribution's logging controls check;
+    // CloudFront writes through the bucket's ACL, granting itself the
+    // awslogsdelivery account when the distribution is created (CloudFront
+    // Developer Guide, "Configure standard logging (legacy)").
+    let (log_bucket, _) = super::log_bucket(i, &mut t, id, "AccessLogBucket", true, vec![]);
     let distribution = t.add(
         "Distribution",
         Distribution {
@@ -188,6 +194,11 @@ pub fn template(i: &Inputs<'_>) -> Template {
                     compress: false,
                 },
                 web_acl_id: acl.arn(),
+                logging: Some(Logging {
+                    bucket: log_bucket.domain_name(),
+                    include_cookies: false,
+                    prefix: "cloudfront/".into(),
+                }),
             },
             tags,
         },

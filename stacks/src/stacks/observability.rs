@@ -85,6 +85,7 @@ fn alarm_topic(i: &Inputs<'_>, t: &mut Template) -> Vec<Expr> {
                     ))),
                     action: vec!["kms:*".into()],
                     resource: Some(vec!["*".into()]),
+                    condition: None,
                 },
                 Statement {
                     sid: Some("CloudWatchAlarmsPublish".into()),
@@ -92,6 +93,7 @@ fn alarm_topic(i: &Inputs<'_>, t: &mut Template) -> Vec<Expr> {
                     principal: Some(Principal::Service("cloudwatch.amazonaws.com".into())),
                     action: vec!["kms:Decrypt".into(), "kms:GenerateDataKey*".into()],
                     resource: Some(vec!["*".into()]),
+                    condition: None,
                 },
             ]),
             tags: tags.clone(),

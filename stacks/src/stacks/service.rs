@@ -15,7 +15,10 @@ use super::{cache, intent, memory, network, search, task_role_name, Inputs, Stac
 use crate::model::resources::autoscaling::*;
 use crate::model::resources::ecs::*;
 use crate::model::resources::elbv2::*;
-use crate::model::resources::iam::{InlinePolicy, PolicyDocument, Role, Statement};
+use crate::model::resources::iam::{
+    Effect, InlinePolicy, PolicyDocument, Principal, Role, Statement,
+};
+use crate::model::resources::kms::Key;
 use crate::model::resources::logs::LogGroup;
 use crate::model::resources::secretsmanager::{GenerateSecretString, ReplicaRegion, Secret};
 use crate::model::resources::{KeyValue, NameValue};
@@ -75,6 +78,43 @@ pub fn origin_secret_reference(env: &crate::env::Environment, secret: Expr, key:
 pub const CONTAINER_NAME: &str = "runtime";
 /// Where the runtime binary lives in the image (runtime/Dockerfile).
 pub const RUNTIME_BINARY: &str = "/usr/local/bin/manga-runtime";
+
+/// The uid:gid the runtime image runs as (runtime/Dockerfile: `USER
+/// 65532:65532`, distroless's nonroot).
+pub const RUNTIME_USER: &str = "65532:65532";
+
+/// Elastic Load Balancing's account per Region for access-log delivery,
+/// in Regions that opened before August 2022; newer Regions grant the
+/// `logdelivery.elasticloadbalancing.amazonaws.com` service principal
+/// instead (Elastic Load Balancing User Guide for Application Load
+/// Balancers, "Enable access logs for your Application Load Balancer",
+/// step "Attach a policy to your S3 bucket").
+const ELB_LOG_ACCOUNTS: [(&str, &str); 21] = [
+    ("us-east-1", "127311923021"),
+    ("us-east-2", "033677994240"),
+    ("us-west-1", "027434742980"),
+    ("us-west-2", "797873946194"),
+    ("af-south-1", "098369216593"),
+    ("ap-east-1", "754344448648"),
+    ("ap-south-1", "718504428378"),
+    ("ap-northeast-1", "582318560864"),
+    ("ap-northeast-2", "600734575887"),
+    ("ap-northeast-3", "383597477331"),
+    ("ap-southeast-1", "114774131450"),
+    ("ap-southeast-2", "783225319266"),
+    ("ca-central-1", "985666609251"),
+    ("eu-central-1", "054676820928"),
+    ("eu-west-1", "156460612806"),
+    ("eu-west-2", "652711504416"),
+    ("eu-west-3", "009996457667"),
+    ("eu-south-1", "635631232127"),
+    ("eu-north-1", "897822967062"),
+    ("me-south-1", "076674570225"),
+    ("sa-east-1", "507241528517"),
+];
+
+/// The prefix ALB access logs go under in the log bucket.
+const ALB_LOG_PREFIX: &str = "alb";
 
 /// The runtime's configuration, as container environment variables
 /// (names documented in runtime/README.md). Budgets travel as one JSON
@@ -205,7 +245,29 @@ pub fn template(i: &Inputs<'_>) -> Template {
     let service_sg = t.consume(network::SERVICE_SG);
     let vpc = t.consume(network::VPC_ID);
 
-    let alb = t.add(
+    // ALB access logs, in this Region as they must be.
+    let elb_writer = match ELB_LOG_ACCOUNTS.iter().find(|(r, _)| *r == i.env.region) {
+        Some((_, account)) => Principal::Aws(Expr::Str(format!("arn:aws:iam::{account}:root"))),
+        None => Principal::Service("logdelivery.elasticloadbalancing.amazonaws.com".into()),
+    };
+    let (log_bucket, log_bucket_policy) = super::log_bucket(
+        i,
+        &mut t,
+        id,
+        "AccessLogBucket",
+        false,
+        vec![Statement {
+            sid: Some("AlbAccessLogs".into()),
+            effect: Effect::Allow,
+            principal: Some(elb_writer),
+            action: vec!["s3:PutObject".into()],
+            resource: Some(vec![Expr::sub(format!(
+                "arn:${{AWS::Partition}}:s3:::${{AccessLogBucket}}/{ALB_LOG_PREFIX}/AWSLogs/${{AWS::AccountId}}/*"
+            ))]),
+            condition: None,
+        }],
+    );
+    let alb = t.add_with(
         "LoadBalancer",
         LoadBalancer {
             scheme: "internet-facing".into(),
@@ -220,9 +282,14 @@ pub fn template(i: &Inputs<'_>) -> Template {
                 KeyValue::new("idle_timeout.timeout_seconds", to.alb_idle_timeout_s),
                 KeyValue::new("routing.http.drop_invalid_header_fields.enabled", true),
                 KeyValue::new("routing.http2.enabled", true),
+                KeyValue::new("access_logs.s3.enabled", true),
+                KeyValue::expr("access_logs.s3.bucket", log_bucket.name()),
+                KeyValue::new("access_logs.s3.prefix", ALB_LOG_PREFIX),
             ],
             tags: tags.clone(),
         },
+        // The ALB checks that it may write to the bucket when logging is set.
+        ResourceOpts::new().depends_on(&log_bucket_policy),
     );
     let tg = t.add(
         "TargetGroup",
@@ -372,11 +439,63 @@ pub fn template(i: &Inputs<'_>) -> Template {
             tags: tags.clone(),
         },
     );
+    // The runtime's log carries customer identifiers and failure reasons:
+    // encrypted with a key of its own, usable by CloudWatch Logs for this
+    // log group only (CloudWatch Logs User Guide, "Encrypt log data in
+    // CloudWatch Logs using AWS Key Management Service": the key policy and
+    // its kms:EncryptionContext:aws:logs:arn condition).
+    let log_group_name = format!("/mangaassist/{}/runtime", i.env.name);
+    let log_key = t.add(
+        "LogKey",
+        Key {
+            description: format!("MangaAssist {}: encrypts the runtime log", i.env.name),
+            enable_key_rotation: true,
+            key_policy: PolicyDocument::new(vec![
+                Statement {
+                    sid: Some("AccountAdministers".into()),
+                    effect: Effect::Allow,
+                    principal: Some(Principal::Aws(Expr::sub(
+                        "arn:${AWS::Partition}:iam::${AWS::AccountId}:root",
+                    ))),
+                    action: vec!["kms:*".into()],
+                    resource: Some(vec!["*".into()]),
+                    condition: None,
+                },
+                Statement {
+                    sid: Some("CloudWatchLogsUse".into()),
+                    effect: Effect::Allow,
+                    principal: Some(Principal::Service(format!(
+                        "logs.{}.amazonaws.com",
+                        i.env.region
+                    ))),
+                    action: [
+                        "kms:Decrypt*",
+                        "kms:Describe*",
+                        "kms:Encrypt*",
+                        "kms:GenerateDataKey*",
+                        "kms:ReEncrypt*",
+                    ]
+                    .map(String::from)
+                    .to_vec(),
+                    resource: Some(vec!["*".into()]),
+                    condition: Some(Expr::map([(
+                        "ArnLike",
+                        Expr::map([(
+                            "kms:EncryptionContext:aws:logs:arn",
+                            super::arn("logs", &format!("log-group:{log_group_name}")),
+                        )]),
+                    )])),
+                },
+            ]),
+            tags: tags.clone(),
+        },
+    );
     let logs = t.add(
         "LogGroup",
         LogGroup {
-            log_group_name: format!("/mangaassist/{}/runtime", i.env.name),
+            log_group_name: log_group_name.clone(),
             retention_in_days: if i.env.is_production() { 90 } else { 14 },
+            kms_key_id: Some(log_key.arn()),
             tags: tags.clone(),
         },
     );
@@ -498,6 +617,10 @@ pub fn template(i: &Inputs<'_>) -> Template {
             container_definitions: vec![ContainerDefinition {
                 name: CONTAINER_NAME.into(),
                 image: image.reference(),
+                user: RUNTIME_USER.into(),
+                // The task's whole memory: one container, killed rather
+                // than left to swap past what sizing gave it.
+                memory: cap.memory_mib,
                 essential: true,
                 port_mappings: vec![PortMapping {
                     container_port: network::CONTAINER_PORT,

@@ -181,3 +181,57 @@ fn redis_admits_only_the_iam_user_the_task_role_may_connect_as() {
         }
     }
 }
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BaselineException {
+    rule: String,
+    stack: String,
+    resource: String,
+    why: String,
+}
+
+#[test]
+fn baseline_exceptions_name_real_stacks_and_resources() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../baseline-exceptions.yaml");
+    let text = std::fs::read_to_string(&path).expect("baseline-exceptions.yaml");
+    let list: Vec<BaselineException> = serde_saphyr::from_str(&text).expect("a list");
+    let all = rendered();
+    assert!(!list.is_empty());
+    for e in &list {
+        assert!(!e.rule.is_empty() && !e.why.is_empty(), "{}", e.rule);
+        assert!(!e.why.contains('\n'), "one line: {}", e.rule);
+        let stacks: Vec<&(String, StackId, Value)> = all
+            .iter()
+            .filter(|(_, id, _)| e.stack == "*" || id.name() == e.stack)
+            .collect();
+        assert!(!stacks.is_empty(), "{}: no stack `{}`", e.rule, e.stack);
+        if e.resource != "*" {
+            assert!(
+                stacks
+                    .iter()
+                    .any(|(_, _, t)| t["Resources"].get(&e.resource).is_some()),
+                "{}: no resource `{}` in `{}`",
+                e.rule,
+                e.resource,
+                e.stack
+            );
+        }
+    }
+}
+
+#[test]
+fn the_runtime_runs_as_its_image_user_within_a_memory_limit() {
+    for (env, _, t) in rendered()
+        .into_iter()
+        .filter(|(_, id, _)| *id == StackId::Service)
+    {
+        let c = &t["Resources"]["TaskDefinition"]["Properties"]["ContainerDefinitions"][0];
+        assert_eq!(c["User"], service::RUNTIME_USER, "{env}");
+        assert_eq!(c["ReadonlyRootFilesystem"], true, "{env}");
+        assert!(c["Memory"].as_u64().is_some_and(|m| m >= 512), "{env}");
+        let attrs =
+            t["Resources"]["LoadBalancer"]["Properties"]["LoadBalancerAttributes"].to_string();
+        assert!(attrs.contains("access_logs.s3.enabled"), "{env}");
+    }
+}

@@ -39,6 +39,17 @@ pub struct DistributionConfig {
     pub default_cache_behavior: CacheBehavior,
     #[serde(rename = "WebACLId")]
     pub web_acl_id: Expr,
+    /// Standard logging (legacy) to an S3 bucket.
+    pub logging: Option<Logging>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Logging {
+    /// `<bucket>.s3.amazonaws.com`.
+    pub bucket: Expr,
+    pub include_cookies: bool,
+    pub prefix: String,
 }
 
 #[skip_serializing_none]
