@@ -12,6 +12,12 @@ pub const ENDPOINT: OutputKey = OutputKey::new("cache", "RedisEndpoint");
 pub const PORT: OutputKey = OutputKey::new("cache", "RedisPort");
 pub const GROUP_ID: OutputKey = OutputKey::new("cache", "ReplicationGroupId");
 
+/// The replication group's ID (`mangaassist-<env>`), which the service
+/// stack's `elasticache:Connect` grant names.
+pub fn replication_group_id(env: &crate::env::Environment) -> String {
+    env.prefix()
+}
+
 /// The runtime's Redis user. With IAM authentication the user ID and the
 /// user name must be the same (ElastiCache User Guide, "Authenticating
 /// with IAM": limitations), so this is both; the runtime sends it as the
@@ -20,8 +26,11 @@ pub fn redis_user_id(env: &crate::env::Environment) -> String {
     format!("{}-runtime", env.prefix())
 }
 
-/// Engine version: IAM authentication needs Redis OSS 7.0 or later
-/// (ElastiCache User Guide, "Authenticating with IAM"), and TLS in transit.
+/// Engine version: IAM authentication needs "Redis OSS 7.0 or later, or
+/// Valkey" and in-transit encryption ("IAM authentication requires TLS"),
+/// and the client's role `elasticache:Connect` on the cache and the user
+/// (ElastiCache User Guide, "Migrating from password-based authentication
+/// (AUTH) to IAM authentication", prerequisites).
 pub const ENGINE_VERSION: &str = "7.1";
 
 /// Whether the replication group is cluster mode enabled: more than one shard needs
@@ -97,7 +106,7 @@ pub fn template(i: &Inputs<'_>) -> Template {
     let group = t.add_with(
         "Redis",
         ReplicationGroup {
-            replication_group_id: i.prefix(),
+            replication_group_id: replication_group_id(i.env),
             replication_group_description: format!("MangaAssist {} response cache", i.env.name),
             engine: "redis".into(),
             engine_version: ENGINE_VERSION.into(),

@@ -339,8 +339,9 @@ pub fn template(i: &Inputs<'_>) -> Template {
                 i.env.name
             ),
             // Header values in a rule condition are up to 128 characters
-            // and may use `*` and `?` as wildcards (Elastic Load Balancing
-            // User Guide, "HTTP header conditions"): letters and digits only.
+            // and may use `*` and `?` as wildcards (CloudFormation Template
+            // Reference, "AWS::ElasticLoadBalancingV2::ListenerRule
+            // HttpHeaderConfig"): letters and digits only.
             generate_secret_string: GenerateSecretString {
                 secret_string_template: "{}".into(),
                 generate_string_key: ORIGIN_SECRET_CURRENT.into(),
@@ -354,8 +355,9 @@ pub fn template(i: &Inputs<'_>) -> Template {
 
     // Anything without the origin header gets a 403: the default action.
     // Only the rule below forwards, and only with the header's value
-    // (values of one http-header condition are ORed: Elastic Load
-    // Balancing User Guide, "HTTP header conditions"). CloudFront adds the
+    // ("If you specify multiple strings, the condition is satisfied if one
+    // of the strings matches": "AWS::ElasticLoadBalancingV2::ListenerRule
+    // HttpHeaderConfig"). CloudFront adds the
     // header (edge stack); the prefix-list rule in the network stack stays
     // as a second fence. Restricting an internet-facing ALB to CloudFront
     // this way is CloudFront Developer Guide, "Restrict access to
@@ -552,7 +554,10 @@ pub fn template(i: &Inputs<'_>) -> Template {
         "RedisConnect",
         &["elasticache:Connect"],
         vec![
-            super::arn("elasticache", &format!("replicationgroup:{}", i.prefix())),
+            super::arn(
+                "elasticache",
+                &format!("replicationgroup:{}", cache::replication_group_id(i.env)),
+            ),
             super::arn(
                 "elasticache",
                 &format!("user:{}", cache::redis_user_id(i.env)),
