@@ -22,14 +22,26 @@ pub struct Timeouts {
     pub websocket_ping_interval_s: u32,
     /// ALB idle timeout (1-4000 s).
     pub alb_idle_timeout_s: u32,
-    /// Target-group deregistration delay (0-3600 s): long enough that a
-    /// complex-tier stream finishes during a deploy.
+    /// Target-group deregistration delay (0-3600 s): the runtime's poll
+    /// interval plus its drain timeout, so a task that notices it is
+    /// draining as late as possible still finishes its answers before the
+    /// ALB cuts (README, "Draining: the order of a task's stop").
     pub deregistration_delay_s: u32,
+    /// How often the runtime asks DescribeTargetHealth for its own target
+    /// (`MANGA_DRAIN_POLL_SECS`): the longest it runs on after its
+    /// deregistration began without knowing.
+    pub drain_poll_interval_s: u32,
+    /// How long the runtime lets answers in flight finish once it drains
+    /// (`MANGA_DRAIN_TIMEOUT_SECS`): the longest response times the safety
+    /// factor, within the stop timeout.
+    pub drain_timeout_s: u32,
     /// CloudFront origin response (read) timeout (1-60 s default quota).
     pub cloudfront_origin_read_timeout_s: u32,
     /// CloudFront origin keep-alive timeout (1-60 s default quota).
     pub cloudfront_origin_keepalive_timeout_s: u32,
-    /// ECS container stop timeout (2-120 s on Fargate).
+    /// ECS container stop timeout (2-120 s on Fargate): the drain timeout
+    /// plus [`EXIT_GRACE_S`], for a task that gets SIGTERM without having
+    /// drained (its poll failed).
     pub container_stop_timeout_s: u32,
     /// Target-group health check interval (5-300 s).
     pub health_check_interval_s: u32,
@@ -46,6 +58,14 @@ pub struct Timeouts {
     /// How each value was derived.
     pub notes: Vec<String>,
 }
+
+/// The runtime's DescribeTargetHealth poll interval: 5 s bounds how late
+/// it notices a deregistration at a cost of 12 calls a minute per task.
+pub const DRAIN_POLL_INTERVAL_S: u32 = 5;
+
+/// Seconds between the end of the drain and SIGKILL: the runtime's exit
+/// (flushing logs and EMF lines) after its drain timeout.
+pub const EXIT_GRACE_S: u32 = 3;
 
 /// Derives the timeouts from the budget table and assumptions.
 pub(crate) fn derive(ctx: &Ctx<'_>, table: &BudgetTable, findings: &mut Findings) -> Timeouts {
@@ -103,23 +123,32 @@ pub(crate) fn derive(ctx: &Ctx<'_>, table: &BudgetTable, findings: &mut Findings
     // CloudFront must drop an idle origin connection well before the ALB
     // does, or it may reuse one the ALB is closing (a 502).
     let keepalive = (alb / 2).clamp(1, 60);
-    let drain = ceil_u32(longest_s * safety);
-    let dereg = drain.min(3600);
-    let want_stop = drain;
-    let stop = want_stop.clamp(2, 120);
-    if want_stop > 120 {
+    // The order of a task's stop (Amazon ECS Developer Guide, "Optimize
+    // load balancer connection draining parameters for Amazon ECS"): ECS
+    // deregisters the target and waits for the load balancer to report it
+    // unused, which takes at most the deregistration delay; only then does
+    // it send SIGTERM, and SIGKILL after the stop timeout. So the
+    // deregistration delay is the runtime's whole window: it notices the
+    // `draining` state within one poll, tells clients to reconnect and
+    // finishes the answers in flight within its drain timeout.
+    let want_drain = ceil_u32(longest_s * safety);
+    let stop = (want_drain + EXIT_GRACE_S).clamp(2, 120);
+    if want_drain + EXIT_GRACE_S > 120 {
         findings.warn(
             "timeouts",
             format!(
-                "a stream may need {want_stop} s to finish, above Fargate's 120 s stop timeout"
+                "a stream may need {want_drain} s to finish, above what Fargate's 120 s stop timeout leaves"
             ),
         );
     }
+    let drain = want_drain.min(stop - EXIT_GRACE_S);
+    let poll = DRAIN_POLL_INTERVAL_S;
+    let dereg = (poll + drain).min(3600);
     notes.push(format!(
         "origin read {read} s and ALB idle {alb} s cover the longest silence; keep-alive {keepalive} s is half the ALB idle timeout"
     ));
     notes.push(format!(
-        "deregistration delay {dereg} s lets a complex-tier stream finish during a deploy"
+        "drain: noticed within the {poll} s poll, answers finish within {drain} s (longest response x safety), so deregistration delay {dereg} s; stop timeout {stop} s = drain + {EXIT_GRACE_S} s exit"
     ));
 
     let interval = ceil_u32(a.timeouts.health_check_interval_s.v()).clamp(5, 300);
@@ -140,6 +169,8 @@ pub(crate) fn derive(ctx: &Ctx<'_>, table: &BudgetTable, findings: &mut Findings
         websocket_ping_interval_s: ping_s.ceil() as u32,
         alb_idle_timeout_s: alb,
         deregistration_delay_s: dereg,
+        drain_poll_interval_s: poll,
+        drain_timeout_s: drain,
         cloudfront_origin_read_timeout_s: read,
         cloudfront_origin_keepalive_timeout_s: keepalive,
         container_stop_timeout_s: stop,

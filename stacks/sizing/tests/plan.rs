@@ -381,3 +381,17 @@ capacity:
     let plan = size(&input).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(plan.service.memory_mib, 1024);
 }
+
+#[test]
+fn the_drain_fits_the_deregistration_delay_and_the_stop_timeout() {
+    for input in [prod(), staging(), dev()] {
+        let t = size(&input).unwrap_or_else(|e| panic!("{e}")).timeouts;
+        // Noticed within one poll, answers done within the drain timeout,
+        // all before the ALB completes the deregistration.
+        assert_eq!(t.drain_poll_interval_s, 5);
+        assert!(t.deregistration_delay_s >= t.drain_poll_interval_s + t.drain_timeout_s);
+        assert!(f64::from(t.drain_timeout_s) * 1000.0 >= t.longest_response_ms);
+        // A task that gets SIGTERM undrained still has its drain and exit.
+        assert_eq!(t.container_stop_timeout_s, t.drain_timeout_s + 3);
+    }
+}

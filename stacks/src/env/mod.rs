@@ -44,6 +44,51 @@ pub struct Environment {
     pub acknowledged_overrides: Vec<String>,
     /// Known drift that `mangactl drift` reports as ignored (`drift.accept`).
     pub accepted_drift: Vec<AcceptedDrift>,
+    /// The origin secret's pinned version and rotation state (`origin_secret`).
+    pub origin_secret: OriginSecret,
+    /// Where alarm notifications go (`alerts`).
+    pub alerts: Alerts,
+}
+
+/// Alarm destinations: subscriptions of the environment's alarm topic
+/// (`email`, `https`) and existing topics every alarm also notifies
+/// (`sns_topic_arns`: a pager's or a chat integration's).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Alerts {
+    pub email: Vec<String>,
+    pub https: Vec<String>,
+    pub sns_topic_arns: Vec<String>,
+}
+
+impl Alerts {
+    /// An alarm takes at most five actions per state (CloudWatch API
+    /// Reference, PutMetricAlarm: "AlarmActions … Maximum number of 5
+    /// items"); the environment's own topic is one of them.
+    pub const MAX_EXTRA_TOPICS: usize = 4;
+
+    pub fn is_empty(&self) -> bool {
+        self.email.is_empty() && self.https.is_empty() && self.sns_topic_arns.is_empty()
+    }
+}
+
+/// Which version of the origin secret (the `X-Origin-Verify` value
+/// CloudFront sends and the ALB requires) the templates resolve.
+///
+/// CloudFormation re-reads a `{{resolve:secretsmanager:...}}` reference on
+/// an update only when the reference itself changes ("During stack updates,
+/// CloudFormation doesn't retrieve the value of the dynamic reference
+/// unless a change is made to the dynamic reference itself", AWS re:Post
+/// Knowledge Center, "cloudformation stack update secrets"), so a rotation
+/// names the new version here and the next apply re-resolves it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct OriginSecret {
+    /// The secret version (its VersionId, the ClientRequestToken given to
+    /// PutSecretValue); `None`: the AWSCURRENT version, as generated when
+    /// the service stack created the secret.
+    pub version_id: Option<String>,
+    /// The ALB also admits the version's `previous` value (during a
+    /// rotation, while CloudFront may still send it).
+    pub accept_previous: bool,
 }
 
 /// One `drift.accept` entry: a resource (or one property path of it) whose

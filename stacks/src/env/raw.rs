@@ -30,6 +30,29 @@ pub struct RawEnvironment {
     pub targets: S<RawTargets>,
     pub capacity: Option<S<RawCapacity>>,
     pub drift: Option<S<RawDrift>>,
+    pub origin_secret: Option<S<RawOriginSecret>>,
+    pub alerts: Option<S<RawAlerts>>,
+}
+
+/// `alerts`: who is told when an alarm fires or clears.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAlerts {
+    #[serde(default)]
+    pub email: Vec<S<String>>,
+    #[serde(default)]
+    pub https: Vec<S<String>>,
+    #[serde(default)]
+    pub sns_topic_arns: Vec<S<String>>,
+}
+
+/// `origin_secret`: which version of the CloudFront-to-ALB origin secret
+/// the templates read, and whether the ALB still accepts the previous value.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOriginSecret {
+    pub version_id: Option<S<String>>,
+    pub accept_previous: Option<S<bool>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -308,3 +308,66 @@ fn shipped_environments_meet_their_targets() {
         assert_eq!(warned, expected, "{name}: {:?}", plan.warnings);
     }
 }
+
+#[test]
+fn origin_secret_pins_a_version_and_previous_needs_one() {
+    let env = parse_as(DEV, "dev").expect("dev");
+    assert_eq!(env.origin_secret, OriginSecret::default());
+
+    let pinned = format!(
+        "{DEV}origin_secret:\n  version_id: 3f0c9a4e-8d2b-4c1a-9e7f-5b6a7c8d9e0f\n  accept_previous: true\n"
+    );
+    let env = parse_as(&pinned, "dev").expect("pinned");
+    assert_eq!(
+        env.origin_secret.version_id.as_deref(),
+        Some("3f0c9a4e-8d2b-4c1a-9e7f-5b6a7c8d9e0f")
+    );
+    assert!(env.origin_secret.accept_previous);
+
+    let bad = format!("{DEV}origin_secret:\n  version_id: short\n");
+    let p = problems(&bad, "dev");
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert_eq!(p[0].field, "origin_secret.version_id");
+
+    let unpinned = format!("{DEV}origin_secret:\n  accept_previous: true\n");
+    let p = problems(&unpinned, "dev");
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert_eq!(p[0].field, "origin_secret.accept_previous");
+    assert!(p[0].message.contains("version_id"), "{}", p[0].message);
+}
+
+#[test]
+fn alerts_are_checked_and_prod_must_have_one() {
+    let env = parse_as(DEV, "dev").expect("dev");
+    assert_eq!(
+        env.alerts.email,
+        vec!["platform-dev@mangaassist.example.com".to_owned()]
+    );
+
+    let bad = DEV.replace(
+        "  email: [platform-dev@mangaassist.example.com]\n",
+        "  email: [not-an-address]\n  https: [http://insecure.example.com/hook]\n  sns_topic_arns: [\"arn:aws:sns:eu-west-1:123456789012:pager\", a, b, c, d]\n",
+    );
+    let p = problems(&bad, "dev");
+    let fields: Vec<&str> = p.iter().map(|p| p.field.as_str()).collect();
+    assert!(fields.contains(&"alerts.email"), "{p:?}");
+    assert!(fields.contains(&"alerts.https"), "{p:?}");
+    // Another Region's topic, four bad ARNs, and one topic too many.
+    assert_eq!(
+        fields
+            .iter()
+            .filter(|f| **f == "alerts.sns_topic_arns")
+            .count(),
+        6,
+        "{p:?}"
+    );
+
+    let prod = include_str!("../../../environments/prod.yaml");
+    let start = prod.find("alerts:\n").expect("prod has alerts");
+    let end = prod[start..].find("targets:\n").expect("then targets") + start;
+    let silent = format!("{}{}", &prod[..start], &prod[end..]);
+    let p = problems(&silent, "prod");
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert_eq!(p[0].field, "alerts");
+    assert!(p[0].message.contains("page someone"), "{}", p[0].message);
+}

@@ -376,6 +376,84 @@ pub(super) fn validate(
         ),
     };
 
+    let origin_secret = match &raw.origin_secret {
+        Some(o) => {
+            let version_id = o.value.version_id.as_ref().map(|v| {
+                // PutSecretValue's ClientRequestToken (the new VersionId) is
+                // 32-64 characters (Secrets Manager API Reference).
+                let ok = (32..=64).contains(&v.value.len())
+                    && v.value.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '-');
+                c.require(
+                    ok,
+                    v,
+                    "origin_secret.version_id",
+                    "must be a secret VersionId: 32-64 letters, digits and `-` (the ClientRequestToken given to put-secret-value)",
+                );
+                v.value.clone()
+            });
+            let accept_previous = o.value.accept_previous.as_ref().is_some_and(|a| a.value);
+            if let (true, None, Some(a)) = (accept_previous, &version_id, &o.value.accept_previous)
+            {
+                c.fail(
+                    a,
+                    "origin_secret.accept_previous",
+                    "needs `version_id`: the generated first version has no `previous` key",
+                );
+            }
+            OriginSecret {
+                version_id,
+                accept_previous,
+            }
+        }
+        None => OriginSecret::default(),
+    };
+
+    let alerts = match &raw.alerts {
+        Some(a) => {
+            let a = &a.value;
+            for e in &a.email {
+                let ok = e.value.split_once('@').is_some_and(|(user, host)| {
+                    !user.is_empty() && host.contains('.') && !e.value.contains(char::is_whitespace)
+                });
+                c.require(
+                    ok,
+                    e,
+                    "alerts.email",
+                    format!("must be an email address, got `{}`", e.value),
+                );
+            }
+            for h in &a.https {
+                c.prefixed(h, "alerts.https", "https://", "an HTTPS endpoint URL");
+            }
+            for t in &a.sns_topic_arns {
+                c.prefixed(
+                    t,
+                    "alerts.sns_topic_arns",
+                    &format!("arn:aws:sns:{region}:"),
+                    &format!(
+                        "an SNS topic ARN in {region} (an alarm notifies topics in its own Region)"
+                    ),
+                );
+            }
+            if let Some(extra) = a.sns_topic_arns.get(Alerts::MAX_EXTRA_TOPICS) {
+                c.fail(extra, "alerts.sns_topic_arns", format!("at most {} topics: an alarm takes five actions, one is the environment's own topic", Alerts::MAX_EXTRA_TOPICS));
+            }
+            Alerts {
+                email: a.email.iter().map(|e| e.value.clone()).collect(),
+                https: a.https.iter().map(|h| h.value.clone()).collect(),
+                sns_topic_arns: a.sns_topic_arns.iter().map(|t| t.value.clone()).collect(),
+            }
+        }
+        None => Alerts::default(),
+    };
+    if sizing::is_production(&name) && alerts.is_empty() {
+        let msg = "prod must page someone: give at least one of alerts.email, alerts.https, alerts.sns_topic_arns";
+        match &raw.alerts {
+            Some(a) => c.fail(a, "alerts", msg),
+            None => c.fail(&raw.name, "alerts", msg),
+        }
+    }
+
     let targets = targets(&mut c, &raw.targets);
     let (capacity, acknowledged_overrides) = match &raw.capacity {
         Some(cap) => capacity(&mut c, cap, sizing::is_production(&name)),
@@ -401,6 +479,8 @@ pub(super) fn validate(
             capacity,
             acknowledged_overrides,
             accepted_drift,
+            origin_secret,
+            alerts,
         })
     } else {
         c.problems.sort_by_key(|p| (p.line, p.column));

@@ -1,6 +1,6 @@
 //! `edge`: CloudFront in front of the ALB (HTTPS only for viewers, caching
 //! disabled for the chat path, an origin request policy that carries the
-//! WebSocket handshake) and a CLOUDFRONT-scoped WAFv2 web ACL with a
+//! WebSocket handshake, the origin secret header the ALB requires) and a CLOUDFRONT-scoped WAFv2 web ACL with a
 //! rate-based rule and AWS managed rule groups.
 
 use std::collections::BTreeMap;
@@ -115,6 +115,7 @@ pub fn template(i: &Inputs<'_>) -> Template {
     );
 
     let alb = t.consume(service::ALB_DNS);
+    let origin_secret = t.consume(service::ORIGIN_SECRET_NAME);
     let timeouts = &i.sizing.timeouts;
     let (viewer_certificate, aliases, origin_protocol) = match &i.env.domain {
         Some(d) => (
@@ -141,6 +142,12 @@ pub fn template(i: &Inputs<'_>) -> Template {
             "http-only",
         ),
     };
+    // Standard logging (legacy) to a bucket here in us-east-1: the
+    // Logging property is what the distribution's logging controls check;
+    // CloudFront writes through the bucket's ACL, granting itself the
+    // awslogsdelivery account when the distribution is created (CloudFront
+    // Developer Guide, "Configure standard logging (legacy)").
+    let (log_bucket, _) = super::log_bucket(i, &mut t, id, "AccessLogBucket", true, vec![]);
     let distribution = t.add(
         "Distribution",
         Distribution {
@@ -163,6 +170,17 @@ pub fn template(i: &Inputs<'_>) -> Template {
                         origin_keepalive_timeout: timeouts.cloudfront_origin_keepalive_timeout_s,
                         origin_ssl_protocols: vec!["TLSv1.2".into()],
                     },
+                    // The ALB forwards only requests carrying this header
+                    // (service stack); the value is the origin secret's
+                    // `current`, read from its replica in this Region.
+                    origin_custom_headers: vec![OriginCustomHeader {
+                        header_name: service::ORIGIN_HEADER.into(),
+                        header_value: service::origin_secret_reference(
+                            i.env,
+                            origin_secret,
+                            service::ORIGIN_SECRET_CURRENT,
+                        ),
+                    }],
                 }],
                 default_cache_behavior: CacheBehavior {
                     target_origin_id: "alb".into(),
@@ -176,6 +194,11 @@ pub fn template(i: &Inputs<'_>) -> Template {
                     compress: false,
                 },
                 web_acl_id: acl.arn(),
+                logging: Some(Logging {
+                    bucket: log_bucket.domain_name(),
+                    include_cookies: false,
+                    prefix: "cloudfront/".into(),
+                }),
             },
             tags,
         },

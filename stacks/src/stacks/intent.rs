@@ -94,6 +94,9 @@ pub fn template(i: &Inputs<'_>) -> Template {
         "Model",
         Model {
             execution_role_arn: role.arn(),
+            // The classifier needs nothing beyond its artifact, which
+            // SageMaker downloads before the container starts.
+            enable_network_isolation: true,
             primary_container: ContainerDefinition {
                 image: model_cfg.image.clone(),
                 model_data_url: model_cfg.model_data_url.clone(),

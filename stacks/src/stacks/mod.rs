@@ -183,6 +183,88 @@ pub fn task_role_arn(env: &Environment) -> Expr {
     )
 }
 
+/// A log bucket in this stack's Region: SSE-S3 (the one encryption ALB
+/// access logs accept: Elastic Load Balancing User Guide, "Enable access
+/// logs for your Application Load Balancer"), public access blocked,
+/// versioned, expiring what it holds, TLS-only, writable by `writers`.
+/// `acls`: object ownership "BucketOwnerPreferred" instead of ACLs off, for
+/// CloudFront's standard logging, which writes through ACLs (CloudFront
+/// Developer Guide, "Configure standard logging (legacy)").
+pub(crate) fn log_bucket(
+    i: &Inputs<'_>,
+    t: &mut Template,
+    id: StackId,
+    logical: &str,
+    acls: bool,
+    writers: Vec<crate::model::resources::iam::Statement>,
+) -> (
+    crate::model::Handle<crate::model::resources::s3::Bucket>,
+    crate::model::Handle<crate::model::resources::s3::BucketPolicy>,
+) {
+    use crate::model::resources::iam::{Effect, PolicyDocument, Principal, Statement};
+    use crate::model::resources::s3::*;
+    use crate::model::{Policy, ResourceOpts};
+    let days = if i.env.is_production() { 365 } else { 30 };
+    let policy = if i.retain_data() {
+        Policy::Retain
+    } else {
+        Policy::Delete
+    };
+    let bucket = t.add_with(
+        logical,
+        Bucket {
+            bucket_encryption: BucketEncryption::s3_managed(),
+            public_access_block_configuration: PublicAccessBlock::all(),
+            versioning_configuration: Versioning {
+                status: "Enabled".into(),
+            },
+            ownership_controls: OwnershipControls {
+                rules: vec![OwnershipRule {
+                    object_ownership: if acls {
+                        "BucketOwnerPreferred"
+                    } else {
+                        "BucketOwnerEnforced"
+                    }
+                    .into(),
+                }],
+            },
+            lifecycle_configuration: Some(serde_json::json!({
+                "Rules": [{
+                    "Id": "expire-logs",
+                    "Status": "Enabled",
+                    "ExpirationInDays": days,
+                    "NoncurrentVersionExpiration": { "NoncurrentDays": 7 }
+                }]
+            })),
+            tags: i.tags(id),
+        },
+        ResourceOpts::new().deletion(policy),
+    );
+    let mut statements = vec![Statement {
+        sid: Some("TlsOnly".into()),
+        effect: Effect::Deny,
+        principal: Some(Principal::Anyone("*")),
+        action: vec!["s3:*".into()],
+        resource: Some(vec![
+            bucket.arn(),
+            Expr::sub_with("${Arn}/*", [("Arn", bucket.arn())]),
+        ]),
+        condition: Some(Expr::map([(
+            "Bool",
+            Expr::map([("aws:SecureTransport", Expr::str("false"))]),
+        )])),
+    }];
+    statements.extend(writers);
+    let bucket_policy = t.add(
+        &format!("{logical}Policy"),
+        BucketPolicy {
+            bucket: bucket.name(),
+            policy_document: PolicyDocument::new(statements),
+        },
+    );
+    (bucket, bucket_policy)
+}
+
 /// Builds one stack's template.
 pub fn build(id: StackId, inputs: &Inputs<'_>) -> Template {
     match id {
@@ -203,3 +285,6 @@ pub(crate) fn arn(service: &str, rest: &str) -> Expr {
         "arn:${{AWS::Partition}}:{service}:${{AWS::Region}}:${{AWS::AccountId}}:{rest}"
     ))
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,5 +1,8 @@
 //! `observability`: CloudWatch alarms derived from the latency budgets and
-//! a dashboard that plots each stage against its budget.
+//! the service's health, an SNS topic (encrypted with this stack's own KMS
+//! key) that every alarm notifies when it fires and when it clears, the
+//! environment file's `alerts` subscriptions, and a dashboard that plots
+//! the same metrics.
 //!
 //! AWS metrics cover the managed hops (ALB, Redis, DynamoDB, SageMaker,
 //! OpenSearch Serverless, CloudFront). The runtime's own per-stage timings
@@ -10,12 +13,21 @@ use serde_json::{json, Value};
 
 use super::{cache, edge, intent, memory, search, service, Inputs, StackId};
 use crate::model::resources::cloudwatch::*;
+use crate::model::resources::iam::{Effect, PolicyDocument, Principal, Statement};
+use crate::model::resources::kms::Key;
+use crate::model::resources::sns::{Subscription, Topic};
 use crate::model::resources::NameValue;
-use crate::model::{Expr, Template};
+use crate::model::{pseudo, Expr, Template};
 use sizing::Stage;
 
 pub const RUNTIME_NAMESPACE: &str = "MangaAssist";
 pub const STAGE_METRIC: &str = "StageLatency";
+/// 1 when a stage missed its budget, else 0, per message (runtime/src/emf.rs):
+/// its `Average` is the miss rate.
+pub const MISS_METRIC: &str = "BudgetMiss";
+/// Every budget is a p95: more than 5% of messages missing one is a miss
+/// of the budget itself.
+const MISS_RATE_THRESHOLD: f64 = 0.05;
 
 /// The stages the dashboard plots: every stage the runtime measures
 /// ([`Stage::MEASURED`], emitted as the `Stage` dimension by
@@ -38,9 +50,92 @@ struct Budgeted {
     budget: f64,
 }
 
+/// `memory_read` → `MemoryRead`, for logical IDs.
+fn camel(key: &str) -> String {
+    key.split('_')
+        .map(|w| {
+            let mut c = w.chars();
+            c.next()
+                .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
+                .unwrap_or_default()
+        })
+        .collect()
+}
+
+/// The alarm topic and its key; returns what every alarm notifies.
+fn alarm_topic(i: &Inputs<'_>, t: &mut Template) -> Vec<Expr> {
+    let tags = i.tags(StackId::Observability);
+    // A customer-managed key, not aws/sns: CloudWatch publishes alarm
+    // notifications to an encrypted topic only if the key's policy lets
+    // the cloudwatch.amazonaws.com principal use it, and the AWS managed
+    // key's policy cannot be changed (Amazon SNS Developer Guide, "Enable
+    // compatibility between event sources from AWS services and encrypted
+    // topics").
+    let key = t.add(
+        "AlarmTopicKey",
+        Key {
+            description: format!("MangaAssist {}: encrypts the alarm topic", i.env.name),
+            enable_key_rotation: true,
+            key_policy: PolicyDocument::new(vec![
+                Statement {
+                    sid: Some("AccountAdministers".into()),
+                    effect: Effect::Allow,
+                    principal: Some(Principal::Aws(Expr::sub(
+                        "arn:${AWS::Partition}:iam::${AWS::AccountId}:root",
+                    ))),
+                    action: vec!["kms:*".into()],
+                    resource: Some(vec!["*".into()]),
+                    condition: None,
+                },
+                Statement {
+                    sid: Some("CloudWatchAlarmsPublish".into()),
+                    effect: Effect::Allow,
+                    principal: Some(Principal::Service("cloudwatch.amazonaws.com".into())),
+                    action: vec!["kms:Decrypt".into(), "kms:GenerateDataKey*".into()],
+                    resource: Some(vec!["*".into()]),
+                    condition: None,
+                },
+            ]),
+            tags: tags.clone(),
+        },
+    );
+    let topic = t.add(
+        "AlarmTopic",
+        Topic {
+            topic_name: format!("{}-alarms", i.prefix()),
+            display_name: format!("MangaAssist {} alarms", i.env.name),
+            kms_master_key_id: key.id(),
+            tags,
+        },
+    );
+    let a = &i.env.alerts;
+    let subscriptions = a
+        .email
+        .iter()
+        .map(|e| ("email", e))
+        .chain(a.https.iter().map(|h| ("https", h)));
+    for (n, (protocol, endpoint)) in subscriptions.enumerate() {
+        t.add(
+            &format!("AlarmSubscription{}", n + 1),
+            Subscription {
+                topic_arn: topic.arn(),
+                protocol: protocol.into(),
+                endpoint: endpoint.clone(),
+            },
+        );
+    }
+    std::iter::once(topic.arn())
+        .chain(a.sns_topic_arns.iter().map(Expr::from))
+        .collect()
+}
+
 pub fn template(i: &Inputs<'_>) -> Template {
     let id = StackId::Observability;
-    let mut t = i.template(id, "Budget alarms and the latency dashboard");
+    let mut t = i.template(
+        id,
+        "Budget and health alarms, their encrypted topic and the latency dashboard",
+    );
+    let actions = alarm_topic(i, &mut t);
     let b = &i.env.targets.latency_ms;
     let env = i.env.name.as_str();
 
@@ -55,6 +150,9 @@ pub fn template(i: &Inputs<'_>) -> Template {
         ("CollectionId", t.consume(search::COLLECTION_ID)),
         ("CollectionName", t.consume(search::COLLECTION_NAME)),
         ("Distribution", t.consume(edge::DISTRIBUTION_ID)),
+        ("Cluster", t.consume(service::CLUSTER_NAME)),
+        ("Service", t.consume(service::SERVICE_NAME)),
+        ("TargetGroup", t.consume(service::TARGET_GROUP_FULL_NAME)),
     ];
     // The first node of the (first) shard: ElastiCache latency metrics are per node.
     let redis_node = if multi_shard {
@@ -75,14 +173,17 @@ pub fn template(i: &Inputs<'_>) -> Template {
             .collect::<Vec<_>>()
     };
     let budgeted = vec![
+        // The runtime's own end-to-end timing, not the ALB's
+        // TargetResponseTime: over a WebSocket the ALB sees only the
+        // upgrade request, never a message's answer.
         Budgeted {
             id: "EndToEnd",
-            title: format!("ALB target response p95 (budget {} ms)", b.end_to_end_p95),
-            namespace: "AWS/ApplicationELB",
-            metric: "TargetResponseTime",
-            dims: dims(&[("LoadBalancer", "${Alb}")]),
+            title: format!("End-to-end p95 (budget {} ms)", b.end_to_end_p95),
+            namespace: RUNTIME_NAMESPACE,
+            metric: STAGE_METRIC,
+            dims: stage(Stage::EndToEnd),
             stat: "p95",
-            budget: f64::from(b.end_to_end_p95) / 1000.0,
+            budget: f64::from(b.end_to_end_p95),
         },
         Budgeted {
             id: "FirstToken",
@@ -167,10 +268,177 @@ pub fn template(i: &Inputs<'_>) -> Template {
                 datapoints_to_alarm: 3,
                 threshold: m.budget,
                 comparison_operator: "GreaterThanThreshold".into(),
+                // No messages, no latency datapoints: idle is not slow. A
+                // runtime that stops emitting is the task-count alarm's.
                 treat_missing_data: "notBreaching".into(),
+                alarm_actions: actions.clone(),
+                ok_actions: actions.clone(),
             },
         );
     }
+
+    // The share of messages that missed each stage's budget.
+    let env_stage_dims = |s: Stage| {
+        vec![
+            NameValue::new("Environment", env),
+            NameValue::new("Stage", s.key()),
+        ]
+    };
+    for s in Stage::MEASURED {
+        t.add(
+            &format!("{}BudgetMissAlarm", camel(s.key())),
+            Alarm {
+                alarm_description: format!(
+                    "MangaAssist {env}: more than {:.0}% of messages missed the {} budget for 3 of 5 minutes",
+                    MISS_RATE_THRESHOLD * 100.0,
+                    s.label()
+                ),
+                namespace: Some(RUNTIME_NAMESPACE.into()),
+                metric_name: Some(MISS_METRIC.into()),
+                dimensions: Some(env_stage_dims(s)),
+                statistic: Some("Average".into()),
+                extended_statistic: None,
+                period: Some(60),
+                metrics: None,
+                evaluation_periods: 5,
+                datapoints_to_alarm: 3,
+                threshold: MISS_RATE_THRESHOLD,
+                comparison_operator: "GreaterThanThreshold".into(),
+                // A stage with no messages has no misses.
+                treat_missing_data: "notBreaching".into(),
+                alarm_actions: actions.clone(),
+                ok_actions: actions.clone(),
+            },
+        );
+    }
+
+    let metric =
+        |id: &str, namespace: &str, name: &str, dims: Vec<NameValue>, stat: &str| MetricDataQuery {
+            id: id.to_owned(),
+            label: None,
+            expression: None,
+            metric_stat: Some(MetricStat {
+                metric: Metric {
+                    namespace: namespace.to_owned(),
+                    metric_name: name.to_owned(),
+                    dimensions: dims,
+                },
+                period: 60,
+                stat: stat.to_owned(),
+            }),
+            return_data: false,
+        };
+    // Running below desired: Container Insights' service metrics (the
+    // cluster turns Container Insights on, service stack), "RunningTaskCount"
+    // and "DesiredTaskCount" in ECS/ContainerInsights by ClusterName and
+    // ServiceName (CloudWatch User Guide, "Amazon ECS Container Insights
+    // metrics"). Five minutes, so a deploy's task replacement does not page.
+    let service_dims = || {
+        vec![
+            NameValue::new("ClusterName", dim_value("${Cluster}", &vars)),
+            NameValue::new("ServiceName", dim_value("${Service}", &vars)),
+        ]
+    };
+    t.add(
+        "TasksBelowDesiredAlarm",
+        Alarm {
+            alarm_description: format!(
+                "MangaAssist {env}: fewer runtime tasks running than desired for 5 minutes"
+            ),
+            namespace: None,
+            metric_name: None,
+            dimensions: None,
+            statistic: None,
+            extended_statistic: None,
+            period: None,
+            metrics: Some(vec![
+                metric(
+                    "running",
+                    "ECS/ContainerInsights",
+                    "RunningTaskCount",
+                    service_dims(),
+                    "Minimum",
+                ),
+                metric(
+                    "desired",
+                    "ECS/ContainerInsights",
+                    "DesiredTaskCount",
+                    service_dims(),
+                    "Maximum",
+                ),
+                MetricDataQuery {
+                    id: "missing".into(),
+                    label: Some("tasks missing".into()),
+                    expression: Some("desired - running".into()),
+                    metric_stat: None,
+                    return_data: true,
+                },
+            ]),
+            evaluation_periods: 5,
+            datapoints_to_alarm: 5,
+            threshold: 0.0,
+            comparison_operator: "GreaterThanThreshold".into(),
+            // Container Insights reports a running service every minute;
+            // silence means the service (or its metrics) is gone.
+            treat_missing_data: "breaching".into(),
+            alarm_actions: actions.clone(),
+            ok_actions: actions.clone(),
+        },
+    );
+    t.add(
+        "UnhealthyTargetsAlarm",
+        Alarm {
+            alarm_description: format!(
+                "MangaAssist {env}: a runtime target failing the load balancer's health checks for 3 of 5 minutes"
+            ),
+            namespace: Some("AWS/ApplicationELB".into()),
+            metric_name: Some("UnHealthyHostCount".into()),
+            dimensions: Some(vec![
+                NameValue::new("TargetGroup", dim_value("${TargetGroup}", &vars)),
+                NameValue::new("LoadBalancer", dim_value("${Alb}", &vars)),
+            ]),
+            statistic: Some("Maximum".into()),
+            extended_statistic: None,
+            period: Some(60),
+            metrics: None,
+            evaluation_periods: 5,
+            datapoints_to_alarm: 3,
+            threshold: 0.0,
+            comparison_operator: "GreaterThanThreshold".into(),
+            // No datapoint means no registered targets, which the
+            // task-count alarm reports; one page per cause.
+            treat_missing_data: "notBreaching".into(),
+            alarm_actions: actions.clone(),
+            ok_actions: actions.clone(),
+        },
+    );
+    // "InvocationThrottles … Number of invocations that the system
+    // throttled", AWS/Bedrock by ModelId (Amazon Bedrock User Guide,
+    // "Monitor bedrock-runtime inference using CloudWatch metrics").
+    t.add(
+        "LlmThrottlesAlarm",
+        Alarm {
+            alarm_description: format!(
+                "MangaAssist {env}: Bedrock throttled {} in 3 of 5 minutes (quota or provisioned throughput exhausted)",
+                i.env.llm.model_id
+            ),
+            namespace: Some("AWS/Bedrock".into()),
+            metric_name: Some("InvocationThrottles".into()),
+            dimensions: Some(vec![NameValue::new("ModelId", i.env.llm.model_id.as_str())]),
+            statistic: Some("Sum".into()),
+            extended_statistic: None,
+            period: Some(60),
+            metrics: None,
+            evaluation_periods: 5,
+            datapoints_to_alarm: 3,
+            threshold: 0.0,
+            comparison_operator: "GreaterThanThreshold".into(),
+            // Published only when the model is called: no calls, no throttles.
+            treat_missing_data: "notBreaching".into(),
+            alarm_actions: actions.clone(),
+            ok_actions: actions.clone(),
+        },
+    );
 
     let alb_dim = || vec![NameValue::new("LoadBalancer", dim_value("${Alb}", &vars))];
     let stat = |id: &str, metric: &str| MetricDataQuery {
@@ -188,11 +456,15 @@ pub fn template(i: &Inputs<'_>) -> Template {
         }),
         return_data: false,
     };
+    // Over a WebSocket the ALB counts the upgrade request only, so this is
+    // the share of connection attempts the runtime refused with a 5xx (at
+    // capacity, draining, not ready) plus the health and page requests:
+    // still a meaningful "customers cannot connect", not a message metric.
     t.add(
         "Target5xxRateAlarm",
         Alarm {
             alarm_description: format!(
-                "MangaAssist {env}: more than 1% of requests answered 5xx by the runtime"
+                "MangaAssist {env}: more than 1% of connection attempts answered 5xx by the runtime"
             ),
             namespace: None,
             metric_name: None,
@@ -215,7 +487,10 @@ pub fn template(i: &Inputs<'_>) -> Template {
             datapoints_to_alarm: 3,
             threshold: 1.0,
             comparison_operator: "GreaterThanThreshold".into(),
+            // No requests, no errors.
             treat_missing_data: "notBreaching".into(),
+            alarm_actions: actions.clone(),
+            ok_actions: actions.clone(),
         },
     );
 
@@ -257,6 +532,43 @@ pub fn template(i: &Inputs<'_>) -> Template {
         "properties": { "title": "CloudFront 5xx error rate (%)", "region": "us-east-1", "stat": "Average", "period": 60, "view": "timeSeries",
             "metrics": [["AWS/CloudFront", "5xxErrorRate", "DistributionId", "${Distribution}", "Region", "Global"]] }
     }));
+    let y = budgeted.len().div_ceil(2) * 6 + 12;
+    let miss_metrics: Vec<Value> = Stage::MEASURED
+        .into_iter()
+        .map(|s| {
+            json!([
+                RUNTIME_NAMESPACE,
+                MISS_METRIC,
+                "Environment",
+                env,
+                "Stage",
+                s.key()
+            ])
+        })
+        .collect();
+    widgets.push(json!({
+        "type": "metric", "x": 0, "y": y, "width": 24, "height": 6,
+        "properties": { "title": "Budget miss rate by stage (alarm above 0.05)", "region": "${AWS::Region}", "stat": "Average", "period": 60, "view": "timeSeries", "metrics": miss_metrics,
+            "annotations": { "horizontal": [{ "label": "alarm", "value": MISS_RATE_THRESHOLD }] } }
+    }));
+    widgets.push(json!({
+        "type": "metric", "x": 0, "y": y + 6, "width": 8, "height": 6,
+        "properties": { "title": "Runtime tasks: running vs desired", "region": "${AWS::Region}", "stat": "Average", "period": 60, "view": "timeSeries",
+            "metrics": [
+                ["ECS/ContainerInsights", "RunningTaskCount", "ClusterName", "${Cluster}", "ServiceName", "${Service}"],
+                ["ECS/ContainerInsights", "DesiredTaskCount", "ClusterName", "${Cluster}", "ServiceName", "${Service}"]
+            ] }
+    }));
+    widgets.push(json!({
+        "type": "metric", "x": 8, "y": y + 6, "width": 8, "height": 6,
+        "properties": { "title": "Unhealthy targets", "region": "${AWS::Region}", "stat": "Maximum", "period": 60, "view": "timeSeries",
+            "metrics": [["AWS/ApplicationELB", "UnHealthyHostCount", "TargetGroup", "${TargetGroup}", "LoadBalancer", "${Alb}"]] }
+    }));
+    widgets.push(json!({
+        "type": "metric", "x": 16, "y": y + 6, "width": 8, "height": 6,
+        "properties": { "title": "Bedrock throttles", "region": "${AWS::Region}", "stat": "Sum", "period": 60, "view": "timeSeries",
+            "metrics": [["AWS/Bedrock", "InvocationThrottles", "ModelId", i.env.llm.model_id]] }
+    }));
     let body = json!({ "widgets": widgets }).to_string();
     t.add(
         "Dashboard",
@@ -264,6 +576,11 @@ pub fn template(i: &Inputs<'_>) -> Template {
             dashboard_name: format!("{}-latency", i.prefix()),
             dashboard_body: Expr::sub_with(body, vars.clone()),
         },
+    );
+    t.output(
+        "AlarmTopicArn",
+        actions.first().cloned().unwrap_or_else(pseudo::no_value),
+        "Topic every alarm notifies (subscribe more endpoints here)",
     );
     t
 }

@@ -1,5 +1,6 @@
 //! `service`: the ALB (HTTPS when a certificate is given), its target group
-//! and listener, the ECS cluster, the Fargate task definition and service
+//! and listener (a 403 unless the request carries the origin secret, see
+//! [`origin_secret_reference`]), the origin secret itself, the ECS cluster, the Fargate task definition and service
 //! for the runtime (`runtime/`), target-tracking autoscaling, and the task
 //! role with least privilege on this environment's table, DAX cluster,
 //! collection, intent endpoint and Bedrock model.
@@ -14,28 +15,115 @@ use super::{cache, intent, memory, network, search, task_role_name, Inputs, Stac
 use crate::model::resources::autoscaling::*;
 use crate::model::resources::ecs::*;
 use crate::model::resources::elbv2::*;
-use crate::model::resources::iam::{InlinePolicy, PolicyDocument, Role, Statement};
+use crate::model::resources::iam::{
+    Effect, InlinePolicy, PolicyDocument, Principal, Role, Statement,
+};
+use crate::model::resources::kms::Key;
 use crate::model::resources::logs::LogGroup;
+use crate::model::resources::secretsmanager::{GenerateSecretString, ReplicaRegion, Secret};
 use crate::model::resources::{KeyValue, NameValue};
 use crate::model::{Expr, OutputKey, Parameter, ResourceOpts, Template};
 
 pub const ALB_DNS: OutputKey = OutputKey::new("service", "AlbDnsName");
 pub const ALB_FULL_NAME: OutputKey = OutputKey::new("service", "AlbFullName");
+/// `targetgroup/<name>/<id>`: the CloudWatch `TargetGroup` dimension.
+pub const TARGET_GROUP_FULL_NAME: OutputKey = OutputKey::new("service", "TargetGroupFullName");
 pub const CLUSTER_NAME: OutputKey = OutputKey::new("service", "ClusterName");
 pub const SERVICE_NAME: OutputKey = OutputKey::new("service", "ServiceName");
 /// The task definition revision this stack deployed; drift's live-capacity
 /// layer compares the service's running revision with it.
 pub const TASK_DEFINITION: OutputKey = OutputKey::new("service", "TaskDefinitionArn");
 pub const LOG_GROUP: OutputKey = OutputKey::new("service", "LogGroupName");
+/// The origin secret's name, which is also the name of its replica in the
+/// edge stack's Region.
+pub const ORIGIN_SECRET_NAME: OutputKey = OutputKey::new("service", "OriginSecretName");
+
+/// The header CloudFront adds to every origin request and the ALB requires.
+pub const ORIGIN_HEADER: &str = "X-Origin-Verify";
+/// The secret's keys: CloudFront sends `current`; the ALB accepts it and,
+/// during a rotation (`origin_secret.accept_previous`), `previous`.
+pub const ORIGIN_SECRET_CURRENT: &str = "current";
+pub const ORIGIN_SECRET_PREVIOUS: &str = "previous";
+
+/// `mangaassist-<env>/origin-verify`: fixed, so the secret's replica in the
+/// edge Region has a name the edge stack can resolve there (a replica's ARN
+/// is the primary's but for the Region: Secrets Manager User Guide,
+/// "Replicate AWS Secrets Manager secrets across Regions").
+pub fn origin_secret_name(env: &crate::env::Environment) -> String {
+    format!("{}/origin-verify", env.prefix())
+}
+
+/// A dynamic reference to one key of the origin secret, at the environment
+/// file's pinned version (`origin_secret.version_id`) or, without one, the
+/// AWSCURRENT version: `{{resolve:secretsmanager:secret-id:SecretString:
+/// json-key:version-stage:version-id}}` (CloudFormation User Guide, "Get a
+/// secret or secret value from Secrets Manager"). CloudFormation resolves
+/// it only when the resource is created or the reference text changes, so
+/// naming a new version is what makes an apply after a rotation take it
+/// (README, "Origin secret rotation"). `secret` is the secret's name (not
+/// its ARN: the reference resolves in the stack's own Region).
+pub fn origin_secret_reference(env: &crate::env::Environment, secret: Expr, key: &str) -> Expr {
+    let version = env
+        .origin_secret
+        .version_id
+        .as_deref()
+        .map(|v| format!("::{v}"))
+        .unwrap_or_default();
+    Expr::sub_with(
+        format!("{{{{resolve:secretsmanager:${{Secret}}:SecretString:{key}{version}}}}}"),
+        [("Secret", secret)],
+    )
+}
 
 pub const CONTAINER_NAME: &str = "runtime";
 /// Where the runtime binary lives in the image (runtime/Dockerfile).
 pub const RUNTIME_BINARY: &str = "/usr/local/bin/manga-runtime";
 
+/// The uid:gid the runtime image runs as (runtime/Dockerfile: `USER
+/// 65532:65532`, distroless's nonroot).
+pub const RUNTIME_USER: &str = "65532:65532";
+
+/// Elastic Load Balancing's account per Region for access-log delivery,
+/// in Regions that opened before August 2022; newer Regions grant the
+/// `logdelivery.elasticloadbalancing.amazonaws.com` service principal
+/// instead (Elastic Load Balancing User Guide for Application Load
+/// Balancers, "Enable access logs for your Application Load Balancer",
+/// step "Attach a policy to your S3 bucket").
+const ELB_LOG_ACCOUNTS: [(&str, &str); 21] = [
+    ("us-east-1", "127311923021"),
+    ("us-east-2", "033677994240"),
+    ("us-west-1", "027434742980"),
+    ("us-west-2", "797873946194"),
+    ("af-south-1", "098369216593"),
+    ("ap-east-1", "754344448648"),
+    ("ap-south-1", "718504428378"),
+    ("ap-northeast-1", "582318560864"),
+    ("ap-northeast-2", "600734575887"),
+    ("ap-northeast-3", "383597477331"),
+    ("ap-southeast-1", "114774131450"),
+    ("ap-southeast-2", "783225319266"),
+    ("ca-central-1", "985666609251"),
+    ("eu-central-1", "054676820928"),
+    ("eu-west-1", "156460612806"),
+    ("eu-west-2", "652711504416"),
+    ("eu-west-3", "009996457667"),
+    ("eu-south-1", "635631232127"),
+    ("eu-north-1", "897822967062"),
+    ("me-south-1", "076674570225"),
+    ("sa-east-1", "507241528517"),
+];
+
+/// The prefix ALB access logs go under in the log bucket.
+const ALB_LOG_PREFIX: &str = "alb";
+
 /// The runtime's configuration, as container environment variables
 /// (names documented in runtime/README.md). Budgets travel as one JSON
 /// object so the runtime enforces exactly what the environment file says.
-pub fn container_environment(i: &Inputs<'_>, t: &mut Template) -> Vec<NameValue> {
+pub fn container_environment(
+    i: &Inputs<'_>,
+    t: &mut Template,
+    target_group: Expr,
+) -> Vec<NameValue> {
     let budgets = serde_json::to_string(&i.env.targets.latency_ms).unwrap_or_default();
     let mut env = vec![
         NameValue::new("MANGA_ENVIRONMENT", i.env.name.as_str()),
@@ -53,14 +141,20 @@ pub fn container_environment(i: &Inputs<'_>, t: &mut Template) -> Vec<NameValue>
             "MANGA_PING_INTERVAL_SECS",
             i.sizing.timeouts.websocket_ping_interval_s.to_string(),
         ),
-        // In-flight streams must finish before ECS's SIGKILL at stop_timeout.
+        // Draining (README, "Draining: the order of a task's stop"): the
+        // runtime polls DescribeTargetHealth for its own target in this
+        // target group every MANGA_DRAIN_POLL_SECS; once it reads
+        // `draining` it asks clients to reconnect and lets answers in
+        // flight finish within MANGA_DRAIN_TIMEOUT_SECS, all inside the
+        // deregistration delay sizing derived from the two.
+        NameValue::new("MANGA_TARGET_GROUP_ARN", target_group),
+        NameValue::new(
+            "MANGA_DRAIN_POLL_SECS",
+            i.sizing.timeouts.drain_poll_interval_s.to_string(),
+        ),
         NameValue::new(
             "MANGA_DRAIN_TIMEOUT_SECS",
-            i.sizing
-                .timeouts
-                .container_stop_timeout_s
-                .saturating_sub(3)
-                .to_string(),
+            i.sizing.timeouts.drain_timeout_s.to_string(),
         ),
         // The per-task limits sizing assumed: connections at the memory
         // ceiling, LLM streams relayed at once. The runtime enforces them,
@@ -95,6 +189,12 @@ pub fn container_environment(i: &Inputs<'_>, t: &mut Template) -> Vec<NameValue>
                 ("Port", t.consume(cache::PORT)),
             ],
         ),
+    ));
+    // IAM authentication: the runtime signs a token for this user (the
+    // task role's elasticache:Connect below) and sends it with AUTH.
+    env.push(NameValue::new(
+        "MANGA_REDIS_USER",
+        cache::redis_user_id(i.env),
     ));
     // The endpoint above is the configuration endpoint in cluster mode, which needs
     // the runtime's cluster client; set either way so the task definition says which.
@@ -145,7 +245,29 @@ pub fn template(i: &Inputs<'_>) -> Template {
     let service_sg = t.consume(network::SERVICE_SG);
     let vpc = t.consume(network::VPC_ID);
 
-    let alb = t.add(
+    // ALB access logs, in this Region as they must be.
+    let elb_writer = match ELB_LOG_ACCOUNTS.iter().find(|(r, _)| *r == i.env.region) {
+        Some((_, account)) => Principal::Aws(Expr::Str(format!("arn:aws:iam::{account}:root"))),
+        None => Principal::Service("logdelivery.elasticloadbalancing.amazonaws.com".into()),
+    };
+    let (log_bucket, log_bucket_policy) = super::log_bucket(
+        i,
+        &mut t,
+        id,
+        "AccessLogBucket",
+        false,
+        vec![Statement {
+            sid: Some("AlbAccessLogs".into()),
+            effect: Effect::Allow,
+            principal: Some(elb_writer),
+            action: vec!["s3:PutObject".into()],
+            resource: Some(vec![Expr::sub(format!(
+                "arn:${{AWS::Partition}}:s3:::${{AccessLogBucket}}/{ALB_LOG_PREFIX}/AWSLogs/${{AWS::AccountId}}/*"
+            ))]),
+            condition: None,
+        }],
+    );
+    let alb = t.add_with(
         "LoadBalancer",
         LoadBalancer {
             scheme: "internet-facing".into(),
@@ -160,9 +282,14 @@ pub fn template(i: &Inputs<'_>) -> Template {
                 KeyValue::new("idle_timeout.timeout_seconds", to.alb_idle_timeout_s),
                 KeyValue::new("routing.http.drop_invalid_header_fields.enabled", true),
                 KeyValue::new("routing.http2.enabled", true),
+                KeyValue::new("access_logs.s3.enabled", true),
+                KeyValue::expr("access_logs.s3.bucket", log_bucket.name()),
+                KeyValue::new("access_logs.s3.prefix", ALB_LOG_PREFIX),
             ],
             tags: tags.clone(),
         },
+        // The ALB checks that it may write to the bucket when logging is set.
+        ResourceOpts::new().depends_on(&log_bucket_policy),
     );
     let tg = t.add(
         "TargetGroup",
@@ -193,9 +320,54 @@ pub fn template(i: &Inputs<'_>) -> Template {
             tags: tags.clone(),
         },
     );
-    let forward = vec![ForwardAction {
-        kind: "forward".into(),
-        target_group_arn: tg.arn(),
+    // The origin secret: generated here, replicated to the edge Region
+    // when the environment lives elsewhere, since a dynamic reference
+    // resolves a secret in the stack's own Region by name. The generated
+    // first version holds `current` only (no `previous` to accept yet).
+    let secret_name = origin_secret_name(i.env);
+    let replicas = (i.env.region != super::EDGE_REGION).then(|| {
+        vec![ReplicaRegion {
+            region: super::EDGE_REGION.into(),
+        }]
+    });
+    let secret = t.add(
+        "OriginSecret",
+        Secret {
+            name: secret_name.clone(),
+            description: format!(
+                "MangaAssist {}: the {ORIGIN_HEADER} value CloudFront sends and the load balancer requires (JSON: current, previous)",
+                i.env.name
+            ),
+            // Header values in a rule condition are up to 128 characters
+            // and may use `*` and `?` as wildcards (CloudFormation Template
+            // Reference, "AWS::ElasticLoadBalancingV2::ListenerRule
+            // HttpHeaderConfig"): letters and digits only.
+            generate_secret_string: GenerateSecretString {
+                secret_string_template: "{}".into(),
+                generate_string_key: ORIGIN_SECRET_CURRENT.into(),
+                password_length: 64,
+                exclude_punctuation: true,
+            },
+            replica_regions: replicas,
+            tags: tags.clone(),
+        },
+    );
+
+    // Anything without the origin header gets a 403: the default action.
+    // Only the rule below forwards, and only with the header's value
+    // ("If you specify multiple strings, the condition is satisfied if one
+    // of the strings matches": "AWS::ElasticLoadBalancingV2::ListenerRule
+    // HttpHeaderConfig"). CloudFront adds the
+    // header (edge stack); the prefix-list rule in the network stack stays
+    // as a second fence. Restricting an internet-facing ALB to CloudFront
+    // this way is CloudFront Developer Guide, "Restrict access to
+    // Application Load Balancers".
+    let forbidden = vec![Action::FixedResponse {
+        fixed_response_config: FixedResponseConfig {
+            status_code: "403".into(),
+            content_type: "text/plain".into(),
+            message_body: "Forbidden".into(),
+        },
     }];
     let listener = match &i.env.domain {
         Some(d) => t.add(
@@ -207,12 +379,15 @@ pub fn template(i: &Inputs<'_>) -> Template {
                 certificates: Some(vec![Certificate {
                     certificate_arn: d.certificate_arn.clone(),
                 }]),
+                // TLS 1.2 and 1.3 only.
                 ssl_policy: Some("ELBSecurityPolicy-TLS13-1-2-2021-06".into()),
-                default_actions: forward,
+                default_actions: forbidden,
             },
         ),
         // Without a certificate the ALB only accepts CloudFront (network
-        // stack), and viewers still get HTTPS from CloudFront's own.
+        // stack), and viewers still get HTTPS from CloudFront's own. This
+        // listener is CloudFront's origin, so it cannot redirect to HTTPS;
+        // with a domain there is no HTTP listener at all.
         None => t.add(
             "HttpListener",
             Listener {
@@ -221,10 +396,43 @@ pub fn template(i: &Inputs<'_>) -> Template {
                 protocol: "HTTP".into(),
                 certificates: None,
                 ssl_policy: None,
-                default_actions: forward,
+                default_actions: forbidden,
             },
         ),
     };
+    let mut accepted = vec![origin_secret_reference(
+        i.env,
+        Expr::Str(secret_name.clone()),
+        ORIGIN_SECRET_CURRENT,
+    )];
+    if i.env.origin_secret.accept_previous {
+        accepted.push(origin_secret_reference(
+            i.env,
+            Expr::Str(secret_name.clone()),
+            ORIGIN_SECRET_PREVIOUS,
+        ));
+    }
+    // By name, not Ref: the reference must fit the 128-character condition
+    // value before resolution in emulators; DependsOn orders it after the
+    // secret instead.
+    let rule = t.add_with(
+        "OriginVerifiedRule",
+        ListenerRule {
+            listener_arn: listener.arn(),
+            priority: 1,
+            conditions: vec![RuleCondition {
+                field: "http-header".into(),
+                http_header_config: HttpHeaderConfig {
+                    http_header_name: ORIGIN_HEADER.into(),
+                    values: accepted,
+                },
+            }],
+            actions: vec![Action::Forward {
+                target_group_arn: tg.arn(),
+            }],
+        },
+        ResourceOpts::new().depends_on(&secret),
+    );
 
     let cluster = t.add(
         "Cluster",
@@ -233,11 +441,63 @@ pub fn template(i: &Inputs<'_>) -> Template {
             tags: tags.clone(),
         },
     );
+    // The runtime's log carries customer identifiers and failure reasons:
+    // encrypted with a key of its own, usable by CloudWatch Logs for this
+    // log group only (CloudWatch Logs User Guide, "Encrypt log data in
+    // CloudWatch Logs using AWS Key Management Service": the key policy and
+    // its kms:EncryptionContext:aws:logs:arn condition).
+    let log_group_name = format!("/mangaassist/{}/runtime", i.env.name);
+    let log_key = t.add(
+        "LogKey",
+        Key {
+            description: format!("MangaAssist {}: encrypts the runtime log", i.env.name),
+            enable_key_rotation: true,
+            key_policy: PolicyDocument::new(vec![
+                Statement {
+                    sid: Some("AccountAdministers".into()),
+                    effect: Effect::Allow,
+                    principal: Some(Principal::Aws(Expr::sub(
+                        "arn:${AWS::Partition}:iam::${AWS::AccountId}:root",
+                    ))),
+                    action: vec!["kms:*".into()],
+                    resource: Some(vec!["*".into()]),
+                    condition: None,
+                },
+                Statement {
+                    sid: Some("CloudWatchLogsUse".into()),
+                    effect: Effect::Allow,
+                    principal: Some(Principal::Service(format!(
+                        "logs.{}.amazonaws.com",
+                        i.env.region
+                    ))),
+                    action: [
+                        "kms:Decrypt*",
+                        "kms:Describe*",
+                        "kms:Encrypt*",
+                        "kms:GenerateDataKey*",
+                        "kms:ReEncrypt*",
+                    ]
+                    .map(String::from)
+                    .to_vec(),
+                    resource: Some(vec!["*".into()]),
+                    condition: Some(Expr::map([(
+                        "ArnLike",
+                        Expr::map([(
+                            "kms:EncryptionContext:aws:logs:arn",
+                            super::arn("logs", &format!("log-group:{log_group_name}")),
+                        )]),
+                    )])),
+                },
+            ]),
+            tags: tags.clone(),
+        },
+    );
     let logs = t.add(
         "LogGroup",
         LogGroup {
-            log_group_name: format!("/mangaassist/{}/runtime", i.env.name),
+            log_group_name: log_group_name.clone(),
             retention_in_days: if i.env.is_production() { 90 } else { 14 },
+            kms_key_id: Some(log_key.arn()),
             tags: tags.clone(),
         },
     );
@@ -287,6 +547,32 @@ pub fn template(i: &Inputs<'_>) -> Template {
             vec![t.consume(memory::DAX_ARN)],
         ));
     }
+    // IAM authentication to Redis: Connect on the replication group and on
+    // the user (ElastiCache User Guide, "Authenticating with IAM": the
+    // policy names both).
+    statements.push(Statement::allow(
+        "RedisConnect",
+        &["elasticache:Connect"],
+        vec![
+            super::arn(
+                "elasticache",
+                &format!("replicationgroup:{}", cache::replication_group_id(i.env)),
+            ),
+            super::arn(
+                "elasticache",
+                &format!("user:{}", cache::redis_user_id(i.env)),
+            ),
+        ],
+    ));
+    // The drain poll. DescribeTargetHealth has no resource type in the
+    // Service Authorization Reference ("Actions, resources, and condition
+    // keys for Elastic Load Balancing V2": no resource-level permissions),
+    // so `*` is as tight as IAM allows; it reads health only.
+    statements.push(Statement::allow(
+        "DrainPoll",
+        &["elasticloadbalancing:DescribeTargetHealth"],
+        vec!["*".into()],
+    ));
     statements.extend([
         Statement::allow("Retrieval", &["aoss:APIAccessAll"], vec![collection_arn]),
         Statement::allow(
@@ -318,7 +604,7 @@ pub fn template(i: &Inputs<'_>) -> Template {
         },
     );
 
-    let environment = container_environment(i, &mut t);
+    let environment = container_environment(i, &mut t, tg.arn());
     let task = t.add(
         "TaskDefinition",
         TaskDefinition {
@@ -336,6 +622,10 @@ pub fn template(i: &Inputs<'_>) -> Template {
             container_definitions: vec![ContainerDefinition {
                 name: CONTAINER_NAME.into(),
                 image: image.reference(),
+                user: RUNTIME_USER.into(),
+                // The task's whole memory: one container, killed rather
+                // than left to swap past what sizing gave it.
+                memory: cap.memory_mib,
                 essential: true,
                 port_mappings: vec![PortMapping {
                     container_port: network::CONTAINER_PORT,
@@ -405,7 +695,7 @@ pub fn template(i: &Inputs<'_>) -> Template {
             propagate_tags: "SERVICE".into(),
             tags,
         },
-        ResourceOpts::new().depends_on(&listener),
+        ResourceOpts::new().depends_on(&rule),
     );
 
     let target = t.add(
@@ -445,6 +735,14 @@ pub fn template(i: &Inputs<'_>) -> Template {
         alb.full_name(),
         "Load balancer full name (CloudWatch dimension)",
     );
+    // The ARN's last `:` field is the full name (`targetgroup/name/id`),
+    // which is what the TargetGroupFullName attribute returns; derived here
+    // because emulators lack that attribute.
+    t.publish(
+        TARGET_GROUP_FULL_NAME,
+        Expr::Select(5, Box::new(Expr::split(":", tg.arn()))),
+        "Target group full name (CloudWatch dimension)",
+    );
     t.publish(CLUSTER_NAME, cluster.name(), "ECS cluster name");
     t.publish(SERVICE_NAME, service.name(), "ECS service name");
     t.publish(
@@ -453,5 +751,10 @@ pub fn template(i: &Inputs<'_>) -> Template {
         "Task definition revision the service runs",
     );
     t.publish(LOG_GROUP, logs.name(), "Runtime log group");
+    t.publish(
+        ORIGIN_SECRET_NAME,
+        Expr::Str(secret_name),
+        "Origin secret name (replicated to the edge Region)",
+    );
     t
 }

@@ -39,6 +39,17 @@ pub struct DistributionConfig {
     pub default_cache_behavior: CacheBehavior,
     #[serde(rename = "WebACLId")]
     pub web_acl_id: Expr,
+    /// Standard logging (legacy) to an S3 bucket.
+    pub logging: Option<Logging>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Logging {
+    /// `<bucket>.s3.amazonaws.com`.
+    pub bucket: Expr,
+    pub include_cookies: bool,
+    pub prefix: String,
 }
 
 #[skip_serializing_none]
@@ -57,6 +68,15 @@ pub struct Origin {
     pub id: String,
     pub domain_name: Expr,
     pub custom_origin_config: CustomOriginConfig,
+    /// Headers CloudFront adds to every request it sends to the origin.
+    pub origin_custom_headers: Vec<OriginCustomHeader>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct OriginCustomHeader {
+    pub header_name: String,
+    pub header_value: Expr,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -23,7 +23,13 @@ pub struct Alarm {
     pub datapoints_to_alarm: u32,
     pub threshold: f64,
     pub comparison_operator: String,
+    /// `breaching`, `notBreaching`, `ignore` or `missing`; chosen per alarm.
     pub treat_missing_data: String,
+    /// Notified when the alarm fires.
+    pub alarm_actions: Vec<Expr>,
+    /// Notified when it clears, so whoever was paged knows.
+    #[serde(rename = "OKActions")]
+    pub ok_actions: Vec<Expr>,
 }
 resource_type!(Alarm, "AWS::CloudWatch::Alarm");
 

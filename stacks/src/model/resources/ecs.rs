@@ -69,6 +69,10 @@ pub struct Ulimit {
 pub struct ContainerDefinition {
     pub name: String,
     pub image: Expr,
+    /// `uid:gid` the process runs as (the image's non-root user).
+    pub user: String,
+    /// Hard limit in MiB: the container is killed above it.
+    pub memory: u32,
     pub essential: bool,
     pub port_mappings: Vec<PortMapping>,
     pub environment: Vec<NameValue>,

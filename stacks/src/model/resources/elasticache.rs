@@ -1,4 +1,5 @@
-//! ElastiCache (Redis OSS engine): replication group and subnet group.
+//! ElastiCache (Redis OSS engine): replication group, subnet group, and the
+//! users and user group of role-based access control.
 
 use serde::Serialize;
 use serde_with::skip_serializing_none;
@@ -27,6 +28,8 @@ pub struct ReplicationGroup {
     pub security_group_ids: Vec<Expr>,
     pub port: u16,
     pub snapshot_retention_limit: u32,
+    /// RBAC: the user groups whose users may connect.
+    pub user_group_ids: Vec<Expr>,
     pub tags: Vec<Tag>,
 }
 resource_type!(ReplicationGroup, "AWS::ElastiCache::ReplicationGroup");
@@ -56,6 +59,50 @@ resource_type!(SubnetGroup, "AWS::ElastiCache::SubnetGroup");
 
 impl Handle<SubnetGroup> {
     pub fn name(&self) -> Expr {
+        self.reference()
+    }
+}
+
+/// An RBAC user: IAM-authenticated, or (the `default` user) switched off.
+#[skip_serializing_none]
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct User {
+    pub user_id: String,
+    pub user_name: String,
+    pub engine: String,
+    pub access_string: String,
+    pub authentication_mode: Option<AuthenticationMode>,
+    pub no_password_required: Option<bool>,
+    pub tags: Vec<Tag>,
+}
+resource_type!(User, "AWS::ElastiCache::User");
+
+impl Handle<User> {
+    pub fn id(&self) -> Expr {
+        self.reference()
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct AuthenticationMode {
+    #[serde(rename = "Type")]
+    pub kind: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct UserGroup {
+    pub user_group_id: String,
+    pub engine: String,
+    pub user_ids: Vec<Expr>,
+    pub tags: Vec<Tag>,
+}
+resource_type!(UserGroup, "AWS::ElastiCache::UserGroup");
+
+impl Handle<UserGroup> {
+    pub fn id(&self) -> Expr {
         self.reference()
     }
 }

@@ -1,4 +1,5 @@
-//! Application Load Balancer: load balancer, target group, listener.
+//! Application Load Balancer: load balancer, target group, listener and
+//! listener rule, with the forward, fixed-response and redirect actions.
 
 use serde::Serialize;
 use serde_with::skip_serializing_none;
@@ -69,12 +70,34 @@ pub struct Certificate {
     pub certificate_arn: String,
 }
 
+/// A listener or rule action (`Type` decides which config it carries).
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "Type", rename_all = "kebab-case")]
+pub enum Action {
+    #[serde(rename_all = "PascalCase")]
+    Forward { target_group_arn: Expr },
+    #[serde(rename_all = "PascalCase")]
+    FixedResponse {
+        fixed_response_config: FixedResponseConfig,
+    },
+    #[serde(rename_all = "PascalCase")]
+    Redirect { redirect_config: RedirectConfig },
+}
+
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "PascalCase")]
-pub struct ForwardAction {
-    #[serde(rename = "Type")]
-    pub kind: String,
-    pub target_group_arn: Expr,
+pub struct FixedResponseConfig {
+    pub status_code: String,
+    pub content_type: String,
+    pub message_body: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct RedirectConfig {
+    pub protocol: String,
+    pub port: String,
+    pub status_code: String,
 }
 
 #[skip_serializing_none]
@@ -86,6 +109,38 @@ pub struct Listener {
     pub protocol: String,
     pub certificates: Option<Vec<Certificate>>,
     pub ssl_policy: Option<String>,
-    pub default_actions: Vec<ForwardAction>,
+    pub default_actions: Vec<Action>,
 }
 resource_type!(Listener, "AWS::ElasticLoadBalancingV2::Listener");
+
+impl Handle<Listener> {
+    pub fn arn(&self) -> Expr {
+        self.reference()
+    }
+}
+
+/// A listener rule: its actions run when every condition matches.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ListenerRule {
+    pub listener_arn: Expr,
+    pub priority: u32,
+    pub conditions: Vec<RuleCondition>,
+    pub actions: Vec<Action>,
+}
+resource_type!(ListenerRule, "AWS::ElasticLoadBalancingV2::ListenerRule");
+
+/// An `http-header` condition: the header must carry one of `values`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct RuleCondition {
+    pub field: String,
+    pub http_header_config: HttpHeaderConfig,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct HttpHeaderConfig {
+    pub http_header_name: String,
+    pub values: Vec<Expr>,
+}

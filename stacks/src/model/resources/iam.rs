@@ -55,6 +55,7 @@ impl PolicyDocument {
             principal: Some(Principal::Service(service.to_owned())),
             action: vec!["sts:AssumeRole".into()],
             resource: None,
+            condition: None,
         }])
     }
 }
@@ -62,11 +63,15 @@ impl PolicyDocument {
 #[derive(Debug, Clone, Copy, Serialize)]
 pub enum Effect {
     Allow,
+    Deny,
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub enum Principal {
     Service(String),
+    /// `"*"`: everyone (for Deny statements).
+    #[serde(rename = "AWS")]
+    Anyone(&'static str),
     #[serde(rename = "AWS")]
     Aws(Expr),
 }
@@ -80,6 +85,8 @@ pub struct Statement {
     pub principal: Option<Principal>,
     pub action: Vec<String>,
     pub resource: Option<Vec<Expr>>,
+    /// `{"Bool": {"aws:SecureTransport": "false"}}` and the like.
+    pub condition: Option<Expr>,
 }
 
 impl Statement {
@@ -91,6 +98,7 @@ impl Statement {
             principal: None,
             action: actions.iter().map(|a| (*a).to_owned()).collect(),
             resource: Some(resources),
+            condition: None,
         }
     }
 }

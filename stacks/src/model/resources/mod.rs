@@ -18,8 +18,12 @@ pub mod ecs;
 pub mod elasticache;
 pub mod elbv2;
 pub mod iam;
+pub mod kms;
 pub mod logs;
+pub mod s3;
 pub mod sagemaker;
+pub mod secretsmanager;
+pub mod sns;
 pub mod wafv2;
 
 use serde::Serialize;
@@ -66,14 +70,22 @@ impl NameValue {
 #[serde(rename_all = "PascalCase")]
 pub struct KeyValue {
     pub key: String,
-    pub value: String,
+    pub value: Expr,
 }
 
 impl KeyValue {
     pub fn new(key: impl Into<String>, value: impl ToString) -> Self {
         KeyValue {
             key: key.into(),
-            value: value.to_string(),
+            value: Expr::Str(value.to_string()),
+        }
+    }
+
+    /// A value another resource gives (a bucket's name).
+    pub fn expr(key: impl Into<String>, value: Expr) -> Self {
+        KeyValue {
+            key: key.into(),
+            value,
         }
     }
 }

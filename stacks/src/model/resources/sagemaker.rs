@@ -19,6 +19,9 @@ pub struct ContainerDefinition {
 #[serde(rename_all = "PascalCase")]
 pub struct Model {
     pub execution_role_arn: Expr,
+    /// No network from the inference container (SageMaker still fetches
+    /// the model artifact and image before it starts).
+    pub enable_network_isolation: bool,
     pub primary_container: ContainerDefinition,
     pub tags: Vec<Tag>,
 }

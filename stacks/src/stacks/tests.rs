@@ -1,0 +1,237 @@
+//! Properties of the rendered templates that must hold in every shipped
+//! environment: what a snapshot shows but does not assert.
+
+use std::path::Path;
+
+use serde_json::Value;
+
+use super::*;
+use crate::render::{render, Format};
+
+/// Every shipped environment rendered: (name, stack id, template JSON).
+fn rendered() -> Vec<(String, StackId, Value)> {
+    let mut out = Vec::new();
+    for name in ["dev", "staging", "prod", "tokyo"] {
+        let path =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../environments/{name}.yaml"));
+        let env = crate::env::load(&path).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let plan = sizing::size(&env.sizing_input()).unwrap_or_else(|e| panic!("{name}: {e:?}"));
+        let r = render(&Inputs::new(&env, &plan), Format::Json).unwrap_or_else(|e| panic!("{e}"));
+        for s in r.stacks {
+            out.push((name.to_owned(), s.id, s.template.to_value()));
+        }
+    }
+    out
+}
+
+fn of_type<'a>(t: &'a Value, ty: &str) -> Vec<(&'a String, &'a Value)> {
+    t["Resources"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter(|(_, r)| r["Type"] == ty)
+        .collect()
+}
+
+#[test]
+fn the_alb_answers_403_unless_the_origin_header_matches() {
+    for (env, id, t) in rendered() {
+        let listeners = of_type(&t, "AWS::ElasticLoadBalancingV2::Listener");
+        let rules = of_type(&t, "AWS::ElasticLoadBalancingV2::ListenerRule");
+        if id != StackId::Service {
+            assert!(listeners.is_empty() && rules.is_empty(), "{env}/{id}");
+            continue;
+        }
+        assert_eq!(listeners.len(), 1, "{env}");
+        let default = &listeners[0].1["Properties"]["DefaultActions"];
+        assert_eq!(
+            default.as_array().map(Vec::len),
+            Some(1),
+            "{env}: {default}"
+        );
+        assert_eq!(default[0]["Type"], "fixed-response", "{env}");
+        assert_eq!(default[0]["FixedResponseConfig"]["StatusCode"], "403");
+
+        let forwarding: Vec<_> = rules
+            .iter()
+            .filter(|(_, r)| {
+                r["Properties"]["Actions"]
+                    .as_array()
+                    .is_some_and(|a| a.iter().any(|x| x["Type"] == "forward"))
+            })
+            .collect();
+        assert_eq!(forwarding.len(), 1, "{env}: one forwarding rule");
+        let conditions = &forwarding[0].1["Properties"]["Conditions"];
+        assert_eq!(conditions.as_array().map(Vec::len), Some(1), "{env}");
+        assert_eq!(conditions[0]["Field"], "http-header");
+        let header = &conditions[0]["HttpHeaderConfig"];
+        assert_eq!(header["HttpHeaderName"], service::ORIGIN_HEADER);
+        let values = header["Values"].as_array().cloned().unwrap_or_default();
+        assert!(!values.is_empty(), "{env}");
+        for v in &values {
+            let text = v.to_string();
+            assert!(
+                text.contains("{{resolve:secretsmanager:${Secret}:SecretString:"),
+                "{env}: {text}"
+            );
+        }
+    }
+}
+
+#[test]
+fn cloudfront_sends_the_current_origin_secret() {
+    for (env, id, t) in rendered()
+        .into_iter()
+        .filter(|(_, id, _)| *id == StackId::Edge)
+    {
+        let d = of_type(&t, "AWS::CloudFront::Distribution");
+        let origins = &d[0].1["Properties"]["DistributionConfig"]["Origins"];
+        let headers = &origins[0]["OriginCustomHeaders"];
+        assert_eq!(
+            headers[0]["HeaderName"],
+            service::ORIGIN_HEADER,
+            "{env}/{id}"
+        );
+        let value = headers[0]["HeaderValue"].to_string();
+        assert!(value.contains(":SecretString:current"), "{env}: {value}");
+        assert!(value.contains("ServiceOriginSecretName"), "{env}: {value}");
+    }
+}
+
+#[test]
+fn every_alarm_notifies_the_topic_when_it_fires_and_clears() {
+    let mut alarms = 0;
+    for (env, id, t) in rendered() {
+        for (logical, a) in of_type(&t, "AWS::CloudWatch::Alarm") {
+            assert_eq!(
+                id,
+                StackId::Observability,
+                "{env}: {logical} outside observability"
+            );
+            alarms += 1;
+            let p = &a["Properties"];
+            for key in ["AlarmActions", "OKActions"] {
+                let actions = p[key].as_array().cloned().unwrap_or_default();
+                assert!(
+                    actions.contains(&serde_json::json!({ "Ref": "AlarmTopic" })),
+                    "{env}/{logical}: {key} {actions:?}"
+                );
+            }
+            let missing = p["TreatMissingData"].as_str().unwrap_or_default();
+            assert!(
+                ["breaching", "notBreaching", "ignore", "missing"].contains(&missing),
+                "{env}/{logical}: TreatMissingData `{missing}`"
+            );
+        }
+        if id == StackId::Observability {
+            let topic = &of_type(&t, "AWS::SNS::Topic")[0].1["Properties"];
+            assert_eq!(
+                topic["KmsMasterKeyId"],
+                serde_json::json!({ "Ref": "AlarmTopicKey" })
+            );
+            let key = &of_type(&t, "AWS::KMS::Key")[0].1["Properties"]["KeyPolicy"];
+            assert!(
+                key.to_string().contains("cloudwatch.amazonaws.com"),
+                "{env}: the key lets CloudWatch publish"
+            );
+        }
+    }
+    assert!(alarms > 4 * 15, "{alarms}");
+}
+
+#[test]
+fn redis_admits_only_the_iam_user_the_task_role_may_connect_as() {
+    for (env, id, t) in rendered() {
+        match id {
+            StackId::Cache => {
+                let users = of_type(&t, "AWS::ElastiCache::User");
+                let iam: Vec<_> = users
+                    .iter()
+                    .filter(|(_, u)| u["Properties"]["AuthenticationMode"]["Type"] == "iam")
+                    .collect();
+                assert_eq!(iam.len(), 1, "{env}");
+                let p = &iam[0].1["Properties"];
+                assert_eq!(p["UserId"], p["UserName"], "{env}");
+                let default = users
+                    .iter()
+                    .find(|(_, u)| u["Properties"]["UserName"] == "default")
+                    .expect("a default user");
+                let access = default.1["Properties"]["AccessString"]
+                    .as_str()
+                    .unwrap_or("");
+                assert!(access.starts_with("off"), "{env}: {access}");
+                let group = &of_type(&t, "AWS::ElastiCache::ReplicationGroup")[0].1["Properties"];
+                assert_eq!(group["UserGroupIds"].as_array().map(Vec::len), Some(1));
+                assert_eq!(group["TransitEncryptionEnabled"], true);
+            }
+            StackId::Service => {
+                let text = t["Resources"]["TaskRole"].to_string();
+                assert!(text.contains("elasticache:Connect"), "{env}");
+                assert!(text.contains(":user:mangaassist-"), "{env}");
+                let td = t["Resources"]["TaskDefinition"].to_string();
+                for var in [
+                    "MANGA_REDIS_USER",
+                    "MANGA_TARGET_GROUP_ARN",
+                    "MANGA_DRAIN_POLL_SECS",
+                ] {
+                    assert!(td.contains(var), "{env}: {var}");
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BaselineException {
+    rule: String,
+    stack: String,
+    resource: String,
+    why: String,
+}
+
+#[test]
+fn baseline_exceptions_name_real_stacks_and_resources() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../baseline-exceptions.yaml");
+    let text = std::fs::read_to_string(&path).expect("baseline-exceptions.yaml");
+    let list: Vec<BaselineException> = serde_saphyr::from_str(&text).expect("a list");
+    let all = rendered();
+    assert!(!list.is_empty());
+    for e in &list {
+        assert!(!e.rule.is_empty() && !e.why.is_empty(), "{}", e.rule);
+        assert!(!e.why.contains('\n'), "one line: {}", e.rule);
+        let stacks: Vec<&(String, StackId, Value)> = all
+            .iter()
+            .filter(|(_, id, _)| e.stack == "*" || id.name() == e.stack)
+            .collect();
+        assert!(!stacks.is_empty(), "{}: no stack `{}`", e.rule, e.stack);
+        if e.resource != "*" {
+            assert!(
+                stacks
+                    .iter()
+                    .any(|(_, _, t)| t["Resources"].get(&e.resource).is_some()),
+                "{}: no resource `{}` in `{}`",
+                e.rule,
+                e.resource,
+                e.stack
+            );
+        }
+    }
+}
+
+#[test]
+fn the_runtime_runs_as_its_image_user_within_a_memory_limit() {
+    for (env, _, t) in rendered()
+        .into_iter()
+        .filter(|(_, id, _)| *id == StackId::Service)
+    {
+        let c = &t["Resources"]["TaskDefinition"]["Properties"]["ContainerDefinitions"][0];
+        assert_eq!(c["User"], service::RUNTIME_USER, "{env}");
+        assert_eq!(c["ReadonlyRootFilesystem"], true, "{env}");
+        assert!(c["Memory"].as_u64().is_some_and(|m| m >= 512), "{env}");
+        let attrs =
+            t["Resources"]["LoadBalancer"]["Properties"]["LoadBalancerAttributes"].to_string();
+        assert!(attrs.contains("access_logs.s3.enabled"), "{env}");
+    }
+}
