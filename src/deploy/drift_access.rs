@@ -8,7 +8,10 @@
 //! ([`READ_PERMISSIONS`], from the read handlers of the resource type
 //! schemas in the CloudFormation registry, `aws cloudformation
 //! describe-type --type RESOURCE --type-name T`, `handlers.read.permissions`;
-//! look a new type up there when adding it).
+//! look a new type up there when adding it). The types issue 13 added
+//! (KMS, S3, SNS, Secrets Manager, listener rules, ElastiCache users) carry
+//! their read handlers as the providers' published schemas list them; they
+//! were not re-read with `describe-type` here (no AWS account).
 
 /// The API actions `drift` calls (and the lookups it shares with `plan`).
 pub const DRIFT_CALLS: &[&str] = &[
@@ -140,6 +143,20 @@ pub const READ_PERMISSIONS: &[(&str, &[&str])] = &[
         ],
     ),
     (
+        "AWS::ElastiCache::User",
+        &[
+            "elasticache:DescribeUsers",
+            "elasticache:ListTagsForResource",
+        ],
+    ),
+    (
+        "AWS::ElastiCache::UserGroup",
+        &[
+            "elasticache:DescribeUserGroups",
+            "elasticache:ListTagsForResource",
+        ],
+    ),
+    (
         "AWS::ElastiCache::SubnetGroup",
         &[
             "elasticache:DescribeCacheSubnetGroups",
@@ -152,6 +169,10 @@ pub const READ_PERMISSIONS: &[(&str, &[&str])] = &[
             "elasticloadbalancing:DescribeListeners",
             "elasticloadbalancing:DescribeListenerAttributes",
         ],
+    ),
+    (
+        "AWS::ElasticLoadBalancingV2::ListenerRule",
+        &["elasticloadbalancing:DescribeRules"],
     ),
     (
         "AWS::ElasticLoadBalancingV2::LoadBalancer",
@@ -176,6 +197,15 @@ pub const READ_PERMISSIONS: &[(&str, &[&str])] = &[
             "iam:GetRolePolicy",
             "iam:ListRolePolicies",
             "iam:ListAttachedRolePolicies",
+        ],
+    ),
+    (
+        "AWS::KMS::Key",
+        &[
+            "kms:DescribeKey",
+            "kms:GetKeyPolicy",
+            "kms:GetKeyRotationStatus",
+            "kms:ListResourceTags",
         ],
     ),
     (
@@ -204,6 +234,30 @@ pub const READ_PERMISSIONS: &[(&str, &[&str])] = &[
         &["aoss:BatchGetVpcEndpoint", "ec2:DescribeVpcEndpoints"],
     ),
     (
+        "AWS::S3::Bucket",
+        &[
+            "s3:GetAccelerateConfiguration",
+            "s3:GetLifecycleConfiguration",
+            "s3:GetBucketPublicAccessBlock",
+            "s3:GetAnalyticsConfiguration",
+            "s3:GetBucketCORS",
+            "s3:GetEncryptionConfiguration",
+            "s3:GetInventoryConfiguration",
+            "s3:GetBucketLogging",
+            "s3:GetMetricsConfiguration",
+            "s3:GetBucketNotification",
+            "s3:GetBucketVersioning",
+            "s3:GetReplicationConfiguration",
+            "s3:GetBucketWebsite",
+            "s3:GetBucketObjectLockConfiguration",
+            "s3:GetBucketOwnershipControls",
+            "s3:GetBucketTagging",
+            "s3:GetIntelligentTieringConfiguration",
+            "s3:ListBucket",
+        ],
+    ),
+    ("AWS::S3::BucketPolicy", &["s3:GetBucketPolicy"]),
+    (
         "AWS::SageMaker::Endpoint",
         &["sagemaker:DescribeEndpoint", "sagemaker:ListTags"],
     ),
@@ -214,6 +268,23 @@ pub const READ_PERMISSIONS: &[(&str, &[&str])] = &[
     (
         "AWS::SageMaker::Model",
         &["sagemaker:DescribeModel", "sagemaker:ListTags"],
+    ),
+    (
+        "AWS::SecretsManager::Secret",
+        &[
+            "secretsmanager:DescribeSecret",
+            "secretsmanager:GetSecretValue",
+        ],
+    ),
+    ("AWS::SNS::Subscription", &["sns:GetSubscriptionAttributes"]),
+    (
+        "AWS::SNS::Topic",
+        &[
+            "sns:GetTopicAttributes",
+            "sns:ListTagsForResource",
+            "sns:ListSubscriptionsByTopic",
+            "sns:GetDataProtectionPolicy",
+        ],
     ),
     (
         "AWS::WAFv2::WebACL",

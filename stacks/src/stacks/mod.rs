@@ -288,3 +288,39 @@ pub(crate) fn arn(service: &str, rest: &str) -> Expr {
 
 #[cfg(test)]
 mod tests;
+
+/// The first two statements of every customer-managed key policy here: the
+/// account administers the key through IAM (KMS Developer Guide, "Default
+/// key policy"), and nobody creates grants on it except for an AWS service
+/// acting on an AWS resource (the Control Tower control CT.KMS.PR.3: deny
+/// `kms:CreateGrant` unless `kms:GrantIsForAWSResource` or
+/// `aws:PrincipalIsAWSService`, with `BoolIfExists`).
+pub(crate) fn kms_base_statements() -> Vec<crate::model::resources::iam::Statement> {
+    use crate::model::resources::iam::{Effect, Principal, Statement};
+    vec![
+        Statement {
+            sid: Some("AccountAdministers".into()),
+            effect: Effect::Allow,
+            principal: Some(Principal::Aws(Expr::sub(
+                "arn:${AWS::Partition}:iam::${AWS::AccountId}:root",
+            ))),
+            action: vec!["kms:*".into()],
+            resource: Some(vec!["*".into()]),
+            condition: None,
+        },
+        Statement {
+            sid: Some("GrantsOnlyForAwsServices".into()),
+            effect: Effect::Deny,
+            principal: Some(Principal::Anyone("*")),
+            action: vec!["kms:CreateGrant".into()],
+            resource: Some(vec!["*".into()]),
+            condition: Some(Expr::map([(
+                "BoolIfExists",
+                Expr::map([
+                    ("kms:GrantIsForAWSResource", Expr::str("false")),
+                    ("aws:PrincipalIsAWSService", Expr::str("false")),
+                ]),
+            )])),
+        },
+    ]
+}

@@ -76,26 +76,18 @@ fn alarm_topic(i: &Inputs<'_>, t: &mut Template) -> Vec<Expr> {
         Key {
             description: format!("MangaAssist {}: encrypts the alarm topic", i.env.name),
             enable_key_rotation: true,
-            key_policy: PolicyDocument::new(vec![
-                Statement {
-                    sid: Some("AccountAdministers".into()),
-                    effect: Effect::Allow,
-                    principal: Some(Principal::Aws(Expr::sub(
-                        "arn:${AWS::Partition}:iam::${AWS::AccountId}:root",
-                    ))),
-                    action: vec!["kms:*".into()],
-                    resource: Some(vec!["*".into()]),
-                    condition: None,
-                },
-                Statement {
+            key_policy: PolicyDocument::new({
+                let mut statements = super::kms_base_statements();
+                statements.push(Statement {
                     sid: Some("CloudWatchAlarmsPublish".into()),
                     effect: Effect::Allow,
                     principal: Some(Principal::Service("cloudwatch.amazonaws.com".into())),
                     action: vec!["kms:Decrypt".into(), "kms:GenerateDataKey*".into()],
                     resource: Some(vec!["*".into()]),
                     condition: None,
-                },
-            ]),
+                });
+                statements
+            }),
             tags: tags.clone(),
         },
     );

@@ -196,6 +196,12 @@ pub fn container_environment(
         "MANGA_REDIS_USER",
         cache::redis_user_id(i.env),
     ));
+    // The token is presigned for the cache by its replication group id
+    // (ElastiCache User Guide, "Authenticating with IAM").
+    env.push(NameValue::new(
+        "MANGA_REDIS_REPLICATION_GROUP",
+        cache::replication_group_id(i.env),
+    ));
     // The endpoint above is the configuration endpoint in cluster mode, which needs
     // the runtime's cluster client; set either way so the task definition says which.
     env.push(NameValue::new(
@@ -452,18 +458,9 @@ pub fn template(i: &Inputs<'_>) -> Template {
         Key {
             description: format!("MangaAssist {}: encrypts the runtime log", i.env.name),
             enable_key_rotation: true,
-            key_policy: PolicyDocument::new(vec![
-                Statement {
-                    sid: Some("AccountAdministers".into()),
-                    effect: Effect::Allow,
-                    principal: Some(Principal::Aws(Expr::sub(
-                        "arn:${AWS::Partition}:iam::${AWS::AccountId}:root",
-                    ))),
-                    action: vec!["kms:*".into()],
-                    resource: Some(vec!["*".into()]),
-                    condition: None,
-                },
-                Statement {
+            key_policy: PolicyDocument::new({
+                let mut statements = super::kms_base_statements();
+                statements.push(Statement {
                     sid: Some("CloudWatchLogsUse".into()),
                     effect: Effect::Allow,
                     principal: Some(Principal::Service(format!(
@@ -487,8 +484,9 @@ pub fn template(i: &Inputs<'_>) -> Template {
                             super::arn("logs", &format!("log-group:{log_group_name}")),
                         )]),
                     )])),
-                },
-            ]),
+                });
+                statements
+            }),
             tags: tags.clone(),
         },
     );
@@ -496,7 +494,9 @@ pub fn template(i: &Inputs<'_>) -> Template {
         "LogGroup",
         LogGroup {
             log_group_name: log_group_name.clone(),
-            retention_in_days: if i.env.is_production() { 90 } else { 14 },
+            // A year in production (the Control Tower control CT.CLOUDWATCH.PR.2);
+            // two weeks where environments are torn down (baseline-exceptions.yaml).
+            retention_in_days: if i.env.is_production() { 365 } else { 14 },
             kms_key_id: Some(log_key.arn()),
             tags: tags.clone(),
         },
