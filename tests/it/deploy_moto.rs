@@ -325,6 +325,46 @@ fn dev_applies_from_nothing_converges_after_a_change_and_destroys_against_moto()
         assert_eq!(tgs.target_groups().len(), 1);
         assert_eq!(tgs.target_groups()[0].health_check_path(), Some("/healthz"));
         assert_eq!(tgs.target_groups()[0].port(), Some(8080));
+        // The origin lock as moto's ELBv2 holds it: the listener's default
+        // is a fixed 403, and the one forward rule needs X-Origin-Verify.
+        let listeners = elb
+            .describe_listeners()
+            .load_balancer_arn(alb.load_balancer_arn().expect("arn"))
+            .send()
+            .await
+            .expect("listeners");
+        for l in listeners.listeners() {
+            let default = &l.default_actions()[0];
+            assert_eq!(
+                default.r#type(),
+                Some(&aws_sdk_elasticloadbalancingv2::types::ActionTypeEnum::FixedResponse)
+            );
+            assert_eq!(
+                default
+                    .fixed_response_config()
+                    .and_then(|f| f.status_code()),
+                Some("403")
+            );
+            let rules = elb
+                .describe_rules()
+                .listener_arn(l.listener_arn().expect("listener arn"))
+                .send()
+                .await
+                .expect("rules");
+            let forwards: Vec<_> = rules
+                .rules()
+                .iter()
+                .filter(|r| r.is_default() != Some(true))
+                .collect();
+            assert_eq!(forwards.len(), 1, "{forwards:?}");
+            let header = forwards[0]
+                .conditions()
+                .iter()
+                .find_map(|c| c.http_header_config())
+                .expect("an http-header condition");
+            assert_eq!(header.http_header_name(), Some("X-Origin-Verify"));
+            assert!(!header.values().is_empty());
+        }
 
         // ECS: service count, task size and container environment as rendered.
         let service_t = &templates["service"];

@@ -186,6 +186,9 @@ fn redis_admits_only_the_iam_user_the_task_role_may_connect_as() {
 #[serde(deny_unknown_fields)]
 struct BaselineException {
     rule: String,
+    /// An environment, or absent / "*" for every one.
+    #[serde(default)]
+    env: Option<String>,
     stack: String,
     resource: String,
     why: String,
@@ -203,7 +206,12 @@ fn baseline_exceptions_name_real_stacks_and_resources() {
         assert!(!e.why.contains('\n'), "one line: {}", e.rule);
         let stacks: Vec<&(String, StackId, Value)> = all
             .iter()
-            .filter(|(_, id, _)| e.stack == "*" || id.name() == e.stack)
+            .filter(|(env, id, _)| {
+                (e.stack == "*" || id.name() == e.stack)
+                    && e.env
+                        .as_deref()
+                        .is_none_or(|want| want == "*" || want == env)
+            })
             .collect();
         assert!(!stacks.is_empty(), "{}: no stack `{}`", e.rule, e.stack);
         if e.resource != "*" {
