@@ -21,6 +21,21 @@ const REPO: &str = "manga-runtime";
 const INTENT_REPO: &str = "intent-inference";
 const BUCKET: &str = "mangaassist-prod-models";
 
+/// An S3 client of `moto` (path-style: buckets are not DNS names on 127.0.0.1).
+fn s3(moto: &Moto) -> aws_sdk_s3::Client {
+    let conf = aws_sdk_s3::Config::builder()
+        .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+        .region(aws_sdk_s3::config::Region::new(REGION))
+        .endpoint_url(&moto.endpoint)
+        .force_path_style(true)
+        .credentials_provider(aws_sdk_s3::config::Credentials::new(
+            "test", "test", None, None, "tests",
+        ))
+        .http_client(mangactl::aws::config::http_client())
+        .build();
+    aws_sdk_s3::Client::from_conf(conf)
+}
+
 /// Two prerequisites missing: the model artifact was never uploaded and the
 /// certificate is still pending validation; the images are pushed.
 async fn world(moto: &Moto) -> String {
@@ -39,19 +54,7 @@ async fn world(moto: &Moto) -> String {
             .await
             .expect("put image");
     }
-    let s3 = {
-        let conf = aws_sdk_s3::Config::builder()
-            .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
-            .region(aws_sdk_s3::config::Region::new(REGION))
-            .endpoint_url(&moto.endpoint)
-            .force_path_style(true)
-            .credentials_provider(aws_sdk_s3::config::Credentials::new(
-                "test", "test", None, None, "tests",
-            ))
-            .http_client(mangactl::aws::config::http_client())
-            .build();
-        aws_sdk_s3::Client::from_conf(conf)
-    };
+    let s3 = s3(moto);
     s3.create_bucket()
         .bucket(BUCKET)
         .send()
@@ -238,19 +241,7 @@ async fn every_missing_prerequisite_is_named_at_once() {
     assert_eq!(report.outcome(), mangactl::outcome::Outcome::Failed);
 
     // The artifact uploaded: one left. A wrong account is named too.
-    let s3 = {
-        let conf = aws_sdk_s3::Config::builder()
-            .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
-            .region(aws_sdk_s3::config::Region::new(REGION))
-            .endpoint_url(&moto.endpoint)
-            .force_path_style(true)
-            .credentials_provider(aws_sdk_s3::config::Credentials::new(
-                "test", "test", None, None, "tests",
-            ))
-            .http_client(mangactl::aws::config::http_client())
-            .build();
-        aws_sdk_s3::Client::from_conf(conf)
-    };
+    let s3 = s3(&moto);
     s3.put_object()
         .bucket(BUCKET)
         .key("intent/model.tar.gz")

@@ -10,7 +10,8 @@
 //! 6. [`respond`] — template answer, or an `Llm` stream under first-token and
 //!    inter-token deadlines;
 //! 7. [`guardrails`] — input screening and streaming output redaction;
-//! 8. [`deliver`] — frames to the client, `done` with timings, save context.
+//! 8. [`deliver`] — frames to the client; the turn saved (own deadline), then `done` with
+//!    the customer-side timings.
 //!
 //! Every stage runs under its budget from [`sizing::LatencyBudgets`] and degrades
 //! rather than fails (see [`crate::metrics::Degradation`]). Timings use

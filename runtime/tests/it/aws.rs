@@ -763,7 +763,7 @@ async fn aws_family_answers_over_websocket_with_emf_lines() {
         a.last()
     );
 
-    // The turn went to DynamoDB (saved after `done`, before the next message).
+    // The turn went to DynamoDB (saved before `done`).
     assert_eq!(a.start()["intent"], "product_search");
     let b = client.ask("demo", "hello").await;
     assert_eq!(b.start()["intent"], "greeting");
