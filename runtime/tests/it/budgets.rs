@@ -25,10 +25,18 @@ use tokio::sync::mpsc;
 const LONG: Duration = Duration::from_secs(3600);
 
 async fn ask(app: &App, text: &str) -> (MessageOutcome, Vec<Value>) {
+    ask_request(
+        app,
+        Request::new("m1", "s", text, Principal::anonymous("test")),
+    )
+    .await
+}
+
+/// Answers `req` with the in-process writer, which stamps token writes and
+/// answers the pipeline's barrier as the socket writer does.
+async fn ask_request(app: &App, req: Request) -> (MessageOutcome, Vec<Value>) {
     let (tx, rx) = mpsc::channel(1024);
-    // The in-process writer: stamps token writes and answers the pipeline's barrier.
     let writer = tokio::spawn(protocol::collect(rx));
-    let req = Request::new("m1", "s", text, Principal::anonymous("test"));
     let outcome = app.state.pipeline.handle(req, &Outbox::new(tx)).await;
     let frames = writer
         .await
@@ -574,8 +582,6 @@ async fn first_token_is_timed_from_receipt_to_the_frame_written() {
         .build()
         .await
         .expect("app");
-    let (tx, rx) = mpsc::channel(64);
-    let writer = tokio::spawn(protocol::collect(rx));
     let mut req = Request::new(
         "m1",
         "s",
@@ -583,14 +589,8 @@ async fn first_token_is_timed_from_receipt_to_the_frame_written() {
         Principal::anonymous("t"),
     );
     req.received -= Duration::from_millis(5);
-    let outcome = app.state.pipeline.handle(req, &Outbox::new(tx)).await;
+    let (outcome, frames) = ask_request(&app, req).await;
     assert_eq!(outcome, MessageOutcome::Done { cache_hit: false });
-    let frames: Vec<Value> = writer
-        .await
-        .expect("writer")
-        .iter()
-        .map(|f| serde_json::from_str(&f.to_json()).expect("json"))
-        .collect();
     let done = last(&frames);
     assert_eq!(
         done["timings_ms"]["first_token"], 113.0,
