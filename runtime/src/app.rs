@@ -17,6 +17,7 @@ use crate::backends::extractive::ExtractiveResponder;
 use crate::backends::memory_store::LruSessionStore;
 use crate::backends::moka_cache::MokaCache;
 use crate::backends::openai::OpenAiCompatible;
+use crate::backends::simulated::{Delayed, Profile, SimulatedLlm};
 use crate::backends::{IntentModel, Llm, ResponseCache, Retriever, Services, SessionStore};
 use crate::config::{BackendFamily, Config, LlmBackend};
 use crate::data::DataSet;
@@ -53,6 +54,8 @@ pub enum BuildError {
     Aws(String),
     #[error(transparent)]
     Emf(#[from] crate::emf::EmfError),
+    #[error(transparent)]
+    Simulation(#[from] crate::backends::simulated::ProfileError),
 }
 
 /// What start-up did, for the log line and the README numbers.
@@ -331,6 +334,32 @@ impl AppBuilder {
             },
         };
 
+        // Load tests only: every backend behind the profile's waits (backends/simulated.rs).
+        let simulation = match &cfg.simulate {
+            None => None,
+            Some(path) => {
+                let p = Profile::load(path)?;
+                tracing::warn!(
+                    profile = %p.name,
+                    model = %p.llm.model_id,
+                    "SIMULATION: MANGA_SIMULATE is set; every backend waits as the profile says \
+                     and answers are re-timed to it (load tests only)"
+                );
+                Some(p)
+            }
+        };
+        let (sessions, model, cache, services, retriever, llm) = match &simulation {
+            None => (sessions, model, cache, services, retriever, llm),
+            Some(p) => (
+                Arc::new(Delayed::new(sessions, p.stages)) as Arc<dyn SessionStore>,
+                Arc::new(Delayed::new(model, p.stages)) as Arc<dyn IntentModel>,
+                Arc::new(Delayed::new(cache, p.stages)) as Arc<dyn ResponseCache>,
+                Arc::new(Delayed::new(services, p.stages)) as Arc<dyn Services>,
+                Arc::new(Delayed::new(retriever, p.stages)) as Arc<dyn Retriever>,
+                Arc::new(SimulatedLlm::new(llm, p.llm.clone())) as Arc<dyn Llm>,
+            ),
+        };
+
         let mut metrics = Metrics::new(budgets);
         if cfg.emf {
             let sink = match self.emf_writer {
@@ -353,6 +382,7 @@ impl AppBuilder {
             save_timeout: Duration::from_millis(cfg.save_timeout_ms.max(1)),
             llm_streams: Arc::new(Semaphore::new(cfg.max_llm_streams.max(1))),
             model_calls: Arc::new(Semaphore::new(cfg.max_model_calls.max(1))),
+            simulated: simulation.is_some(),
         };
         // Enough buckets for every connected user; older idle buckets are evicted first.
         let limiter = RateLimiter::new(
@@ -380,6 +410,7 @@ impl AppBuilder {
             drain_timeout: Duration::from_secs(cfg.drain_timeout_secs),
             ready_probe_every: Duration::from_secs(cfg.ready_probe_secs.max(1)),
             drain_poll_every: Duration::from_secs(cfg.drain_poll_secs.max(1)),
+            gauge_every: Duration::from_secs(cfg.gauge_secs.max(1)),
         };
         let target_health: Option<Arc<dyn TargetHealth>> =
             match (self.target_health, &target_group) {

@@ -287,6 +287,8 @@ pub struct Turn {
 #[derive(Debug, Clone)]
 pub struct Prompt {
     pub intent: Intent,
+    /// The response tier (an LLM backend may size or route the answer by it).
+    pub tier: Tier,
     pub user_text: String,
     pub history: Vec<Turn>,
     pub tools: Vec<ToolResult>,

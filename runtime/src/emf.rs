@@ -23,13 +23,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// CloudWatch namespace of the runtime's metrics (`observability::RUNTIME_NAMESPACE`).
-pub const NAMESPACE: &str = "MangaAssist";
-/// Per-stage latency in milliseconds (`observability::STAGE_METRIC`).
-pub const STAGE_METRIC: &str = "StageLatency";
-/// 1 when the stage missed its budget (or was cut off by its deadline), else 0; its
-/// `Sum` is the miss count and its `Average` the miss rate.
-pub const MISS_METRIC: &str = "BudgetMiss";
+// The metric names are the contract with the stacks that alarm and scale on them
+// (`stacks::stacks::observability`), defined there once:
+// - `NAMESPACE`: the runtime's CloudWatch namespace;
+// - `STAGE_METRIC`: per-stage latency in milliseconds;
+// - `MISS_METRIC`: 1 when the stage missed its budget (or was cut off by its
+//   deadline), else 0; its `Sum` is the miss count and its `Average` the miss rate;
+// - `SESSIONS_METRIC`, `STREAMS_METRIC`: the per-task gauges ([`render_gauges`]).
+pub use stacks::stacks::observability::{
+    MISS_METRIC, RUNTIME_NAMESPACE as NAMESPACE, SESSIONS_METRIC, STAGE_METRIC, STREAMS_METRIC,
+};
 
 /// Messages whose lines may wait for the writer thread before new ones are dropped.
 const QUEUE: usize = 1024;
@@ -137,6 +140,73 @@ pub fn render_message(
     out
 }
 
+#[derive(Serialize)]
+struct GaugeDirective {
+    #[serde(rename = "Namespace")]
+    namespace: &'static str,
+    #[serde(rename = "Dimensions")]
+    dimensions: [[&'static str; 1]; 1],
+    #[serde(rename = "Metrics")]
+    metrics: [MetricDef; 2],
+}
+
+#[derive(Serialize)]
+struct GaugeMetadata {
+    #[serde(rename = "Timestamp")]
+    timestamp: u64,
+    #[serde(rename = "CloudWatchMetrics")]
+    cloudwatch_metrics: [GaugeDirective; 1],
+}
+
+#[derive(Serialize)]
+struct GaugeDocument<'a> {
+    #[serde(rename = "_aws")]
+    aws: GaugeMetadata,
+    #[serde(rename = "Environment")]
+    environment: &'a str,
+    #[serde(rename = "ActiveSessions")]
+    sessions: i64,
+    #[serde(rename = "LlmStreamsInFlight")]
+    streams: i64,
+}
+
+/// One gauge sample of this task: [`SESSIONS_METRIC`] and [`STREAMS_METRIC`] with
+/// dimension set `[["Environment"]]`, one line ending in `\n`. Every task writes one
+/// line per interval, so the metric's `Average` over a period is the per-task mean
+/// (what the service's target tracking holds at its target).
+pub fn render_gauges(environment: &str, timestamp_ms: u64, sessions: i64, streams: i64) -> String {
+    let doc = GaugeDocument {
+        aws: GaugeMetadata {
+            timestamp: timestamp_ms,
+            cloudwatch_metrics: [GaugeDirective {
+                namespace: NAMESPACE,
+                dimensions: [["Environment"]],
+                metrics: [
+                    MetricDef {
+                        name: SESSIONS_METRIC,
+                        unit: "Count",
+                    },
+                    MetricDef {
+                        name: STREAMS_METRIC,
+                        unit: "Count",
+                    },
+                ],
+            }],
+        },
+        environment,
+        sessions,
+        streams,
+    };
+    serde_json::to_string(&doc).map(|l| l + "\n").unwrap_or_default()
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
 /// Where EMF lines go: a writer (stdout in production) fed by a background thread.
 #[derive(Debug)]
 pub struct EmfSink {
@@ -184,11 +254,16 @@ impl EmfSink {
         if samples.is_empty() {
             return;
         }
-        let now_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-            .unwrap_or(0);
-        let lines = render_message(&self.environment, message_id, now_ms, samples);
+        let lines = render_message(&self.environment, message_id, now_ms(), samples);
+        self.queue(lines);
+    }
+
+    /// Queues one gauge line ([`render_gauges`]); never blocks.
+    pub fn emit_gauges(&self, sessions: i64, streams: i64) {
+        self.queue(render_gauges(&self.environment, now_ms(), sessions, streams));
+    }
+
+    fn queue(&self, lines: String) {
         match self.tx.try_send(lines) {
             Ok(()) => {}
             Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
@@ -223,6 +298,32 @@ mod tests {
                 budget: Duration::from_millis(400),
             },
         ]
+    }
+
+    #[test]
+    fn the_gauges_are_one_document_per_sample_with_the_environment_only() {
+        let line = render_gauges("prod", 1_700_000_000_000, 2867, 41);
+        assert!(line.ends_with('\n') && line.lines().count() == 1);
+        let v: Value = serde_json::from_str(&line).expect("JSON");
+        assert_eq!(
+            v,
+            json!({
+                "_aws": {
+                    "Timestamp": 1_700_000_000_000_u64,
+                    "CloudWatchMetrics": [{
+                        "Namespace": "MangaAssist",
+                        "Dimensions": [["Environment"]],
+                        "Metrics": [
+                            {"Name": "ActiveSessions", "Unit": "Count"},
+                            {"Name": "LlmStreamsInFlight", "Unit": "Count"}
+                        ]
+                    }]
+                },
+                "Environment": "prod",
+                "ActiveSessions": 2867,
+                "LlmStreamsInFlight": 41
+            })
+        );
     }
 
     #[test]

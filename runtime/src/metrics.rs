@@ -127,7 +127,18 @@ pub struct Metrics {
     cache_hits: AtomicU64,
     connections_active: AtomicI64,
     connections_total: AtomicU64,
+    llm_streams_active: AtomicI64,
     emf: Option<EmfSink>,
+}
+
+/// One LLM stream in flight, counted in `manga_llm_streams_active` until dropped.
+#[derive(Debug)]
+pub struct StreamInFlight<'a>(&'a AtomicI64);
+
+impl Drop for StreamInFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl Metrics {
@@ -142,6 +153,7 @@ impl Metrics {
             cache_hits: AtomicU64::new(0),
             connections_active: AtomicI64::new(0),
             connections_total: AtomicU64::new(0),
+            llm_streams_active: AtomicI64::new(0),
             emf: None,
         }
     }
@@ -227,6 +239,27 @@ impl Metrics {
 
     pub fn connections_active(&self) -> i64 {
         self.connections_active.load(Ordering::Relaxed)
+    }
+
+    /// Counts one LLM stream in flight until the guard is dropped.
+    pub fn llm_stream_started(&self) -> StreamInFlight<'_> {
+        self.llm_streams_active.fetch_add(1, Ordering::Relaxed);
+        StreamInFlight(&self.llm_streams_active)
+    }
+
+    pub fn llm_streams_active(&self) -> i64 {
+        self.llm_streams_active.load(Ordering::Relaxed)
+    }
+
+    /// The per-task gauges the service scales on (connected sessions, LLM streams in
+    /// flight), as one EMF line, if EMF is on ([`crate::emf::render_gauges`]).
+    pub fn emit_gauges(&self) {
+        if let Some(emf) = &self.emf {
+            emf.emit_gauges(
+                self.connections_active().max(0),
+                self.llm_streams_active().max(0),
+            );
+        }
     }
 
     /// Prometheus text exposition format 0.0.4.
@@ -326,6 +359,9 @@ impl Metrics {
         o.push_str("# HELP manga_connections_active Open WebSocket connections.\n");
         o.push_str("# TYPE manga_connections_active gauge\n");
         let _ = writeln!(o, "manga_connections_active {}", self.connections_active());
+        o.push_str("# HELP manga_llm_streams_active LLM streams in flight (permit held).\n");
+        o.push_str("# TYPE manga_llm_streams_active gauge\n");
+        let _ = writeln!(o, "manga_llm_streams_active {}", self.llm_streams_active());
         if let Some(emf) = &self.emf {
             o.push_str("# HELP manga_emf_dropped_total Messages whose EMF lines were dropped (log writer behind).\n");
             o.push_str("# TYPE manga_emf_dropped_total counter\n");

@@ -55,6 +55,10 @@ pub enum ServerFrame {
         cache_hit: bool,
         sources: Vec<SourceRef>,
         degraded: Vec<Degradation>,
+        /// Load tests only (`MANGA_SIMULATE`): the simulated waits in this message,
+        /// so a load generator can subtract them from what it observed.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        simulated_ms: Option<crate::backends::simulated::SimulatedWaits>,
     },
     Error {
         #[serde(skip_serializing_if = "Option::is_none")]

@@ -55,6 +55,7 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<Outcome> {
             let doc = serde_json::json!({
                 "environment": environment.name,
                 "passes": errors.is_none(),
+                "assumptions": sizing::Assumptions::embedded().ok().map(|a| a.provenance()),
                 "errors": errors.as_ref().map(|e| e.errors.iter().map(ToString::to_string).collect::<Vec<_>>()).unwrap_or_default(),
                 "plan": plan,
             });
@@ -126,6 +127,30 @@ fn write_tables(out: &mut impl Write, plan: &SizingPlan) -> std::io::Result<()> 
         "peak: {:.0} msg/s, {:.0} LLM streams in flight, {:.0} ML intents/s",
         r.messages_per_s, r.streams_in_flight, r.intent_ml_per_s
     )?;
+    if let Ok(a) = sizing::Assumptions::embedded() {
+        write_provenance(out, &a.provenance())?;
+    }
+    Ok(())
+}
+
+/// Which figures a benchmark of this repository measured, and how many are still
+/// estimates (stacks/sizing/data/assumptions.yaml has each source).
+fn write_provenance(
+    out: &mut impl Write,
+    p: &sizing::assumptions::Provenance,
+) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "assumptions: {} measured here, {} published, {} estimates (stacks/sizing/data/assumptions.yaml)",
+        p.measured_count, p.published_count, p.estimate_count
+    )?;
+    for m in &p.measured {
+        let command = m
+            .source
+            .split_once("command:")
+            .map_or("", |(_, c)| c.split(';').next().unwrap_or("").trim());
+        writeln!(out, "  measured {} ({}): {command}", m.name, m.date)?;
+    }
     Ok(())
 }
 

@@ -18,6 +18,7 @@ pub mod extractive;
 pub mod memory_store;
 pub mod moka_cache;
 pub mod openai;
+pub mod simulated;
 
 use crate::domain::{Corpus, Intent, Order, Passage, Prompt, Scope, SourceRef, Title, Turn};
 use async_trait::async_trait;

@@ -333,6 +333,16 @@ pub struct Config {
         value_name = "BOOL"
     )]
     pub emf: bool,
+    /// LOAD TESTS ONLY: a simulated timing profile (YAML, e.g.
+    /// runtime/profiles/claude-3-5-sonnet-bedrock.yaml). Every backend waits as the
+    /// profile says and the LLM answer is re-timed to the profile's model; `done`
+    /// then carries `simulated_ms`. Never set in a deployment.
+    #[arg(long, env = "MANGA_SIMULATE", value_name = "PROFILE")]
+    pub simulate: Option<PathBuf>,
+    /// How often the per-task gauges (connected sessions, LLM streams in flight) are
+    /// written as EMF lines when MANGA_EMF is on: the service scales on them.
+    #[arg(long, env = "MANGA_GAUGE_SECS", default_value_t = 10)]
+    pub gauge_secs: u64,
 
     /// DynamoDB conversation table (session store).
     #[arg(long, env = "MANGA_DYNAMODB_TABLE", help_heading = AWS_HEADING)]

@@ -204,6 +204,7 @@ pub async fn finish(
         cache_hit,
         sources: sources.clone(),
         degraded: run.degraded().to_vec(),
+        simulated_ms: crate::backends::simulated::current(),
     };
     send(out, run, done).await;
 

@@ -106,6 +106,9 @@ pub struct Settings {
     pub llm_streams: Arc<Semaphore>,
     /// Intent-model calls in flight on this task (`MANGA_MAX_MODEL_CALLS`).
     pub model_calls: Arc<Semaphore>,
+    /// Backends run under a simulated timing profile (`MANGA_SIMULATE`): each message
+    /// keeps a ledger of its simulated waits and `done` reports them.
+    pub simulated: bool,
 }
 
 /// One chat message to answer.
@@ -195,7 +198,11 @@ impl Pipeline {
     }
 
     /// Answers one message, sending `start`, `token`s and `done` (or an `error`) to `out`.
-    pub async fn handle(&self, mut req: Request, out: &Outbox) -> MessageOutcome {
+    pub async fn handle(&self, req: Request, out: &Outbox) -> MessageOutcome {
+        crate::backends::simulated::scoped(self.settings.simulated, self.answer(req, out)).await
+    }
+
+    async fn answer(&self, mut req: Request, out: &Outbox) -> MessageOutcome {
         let b = &self.backends;
         let mut run = Run::new(
             &self.metrics,
@@ -274,7 +281,7 @@ impl Pipeline {
         .await;
 
         // 6 + 7. Template answer or LLM stream, through the output guardrails.
-        let prompt = respond::prompt(intent.intent, &req.text, history, fetched);
+        let prompt = respond::prompt(intent.intent, intent.tier, &req.text, history, fetched);
         let reply = respond::reply(
             &*b.llm,
             intent.tier,
@@ -367,7 +374,7 @@ impl<'a> Run<'a> {
         self.budgets
     }
 
-    pub fn metrics(&self) -> &Metrics {
+    pub fn metrics(&self) -> &'a Metrics {
         self.metrics
     }
 

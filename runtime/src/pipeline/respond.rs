@@ -43,7 +43,13 @@ pub struct Reply {
 }
 
 /// Builds the prompt and its citation list: tool results first, then passages.
-pub fn prompt(intent: Intent, text: &str, history: Vec<Turn>, fetched: Fetched) -> Prompt {
+pub fn prompt(
+    intent: Intent,
+    tier: Tier,
+    text: &str,
+    history: Vec<Turn>,
+    fetched: Fetched,
+) -> Prompt {
     let mut sources: Vec<SourceRef> = Vec::new();
     let mut add = |id: String, title: &str| {
         if !sources.iter().any(|s| s.id == id) {
@@ -75,6 +81,7 @@ pub fn prompt(intent: Intent, text: &str, history: Vec<Turn>, fetched: Fetched) 
     }
     Prompt {
         intent,
+        tier,
         user_text: text.to_string(),
         history,
         tools: fetched.tools,
@@ -195,8 +202,10 @@ async fn stream(
             return fallback(prompt, guardrails, out, run).await;
         }
     };
-    // Held until the stream ends (dropped with this function's locals).
+    // Held until the stream ends (dropped with this function's locals); the gauge is
+    // what the service scales on (`LlmStreamsInFlight`).
     let _permit = permit;
+    let _in_flight = run.metrics().llm_stream_started();
     run.streamed = true;
 
     let stall = first_budget;

@@ -113,6 +113,18 @@ pub(super) async fn probe_loop(st: std::sync::Weak<AppState>, every: Duration) {
     }
 }
 
+/// Writes the per-task gauges (sessions, LLM streams in flight) every `every`, for the
+/// service's target tracking (`emf::render_gauges`).
+pub(super) async fn gauge_loop(st: std::sync::Weak<AppState>, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Some(st) = st.upgrade() else { return };
+        st.metrics.emit_gauges();
+    }
+}
+
 /// Per probe and backend.
 const PROBE_LIMIT: Duration = Duration::from_secs(2);
 

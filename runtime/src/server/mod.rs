@@ -53,6 +53,8 @@ pub struct Limits {
     pub ready_probe_every: Duration,
     /// How often the drain watcher asks for the target's state (with a [`TargetHealth`]).
     pub drain_poll_every: Duration,
+    /// How often the per-task gauges are written (EMF on).
+    pub gauge_every: Duration,
 }
 
 #[derive(Debug)]
@@ -142,6 +144,12 @@ pub async fn serve(
         Arc::downgrade(&state),
         state.limits.ready_probe_every,
     ));
+    let gauges = state.metrics.emf_enabled().then(|| {
+        tokio::spawn(endpoints::gauge_loop(
+            Arc::downgrade(&state),
+            state.limits.gauge_every,
+        ))
+    });
     let watcher = state.target_health.clone().map(|health| {
         tokio::spawn(watch::watch(
             Arc::downgrade(&state),
@@ -172,6 +180,9 @@ pub async fn serve(
         );
     }
     probes.abort();
+    if let Some(g) = gauges {
+        g.abort();
+    }
     if let Some(w) = watcher {
         w.abort();
     }

@@ -32,7 +32,7 @@ use manga_runtime::backends::aws::static_config;
 use manga_runtime::backends::{
     BackendError, CachedAnswer, IntentModel, Llm, ResponseCache, Retriever, SessionStore,
 };
-use manga_runtime::domain::{Corpus, Intent, Prompt, SourceRef, Turn};
+use manga_runtime::domain::{Corpus, Intent, Prompt, SourceRef, Tier, Turn};
 use serde_json::{json, Value};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -598,6 +598,7 @@ async fn start_fake_bedrock() -> (String, Log) {
 fn prompt(text: &str) -> Prompt {
     Prompt {
         intent: Intent::ProductSearch,
+        tier: Tier::StandardLlm,
         user_text: text.into(),
         history: vec![turn(1)],
         tools: vec![],

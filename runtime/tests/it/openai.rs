@@ -8,7 +8,7 @@ use axum::{Json, Router};
 use futures_util::StreamExt;
 use manga_runtime::backends::openai::OpenAiCompatible;
 use manga_runtime::backends::Llm;
-use manga_runtime::domain::{Intent, Prompt, SourceRef};
+use manga_runtime::domain::{Intent, Prompt, SourceRef, Tier};
 use serde_json::Value;
 use std::sync::{Arc, Mutex};
 
@@ -55,6 +55,7 @@ async fn streams_sse_tokens_and_sends_grounded_context() {
     llm.ready().await.expect("GET /models");
     let prompt = Prompt {
         intent: Intent::ProductSearch,
+        tier: Tier::StandardLlm,
         user_text: "do you have one piece".into(),
         history: vec![],
         tools: vec![],
@@ -168,6 +169,7 @@ async fn a_dropped_stream_releases_a_server_that_never_finishes() {
     let llm = OpenAiCompatible::new(&format!("http://{addr}/v1"), "m", None, 16).expect("client");
     let prompt = Prompt {
         intent: Intent::ProductSearch,
+        tier: Tier::StandardLlm,
         user_text: "hi".into(),
         history: vec![],
         tools: vec![],

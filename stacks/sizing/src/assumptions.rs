@@ -22,6 +22,35 @@ pub trait Sourced {
     fn source(&self) -> &str;
     /// ISO date (YYYY-MM-DD) the figure was recorded.
     fn date(&self) -> &str;
+    /// What kind of source it is, from the source's prefix.
+    fn kind(&self) -> SourceKind {
+        SourceKind::of(self.source())
+    }
+}
+
+/// The kind of a figure's source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SourceKind {
+    /// Measured by one of this repository's benchmarks (`benchmark: ...`).
+    Measured,
+    /// Nobody has measured it yet (`estimate: ...`).
+    Estimate,
+    /// Read from published documentation or measurements.
+    Published,
+}
+
+impl SourceKind {
+    /// The kind of a source string (by its `benchmark:` / `estimate:` prefix).
+    pub fn of(source: &str) -> SourceKind {
+        if source.starts_with("benchmark:") {
+            SourceKind::Measured
+        } else if source.starts_with("estimate:") {
+            SourceKind::Estimate
+        } else {
+            SourceKind::Published
+        }
+    }
 }
 
 macro_rules! sourced {
@@ -68,7 +97,7 @@ pub struct EdgeAssumptions {
 #[serde(deny_unknown_fields)]
 pub struct OrchestratorAssumptions {
     pub cpu_ms_per_message: Figure,
-    pub cpu_target_utilisation: Figure,
+    pub scaling_target_utilisation: Figure,
     pub memory_baseline_mib: Figure,
     pub memory_per_session_mib: Figure,
     pub memory_ceiling: Figure,
@@ -348,7 +377,7 @@ impl Assumptions {
             )*};
         }
         figs!(edge: edge_p95_ms, stream_jitter_p95_ms, websocket_ping_interval_s);
-        figs!(orchestrator: cpu_ms_per_message, cpu_target_utilisation, memory_baseline_mib,
+        figs!(orchestrator: cpu_ms_per_message, scaling_target_utilisation, memory_baseline_mib,
             memory_per_session_mib, memory_ceiling, max_streams_per_task, min_task_cpu,
             max_task_cpu, auth_cpu_p95_ms, intent_rules_cpu_p95_ms, delivery_cpu_p95_ms,
             delivery_network_p95_ms, container_start_s, max_tasks_factor);
@@ -380,6 +409,44 @@ impl Assumptions {
         }
         out
     }
+
+    /// The entries measured by this repository's benchmarks, by dotted name, and how
+    /// many entries of each kind there are (what `mangactl size` reports).
+    pub fn provenance(&self) -> Provenance {
+        let entries = self.entries();
+        let count = |k: SourceKind| entries.iter().filter(|(_, e)| e.kind() == k).count();
+        Provenance {
+            measured: entries
+                .iter()
+                .filter(|(_, e)| e.kind() == SourceKind::Measured)
+                .map(|(name, e)| MeasuredFigure {
+                    name: name.clone(),
+                    source: e.source().to_owned(),
+                    date: e.date().to_owned(),
+                })
+                .collect(),
+            measured_count: count(SourceKind::Measured),
+            published_count: count(SourceKind::Published),
+            estimate_count: count(SourceKind::Estimate),
+        }
+    }
+}
+
+/// A figure measured by a benchmark of this repository.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MeasuredFigure {
+    pub name: String,
+    pub source: String,
+    pub date: String,
+}
+
+/// How the assumptions are sourced.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Provenance {
+    pub measured: Vec<MeasuredFigure>,
+    pub measured_count: usize,
+    pub published_count: usize,
+    pub estimate_count: usize,
 }
 
 /// Whether `date` looks like an ISO date (YYYY-MM-DD).

@@ -158,14 +158,14 @@ pub fn template(i: &Inputs<'_>) -> Template {
             policy_name: format!("{endpoint_name}-invocations"),
             policy_type: "TargetTrackingScaling".into(),
             scaling_target_id: target.id(),
-            target_tracking_scaling_policy_configuration: TargetTracking {
-                target_value: f64::from(cap.target_invocations_per_instance),
-                predefined_metric_specification: PredefinedMetric {
+            target_tracking_scaling_policy_configuration: TargetTracking::new(
+                TrackedMetric::Predefined(PredefinedMetric {
                     predefined_metric_type: "SageMakerVariantInvocationsPerInstance".into(),
-                },
-                scale_in_cooldown: 300,
-                scale_out_cooldown: 60,
-            },
+                }),
+                f64::from(cap.target_invocations_per_instance),
+                300,
+                60,
+            ),
         },
     );
 

@@ -25,6 +25,11 @@ pub const STAGE_METRIC: &str = "StageLatency";
 /// 1 when a stage missed its budget, else 0, per message (runtime/src/emf.rs):
 /// its `Average` is the miss rate.
 pub const MISS_METRIC: &str = "BudgetMiss";
+/// Connected WebSocket sessions of one task, sampled every few seconds
+/// (dimension `Environment` only): the service scales on its `Average`.
+pub const SESSIONS_METRIC: &str = "ActiveSessions";
+/// LLM streams one task relays at the sample time (same cadence and use).
+pub const STREAMS_METRIC: &str = "LlmStreamsInFlight";
 /// Every budget is a p95: more than 5% of messages missing one is a miss
 /// of the budget itself.
 const MISS_RATE_THRESHOLD: f64 = 0.05;

@@ -11,7 +11,9 @@
 use serde_json::json;
 use std::collections::BTreeMap;
 
-use super::{cache, intent, memory, network, search, task_role_name, Inputs, StackId};
+use super::{
+    cache, intent, memory, network, observability, search, task_role_name, Inputs, StackId,
+};
 use crate::model::resources::autoscaling::*;
 use crate::model::resources::ecs::*;
 use crate::model::resources::elbv2::*;
@@ -708,22 +710,66 @@ pub fn template(i: &Inputs<'_>) -> Template {
             service_namespace: "ecs".into(),
         },
     );
-    t.add(
-        "CpuScalingPolicy",
-        ScalingPolicy {
-            policy_name: format!("{}-cpu", i.prefix()),
-            policy_type: "TargetTrackingScaling".into(),
-            scaling_target_id: target.id(),
-            target_tracking_scaling_policy_configuration: TargetTracking {
-                target_value: f64::from(cap.target_cpu_percent),
-                predefined_metric_specification: PredefinedMetric {
-                    predefined_metric_type: "ECSServiceAverageCPUUtilization".into(),
-                },
-                scale_in_cooldown: 300,
-                scale_out_cooldown: 60,
+    // Target tracking on what binds a chat task: the per-task averages of its
+    // connected sessions and its LLM streams in flight (the runtime writes
+    // both as EMF every few seconds, dimension Environment; with every task
+    // sampling at the same cadence, the Average over a period is the mean per
+    // task, which falls in proportion as tasks are added, as target tracking
+    // requires), and CPU. The targets are sizing's, so the task count sizing
+    // chose is where the binding policy settles at peak. With several
+    // policies the service scales out when any asks and in only when all
+    // agree (Application Auto Scaling User Guide, "Target tracking scaling
+    // policies": multiple policies).
+    let gauge = |metric: &str| {
+        TrackedMetric::Customized(CustomizedMetric {
+            metric_name: metric.into(),
+            namespace: observability::RUNTIME_NAMESPACE.into(),
+            dimensions: vec![MetricDimension {
+                name: "Environment".into(),
+                value: Expr::str(i.env.name.as_str()),
+            }],
+            statistic: "Average".into(),
+            unit: "Count".into(),
+        })
+    };
+    let policies = [
+        (
+            "SessionsScalingPolicy",
+            "sessions",
+            gauge(observability::SESSIONS_METRIC),
+            f64::from(cap.target_sessions_per_task),
+        ),
+        (
+            "StreamsScalingPolicy",
+            "streams",
+            gauge(observability::STREAMS_METRIC),
+            f64::from(cap.target_streams_per_task),
+        ),
+        (
+            "CpuScalingPolicy",
+            "cpu",
+            TrackedMetric::Predefined(PredefinedMetric {
+                predefined_metric_type: "ECSServiceAverageCPUUtilization".into(),
+            }),
+            f64::from(cap.target_cpu_percent),
+        ),
+    ];
+    for (id, suffix, metric, target_value) in policies {
+        t.add(
+            id,
+            ScalingPolicy {
+                policy_name: format!("{}-{suffix}", i.prefix()),
+                policy_type: "TargetTrackingScaling".into(),
+                scaling_target_id: target.id(),
+                target_tracking_scaling_policy_configuration: TargetTracking::new(
+                    metric,
+                    target_value,
+                    300,
+                    60,
+                ),
             },
-        },
-    );
+        );
+    }
 
     t.publish(
         ALB_DNS,

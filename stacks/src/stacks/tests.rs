@@ -243,3 +243,92 @@ fn the_runtime_runs_as_its_image_user_within_a_memory_limit() {
         assert!(attrs.contains("access_logs.s3.enabled"), "{env}");
     }
 }
+
+/// The task count each scaling policy settles at under `demand` per task-less
+/// total (target tracking holds the per-task value at the target, so it runs
+/// ceil(total / target) tasks).
+fn settles_at(total: f64, target: f64) -> u32 {
+    assert!(target > 0.0, "a scaling target must be positive");
+    (total / target).ceil() as u32
+}
+
+#[test]
+fn the_service_scales_on_what_binds_and_settles_at_the_sized_task_count() {
+    let a = sizing::Assumptions::embedded().expect("assumptions");
+    for name in ["dev", "staging", "prod", "tokyo"] {
+        let path =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../environments/{name}.yaml"));
+        let env = crate::env::load(&path).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let plan = sizing::size(&env.sizing_input()).unwrap_or_else(|e| panic!("{name}: {e:?}"));
+        let t = service::template(&Inputs::new(&env, &plan)).to_value();
+        let policies = of_type(&t, "AWS::ApplicationAutoScaling::ScalingPolicy");
+        let policy = |id: &str| {
+            let p = policies
+                .iter()
+                .find(|(k, _)| *k == id)
+                .unwrap_or_else(|| panic!("{name}: no {id}"));
+            p.1["Properties"]["TargetTrackingScalingPolicyConfiguration"].clone()
+        };
+        let (sessions, streams, cpu) = (
+            policy("SessionsScalingPolicy"),
+            policy("StreamsScalingPolicy"),
+            policy("CpuScalingPolicy"),
+        );
+        // The runtime's gauges, averaged over the environment's tasks.
+        for (p, metric) in [(&sessions, "ActiveSessions"), (&streams, "LlmStreamsInFlight")] {
+            let m = &p["CustomizedMetricSpecification"];
+            assert_eq!(m["MetricName"], metric, "{name}");
+            assert_eq!(m["Namespace"], "MangaAssist", "{name}");
+            assert_eq!(m["Statistic"], "Average", "{name}");
+            assert_eq!(
+                m["Dimensions"],
+                serde_json::json!([{"Name": "Environment", "Value": env.name}]),
+                "{name}"
+            );
+        }
+        assert_eq!(
+            cpu["PredefinedMetricSpecification"]["PredefinedMetricType"],
+            "ECSServiceAverageCPUUtilization"
+        );
+        // Where each policy settles at the peak demand sizing was given,
+        // worked from the rendered targets (not from sizing's own counts).
+        let r = &plan.rates;
+        let s = &plan.service;
+        let vcpu = f64::from(s.cpu) / 1024.0;
+        let cpu_target = cpu["TargetValue"].as_f64().expect("cpu target") / 100.0;
+        let by_policy = [
+            settles_at(
+                f64::from(r.concurrent_sessions),
+                sessions["TargetValue"].as_f64().expect("target"),
+            ),
+            settles_at(
+                r.streams_in_flight,
+                streams["TargetValue"].as_f64().expect("target"),
+            ),
+            settles_at(
+                r.messages_per_s * a.orchestrator.cpu_ms_per_message.v() / 1000.0,
+                vcpu * cpu_target,
+            ),
+        ];
+        let need = by_policy.iter().copied().max().unwrap_or(0);
+        assert!(need <= s.tasks, "{name}: policies {by_policy:?}, sized {}", s.tasks);
+        match s.assessment.binding {
+            // The floor decided: no policy asks for more.
+            sizing::Binding::OnePerAz | sizing::Binding::Minimum => {}
+            b => assert_eq!(
+                need, s.tasks,
+                "{name}: bound by {b}, policies settle at {by_policy:?}"
+            ),
+        }
+        // The runtime refuses sessions and streams beyond the capacity the
+        // targets are a share of.
+        assert!(s.target_sessions_per_task < s.connections_per_task, "{name}");
+        assert!(s.target_streams_per_task < s.max_streams_per_task, "{name}");
+        let target = &of_type(&t, "AWS::ApplicationAutoScaling::ScalableTarget")[0].1["Properties"];
+        assert!(
+            target["MinCapacity"].as_u64() <= Some(u64::from(s.tasks))
+                && target["MaxCapacity"].as_u64() >= Some(u64::from(s.tasks)),
+            "{name}: {target}"
+        );
+    }
+}

@@ -199,7 +199,7 @@ impl Llm for BedrockLlm {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{Intent, Turn};
+    use crate::domain::{Intent, Tier, Turn};
     use aws_sdk_bedrockruntime::types::{
         ContentBlockDeltaEvent, ConverseStreamMetadataEvent, MessageStartEvent, MessageStopEvent,
         StopReason,
@@ -274,6 +274,7 @@ mod tests {
         };
         let prompt = Prompt {
             intent: Intent::Recommendation,
+            tier: Tier::StandardLlm,
             user_text: "more like that".into(),
             history: vec![turn("one piece?", "Yes [1]."), turn("hmm", "")],
             tools: vec![],

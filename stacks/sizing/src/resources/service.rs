@@ -83,10 +83,16 @@ pub struct ServicePlan {
     pub max_tasks: u32,
     /// Target-tracking CPU utilisation, percent.
     pub target_cpu_percent: u32,
-    /// Sessions one task holds at the memory ceiling.
+    /// Sessions one task holds at the memory ceiling (the runtime refuses more).
     pub connections_per_task: u32,
-    /// Streams one task relays at most.
+    /// Streams one task relays at most (the runtime's stream permits).
     pub max_streams_per_task: u32,
+    /// Target-tracking value of the per-task average of connected sessions:
+    /// `connections_per_task` at the scaling target utilisation.
+    pub target_sessions_per_task: u32,
+    /// Target-tracking value of the per-task average of LLM streams in flight:
+    /// `max_streams_per_task` at the scaling target utilisation.
+    pub target_streams_per_task: u32,
     /// CPU utilisation at peak with `tasks` tasks.
     pub cpu_utilisation_at_peak: f64,
     /// What each requirement alone needs at peak, for the chosen task size.
@@ -139,7 +145,7 @@ const MIN_CEILING: f64 = 0.05;
 /// The CPU utilisation ceiling: the autoscaling target, lowered where a CPU
 /// stage's budget needs more idle CPU (ρ ≤ 1 − cpu / (budget − fixed)).
 pub(crate) fn cpu_ceiling(ctx: &Ctx<'_>) -> f64 {
-    let mut ceiling = ctx.a.orchestrator.cpu_target_utilisation.v();
+    let mut ceiling = ctx.a.orchestrator.scaling_target_utilisation.v();
     for (_, fixed, cpu, budget) in cpu_stages(ctx) {
         let room = f64::from(budget) - fixed;
         // A budget the stage cannot meet even idle is reported by the budget
@@ -164,6 +170,8 @@ struct Model {
     memory_ceiling: f64,
     max_streams: f64,
     ceiling: f64,
+    /// Share of a task's session and stream capacity target tracking holds.
+    target: f64,
     floor: u32,
 }
 
@@ -174,13 +182,24 @@ impl Model {
             .max(0.0)
     }
 
+    /// The sessions target tracking holds per task (the count the connection
+    /// requirement divides by, so the two agree).
+    fn sessions_target(&self, memory_mib: u32) -> f64 {
+        (self.connections_per_task(memory_mib) * self.target).floor()
+    }
+
+    /// The streams target tracking holds per task.
+    fn streams_target(&self) -> f64 {
+        (self.max_streams * self.target).floor().max(1.0)
+    }
+
     fn vcpu_needed(&self, d: &Demand) -> f64 {
         d.messages_per_s * self.cpu_ms / 1000.0
     }
 
     fn needs(&self, cpu: u32, memory_mib: u32, d: &Demand) -> TaskRequirements {
         let vcpu = f64::from(cpu) / 1024.0;
-        let conn = self.connections_per_task(memory_mib);
+        let conn = self.sessions_target(memory_mib);
         TaskRequirements {
             cpu: ceil_u32(self.vcpu_needed(d) / (vcpu * self.ceiling)),
             connections: if conn > 0.0 {
@@ -188,7 +207,7 @@ impl Model {
             } else {
                 u32::MAX
             },
-            in_flight_streams: ceil_u32(d.streams / self.max_streams),
+            in_flight_streams: ceil_u32(d.streams / self.streams_target()),
             availability: self.floor,
         }
     }
@@ -211,7 +230,7 @@ impl Model {
             .iter()
             .copied()
             .find(|m| {
-                let conn = self.connections_per_task(*m);
+                let conn = self.sessions_target(*m);
                 conn > 0.0 && ceil_u32(sessions / conn) <= tasks
             })
             .or_else(|| options.last().copied())
@@ -244,6 +263,7 @@ pub(crate) fn size(ctx: &Ctx<'_>, findings: &mut Findings) -> ServicePlan {
         memory_ceiling: o.memory_ceiling.v(),
         max_streams: o.max_streams_per_task.v().max(1.0),
         ceiling: cpu_ceiling(ctx),
+        target: o.scaling_target_utilisation.v(),
         floor,
     };
     let peak = Demand {
@@ -326,12 +346,22 @@ pub(crate) fn size(ctx: &Ctx<'_>, findings: &mut Findings) -> ServicePlan {
             rec_req.cpu
         ),
         format!(
-            "{} sessions at {} MiB each → {} tasks of {} MiB",
-            r.concurrent_sessions, m.per_session_mib, rec_req.connections, rec_mem
+            "{} sessions at {} MiB each, {} per task of {} MiB (target {} of {}) → {} tasks",
+            r.concurrent_sessions,
+            m.per_session_mib,
+            m.sessions_target(rec_mem),
+            rec_mem,
+            pct(m.target),
+            m.connections_per_task(rec_mem),
+            rec_req.connections
         ),
         format!(
-            "{:.0} streams in flight at ≤ {} per task → {} tasks",
-            peak.streams, m.max_streams, rec_req.in_flight_streams
+            "{:.0} streams in flight, {} per task (target {} of {}) → {} tasks",
+            peak.streams,
+            m.streams_target(),
+            pct(m.target),
+            m.max_streams,
+            rec_req.in_flight_streams
         ),
     ];
 
@@ -388,6 +418,8 @@ pub(crate) fn size(ctx: &Ctx<'_>, findings: &mut Findings) -> ServicePlan {
         target_cpu_percent: ceil_u32((m.ceiling * 100.0).floor()).max(1),
         connections_per_task: ceil_u32(m.connections_per_task(memory_mib)),
         max_streams_per_task: ceil_u32(m.max_streams),
+        target_sessions_per_task: ceil_u32(m.sessions_target(memory_mib)).max(1),
+        target_streams_per_task: ceil_u32(m.streams_target()),
         cpu_utilisation_at_peak: round4(cpu_util),
         requirements,
         assessment: Assessment::new(binding, utilisation, cost, overridden, notes),
@@ -436,16 +468,16 @@ fn check_override(
     }
     if tasks < need.connections {
         short.push(format!(
-            "{tasks} tasks hold {:.0} sessions, target {:.0} (needs {} tasks)",
-            f64::from(tasks) * m.connections_per_task(memory_mib),
+            "{tasks} tasks hold {:.0} sessions at the scaling target, peak {:.0} (needs {} tasks)",
+            f64::from(tasks) * m.sessions_target(memory_mib),
             peak.sessions,
             need.connections
         ));
     }
     if tasks < need.in_flight_streams {
         short.push(format!(
-            "{tasks} tasks relay {:.0} streams, {:.0} in flight at peak",
-            f64::from(tasks) * m.max_streams,
+            "{tasks} tasks relay {:.0} streams at the scaling target, {:.0} in flight at peak",
+            f64::from(tasks) * m.streams_target(),
             peak.streams
         ));
     }
