@@ -197,7 +197,9 @@ pub fn render_gauges(environment: &str, timestamp_ms: u64, sessions: i64, stream
         sessions,
         streams,
     };
-    serde_json::to_string(&doc).map(|l| l + "\n").unwrap_or_default()
+    serde_json::to_string(&doc)
+        .map(|l| l + "\n")
+        .unwrap_or_default()
 }
 
 fn now_ms() -> u64 {
@@ -260,7 +262,12 @@ impl EmfSink {
 
     /// Queues one gauge line ([`render_gauges`]); never blocks.
     pub fn emit_gauges(&self, sessions: i64, streams: i64) {
-        self.queue(render_gauges(&self.environment, now_ms(), sessions, streams));
+        self.queue(render_gauges(
+            &self.environment,
+            now_ms(),
+            sessions,
+            streams,
+        ));
     }
 
     fn queue(&self, lines: String) {

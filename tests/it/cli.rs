@@ -358,12 +358,17 @@ fn size_ends_its_output_with_a_newline_before_warnings() {
     // Production-shaped but not prod, with fewer tasks than sizing asks
     // for: accepted with a warning.
     let staging = prod.replace("name: prod", "name: staging")
-        + "capacity:\n  service:\n    tasks: 8\n    min_tasks: 8\n";
+        + "capacity:\n  service:\n    tasks: 2\n    min_tasks: 2\n";
     let path = tmp.path().join("staging.yaml");
     std::fs::write(&path, staging).expect("write env");
     let o = run(&["size", "--env", path.to_str().expect("utf8")]);
     assert!(o.status.success(), "{}", stderr(&o));
-    assert!(stdout(&o).ends_with("ML intents/s\n"), "{}", stdout(&o));
+    let out = stdout(&o);
+    assert!(out.contains("ML intents/s\n"), "{out}");
+    assert!(
+        out.ends_with('\n') && !out.ends_with("\n\n"),
+        "the last line is complete: {out}"
+    );
     assert!(
         stderr(&o).starts_with("warning: service: override cannot meet its target"),
         "{}",

@@ -593,7 +593,10 @@ mod tests {
     fn the_shipped_profile_parses() {
         let p = Profile::parse(PROFILE).expect("shipped profile");
         assert!(p.llm.first_token_ms.median > 0.0);
-        assert!(!p.sources.is_empty(), "the shipped profile cites its sources");
+        assert!(
+            !p.sources.is_empty(),
+            "the shipped profile cites its sources"
+        );
     }
 
     #[test]
@@ -606,7 +609,9 @@ mod tests {
         };
         assert_eq!(errors.len(), 2, "{errors:?}");
         assert!(errors.iter().any(|e| e.starts_with("llm.throttle_rate")));
-        assert!(errors.iter().any(|e| e.starts_with("llm.output_tokens_per_s")));
+        assert!(errors
+            .iter()
+            .any(|e| e.starts_with("llm.output_tokens_per_s")));
     }
 
     #[test]
@@ -685,7 +690,10 @@ mod tests {
             throttle_rate: 0.0,
             throttle_ms: fixed(1.0),
         };
-        let llm = SimulatedLlm::new(Arc::new(Words(&["one ", "two ", "three ", "four ", "five"])), profile);
+        let llm = SimulatedLlm::new(
+            Arc::new(Words(&["one ", "two ", "three ", "four ", "five"])),
+            profile,
+        );
         let prompt = Prompt {
             intent: crate::domain::Intent::ProductQuestion,
             tier: Tier::SimpleLlm,
@@ -707,9 +715,17 @@ mod tests {
         })
         .await;
         let words: Vec<&str> = pieces.iter().map(|(w, _)| w.as_str()).collect();
-        assert_eq!(words, ["one ", "two ", "three ", "four ", "five"], "the inner text, unchanged");
+        assert_eq!(
+            words,
+            ["one ", "two ", "three ", "four ", "five"],
+            "the inner text, unchanged"
+        );
         let times: Vec<u128> = pieces.iter().map(|(_, t)| *t).collect();
-        assert_eq!(times, [500, 600, 700, 800, 900], "first at 500 ms, then every 400 / 4 ms");
+        assert_eq!(
+            times,
+            [500, 600, 700, 800, 900],
+            "first at 500 ms, then every 400 / 4 ms"
+        );
         assert_eq!(waits.first_token, 500.0);
         assert_eq!(waits.end_to_end, 900.0);
         assert_eq!(waits.token_gap, Some(100.0));

@@ -65,7 +65,10 @@ struct Args {
     /// (the seed's, as in environments/prod.yaml `targets.tier_mix`). A complex
     /// question is a follow-up, so a session's first question is drawn from the
     /// other tiers.
-    #[arg(long, default_value = "template=35,simple_llm=25,standard_llm=30,complex=10")]
+    #[arg(
+        long,
+        default_value = "template=35,simple_llm=25,standard_llm=30,complex=10"
+    )]
     mix: String,
     /// Seconds to hold the sessions idle after the ramp, before questions
     /// (for an idle-RSS reading with --server-pid).

@@ -809,7 +809,22 @@ async fn aws_family_answers_over_websocket_with_emf_lines() {
         "MangaAssist"
     );
     assert_eq!(first_token[0]["BudgetMiss"], 0);
-    assert!(lines.iter().all(|l| l["StageLatency"].is_number()));
+    let (stages, gauges): (Vec<&Value>, Vec<&Value>) =
+        lines.iter().partition(|l| l.get("Stage").is_some());
+    assert!(stages.iter().all(|l| l["StageLatency"].is_number()));
+    // The per-task gauges the service scales on (the first at start).
+    assert!(!gauges.is_empty(), "no gauge line: {lines:?}");
+    for g in gauges {
+        assert_eq!(
+            g["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+            serde_json::json!([["Environment"]])
+        );
+        assert_eq!(g["Environment"], "staging");
+        assert!(
+            g["ActiveSessions"].is_i64() && g["LlmStreamsInFlight"].is_i64(),
+            "{g}"
+        );
+    }
 }
 
 #[tokio::test]

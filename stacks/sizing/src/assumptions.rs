@@ -97,9 +97,13 @@ pub struct EdgeAssumptions {
 #[serde(deny_unknown_fields)]
 pub struct OrchestratorAssumptions {
     pub cpu_ms_per_message: Figure,
+    /// Fargate vCPU-seconds per vCPU-second of the machine the benchmark ran on.
+    pub bench_cpu_per_fargate_vcpu: Figure,
     pub scaling_target_utilisation: Figure,
     pub memory_baseline_mib: Figure,
     pub memory_per_session_mib: Figure,
+    /// Sessions one task may hold under its open-file limit.
+    pub session_file_descriptors: Figure,
     pub memory_ceiling: Figure,
     pub max_streams_per_task: Figure,
     pub min_task_cpu: Figure,
@@ -377,8 +381,8 @@ impl Assumptions {
             )*};
         }
         figs!(edge: edge_p95_ms, stream_jitter_p95_ms, websocket_ping_interval_s);
-        figs!(orchestrator: cpu_ms_per_message, scaling_target_utilisation, memory_baseline_mib,
-            memory_per_session_mib, memory_ceiling, max_streams_per_task, min_task_cpu,
+        figs!(orchestrator: cpu_ms_per_message, bench_cpu_per_fargate_vcpu, scaling_target_utilisation, memory_baseline_mib,
+            memory_per_session_mib, session_file_descriptors, memory_ceiling, max_streams_per_task, min_task_cpu,
             max_task_cpu, auth_cpu_p95_ms, intent_rules_cpu_p95_ms, delivery_cpu_p95_ms,
             delivery_network_p95_ms, container_start_s, max_tasks_factor);
         figs!(downstream: service_calls_p95_ms, guardrails_p95_ms);

@@ -20,11 +20,19 @@ fn seed_prod_targets_pass_the_budget_and_give_a_plausible_plan() {
     assert!(plan.budget.slack_ms > 0.0);
     assert!(plan.budget.critical_path_ms + 200.0 <= 2000.0);
 
-    // Orchestrator: CPU-bound, 1 vCPU tasks, one per AZ at least.
+    // Orchestrator, worked by hand from the assumptions: 508 LLM streams in
+    // flight at peak over a target of 250 × 0.6 = 150 per task is 3.4 → 4
+    // tasks; CPU needs 500 msg/s × 1.73 ms = 0.87 vCPU at ≤ 60% of 1 vCPU → 2;
+    // one per AZ → 3. Streams bind at 4.
     let s = &plan.service;
     assert_eq!((s.cpu, s.memory_mib), (1024, 2048));
-    assert_eq!(s.tasks, 9);
-    assert_eq!(s.assessment.binding, Binding::Cpu);
+    assert_eq!(s.tasks, 4);
+    assert_eq!(s.assessment.binding, Binding::InFlightStreams);
+    assert_eq!(
+        (s.target_streams_per_task, s.max_streams_per_task),
+        (150, 250)
+    );
+    assert_eq!(s.requirements.cpu, 2);
     assert!(s.min_tasks >= 3 && s.min_tasks <= s.tasks && s.max_tasks >= s.tasks);
     assert_eq!(s.target_cpu_percent, 60);
 

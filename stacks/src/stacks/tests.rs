@@ -275,7 +275,10 @@ fn the_service_scales_on_what_binds_and_settles_at_the_sized_task_count() {
             policy("CpuScalingPolicy"),
         );
         // The runtime's gauges, averaged over the environment's tasks.
-        for (p, metric) in [(&sessions, "ActiveSessions"), (&streams, "LlmStreamsInFlight")] {
+        for (p, metric) in [
+            (&sessions, "ActiveSessions"),
+            (&streams, "LlmStreamsInFlight"),
+        ] {
             let m = &p["CustomizedMetricSpecification"];
             assert_eq!(m["MetricName"], metric, "{name}");
             assert_eq!(m["Namespace"], "MangaAssist", "{name}");
@@ -306,12 +309,19 @@ fn the_service_scales_on_what_binds_and_settles_at_the_sized_task_count() {
                 streams["TargetValue"].as_f64().expect("target"),
             ),
             settles_at(
-                r.messages_per_s * a.orchestrator.cpu_ms_per_message.v() / 1000.0,
+                r.messages_per_s
+                    * a.orchestrator.cpu_ms_per_message.v()
+                    * a.orchestrator.bench_cpu_per_fargate_vcpu.v()
+                    / 1000.0,
                 vcpu * cpu_target,
             ),
         ];
         let need = by_policy.iter().copied().max().unwrap_or(0);
-        assert!(need <= s.tasks, "{name}: policies {by_policy:?}, sized {}", s.tasks);
+        assert!(
+            need <= s.tasks,
+            "{name}: policies {by_policy:?}, sized {}",
+            s.tasks
+        );
         match s.assessment.binding {
             // The floor decided: no policy asks for more.
             sizing::Binding::OnePerAz | sizing::Binding::Minimum => {}
@@ -322,7 +332,10 @@ fn the_service_scales_on_what_binds_and_settles_at_the_sized_task_count() {
         }
         // The runtime refuses sessions and streams beyond the capacity the
         // targets are a share of.
-        assert!(s.target_sessions_per_task < s.connections_per_task, "{name}");
+        assert!(
+            s.target_sessions_per_task < s.connections_per_task,
+            "{name}"
+        );
         assert!(s.target_streams_per_task < s.max_streams_per_task, "{name}");
         let target = &of_type(&t, "AWS::ApplicationAutoScaling::ScalableTarget")[0].1["Properties"];
         assert!(

@@ -168,6 +168,8 @@ struct Model {
     baseline_mib: f64,
     per_session_mib: f64,
     memory_ceiling: f64,
+    /// Sessions the task's open-file limit allows.
+    fd_sessions: f64,
     max_streams: f64,
     ceiling: f64,
     /// Share of a task's session and stream capacity target tracking holds.
@@ -176,10 +178,12 @@ struct Model {
 }
 
 impl Model {
+    /// Sessions one task holds: what its memory holds at the ceiling, at most
+    /// what its open-file limit allows.
     fn connections_per_task(&self, memory_mib: u32) -> f64 {
         ((f64::from(memory_mib) - self.baseline_mib) * self.memory_ceiling / self.per_session_mib)
             .floor()
-            .max(0.0)
+            .clamp(0.0, self.fd_sessions)
     }
 
     /// The sessions target tracking holds per task (the count the connection
@@ -257,10 +261,12 @@ pub(crate) fn size(ctx: &Ctx<'_>, findings: &mut Findings) -> ServicePlan {
         1
     };
     let m = Model {
-        cpu_ms: o.cpu_ms_per_message.v(),
+        // Measured on the benchmark machine, converted to Fargate vCPU-ms.
+        cpu_ms: o.cpu_ms_per_message.v() * o.bench_cpu_per_fargate_vcpu.v(),
         baseline_mib: o.memory_baseline_mib.v(),
         per_session_mib: o.memory_per_session_mib.v(),
         memory_ceiling: o.memory_ceiling.v(),
+        fd_sessions: o.session_file_descriptors.v().max(1.0),
         max_streams: o.max_streams_per_task.v().max(1.0),
         ceiling: cpu_ceiling(ctx),
         target: o.scaling_target_utilisation.v(),
@@ -338,11 +344,12 @@ pub(crate) fn size(ctx: &Ctx<'_>, findings: &mut Findings) -> ServicePlan {
 
     let mut notes = vec![
         format!(
-            "peak {:.1} msg/s × {} CPU-ms = {:.2} vCPU at ≤ {} CPU → {} tasks",
+            "peak {:.1} msg/s × {} CPU-ms = {:.2} vCPU at ≤ {} CPU ({:.0} msg/s per vCPU) → {} tasks",
             peak.messages_per_s,
             m.cpu_ms,
             m.vcpu_needed(&peak),
             pct(m.ceiling),
+            m.ceiling * 1000.0 / m.cpu_ms,
             rec_req.cpu
         ),
         format!(

@@ -76,7 +76,12 @@ pub struct TargetTracking {
 
 impl TargetTracking {
     /// Target tracking of `metric` at `target_value`.
-    pub fn new(metric: TrackedMetric, target_value: f64, scale_in_cooldown: u32, scale_out_cooldown: u32) -> TargetTracking {
+    pub fn new(
+        metric: TrackedMetric,
+        target_value: f64,
+        scale_in_cooldown: u32,
+        scale_out_cooldown: u32,
+    ) -> TargetTracking {
         let (predefined, customized) = match metric {
             TrackedMetric::Predefined(p) => (Some(p), None),
             TrackedMetric::Customized(c) => (None, Some(c)),
