@@ -55,6 +55,7 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<Outcome> {
             let doc = serde_json::json!({
                 "environment": environment.name,
                 "passes": errors.is_none(),
+                "budget_passes": plan.budget.passes,
                 "assumptions": sizing::Assumptions::embedded().ok().map(|a| a.provenance()),
                 "errors": errors.as_ref().map(|e| e.errors.iter().map(ToString::to_string).collect::<Vec<_>>()).unwrap_or_default(),
                 "plan": plan,
@@ -182,7 +183,7 @@ pub(super) fn write_budget(
         b.critical_path_ms,
         b.margin_ms,
         b.end_to_end_p95_ms,
-        if b.passes { "passes" } else { "FAILS" },
+        if b.passes { "passes" } else { "misses" },
         b.slack_ms
     )?;
     for note in &b.notes {

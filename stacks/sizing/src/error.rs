@@ -65,6 +65,16 @@ pub enum SizingError {
         /// What falls short.
         detail: String,
     },
+    /// A budget miss larger than the environment's accepted shortfall for it.
+    #[error("{detail}, beyond the {} ms accepted for `{}` in accepted_shortfalls", fmt_ms(*accepted_ms), stage.key())]
+    ShortfallBeyondAccepted {
+        /// The miss as [`SizingError::StageOverBudget`] or [`SizingError::EndToEndOverBudget`] says it.
+        detail: String,
+        /// The stage (`end_to_end` for the path).
+        stage: Stage,
+        /// The accepted figure, ms.
+        accepted_ms: f64,
+    },
     /// An explicit capacity that cannot be deployed or priced at all.
     #[error("override of `{resource}` is invalid: {detail}")]
     InvalidOverride {

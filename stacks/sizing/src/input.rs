@@ -55,6 +55,27 @@ pub struct SizingInput {
     /// `sagemaker`) whose under-sized override is accepted in prod.
     #[serde(default)]
     pub acknowledged_overrides: Vec<String>,
+    /// Budget misses the environment accepts knowingly (`accepted_shortfalls`).
+    #[serde(default)]
+    pub accepted_shortfalls: Vec<AcceptedShortfall>,
+}
+
+/// A stage (or `end_to_end`) whose modelled p95 may exceed its budget, up to a
+/// figure, because no documented configuration meets the target: the
+/// environment file's `accepted_shortfalls`. Sizing reports the miss as a
+/// warning instead of an error while the modelled p95 stays at or below
+/// `up_to_ms`; beyond it, or for a stage not listed, the miss stops sizing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AcceptedShortfall {
+    /// The stage (`end_to_end` for the whole path; its figure is the
+    /// modelled critical path, margin excluded).
+    pub stage: crate::latency::Stage,
+    /// The highest modelled p95 accepted, ms.
+    pub up_to_ms: f64,
+    /// Where the figure that misses comes from.
+    pub source: String,
+    /// Why it is accepted.
+    pub reason: String,
 }
 
 impl SizingInput {
@@ -192,6 +213,21 @@ pub struct Llm {
     pub model_id: String,
     /// Account quota of tokens per minute for this model.
     pub tokens_per_minute_quota: u64,
+    /// Account quota of requests per minute for this model, when known
+    /// (preflight reads the account's; sizing warns when none is given).
+    #[serde(default)]
+    pub requests_per_minute_quota: Option<u64>,
+    /// `maxTokens` of every request (the runtime's `MANGA_BEDROCK_MAX_TOKENS`):
+    /// Bedrock reserves input + maxTokens of the quota when a request starts.
+    #[serde(default = "default_max_tokens")]
+    pub max_tokens: u32,
+}
+
+/// The runtime's default `maxTokens`.
+pub const DEFAULT_MAX_TOKENS: u32 = 400;
+
+fn default_max_tokens() -> u32 {
+    DEFAULT_MAX_TOKENS
 }
 
 /// The `capacity` section: explicit capacities, each field optional.

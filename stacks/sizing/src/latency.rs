@@ -298,6 +298,26 @@ impl Serialize for Stage {
     }
 }
 
+impl Stage {
+    /// The stage whose [`key`](Stage::key) is `key` (every budgeted stage and
+    /// `end_to_end`).
+    pub fn from_key(key: &str) -> Option<Stage> {
+        Stage::BUDGETED
+            .into_iter()
+            .chain([Stage::EndToEnd])
+            .find(|s| s.key() == key)
+    }
+}
+
+impl<'de> Deserialize<'de> for Stage {
+    /// From the key.
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Stage, D::Error> {
+        let key = String::deserialize(d)?;
+        Stage::from_key(&key)
+            .ok_or_else(|| serde::de::Error::custom(format!("unknown stage `{key}`")))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -27,9 +27,9 @@
 //! # az_count: 2
 //! # llm: { model_id: "anthropic.claude-3-5-sonnet-20240620-v1:0", tokens_per_minute_quota: 200000 }
 //! # targets:
-//! #   latency_ms: { end_to_end_p95: 2000, margin: 200, edge: 30, auth: 20, memory_read: 10,
+//! #   latency_ms: { end_to_end_p95: 5000, margin: 200, edge: 30, auth: 20, memory_read: 10,
 //! #     intent_rules: 50, intent_ml: 150, cache_hit: 2, service_calls: 200, retrieval: 200,
-//! #     first_token: 400, streaming: 985, guardrails: 50, delivery: 50, stream_jitter: 50 }
+//! #     first_token: 1500, streaming: 2100, guardrails: 50, delivery: 50, stream_jitter: 50 }
 //! #   traffic: { concurrent_sessions: 50, messages_per_session_per_minute: 2, peak_factor: 1.0,
 //! #     cache_hit_ratio: 0.35, rules_confident_share: 0.6 }
 //! #   tier_mix: { template: 35, simple_llm: 25, standard_llm: 30, complex: 10 }
@@ -58,8 +58,9 @@ pub use budget::{BudgetRow, BudgetTable};
 pub use cost::{CostSummary, Prices};
 pub use error::{SizingError, SizingErrors, Warning};
 pub use input::{
-    is_production, Billing, DaxOverride, DynamoDbOverride, Llm, OpenSearchOverride, Overrides,
-    RedisOverride, SageMakerOverride, ServiceOverride, SizingInput, Targets, TierMix, Traffic,
+    is_production, AcceptedShortfall, Billing, DaxOverride, DynamoDbOverride, Llm,
+    OpenSearchOverride, Overrides, RedisOverride, SageMakerOverride, ServiceOverride, SizingInput,
+    Targets, TierMix, Traffic,
 };
 pub use latency::{LatencyBudgets, Stage};
 pub use plan::{ResourceRow, SizingPlan};
@@ -149,7 +150,8 @@ pub fn size_with(
     let modelled = modelled_stages(&ctx, &service, &redis, &dax, &opensearch, &sagemaker);
     let ml_share = 1.0 - input.targets.traffic.rules_confident_share;
     let (budget, budget_errors) = budget::check(&input.targets.latency_ms, &modelled, ml_share);
-    findings.errors.extend(budget_errors);
+    accept_shortfalls(input, budget_errors, &mut findings);
+    remedies(ctx.a, &budget, &mut findings);
 
     let timeouts = timeouts::derive(&ctx, &budget, &mut findings);
 
@@ -208,6 +210,90 @@ pub fn size_with(
     }
 }
 
+/// Budget misses against the environment's `accepted_shortfalls`: a listed
+/// stage whose modelled p95 stays within its accepted figure becomes a
+/// warning that names the reason and source; anything else stays an error.
+/// An acceptance no miss needs any more is a warning too (remove it).
+fn accept_shortfalls(input: &SizingInput, errors: Vec<SizingError>, findings: &mut Findings) {
+    let mut used = vec![false; input.accepted_shortfalls.len()];
+    for e in errors {
+        let (stage, modelled) = match &e {
+            SizingError::StageOverBudget {
+                stage, modelled_ms, ..
+            } => (*stage, *modelled_ms),
+            SizingError::EndToEndOverBudget { modelled_ms, .. } => (Stage::EndToEnd, *modelled_ms),
+            _ => {
+                findings.errors.push(e);
+                continue;
+            }
+        };
+        match input
+            .accepted_shortfalls
+            .iter()
+            .position(|a| a.stage == stage)
+        {
+            Some(i) if modelled <= input.accepted_shortfalls[i].up_to_ms + 1e-9 => {
+                used[i] = true;
+                let a = &input.accepted_shortfalls[i];
+                findings.warn(
+                    "budget",
+                    format!(
+                        "{e} (accepted up to {} ms: {}; source: {})",
+                        error::fmt_ms(a.up_to_ms),
+                        a.reason,
+                        a.source
+                    ),
+                );
+            }
+            Some(i) => {
+                used[i] = true;
+                let a = &input.accepted_shortfalls[i];
+                findings.errors.push(SizingError::ShortfallBeyondAccepted {
+                    detail: e.to_string(),
+                    stage,
+                    accepted_ms: a.up_to_ms,
+                });
+            }
+            None => findings.errors.push(e),
+        }
+    }
+    for (a, used) in input.accepted_shortfalls.iter().zip(used) {
+        if !used {
+            findings.warn(
+                "budget",
+                format!(
+                    "accepted shortfall for `{}` is not needed: the stage meets its budget; remove it from accepted_shortfalls",
+                    a.stage.key()
+                ),
+            );
+        }
+    }
+}
+
+/// For an LLM stage over its budget, the documented options that would bring it
+/// in (`bedrock.remedies` of the assumptions), as warnings after the miss.
+fn remedies(a: &Assumptions, budget: &budget::BudgetTable, findings: &mut Findings) {
+    for row in budget.rows.iter().filter(|r| r.slack_ms < 0.0) {
+        for r in a
+            .bedrock
+            .remedies
+            .iter()
+            .filter(|r| r.stage == row.stage.key())
+        {
+            findings.warn(
+                "budget",
+                format!(
+                    "`{}` over budget; would help: {} ({}; source: {})",
+                    row.stage.key(),
+                    r.option,
+                    r.effect,
+                    r.source
+                ),
+            );
+        }
+    }
+}
+
 /// Modelled p95 of every stage from the sized resources and assumptions.
 fn modelled_stages(
     ctx: &Ctx<'_>,
@@ -263,7 +349,7 @@ fn modelled_stages(
         (
             Stage::FirstToken,
             ctx.model.first_token_p95_ms,
-            format!("assumption for {}", ctx.model.model_id),
+            format!("public measurement of {}", ctx.model.model_id),
         ),
         (
             Stage::Streaming,
@@ -271,9 +357,12 @@ fn modelled_stages(
                 .all()
                 .iter()
                 .filter(|t| t.uses_llm() && t.within_end_to_end)
-                .map(|t| t.stream_p95_ms)
+                .map(|t| ctx.model.stream_p95_ms(t.output_tokens))
                 .fold(0.0_f64, f64::max),
-            "longest stream p95 of the tiers the end-to-end target covers".to_owned(),
+            format!(
+                "longest stream p95 of the tiers the end-to-end target covers: output tokens at {} tokens/s (the model's 5th-percentile speed)",
+                ctx.model.output_tokens_per_s_p5
+            ),
         ),
         (
             Stage::Guardrails,

@@ -211,7 +211,13 @@ impl SizingPlan {
             self.sagemaker.instance_type,
             self.opensearch.search_ocu_min,
             self.opensearch.indexing_ocu_min,
-            if self.budget.passes { "passes" } else { "FAILS" },
+            // A plan is only returned when every miss is accepted
+            // (`accepted_shortfalls`); the warnings say which.
+            if self.budget.passes {
+                "passes"
+            } else {
+                "misses within accepted shortfalls"
+            },
             self.budget.slack_ms,
             self.cost.capacity_monthly_usd,
             self.cost.usage_monthly_usd

@@ -116,7 +116,8 @@ pub fn arrival_rates(input: &SizingInput, a: &Assumptions, model: &BedrockModel)
     let streams = PerTier::from_fn(|i| {
         let p = profiles[i];
         if p.uses_llm() {
-            let seconds = (model.first_token_mean_ms + p.stream_mean_ms) / 1000.0;
+            let seconds =
+                (model.first_token_mean_ms() + model.stream_mean_ms(p.output_tokens)) / 1000.0;
             littles_law(tier.values()[i], seconds)
         } else {
             0.0

@@ -92,7 +92,7 @@ pub(crate) fn derive(ctx: &Ctx<'_>, table: &BudgetTable, findings: &mut Findings
         .all()
         .iter()
         .filter(|t| t.uses_llm())
-        .map(|t| t.stream_p95_ms)
+        .map(|t| ctx.model.stream_p95_ms(t.output_tokens))
         .fold(0.0_f64, f64::max);
     let longest_ms = pre_llm
         + ctx.model.first_token_p95_ms

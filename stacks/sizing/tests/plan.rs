@@ -13,20 +13,46 @@ fn close(actual: f64, expected: f64, tol: f64) {
     );
 }
 
-#[test]
-fn seed_prod_targets_pass_the_budget_and_give_a_plausible_plan() {
-    let plan = size(&prod()).unwrap_or_else(|e| panic!("{e}"));
-    assert!(plan.budget.passes);
-    assert!(plan.budget.slack_ms > 0.0);
-    assert!(plan.budget.critical_path_ms + 200.0 <= 2000.0);
+/// Every stage but the LLM ones fits its own budget.
+fn non_llm_stages_fit(plan: &SizingPlan) {
+    for row in &plan.budget.rows {
+        if !matches!(row.stage, Stage::FirstToken | Stage::Streaming) {
+            assert!(row.slack_ms >= 0.0, "{}: {row:?}", plan.env_name);
+        }
+    }
+}
 
-    // Orchestrator, worked by hand from the assumptions: 508 LLM streams in
-    // flight at peak over a target of 250 × 0.6 = 150 per task is 3.4 → 4
-    // tasks; CPU needs 500 msg/s × 1.73 ms = 0.87 vCPU at ≤ 60% of 1 vCPU → 2;
-    // one per AZ → 3. Streams bind at 4.
+#[test]
+fn seed_prod_sizes_within_its_accepted_shortfalls_and_gives_a_plausible_plan() {
+    // environments/prod.yaml as shipped: the model's public figures miss the
+    // first-token and streaming budgets (and so the path), which the file
+    // accepts; sizing succeeds and says so in warnings.
+    let plan = size(&prod()).unwrap_or_else(|e| panic!("{e}"));
+    assert!(!plan.budget.passes);
+    non_llm_stages_fit(&plan);
+    // First token p95 1450 ms (public median 930 ms, LLMPerf spread) against
+    // 400 ms; streaming p95 = 75 tokens at 36 tokens/s = 2083.3 ms against 985.
+    let ft = plan.budget.row(Stage::FirstToken).expect("row");
+    close(ft.modelled_p95_ms, 1450.0, 1e-9);
+    let st = plan.budget.row(Stage::Streaming).expect("row");
+    close(st.modelled_p95_ms, 75.0 / 36.0 * 1000.0, 1e-6);
+    for stage in ["llm first token", "streaming", "end to end"] {
+        assert!(
+            plan.warnings.iter().any(|w| w.resource == "budget"
+                && w.message.contains(stage)
+                && w.message.contains("accepted up to")),
+            "{stage}: {:?}",
+            plan.warnings
+        );
+    }
+
+    // Orchestrator, worked by hand from the assumptions: 984.8 LLM streams in
+    // flight at peak (prod_rates_by_hand) over a target of 250 × 0.6 = 150 per
+    // task is 6.6 → 7 tasks; CPU needs 500 msg/s × 1.73 ms = 0.87 vCPU at
+    // ≤ 60% of 1 vCPU → 2; one per AZ → 3. Streams bind at 7.
     let s = &plan.service;
     assert_eq!((s.cpu, s.memory_mib), (1024, 2048));
-    assert_eq!(s.tasks, 4);
+    assert_eq!(s.tasks, 7);
     assert_eq!(s.assessment.binding, Binding::InFlightStreams);
     assert_eq!(
         (s.target_streams_per_task, s.max_streams_per_task),
@@ -61,7 +87,13 @@ fn seed_prod_targets_pass_the_budget_and_give_a_plausible_plan() {
     // 4 workers × 50/s × 70% × 60 s.
     assert_eq!(m.target_invocations_per_instance, 8400);
 
-    // The seed's traffic needs far more Bedrock tokens than the quota allows.
+    // Bedrock reserves input + max_tokens (400) per request at its start:
+    // 125/s × 1200 + 150/s × 2400 + 50/s × 4400 = 730,000 tokens/s = 43.8 M
+    // per minute, over prod's 40 M quota (1.095×), while the tokens finally
+    // used are 38.175 M (prod_rates_by_hand).
+    close(plan.bedrock.reserved_tokens_per_minute, 43_800_000.0, 1e-3);
+    close(plan.bedrock.tokens_per_minute, 38_175_000.0, 1e-3);
+    close(plan.bedrock.requests_per_minute, 325.0 * 60.0, 1e-9);
     assert!(plan.bedrock.quota_exceeded);
     assert!(plan
         .warnings
@@ -81,7 +113,7 @@ fn seed_prod_capacity_section_meets_every_target() {
     assert_eq!(plan.redis.node_type, "cache.r7g.large");
     assert_eq!(plan.service.max_tasks, 36);
     assert_eq!(plan.opensearch.search_ocu_max, 16);
-    assert!(plan.budget.passes);
+    non_llm_stages_fit(&plan);
 }
 
 #[test]
@@ -94,7 +126,7 @@ fn seed_staging_and_dev_size_and_pass() {
     ] {
         let plan = plan_of(&input);
         assert!(size(&input).is_ok(), "{}", input.env_name);
-        assert!(plan.budget.passes, "{}", input.env_name);
+        non_llm_stages_fit(&plan);
     }
     let dev = size(&dev()).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(dev.service.tasks, 1);
@@ -130,41 +162,87 @@ fn prod_rates_by_hand() {
     close(r.memory_writes_per_s, 1000.0, 1e-9);
     // 1 query for simple and standard, 2 for complex: 125 + 150 + 100.
     close(r.retrieval_queries_per_s, 375.0, 1e-9);
-    // Little's law, L = λW with W = 250 ms mean first token + mean stream:
-    //   simple   125/s × (0.25 + 0.45) s =  87.5
-    //   standard 150/s × (0.25 + 0.80) s = 157.5
-    //   complex   50/s × (0.25 + 5.00) s = 262.5
-    close(r.streams_in_flight_by_tier.simple_llm, 87.5, 1e-9);
-    close(r.streams_in_flight_by_tier.standard_llm, 157.5, 1e-9);
-    close(r.streams_in_flight_by_tier.complex, 262.5, 1e-9);
-    close(r.streams_in_flight, 507.5, 1e-9);
+    // Little's law, L = λW with W = mean first token + mean stream. The first
+    // token is log-normal through median 930 ms and p95 1450 ms:
+    // σ = ln(1450/930)/1.6449 = 0.27001, mean = 930 × e^(σ²/2) = 964.53 ms.
+    // Streams at the median 54 tokens/s: 40, 75, 400 tokens take 0.74074,
+    // 1.38889, 7.40741 s.
+    //   simple   125/s × (0.96453 + 0.74074) s = 213.16
+    //   standard 150/s × (0.96453 + 1.38889) s = 353.01
+    //   complex   50/s × (0.96453 + 7.40741) s = 418.60
+    close(r.streams_in_flight_by_tier.simple_llm, 213.16, 0.01);
+    close(r.streams_in_flight_by_tier.standard_llm, 353.01, 0.01);
+    close(r.streams_in_flight_by_tier.complex, 418.60, 0.01);
+    close(r.streams_in_flight, 984.77, 0.02);
     // Tokens: 125 × 840 + 150 × 2075 + 50 × 4400 = 636,250/s → 38,175,000/min.
     close(r.tokens_per_minute, 38_175_000.0, 1e-3);
 }
 
 #[test]
-fn first_token_below_the_model_assumption_fails_naming_the_stage() {
+fn an_unaccepted_first_token_miss_fails_naming_the_stage() {
     let mut input = prod();
+    input.accepted_shortfalls.clear();
     input.targets.latency_ms.first_token = 300;
-    let err = size(&input).expect_err("300 ms is below the 350 ms assumption");
+    let err = size(&input).expect_err("1450 ms is over 300 ms and not accepted");
     assert!(err.errors.contains(&SizingError::StageOverBudget {
         stage: Stage::FirstToken,
-        modelled_ms: 350.0,
+        modelled_ms: 1450.0,
         budget_ms: 300,
-        shortfall_ms: 50.0,
+        shortfall_ms: 1150.0,
     }));
-    assert!(err
-        .to_string()
-        .contains("stage `llm first token`: modelled p95 350 ms exceeds budget 300 ms by 50 ms"));
+    assert!(err.to_string().contains(
+        "stage `llm first token`: modelled p95 1450 ms exceeds budget 300 ms by 1150 ms"
+    ));
     let plan = err.plan.expect("a budget failure still carries the plan");
     assert!(!plan.budget.passes);
     let row = plan.budget.row(Stage::FirstToken).expect("row");
-    close(row.slack_ms, -50.0, 1e-9);
+    close(row.slack_ms, -1150.0, 1e-9);
+}
+
+#[test]
+fn an_accepted_shortfall_holds_up_to_its_figure_and_no_further() {
+    let accept = |stage: Stage, up_to_ms: f64| AcceptedShortfall {
+        stage,
+        up_to_ms,
+        source: "s".into(),
+        reason: "r".into(),
+    };
+    // Within: a warning naming the reason.
+    let mut input = prod();
+    input.accepted_shortfalls = vec![
+        accept(Stage::FirstToken, 1450.0),
+        accept(Stage::Streaming, 2100.0),
+        accept(Stage::EndToEnd, 10_000.0),
+    ];
+    let plan = size(&input).unwrap_or_else(|e| panic!("{e}"));
+    assert!(plan
+        .warnings
+        .iter()
+        .any(|w| w.message.contains("llm first token")
+            && w.message.contains("accepted up to 1450 ms: r")));
+    // Beyond: the model's 1450 ms is more than the 1000 ms accepted.
+    input.accepted_shortfalls[0].up_to_ms = 1000.0;
+    let err = size(&input).expect_err("beyond the accepted figure");
+    assert!(err.errors.iter().any(|e| matches!(
+        e,
+        SizingError::ShortfallBeyondAccepted { stage: Stage::FirstToken, accepted_ms, .. } if *accepted_ms == 1000.0
+    )), "{err}");
+    // Not needed: a stage that meets its budget.
+    input.accepted_shortfalls[0].up_to_ms = 1450.0;
+    input.accepted_shortfalls.push(accept(Stage::CacheHit, 5.0));
+    let plan = size(&input).unwrap_or_else(|e| panic!("{e}"));
+    assert!(plan
+        .warnings
+        .iter()
+        .any(|w| w.message.contains("`cache_hit` is not needed")));
 }
 
 #[test]
 fn end_to_end_target_below_the_path_fails() {
     let mut input = prod();
+    input
+        .accepted_shortfalls
+        .retain(|a| a.stage != Stage::EndToEnd);
     input.targets.latency_ms.end_to_end_p95 = 1700;
     let err = size(&input).expect_err("path + margin exceeds 1700 ms");
     assert!(err.errors.iter().any(|e| matches!(
@@ -179,6 +257,7 @@ fn end_to_end_target_below_the_path_fails() {
 #[test]
 fn every_impossible_budget_is_reported_at_once() {
     let mut input = prod();
+    input.accepted_shortfalls.clear();
     input.targets.latency_ms.first_token = 100;
     input.targets.latency_ms.streaming = 500;
     input.targets.latency_ms.cache_hit = 0;
@@ -285,7 +364,9 @@ fn unknown_node_type_override_is_an_error() {
 fn dax_is_not_deployed_when_dynamodb_meets_the_memory_budget() {
     let mut input = prod();
     input.targets.latency_ms.memory_read = 15;
-    let plan = size(&input).unwrap_or_else(|e| panic!("{e}"));
+    // Without DAX the path is 10 ms longer than prod accepts; this test is
+    // about the DAX decision, so the plan of the failed sizing will do.
+    let plan = plan_of(&input);
     assert!(!plan.dax.enabled);
     assert_eq!(plan.dax.nodes, 0);
     assert_eq!(plan.dax.assessment.binding, Binding::NotNeeded);
@@ -378,6 +459,10 @@ targets:
   traffic: { concurrent_sessions: 50, messages_per_session_per_minute: 2, peak_factor: 1.0,
     cache_hit_ratio: 0.35, rules_confident_share: 0.6 }
   tier_mix: { template: 35, simple_llm: 25, standard_llm: 30, complex: 10 }
+accepted_shortfalls:
+  - { stage: first_token, up_to_ms: 1450, source: s, reason: r }
+  - { stage: streaming, up_to_ms: 2084, source: s, reason: r }
+  - { stage: end_to_end, up_to_ms: 4000, source: s, reason: r }
 capacity:
   service: { cpu: 512, memory_mib: 1024, tasks: 1 }
   dynamodb: { billing: on_demand }
@@ -386,6 +471,7 @@ capacity:
     let service = input.overrides.service.as_ref().expect("service override");
     assert_eq!(service.cpu, Some(512));
     assert_eq!(service.min_tasks, None);
+    assert_eq!(input.accepted_shortfalls[0].stage, Stage::FirstToken);
     let plan = size(&input).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(plan.service.memory_mib, 1024);
 }

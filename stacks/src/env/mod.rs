@@ -48,6 +48,8 @@ pub struct Environment {
     pub origin_secret: OriginSecret,
     /// Where alarm notifications go (`alerts`).
     pub alerts: Alerts,
+    /// Budget misses accepted knowingly (`accepted_shortfalls`).
+    pub accepted_shortfalls: Vec<sizing::input::AcceptedShortfall>,
 }
 
 /// Alarm destinations: subscriptions of the environment's alarm topic
@@ -128,6 +130,7 @@ impl Environment {
             llm: self.llm.clone(),
             overrides: self.capacity.clone(),
             acknowledged_overrides: self.acknowledged_overrides.clone(),
+            accepted_shortfalls: self.accepted_shortfalls.clone(),
         }
     }
 }

@@ -32,6 +32,8 @@ pub struct RawEnvironment {
     pub drift: Option<S<RawDrift>>,
     pub origin_secret: Option<S<RawOriginSecret>>,
     pub alerts: Option<S<RawAlerts>>,
+    #[serde(default)]
+    pub accepted_shortfalls: Vec<S<RawAcceptedShortfall>>,
 }
 
 /// `alerts`: who is told when an alarm fires or clears.
@@ -99,6 +101,18 @@ pub struct RawProtection {
 pub struct RawLlm {
     pub model_id: S<String>,
     pub tokens_per_minute_quota: S<u64>,
+    pub requests_per_minute_quota: Option<S<u64>>,
+    pub max_tokens: Option<S<u32>>,
+}
+
+/// One entry of `accepted_shortfalls`: a budget miss accepted knowingly.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAcceptedShortfall {
+    pub stage: S<String>,
+    pub up_to_ms: S<f64>,
+    pub source: S<String>,
+    pub reason: S<String>,
 }
 
 #[derive(Debug, Deserialize)]

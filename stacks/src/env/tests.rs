@@ -290,22 +290,44 @@ fn overrides_are_partial_and_checked() {
 }
 
 #[test]
-fn shipped_environments_meet_their_targets() {
+fn shipped_environments_size_within_their_accepted_shortfalls() {
     for name in ["dev", "staging", "prod", "tokyo"] {
         let path =
             Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../environments/{name}.yaml"));
         let env = load(&path).expect("loads");
         let plan = sizing::size(&env.sizing_input()).unwrap_or_else(|e| panic!("{name}: {e}"));
-        assert!(plan.budget.passes, "{name}");
-        // The price table is us-east-1's; an environment elsewhere is told
-        // so, and nothing else.
-        let expected: &[&str] = if env.region == "us-east-1" {
-            &[]
-        } else {
-            &["cost"]
-        };
-        let warned: Vec<&str> = plan.warnings.iter().map(|w| w.resource.as_str()).collect();
-        assert_eq!(warned, expected, "{name}: {:?}", plan.warnings);
+        // The model's public figures miss the seed's first-token and
+        // streaming budgets; each file accepts exactly those misses.
+        let accepted: Vec<&str> = env
+            .accepted_shortfalls
+            .iter()
+            .map(|a| a.stage.key())
+            .collect();
+        assert_eq!(
+            accepted,
+            ["first_token", "streaming", "end_to_end"],
+            "{name}"
+        );
+        for row in &plan.budget.rows {
+            let llm = matches!(
+                row.stage,
+                sizing::Stage::FirstToken | sizing::Stage::Streaming
+            );
+            assert_eq!(row.slack_ms < 0.0, llm, "{name}: {row:?}");
+        }
+        // Warnings: the accepted misses and their remedies, Bedrock's quotas
+        // and model lifecycle, and (outside us-east-1) the price table's region.
+        for w in &plan.warnings {
+            let ok = match w.resource.as_str() {
+                "budget" => {
+                    w.message.contains("accepted up to") || w.message.contains("would help")
+                }
+                "bedrock" => true,
+                "cost" => env.region != "us-east-1",
+                _ => false,
+            };
+            assert!(ok, "{name}: {w}");
+        }
     }
 }
 

@@ -8,7 +8,9 @@ use serde_saphyr::Spanned;
 use super::raw::*;
 // The one Fargate size table (sizing chooses from it, validation checks overrides against it).
 use super::*;
+use sizing::input::AcceptedShortfall;
 use sizing::resources::service::{is_valid_fargate, FARGATE_CPU};
+use sizing::Stage;
 
 struct Checker<'a> {
     text: &'a str,
@@ -341,6 +343,21 @@ pub(super) fn validate(
     let llm = Llm {
         model_id: c.non_empty(&l.model_id, "llm.model_id"),
         tokens_per_minute_quota: l.tokens_per_minute_quota.value,
+        requests_per_minute_quota: l.requests_per_minute_quota.as_ref().map(|q| {
+            c.require(
+                q.value > 0,
+                q,
+                "llm.requests_per_minute_quota",
+                "must be greater than 0",
+            );
+            q.value
+        }),
+        max_tokens: l
+            .max_tokens
+            .as_ref()
+            .map_or(sizing::input::DEFAULT_MAX_TOKENS, |m| {
+                c.positive(m, "llm.max_tokens")
+            }),
     };
     c.require(
         llm.tokens_per_minute_quota > 0,
@@ -455,6 +472,7 @@ pub(super) fn validate(
     }
 
     let targets = targets(&mut c, &raw.targets);
+    let accepted_shortfalls = accepted_shortfalls(&mut c, &raw.accepted_shortfalls);
     let (capacity, acknowledged_overrides) = match &raw.capacity {
         Some(cap) => capacity(&mut c, cap, sizing::is_production(&name)),
         None => (Overrides::default(), Vec::new()),
@@ -481,11 +499,68 @@ pub(super) fn validate(
             accepted_drift,
             origin_secret,
             alerts,
+            accepted_shortfalls,
         })
     } else {
         c.problems.sort_by_key(|p| (p.line, p.column));
         Err(c.problems)
     }
+}
+
+/// `accepted_shortfalls`: each names a stage key (or `end_to_end`), the highest
+/// modelled p95 accepted, its source and the reason; a stage at most once.
+fn accepted_shortfalls(
+    c: &mut Checker<'_>,
+    raw: &[Spanned<RawAcceptedShortfall>],
+) -> Vec<AcceptedShortfall> {
+    let mut out: Vec<AcceptedShortfall> = Vec::new();
+    for (i, entry) in raw.iter().enumerate() {
+        let r = &entry.value;
+        let field = |f: &str| format!("accepted_shortfalls[{i}].{f}");
+        let stage = Stage::from_key(&r.stage.value);
+        if stage.is_none() {
+            c.fail(
+                &r.stage,
+                &field("stage"),
+                format!(
+                    "unknown stage `{}` (stages: {}, end_to_end)",
+                    r.stage.value,
+                    Stage::BUDGETED.map(Stage::key).join(", ")
+                ),
+            );
+        }
+        c.require(
+            r.up_to_ms.value > 0.0 && r.up_to_ms.value.is_finite(),
+            &r.up_to_ms,
+            &field("up_to_ms"),
+            "must be a positive number of milliseconds",
+        );
+        for (text, name) in [(&r.source, "source"), (&r.reason, "reason")] {
+            c.require(
+                !text.value.trim().is_empty(),
+                text,
+                &field(name),
+                "must say it (free text)",
+            );
+        }
+        let (source, reason) = (r.source.value.clone(), r.reason.value.clone());
+        if let Some(stage) = stage {
+            if out.iter().any(|a| a.stage == stage) {
+                c.fail(
+                    &r.stage,
+                    &field("stage"),
+                    format!("`{}` is accepted twice", stage.key()),
+                );
+            }
+            out.push(AcceptedShortfall {
+                stage,
+                up_to_ms: r.up_to_ms.value,
+                source,
+                reason,
+            });
+        }
+    }
+    out
 }
 
 fn targets(c: &mut Checker<'_>, raw: &Spanned<RawTargets>) -> Targets {

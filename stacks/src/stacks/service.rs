@@ -170,6 +170,8 @@ pub fn container_environment(
             i.sizing.service.max_streams_per_task.to_string(),
         ),
         NameValue::new("MANGA_BEDROCK_MODEL_ID", i.env.llm.model_id.as_str()),
+        // The maxTokens sizing reserved Bedrock quota for (input + max_tokens).
+        NameValue::new("MANGA_BEDROCK_MAX_TOKENS", i.env.llm.max_tokens.to_string()),
         NameValue::new("AWS_REGION", Expr::sub("${AWS::Region}")),
     ];
     env.push(NameValue::new(

@@ -1,5 +1,8 @@
-//! Fixtures: the seed environments' targets and capacities, copied from
-//! environments/{prod,staging,dev}.yaml so the tests stay independent of file I/O.
+//! Fixtures: the shipped environment files themselves (environments/*.yaml,
+//! read here: their `targets`, `llm`, `accepted_shortfalls`, region, AZs and
+//! failover), so a test of "prod" sizes what prod really asks for; and
+//! hand-built variants (`base`, `*_with_capacity`) for what the files do not
+//! contain.
 
 #![allow(dead_code)]
 
@@ -51,28 +54,71 @@ fn base(
         llm: Llm {
             model_id: "anthropic.claude-3-5-sonnet-20240620-v1:0".to_owned(),
             tokens_per_minute_quota: quota,
+            requests_per_minute_quota: None,
+            max_tokens: 400,
         },
         overrides: Overrides::default(),
         acknowledged_overrides: Vec::new(),
+        accepted_shortfalls: Vec::new(),
     }
 }
 
-/// prod.yaml targets, no capacity section (pure sizing).
+/// The parts of an environment file sizing reads (other keys are ignored here;
+/// mangactl's own parser in `stacks::env` checks them).
+#[derive(serde::Deserialize)]
+struct EnvFile {
+    name: String,
+    region: String,
+    az_count: u32,
+    protection: EnvProtection,
+    targets: Targets,
+    llm: Llm,
+    #[serde(default)]
+    accepted_shortfalls: Vec<AcceptedShortfall>,
+}
+
+#[derive(serde::Deserialize)]
+struct EnvProtection {
+    failover: bool,
+}
+
+/// The sizing input of a shipped environment file (`environments/NAME.yaml`).
+pub fn from_env_file(name: &str) -> SizingInput {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join(format!("../../environments/{name}.yaml"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let f: EnvFile =
+        serde_saphyr::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    SizingInput {
+        is_production: is_production(&f.name),
+        env_name: f.name,
+        az_count: f.az_count,
+        region: f.region,
+        failover_required: f.protection.failover,
+        targets: f.targets,
+        llm: f.llm,
+        overrides: Overrides::default(),
+        acknowledged_overrides: Vec::new(),
+        accepted_shortfalls: f.accepted_shortfalls,
+    }
+}
+
+/// environments/prod.yaml (it has no capacity section: pure sizing).
 pub fn prod() -> SizingInput {
-    base("prod", true, true, 3, 10_000, 1.5, 2_000_000)
+    from_env_file("prod")
 }
 
-/// staging.yaml targets, no capacity section.
+/// environments/staging.yaml.
 pub fn staging() -> SizingInput {
-    base("staging", false, true, 2, 1_000, 1.5, 400_000)
+    from_env_file("staging")
 }
 
-/// dev.yaml targets, no capacity section.
+/// environments/dev.yaml.
 pub fn dev() -> SizingInput {
-    base("dev", false, false, 2, 50, 1.0, 200_000)
+    from_env_file("dev")
 }
 
-/// prod.yaml including its `capacity` section.
+/// prod.yaml with an explicit capacity section (a fixture: the shipped file has none).
 pub fn prod_with_capacity() -> SizingInput {
     let mut i = prod();
     i.overrides = Overrides {
@@ -113,7 +159,7 @@ pub fn prod_with_capacity() -> SizingInput {
     i
 }
 
-/// staging.yaml including its `capacity` section.
+/// staging.yaml with an explicit capacity section (a fixture).
 pub fn staging_with_capacity() -> SizingInput {
     let mut i = staging();
     i.overrides = Overrides {
@@ -154,7 +200,7 @@ pub fn staging_with_capacity() -> SizingInput {
     i
 }
 
-/// dev.yaml including its `capacity` section.
+/// dev.yaml with an explicit capacity section (a fixture).
 pub fn dev_with_capacity() -> SizingInput {
     let mut i = dev();
     i.overrides = Overrides {
