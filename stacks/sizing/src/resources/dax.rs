@@ -337,12 +337,7 @@ pub(crate) fn size(ctx: &Ctx<'_>, findings: &mut Findings) -> DaxPlan {
         .as_ref()
         .and_then(|f| failure::check(ctx, findings, "dax", f, overridden))
     {
-        findings.override_shortfall(
-            "dax",
-            problem,
-            ctx.is_production(),
-            ctx.acknowledged("dax"),
-        );
+        findings.override_shortfall("dax", problem, ctx.is_production(), ctx.acknowledged("dax"));
     }
     let (p95, util, cost) = if enabled {
         let cost = match ctx.prices.dax_hourly(&node.name) {

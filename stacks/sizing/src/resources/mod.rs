@@ -128,6 +128,10 @@ pub struct Assessment {
     /// leaves nothing; absent for resources AWS runs across AZs itself
     /// (DynamoDB, Bedrock). The notes name the failure modelled.
     pub degraded_utilisation: Option<f64>,
+    /// The resource's stage p95 in that failure case, ms, where it has a
+    /// latency stage (SageMaker `intent_ml`, DAX `memory_read`, Redis
+    /// `cache_hit`, OpenSearch `retrieval`).
+    pub degraded_p95_ms: Option<f64>,
     /// How the size was derived, for humans.
     pub notes: Vec<String>,
 }
@@ -152,6 +156,7 @@ impl Assessment {
             monthly_cost_usd,
             overridden,
             degraded_utilisation: None,
+            degraded_p95_ms: None,
             notes,
         }
     }
@@ -159,6 +164,7 @@ impl Assessment {
     /// Records the failure case: its utilisation and a note naming it.
     pub(crate) fn with_failure(mut self, d: &failure::Degraded) -> Self {
         self.degraded_utilisation = Some(round4(d.utilisation));
+        self.degraded_p95_ms = d.p95_ms.map(round_ms);
         self.notes.push(d.note());
         self
     }

@@ -485,7 +485,9 @@ pub(crate) fn size(ctx: &Ctx<'_>, findings: &mut Findings) -> ServicePlan {
             let tasks = ov
                 .tasks
                 .unwrap_or_else(|| m.needs(cpu, memory_mib, &peak).max());
-            let tasks = ov.tasks.unwrap_or_else(|| m.with_failure(cpu, memory_mib, tasks, &peak));
+            let tasks = ov
+                .tasks
+                .unwrap_or_else(|| m.with_failure(cpu, memory_mib, tasks, &peak));
             let min_tasks = ov.min_tasks.unwrap_or_else(|| {
                 let need = m.needs(cpu, memory_mib, &average).max().max(floor);
                 m.with_failure(cpu, memory_mib, need, &average).min(tasks)
