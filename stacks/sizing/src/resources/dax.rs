@@ -7,6 +7,14 @@
 //! all nodes; writes all land on the primary, which also serves its share of
 //! reads, so the primary's node type bounds write throughput and adding nodes
 //! only adds read capacity.
+//!
+//! Failure sizing ([`super::failure`]): DAX places nodes in different AZs and
+//! fails over to a replica when the primary fails; losing one AZ of
+//! `az_count` loses `ceil(n / az_count)` nodes (at least one). Reads then
+//! spread over the survivors while every write still lands on the new
+//! primary. Where failover is required the count is raised until the
+//! survivors' primary stays below ρ = 1 and, in prod, the `memory_read` p95
+//! on the survivors fits its budget.
 
 use serde::Serialize;
 
@@ -14,6 +22,7 @@ use crate::assumptions::DaxNodeType;
 use crate::erlang::{Mmc, P95};
 use crate::error::Findings;
 
+use super::failure::{self, Degraded};
 use super::{ceil_u32, pct, round4, round_ms, Assessment, Binding, Ctx};
 
 /// A DAX cluster has at most 11 nodes (one primary, ten replicas).
@@ -65,6 +74,29 @@ fn read_p95_ms(ctx: &Ctx<'_>, n: &DaxNodeType, nodes: u32, load: &Load) -> f64 {
     d.hit_p95_ms.v() + q.wait_quantile(P95) * 1000.0
 }
 
+/// The cluster with the nodes of one AZ gone.
+fn degraded(ctx: &Ctx<'_>, n: &DaxNodeType, nodes: u32, load: &Load) -> Degraded {
+    let (lost, what) = Degraded::describe(nodes, ctx.input.az_count, "node");
+    let survivors = nodes - lost;
+    let budget = f64::from(ctx.input.targets.latency_ms.memory_read);
+    let (utilisation, p95) = if survivors == 0 {
+        (f64::INFINITY, f64::INFINITY)
+    } else {
+        (
+            primary_util(n, survivors, load),
+            read_p95_ms(ctx, n, survivors, load),
+        )
+    };
+    Degraded {
+        what,
+        survivors,
+        utilisation,
+        p95_ms: Some(p95),
+        // Only where the healthy cluster can meet the budget at all.
+        budget_ms: (read_p95_ms(ctx, n, nodes.max(1), load) <= budget).then_some(budget),
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Limit {
     Fits(u32, bool),
@@ -90,14 +122,44 @@ fn nodes_needed(ctx: &Ctx<'_>, n: &DaxNodeType, floor: u32, load: &Load) -> Limi
     }
     let budget = f64::from(ctx.input.targets.latency_ms.memory_read);
     let mut k = base;
+    let mut fit = None;
     while k <= MAX_NODES {
         if read_p95_ms(ctx, n, k, load) <= budget {
-            return Limit::Fits(k, k > base);
+            fit = Some((k, k > base));
+            break;
         }
         k += 1;
     }
-    // The hit latency alone misses the budget: the budget check names it.
-    Limit::Fits(base, false)
+    // When the hit latency alone misses the budget the budget check names it.
+    let (k, latency) = fit.unwrap_or((base, false));
+    if !ctx.failover() {
+        return Limit::Fits(k, latency);
+    }
+    match failure::smallest_surviving(k, MAX_NODES, |m| degraded(ctx, n, m, load).survives(ctx)) {
+        Some(m) => Limit::Fits(m, latency),
+        None => Limit::Reads,
+    }
+}
+
+/// Nodes `n` needs without the failure case (to tell whether it decided).
+fn healthy_nodes(ctx: &Ctx<'_>, n: &DaxNodeType, floor: u32, load: &Load) -> Option<u32> {
+    let d = &ctx.a.dax;
+    let cap = n.normalized_rps * d.utilisation_ceiling.v();
+    if load.memory_gib > n.memory_gib * d.usable_memory_fraction.v() || load.writes_norm >= cap {
+        return None;
+    }
+    let base = ceil_u32(load.reads_norm / (cap - load.writes_norm))
+        .max(floor)
+        .max(1);
+    if base > MAX_NODES {
+        return None;
+    }
+    let budget = f64::from(ctx.input.targets.latency_ms.memory_read);
+    Some(
+        (base..=MAX_NODES)
+            .find(|k| read_p95_ms(ctx, n, *k, load) <= budget)
+            .unwrap_or(base),
+    )
 }
 
 /// Sizes DAX and applies the `capacity.dax` override.
@@ -136,6 +198,9 @@ pub(crate) fn size(ctx: &Ctx<'_>, findings: &mut Findings) -> DaxPlan {
         Limit::Fits(k, _) => Some(k),
         _ => None,
     });
+    let healthy = super::pick_type(candidates.len(), floor, |i| {
+        healthy_nodes(ctx, candidates[i], floor, &load)
+    });
     let (rec_idx, rec_nodes) = match picked {
         Some(p) => p,
         None => {
@@ -166,6 +231,8 @@ pub(crate) fn size(ctx: &Ctx<'_>, findings: &mut Findings) -> DaxPlan {
     };
     let binding = if !needed {
         Binding::NotNeeded
+    } else if ctx.failover() && picked.is_some() && healthy != picked {
+        Binding::AzLoss
     } else {
         match limits.get(rec_idx) {
             Some(Limit::Fits(_, true)) => Binding::LatencyBudget,
@@ -265,6 +332,13 @@ pub(crate) fn size(ctx: &Ctx<'_>, findings: &mut Findings) -> DaxPlan {
         }
     }
 
+    let fail = enabled.then(|| degraded(ctx, &node, nodes, &load));
+    if let Some(problem) = fail
+        .as_ref()
+        .and_then(|f| failure::check(ctx, findings, "dax", f, overridden))
+    {
+        findings.override_shortfall("dax", problem, ctx.is_production(), ctx.acknowledged("dax"));
+    }
     let (p95, util, cost) = if enabled {
         let cost = match ctx.prices.dax_hourly(&node.name) {
             Ok(h) => crate::cost::monthly_hours(f64::from(nodes), h),
@@ -289,6 +363,9 @@ pub(crate) fn size(ctx: &Ctx<'_>, findings: &mut Findings) -> DaxPlan {
         item_cache_gib: round4(load.memory_gib),
         normalized_rps: round4(load.reads_norm + load.writes_norm),
         modelled_p95_ms: round_ms(p95),
-        assessment: Assessment::new(binding, util, cost, overridden, notes),
+        assessment: match &fail {
+            Some(f) => Assessment::new(binding, util, cost, overridden, notes).with_failure(f),
+            None => Assessment::new(binding, util, cost, overridden, notes),
+        },
     }
 }

@@ -14,6 +14,7 @@
 pub mod bedrock;
 pub mod dax;
 pub mod dynamodb;
+pub mod failure;
 pub mod opensearch;
 pub mod redis;
 pub mod sagemaker;
@@ -59,6 +60,11 @@ pub enum Binding {
     /// Nodes or replicas needed to survive losing one AZ.
     #[serde(rename = "multi-AZ minimum")]
     MultiAzMinimum,
+    /// The failure case decided the size: with one AZ's nodes (at least one
+    /// node) gone, the survivors must stay stable (ρ < 1) and, in prod, keep
+    /// their stage within its p95 budget. See [`failure`].
+    #[serde(rename = "AZ loss")]
+    AzLoss,
     /// An explicit capacity from the environment file.
     #[serde(rename = "override")]
     Override,
@@ -87,6 +93,7 @@ impl Binding {
             Binding::PrimaryWrites => "primary writes",
             Binding::LatencyBudget => "latency budget",
             Binding::MultiAzMinimum => "multi-AZ minimum",
+            Binding::AzLoss => "AZ loss",
             Binding::Override => "override",
             Binding::OnDemand => "on-demand",
             Binding::NotNeeded => "not needed",
@@ -115,6 +122,16 @@ pub struct Assessment {
     pub monthly_cost_usd: f64,
     /// Whether the environment file's explicit capacity was used.
     pub overridden: bool,
+    /// Utilisation of the survivors at peak with one AZ's nodes (at least
+    /// one node) gone, in the same dimension as `utilisation_at_peak`
+    /// (below 1 is stable). Infinite (`null` in JSON) when the failure
+    /// leaves nothing; absent for resources AWS runs across AZs itself
+    /// (DynamoDB, Bedrock). The notes name the failure modelled.
+    pub degraded_utilisation: Option<f64>,
+    /// The resource's stage p95 in that failure case, ms, where it has a
+    /// latency stage (SageMaker `intent_ml`, DAX `memory_read`, Redis
+    /// `cache_hit`, OpenSearch `retrieval`).
+    pub degraded_p95_ms: Option<f64>,
     /// How the size was derived, for humans.
     pub notes: Vec<String>,
 }
@@ -138,8 +155,18 @@ impl Assessment {
             headroom: round4(1.0 - utilisation),
             monthly_cost_usd,
             overridden,
+            degraded_utilisation: None,
+            degraded_p95_ms: None,
             notes,
         }
+    }
+
+    /// Records the failure case: its utilisation and a note naming it.
+    pub(crate) fn with_failure(mut self, d: &failure::Degraded) -> Self {
+        self.degraded_utilisation = Some(round4(d.utilisation));
+        self.degraded_p95_ms = d.p95_ms.map(round_ms);
+        self.notes.push(d.note());
+        self
     }
 }
 

@@ -7,13 +7,58 @@
 //! the minimum must carry the peak; the maximum leaves room beyond it.
 //! Indexing is sized from the catalogue update rate, doubled by the standby
 //! replica in a second AZ.
+//!
+//! Failure sizing ([`super::failure`]): AWS documents that redundancy keeps
+//! "standby nodes in another Availability Zone" but not how search OCUs
+//! split between the two AZs. Assumed: with standby replicas the search OCUs
+//! are split evenly over two AZs and losing one AZ leaves `floor(n / 2)`;
+//! without them every OCU is in one AZ and its loss leaves none. Where
+//! failover is required the minimum is raised until the surviving search
+//! threads stay below ρ = 1 and, in prod, keep the `retrieval` p95 inside its
+//! budget. Indexing keeps the undoubled need in the surviving AZ by
+//! construction and is not re-checked.
 
 use serde::Serialize;
 
 use crate::erlang::{pool_p95, smallest_pool, PoolTarget};
 use crate::error::Findings;
 
+use super::failure::{self, Degraded};
 use super::{ceil_u32, pct, round4, round_ms, Assessment, Binding, Ctx};
+
+/// Most search OCUs the failure search considers.
+const MAX_OCUS: u32 = 100_000;
+
+/// The collection with one AZ gone: `ocus` search OCUs, with or without
+/// standby replicas in a second AZ.
+fn degraded(ctx: &Ctx<'_>, target: &PoolTarget, ocus: u32, standby: bool) -> Degraded {
+    let o = &ctx.a.opensearch;
+    let threads = o.search_threads_per_ocu.v().max(1.0);
+    // Serverless uses two AZs when it keeps standby replicas, whatever the
+    // environment's own AZ count.
+    let (lost, what) = if standby {
+        Degraded::describe(ocus, 2, "search OCU")
+    } else {
+        (
+            ocus,
+            format!("the collection's AZ lost: {ocus} of {ocus} search OCUs (no standby replicas)"),
+        )
+    };
+    let survivors = ocus - lost;
+    let servers = ceil_u32(f64::from(survivors) * threads);
+    let budget = f64::from(ctx.input.targets.latency_ms.retrieval);
+    Degraded {
+        what,
+        survivors,
+        utilisation: if servers == 0 {
+            f64::INFINITY
+        } else {
+            target.arrival_rate / target.service_rate / f64::from(servers)
+        },
+        p95_ms: Some(o.embedding_p95_ms.v() + pool_p95(target, servers) * 1000.0),
+        budget_ms: (target.service_p95 <= target.budget).then_some(budget),
+    }
+}
 
 /// The sized collection capacity.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -56,13 +101,23 @@ pub(crate) fn size(ctx: &Ctx<'_>, findings: &mut Findings) -> OpenSearchPlan {
     };
     let pool = smallest_pool(&target);
     let needed = ceil_u32(f64::from(pool.servers) / threads);
-    let rec_min = needed.max(floor(rec_standby));
+    let healthy_min = needed.max(floor(rec_standby));
+    let rec_min = if ctx.failover() {
+        failure::smallest_surviving(healthy_min, MAX_OCUS, |n| {
+            degraded(ctx, &target, n, rec_standby).survives(ctx)
+        })
+        .unwrap_or(MAX_OCUS)
+    } else {
+        healthy_min
+    };
     let rec_max = rec_min.max(ceil_u32(f64::from(rec_min) * o.max_ocu_factor.v()));
     let idx_need = ceil_u32(o.indexing_docs_per_s.v() / o.indexing_docs_per_ocu_per_s.v()).max(1);
     let idx_min_for = |standby: bool| idx_need * if standby { 2 } else { 1 };
     let rec_idx_min = idx_min_for(rec_standby);
     let rec_idx_max = rec_idx_min.max(ceil_u32(f64::from(rec_idx_min) * o.max_ocu_factor.v()));
-    let binding = if needed <= floor(rec_standby) {
+    let binding = if rec_min > healthy_min {
+        Binding::AzLoss
+    } else if needed <= floor(rec_standby) {
         if rec_standby {
             Binding::MultiAzMinimum
         } else {
@@ -115,6 +170,8 @@ pub(crate) fn size(ctx: &Ctx<'_>, findings: &mut Findings) -> OpenSearchPlan {
     let p95_ms = embed + pool_p95(&target, servers) * 1000.0;
     let utilisation =
         r.retrieval_queries_per_s * o.search_mean_ms.v() / 1000.0 / f64::from(servers.max(1));
+    let fail = degraded(ctx, &target, s_min, standby);
+    let fail_problem = failure::check(ctx, findings, "opensearch", &fail, ov.is_some());
     if ov.is_some() {
         let mut short = Vec::new();
         if s_min == 0 || s_min > s_max || i_min == 0 || i_min > i_max {
@@ -143,6 +200,10 @@ pub(crate) fn size(ctx: &Ctx<'_>, findings: &mut Findings) -> OpenSearchPlan {
         if standby && s_min < 2 {
             short.push("standby replicas need at least 2 search OCUs (one per AZ)".into());
         }
+        if !ctx.failover() || standby {
+            // Without standby replicas the line above already says why.
+            short.extend(fail_problem);
+        }
         if !short.is_empty() {
             findings.override_shortfall(
                 "opensearch",
@@ -167,6 +228,7 @@ pub(crate) fn size(ctx: &Ctx<'_>, findings: &mut Findings) -> OpenSearchPlan {
         standby_replicas: standby,
         queries_per_s: round4(r.retrieval_queries_per_s),
         modelled_p95_ms: round_ms(p95_ms),
-        assessment: Assessment::new(binding, utilisation, cost, ov.is_some(), notes),
+        assessment: Assessment::new(binding, utilisation, cost, ov.is_some(), notes)
+            .with_failure(&fail),
     }
 }

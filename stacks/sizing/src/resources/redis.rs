@@ -6,6 +6,15 @@
 //! shard, because cluster mode complicates multi-key operations. Replicas
 //! exist for failover, not throughput: reads stay on primaries so a read never
 //! returns a value older than the write that just preceded it.
+//!
+//! Failure sizing ([`super::failure`]): when a shard loses its primary (a node
+//! or its AZ), Multi-AZ promotes a replica of the same node type, which then
+//! carries the shard's memory and operations as before: reads never used the
+//! replicas, so no read capacity is lost and the degraded utilisation equals
+//! the healthy one. Replicas sit in other AZs (prod keeps one node per AZ),
+//! so one AZ takes at most one node of a shard. Without a replica the shard
+//! has no capacity until ElastiCache replaces the node; failover
+//! environments always get a replica.
 
 use serde::Serialize;
 
@@ -13,6 +22,7 @@ use crate::assumptions::RedisNodeType;
 use crate::erlang::{Mmc, P95};
 use crate::error::Findings;
 
+use super::failure::{self, Degraded};
 use super::{ceil_u32, pct, round4, round_ms, Assessment, Binding, Ctx};
 
 /// ElastiCache allows at most five replicas per shard.
@@ -215,6 +225,8 @@ pub(crate) fn size(ctx: &Ctx<'_>, findings: &mut Findings) -> RedisPlan {
         }
     };
     let f = fit(ctx, &node, shards, &load);
+    let fail = degraded(ctx, shards, replicas, &f);
+    let fail_problem = failure::check(ctx, findings, "redis", &fail, ov.is_some());
     if ov.is_some() {
         let mut short = Vec::new();
         if shards == 0 || replicas > MAX_REPLICAS {
@@ -242,6 +254,8 @@ pub(crate) fn size(ctx: &Ctx<'_>, findings: &mut Findings) -> RedisPlan {
         }
         if ctx.failover() && replicas == 0 {
             short.push("no replica where failover is required".into());
+        } else {
+            short.extend(fail_problem);
         }
         if !ctx.allows_burstable() && node.burstable {
             short.push(format!(
@@ -281,7 +295,38 @@ pub(crate) fn size(ctx: &Ctx<'_>, findings: &mut Findings) -> RedisPlan {
             cost,
             ov.is_some(),
             notes,
-        ),
+        )
+        .with_failure(&fail),
+    }
+}
+
+/// The replication group with one shard's primary gone (a node or its AZ).
+fn degraded(ctx: &Ctx<'_>, shards: u32, replicas: u32, healthy: &Fit) -> Degraded {
+    let nodes = 1 + replicas;
+    let what = format!(
+        "a shard's primary lost{}",
+        if replicas > 0 {
+            " (a replica is promoted)"
+        } else {
+            " (no replica: the shard is down until it is replaced)"
+        }
+    );
+    let budget = f64::from(ctx.input.targets.latency_ms.cache_hit);
+    Degraded {
+        what,
+        // Nodes left in the shard that lost its primary.
+        survivors: nodes - 1,
+        utilisation: if replicas > 0 && shards > 0 {
+            healthy.memory_util.max(healthy.ops_util)
+        } else {
+            f64::INFINITY
+        },
+        p95_ms: Some(if replicas > 0 {
+            healthy.p95_ms
+        } else {
+            f64::INFINITY
+        }),
+        budget_ms: (healthy.p95_ms <= budget).then_some(budget),
     }
 }
 

@@ -6,6 +6,14 @@
 //! overhead p95 + inference p95 + queue wait p95 inside the `intent_ml` budget
 //! below the utilisation ceiling (Erlang C). Production keeps two instances so
 //! SageMaker can place them in different AZs.
+//!
+//! Failure sizing ([`super::failure`]): SageMaker spreads the instances over
+//! the AZs, so losing one AZ of `az_count` loses `ceil(n / az_count)` of
+//! them (at least one). Where failover is required the count is raised until
+//! the surviving workers stay below ρ = 1 and, in prod, keep the `intent_ml`
+//! p95 (overhead + inference p95 + Erlang C wait on the survivors) inside
+//! its budget. The failure-aware count feeds the type choice, so counts stay
+//! monotone in traffic.
 
 use serde::Serialize;
 
@@ -13,7 +21,11 @@ use crate::assumptions::SageMakerInstanceType;
 use crate::erlang::{pool_p95, smallest_pool, PoolTarget};
 use crate::error::Findings;
 
+use super::failure::{self, Degraded};
 use super::{ceil_u32, pct, round4, round_ms, Assessment, Binding, Ctx};
+
+/// Most instances the failure search considers.
+const MAX_INSTANCES: u32 = 100_000;
 
 /// The sized endpoint.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -61,18 +73,66 @@ fn instances_for(ctx: &Ctx<'_>, t: &SageMakerInstanceType, rate: f64) -> (u32, b
     )
 }
 
+/// The endpoint with the instances of one AZ gone.
+pub(crate) fn degraded(
+    ctx: &Ctx<'_>,
+    t: &SageMakerInstanceType,
+    rate: f64,
+    instances: u32,
+) -> Degraded {
+    let s = &ctx.a.sagemaker;
+    let (lost, what) = Degraded::describe(instances, ctx.input.az_count, "instance");
+    let survivors = instances - lost;
+    let servers = survivors.saturating_mul(t.workers);
+    let target = target_for(ctx, t, rate);
+    let utilisation = if servers == 0 {
+        f64::INFINITY
+    } else {
+        rate * t.service_mean_ms / 1000.0 / f64::from(servers)
+    };
+    let budget = f64::from(ctx.input.targets.latency_ms.intent_ml);
+    Degraded {
+        what,
+        survivors,
+        utilisation,
+        p95_ms: Some(s.invocation_overhead_p95_ms.v() + pool_p95(&target, servers) * 1000.0),
+        // The budget binds the failure case only where the healthy pool can
+        // meet it; otherwise the budget check already names the stage.
+        budget_ms: (target.service_p95 <= target.budget).then_some(budget),
+    }
+}
+
+/// Instances of `t` that carry `rate` from at least `from`, raised where
+/// failover is required until one AZ's loss is survived.
+fn failure_instances(ctx: &Ctx<'_>, t: &SageMakerInstanceType, rate: f64, from: u32) -> u32 {
+    if !ctx.failover() {
+        return from;
+    }
+    failure::smallest_surviving(from, MAX_INSTANCES, |n| {
+        degraded(ctx, t, rate, n).survives(ctx)
+    })
+    .unwrap_or(MAX_INSTANCES)
+}
+
 /// Sizes the endpoint and applies the `capacity.sagemaker` override.
 pub(crate) fn size(ctx: &Ctx<'_>, findings: &mut Findings) -> SageMakerPlan {
     let s = &ctx.a.sagemaker;
     let rate = ctx.rates.intent_ml_per_s;
-    let floor = if ctx.is_production() { 2 } else { 1 };
+    // Prod keeps two instances across AZs; any failover environment needs
+    // two for one to survive the other's loss.
+    let floor = if ctx.failover() { 2 } else { 1 };
     let candidates: Vec<&SageMakerInstanceType> = s
         .instance_types
         .iter()
         .filter(|t| ctx.allows_burstable() || !t.burstable)
         .collect();
-    let Some((idx, rec_instances)) = super::pick_type(candidates.len(), floor, |i| {
+    // The pick without the failure case, to tell whether it decided.
+    let healthy = super::pick_type(candidates.len(), floor, |i| {
         Some(instances_for(ctx, candidates[i], rate).0)
+    });
+    let Some((idx, rec_instances)) = super::pick_type(candidates.len(), floor, |i| {
+        let base = instances_for(ctx, candidates[i], rate).0;
+        Some(failure_instances(ctx, candidates[i], rate, base.max(floor)))
     }) else {
         findings.infeasible("sagemaker", "assumptions list no instance types".into());
         return SageMakerPlan {
@@ -88,8 +148,10 @@ pub(crate) fn size(ctx: &Ctx<'_>, findings: &mut Findings) -> SageMakerPlan {
     };
     let rec_type = candidates[idx];
     let (need, latency_bound) = instances_for(ctx, rec_type, rate);
-    let binding = if need < rec_instances || (need == floor && idx == 0) {
-        if ctx.is_production() {
+    let binding = if healthy != Some((idx, rec_instances)) {
+        Binding::AzLoss
+    } else if need < rec_instances || (need == floor && idx == 0) {
+        if ctx.failover() {
             Binding::MultiAzMinimum
         } else {
             Binding::Minimum
@@ -112,8 +174,8 @@ pub(crate) fn size(ctx: &Ctx<'_>, findings: &mut Findings) -> SageMakerPlan {
         rec_type.service_p95_ms,
         pct(s.utilisation_ceiling.v())
     )];
-    if ctx.is_production() {
-        notes.push("prod keeps at least 2 instances across AZs".into());
+    if ctx.failover() {
+        notes.push("failover keeps at least 2 instances across AZs".into());
     }
 
     let ov = ctx.input.overrides.sagemaker.as_ref();
@@ -137,19 +199,26 @@ pub(crate) fn size(ctx: &Ctx<'_>, findings: &mut Findings) -> SageMakerPlan {
                     }
                 },
             };
-            let instances = ov
-                .instances
-                .unwrap_or_else(|| instances_for(ctx, &ty, rate).0.max(floor));
+            let instances = ov.instances.unwrap_or_else(|| {
+                failure_instances(ctx, &ty, rate, instances_for(ctx, &ty, rate).0.max(floor))
+            });
             let max = ov.max_instances.unwrap_or_else(|| {
                 instances.max(ceil_u32(f64::from(instances) * s.max_instances_factor.v()))
             });
             (ty, instances, max)
         }
     };
-    let min_instances = instances_for(ctx, &ty, rate / peak_factor)
-        .0
-        .max(floor)
-        .min(instances);
+    // The minimum survives an AZ's loss at the average rate too.
+    let average = rate / peak_factor;
+    let min_instances = failure_instances(
+        ctx,
+        &ty,
+        average,
+        instances_for(ctx, &ty, average).0.max(floor),
+    )
+    .min(instances);
+    let fail = degraded(ctx, &ty, rate, instances);
+    let fail_problem = failure::check(ctx, findings, "sagemaker", &fail, ov.is_some());
 
     let target = target_for(ctx, &ty, rate);
     let servers = instances.saturating_mul(ty.workers);
@@ -171,7 +240,7 @@ pub(crate) fn size(ctx: &Ctx<'_>, findings: &mut Findings) -> SageMakerPlan {
                 pct(s.utilisation_ceiling.v())
             ));
         }
-        if instances < floor {
+        if ctx.is_production() && instances < floor {
             short.push(format!(
                 "{instances} instance(s), prod keeps {floor} across AZs"
             ));
@@ -179,6 +248,7 @@ pub(crate) fn size(ctx: &Ctx<'_>, findings: &mut Findings) -> SageMakerPlan {
         if !ctx.allows_burstable() && ty.burstable {
             short.push(format!("{} is burstable", ty.name));
         }
+        short.extend(fail_problem);
         if !short.is_empty() {
             findings.override_shortfall(
                 "sagemaker",
@@ -191,8 +261,14 @@ pub(crate) fn size(ctx: &Ctx<'_>, findings: &mut Findings) -> SageMakerPlan {
 
     // Scale out when an instance's invocations reach what its workers carry
     // at the utilisation ceiling, per minute as the metric is reported.
-    let per_instance_per_min =
+    let mut per_instance_per_min =
         f64::from(ty.workers) * 1000.0 / ty.service_mean_ms * s.utilisation_ceiling.v() * 60.0;
+    if ctx.failover() && min_instances < instances {
+        // Target tracking must keep the failure-sized count at peak, or it
+        // would scale in to what the healthy pool needs.
+        per_instance_per_min =
+            failure::target_settling_at(rate * 60.0, instances, per_instance_per_min.floor());
+    }
     let cost = match ctx.prices.sagemaker_hourly(&ty.name) {
         Ok(h) => crate::cost::monthly_hours(f64::from(instances), h),
         Err(e) => {
@@ -208,6 +284,7 @@ pub(crate) fn size(ctx: &Ctx<'_>, findings: &mut Findings) -> SageMakerPlan {
         target_invocations_per_instance: ceil_u32(per_instance_per_min.floor()).max(1),
         invocations_per_s: round4(rate),
         modelled_p95_ms: round_ms(p95_ms),
-        assessment: Assessment::new(binding, utilisation, cost, ov.is_some(), notes),
+        assessment: Assessment::new(binding, utilisation, cost, ov.is_some(), notes)
+            .with_failure(&fail),
     }
 }

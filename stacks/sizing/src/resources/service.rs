@@ -10,6 +10,17 @@
 //! among ready tasks much like processor sharing, where a job of size x takes
 //! x / (1 − ρ) on average; using the stage's p95 CPU time for x gives the
 //! modelled p95 of those stages and an upper bound on ρ for each budget.
+//!
+//! Failure sizing ([`super::failure`]): ECS spreads the tasks over the AZs,
+//! so losing one AZ of `az_count` loses `ceil(n / az_count)` tasks (at least
+//! one). Where failover is required the count is raised until the survivors
+//! hold every session and stream at peak under their hard limits
+//! (`connections_per_task`, `max_streams_per_task`, which the runtime
+//! enforces) with CPU below 100% and, in prod, low enough for the CPU
+//! stages' budgets; the lost tasks come back by scaling out. When that
+//! raises the count, the target of the dimension that forced it is lowered
+//! so target tracking settles at the raised count at peak instead of
+//! scaling in to the healthy need.
 
 use serde::Serialize;
 
@@ -18,7 +29,11 @@ use crate::error::Findings;
 use crate::input::ServiceOverride;
 use crate::latency::Stage;
 
+use super::failure::{self, Degraded};
 use super::{ceil_u32, pct, round4, Assessment, Binding, Ctx};
+
+/// Most tasks the failure search considers.
+const MAX_FAILURE_TASKS: u32 = 1_000_000;
 
 /// Valid Fargate task CPU values (CPU units, 1024 = 1 vCPU).
 pub const FARGATE_CPU: [u32; 7] = [256, 512, 1024, 2048, 4096, 8192, 16384];
@@ -175,6 +190,21 @@ struct Model {
     /// Share of a task's session and stream capacity target tracking holds.
     target: f64,
     floor: u32,
+    /// AZs the tasks spread over.
+    az_count: u32,
+    /// Whether counts are raised for the loss of an AZ.
+    failover: bool,
+    /// Highest CPU utilisation the survivors may run at (below 1; in prod
+    /// also what the CPU stages' budgets allow).
+    degraded_cpu_cap: f64,
+}
+
+/// How far each dimension's survivors are loaded after losing one AZ.
+struct Survivors {
+    tasks: u32,
+    sessions: f64,
+    streams: f64,
+    cpu: f64,
 }
 
 impl Model {
@@ -214,6 +244,44 @@ impl Model {
             in_flight_streams: ceil_u32(d.streams / self.streams_target()),
             availability: self.floor,
         }
+    }
+
+    /// The survivors of `tasks` tasks once one AZ's share is gone.
+    fn survivors(&self, cpu: u32, memory_mib: u32, tasks: u32, d: &Demand) -> Survivors {
+        let left = tasks - failure::lost_in_one_az(tasks, self.az_count);
+        let n = f64::from(left);
+        let ratio = |demand: f64, per_task: f64| {
+            if left == 0 || per_task <= 0.0 {
+                f64::INFINITY
+            } else {
+                demand / (n * per_task)
+            }
+        };
+        Survivors {
+            tasks: left,
+            sessions: ratio(d.sessions, self.connections_per_task(memory_mib)),
+            streams: ratio(d.streams, self.max_streams),
+            cpu: ratio(self.vcpu_needed(d), f64::from(cpu) / 1024.0),
+        }
+    }
+
+    /// Whether the survivors of `tasks` hold the demand: sessions and
+    /// streams below the hard limits, CPU below its cap.
+    fn survives(&self, cpu: u32, memory_mib: u32, tasks: u32, d: &Demand) -> bool {
+        let s = self.survivors(cpu, memory_mib, tasks, d);
+        s.sessions < 1.0 && s.streams < 1.0 && s.cpu < self.degraded_cpu_cap
+    }
+
+    /// `tasks`, raised where failover is required until one AZ's loss is
+    /// survived.
+    fn with_failure(&self, cpu: u32, memory_mib: u32, tasks: u32, d: &Demand) -> u32 {
+        if !self.failover {
+            return tasks;
+        }
+        failure::smallest_surviving(tasks, MAX_FAILURE_TASKS, |n| {
+            self.survives(cpu, memory_mib, n, d)
+        })
+        .unwrap_or(MAX_FAILURE_TASKS)
     }
 
     /// Tasks every requirement but connections needs under demand `d`.
@@ -260,6 +328,18 @@ pub(crate) fn size(ctx: &Ctx<'_>, findings: &mut Findings) -> ServicePlan {
     } else {
         1
     };
+    // In prod the survivors' CPU must also keep the CPU stages in budget
+    // (the same processor-sharing bound as `cpu_ceiling`, without the
+    // autoscaling target); everywhere it must stay below 100%.
+    let mut degraded_cpu_cap: f64 = 1.0;
+    if ctx.is_production() {
+        for (_, fixed, cpu, budget) in cpu_stages(ctx) {
+            let room = f64::from(budget) - fixed;
+            if room > cpu {
+                degraded_cpu_cap = degraded_cpu_cap.min(1.0 - cpu / room);
+            }
+        }
+    }
     let m = Model {
         // Measured on the benchmark machine, converted to Fargate vCPU-ms.
         cpu_ms: o.cpu_ms_per_message.v() * o.bench_cpu_per_fargate_vcpu.v(),
@@ -271,6 +351,9 @@ pub(crate) fn size(ctx: &Ctx<'_>, findings: &mut Findings) -> ServicePlan {
         ceiling: cpu_ceiling(ctx),
         target: o.scaling_target_utilisation.v(),
         floor,
+        az_count: ctx.input.az_count,
+        failover: ctx.failover(),
+        degraded_cpu_cap,
     };
     let peak = Demand {
         sessions: f64::from(r.concurrent_sessions),
@@ -300,9 +383,10 @@ pub(crate) fn size(ctx: &Ctx<'_>, findings: &mut Findings) -> ServicePlan {
         );
         candidates.push(1024);
     }
+    // The failure case counts in the type choice so counts stay monotone.
     let tasks_for = |cpu: u32| {
         let max_mem = fargate_memory_options(cpu).last().copied().unwrap_or(0);
-        m.needs(cpu, max_mem, &peak).max()
+        m.with_failure(cpu, max_mem, m.needs(cpu, max_mem, &peak).max(), &peak)
     };
     let (idx, _) = super::pick_type(candidates.len(), floor, |i| Some(tasks_for(candidates[i])))
         .unwrap_or((0, floor));
@@ -318,8 +402,17 @@ pub(crate) fn size(ctx: &Ctx<'_>, findings: &mut Findings) -> ServicePlan {
         peak.sessions,
     );
     let rec_req = m.needs(rec_cpu, rec_mem, &peak);
-    let rec_tasks = rec_req.max();
-    let rec_min = m.needs(rec_cpu, rec_mem, &average).max();
+    let healthy_tasks = rec_req.max();
+    let rec_tasks = m.with_failure(rec_cpu, rec_mem, healthy_tasks, &peak);
+    // The minimum holds the average load through an AZ's loss too.
+    let rec_min = m
+        .with_failure(
+            rec_cpu,
+            rec_mem,
+            m.needs(rec_cpu, rec_mem, &average).max(),
+            &average,
+        )
+        .min(rec_tasks);
     let rec_max = rec_tasks.max(ceil_u32(f64::from(rec_tasks) * o.max_tasks_factor.v()));
 
     let physical = [
@@ -340,6 +433,9 @@ pub(crate) fn size(ctx: &Ctx<'_>, findings: &mut Findings) -> ServicePlan {
             most = n;
             binding = b;
         }
+    }
+    if rec_tasks > healthy_tasks {
+        binding = Binding::AzLoss;
     }
 
     let mut notes = vec![
@@ -389,11 +485,12 @@ pub(crate) fn size(ctx: &Ctx<'_>, findings: &mut Findings) -> ServicePlan {
             let tasks = ov
                 .tasks
                 .unwrap_or_else(|| m.needs(cpu, memory_mib, &peak).max());
+            let tasks = ov
+                .tasks
+                .unwrap_or_else(|| m.with_failure(cpu, memory_mib, tasks, &peak));
             let min_tasks = ov.min_tasks.unwrap_or_else(|| {
-                m.needs(cpu, memory_mib, &average)
-                    .max()
-                    .max(floor)
-                    .min(tasks)
+                let need = m.needs(cpu, memory_mib, &average).max().max(floor);
+                m.with_failure(cpu, memory_mib, need, &average).min(tasks)
             });
             let max_tasks = ov
                 .max_tasks
@@ -415,6 +512,48 @@ pub(crate) fn size(ctx: &Ctx<'_>, findings: &mut Findings) -> ServicePlan {
     let requirements = m.needs(cpu, memory_mib, &peak);
     let (cpu_util, utilisation) = m.utilisation(cpu, memory_mib, tasks, &peak);
     let cost = fargate_monthly(ctx.prices, cpu, memory_mib, tasks);
+
+    let fail = degraded(&m, cpu, memory_mib, tasks, &peak);
+    if let Some(problem) = failure::check(ctx, findings, "service", &fail, overridden) {
+        findings.override_shortfall(
+            "service",
+            problem,
+            ctx.is_production(),
+            ctx.acknowledged("service"),
+        );
+    }
+    // Target tracking must keep the failure-sized count at peak: lower the
+    // target of each dimension that would fail with one task fewer.
+    let mut sessions_target = m.sessions_target(memory_mib);
+    let mut streams_target = m.streams_target();
+    let mut cpu_target = m.ceiling;
+    if m.failover && !overridden && min_tasks < tasks && tasks > requirements.max() {
+        let fewer = m.survivors(cpu, memory_mib, tasks - 1, &peak);
+        let vcpu = f64::from(cpu) / 1024.0;
+        if fewer.sessions >= 1.0 {
+            sessions_target = failure::target_settling_at(peak.sessions, tasks, sessions_target);
+        }
+        if fewer.streams >= 1.0 {
+            streams_target = failure::target_settling_at(peak.streams, tasks, streams_target);
+        }
+        if fewer.cpu >= m.degraded_cpu_cap {
+            // In whole percent of a task's vCPU.
+            let per_task = failure::target_settling_at(
+                m.vcpu_needed(&peak) * 100.0,
+                tasks,
+                (cpu_target * vcpu * 100.0).floor(),
+            );
+            cpu_target = per_task / vcpu / 100.0;
+        }
+        if (sessions_target, streams_target, cpu_target)
+            != (m.sessions_target(memory_mib), m.streams_target(), m.ceiling)
+        {
+            notes.push(format!(
+                "scaling targets lowered so target tracking keeps {tasks} tasks at peak: {sessions_target} sessions, {streams_target} streams, {:.0}% CPU per task",
+                (cpu_target * 100.0).floor()
+            ));
+        }
+    }
     ServicePlan {
         cpu,
         memory_mib,
@@ -422,14 +561,34 @@ pub(crate) fn size(ctx: &Ctx<'_>, findings: &mut Findings) -> ServicePlan {
         min_tasks,
         max_tasks,
         // Rounded down so target tracking never aims above the ceiling.
-        target_cpu_percent: ceil_u32((m.ceiling * 100.0).floor()).max(1),
+        target_cpu_percent: ceil_u32((cpu_target * 100.0).floor()).max(1),
         connections_per_task: ceil_u32(m.connections_per_task(memory_mib)),
         max_streams_per_task: ceil_u32(m.max_streams),
-        target_sessions_per_task: ceil_u32(m.sessions_target(memory_mib)).max(1),
-        target_streams_per_task: ceil_u32(m.streams_target()),
+        target_sessions_per_task: ceil_u32(sessions_target).max(1),
+        target_streams_per_task: ceil_u32(streams_target),
         cpu_utilisation_at_peak: round4(cpu_util),
         requirements,
-        assessment: Assessment::new(binding, utilisation, cost, overridden, notes),
+        assessment: Assessment::new(binding, utilisation, cost, overridden, notes)
+            .with_failure(&fail),
+    }
+}
+
+/// The service with one AZ's tasks gone, in the most loaded dimension.
+fn degraded(m: &Model, cpu: u32, memory_mib: u32, tasks: u32, d: &Demand) -> Degraded {
+    let (_, what) = Degraded::describe(tasks, m.az_count, "task");
+    let s = m.survivors(cpu, memory_mib, tasks, d);
+    // CPU counts against its cap, so a cap below 100% shows as utilisation 1.
+    let cpu = if m.degraded_cpu_cap > 0.0 {
+        s.cpu / m.degraded_cpu_cap
+    } else {
+        f64::INFINITY
+    };
+    Degraded {
+        what,
+        survivors: s.tasks,
+        utilisation: s.sessions.max(s.streams).max(cpu),
+        p95_ms: None,
+        budget_ms: None,
     }
 }
 

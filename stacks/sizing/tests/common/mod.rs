@@ -143,17 +143,25 @@ pub fn prod_with_capacity() -> SizingInput {
             rcu: None,
             wcu: None,
         }),
+        // Failure sizing (issue 15): 375 queries/s × 12 ms = 4.5 Erlangs on
+        // 2 threads per OCU. 4 OCUs split 2 + 2 over two AZs leave 4
+        // threads at ρ = 1.125 (unstable) with one AZ gone; 6 leave 3 OCUs,
+        // 6 threads at ρ = 0.75.
         opensearch: Some(OpenSearchOverride {
-            search_ocu_min: Some(4),
+            search_ocu_min: Some(6),
             search_ocu_max: Some(16),
             indexing_ocu_min: Some(2),
             indexing_ocu_max: Some(4),
             standby_replicas: Some(true),
         }),
+        // Failure sizing: 200 intents/s × 20 ms = 4 Erlangs. 2 × ml.c6i.xlarge
+        // = 8 workers at ρ = 0.5; losing one (an AZ of 3 holds one of them)
+        // leaves 4 workers at ρ = 1.0, unstable, so 3: losing one leaves 8
+        // workers at ρ = 0.5.
         sagemaker: Some(SageMakerOverride {
             instance_type: Some("ml.c6i.xlarge".into()),
-            instances: Some(2),
-            max_instances: Some(8),
+            instances: Some(3),
+            max_instances: Some(9),
         }),
     };
     i
