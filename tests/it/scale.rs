@@ -617,7 +617,9 @@ async fn an_instance_type_change_releases_the_endpoints_autoscaling_first() {
         .to_value();
     let mut variants =
         intent["Resources"]["EndpointConfig"]["Properties"]["ProductionVariants"].clone();
-    variants[0]["InstanceType"] = "ml.c6i.2xlarge".into();
+    // A different type from the one sizing chose (ml.c6i.2xlarge in prod).
+    assert_ne!(variants[0]["InstanceType"], "ml.c6i.4xlarge");
+    variants[0]["InstanceType"] = "ml.c6i.4xlarge".into();
     bigger
         .replace_property(
             StackId::Intent,
@@ -664,7 +666,7 @@ async fn an_instance_type_change_releases_the_endpoints_autoscaling_first() {
     assert_eq!(
         deployed["Resources"]["EndpointConfig"]["Properties"]["ProductionVariants"][0]
             ["InstanceType"],
-        "ml.c6i.2xlarge"
+        "ml.c6i.4xlarge"
     );
     assert!(
         deployed["Resources"]["ScalableTarget"].is_object(),
