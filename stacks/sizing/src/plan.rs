@@ -181,8 +181,8 @@ impl SizingPlan {
             row(
                 "bedrock",
                 format!(
-                    "{:.0} of {} tokens/min",
-                    b.tokens_per_minute, b.tokens_per_minute_quota
+                    "{:.0} reserved of {} tokens/min, {:.0} requests/min",
+                    b.reserved_tokens_per_minute, b.tokens_per_minute_quota, b.requests_per_minute
                 ),
                 &b.assessment,
             ),
