@@ -57,20 +57,22 @@ fn assert_every_answer(r: &Value, sessions: u64) {
     );
 }
 
+/// The server of both load tests. No per-answer cap in practice: on a loaded
+/// 2-core machine (debug build, other tests and builds alongside) an answer can
+/// pass 4 × the streaming budget, and `stream_timeout` would turn these
+/// correctness tests into timed ones.
+const SERVER_ARGS: &[&str] = &[
+    "--max-connections",
+    "1000",
+    "--session-capacity",
+    "2000",
+    "--stream-max-secs",
+    "120",
+];
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_hundred_sessions_each_get_every_answer() {
-    // No per-answer cap in practice: on a loaded 2-core machine (debug build, other
-    // tests and builds alongside) an answer can pass 4 × the streaming budget, and
-    // `stream_timeout` would turn this correctness test into a timed one.
-    let server = TestServer::start(builder(&[
-        "--max-connections",
-        "1000",
-        "--session-capacity",
-        "2000",
-        "--stream-max-secs",
-        "120",
-    ]))
-    .await;
+    let server = TestServer::start(builder(SERVER_ARGS)).await;
     let r = loadgen(
         server.ws_url("/v1/chat"),
         &[
@@ -115,17 +117,12 @@ async fn under_a_simulated_profile_every_answer_reports_its_simulated_waits() {
     let profile = dir.join("profile.yaml");
     std::fs::write(&profile, FAST_PROFILE).expect("write profile");
     let profile_arg = profile.display().to_string();
-    let server = TestServer::start(builder(&[
-        "--max-connections",
-        "1000",
-        "--session-capacity",
-        "2000",
-        "--stream-max-secs",
-        "120",
-        "--simulate",
-        &profile_arg,
-    ]))
-    .await;
+    let args: Vec<&str> = SERVER_ARGS
+        .iter()
+        .copied()
+        .chain(["--simulate", profile_arg.as_str()])
+        .collect();
+    let server = TestServer::start(builder(&args)).await;
     let r = loadgen(
         server.ws_url("/v1/chat"),
         &[
