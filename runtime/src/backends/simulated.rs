@@ -37,7 +37,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 /// z of the 95th percentile of the standard normal distribution.
-const Z95: f64 = 1.644_853_626_951_472_2;
+use sizing::assumptions::Z95;
 
 /// A latency distribution in milliseconds: log-normal, given by its median and 95th
 /// percentile (a p95 equal to the median is a constant).

@@ -255,8 +255,9 @@ pub struct BedrockModel {
     pub date: String,
 }
 
-/// z of the 95th percentile of the standard normal distribution.
-const Z95: f64 = 1.644_853_626_951_472_2;
+/// z of the 95th percentile of the standard normal distribution (log-normal
+/// fits from a median and a p95; the runtime's simulated profiles use it too).
+pub const Z95: f64 = 1.644_853_626_951_472_2;
 
 impl BedrockModel {
     /// Mean time to first token: the log-normal through the median and p95

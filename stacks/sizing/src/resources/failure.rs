@@ -130,17 +130,22 @@ impl Degraded {
         self.stable() && (!ctx.is_production() || self.within_budget())
     }
 
+    /// The survivors' utilisation as notes and problems print it.
+    fn utilisation_shown(&self) -> String {
+        if self.utilisation.is_finite() {
+            pct(self.utilisation)
+        } else {
+            "no capacity".to_owned()
+        }
+    }
+
     /// The note the assessment carries.
     pub fn note(&self) -> String {
         let mut s = format!(
             "failure case, {}: {} left at {} at peak",
             self.what,
             self.survivors,
-            if self.utilisation.is_finite() {
-                pct(self.utilisation)
-            } else {
-                "no capacity".to_owned()
-            }
+            self.utilisation_shown()
         );
         if let Some(p) = self.p95_ms {
             if p.is_finite() {
@@ -160,11 +165,7 @@ impl Degraded {
                 "with {} the {} left run at {} at peak (unstable)",
                 self.what,
                 self.survivors,
-                if self.utilisation.is_finite() {
-                    pct(self.utilisation)
-                } else {
-                    "no capacity".to_owned()
-                }
+                self.utilisation_shown()
             ))
         } else if ctx.is_production() && !self.within_budget() {
             Some(format!(
