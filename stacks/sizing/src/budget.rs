@@ -115,7 +115,9 @@ pub(crate) fn check(
                 .values
                 .iter()
                 .find(|(s, _, _)| *s == stage)
-                .map_or((&missing.0, missing.1.as_str()), |(_, d, b)| (d, b.as_str()));
+                .map_or((&missing.0, missing.1.as_str()), |(_, d, b)| {
+                    (d, b.as_str())
+                });
             (stage, d, b)
         })
         .collect();
@@ -256,7 +258,10 @@ mod tests {
         assert_eq!(t.critical_path_ms, 240.0);
         let (t, _) = check(&budgets(), &m, 0.4);
         assert_eq!(t.critical_path_ms, 250.0);
-        assert_eq!((t.critical_path_p50_ms, t.critical_path_p99_ms), (240.0, 250.0));
+        assert_eq!(
+            (t.critical_path_p50_ms, t.critical_path_p99_ms),
+            (240.0, 250.0)
+        );
         assert_eq!(t.sum_of_stage_p95_ms, 250.0);
         assert!(t.intent_ml_on_path);
         assert_eq!(t.notes.len(), 1, "1947 + 200 > 2000 is worth a note");
@@ -286,7 +291,10 @@ mod tests {
             }
         }
         let (t, _) = check(&budgets(), &m, 0.0);
-        assert_eq!(t.row(Stage::MemoryRead).map(|r| r.modelled_p95_ms), Some(0.0));
+        assert_eq!(
+            t.row(Stage::MemoryRead).map(|r| r.modelled_p95_ms),
+            Some(0.0)
+        );
         assert_eq!(t.sum_of_stage_p95_ms, 220.0);
         assert_eq!(t.critical_path_ms, 233.0);
     }

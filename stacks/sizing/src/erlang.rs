@@ -424,7 +424,10 @@ mod tests {
                 .iter()
                 .copied()
                 .enumerate()
-                .fold((0, f64::INFINITY), |b, (k, f)| if f < b.1 { (k, f) } else { b });
+                .fold(
+                    (0, f64::INFINITY),
+                    |b, (k, f)| if f < b.1 { (k, f) } else { b },
+                );
             let wait = (f - t).max(0.0);
             free[k] = t + wait + service(i);
             if i >= n / 10 {
@@ -478,8 +481,16 @@ mod tests {
         // Its quantile uses the same scaling: p95 of the M/M/3 wait is
         // ln(C/0.05)/(cμ − λ) = ln(8.889) = 2.185; M/D/3 by Allen–Cunneen
         // half that, 1.092.
-        close(q.mgc_wait_quantile(P95, 1.0), (4.0 / 9.0 / 0.05_f64).ln(), 1e-9);
-        close(q.mgc_wait_quantile(P95, 0.0), 0.5 * (4.0 / 9.0 / 0.05_f64).ln(), 1e-9);
+        close(
+            q.mgc_wait_quantile(P95, 1.0),
+            (4.0 / 9.0 / 0.05_f64).ln(),
+            1e-9,
+        );
+        close(
+            q.mgc_wait_quantile(P95, 0.0),
+            0.5 * (4.0 / 9.0 / 0.05_f64).ln(),
+            1e-9,
+        );
     }
 
     #[test]

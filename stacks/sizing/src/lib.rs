@@ -52,8 +52,8 @@ pub mod cost;
 pub mod erlang;
 pub mod error;
 pub mod input;
-pub mod path;
 pub mod latency;
+pub mod path;
 pub mod plan;
 pub mod rates;
 pub mod resources;
@@ -240,7 +240,8 @@ fn modelled_stages(
             Some(b) if b.stream_p95_ms >= t.stream_p95_ms => Some(b),
             _ => Some(t),
         });
-    let mut values = vec![
+    let mut values =
+        vec![
         (
             Stage::Edge,
             by_p95(a.edge.edge_p95_ms.v()),

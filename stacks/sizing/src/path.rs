@@ -27,11 +27,12 @@
 
 use std::sync::OnceLock;
 
-/// Monte Carlo draws per stage. The empirical p95 of 20,000 draws has a
-/// standard error of √(0.95 · 0.05 / 20,000) ≈ 0.15 percentile points (about
-/// 2 ms on the seed's path); a debug build composes the path in a few
-/// milliseconds.
-pub const SAMPLES: usize = 20_000;
+/// Monte Carlo draws per stage. The empirical p95 of 8,192 draws has a
+/// standard error of √(0.95 · 0.05 / 8,192) ≈ 0.24 percentile points, about
+/// 3 ms on the seed's path (whose density near its p95 is ~0.0009 per ms),
+/// against a 200 ms margin. More draws would cost the debug-build test suite
+/// (the property tests size ~1,000 environments) more than they add.
+pub const SAMPLES: usize = 8_192;
 
 /// The generator's fixed seed.
 pub const SEED: u64 = 0x6d61_6e67_615f_7039;
@@ -189,66 +190,83 @@ impl Dist {
     /// Fills `out` with draws; `stream` numbers the leaves in traversal
     /// order so each reads its own random stream.
     fn fill(&self, out: &mut [f64], stream: &mut u64) {
+        out.fill(0.0);
+        self.add_into(out, stream);
+    }
+
+    /// Adds draws to `out` (index loops: this is the hot path of a debug
+    /// build's test suite).
+    fn add_into(&self, out: &mut [f64], stream: &mut u64) {
+        let n = out.len();
         match self {
-            Dist::Point(v) => out.fill(*v),
+            Dist::Point(v) => {
+                for o in out.iter_mut() {
+                    *o += *v;
+                }
+            }
             Dist::LogNormal { mu, sigma } => {
-                let s = next(stream);
-                let z = normals(s);
-                for (i, o) in out.iter_mut().enumerate() {
-                    *o = (mu + sigma * z[i]).exp();
+                let t = table(next(stream));
+                let z = &t.normal[..n];
+                for i in 0..n {
+                    out[i] += (mu + sigma * f64::from(z[i])).exp();
                 }
             }
             Dist::ShiftedExp { shift, mean } => {
-                let s = next(stream);
-                for (i, o) in out.iter_mut().enumerate() {
-                    *o = shift - mean * (1.0 - uniform(s, i as u64)).ln();
+                let t = table(next(stream));
+                let e = &t.exponential[..n];
+                for i in 0..n {
+                    out[i] += shift + mean * f64::from(e[i]);
                 }
             }
             Dist::Sum(parts) => {
-                out.fill(0.0);
-                let mut tmp = vec![0.0; out.len()];
                 for p in parts {
-                    p.fill(&mut tmp, stream);
-                    for (o, t) in out.iter_mut().zip(&tmp) {
-                        *o += t;
-                    }
+                    p.add_into(out, stream);
                 }
             }
             Dist::Max(parts) => {
-                out.fill(0.0);
-                let mut tmp = vec![0.0; out.len()];
+                let mut acc = vec![f64::NEG_INFINITY; n];
+                let mut tmp = vec![0.0; n];
                 for p in parts {
                     p.fill(&mut tmp, stream);
-                    for (o, t) in out.iter_mut().zip(&tmp) {
-                        *o = o.max(*t);
+                    for i in 0..n {
+                        if tmp[i] > acc[i] {
+                            acc[i] = tmp[i];
+                        }
+                    }
+                }
+                for i in 0..n {
+                    if acc[i].is_finite() || acc[i] > 0.0 {
+                        out[i] += acc[i];
                     }
                 }
             }
             Dist::Mixture(branches) => {
                 // Every branch is drawn for every sample, so the streams a
                 // branch reads do not depend on which branches were chosen.
-                let s = next(stream);
-                let cols: Vec<Vec<f64>> = branches
-                    .iter()
-                    .map(|(_, d)| {
-                        let mut c = vec![0.0; out.len()];
-                        d.fill(&mut c, stream);
-                        c
-                    })
-                    .collect();
+                let t = table(next(stream));
+                let u = &t.uniform[..n];
                 let total: f64 = branches.iter().map(|(p, _)| p.max(0.0)).sum();
-                for (i, o) in out.iter_mut().enumerate() {
-                    let u = uniform(s, i as u64) * total;
-                    let mut acc = 0.0;
-                    let mut pick = branches.len().saturating_sub(1);
-                    for (k, (p, _)) in branches.iter().enumerate() {
-                        acc += p.max(0.0);
-                        if u < acc {
-                            pick = k;
-                            break;
+                let mut lo = 0.0;
+                let mut col = vec![0.0; n];
+                for (p, d) in branches {
+                    let hi = lo + p.max(0.0) / total;
+                    let (a, b) = (lo as f32, hi as f32);
+                    let last = hi >= 1.0 - 1e-12;
+                    if let Dist::Point(v) = d {
+                        for i in 0..n {
+                            if u[i] >= a && (u[i] < b || last) {
+                                out[i] += *v;
+                            }
+                        }
+                    } else {
+                        d.fill(&mut col, stream);
+                        for i in 0..n {
+                            if u[i] >= a && (u[i] < b || last) {
+                                out[i] += col[i];
+                            }
                         }
                     }
-                    *o = cols.get(pick).map_or(0.0, |c| c[i]);
+                    lo = hi;
                 }
             }
         }
@@ -288,8 +306,50 @@ pub fn empirical_quantile(samples: &mut [f64], q: f64) -> f64 {
     let n = samples.len();
     // ceil(q·n) − 1, clamped; q·n is at most n, well inside f64's exact range.
     let k = ((q * n as f64).ceil() as usize).clamp(1, n) - 1;
-    let (_, v, _) = samples.select_nth_unstable_by(k, f64::total_cmp);
-    *v
+    select(samples, k)
+}
+
+/// The `k`-th smallest of `v` (0-based), by Hoare's quickselect with a
+/// median-of-three pivot; reorders `v`. Written with plain index loops
+/// because the standard library's generic selection is several times slower
+/// in a debug build. NaN is never produced by the samplers; infinities sort
+/// as usual.
+fn select(v: &mut [f64], k: usize) -> f64 {
+    let (mut lo, mut hi) = (0usize, v.len() - 1);
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        // Median of three as the pivot value.
+        let (a, b, c) = (v[lo], v[mid], v[hi]);
+        let pivot = if (a <= b) == (b <= c) {
+            b
+        } else if (b <= a) == (a <= c) {
+            a
+        } else {
+            c
+        };
+        let (mut i, mut j) = (lo, hi);
+        loop {
+            while v[i] < pivot {
+                i += 1;
+            }
+            while v[j] > pivot {
+                j -= 1;
+            }
+            if i >= j {
+                break;
+            }
+            v.swap(i, j);
+            i += 1;
+            j -= 1;
+        }
+        // v[lo..=j] ≤ pivot ≤ v[j+1..=hi].
+        if k <= j {
+            hi = j;
+        } else {
+            lo = j + 1;
+        }
+    }
+    v[k]
 }
 
 /// SplitMix64's output function (Steele, Lea and Flood, "Fast splittable
@@ -314,32 +374,57 @@ pub(crate) fn uniform(s: u64, i: u64) -> f64 {
     ((x >> 11) as f64 + 0.5) * (1.0 / (1u64 << 53) as f64)
 }
 
-/// Streams whose standard normals are tabulated once (more are computed
-/// on demand).
-const TABLED_STREAMS: u64 = 48;
-
-/// [`SAMPLES`] standard normals of stream `s` by Box–Muller on two of the
-/// stream's uniform sequences: z = √(−2 ln u₁) · cos(2π u₂).
-fn box_muller(s: u64) -> Vec<f64> {
-    let (a, b) = (2 * s + (1 << 20), 2 * s + 1 + (1 << 20));
-    (0..SAMPLES as u64)
-        .map(|i| {
-            let (u1, u2) = (uniform(a, i), uniform(b, i));
-            (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
-        })
-        .collect()
+/// Draws of one stream: uniforms, standard exponentials −ln(1 − u) of the
+/// same uniforms, and standard normals (Box–Muller on two further uniform
+/// sequences, z = √(−2 ln u₁) · cos(2π u₂)), stored as f32 (24 bits are
+/// ample for a Monte Carlo quantile and halve the tables).
+struct Stream {
+    uniform: Vec<f32>,
+    exponential: Vec<f32>,
+    normal: Vec<f32>,
 }
 
-/// The standard normals of stream `s`.
-fn normals(s: u64) -> std::borrow::Cow<'static, [f64]> {
-    static TABLE: OnceLock<Vec<Vec<f64>>> = OnceLock::new();
+fn stream_draws(s: u64) -> Stream {
+    let n = SAMPLES as u64;
+    let (a, b) = (s + (1 << 20), s + (2 << 20));
+    Stream {
+        uniform: (0..n).map(|i| uniform(s, i) as f32).collect(),
+        exponential: (0..n)
+            .map(|i| (-(1.0 - uniform(s, i)).ln()) as f32)
+            .collect(),
+        normal: (0..n)
+            .map(|i| {
+                let (u1, u2) = (uniform(a, i), uniform(b, i));
+                ((-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()) as f32
+            })
+            .collect(),
+    }
+}
+
+/// Streams tabulated once per process (3 × 40 × 8,192 f32, 3.9 MB); a path needs about 30 (leaves and
+/// mixtures of the stage trees), later ones are drawn on demand.
+const TABLED_STREAMS: u64 = 40;
+
+/// The draws of stream `s`.
+fn table(s: u64) -> std::borrow::Cow<'static, Stream> {
+    static TABLE: OnceLock<Vec<Stream>> = OnceLock::new();
     if s < TABLED_STREAMS {
-        let t = TABLE.get_or_init(|| (0..TABLED_STREAMS).map(box_muller).collect());
+        let t = TABLE.get_or_init(|| (0..TABLED_STREAMS).map(stream_draws).collect());
         if let Some(col) = t.get(s as usize) {
-            return std::borrow::Cow::Borrowed(col.as_slice());
+            return std::borrow::Cow::Borrowed(col);
         }
     }
-    std::borrow::Cow::Owned(box_muller(s))
+    std::borrow::Cow::Owned(stream_draws(s))
+}
+
+impl Clone for Stream {
+    fn clone(&self) -> Self {
+        Stream {
+            uniform: self.uniform.clone(),
+            exponential: self.exponential.clone(),
+            normal: self.normal.clone(),
+        }
+    }
 }
 
 /// Φ⁻¹(q) by Acklam's rational approximation (relative error below
@@ -400,6 +485,9 @@ pub fn normal_quantile(q: f64) -> f64 {
     }
 }
 
+/// First stream of the per-stage gates (whether a message runs a stage).
+const GATE_STREAMS: u64 = 1 << 16;
+
 /// The composed path's figures.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PathFigures {
@@ -436,15 +524,33 @@ pub fn compose(stages: &[PathStage]) -> PathFigures {
     let mut groups: Vec<(u32, Vec<f64>)> = Vec::new();
     let mut stage_p95_ms = Vec::with_capacity(stages.len());
     let mut col = vec![0.0; SAMPLES];
-    let mut gate = vec![0.0; SAMPLES];
-    for st in stages {
-        st.dist.fill(&mut col, &mut stream);
-        // Whether this message runs the stage: its own stream, drawn even
-        // for share 1 so the streams stay put when a share changes.
-        let s = next(&mut stream);
+    for (k, st) in stages.iter().enumerate() {
         let share = st.share.clamp(0.0, 1.0);
-        for (i, g) in gate.iter_mut().enumerate() {
-            *g = if uniform(s, i as u64) < share { 1.0 } else { 0.0 };
+        let exact = st.dist.exact_quantile(0.95);
+        if share <= 0.0 {
+            // Off the path: its row only. The streams it would read are
+            // skipped so the other stages' stay put.
+            let mut skip = stream;
+            if exact.is_none() {
+                st.dist.fill(&mut col, &mut skip);
+            } else {
+                st.dist.fill(&mut col[..0], &mut skip);
+            }
+            stream = skip;
+            stage_p95_ms.push(exact.unwrap_or_else(|| empirical_quantile(&mut col, 0.95)));
+            continue;
+        }
+        let stream_before = stream;
+        st.dist.fill(&mut col, &mut stream);
+        // Whether this message runs the stage: a stream of its own per
+        // stage, outside the leaves' range.
+        if share < 1.0 {
+            let s = GATE_STREAMS + k as u64;
+            for (i, c) in col.iter_mut().enumerate() {
+                if uniform(s, i as u64) >= share {
+                    *c = 0.0;
+                }
+            }
         }
         let target = match st.parallel_group {
             None => &mut total,
@@ -459,20 +565,28 @@ pub fn compose(stages: &[PathStage]) -> PathFigures {
                 &mut groups[idx].1
             }
         };
-        let parallel = st.parallel_group.is_some();
-        for i in 0..SAMPLES {
-            let v = if gate[i] > 0.0 { col[i] } else { 0.0 };
-            if parallel {
-                target[i] = target[i].max(v);
-            } else {
-                target[i] += v;
+        if st.parallel_group.is_some() {
+            for i in 0..SAMPLES {
+                if col[i] > target[i] {
+                    target[i] = col[i];
+                }
+            }
+        } else {
+            for i in 0..SAMPLES {
+                target[i] += col[i];
             }
         }
-        stage_p95_ms.push(
-            st.dist
-                .exact_quantile(0.95)
-                .unwrap_or_else(|| empirical_quantile(&mut col, 0.95)),
-        );
+        // A gated stage's row is the stage for the messages that run it.
+        stage_p95_ms.push(exact.unwrap_or_else(|| {
+            if share < 1.0 {
+                let mut again = vec![0.0; SAMPLES];
+                let mut s = stream_before;
+                st.dist.fill(&mut again, &mut s);
+                empirical_quantile(&mut again, 0.95)
+            } else {
+                empirical_quantile(&mut col, 0.95)
+            }
+        }));
     }
     for (_, g) in &groups {
         for (t, v) in total.iter_mut().zip(g) {
@@ -511,22 +625,38 @@ mod tests {
 
     #[test]
     fn uniforms_are_uniform_and_normals_standard() {
-        // Mean 1/2 and variance 1/12 within a few standard errors
-        // (σ/√n = 0.289/141 = 0.002 for the mean).
+        // Mean 1/2 and variance 1/12 within about 3 standard errors
+        // (σ/√n = 0.289/90.5 = 0.0032 for the mean, 0.0008 for the variance).
+        // Normals: mean se 0.011, variance se √(2/n) = 0.016.
         let u: Vec<f64> = (0..SAMPLES as u64).map(|i| uniform(3, i)).collect();
         let m = u.iter().sum::<f64>() / u.len() as f64;
         let v = u.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / u.len() as f64;
         close(m, 0.5, 0.01);
         close(v, 1.0 / 12.0, 0.003);
         assert!(u.iter().all(|x| *x > 0.0 && *x < 1.0));
-        let z = normals(5);
+        let z: Vec<f64> = table(5).normal.iter().map(|x| f64::from(*x)).collect();
         let m = z.iter().sum::<f64>() / z.len() as f64;
         let v = z.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / z.len() as f64;
-        close(m, 0.0, 0.03);
-        close(v, 1.0, 0.03);
-        // Φ(1.645) = 0.95: the share of draws below it.
+        close(m, 0.0, 0.035);
+        close(v, 1.0, 0.05);
+        // Φ(1.645) = 0.95: the share of draws below it (se 0.0024).
         let below = z.iter().filter(|x| **x < Z95).count() as f64 / z.len() as f64;
-        close(below, 0.95, 0.005);
+        close(below, 0.95, 0.008);
+    }
+
+    #[test]
+    fn selection_finds_order_statistics() {
+        // 1..=1000 shuffled by a multiplicative step coprime to 1000.
+        let mut v: Vec<f64> = (0..1000)
+            .map(|i| f64::from((i * 37 + 11) % 1000 + 1))
+            .collect();
+        assert_eq!(empirical_quantile(&mut v, 0.95), 950.0);
+        assert_eq!(empirical_quantile(&mut v, 0.5), 500.0);
+        assert_eq!(empirical_quantile(&mut v, 1.0), 1000.0);
+        let mut same = vec![3.0; 10];
+        assert_eq!(empirical_quantile(&mut same, 0.95), 3.0);
+        let mut two = vec![2.0, 1.0];
+        assert_eq!(empirical_quantile(&mut two, 0.5), 1.0);
     }
 
     #[test]
@@ -553,8 +683,10 @@ mod tests {
         // = 10·e^0.9803 = 26.65.
         let d = Dist::lognormal_median_p95(10.0, 20.0);
         close(d.quantile(0.99), 26.65, 0.01);
-        // The Monte Carlo p95 of a closed-form stage agrees with the closed form.
-        close(empirical_quantile(&mut d.samples(), 0.95), 20.0, 0.3);
+        // The Monte Carlo p95 of a closed-form stage agrees with the closed
+        // form: density at 20 is φ(1.645)/(20 · 0.4214) = 0.0122 per unit, so
+        // the se is 0.0024/0.0122 = 0.2; allow 0.6.
+        close(empirical_quantile(&mut d.samples(), 0.95), 20.0, 0.6);
         // A p95 at the mean is no spread: a point mass.
         assert_eq!(Dist::lognormal_mean_p95(5.0, 5.0), Dist::Point(5.0));
     }
@@ -592,16 +724,18 @@ mod tests {
         ]);
         // Standard error of the empirical p95: √(0.95·0.05/n) / f(t), with
         // density f(73.5) = (e^(−t/20) − e^(−t/10))/10 ≈ 0.0025 per ms,
-        // ≈ 0.00154 / 0.0025 = 0.6 ms; allow 2 ms.
-        close(f.p95_ms, 73.52, 2.0);
+        // ≈ 0.0024 / 0.0025 = 1.0 ms; allow 3 ms.
+        close(f.p95_ms, 73.52, 3.0);
         close(f.stage_p95_ms[0], 10.0 * 20f64.ln(), 1e-9);
-        // Median: 2x − x² = 0.5 → x = 1 − √0.5 = 0.29289, t = 24.56 ms.
+        // Median: 2x − x² = 0.5 → x = 1 − √0.5 = 0.29289, t = 24.56 ms
+        // (density 0.0207 per ms there: se √(0.25/n)/0.0207 = 0.27 ms).
         close(f.p50_ms, 24.56, 1.0);
     }
 
     /// Max of two independent exponentials with mean 10 ms: P(max ≤ t) =
     /// (1 − e^(−t/10))² = 0.95 → t = −10 ln(1 − √0.95) = 36.76 ms, while the
-    /// max of the p95s is 10 ln 20 = 29.96 ms.
+    /// max of the p95s is 10 ln 20 = 29.96 ms. (Density at 36.76:
+    /// 2 · 0.9747 · 0.0253 / 10 = 0.0049 per ms, se 0.5 ms.)
     #[test]
     fn max_of_parallel_branches_exceeds_the_max_of_their_p95s() {
         let branch = |d| PathStage {
@@ -613,7 +747,7 @@ mod tests {
             branch(Dist::exponential(10.0)),
             branch(Dist::exponential(10.0)),
         ]);
-        close(f.p95_ms, 36.76, 1.0);
+        close(f.p95_ms, 36.76, 1.5);
     }
 
     /// A mixture is sampled with its probabilities: 97% at 1 ms, 3% at 12 ms
@@ -625,8 +759,9 @@ mod tests {
         assert_eq!(d.quantile(0.95), 1.0);
         assert_eq!(d.quantile(0.99), 12.0);
         close(d.mean(), 1.33, 1e-12);
+        // se √(0.03 · 0.97 / n) = 0.0019.
         let share = d.samples().iter().filter(|x| **x > 1.0).count() as f64 / SAMPLES as f64;
-        close(share, 0.03, 0.004);
+        close(share, 0.03, 0.006);
     }
 
     #[test]
@@ -648,9 +783,9 @@ mod tests {
         // P(wait > 0) = 0.2, exponential mean 5 ms when waiting: P(W > t) =
         // 0.2 e^(−t/5) = 0.05 → t = 5 ln 4 = 6.93 ms. The density there is
         // 0.2/5 · e^(−6.93/5) = 0.01 per ms, so the empirical p95's standard
-        // error is √(0.95·0.05/20,000)/0.01 = 0.15 ms; allow 0.5 ms.
+        // error is √(0.95·0.05/8,192)/0.01 = 0.24 ms; allow 0.75 ms.
         let w = Dist::queue_wait(0.2, 5.0);
-        close(w.quantile(0.95), 5.0 * 4f64.ln(), 0.5);
+        close(w.quantile(0.95), 5.0 * 4f64.ln(), 0.75);
         close(w.mean(), 1.0, 1e-12);
         assert_eq!(Dist::queue_wait(0.0, 5.0), Dist::Point(0.0));
         assert!(Dist::queue_wait(0.5, f64::INFINITY)

@@ -20,7 +20,9 @@ fn seed_prod_targets_pass_the_budget_and_give_a_plausible_plan() {
     assert!(plan.budget.slack_ms > 0.0);
     assert!(plan.budget.critical_path_ms + 200.0 <= 2000.0);
     let b = &plan.budget;
-    assert!(b.critical_path_p50_ms < b.critical_path_ms && b.critical_path_ms < b.critical_path_p99_ms);
+    assert!(
+        b.critical_path_p50_ms < b.critical_path_ms && b.critical_path_ms < b.critical_path_p99_ms
+    );
     // At least the streaming p95 (a non-negative addition never lowers a
     // quantile).
     assert!(b.critical_path_ms >= 950.0);

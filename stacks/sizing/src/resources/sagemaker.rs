@@ -62,7 +62,11 @@ fn target_for(ctx: &Ctx<'_>, t: &SageMakerInstanceType, rate: f64) -> PoolTarget
 /// wait (Erlang C, Allen–Cunneen) + inference (log-normal from mean and p95).
 pub(crate) fn stage_dist(ctx: &Ctx<'_>, plan: &SageMakerPlan, sigma: f64) -> Dist {
     let s = &ctx.a.sagemaker;
-    let Some(t) = s.instance_types.iter().find(|t| t.name == plan.instance_type) else {
+    let Some(t) = s
+        .instance_types
+        .iter()
+        .find(|t| t.name == plan.instance_type)
+    else {
         return Dist::Point(f64::INFINITY);
     };
     let q = Mmc {
