@@ -353,6 +353,15 @@ pub struct TimeoutAssumptions {
     pub unhealthy_threshold: Figure,
 }
 
+/// Shapes of the stage latency distributions the end-to-end path composes
+/// (`crate::path`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PathAssumptions {
+    /// σ of ln(latency) for stages known only by their p95.
+    pub lognormal_sigma: Figure,
+}
+
 /// The whole assumptions file.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -368,6 +377,7 @@ pub struct Assumptions {
     pub bedrock: BedrockAssumptions,
     pub tiers: TierProfiles,
     pub timeouts: TimeoutAssumptions,
+    pub path: PathAssumptions,
 }
 
 sourced!(
@@ -448,6 +458,7 @@ impl Assumptions {
         figs!(tiers: template, simple_llm, standard_llm, complex);
         figs!(timeouts: safety_factor, health_check_interval_s, healthy_threshold,
             unhealthy_threshold);
+        figs!(path: lognormal_sigma);
         for n in &self.redis.node_types {
             out.push((format!("redis.node_types.{}", n.name), n));
         }

@@ -1,19 +1,25 @@
-//! The latency budget check along the critical path.
+//! The latency budget check: each stage against its budget, and the whole
+//! path against the end-to-end p95.
 //!
-//! Each stage gets a modelled p95 from the sized resources (or from the
-//! assumptions, for stages mangactl does not size) and is checked against its
-//! own budget. The critical path is the seed's: edge, auth, memory read,
-//! intent, cache, max(service calls, retrieval), first token, streaming,
-//! guardrails, delivery. Parallel stages take the max. Summing stage p95s
-//! over-estimates the p95 of the sum, so a passing check is conservative.
-//!
-//! The ML intent stage is on the path when more than 5% of messages reach
-//! it: then the p95 message is one the rules could not settle.
+//! Each stage comes as a latency distribution ([`crate::path::Dist`]) from
+//! the sized resources (or from the assumptions, for stages mangactl does
+//! not size); its row checks the stage's own p95 against its budget. The
+//! path is the seed's: edge, auth, memory read, intent rules, the ML intent
+//! model for the messages the rules do not settle, cache, max(service calls,
+//! retrieval), first token, streaming, guardrails, delivery. Its p95 is not
+//! the sum of the stage p95s (quantiles do not add, and the max of p95s
+//! understates the p95 of a max): [`crate::path::compose`] draws the whole
+//! path by a seeded Monte Carlo, with the ML intent stage as a branch that
+//! `1 − rules_confident_share` of messages take and DAX misses as a branch
+//! of the memory read, however small their shares. The old sum of stage
+//! p95s is kept in the table for comparison ([`BudgetTable::sum_of_stage_p95_ms`]).
 
 use serde::Serialize;
 
 use crate::error::SizingError;
 use crate::latency::{LatencyBudgets, Stage};
+use crate::path::{compose, Dist, PathStage};
+use crate::resources::round_ms;
 
 /// One row of the budget table.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -23,7 +29,7 @@ pub struct BudgetRow {
     pub stage: Stage,
     /// Its budget, ms.
     pub budget_ms: u32,
-    /// Its modelled p95, ms.
+    /// Its modelled p95 (of the stage alone, for the messages that run it), ms.
     pub modelled_p95_ms: f64,
     /// Budget minus modelled (negative when over), ms.
     pub slack_ms: f64,
@@ -38,8 +44,17 @@ pub struct BudgetRow {
 pub struct BudgetTable {
     /// One row per stage, in path order.
     pub rows: Vec<BudgetRow>,
-    /// Modelled p95 of the critical path (parallel stages take the max), ms.
+    /// Modelled p95 of the whole path (Monte Carlo over the stage
+    /// distributions, parallel stages as a max), ms.
     pub critical_path_ms: f64,
+    /// Modelled median of the whole path, ms.
+    pub critical_path_p50_ms: f64,
+    /// Modelled 99th percentile of the whole path, ms.
+    pub critical_path_p99_ms: f64,
+    /// For comparison only: the sum of the on-path stage p95s (the max of
+    /// the parallel pair's), the figure the check used before the path was
+    /// composed as distributions. Neither a bound nor the verdict.
+    pub sum_of_stage_p95_ms: f64,
     /// Sum of the budgets along the same path, ms.
     pub budgeted_path_ms: u32,
     /// Margin kept out of the stage budgets, ms.
@@ -48,7 +63,8 @@ pub struct BudgetTable {
     pub end_to_end_p95_ms: u32,
     /// Target minus (critical path + margin), ms.
     pub slack_ms: f64,
-    /// Whether the ML intent stage is on the path (more than 5% of messages use it).
+    /// Whether the ML intent stage is on the path (any message reaches it;
+    /// it enters the path as a branch with that share).
     pub intent_ml_on_path: bool,
     /// Whether every stage and the path fit.
     pub passes: bool,
@@ -63,20 +79,14 @@ impl BudgetTable {
     }
 }
 
-/// Modelled p95 per stage, with how each was obtained.
+/// Latency distribution per stage, with how each was obtained.
 #[derive(Debug, Clone)]
 pub(crate) struct Modelled {
-    pub values: Vec<(Stage, f64, String)>,
+    pub values: Vec<(Stage, Dist, String)>,
 }
 
-impl Modelled {
-    fn get(&self, stage: Stage) -> f64 {
-        self.values
-            .iter()
-            .find(|(s, _, _)| *s == stage)
-            .map_or(f64::INFINITY, |(_, v, _)| *v)
-    }
-}
+/// The parallel pair's group in [`PathStage::parallel_group`].
+const PARALLEL: u32 = 1;
 
 /// Checks every stage and the end-to-end path; returns the table and every
 /// failure as an error.
@@ -85,68 +95,90 @@ pub(crate) fn check(
     modelled: &Modelled,
     intent_ml_share: f64,
 ) -> (BudgetTable, Vec<SizingError>) {
-    let intent_ml_on_path = intent_ml_share > 1.0 - crate::erlang::P95;
+    let ml_share = intent_ml_share.clamp(0.0, 1.0);
+    let intent_ml_on_path = ml_share > 0.0;
     let parallel = [Stage::ServiceCalls, Stage::Retrieval];
-    let on_path = |s: Stage| match s {
-        Stage::StreamJitter => false,
-        Stage::IntentMl => intent_ml_on_path,
-        _ => true,
+    let share = |s: Stage| match s {
+        Stage::StreamJitter => 0.0,
+        Stage::IntentMl => ml_share,
+        _ => 1.0,
     };
+    let on_path = |s: Stage| share(s) > 0.0;
+
+    // Every budgeted stage goes through the composition (a stage off the
+    // path with share 0), so each row's p95 comes from the same place.
+    let missing = (Dist::Point(f64::INFINITY), String::from("not modelled"));
+    let stages: Vec<(Stage, &Dist, &str)> = Stage::BUDGETED
+        .into_iter()
+        .map(|stage| {
+            let (d, b) = modelled
+                .values
+                .iter()
+                .find(|(s, _, _)| *s == stage)
+                .map_or((&missing.0, missing.1.as_str()), |(_, d, b)| {
+                    (d, b.as_str())
+                });
+            (stage, d, b)
+        })
+        .collect();
+    let figures = compose(
+        &stages
+            .iter()
+            .map(|(stage, d, _)| PathStage {
+                dist: (*d).clone(),
+                share: share(*stage),
+                parallel_group: parallel.contains(stage).then_some(PARALLEL),
+            })
+            .collect::<Vec<_>>(),
+    );
 
     let mut errors = Vec::new();
     let mut rows = Vec::new();
-    for stage in Stage::BUDGETED {
+    let (mut serial_sum, mut par_max) = (0.0_f64, 0.0_f64);
+    let (mut budgeted, mut par_budget) = (0_u32, 0_u32);
+    for ((stage, _, basis), p95) in stages.iter().zip(&figures.stage_p95_ms) {
+        let stage = *stage;
         let budget = stage.budget_ms(budgets);
-        let (value, basis) = modelled.values.iter().find(|(s, _, _)| *s == stage).map_or(
-            (f64::INFINITY, String::from("not modelled")),
-            |(_, v, b)| (*v, b.clone()),
-        );
+        let value = round_ms(*p95);
         let slack = f64::from(budget) - value;
         if slack < -1e-9 {
             errors.push(SizingError::StageOverBudget {
                 stage,
                 modelled_ms: value,
                 budget_ms: budget,
-                shortfall_ms: crate::resources::round_ms(-slack),
+                shortfall_ms: round_ms(-slack),
             });
+        }
+        if on_path(stage) {
+            if parallel.contains(&stage) {
+                par_max = par_max.max(value);
+                par_budget = par_budget.max(budget);
+            } else {
+                serial_sum += value;
+                budgeted = budgeted.saturating_add(budget);
+            }
         }
         rows.push(BudgetRow {
             stage,
             budget_ms: budget,
             modelled_p95_ms: value,
-            slack_ms: crate::resources::round_ms(slack),
+            slack_ms: round_ms(slack),
             on_critical_path: on_path(stage),
-            basis,
+            basis: (*basis).to_owned(),
         });
     }
-
-    let serial = Stage::BUDGETED
-        .into_iter()
-        .filter(|s| on_path(*s) && !parallel.contains(s));
-    let par_model = parallel
-        .iter()
-        .map(|s| modelled.get(*s))
-        .fold(0.0_f64, f64::max);
-    let par_budget = parallel
-        .iter()
-        .map(|s| s.budget_ms(budgets))
-        .max()
-        .unwrap_or(0);
-    let (mut path, mut budgeted) = (par_model, par_budget);
-    for s in serial {
-        path += modelled.get(s);
-        budgeted = budgeted.saturating_add(s.budget_ms(budgets));
-    }
-    let path = crate::resources::round_ms(path);
-    let slack = f64::from(budgets.end_to_end_p95) - f64::from(budgets.margin) - path;
+    let budgeted = budgeted.saturating_add(par_budget);
+    let path = round_ms(figures.p95_ms);
+    let slack = f64::from(budgets.end_to_end_p95) - (path + f64::from(budgets.margin));
     if slack < -1e-9 {
         errors.push(SizingError::EndToEndOverBudget {
             modelled_ms: path,
             margin_ms: budgets.margin,
             end_to_end_ms: budgets.end_to_end_p95,
-            shortfall_ms: crate::resources::round_ms(-slack),
+            shortfall_ms: round_ms(-slack),
         });
     }
+
     let mut notes = Vec::new();
     let allocated = u64::from(budgeted) + u64::from(budgets.margin);
     if allocated > u64::from(budgets.end_to_end_p95) {
@@ -157,19 +189,25 @@ pub(crate) fn check(
             budgets.margin,
             budgets.end_to_end_p95,
             if intent_ml_on_path {
-                " (the ML intent stage is on the path because more than 5% of messages reach it)"
+                format!(
+                    " (the ML intent budget counts: {:.0}% of messages reach it)",
+                    ml_share * 100.0
+                )
             } else {
-                ""
+                String::new()
             }
         ));
     }
     let table = BudgetTable {
         rows,
         critical_path_ms: path,
+        critical_path_p50_ms: round_ms(figures.p50_ms),
+        critical_path_p99_ms: round_ms(figures.p99_ms),
+        sum_of_stage_p95_ms: round_ms(serial_sum + par_max),
         budgeted_path_ms: budgeted,
         margin_ms: budgets.margin,
         end_to_end_p95_ms: budgets.end_to_end_p95,
-        slack_ms: crate::resources::round_ms(slack),
+        slack_ms: round_ms(slack),
         intent_ml_on_path,
         passes: errors.is_empty(),
         notes,
@@ -189,7 +227,7 @@ mod tests {
         Modelled {
             values: Stage::BUDGETED
                 .into_iter()
-                .map(|s| (s, f(s), "test".to_owned()))
+                .map(|s| (s, Dist::Point(f(s)), "test".to_owned()))
                 .collect(),
         }
     }
@@ -202,15 +240,29 @@ mod tests {
             _ => 10.0,
         });
         // Serial on-path stages without ML: edge, auth, memory, rules, cache,
-        // first token, streaming, guardrails, delivery = 9 × 10 + max(150, 120).
+        // first token, streaming, guardrails, delivery = 9 × 10 + max(150, 120)
+        // = 240 ms. With 4% of messages through ML the path is 250 ms for
+        // those 4% and 240 ms for the other 96%, so its p95 is 240 ms: the ML
+        // branch is on the path, but too rare to reach the p95.
         let (t, e) = check(&budgets(), &m, 0.04);
         assert!(e
             .iter()
             .all(|e| !matches!(e, SizingError::EndToEndOverBudget { .. })));
         assert_eq!(t.critical_path_ms, 240.0);
+        assert!(t.intent_ml_on_path);
+        // 6% of messages through ML: more than 5% of paths are 250 ms.
+        let (t, _) = check(&budgets(), &m, 0.06);
+        assert_eq!(t.critical_path_ms, 250.0);
+        let (t, _) = check(&budgets(), &m, 0.0);
         assert!(!t.intent_ml_on_path);
+        assert_eq!(t.critical_path_ms, 240.0);
         let (t, _) = check(&budgets(), &m, 0.4);
         assert_eq!(t.critical_path_ms, 250.0);
+        assert_eq!(
+            (t.critical_path_p50_ms, t.critical_path_p99_ms),
+            (240.0, 250.0)
+        );
+        assert_eq!(t.sum_of_stage_p95_ms, 250.0);
         assert!(t.intent_ml_on_path);
         assert_eq!(t.notes.len(), 1, "1947 + 200 > 2000 is worth a note");
         // Seed budgets along the path with ML: 1947 ms.
@@ -218,6 +270,33 @@ mod tests {
             t.budgeted_path_ms,
             30 + 20 + 10 + 50 + 150 + 2 + 200 + 400 + 985 + 50 + 50
         );
+    }
+
+    /// The example through the check: memory read and cache each
+    /// 0 ms for 96% of messages and 13 ms for 4% (independent), every other
+    /// stage a fixed 10 ms, ML off the path. Each of the two stages has
+    /// p95 0, so the sum of stage p95s is 9 × 10 − 2 × 10 + 150 (service
+    /// calls) = 220 ms. But P(either is 13 ms) = 1 − 0.96² = 7.84% > 5%, so
+    /// the path's p95 is 220 + 13 = 233 ms.
+    #[test]
+    fn rare_slow_branches_raise_the_path_p95_above_the_sum_of_p95s() {
+        let mut m = modelled(|s| match s {
+            Stage::ServiceCalls => 150.0,
+            Stage::Retrieval => 120.0,
+            _ => 10.0,
+        });
+        for (s, d, _) in &mut m.values {
+            if matches!(s, Stage::MemoryRead | Stage::CacheHit) {
+                *d = Dist::Point(13.0).sometimes(0.04);
+            }
+        }
+        let (t, _) = check(&budgets(), &m, 0.0);
+        assert_eq!(
+            t.row(Stage::MemoryRead).map(|r| r.modelled_p95_ms),
+            Some(0.0)
+        );
+        assert_eq!(t.sum_of_stage_p95_ms, 220.0);
+        assert_eq!(t.critical_path_ms, 233.0);
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //! traffic targets, with the reason for each, and a latency budget check that
 //! refuses targets that cannot be met.
 //!
-//! The crate is pure: no I/O, no clocks, no randomness. Its data (performance
+//! The crate is pure: no I/O, no clocks, no entropy (the path's Monte Carlo
+//! draws from a fixed seed). Its data (performance
 //! assumptions and prices) is embedded from `data/` at compile time, and the
 //! same input always yields the same plan.
 //!
@@ -10,9 +11,13 @@
 //! 1. [`rates`]: arrival rates at peak from sessions × messages/min × peak
 //!    factor, split by the tier mix; streams in flight by Little's law.
 //! 2. [`resources`]: each resource sized to its binding constraint; pooled
-//!    resources use Erlang C ([`erlang`]) to fit their stage's p95 budget.
-//! 3. [`budget`]: each stage's modelled p95 against its budget, and the
-//!    critical path plus margin against the end-to-end p95.
+//!    resources use Erlang C ([`erlang`], with the Allen–Cunneen M/G/c
+//!    correction where service times are not exponential) to fit their
+//!    stage's p95 budget.
+//! 3. [`path`] and [`budget`]: each stage as a latency distribution; each
+//!    stage's p95 against its budget, and the p95 of the whole path (composed
+//!    by a seeded Monte Carlo, parallel stages as a max, rare branches as
+//!    mixtures) plus margin against the end-to-end p95.
 //! 4. [`timeouts`] and [`cost`]: derived timeouts and a monthly estimate.
 //!
 //! Explicit capacities from the environment file win over computed ones;
@@ -48,6 +53,7 @@ pub mod erlang;
 pub mod error;
 pub mod input;
 pub mod latency;
+pub mod path;
 pub mod plan;
 pub mod rates;
 pub mod resources;
@@ -79,8 +85,9 @@ use std::collections::BTreeMap;
 
 use budget::Modelled;
 use error::Findings;
-use resources::service::{cpu_stage_p95, cpu_stages};
-use resources::{round_ms, Ctx};
+use path::Dist;
+use resources::service::{cpu_stage_dist, cpu_stages};
+use resources::Ctx;
 
 /// Sizes an environment with the embedded assumptions and prices.
 ///
@@ -294,7 +301,9 @@ fn remedies(a: &Assumptions, budget: &budget::BudgetTable, findings: &mut Findin
     }
 }
 
-/// Modelled p95 of every stage from the sized resources and assumptions.
+/// The latency distribution of every stage from the sized resources and
+/// assumptions ([`path::Dist`]); the budget table takes each stage's p95 and
+/// the end-to-end p95 from them.
 fn modelled_stages(
     ctx: &Ctx<'_>,
     service: &ServicePlan,
@@ -304,83 +313,104 @@ fn modelled_stages(
     sagemaker: &SageMakerPlan,
 ) -> Modelled {
     let a = ctx.a;
+    let sigma = a.path.lognormal_sigma.v();
+    let by_p95 = |p95: f64| Dist::lognormal_p95_sigma(p95, sigma);
     let rho = service.cpu_utilisation_at_peak;
-    let mut values = vec![
+    // The slowest tier the end-to-end target covers.
+    let stream = a
+        .tiers
+        .all()
+        .into_iter()
+        .filter(|t| t.uses_llm() && t.within_end_to_end)
+        .fold(None::<&assumptions::TierProfile>, |best, t| match best {
+            Some(b) if b.output_tokens >= t.output_tokens => Some(b),
+            _ => Some(t),
+        });
+    let mut values =
+        vec![
         (
             Stage::Edge,
-            a.edge.edge_p95_ms.v(),
-            "assumption edge.edge_p95_ms".to_owned(),
+            by_p95(a.edge.edge_p95_ms.v()),
+            format!("assumption edge.edge_p95_ms, log-normal σ {sigma}"),
         ),
         (
             Stage::MemoryRead,
-            dax.modelled_p95_ms,
+            resources::dax::stage_dist(ctx, dax, sigma),
             if dax.enabled {
-                format!("DAX {} × {} (hit p95 + wait)", dax.nodes, dax.node_type)
+                format!(
+                    "DAX {} × {}: {:.0}% hits (hit + wait), misses DynamoDB + hop + wait",
+                    dax.nodes,
+                    dax.node_type,
+                    a.dax.item_cache_hit_ratio.v() * 100.0
+                )
             } else {
-                "DynamoDB p95 (no DAX)".to_owned()
+                "DynamoDB read (no DAX)".to_owned()
             },
         ),
         (
             Stage::IntentMl,
-            sagemaker.modelled_p95_ms,
+            resources::sagemaker::stage_dist(ctx, sagemaker, sigma),
             format!(
-                "SageMaker {} × {}: overhead + inference p95 + Erlang C wait",
+                "SageMaker {} × {}: overhead + M/G/c wait + inference",
                 sagemaker.instances, sagemaker.instance_type
             ),
         ),
         (
             Stage::CacheHit,
-            redis.modelled_p95_ms,
-            format!("Redis {} GET p95 + M/M/1 wait", redis.node_type),
+            resources::redis::stage_dist(ctx, redis, sigma),
+            format!("Redis {} GET + M/M/1 wait", redis.node_type),
         ),
         (
             Stage::ServiceCalls,
-            a.downstream.service_calls_p95_ms.v(),
-            "assumption downstream.service_calls_p95_ms".to_owned(),
+            by_p95(a.downstream.service_calls_p95_ms.v()),
+            format!("assumption downstream.service_calls_p95_ms, log-normal σ {sigma}"),
         ),
         (
             Stage::Retrieval,
-            opensearch.modelled_p95_ms,
+            resources::opensearch::stage_dist(ctx, opensearch, sigma),
             format!(
-                "embedding + search p95 + Erlang C wait on {} OCUs",
+                "embedding + M/G/c wait on {} OCUs + search",
                 opensearch.search_ocu_min
             ),
         ),
         (
             Stage::FirstToken,
-            ctx.model.first_token_p95_ms,
-            format!("public measurement of {}", ctx.model.model_id),
+            Dist::lognormal_mean_p95(ctx.model.first_token_mean_ms(), ctx.model.first_token_p95_ms),
+            format!(
+                "public measurement of {} (log-normal, mean and p95)",
+                ctx.model.model_id
+            ),
         ),
         (
             Stage::Streaming,
-            a.tiers
-                .all()
-                .iter()
-                .filter(|t| t.uses_llm() && t.within_end_to_end)
-                .map(|t| ctx.model.stream_p95_ms(t.output_tokens))
-                .fold(0.0_f64, f64::max),
+            stream.map_or(Dist::Point(0.0), |t| {
+                Dist::lognormal_mean_p95(
+                    ctx.model.stream_mean_ms(t.output_tokens),
+                    ctx.model.stream_p95_ms(t.output_tokens),
+                )
+            }),
             format!(
-                "longest stream p95 of the tiers the end-to-end target covers: output tokens at {} tokens/s (the model's 5th-percentile speed)",
-                ctx.model.output_tokens_per_s_p5
+                "longest stream of the tiers the end-to-end target covers: output tokens at {} tokens/s median, {} at the 5th percentile (log-normal, mean and p95)",
+                ctx.model.output_tokens_per_s_median, ctx.model.output_tokens_per_s_p5
             ),
         ),
         (
             Stage::Guardrails,
-            a.downstream.guardrails_p95_ms.v(),
-            "assumption downstream.guardrails_p95_ms".to_owned(),
+            by_p95(a.downstream.guardrails_p95_ms.v()),
+            format!("assumption downstream.guardrails_p95_ms, log-normal σ {sigma}"),
         ),
         (
             Stage::StreamJitter,
-            a.edge.stream_jitter_p95_ms.v(),
-            "assumption edge.stream_jitter_p95_ms".to_owned(),
+            by_p95(a.edge.stream_jitter_p95_ms.v()),
+            format!("assumption edge.stream_jitter_p95_ms, log-normal σ {sigma}"),
         ),
     ];
     for (stage, fixed, cpu, _) in cpu_stages(ctx) {
         values.push((
             stage,
-            round_ms(cpu_stage_p95(fixed, cpu, rho)),
+            cpu_stage_dist(fixed, cpu, rho, sigma),
             format!(
-                "{fixed} ms + {cpu} ms CPU / (1 − {:.0}% utilisation)",
+                "{fixed} ms + processor-sharing sojourn of {cpu} ms CPU at {:.0}% utilisation",
                 rho * 100.0
             ),
         ));

@@ -30,12 +30,26 @@ fn seed_prod_sizes_within_its_accepted_shortfalls_and_gives_a_plausible_plan() {
     let plan = size(&prod()).unwrap_or_else(|e| panic!("{e}"));
     assert!(!plan.budget.passes);
     non_llm_stages_fit(&plan);
+    let b = &plan.budget;
+    assert!(
+        b.critical_path_p50_ms < b.critical_path_ms && b.critical_path_ms < b.critical_path_p99_ms
+    );
+    // The ML intent model (40% of messages) and the memory read's DAX
+    // misses (3%) are branches of the path, not cut off.
+    assert!(b.intent_ml_on_path);
+    // The memory read's p95 is above the 1.5 ms hit p95: with 3% of reads
+    // missing (DynamoDB, median 5.3 ms: all of them above 2 ms), 5% above t
+    // needs 0.97·P(hit > t) + 0.03 = 0.05, so P(hit > t) = 0.0206: the hit's
+    // 97.94th percentile, z = 2.041, 1.5 · e^(0.5·(2.041 − 1.645)) = 1.83 ms
+    // (log-normal σ 0.5), plus a negligible queue wait.
+    let mem = b.row(Stage::MemoryRead).expect("row").modelled_p95_ms;
+    close(mem, 1.83, 0.15);
     // First token p95 1450 ms (public median 930 ms, LLMPerf spread) against
     // 400 ms; streaming p95 = 75 tokens at 36 tokens/s = 2083.3 ms against 985.
     let ft = plan.budget.row(Stage::FirstToken).expect("row");
     close(ft.modelled_p95_ms, 1450.0, 1e-9);
     let st = plan.budget.row(Stage::Streaming).expect("row");
-    close(st.modelled_p95_ms, 75.0 / 36.0 * 1000.0, 1e-6);
+    close(st.modelled_p95_ms, 75.0 / 36.0 * 1000.0, 0.05);
     for stage in ["llm first token", "streaming", "end to end"] {
         assert!(
             plan.warnings.iter().any(|w| w.resource == "budget"
@@ -267,19 +281,26 @@ fn an_accepted_shortfall_holds_up_to_its_figure_and_no_further() {
 
 #[test]
 fn end_to_end_target_below_the_path_fails() {
+    // Adding a non-negative stage never lowers a p95 (X + Y ≥ X sample by
+    // sample), so the path's p95 is at least the streaming stage's own:
+    // 75 tokens at the 5th-percentile 36 tokens/s = 2083 ms. The shipped
+    // target of 2000 ms leaves 1800 ms for the path after the 200 ms margin:
+    // too little whatever the other stages do, once the file's acceptance
+    // of the end-to-end shortfall is taken away.
     let mut input = prod();
     input
         .accepted_shortfalls
         .retain(|a| a.stage != Stage::EndToEnd);
-    input.targets.latency_ms.end_to_end_p95 = 1700;
-    let err = size(&input).expect_err("path + margin exceeds 1700 ms");
+    let err = size(&input).expect_err("path + margin exceeds 2000 ms");
     assert!(err.errors.iter().any(|e| matches!(
         e,
         SizingError::EndToEndOverBudget {
-            end_to_end_ms: 1700,
+            end_to_end_ms: 2000,
             ..
         }
     )));
+    let plan = err.plan.expect("a budget failure still carries the plan");
+    assert!(plan.budget.critical_path_ms >= 2000.0);
 }
 
 #[test]

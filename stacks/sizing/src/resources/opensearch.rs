@@ -1,8 +1,8 @@
 //! OpenSearch Serverless: search and indexing OCU minimum and maximum.
 //!
 //! Retrieval's budget covers the query embedding plus the vector search. The
-//! search side is an M/M/c pool of search threads (a few per OCU), sized with
-//! Erlang C so that embedding p95 + search p95 + queue wait p95 fits the
+//! search side is an M/G/c pool of search threads (a few per OCU), sized with
+//! Erlang C and the Allen–Cunneen correction so that embedding p95 + search p95 + queue wait p95 fits the
 //! `retrieval` budget. Serverless scales OCUs up in minutes, not seconds, so
 //! the minimum must carry the peak; the maximum leaves room beyond it.
 //! Indexing is sized from the catalogue update rate, doubled by the standby
@@ -20,8 +20,9 @@
 
 use serde::Serialize;
 
-use crate::erlang::{pool_p95, smallest_pool, PoolTarget};
+use crate::erlang::{allen_cunneen, pool_p95, smallest_pool, Mmc, PoolTarget};
 use crate::error::Findings;
+use crate::path::Dist;
 
 use super::failure::{self, Degraded};
 use super::{ceil_u32, pct, round4, round_ms, Assessment, Binding, Ctx};
@@ -81,6 +82,28 @@ pub struct OpenSearchPlan {
     pub assessment: Assessment,
 }
 
+/// Retrieval's latency distribution for the sized collection: embedding
+/// (log-normal with its p95 and shape `sigma`) + queue wait on the search
+/// threads (Erlang C, Allen–Cunneen) + search (log-normal from mean and p95).
+pub(crate) fn stage_dist(ctx: &Ctx<'_>, plan: &OpenSearchPlan, sigma: f64) -> Dist {
+    let o = &ctx.a.opensearch;
+    let threads = o.search_threads_per_ocu.v().max(1.0);
+    let q = Mmc {
+        arrival_rate: plan.queries_per_s,
+        service_rate: 1000.0 / o.search_mean_ms.v(),
+        servers: ceil_u32(f64::from(plan.search_ocu_min) * threads),
+    };
+    let cv2 = crate::path::lognormal_cv2(o.search_mean_ms.v(), o.search_p95_ms.v());
+    Dist::Sum(vec![
+        Dist::lognormal_p95_sigma(o.embedding_p95_ms.v(), sigma),
+        Dist::queue_wait(
+            q.prob_wait(),
+            q.mean_wait_if_waiting() * allen_cunneen(cv2) * 1000.0,
+        ),
+        Dist::lognormal_mean_p95(o.search_mean_ms.v(), o.search_p95_ms.v()),
+    ])
+}
+
 /// Sizes the collection and applies the `capacity.opensearch` override.
 pub(crate) fn size(ctx: &Ctx<'_>, findings: &mut Findings) -> OpenSearchPlan {
     let o = &ctx.a.opensearch;
@@ -95,6 +118,8 @@ pub(crate) fn size(ctx: &Ctx<'_>, findings: &mut Findings) -> OpenSearchPlan {
         arrival_rate: r.retrieval_queries_per_s,
         service_rate: 1000.0 / o.search_mean_ms.v(),
         service_p95: o.search_p95_ms.v() / 1000.0,
+        // M/G/c: the search time is log-normal with its mean and p95.
+        service_cv2: crate::path::lognormal_cv2(o.search_mean_ms.v(), o.search_p95_ms.v()),
         budget: (budget_ms - embed) / 1000.0,
         utilisation_ceiling: o.utilisation_ceiling.v(),
         min_servers: 1,

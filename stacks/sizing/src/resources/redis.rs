@@ -21,6 +21,7 @@ use serde::Serialize;
 use crate::assumptions::RedisNodeType;
 use crate::erlang::{Mmc, P95};
 use crate::error::Findings;
+use crate::path::Dist;
 
 use super::failure::{self, Degraded};
 use super::{ceil_u32, pct, round4, round_ms, Assessment, Binding, Ctx};
@@ -78,6 +79,25 @@ fn fit(ctx: &Ctx<'_>, n: &RedisNodeType, shards: u32, load: &Load) -> Fit {
         ops_util: per_shard_ops / n.ops_per_second,
         p95_ms: r.get_p95_ms.v() + q.wait_quantile(P95) * 1000.0,
     }
+}
+
+/// The cache stage's latency distribution for the sized group: the GET
+/// round trip (log-normal with its p95 and shape `sigma`) + the M/M/1 wait
+/// at one primary.
+pub(crate) fn stage_dist(ctx: &Ctx<'_>, plan: &RedisPlan, sigma: f64) -> Dist {
+    let r = &ctx.a.redis;
+    let Some(n) = r.node_types.iter().find(|n| n.name == plan.node_type) else {
+        return Dist::Point(f64::INFINITY);
+    };
+    let q = Mmc {
+        arrival_rate: plan.ops_per_s / f64::from(plan.shards.max(1)),
+        service_rate: n.ops_per_second,
+        servers: 1,
+    };
+    Dist::Sum(vec![
+        Dist::lognormal_p95_sigma(r.get_p95_ms.v(), sigma),
+        Dist::queue_wait(q.prob_wait(), q.mean_wait_if_waiting() * 1000.0),
+    ])
 }
 
 /// Shards `n` needs, and what forced them beyond the memory and ops need.

@@ -4,7 +4,10 @@
 //! Each instance runs one model worker per vCPU; the endpoint is an M/M/c
 //! pool of those workers. The count is the smallest that keeps
 //! overhead p95 + inference p95 + queue wait p95 inside the `intent_ml` budget
-//! below the utilisation ceiling (Erlang C). Production keeps two instances so
+//! below the utilisation ceiling (Erlang C, with the Allen–Cunneen M/G/c
+//! correction for the inference time's variability). The budget table takes
+//! the stage's p95 from the distribution of the same three parts
+//! ([`stage_dist`]). Production keeps two instances so
 //! SageMaker can place them in different AZs.
 //!
 //! Failure sizing ([`super::failure`]): SageMaker spreads the instances over
@@ -18,8 +21,9 @@
 use serde::Serialize;
 
 use crate::assumptions::SageMakerInstanceType;
-use crate::erlang::{pool_p95, smallest_pool, PoolTarget};
+use crate::erlang::{allen_cunneen, pool_p95, smallest_pool, Mmc, PoolTarget};
 use crate::error::Findings;
+use crate::path::Dist;
 
 use super::failure::{self, Degraded};
 use super::{ceil_u32, pct, round4, round_ms, Assessment, Binding, Ctx};
@@ -57,10 +61,40 @@ fn target_for(ctx: &Ctx<'_>, t: &SageMakerInstanceType, rate: f64) -> PoolTarget
         arrival_rate: rate,
         service_rate: 1000.0 / t.service_mean_ms,
         service_p95: t.service_p95_ms / 1000.0,
+        // M/G/c: the inference time is log-normal with its mean and p95.
+        service_cv2: crate::path::lognormal_cv2(t.service_mean_ms, t.service_p95_ms),
         budget: budget_ms / 1000.0,
         utilisation_ceiling: s.utilisation_ceiling.v(),
         min_servers: 1,
     }
+}
+
+/// The ML intent stage's latency distribution for the sized endpoint:
+/// invocation overhead (log-normal with its p95 and shape `sigma`) + queue
+/// wait (Erlang C, Allen–Cunneen) + inference (log-normal from mean and p95).
+pub(crate) fn stage_dist(ctx: &Ctx<'_>, plan: &SageMakerPlan, sigma: f64) -> Dist {
+    let s = &ctx.a.sagemaker;
+    let Some(t) = s
+        .instance_types
+        .iter()
+        .find(|t| t.name == plan.instance_type)
+    else {
+        return Dist::Point(f64::INFINITY);
+    };
+    let q = Mmc {
+        arrival_rate: plan.invocations_per_s,
+        service_rate: 1000.0 / t.service_mean_ms,
+        servers: plan.instances.saturating_mul(t.workers),
+    };
+    let cv2 = crate::path::lognormal_cv2(t.service_mean_ms, t.service_p95_ms);
+    Dist::Sum(vec![
+        Dist::lognormal_p95_sigma(s.invocation_overhead_p95_ms.v(), sigma),
+        Dist::queue_wait(
+            q.prob_wait(),
+            q.mean_wait_if_waiting() * allen_cunneen(cv2) * 1000.0,
+        ),
+        Dist::lognormal_mean_p95(t.service_mean_ms, t.service_p95_ms),
+    ])
 }
 
 /// Instances of `t` for `rate` invocations/s, and whether latency forced them.

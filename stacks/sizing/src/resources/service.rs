@@ -7,9 +7,9 @@
 //!
 //! The orchestrator's own stages (auth, intent rules, delivery) run on its CPU,
 //! so their latency grows with utilisation. The async runtime shares a core
-//! among ready tasks much like processor sharing, where a job of size x takes
-//! x / (1 − ρ) on average; using the stage's p95 CPU time for x gives the
-//! modelled p95 of those stages and an upper bound on ρ for each budget.
+//! among ready tasks much like processor sharing (PS); [`cpu_stage_dist`]
+//! gives the sojourn-time distribution it models for those stages and
+//! [`cpu_ceiling`] the upper bound on ρ each budget implies.
 //!
 //! Failure sizing ([`super::failure`]): ECS spreads the tasks over the AZs,
 //! so losing one AZ of `az_count` loses `ceil(n / az_count)` tasks (at least
@@ -28,6 +28,7 @@ use crate::cost::fargate_monthly;
 use crate::error::Findings;
 use crate::input::ServiceOverride;
 use crate::latency::Stage;
+use crate::path::Dist;
 
 use super::failure::{self, Degraded};
 use super::{ceil_u32, pct, round4, Assessment, Binding, Ctx};
@@ -144,13 +145,54 @@ pub(crate) fn cpu_stages(ctx: &Ctx<'_>) -> [(Stage, f64, f64, u32); 3] {
     ]
 }
 
-/// Modelled p95 of a CPU stage at utilisation `rho` (processor sharing).
-pub(crate) fn cpu_stage_p95(fixed_ms: f64, cpu_ms: f64, rho: f64) -> f64 {
+/// ln 20: the p95 of an exponential is ln 20 ≈ 2.996 times its mean.
+const EXP_P95_PER_MEAN: f64 = 2.995_732_273_553_991;
+
+/// The processor-sharing sojourn of a CPU job of size `cpu_ms` at
+/// utilisation `rho`: `cpu_ms` plus a slowdown delay, the delay taken as
+/// exponential with mean `cpu_ms` · ρ/(1 − ρ); infinite when ρ ≥ 1.
+///
+/// In an M/G/1-PS queue a job of size x has mean sojourn x/(1 − ρ) whatever
+/// the service-time distribution (M. Harchol-Balter, "Performance Modeling
+/// and Design of Computer Systems", Cambridge University Press 2013, Part
+/// VII, processor sharing among the preemptive policies; L. Kleinrock,
+/// "Queueing Systems, Volume 2: Computer Applications", Wiley 1976, ch. 4 on
+/// time-sharing), so the mean delay beyond x is x·ρ/(1 − ρ). The mean
+/// is exact; the exponential shape of the delay is this crate's assumption.
+/// It gives the right limits (x alone when idle; a delay that grows like
+/// 1/(1 − ρ)), but does not model: the variance of the PS sojourn of a job
+/// of fixed size (lower than exponential for large jobs), several cores per
+/// task, bursts above the mean utilisation, or the async runtime not being
+/// an exact PS server (cooperative scheduling runs a ready task until it
+/// yields). x is the stage's p95 CPU time (the figure the assumptions give).
+pub(crate) fn cpu_sojourn(cpu_ms: f64, rho: f64) -> Dist {
     if rho >= 1.0 {
-        f64::INFINITY
-    } else {
-        fixed_ms + cpu_ms / (1.0 - rho.max(0.0))
+        return Dist::Point(f64::INFINITY);
     }
+    let rho = rho.max(0.0);
+    Dist::ShiftedExp {
+        shift: cpu_ms,
+        mean: cpu_ms * rho / (1.0 - rho),
+    }
+}
+
+/// A CPU stage's latency distribution: its part outside the CPU (log-normal
+/// with p95 `fixed_ms` and shape `sigma`) plus the PS sojourn of its CPU.
+pub(crate) fn cpu_stage_dist(fixed_ms: f64, cpu_ms: f64, rho: f64, sigma: f64) -> Dist {
+    let cpu = cpu_sojourn(cpu_ms, rho);
+    if fixed_ms > 0.0 {
+        Dist::Sum(vec![Dist::lognormal_p95_sigma(fixed_ms, sigma), cpu])
+    } else {
+        cpu
+    }
+}
+
+/// The p95 of the CPU part of a stage: x + ln 20 · x·ρ/(1 − ρ).
+#[cfg(test)]
+pub(crate) fn cpu_sojourn_p95(cpu_ms: f64, rho: f64) -> f64 {
+    cpu_sojourn(cpu_ms, rho)
+        .exact_quantile(crate::erlang::P95)
+        .unwrap_or(f64::INFINITY)
 }
 
 /// Lowest utilisation any task may run at: guards against a budget that
@@ -158,15 +200,20 @@ pub(crate) fn cpu_stage_p95(fixed_ms: f64, cpu_ms: f64, rho: f64) -> f64 {
 const MIN_CEILING: f64 = 0.05;
 
 /// The CPU utilisation ceiling: the autoscaling target, lowered where a CPU
-/// stage's budget needs more idle CPU (ρ ≤ 1 − cpu / (budget − fixed)).
+/// stage's budget needs more idle CPU. With room = budget − fixed p95, the
+/// CPU part's p95 x + ln 20 · x·ρ/(1 − ρ) fits when ρ/(1 − ρ) ≤ k =
+/// (room/x − 1)/ln 20, i.e. ρ ≤ k/(1 + k). (Adding the fixed part's p95 to
+/// the CPU part's is a sizing rule, not a bound; the budget table takes the
+/// stage's p95 from the distribution of the sum.)
 pub(crate) fn cpu_ceiling(ctx: &Ctx<'_>) -> f64 {
     let mut ceiling = ctx.a.orchestrator.scaling_target_utilisation.v();
     for (_, fixed, cpu, budget) in cpu_stages(ctx) {
         let room = f64::from(budget) - fixed;
         // A budget the stage cannot meet even idle is reported by the budget
         // check; it does not drive the task count.
-        if room > cpu {
-            ceiling = ceiling.min(1.0 - cpu / room);
+        if room > cpu && cpu > 0.0 {
+            let k = (room / cpu - 1.0) / EXP_P95_PER_MEAN;
+            ceiling = ceiling.min(k / (1.0 + k));
         }
     }
     ceiling.max(MIN_CEILING)
@@ -698,9 +745,22 @@ mod tests {
     }
 
     #[test]
-    fn processor_sharing_stretch_by_hand() {
-        // 5 ms of CPU at 60% utilisation takes 5 / 0.4 = 12.5 ms.
-        assert!((cpu_stage_p95(0.0, 5.0, 0.6) - 12.5).abs() < 1e-9);
-        assert!(cpu_stage_p95(1.0, 5.0, 1.0).is_infinite());
+    fn processor_sharing_sojourn_by_hand() {
+        // 5 ms of CPU at 60% utilisation. Mean sojourn (M/G/1-PS):
+        // 5 / (1 − 0.6) = 12.5 ms. Delay beyond the 5 ms: mean 12.5 − 5 = 7.5 ms,
+        // exponential, so its p95 is 7.5 × ln 20 = 7.5 × 2.995732 = 22.468 ms;
+        // the sojourn p95 is 5 + 22.468 = 27.468 ms (the old x/(1 − ρ) = 12.5
+        // was the mean).
+        let d = cpu_sojourn(5.0, 0.6);
+        assert!((d.mean() - 12.5).abs() < 1e-9);
+        assert!((cpu_sojourn_p95(5.0, 0.6) - 27.468).abs() < 1e-3);
+        // Idle CPU: the job's own 5 ms.
+        assert!((cpu_sojourn_p95(5.0, 0.0) - 5.0).abs() < 1e-12);
+        assert!(cpu_sojourn_p95(5.0, 1.0).is_infinite());
+        // With a 20 ms log-normal network part (σ 0.5) the stage's p95 is
+        // below 20 + 27.468 = 47.47 (tails rarely coincide) and above the
+        // larger part alone, 27.47.
+        let p = cpu_stage_dist(20.0, 5.0, 0.6, 0.5).quantile(0.95);
+        assert!(p > 27.468 && p < 47.468, "{p}");
     }
 }
