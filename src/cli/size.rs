@@ -186,6 +186,37 @@ pub(super) fn write_budget(
         if b.passes { "passes" } else { "misses" },
         b.slack_ms
     )?;
+    if !b.tiers.is_empty() {
+        writeln!(
+            out,
+            "\n{:<14} {:>7} {:>17} {:>15}  TARGET",
+            "TIER", "SHARE", "FIRST TOKEN p95", "END TO END p95"
+        )?;
+        for t in &b.tiers {
+            let first = t
+                .first_token_p95_ms
+                .map_or_else(|| "-".to_owned(), |v| format!("{v:.1} ms"));
+            let target = if t.within_end_to_end_target {
+                if t.end_to_end_p95_ms + f64::from(b.margin_ms) <= f64::from(b.end_to_end_p95_ms) {
+                    "covered, meets"
+                } else {
+                    "covered, misses"
+                }
+            } else {
+                "outside the target (seed)"
+            };
+            writeln!(
+                out,
+                "{:<14} {:>6.1}% {first:>17} {:>12.1} ms  {target}",
+                t.tier, t.share_pct, t.end_to_end_p95_ms
+            )?;
+        }
+        writeln!(
+            out,
+            "all messages (tier mix, complex included): end-to-end p95 {:.1} ms",
+            b.all_messages_p95_ms
+        )?;
+    }
     for note in &b.notes {
         writeln!(out, "note: {note}")?;
     }

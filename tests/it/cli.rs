@@ -381,11 +381,12 @@ fn size_ends_its_output_with_a_newline_before_warnings() {
 
 #[test]
 fn an_unreachable_first_token_target_names_the_stage() {
-    // dev accepts a first token up to 1450 ms (the model's public p95);
-    // accepting only 1000 ms makes the miss a failure again.
+    // dev accepts a first token up to 1580 ms (the model's public p95 plus
+    // the stages before it, from receipt); accepting only 1000 ms makes the
+    // miss a failure again.
     let (o, path) = render_broken("firsttoken", |s| {
         s.replace("first_token: 400", "first_token: 300")
-            .replace("up_to_ms: 1450", "up_to_ms: 1000")
+            .replace("up_to_ms: 1580", "up_to_ms: 1000")
     });
     assert_eq!(o.status.code(), Some(1));
     let err = stderr(&o);
@@ -395,8 +396,15 @@ fn an_unreachable_first_token_target_names_the_stage() {
         )),
         "{err}"
     );
+    // The modelled figure is the sizing crate's (its tests bound it); the
+    // CLI's contract is the stage, the budget and the accepted figure.
+    let line = err
+        .lines()
+        .find(|l| l.contains("stage `llm first token`: modelled p95 "))
+        .unwrap_or_else(|| panic!("{err}"));
     assert!(
-        err.contains("stage `llm first token`: modelled p95 1450 ms exceeds budget 300 ms by 1150 ms, beyond the 1000 ms accepted for `first_token`"),
+        line.contains("exceeds budget 300 ms by")
+            && line.ends_with("beyond the 1000 ms accepted for `first_token` in accepted_shortfalls"),
         "{err}"
     );
 }

@@ -34,7 +34,7 @@
 //! # targets:
 //! #   latency_ms: { end_to_end_p95: 5000, margin: 200, edge: 30, auth: 20, memory_read: 10,
 //! #     intent_rules: 50, intent_ml: 150, cache_hit: 2, service_calls: 200, retrieval: 200,
-//! #     first_token: 1500, streaming: 2100, guardrails: 50, delivery: 50, stream_jitter: 50 }
+//! #     first_token: 1700, streaming: 2100, guardrails: 50, delivery: 50, stream_jitter: 50 }
 //! #   traffic: { concurrent_sessions: 50, messages_per_session_per_minute: 2, peak_factor: 1.0,
 //! #     cache_hit_ratio: 0.35, rules_confident_share: 0.6 }
 //! #   tier_mix: { template: 35, simple_llm: 25, standard_llm: 30, complex: 10 }
@@ -416,5 +416,25 @@ fn modelled_stages(
         ));
     }
     values.sort_by_key(|(s, _, _)| *s);
-    Modelled { values }
+    let mix = &ctx.input.targets.tier_mix;
+    let tiers = [
+        ("template", &a.tiers.template, mix.template),
+        ("simple_llm", &a.tiers.simple_llm, mix.simple_llm),
+        ("standard_llm", &a.tiers.standard_llm, mix.standard_llm),
+        ("complex", &a.tiers.complex, mix.complex),
+    ]
+    .into_iter()
+    .map(|(name, t, pct)| budget::TierPath {
+        name,
+        share: pct / 100.0,
+        streaming: t.uses_llm().then(|| {
+            Dist::lognormal_mean_p95(
+                ctx.model.stream_mean_ms(t.output_tokens),
+                ctx.model.stream_p95_ms(t.output_tokens),
+            )
+        }),
+        within_target: t.within_end_to_end,
+    })
+    .collect();
+    Modelled { values, tiers }
 }

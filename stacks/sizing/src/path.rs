@@ -519,6 +519,22 @@ pub struct PathStage {
 /// the max of its stages, each stage taking part with its share, by seeded
 /// Monte Carlo over [`SAMPLES`] draws.
 pub fn compose(stages: &[PathStage]) -> PathFigures {
+    let (mut total, stage_p95_ms) = compose_samples(stages);
+    let p50_ms = empirical_quantile(&mut total, 0.50);
+    let p95_ms = empirical_quantile(&mut total, 0.95);
+    let p99_ms = empirical_quantile(&mut total, 0.99);
+    PathFigures {
+        p50_ms,
+        p95_ms,
+        p99_ms,
+        stage_p95_ms,
+    }
+}
+
+/// [`compose`]'s draws of the whole path ([`SAMPLES`] of them, draw `i` of
+/// every call using the same leaf streams, so two paths that differ in one
+/// stage differ draw by draw only there) and each stage's own p95.
+pub fn compose_samples(stages: &[PathStage]) -> (Vec<f64>, Vec<f64>) {
     let mut stream = 0;
     let mut total = vec![0.0; SAMPLES];
     let mut groups: Vec<(u32, Vec<f64>)> = Vec::new();
@@ -593,15 +609,37 @@ pub fn compose(stages: &[PathStage]) -> PathFigures {
             *t += v;
         }
     }
-    let p50_ms = empirical_quantile(&mut total, 0.50);
-    let p95_ms = empirical_quantile(&mut total, 0.95);
-    let p99_ms = empirical_quantile(&mut total, 0.99);
-    PathFigures {
-        p50_ms,
-        p95_ms,
-        p99_ms,
-        stage_p95_ms,
+    (total, stage_p95_ms)
+}
+
+/// Stream of the draw-by-draw choice among the paths of a [`mixture_quantile`].
+const MIXTURE_STREAM: u64 = GATE_STREAMS - 1;
+
+/// The `q` quantile over messages of a mixture of paths: draw `i` takes path `k`'s
+/// draw `i` with probability `weights[k]` (its own uniform stream, outside
+/// the leaves' and gates' ranges). Weights need not sum to 1; zero-weight
+/// paths never occur.
+pub fn mixture_quantile(paths: &[(f64, &[f64])], q: f64) -> f64 {
+    let total: f64 = paths.iter().map(|(w, _)| w.max(0.0)).sum();
+    if total <= 0.0 || paths.is_empty() {
+        return f64::NAN;
     }
+    let n = paths.iter().map(|(_, s)| s.len()).min().unwrap_or(0);
+    let mut mixed = Vec::with_capacity(n);
+    for i in 0..n {
+        let u = uniform(MIXTURE_STREAM, i as u64) * total;
+        let mut acc = 0.0;
+        let mut pick = paths.len() - 1;
+        for (k, (w, _)) in paths.iter().enumerate() {
+            acc += w.max(0.0);
+            if u < acc {
+                pick = k;
+                break;
+            }
+        }
+        mixed.push(paths[pick].1[i]);
+    }
+    empirical_quantile(&mut mixed, q)
 }
 
 #[cfg(test)]

@@ -46,8 +46,35 @@ fn seed_prod_sizes_within_its_accepted_shortfalls_and_gives_a_plausible_plan() {
     close(mem, 1.83, 0.15);
     // First token p95 1450 ms (public median 930 ms, LLMPerf spread) against
     // 400 ms; streaming p95 = 75 tokens at 36 tokens/s = 2083.3 ms against 985.
+    // The first token is timed from message receipt, as the runtime times
+    // it: the model's own p95 (1450 ms) plus the stages before it. Adding
+    // non-negative stages never lowers a p95, so it is above 1450; and it
+    // stays below 1450 + the sum of those stages' own p95s (auth 3.3, memory
+    // 1.9, rules 7.1, ML 44, cache 0.8, max(service 150, retrieval 77.9) =
+    // 207.1 ms), which only a perfectly correlated path would reach.
     let ft = plan.budget.row(Stage::FirstToken).expect("row");
-    close(ft.modelled_p95_ms, 1450.0, 1e-9);
+    assert!(
+        ft.modelled_p95_ms > 1450.0 && ft.modelled_p95_ms < 1450.0 + 207.1,
+        "{ft:?}"
+    );
+    // Every tier has its own path, the complex one included and marked
+    // outside the seed's target. With 10% of messages complex (more than
+    // the 5% tail), the p95 over all messages falls inside the complex
+    // tier: 0.10 · P(complex > x) ≈ 0.05 puts it near the complex path's
+    // median, above 400 tokens at the median 54 tokens/s = 7.4 s, and below
+    // the complex tier's own p95.
+    let tiers: Vec<&str> = plan.budget.tiers.iter().map(|t| t.tier.as_str()).collect();
+    assert_eq!(tiers, ["template", "simple_llm", "standard_llm", "complex"]);
+    let complex = plan.budget.tiers.iter().find(|t| t.tier == "complex").expect("complex");
+    assert!(!complex.within_end_to_end_target);
+    assert!(complex.end_to_end_p95_ms > 400.0 / 36.0 * 1000.0);
+    let all = plan.budget.all_messages_p95_ms;
+    assert!(all > 400.0 / 54.0 * 1000.0 && all < complex.end_to_end_p95_ms, "{all}");
+    // The slowest covered tier's path is the verdict's.
+    let standard = plan.budget.tiers.iter().find(|t| t.tier == "standard_llm").expect("standard");
+    close(standard.end_to_end_p95_ms, plan.budget.critical_path_ms, 1e-9);
+    // The template tier never calls the model.
+    assert_eq!(plan.budget.tiers[0].first_token_p95_ms, None);
     let st = plan.budget.row(Stage::Streaming).expect("row");
     close(st.modelled_p95_ms, 75.0 / 36.0 * 1000.0, 0.05);
     for stage in ["llm first token", "streaming", "end to end"] {
@@ -225,20 +252,24 @@ fn an_unaccepted_first_token_miss_fails_naming_the_stage() {
     let mut input = prod();
     input.accepted_shortfalls.clear();
     input.targets.latency_ms.first_token = 300;
-    let err = size(&input).expect_err("1450 ms is over 300 ms and not accepted");
-    assert!(err.errors.contains(&SizingError::StageOverBudget {
-        stage: Stage::FirstToken,
-        modelled_ms: 1450.0,
-        budget_ms: 300,
-        shortfall_ms: 1150.0,
-    }));
-    assert!(err.to_string().contains(
-        "stage `llm first token`: modelled p95 1450 ms exceeds budget 300 ms by 1150 ms"
-    ));
-    let plan = err.plan.expect("a budget failure still carries the plan");
+    let err = size(&input).expect_err("over 300 ms and not accepted");
+    let plan = err.plan.clone().expect("a budget failure still carries the plan");
     assert!(!plan.budget.passes);
+    // From receipt, above the model's own 1450 ms (bounded by hand in
+    // seed_prod_sizes_within_its_accepted_shortfalls_and_gives_a_plausible_plan).
     let row = plan.budget.row(Stage::FirstToken).expect("row");
-    close(row.slack_ms, -1150.0, 1e-9);
+    let modelled = row.modelled_p95_ms;
+    assert!(modelled > 1450.0);
+    close(row.slack_ms, 300.0 - modelled, 1e-6);
+    assert!(err.errors.iter().any(|e| matches!(
+        e,
+        SizingError::StageOverBudget { stage: Stage::FirstToken, modelled_ms, budget_ms: 300, shortfall_ms }
+            if *modelled_ms == modelled && (shortfall_ms - (modelled - 300.0)).abs() < 1e-6
+    )));
+    assert!(err.to_string().contains(&format!(
+        "stage `llm first token`: modelled p95 {modelled} ms exceeds budget 300 ms by {:.1} ms",
+        modelled - 300.0
+    )), "{err}");
 }
 
 #[test]
@@ -252,7 +283,7 @@ fn an_accepted_shortfall_holds_up_to_its_figure_and_no_further() {
     // Within: a warning naming the reason.
     let mut input = prod();
     input.accepted_shortfalls = vec![
-        accept(Stage::FirstToken, 1450.0),
+        accept(Stage::FirstToken, 1600.0),
         accept(Stage::Streaming, 2100.0),
         accept(Stage::EndToEnd, 10_000.0),
     ];
@@ -261,8 +292,9 @@ fn an_accepted_shortfall_holds_up_to_its_figure_and_no_further() {
         .warnings
         .iter()
         .any(|w| w.message.contains("llm first token")
-            && w.message.contains("accepted up to 1450 ms: r")));
-    // Beyond: the model's 1450 ms is more than the 1000 ms accepted.
+            && w.message.contains("accepted up to 1600 ms: r")));
+    // Beyond: the first token (over 1450 ms from receipt) is more than the
+    // 1000 ms accepted.
     input.accepted_shortfalls[0].up_to_ms = 1000.0;
     let err = size(&input).expect_err("beyond the accepted figure");
     assert!(err.errors.iter().any(|e| matches!(
@@ -270,7 +302,7 @@ fn an_accepted_shortfall_holds_up_to_its_figure_and_no_further() {
         SizingError::ShortfallBeyondAccepted { stage: Stage::FirstToken, accepted_ms, .. } if *accepted_ms == 1000.0
     )), "{err}");
     // Not needed: a stage that meets its budget.
-    input.accepted_shortfalls[0].up_to_ms = 1450.0;
+    input.accepted_shortfalls[0].up_to_ms = 1600.0;
     input.accepted_shortfalls.push(accept(Stage::CacheHit, 5.0));
     let plan = size(&input).unwrap_or_else(|e| panic!("{e}"));
     assert!(plan
@@ -509,7 +541,7 @@ targets:
     cache_hit_ratio: 0.35, rules_confident_share: 0.6 }
   tier_mix: { template: 35, simple_llm: 25, standard_llm: 30, complex: 10 }
 accepted_shortfalls:
-  - { stage: first_token, up_to_ms: 1450, source: s, reason: r }
+  - { stage: first_token, up_to_ms: 1600, source: s, reason: r }
   - { stage: streaming, up_to_ms: 2084, source: s, reason: r }
   - { stage: end_to_end, up_to_ms: 4000, source: s, reason: r }
 capacity:
