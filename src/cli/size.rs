@@ -123,6 +123,10 @@ fn write_tables(out: &mut impl Write, plan: &SizingPlan) -> std::io::Result<()> 
 
     write_budget(out, &plan.budget)?;
     writeln!(out)?;
+    if let Some(b) = &plan.bill {
+        write_bill(out, b)?;
+        writeln!(out)?;
+    }
     writeln!(
         out,
         "peak: {:.0} msg/s, {:.0} LLM streams in flight, {:.0} ML intents/s",
@@ -130,6 +134,56 @@ fn write_tables(out: &mut impl Write, plan: &SizingPlan) -> std::io::Result<()> 
     )?;
     if let Ok(a) = sizing::Assumptions::embedded() {
         write_provenance(out, &a.provenance())?;
+    }
+    Ok(())
+}
+
+/// The monthly bill over the day's traffic, per message and per session,
+/// and the options.
+fn write_bill(out: &mut impl Write, b: &sizing::bill::Bill) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "MONTHLY BILL (hourly profile: {}; peak hour = sized peak)",
+        if b.profile_source.starts_with("default") {
+            "default shape"
+        } else {
+            "environment file"
+        }
+    )?;
+    let item_w = b.lines.iter().map(|l| l.item.chars().count()).max().unwrap_or(4);
+    for l in &b.lines {
+        writeln!(
+            out,
+            "{:<item_w$} {:>14}  {}",
+            l.item,
+            dollars(l.monthly_usd),
+            l.basis
+        )?;
+    }
+    writeln!(
+        out,
+        "{:<item_w$} {:>14}  (the plan above, peak capacity all month: {})",
+        "total",
+        dollars(b.total_monthly_usd),
+        dollars(b.plan_monthly_usd)
+    )?;
+    writeln!(
+        out,
+        "{:.1}M messages and {:.2}M sessions a month: ${:.4} a message, ${:.3} a session",
+        b.messages_per_month / 1e6,
+        b.sessions_per_month / 1e6,
+        b.per_message_usd,
+        b.per_session_usd
+    )?;
+    for o in &b.options {
+        writeln!(
+            out,
+            "option: {} ({}{} a month); latency: {}",
+            o.option,
+            if o.monthly_change_usd > 0.0 { "+" } else { "" },
+            dollars(o.monthly_change_usd),
+            o.latency
+        )?;
     }
     Ok(())
 }
@@ -233,5 +287,5 @@ fn dollars(v: f64) -> String {
         }
         grouped.push(ch);
     }
-    format!("${}{grouped}", if whole < 0 { "-" } else { "" })
+    format!("{}${grouped}", if whole < 0 { "-" } else { "" })
 }

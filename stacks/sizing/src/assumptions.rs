@@ -378,6 +378,30 @@ pub struct Assumptions {
     pub tiers: TierProfiles,
     pub timeouts: TimeoutAssumptions,
     pub path: PathAssumptions,
+    pub bill: BillAssumptions,
+}
+
+/// The day's load shape: 24 hourly values, each a share of the peak hour.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HourlyProfile {
+    pub values: Vec<f64>,
+    pub source: String,
+    pub date: String,
+}
+
+/// What the monthly bill ([`crate::bill`]) needs beyond the capacity plan.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BillAssumptions {
+    pub hourly_profile: HourlyProfile,
+    pub session_minutes: Figure,
+    pub bytes_up_per_message: Figure,
+    pub bytes_down_per_message: Figure,
+    pub chars_per_token: Figure,
+    pub log_bytes_per_message: Figure,
+    pub custom_metrics: Figure,
+    pub alarms: Figure,
 }
 
 sourced!(
@@ -387,7 +411,8 @@ sourced!(
     DaxNodeType,
     SageMakerInstanceType,
     BedrockModel,
-    TierProfile
+    TierProfile,
+    HourlyProfile
 );
 
 impl Assumptions {
@@ -459,6 +484,8 @@ impl Assumptions {
         figs!(timeouts: safety_factor, health_check_interval_s, healthy_threshold,
             unhealthy_threshold);
         figs!(path: lognormal_sigma);
+        figs!(bill: hourly_profile, session_minutes, bytes_up_per_message, bytes_down_per_message,
+            chars_per_token, log_bytes_per_message, custom_metrics, alarms);
         for n in &self.redis.node_types {
             out.push((format!("redis.node_types.{}", n.name), n));
         }

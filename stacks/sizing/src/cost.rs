@@ -10,7 +10,7 @@ use std::sync::OnceLock;
 
 use serde::{Deserialize, Serialize};
 
-use crate::assumptions::Sourced;
+use crate::assumptions::{Figure, Sourced};
 use crate::error::SizingError;
 
 /// The embedded price table.
@@ -87,6 +87,30 @@ pub struct Prices {
     pub opensearch_serverless: OcuPrice,
     pub dynamodb: DynamoDbPrice,
     pub bedrock: Vec<TokenPrice>,
+    pub fargate_arm: FargatePrice,
+    pub usage: UsagePrices,
+}
+
+/// Prices of what the capacity plan does not size but the monthly bill
+/// carries ([`crate::bill`]).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UsagePrices {
+    pub alb_hour: Figure,
+    pub alb_lcu_hour: Figure,
+    pub alb_lcu_new_connections_per_s: Figure,
+    pub alb_lcu_active_connections_per_min: Figure,
+    pub alb_lcu_gb_per_hour: Figure,
+    pub cloudfront_data_out_per_gb: Figure,
+    pub cloudfront_https_per_10k: Figure,
+    pub nat_gateway_hour: Figure,
+    pub nat_gateway_per_gb: Figure,
+    pub cloudwatch_metric_month: Figure,
+    pub cloudwatch_logs_per_gb: Figure,
+    pub cloudwatch_alarm_month: Figure,
+    pub guardrails_content_per_1k_text_units: Figure,
+    pub guardrails_pii_per_1k_text_units: Figure,
+    pub valkey_node_discount: Figure,
 }
 
 macro_rules! sourced {
@@ -126,7 +150,28 @@ impl Prices {
                 &self.opensearch_serverless,
             ),
             ("dynamodb".to_owned(), &self.dynamodb),
+            ("fargate_arm".to_owned(), &self.fargate_arm),
         ];
+        let u = &self.usage;
+        for (name, f) in [
+            ("alb_hour", &u.alb_hour),
+            ("alb_lcu_hour", &u.alb_lcu_hour),
+            ("alb_lcu_new_connections_per_s", &u.alb_lcu_new_connections_per_s),
+            ("alb_lcu_active_connections_per_min", &u.alb_lcu_active_connections_per_min),
+            ("alb_lcu_gb_per_hour", &u.alb_lcu_gb_per_hour),
+            ("cloudfront_data_out_per_gb", &u.cloudfront_data_out_per_gb),
+            ("cloudfront_https_per_10k", &u.cloudfront_https_per_10k),
+            ("nat_gateway_hour", &u.nat_gateway_hour),
+            ("nat_gateway_per_gb", &u.nat_gateway_per_gb),
+            ("cloudwatch_metric_month", &u.cloudwatch_metric_month),
+            ("cloudwatch_logs_per_gb", &u.cloudwatch_logs_per_gb),
+            ("cloudwatch_alarm_month", &u.cloudwatch_alarm_month),
+            ("guardrails_content_per_1k_text_units", &u.guardrails_content_per_1k_text_units),
+            ("guardrails_pii_per_1k_text_units", &u.guardrails_pii_per_1k_text_units),
+            ("valkey_node_discount", &u.valkey_node_discount),
+        ] {
+            out.push((format!("usage.{name}"), f as &dyn Sourced));
+        }
         for (table, rows) in [
             ("elasticache", &self.elasticache),
             ("dax", &self.dax),
@@ -186,9 +231,15 @@ pub fn monthly_hours(count: f64, hourly: f64) -> f64 {
 
 /// Monthly cost of one Fargate task size times `tasks`.
 pub fn fargate_monthly(prices: &Prices, cpu_units: u32, memory_mib: u32, tasks: u32) -> f64 {
-    let per_task_hour = f64::from(cpu_units) / 1024.0 * prices.fargate.vcpu_hour
-        + f64::from(memory_mib) / 1024.0 * prices.fargate.gb_hour;
-    monthly_hours(f64::from(tasks), per_task_hour)
+    monthly_hours(
+        f64::from(tasks),
+        fargate_task_hour(&prices.fargate, cpu_units, memory_mib),
+    )
+}
+
+/// Hourly price of one task of that size at `price` (x86 or ARM).
+pub fn fargate_task_hour(price: &FargatePrice, cpu_units: u32, memory_mib: u32) -> f64 {
+    f64::from(cpu_units) / 1024.0 * price.vcpu_hour + f64::from(memory_mib) / 1024.0 * price.gb_hour
 }
 
 /// Rounds a dollar amount to cents so plans compare and print cleanly.

@@ -191,6 +191,10 @@ pub struct Traffic {
     pub cache_hit_ratio: f64,
     /// Share of messages the intent rules settle without the ML model.
     pub rules_confident_share: f64,
+    /// Load per hour of the day as a share of the peak hour (24 values);
+    /// `None` takes the assumptions' default shape (`bill.hourly_profile`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hourly_profile: Option<Vec<f64>>,
 }
 
 /// `targets.tier_mix`, in percent (sums to 100).

@@ -47,6 +47,7 @@
 //! ```
 
 pub mod assumptions;
+pub mod bill;
 pub mod budget;
 pub mod cost;
 pub mod erlang;
@@ -192,7 +193,7 @@ pub fn size_with(
         by_resource,
     };
 
-    let plan = SizingPlan {
+    let mut plan = SizingPlan {
         env_name: input.env_name.clone(),
         rates,
         service,
@@ -204,9 +205,18 @@ pub fn size_with(
         bedrock,
         timeouts,
         budget,
-        warnings: findings.warnings,
+        warnings: Vec::new(),
         cost,
+        bill: None,
     };
+    match bill::monthly_bill(input, assumptions, prices, &plan) {
+        Ok(b) => {
+            profile_warning(input, &b, &mut findings);
+            plan.bill = Some(b);
+        }
+        Err(e) => findings.errors.push(e),
+    }
+    plan.warnings = findings.warnings;
     if findings.errors.is_empty() {
         Ok(plan)
     } else {
@@ -214,6 +224,27 @@ pub fn size_with(
             errors: findings.errors,
             plan: Some(Box::new(plan)),
         })
+    }
+}
+
+/// The hourly profile against `peak_factor`: both say how far the peak is
+/// above the day's mean, and a bill from one with capacity from the other
+/// would not add up.
+fn profile_warning(input: &SizingInput, bill: &bill::Bill, findings: &mut Findings) {
+    let n = bill.hourly_load.len().max(1) as f64;
+    let mean = bill.hourly_load.iter().sum::<f64>() / n;
+    if mean <= 0.0 {
+        return;
+    }
+    let implied = 1.0 / mean;
+    let pf = input.targets.traffic.peak_factor;
+    if (implied / pf - 1.0).abs() > 0.1 {
+        findings.warn(
+            "bill",
+            format!(
+                "the hourly profile puts the peak at {implied:.2}× the day's mean but peak_factor is {pf}: capacity is sized for peak_factor, the bill follows the profile"
+            ),
+        );
     }
 }
 

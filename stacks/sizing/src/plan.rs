@@ -49,6 +49,9 @@ pub struct SizingPlan {
     pub warnings: Vec<Warning>,
     /// Monthly cost estimate.
     pub cost: CostSummary,
+    /// The monthly bill over the day's traffic ([`crate::bill`]); `None`
+    /// only when a price it needs is missing (an error says which).
+    pub bill: Option<crate::bill::Bill>,
 }
 
 /// One resource as a uniform table row.

@@ -149,6 +149,9 @@ pub struct RawTraffic {
     pub peak_factor: S<f64>,
     pub cache_hit_ratio: S<f64>,
     pub rules_confident_share: S<f64>,
+    /// 24 values, the load of each hour of the day relative to the others.
+    #[serde(default)]
+    pub hourly_profile: Option<S<Vec<S<f64>>>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -393,3 +393,35 @@ fn alerts_are_checked_and_prod_must_have_one() {
     assert_eq!(p[0].field, "alerts");
     assert!(p[0].message.contains("page someone"), "{}", p[0].message);
 }
+
+#[test]
+fn hourly_profile_is_checked_value_by_value_with_positions() {
+    // 23 values, one of them negative: both problems, each where it is.
+    let mut hours = vec!["1"; 23];
+    hours[5] = "-0.5";
+    let text = DEV.replace(
+        "    rules_confident_share: 0.6\n",
+        &format!(
+            "    rules_confident_share: 0.6\n    hourly_profile: [{}]\n",
+            hours.join(", ")
+        ),
+    );
+    let p = problems(&text, "dev");
+    assert_eq!(p.len(), 2, "{p:#?}");
+    assert!(p.iter().all(|p| p.field == "targets.traffic.hourly_profile"));
+    assert!(p[0].message.contains("must have 24 values"), "{p:#?}");
+    assert!(p[1].message.contains("non-negative number, got -0.5"), "{p:#?}");
+    // The bad value's own column, not the list's.
+    assert!(p[1].column > p[0].column, "{p:#?}");
+
+    // 24 good values parse and reach sizing.
+    let ok = DEV.replace(
+        "    rules_confident_share: 0.6\n",
+        &format!(
+            "    rules_confident_share: 0.6\n    hourly_profile: [{}]\n",
+            vec!["2"; 24].join(", ")
+        ),
+    );
+    let env = parse_as(&ok, "dev").expect("valid");
+    assert_eq!(env.sizing_input().targets.traffic.hourly_profile, Some(vec![2.0; 24]));
+}

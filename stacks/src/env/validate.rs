@@ -598,7 +598,32 @@ fn targets(c: &mut Checker<'_>, raw: &Spanned<RawTargets>) -> Targets {
         "targets.traffic.peak_factor",
         format!("must be at least 1.0 (peak over average), got {peak}"),
     );
+    let hourly_profile = t.hourly_profile.as_ref().map(|p| {
+        let field = "targets.traffic.hourly_profile";
+        c.require(
+            p.value.len() == 24,
+            p,
+            field,
+            format!("must have 24 values, one per hour of the day, got {}", p.value.len()),
+        );
+        for v in &p.value {
+            c.require(
+                v.value.is_finite() && v.value >= 0.0,
+                v,
+                field,
+                format!("every hour's load must be a non-negative number, got {}", v.value),
+            );
+        }
+        c.require(
+            p.value.iter().any(|v| v.value > 0.0),
+            p,
+            field,
+            "at least one hour must carry load",
+        );
+        p.value.iter().map(|v| v.value).collect::<Vec<f64>>()
+    });
     let traffic = Traffic {
+        hourly_profile,
         concurrent_sessions,
         messages_per_session_per_minute: mpm,
         peak_factor: peak,
