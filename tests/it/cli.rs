@@ -404,7 +404,8 @@ fn an_unreachable_first_token_target_names_the_stage() {
         .unwrap_or_else(|| panic!("{err}"));
     assert!(
         line.contains("exceeds budget 300 ms by")
-            && line.ends_with("beyond the 1000 ms accepted for `first_token` in accepted_shortfalls"),
+            && line
+                .ends_with("beyond the 1000 ms accepted for `first_token` in accepted_shortfalls"),
         "{err}"
     );
 }
@@ -467,4 +468,97 @@ fn render_prints_the_sizing_summary_and_uses_the_plan() {
         service["Resources"]["ScalableTarget"]["Properties"]["MaxCapacity"],
         5
     );
+}
+
+#[test]
+fn size_explains_a_resource_sweeps_a_field_and_plots() {
+    // --explain: the inputs that decide the service, with sources, as text
+    // and as JSON (the sizing crate's tests check where each one flips).
+    let o = run(&["size", "--env", "prod", "--explain", "service"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    assert!(
+        text.starts_with("`service` in `prod`: 7 × 1 vCPU / 2 GiB"),
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("targets.traffic.concurrent_sessions")
+                && l.ends_with("environment file")),
+        "{text}"
+    );
+    let o = run(&[
+        "size",
+        "--env",
+        "prod",
+        "--explain",
+        "dax",
+        "--output",
+        "json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let doc: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("json");
+    assert_eq!(doc["resource"], "dax");
+    assert!(
+        doc["inputs"].as_array().is_some_and(|a| !a.is_empty()),
+        "{doc}"
+    );
+    let o = run(&["size", "--env", "prod", "--explain", "nope"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("unknown resource `nope`: expected one of service"),
+        "{}",
+        stderr(&o)
+    );
+
+    // --sweep: one row per step, growing with load.
+    let o = run(&[
+        "size",
+        "--env",
+        "prod",
+        "--sweep",
+        "sessions=1000..20000:3",
+        "--output",
+        "json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let doc: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("json");
+    assert_eq!(doc["field"], "targets.traffic.concurrent_sessions");
+    let rows = doc["rows"].as_array().expect("rows");
+    let values: Vec<f64> = rows.iter().filter_map(|r| r["value"].as_f64()).collect();
+    assert_eq!(values, [1000.0, 10500.0, 20000.0]);
+    let tasks: Vec<u64> = rows.iter().filter_map(|r| r["tasks"].as_u64()).collect();
+    assert!(tasks.windows(2).all(|w| w[0] < w[1]), "{tasks:?}");
+    // A malformed range is a command-line error (clap's exit code 2).
+    let o = run(&["size", "--env", "prod", "--sweep", "sessions=lots"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("expected FIELD=FROM..TO[:STEPS]"),
+        "{}",
+        stderr(&o)
+    );
+
+    // --plot: two SVG files.
+    let tmp = TempDir::new("size-plot");
+    let dir = tmp.path().join("charts");
+    let o = run(&[
+        "size",
+        "--env",
+        "prod",
+        "--plot",
+        dir.to_str().expect("utf8"),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    for name in ["waterfall.svg", "load.svg"] {
+        let svg = std::fs::read_to_string(dir.join(name)).expect(name);
+        assert!(
+            svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"),
+            "{name}"
+        );
+        assert!(stdout(&o).contains(name));
+    }
+    let waterfall = std::fs::read_to_string(dir.join("waterfall.svg")).expect("svg");
+    for stage in ["llm first token", "streaming", "target 2000 ms"] {
+        assert!(waterfall.contains(stage), "{stage}");
+    }
 }

@@ -160,7 +160,11 @@ pub fn monthly_bill(
             task_hours, s.min_tasks, s.tasks
         ),
     );
-    for (name, key) in [("redis", "redis"), ("dax", "dax"), ("opensearch", "opensearch")] {
+    for (name, key) in [
+        ("redis", "redis"),
+        ("dax", "dax"),
+        ("opensearch", "opensearch"),
+    ] {
         let usd = plan.cost.by_resource.get(key).copied().unwrap_or(0.0);
         line(
             name,
@@ -172,7 +176,12 @@ pub fn monthly_bill(
     let sm_hourly = prices.sagemaker_hourly(&sm.instance_type)?;
     let sm_hours: f64 = load
         .iter()
-        .map(|f| f64::from(sm.min_instances.max((f64::from(sm.instances) * f).ceil() as u32)))
+        .map(|f| {
+            f64::from(
+                sm.min_instances
+                    .max((f64::from(sm.instances) * f).ceil() as u32),
+            )
+        })
         .sum::<f64>()
         * days;
     line(
@@ -183,13 +192,25 @@ pub fn monthly_bill(
             sm_hours, sm.min_instances, sm.instances
         ),
     );
-    let ddb = plan.cost.by_resource.get("dynamodb").copied().unwrap_or(0.0);
+    let ddb = plan
+        .cost
+        .by_resource
+        .get("dynamodb")
+        .copied()
+        .unwrap_or(0.0);
     let ddb_on_demand = matches!(plan.dynamodb.billing, crate::input::Billing::OnDemand);
     line(
         "dynamodb",
-        if ddb_on_demand { ddb * usage_scale } else { ddb },
         if ddb_on_demand {
-            format!("on-demand requests at the profile's mean ({:.0}% of peak)", mean * 100.0)
+            ddb * usage_scale
+        } else {
+            ddb
+        },
+        if ddb_on_demand {
+            format!(
+                "on-demand requests at the profile's mean ({:.0}% of peak)",
+                mean * 100.0
+            )
         } else {
             "provisioned capacity all month".to_owned()
         },
@@ -214,7 +235,11 @@ pub fn monthly_bill(
     let gb = |bytes: f64| bytes / 1e9;
     let msg_bytes = b.bytes_up_per_message.v() + b.bytes_down_per_message.v();
     let mut lcu_hours = 0.0;
-    let mut peak_dims = [("active connections", 0.0), ("new connections", 0.0), ("processed bytes", 0.0)];
+    let mut peak_dims = [
+        ("active connections", 0.0),
+        ("new connections", 0.0),
+        ("processed bytes", 0.0),
+    ];
     for f in &load {
         let sessions = f64::from(t.concurrent_sessions) * f;
         let dims = [
@@ -249,7 +274,11 @@ pub fn monthly_bill(
             msg_bytes
         ),
     );
-    let nats = if input.is_production { input.az_count.max(1) } else { 1 };
+    let nats = if input.is_production {
+        input.az_count.max(1)
+    } else {
+        1
+    };
     let llm_share = if r.messages_per_s > 0.0 {
         r.llm_messages_per_s / r.messages_per_s
     } else {
@@ -261,7 +290,8 @@ pub fn monthly_bill(
     } else {
         0.0
     };
-    let nat_gb = gb(messages_per_month * llm_share * tokens_per_llm_message * b.chars_per_token.v());
+    let nat_gb =
+        gb(messages_per_month * llm_share * tokens_per_llm_message * b.chars_per_token.v());
     line(
         "NAT gateways",
         f64::from(nats) * HOURS_PER_MONTH * u.nat_gateway_hour.v() + nat_gb * u.nat_gateway_per_gb.v(),

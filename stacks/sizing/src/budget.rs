@@ -18,7 +18,9 @@ use serde::Serialize;
 
 use crate::error::SizingError;
 use crate::latency::{LatencyBudgets, Stage};
-use crate::path::{compose, compose_samples, empirical_quantile, mixture_quantile, Dist, PathStage};
+use crate::path::{
+    compose, compose_samples, empirical_quantile, mixture_quantile, Dist, PathStage,
+};
 use crate::resources::round_ms;
 
 /// One row of the budget table.
@@ -200,7 +202,8 @@ pub(crate) fn check(
     };
     let figures = compose(&variant(&|_| true, None));
     // The customer's first token: from receipt, every stage before it.
-    let (mut before_first, _) = compose_samples(&variant(&|s| BEFORE_FIRST_TOKEN.contains(&s), None));
+    let (mut before_first, _) =
+        compose_samples(&variant(&|s| BEFORE_FIRST_TOKEN.contains(&s), None));
     let first_token_from_receipt = empirical_quantile(&mut before_first, 0.95);
     let tier_samples: Vec<(&TierPath, Vec<f64>)> = modelled
         .tiers
@@ -218,7 +221,10 @@ pub(crate) fn check(
         .map(|(t, samples)| TierLatency {
             tier: t.name.to_owned(),
             share_pct: round_ms(t.share * 100.0),
-            first_token_p95_ms: t.streaming.is_some().then_some(round_ms(first_token_from_receipt)),
+            first_token_p95_ms: t
+                .streaming
+                .is_some()
+                .then_some(round_ms(first_token_from_receipt)),
             end_to_end_p95_ms: round_ms(empirical_quantile(&mut samples.clone(), 0.95)),
             within_end_to_end_target: t.within_target,
         })

@@ -156,8 +156,14 @@ impl Prices {
         for (name, f) in [
             ("alb_hour", &u.alb_hour),
             ("alb_lcu_hour", &u.alb_lcu_hour),
-            ("alb_lcu_new_connections_per_s", &u.alb_lcu_new_connections_per_s),
-            ("alb_lcu_active_connections_per_min", &u.alb_lcu_active_connections_per_min),
+            (
+                "alb_lcu_new_connections_per_s",
+                &u.alb_lcu_new_connections_per_s,
+            ),
+            (
+                "alb_lcu_active_connections_per_min",
+                &u.alb_lcu_active_connections_per_min,
+            ),
             ("alb_lcu_gb_per_hour", &u.alb_lcu_gb_per_hour),
             ("cloudfront_data_out_per_gb", &u.cloudfront_data_out_per_gb),
             ("cloudfront_https_per_10k", &u.cloudfront_https_per_10k),
@@ -166,8 +172,14 @@ impl Prices {
             ("cloudwatch_metric_month", &u.cloudwatch_metric_month),
             ("cloudwatch_logs_per_gb", &u.cloudwatch_logs_per_gb),
             ("cloudwatch_alarm_month", &u.cloudwatch_alarm_month),
-            ("guardrails_content_per_1k_text_units", &u.guardrails_content_per_1k_text_units),
-            ("guardrails_pii_per_1k_text_units", &u.guardrails_pii_per_1k_text_units),
+            (
+                "guardrails_content_per_1k_text_units",
+                &u.guardrails_content_per_1k_text_units,
+            ),
+            (
+                "guardrails_pii_per_1k_text_units",
+                &u.guardrails_pii_per_1k_text_units,
+            ),
             ("valkey_node_discount", &u.valkey_node_discount),
         ] {
             out.push((format!("usage.{name}"), f as &dyn Sourced));

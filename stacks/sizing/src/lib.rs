@@ -52,6 +52,7 @@ pub mod budget;
 pub mod cost;
 pub mod erlang;
 pub mod error;
+pub mod explore;
 pub mod input;
 pub mod latency;
 pub mod path;

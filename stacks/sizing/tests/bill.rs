@@ -40,7 +40,11 @@ fn prod_over_the_default_day_by_hand() {
     // 0.85), 4 at 7 (0.88 to 1.00): 60 + 48 + 28 = 136 task-hours a day,
     // × 30.4167 = 4,136.7; at 1 vCPU / 2 GiB, $0.04048 + 2 × $0.004445 =
     // $0.04937 an hour: $204.23.
-    close(line(b, "service (Fargate)").monthly_usd, 4136.67 * 0.04937, 0.05);
+    close(
+        line(b, "service (Fargate)").monthly_usd,
+        4136.67 * 0.04937,
+        0.05,
+    );
     // SageMaker: 2 instances at peak and min 2: 2 × 730 h × $0.408 = $595.68.
     close(line(b, "sagemaker").monthly_usd, 595.68, 0.01);
     // Fixed capacity is the plan's.

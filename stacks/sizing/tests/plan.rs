@@ -65,14 +65,31 @@ fn seed_prod_sizes_within_its_accepted_shortfalls_and_gives_a_plausible_plan() {
     // the complex tier's own p95.
     let tiers: Vec<&str> = plan.budget.tiers.iter().map(|t| t.tier.as_str()).collect();
     assert_eq!(tiers, ["template", "simple_llm", "standard_llm", "complex"]);
-    let complex = plan.budget.tiers.iter().find(|t| t.tier == "complex").expect("complex");
+    let complex = plan
+        .budget
+        .tiers
+        .iter()
+        .find(|t| t.tier == "complex")
+        .expect("complex");
     assert!(!complex.within_end_to_end_target);
     assert!(complex.end_to_end_p95_ms > 400.0 / 36.0 * 1000.0);
     let all = plan.budget.all_messages_p95_ms;
-    assert!(all > 400.0 / 54.0 * 1000.0 && all < complex.end_to_end_p95_ms, "{all}");
+    assert!(
+        all > 400.0 / 54.0 * 1000.0 && all < complex.end_to_end_p95_ms,
+        "{all}"
+    );
     // The slowest covered tier's path is the verdict's.
-    let standard = plan.budget.tiers.iter().find(|t| t.tier == "standard_llm").expect("standard");
-    close(standard.end_to_end_p95_ms, plan.budget.critical_path_ms, 1e-9);
+    let standard = plan
+        .budget
+        .tiers
+        .iter()
+        .find(|t| t.tier == "standard_llm")
+        .expect("standard");
+    close(
+        standard.end_to_end_p95_ms,
+        plan.budget.critical_path_ms,
+        1e-9,
+    );
     // The template tier never calls the model.
     assert_eq!(plan.budget.tiers[0].first_token_p95_ms, None);
     let st = plan.budget.row(Stage::Streaming).expect("row");
@@ -253,7 +270,10 @@ fn an_unaccepted_first_token_miss_fails_naming_the_stage() {
     input.accepted_shortfalls.clear();
     input.targets.latency_ms.first_token = 300;
     let err = size(&input).expect_err("over 300 ms and not accepted");
-    let plan = err.plan.clone().expect("a budget failure still carries the plan");
+    let plan = err
+        .plan
+        .clone()
+        .expect("a budget failure still carries the plan");
     assert!(!plan.budget.passes);
     // From receipt, above the model's own 1450 ms (bounded by hand in
     // seed_prod_sizes_within_its_accepted_shortfalls_and_gives_a_plausible_plan).
@@ -266,10 +286,13 @@ fn an_unaccepted_first_token_miss_fails_naming_the_stage() {
         SizingError::StageOverBudget { stage: Stage::FirstToken, modelled_ms, budget_ms: 300, shortfall_ms }
             if *modelled_ms == modelled && (shortfall_ms - (modelled - 300.0)).abs() < 1e-6
     )));
-    assert!(err.to_string().contains(&format!(
-        "stage `llm first token`: modelled p95 {modelled} ms exceeds budget 300 ms by {:.1} ms",
-        modelled - 300.0
-    )), "{err}");
+    assert!(
+        err.to_string().contains(&format!(
+            "stage `llm first token`: modelled p95 {modelled} ms exceeds budget 300 ms by {:.1} ms",
+            modelled - 300.0
+        )),
+        "{err}"
+    );
 }
 
 #[test]

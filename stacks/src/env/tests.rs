@@ -408,9 +408,14 @@ fn hourly_profile_is_checked_value_by_value_with_positions() {
     );
     let p = problems(&text, "dev");
     assert_eq!(p.len(), 2, "{p:#?}");
-    assert!(p.iter().all(|p| p.field == "targets.traffic.hourly_profile"));
+    assert!(p
+        .iter()
+        .all(|p| p.field == "targets.traffic.hourly_profile"));
     assert!(p[0].message.contains("must have 24 values"), "{p:#?}");
-    assert!(p[1].message.contains("non-negative number, got -0.5"), "{p:#?}");
+    assert!(
+        p[1].message.contains("non-negative number, got -0.5"),
+        "{p:#?}"
+    );
     // The bad value's own column, not the list's.
     assert!(p[1].column > p[0].column, "{p:#?}");
 
@@ -423,5 +428,8 @@ fn hourly_profile_is_checked_value_by_value_with_positions() {
         ),
     );
     let env = parse_as(&ok, "dev").expect("valid");
-    assert_eq!(env.sizing_input().targets.traffic.hourly_profile, Some(vec![2.0; 24]));
+    assert_eq!(
+        env.sizing_input().targets.traffic.hourly_profile,
+        Some(vec![2.0; 24])
+    );
 }

@@ -604,14 +604,20 @@ fn targets(c: &mut Checker<'_>, raw: &Spanned<RawTargets>) -> Targets {
             p.value.len() == 24,
             p,
             field,
-            format!("must have 24 values, one per hour of the day, got {}", p.value.len()),
+            format!(
+                "must have 24 values, one per hour of the day, got {}",
+                p.value.len()
+            ),
         );
         for v in &p.value {
             c.require(
                 v.value.is_finite() && v.value >= 0.0,
                 v,
                 field,
-                format!("every hour's load must be a non-negative number, got {}", v.value),
+                format!(
+                    "every hour's load must be a non-negative number, got {}",
+                    v.value
+                ),
             );
         }
         c.require(

@@ -1,5 +1,10 @@
 //! `mangactl size`: the capacity plan sized from an environment's targets
-//! (`stacks/sizing`), as tables or JSON, with the latency-budget check.
+//! (`stacks/sizing`), as tables or JSON, with the latency-budget check and
+//! the monthly bill; `--explain` and `--sweep` ([`explore`]) and `--plot`
+//! ([`plot`]) explore it.
+
+mod explore;
+mod plot;
 
 use std::io::Write;
 
@@ -16,6 +21,23 @@ use crate::outcome::Outcome;
 pub struct Args {
     #[command(flatten)]
     pub env: EnvArgs,
+    /// Explain one resource (service, redis, dax, dynamodb, opensearch,
+    /// sagemaker, bedrock, or budget): every input that decides it, with its
+    /// source, and how far each can move (within ×0.25 to ×4) before the
+    /// result changes.
+    #[arg(long, value_name = "RESOURCE", conflicts_with = "sweep")]
+    pub explain: Option<String>,
+    /// Size across a range of one traffic field, FIELD=FROM..TO[:STEPS]
+    /// (10 steps unless given), e.g. `sessions=1000..20000`; FIELD is a
+    /// name under targets.traffic (`sessions` for concurrent_sessions) or a
+    /// dotted path under targets.
+    #[arg(long, value_name = "FIELD=FROM..TO[:STEPS]", value_parser = explore::parse_sweep)]
+    pub sweep: Option<explore::SweepSpec>,
+    /// Write SVG charts into DIR: the critical-path waterfall (modelled p95s
+    /// against the budgets) and latency and cost against load (the --sweep
+    /// range, or sessions from 10% to 200% of the target).
+    #[arg(long, value_name = "DIR")]
+    pub plot: Option<std::path::PathBuf>,
 }
 
 /// Sizes `env`; warnings go to stderr, and a target that cannot be met
@@ -50,7 +72,26 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<Outcome> {
         },
     };
     let mut out = std::io::stdout().lock();
+    let explored = args.explain.is_some() || args.sweep.is_some() || args.plot.is_some();
+    if explored {
+        let input = environment.sizing_input();
+        if let Some(resource) = &args.explain {
+            explore::explain(&mut out, cli.output, &input, resource)?;
+        }
+        if let Some(spec) = &args.sweep {
+            explore::sweep(&mut out, cli.output, &input, spec)?;
+        }
+        if let Some(dir) = &args.plot {
+            let written = plot::write_all(dir, &input, &plan, args.sweep.as_ref())?;
+            for path in written {
+                if matches!(cli.output, Output::Text | Output::Junit) {
+                    writeln!(out, "wrote {}", path.display())?;
+                }
+            }
+        }
+    }
     match cli.output {
+        _ if explored => {}
         Output::Json => {
             let doc = serde_json::json!({
                 "environment": environment.name,
@@ -150,7 +191,12 @@ fn write_bill(out: &mut impl Write, b: &sizing::bill::Bill) -> std::io::Result<(
             "environment file"
         }
     )?;
-    let item_w = b.lines.iter().map(|l| l.item.chars().count()).max().unwrap_or(4);
+    let item_w = b
+        .lines
+        .iter()
+        .map(|l| l.item.chars().count())
+        .max()
+        .unwrap_or(4);
     for l in &b.lines {
         writeln!(
             out,
