@@ -399,13 +399,19 @@ fn hourly_profile_is_checked_value_by_value_with_positions() {
     // 23 values, one of them negative: both problems, each where it is.
     let mut hours = vec!["1"; 23];
     hours[5] = "-0.5";
-    let text = DEV.replace(
-        "    rules_confident_share: 0.6\n",
-        &format!(
-            "    rules_confident_share: 0.6\n    hourly_profile: [{}]\n",
-            hours.join(", ")
-        ),
-    );
+    let with_profile = |values: &str| {
+        DEV.lines()
+            .map(|l| {
+                if l.starts_with("    hourly_profile:") {
+                    format!("    hourly_profile: [{values}]")
+                } else {
+                    l.to_owned()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let text = with_profile(&hours.join(", "));
     let p = problems(&text, "dev");
     assert_eq!(p.len(), 2, "{p:#?}");
     assert!(p
@@ -420,13 +426,7 @@ fn hourly_profile_is_checked_value_by_value_with_positions() {
     assert!(p[1].column > p[0].column, "{p:#?}");
 
     // 24 good values parse and reach sizing.
-    let ok = DEV.replace(
-        "    rules_confident_share: 0.6\n",
-        &format!(
-            "    rules_confident_share: 0.6\n    hourly_profile: [{}]\n",
-            vec!["2"; 24].join(", ")
-        ),
-    );
+    let ok = with_profile(&["2"; 24].join(", "));
     let env = parse_as(&ok, "dev").expect("valid");
     assert_eq!(
         env.sizing_input().targets.traffic.hourly_profile,
