@@ -512,9 +512,10 @@ impl Inner {
             .as_int()
             .and_then(|i| i64::try_from(i).ok())
             .ok_or_else(|| DaxError::Protocol("attribute list id is not an integer".into()))?;
-        let mut c = lock(&node.caches);
-        c.list_ids.insert(names.to_vec(), id);
-        c.lists.insert(id, names.to_vec());
+        // Only this direction is cached: the official client keeps the two caches
+        // apart, so a list it defined is asked for again when a response names it
+        // (same requests, same bytes).
+        lock(&node.caches).list_ids.insert(names.to_vec(), id);
         Ok(id)
     }
 
@@ -527,9 +528,7 @@ impl Inner {
         }
         let body = self.call(conn, &codec::encode_define_attribute_list(id)).await?;
         let names = codec::decode_string_list(&body)?;
-        let mut c = lock(&node.caches);
-        c.lists.insert(id, names.clone());
-        c.list_ids.insert(names.clone(), id);
+        lock(&node.caches).lists.insert(id, names.clone());
         Ok(names)
     }
 

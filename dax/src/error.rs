@@ -164,18 +164,18 @@ impl DaxError {
         )
     }
 
-    /// Retryable as the official clients decide (`is_retryable` in DaxError.py):
-    /// any service error whose code path does not start with 3 (an unretryable
-    /// server error), internal errors, and transport failures — but never a
-    /// client-side validation or a conditional check failure's final answer.
+    /// Retryable as the official clients decide (`is_retryable` in DaxError.py): a
+    /// service error whose code path does not start with 3 (DAX's "unretryable
+    /// server error") — which includes conditional check failures and unknown
+    /// tables, retried by the official client too, so both send the same requests —
+    /// internal errors, HTTP 408/429/500/503; and (this client's failover) transport
+    /// failures, retried on another node. Client-side validation is never retried.
     pub fn is_retryable(&self) -> bool {
         match self {
             DaxError::Service { codes, kind, http_status, .. } => {
-                // A condition that failed fails again; so does a validation error.
-                !matches!(kind, ErrorKind::ConditionalCheckFailed | ErrorKind::Validation | ErrorKind::ResourceNotFound)
-                    && (codes.first() != Some(&3)
-                        || *kind == ErrorKind::InternalServerError
-                        || matches!(http_status, Some(408 | 429 | 500 | 503)))
+                (!codes.is_empty() && codes[0] != 3)
+                    || matches!(kind, ErrorKind::InternalServerError | ErrorKind::TransactionCanceled)
+                    || matches!(http_status, Some(408 | 429 | 500 | 503))
             }
             DaxError::Connection { .. } | DaxError::Timeout { .. } | DaxError::NoRoute(_) => true,
             _ => false,

@@ -17,6 +17,8 @@ pub mod conn;
 pub mod error;
 pub mod expr;
 pub mod number;
+#[cfg(feature = "test-server")]
+pub mod testserver;
 
 pub use client::{DaxClient, DaxConfig};
 pub use error::{DaxError, ErrorKind};
