@@ -450,7 +450,9 @@ impl Inner {
                     tracing::info!(%addr, leader, "DAX node joined");
                     nodes.push(Arc::new(Node {
                         addr,
-                        hostname: if self.url.tls { self.url.host.clone() } else { ep.hostname },
+                        // TLS names the node as the cluster lists it (the official
+                        // clients verify the node's hostname).
+                        hostname: if ep.hostname.is_empty() { self.url.host.clone() } else { ep.hostname },
                         leader,
                         idle: Mutex::new(Vec::new()),
                         caches: Mutex::new(NodeCaches::default()),

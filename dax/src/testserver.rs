@@ -137,6 +137,11 @@ impl TestServer {
         *lock(&self.state.auth_failures)
     }
 
+    /// Lists only these nodes (by index) in `endpoints` answers from now on.
+    pub fn set_listed(&self, nodes: &[usize]) {
+        *lock(&self.state.nodes) = nodes.iter().map(|i| self.addrs[*i]).collect();
+    }
+
     /// Takes node `i` down (new connections closed, open ones dropped) or back up.
     pub fn set_down(&self, i: usize, down: bool) {
         self.down[i].store(down, Ordering::SeqCst);
