@@ -166,6 +166,8 @@ impl Drop for Inner {
 #[derive(Debug, Clone)]
 pub struct DaxClient {
     inner: Arc<Inner>,
+    /// Reads go to the primary too ([`DaxClient::with_primary_reads`]).
+    primary_reads: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -218,7 +220,30 @@ impl DaxClient {
         let every = inner.config.refresh_interval;
         let handle = tokio::spawn(refresh_loop(weak, every));
         *lock(&inner.refresher) = Some(handle);
-        Ok(DaxClient { inner })
+        Ok(DaxClient { inner, primary_reads: false })
+    }
+
+    /// The same client with reads routed to the primary node, as writes are. DAX
+    /// writes through the primary's item cache and replicates to the other nodes
+    /// eventually ("usually takes less than one second", DynamoDB Developer Guide,
+    /// DAX and DynamoDB consistency models:
+    /// <https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/DAX.consistency.html>),
+    /// so an eventually consistent read on the primary sees every write made through
+    /// DAX before it (read-your-writes), while still served from the item cache.
+    /// (The official clients spread reads over all nodes; this is an addition.)
+    pub fn with_primary_reads(&self) -> DaxClient {
+        DaxClient {
+            inner: self.inner.clone(),
+            primary_reads: true,
+        }
+    }
+
+    fn read_route(&self) -> Route {
+        if self.primary_reads {
+            Route::Write
+        } else {
+            Route::Read
+        }
     }
 
     /// The nodes currently known, as `(address, is primary)`.
@@ -242,7 +267,7 @@ impl DaxClient {
         let consistent = input.consistent_read();
         let raw = self
             .inner
-            .execute(Route::Read, &table, |schema, _| {
+            .execute(self.read_route(), &table, |schema, _| {
                 codec::encode_get_item(&table, &key, schema, consistent, &x)
             }, Some(&key), false)
             .await?;
@@ -327,7 +352,7 @@ impl DaxClient {
         };
         let raw = self
             .inner
-            .execute(Route::Read, &table, |schema, _| {
+            .execute(self.read_route(), &table, |schema, _| {
                 codec::encode_query(&table, schema, &o, &x)
             }, None, false)
             .await?;

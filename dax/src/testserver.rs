@@ -56,6 +56,9 @@ struct State {
     next_conn: Mutex<u64>,
     /// Bad signatures seen.
     auth_failures: Mutex<u32>,
+    /// Benchmarks: GetItem and Query answers kept by request bytes and served again
+    /// until the next write (standing in for DAX's item and query caches).
+    cache: Mutex<Option<HashMap<Vec<u8>, Vec<u8>>>>,
 }
 
 /// A running test server of one or more nodes.
@@ -96,6 +99,7 @@ impl TestServer {
             nodes: Mutex::new(Vec::new()),
             next_conn: Mutex::new(0),
             auth_failures: Mutex::new(0),
+            cache: Mutex::new(None),
         });
         let acceptor = match tls {
             None => None,
@@ -135,6 +139,11 @@ impl TestServer {
 
     pub fn auth_failures(&self) -> u32 {
         *lock(&self.state.auth_failures)
+    }
+
+    /// Turns the response cache on (benchmarks) or off.
+    pub fn set_response_cache(&self, on: bool) {
+        *lock(&self.state.cache) = on.then(HashMap::new);
     }
 
     /// Lists only these nodes (by index) in `endpoints` answers from now on.
@@ -287,6 +296,26 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(s: S, state: Arc<State>, port:
             return;
         }
         let m = vals[1].as_int().unwrap_or(0) as i64;
+        let cacheable = matches!(m, method::GET_ITEM | method::QUERY);
+        if matches!(m, method::PUT_ITEM | method::DELETE_ITEM) {
+            if let Some(c) = lock(&state.cache).as_mut() {
+                c.clear();
+            }
+        }
+        let cached = if cacheable && authorised {
+            lock(&state.cache).as_ref().and_then(|c| c.get(&bytes).cloned())
+        } else {
+            None
+        };
+        if let Some(body) = cached {
+            let mut out = Encoder::new();
+            out.array(0).raw(&body);
+            if r.s.write_all(&out.buf).await.is_err() {
+                return;
+            }
+            continue;
+        }
+        let key = cacheable.then(|| bytes.clone());
         record(&state, port, conn, m, bytes);
         let args = &vals[2..];
         if m == method::AUTHORIZE_CONNECTION {
@@ -305,6 +334,9 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(s: S, state: Arc<State>, port:
             match handle(&state, &mut schemas, m, args).await {
                 Ok(body) => {
                     out.array(0).raw(&body);
+                    if let (Some(k), Some(c)) = (key, lock(&state.cache).as_mut()) {
+                        c.insert(k, body);
+                    }
                 }
                 Err((codes, message)) => error(&mut out, &codes, &message),
             }
