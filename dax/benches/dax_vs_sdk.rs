@@ -76,7 +76,9 @@ fn serve(moto_port: u16) {
         .build()
         .expect("runtime");
     rt.block_on(async {
-        let server = TestServer::start(support::ddb(moto_port), 1, None).await.expect("server");
+        let server = TestServer::start(support::ddb(moto_port), 1, None)
+            .await
+            .expect("server");
         server.set_response_cache(std::env::var("DAX_BENCH_CACHE").as_deref() == Ok("on"));
         println!("{}", server.port());
         loop {
@@ -111,11 +113,22 @@ async fn run() {
     support::reset_tables(&ddb).await;
     for t in 1..=10u64 {
         let mut item = key(1_764_590_000_000_000 + t);
-        item.insert("user".into(), AttributeValue::S("a question about a manga series".into()));
-        item.insert("assistant".into(), AttributeValue::S("an answer of a few sentences, ".repeat(8)));
+        item.insert(
+            "user".into(),
+            AttributeValue::S("a question about a manga series".into()),
+        );
+        item.insert(
+            "assistant".into(),
+            AttributeValue::S("an answer of a few sentences, ".repeat(8)),
+        );
         item.insert("intent".into(), AttributeValue::S("recommendation".into()));
         item.insert("expires_at".into(), AttributeValue::N("1767182000".into()));
-        ddb.put_item().table_name("sessions").set_item(Some(item)).send().await.expect("seed");
+        ddb.put_item()
+            .table_name("sessions")
+            .set_item(Some(item))
+            .send()
+            .await
+            .expect("seed");
     }
     let n_cached = 3000;
     let n_moto = 500;
@@ -164,15 +177,30 @@ async fn run() {
             }
         })
         .await;
-        rows.push((format!("mangactl-dax → test server (cache {cache})"), "GetItem", get, n));
-        rows.push((format!("mangactl-dax → test server (cache {cache})"), "Query", query, n));
+        rows.push((
+            format!("mangactl-dax → test server (cache {cache})"),
+            "GetItem",
+            get,
+            n,
+        ));
+        rows.push((
+            format!("mangactl-dax → test server (cache {cache})"),
+            "Query",
+            query,
+            n,
+        ));
         let _ = child.kill();
         let _ = child.wait();
     }
     let get = measure(n_moto, || {
         let ddb = ddb.clone();
         async move {
-            ddb.get_item().table_name("sessions").set_key(Some(key(1_764_590_000_000_005))).send().await.expect("get");
+            ddb.get_item()
+                .table_name("sessions")
+                .set_key(Some(key(1_764_590_000_000_005)))
+                .send()
+                .await
+                .expect("get");
         }
     })
     .await;

@@ -21,7 +21,10 @@ pub struct Signature {
 
 /// `YYYYMMDDTHHMMSSZ` of a time.
 pub fn amz_date(t: SystemTime) -> String {
-    let secs = t.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let secs = t
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
     let days = (secs / 86_400) as i64;
     let rem = secs % 86_400;
     // Civil date from days since the epoch (Howard Hinnant's algorithm).

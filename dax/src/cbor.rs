@@ -348,9 +348,11 @@ impl<'a> Decoder<'a> {
                     }
                 };
                 if major == MAJOR_TEXT {
-                    Value::Text(String::from_utf8(data).map_err(|_| {
-                        CborError::Malformed(format!("invalid UTF-8 at {start}"))
-                    })?)
+                    Value::Text(
+                        String::from_utf8(data).map_err(|_| {
+                            CborError::Malformed(format!("invalid UTF-8 at {start}"))
+                        })?,
+                    )
                 } else {
                     Value::Bytes(data)
                 }
@@ -450,8 +452,21 @@ mod tests {
     #[test]
     fn heads_are_shortest_and_round_trip() {
         let mut e = Encoder::new();
-        e.int(0).int(23).int(24).int(-1).int(-25).int(65536).bigint(1 << 70);
-        e.text("é").bytes(b"ab").array(1).null().map_stream().int(1).bool(true).brk();
+        e.int(0)
+            .int(23)
+            .int(24)
+            .int(-1)
+            .int(-25)
+            .int(65536)
+            .bigint(1 << 70);
+        e.text("é")
+            .bytes(b"ab")
+            .array(1)
+            .null()
+            .map_stream()
+            .int(1)
+            .bool(true)
+            .brk();
         assert_eq!(
             e.buf[..9],
             [0x00, 0x17, 0x18, 0x18, 0x20, 0x38, 0x18, 0x1a, 0x00]

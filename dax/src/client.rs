@@ -203,7 +203,9 @@ impl DaxClient {
     pub async fn connect(config: DaxConfig) -> Result<DaxClient, DaxError> {
         let url = parse_url(&config.endpoint)?;
         let tls = if url.tls {
-            Some(tls_connector(config.extra_root_certificates_pem.as_deref())?)
+            Some(tls_connector(
+                config.extra_root_certificates_pem.as_deref(),
+            )?)
         } else {
             None
         };
@@ -220,7 +222,10 @@ impl DaxClient {
         let every = inner.config.refresh_interval;
         let handle = tokio::spawn(refresh_loop(weak, every));
         *lock(&inner.refresher) = Some(handle);
-        Ok(DaxClient { inner, primary_reads: false })
+        Ok(DaxClient {
+            inner,
+            primary_reads: false,
+        })
     }
 
     /// The same client with reads routed to the primary node, as writes are. DAX
@@ -248,7 +253,10 @@ impl DaxClient {
 
     /// The nodes currently known, as `(address, is primary)`.
     pub fn nodes(&self) -> Vec<(SocketAddr, bool)> {
-        lock(&self.inner.nodes).iter().map(|n| (n.addr, n.leader)).collect()
+        lock(&self.inner.nodes)
+            .iter()
+            .map(|n| (n.addr, n.leader))
+            .collect()
     }
 
     pub async fn get_item(&self, input: GetItemInput) -> Result<GetItemOutput, DaxError> {
@@ -267,9 +275,13 @@ impl DaxClient {
         let consistent = input.consistent_read();
         let raw = self
             .inner
-            .execute(self.read_route(), &table, |schema, _| {
-                codec::encode_get_item(&table, &key, schema, consistent, &x)
-            }, Some(&key), false)
+            .execute(
+                self.read_route(),
+                &table,
+                |schema, _| codec::encode_get_item(&table, &key, schema, consistent, &x),
+                Some(&key),
+                false,
+            )
             .await?;
         Ok(GetItemOutput::builder().set_item(raw.item).build())
     }
@@ -286,19 +298,27 @@ impl DaxClient {
         let rv = input.return_values().map(|r| r.as_str().to_string());
         let raw = self
             .inner
-            .execute(Route::Write, &table, |schema, values| {
-                codec::encode_write(
-                    codec::method::PUT_ITEM,
-                    &table,
-                    &item,
-                    schema,
-                    Some(values.unwrap_or_default()),
-                    rv.as_deref(),
-                    &x,
-                )
-            }, Some(&item), true)
+            .execute(
+                Route::Write,
+                &table,
+                |schema, values| {
+                    codec::encode_write(
+                        codec::method::PUT_ITEM,
+                        &table,
+                        &item,
+                        schema,
+                        Some(values.unwrap_or_default()),
+                        rv.as_deref(),
+                        &x,
+                    )
+                },
+                Some(&item),
+                true,
+            )
             .await?;
-        Ok(PutItemOutput::builder().set_attributes(raw.attributes).build())
+        Ok(PutItemOutput::builder()
+            .set_attributes(raw.attributes)
+            .build())
     }
 
     pub async fn delete_item(&self, input: DeleteItemInput) -> Result<DeleteItemOutput, DaxError> {
@@ -313,19 +333,27 @@ impl DaxClient {
         let rv = input.return_values().map(|r| r.as_str().to_string());
         let raw = self
             .inner
-            .execute(Route::Write, &table, |schema, _| {
-                codec::encode_write(
-                    codec::method::DELETE_ITEM,
-                    &table,
-                    &key,
-                    schema,
-                    None,
-                    rv.as_deref(),
-                    &x,
-                )
-            }, Some(&key), false)
+            .execute(
+                Route::Write,
+                &table,
+                |schema, _| {
+                    codec::encode_write(
+                        codec::method::DELETE_ITEM,
+                        &table,
+                        &key,
+                        schema,
+                        None,
+                        rv.as_deref(),
+                        &x,
+                    )
+                },
+                Some(&key),
+                false,
+            )
             .await?;
-        Ok(DeleteItemOutput::builder().set_attributes(raw.attributes).build())
+        Ok(DeleteItemOutput::builder()
+            .set_attributes(raw.attributes)
+            .build())
     }
 
     pub async fn query(&self, input: QueryInput) -> Result<QueryOutput, DaxError> {
@@ -352,9 +380,13 @@ impl DaxClient {
         };
         let raw = self
             .inner
-            .execute(self.read_route(), &table, |schema, _| {
-                codec::encode_query(&table, schema, &o, &x)
-            }, None, false)
+            .execute(
+                self.read_route(),
+                &table,
+                |schema, _| codec::encode_query(&table, schema, &o, &x),
+                None,
+                false,
+            )
             .await?;
         let r = raw;
         Ok(QueryOutput::builder()
@@ -416,10 +448,20 @@ impl Inner {
 
     async fn open(&self, addr: SocketAddr, hostname: &str) -> Result<Connection, DaxError> {
         let tls = self.tls.as_ref().map(|t| (t, hostname));
-        Connection::open(addr, tls, &self.config.user_agent, self.config.connect_timeout).await
+        Connection::open(
+            addr,
+            tls,
+            &self.config.user_agent,
+            self.config.connect_timeout,
+        )
+        .await
     }
 
-    async fn call(&self, conn: &mut Connection, request: &[u8]) -> Result<crate::cbor::Value, DaxError> {
+    async fn call(
+        &self,
+        conn: &mut Connection,
+        request: &[u8],
+    ) -> Result<crate::cbor::Value, DaxError> {
         let creds = self.credentials().await?;
         conn.call(
             &creds,
@@ -433,21 +475,29 @@ impl Inner {
 
     /// Asks a known node (else the discovery endpoint) for the cluster's nodes.
     async fn refresh(&self) -> Result<(), DaxError> {
-        let mut sources: Vec<(SocketAddr, String)> = lock(&self.nodes)
+        // Known nodes first (on a pooled connection), then the discovery endpoint.
+        let mut sources: Vec<(SocketAddr, String, Option<Arc<Node>>)> = lock(&self.nodes)
             .iter()
             .filter(|n| n.healthy())
-            .map(|n| (n.addr, n.hostname.clone()))
+            .map(|n| (n.addr, n.hostname.clone(), Some(n.clone())))
             .collect();
         fastrand::shuffle(&mut sources);
         let seeds = (self.url.host.as_str(), self.url.port)
             .to_socket_addrs()
             .map_err(|e| DaxError::Config(format!("resolve {}: {e}", self.url.host)))?;
-        sources.extend(seeds.map(|a| (a, self.url.host.clone())));
+        sources.extend(seeds.map(|a| (a, self.url.host.clone(), None)));
         let mut last = DaxError::NoRoute(format!("{} resolves to no address", self.url.host));
-        for (addr, host) in sources {
+        for (addr, host, node) in sources {
             let attempt = async {
-                let mut conn = self.open(addr, &host).await?;
+                let pooled = node.as_ref().and_then(|n| lock(&n.idle).pop());
+                let mut conn = match pooled {
+                    Some(c) => c,
+                    None => self.open(addr, &host).await?,
+                };
                 let body = self.call(&mut conn, &codec::encode_endpoints()).await?;
+                if let Some(n) = &node {
+                    self.recycle(n, conn);
+                }
                 codec::decode_endpoints(&body)
             };
             match attempt.await {
@@ -477,7 +527,11 @@ impl Inner {
                         addr,
                         // TLS names the node as the cluster lists it (the official
                         // clients verify the node's hostname).
-                        hostname: if ep.hostname.is_empty() { self.url.host.clone() } else { ep.hostname },
+                        hostname: if ep.hostname.is_empty() {
+                            self.url.host.clone()
+                        } else {
+                            ep.hostname
+                        },
                         leader,
                         idle: Mutex::new(Vec::new()),
                         caches: Mutex::new(NodeCaches::default()),
@@ -513,13 +567,20 @@ impl Inner {
         Ok(pool[fastrand::usize(..pool.len())].clone())
     }
 
-    async fn key_schema(&self, node: &Node, conn: &mut Connection, table: &str) -> Result<KeySchema, DaxError> {
+    async fn key_schema(
+        &self,
+        node: &Node,
+        conn: &mut Connection,
+        table: &str,
+    ) -> Result<KeySchema, DaxError> {
         if let Some((s, at)) = lock(&node.caches).key_schemas.get(table) {
             if at.elapsed() < KEY_SCHEMA_TTL {
                 return Ok(s.clone());
             }
         }
-        let body = self.call(conn, &codec::encode_define_key_schema(table)).await?;
+        let body = self
+            .call(conn, &codec::encode_define_key_schema(table))
+            .await?;
         let schema = codec::decode_key_schema(&body)?;
         lock(&node.caches)
             .key_schemas
@@ -527,14 +588,21 @@ impl Inner {
         Ok(schema)
     }
 
-    async fn list_id(&self, node: &Node, conn: &mut Connection, names: &[String]) -> Result<i64, DaxError> {
+    async fn list_id(
+        &self,
+        node: &Node,
+        conn: &mut Connection,
+        names: &[String],
+    ) -> Result<i64, DaxError> {
         if names.is_empty() {
             return Ok(codec::EMPTY_ATTRIBUTE_LIST_ID);
         }
         if let Some(id) = lock(&node.caches).list_ids.get(names) {
             return Ok(*id);
         }
-        let body = self.call(conn, &codec::encode_define_attribute_list_id(names)).await?;
+        let body = self
+            .call(conn, &codec::encode_define_attribute_list_id(names))
+            .await?;
         let id = body
             .as_int()
             .and_then(|i| i64::try_from(i).ok())
@@ -546,20 +614,32 @@ impl Inner {
         Ok(id)
     }
 
-    async fn list(&self, node: &Node, conn: &mut Connection, id: i64) -> Result<Vec<String>, DaxError> {
+    async fn list(
+        &self,
+        node: &Node,
+        conn: &mut Connection,
+        id: i64,
+    ) -> Result<Vec<String>, DaxError> {
         if id == codec::EMPTY_ATTRIBUTE_LIST_ID {
             return Ok(Vec::new());
         }
         if let Some(l) = lock(&node.caches).lists.get(&id) {
             return Ok(l.clone());
         }
-        let body = self.call(conn, &codec::encode_define_attribute_list(id)).await?;
+        let body = self
+            .call(conn, &codec::encode_define_attribute_list(id))
+            .await?;
         let names = codec::decode_string_list(&body)?;
         lock(&node.caches).lists.insert(id, names.clone());
         Ok(names)
     }
 
-    async fn resolve(&self, node: &Node, conn: &mut Connection, raw: Option<RawItem>) -> Result<Option<Item>, DaxError> {
+    async fn resolve(
+        &self,
+        node: &Node,
+        conn: &mut Connection,
+        raw: Option<RawItem>,
+    ) -> Result<Option<Item>, DaxError> {
         match raw {
             None => Ok(None),
             Some(RawItem::Projected(_)) => Err(DaxError::Protocol(
@@ -575,7 +655,14 @@ impl Inner {
     }
 
     /// One attempt on one node.
-    async fn attempt<F>(&self, node: &Arc<Node>, table: &str, encode: &F, item: Option<&Item>, put: bool) -> Result<Resolved, DaxError>
+    async fn attempt<F>(
+        &self,
+        node: &Arc<Node>,
+        table: &str,
+        encode: &F,
+        item: Option<&Item>,
+        put: bool,
+    ) -> Result<Resolved, DaxError>
     where
         F: Fn(&KeySchema, Option<&[u8]>) -> Result<Vec<u8>, DaxError>,
     {
@@ -605,7 +692,8 @@ impl Inner {
                 return Err(e);
             }
         };
-        let raw: RawResponse = codec::decode_normal(&body, item.map(|i| key_only(i, &schema)).as_ref(), &schema)?;
+        let raw: RawResponse =
+            codec::decode_normal(&body, item.map(|i| key_only(i, &schema)).as_ref(), &schema)?;
         let out = Resolved {
             item: self.resolve(node, &mut conn, raw.item).await?,
             attributes: self.resolve(node, &mut conn, raw.attributes).await?,
@@ -636,7 +724,14 @@ impl Inner {
         }
     }
 
-    async fn execute<F>(&self, route: Route, table: &str, encode: F, item: Option<&Item>, put: bool) -> Result<Resolved, DaxError>
+    async fn execute<F>(
+        &self,
+        route: Route,
+        table: &str,
+        encode: F,
+        item: Option<&Item>,
+        put: bool,
+    ) -> Result<Resolved, DaxError>
     where
         F: Fn(&KeySchema, Option<&[u8]>) -> Result<Vec<u8>, DaxError>,
     {

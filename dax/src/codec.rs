@@ -147,7 +147,9 @@ impl From<number::BadNumber> for DaxError {
 
 pub fn encode_attribute_value(e: &mut Encoder, av: &AttributeValue) -> Result<(), DaxError> {
     let empty_set = || {
-        invalid("Supplied AttributeValue is empty, must contain exactly one of the supported datatypes")
+        invalid(
+            "Supplied AttributeValue is empty, must contain exactly one of the supported datatypes",
+        )
     };
     match av {
         AttributeValue::S(s) => {
@@ -220,9 +222,9 @@ pub fn decode_attribute_value(v: &Value) -> Result<AttributeValue, DaxError> {
     Ok(match v {
         Value::Text(s) => AttributeValue::S(s.clone()),
         Value::Bytes(b) => AttributeValue::B(Blob::new(b.clone())),
-        Value::Int(_) | Value::Float(_) | Value::Tag(cbor::TAG_DECIMAL, _) => AttributeValue::N(
-            number::decode_number(v).ok_or_else(|| malformed("bad number"))?,
-        ),
+        Value::Int(_) | Value::Float(_) | Value::Tag(cbor::TAG_DECIMAL, _) => {
+            AttributeValue::N(number::decode_number(v).ok_or_else(|| malformed("bad number"))?)
+        }
         Value::Array(a) => AttributeValue::L(
             a.iter()
                 .map(decode_attribute_value)
@@ -231,7 +233,9 @@ pub fn decode_attribute_value(v: &Value) -> Result<AttributeValue, DaxError> {
         Value::Map(m) => {
             let mut out = HashMap::new();
             for (k, v) in m {
-                let k = k.as_text().ok_or_else(|| malformed("map key is not text"))?;
+                let k = k
+                    .as_text()
+                    .ok_or_else(|| malformed("map key is not text"))?;
                 out.insert(k.to_string(), decode_attribute_value(v)?);
             }
             AttributeValue::M(out)
@@ -333,9 +337,7 @@ pub fn decode_key(bytes: &[u8], schema: &KeySchema) -> Result<Item, DaxError> {
         .0
         .first()
         .ok_or_else(|| malformed("empty key schema"))?;
-    let utf8 = |b: &[u8]| {
-        String::from_utf8(b.to_vec()).map_err(|_| malformed("key is not UTF-8"))
-    };
+    let utf8 = |b: &[u8]| String::from_utf8(b.to_vec()).map_err(|_| malformed("key is not UTF-8"));
     match schema.0.get(1) {
         None => {
             let v = match hash_type {
@@ -484,7 +486,11 @@ pub fn compile(x: &Expressions<'_>) -> Result<Compiled, DaxError> {
             .map(|t| c.condition(t, "FilterExpression"))
             .transpose()
             .map_err(v)?,
-        projection: x.projection.map(|t| c.projection(t)).transpose().map_err(v)?,
+        projection: x
+            .projection
+            .map(|t| c.projection(t))
+            .transpose()
+            .map_err(v)?,
     };
     c.finish().map_err(v)?;
     Ok(out)
@@ -606,8 +612,8 @@ pub fn encode_write(
     }
     e.map_stream();
     if let Some(rv) = return_values {
-        let code = return_values_code(rv)
-            .ok_or_else(|| invalid(format!("unknown ReturnValues {rv}")))?;
+        let code =
+            return_values_code(rv).ok_or_else(|| invalid(format!("unknown ReturnValues {rv}")))?;
         e.int(param::RETURN_VALUES).int(code);
     }
     e.int(param::RETURN_CONSUMED_CAPACITY).int(0);
@@ -666,7 +672,8 @@ pub fn encode_query(
                 "ExclusiveStartKey on an index is not supported by this client",
             ));
         }
-        e.int(param::EXCLUSIVE_START_KEY).bytes(&encode_key(k, schema)?);
+        e.int(param::EXCLUSIVE_START_KEY)
+            .bytes(&encode_key(k, schema)?);
     }
     e.int(param::RETURN_CONSUMED_CAPACITY).int(0);
     let no_condition = Compiled {
@@ -700,15 +707,23 @@ pub struct RawResponse {
     pub last_evaluated_key: Option<Item>,
 }
 
-fn raw_item(v: &Value, request_key: Option<&Item>, schema: &KeySchema) -> Result<RawItem, DaxError> {
+fn raw_item(
+    v: &Value,
+    request_key: Option<&Item>,
+    schema: &KeySchema,
+) -> Result<RawItem, DaxError> {
     match v {
         Value::Bytes(b) => Ok(RawItem::Stream {
             key: request_key.cloned().unwrap_or_default(),
             values: decode_values(b)?,
         }),
         Value::Array(a) if a.len() == 2 => {
-            let kb = a[0].as_bytes().ok_or_else(|| malformed("item key is not bytes"))?;
-            let vb = a[1].as_bytes().ok_or_else(|| malformed("item value is not bytes"))?;
+            let kb = a[0]
+                .as_bytes()
+                .ok_or_else(|| malformed("item key is not bytes"))?;
+            let vb = a[1]
+                .as_bytes()
+                .ok_or_else(|| malformed("item value is not bytes"))?;
             Ok(RawItem::Stream {
                 key: decode_key(kb, schema)?,
                 values: decode_values(vb)?,
@@ -731,7 +746,11 @@ fn raw_item(v: &Value, request_key: Option<&Item>, schema: &KeySchema) -> Result
 
 /// Decodes the body after a success header. `request_key`: the key the request named
 /// (GetItem, DeleteItem) or the item's key (PutItem), re-inserted into returned items.
-pub fn decode_normal(v: &Value, request_key: Option<&Item>, schema: &KeySchema) -> Result<RawResponse, DaxError> {
+pub fn decode_normal(
+    v: &Value,
+    request_key: Option<&Item>,
+    schema: &KeySchema,
+) -> Result<RawResponse, DaxError> {
     let mut out = RawResponse::default();
     let entries = match v {
         Value::Null => return Ok(out),
@@ -742,15 +761,11 @@ pub fn decode_normal(v: &Value, request_key: Option<&Item>, schema: &KeySchema) 
         let k = k.as_int().ok_or_else(|| malformed("response key"))?;
         let int = || v.as_int().and_then(|i| i64::try_from(i).ok());
         match k as i64 {
-            response::ITEM => {
-                if *v != Value::Null {
-                    out.item = Some(raw_item(v, request_key, schema)?);
-                }
+            response::ITEM if *v != Value::Null => {
+                out.item = Some(raw_item(v, request_key, schema)?);
             }
-            response::ATTRIBUTES => {
-                if *v != Value::Null {
-                    out.attributes = Some(raw_item(v, request_key, schema)?);
-                }
+            response::ATTRIBUTES if *v != Value::Null => {
+                out.attributes = Some(raw_item(v, request_key, schema)?);
             }
             response::ITEMS => {
                 let a = match v {
@@ -766,7 +781,9 @@ pub fn decode_normal(v: &Value, request_key: Option<&Item>, schema: &KeySchema) 
             response::COUNT => out.count = int(),
             response::SCANNED_COUNT => out.scanned_count = int(),
             response::LAST_EVALUATED_KEY => {
-                let b = v.as_bytes().ok_or_else(|| malformed("LastEvaluatedKey is not bytes"))?;
+                let b = v
+                    .as_bytes()
+                    .ok_or_else(|| malformed("LastEvaluatedKey is not bytes"))?;
                 out.last_evaluated_key = Some(decode_key(b, schema)?);
             }
             response::CONSUMED_CAPACITY => {}
@@ -801,7 +818,11 @@ pub fn decode_endpoints(v: &Value) -> Result<Vec<Endpoint>, DaxError> {
             Value::Map(m) => m,
             _ => return Err(malformed("endpoint is not a map")),
         };
-        let field = |i: i128| m.iter().find(|(k, _)| k.as_int() == Some(i)).map(|(_, v)| v);
+        let field = |i: i128| {
+            m.iter()
+                .find(|(k, _)| k.as_int() == Some(i))
+                .map(|(_, v)| v)
+        };
         let address = match field(2).and_then(Value::as_bytes) {
             Some(b) if b.len() == 4 => std::net::IpAddr::from([b[0], b[1], b[2], b[3]]),
             Some(b) if b.len() == 16 => {
@@ -813,14 +834,20 @@ pub fn decode_endpoints(v: &Value) -> Result<Vec<Endpoint>, DaxError> {
         };
         out.push(Endpoint {
             node: field(0).and_then(Value::as_int).unwrap_or(0) as i64,
-            hostname: field(1).and_then(Value::as_text).unwrap_or_default().to_string(),
+            hostname: field(1)
+                .and_then(Value::as_text)
+                .unwrap_or_default()
+                .to_string(),
             address,
             port: field(3)
                 .and_then(Value::as_int)
                 .and_then(|p| u16::try_from(p).ok())
                 .ok_or_else(|| malformed("endpoint port"))?,
             role: field(4).and_then(Value::as_int).unwrap_or(0) as i64,
-            az: field(5).and_then(Value::as_text).unwrap_or_default().to_string(),
+            az: field(5)
+                .and_then(Value::as_text)
+                .unwrap_or_default()
+                .to_string(),
         });
     }
     Ok(out)

@@ -32,7 +32,9 @@ pub struct Connection {
 
 impl std::fmt::Debug for Connection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Connection").field("node", &self.node).finish()
+        f.debug_struct("Connection")
+            .field("node", &self.node)
+            .finish()
     }
 }
 
@@ -179,7 +181,9 @@ impl Connection {
         let (request_id, http_status) = match &info {
             Value::Array(a) => (
                 a.first().and_then(Value::as_text).map(str::to_string),
-                a.get(2).and_then(Value::as_int).and_then(|s| u16::try_from(s).ok()),
+                a.get(2)
+                    .and_then(Value::as_int)
+                    .and_then(|s| u16::try_from(s).ok()),
             ),
             _ => (None, None),
         };

@@ -37,7 +37,9 @@ impl ErrorKind {
             ErrorKind::LimitExceeded => "LimitExceededException",
             ErrorKind::Validation => "ValidationException",
             ErrorKind::InternalServerError => "InternalServerErrorException",
-            ErrorKind::ItemCollectionSizeLimitExceeded => "ItemCollectionSizeLimitExceededException",
+            ErrorKind::ItemCollectionSizeLimitExceeded => {
+                "ItemCollectionSizeLimitExceededException"
+            }
             ErrorKind::TransactionCanceled => "TransactionCanceledException",
             ErrorKind::AccessDenied => "AccessDeniedException",
             ErrorKind::Unknown => "UnknownError",
@@ -172,9 +174,17 @@ impl DaxError {
     /// failures, retried on another node. Client-side validation is never retried.
     pub fn is_retryable(&self) -> bool {
         match self {
-            DaxError::Service { codes, kind, http_status, .. } => {
+            DaxError::Service {
+                codes,
+                kind,
+                http_status,
+                ..
+            } => {
                 (!codes.is_empty() && codes[0] != 3)
-                    || matches!(kind, ErrorKind::InternalServerError | ErrorKind::TransactionCanceled)
+                    || matches!(
+                        kind,
+                        ErrorKind::InternalServerError | ErrorKind::TransactionCanceled
+                    )
                     || matches!(http_status, Some(408 | 429 | 500 | 503))
             }
             DaxError::Connection { .. } | DaxError::Timeout { .. } | DaxError::NoRoute(_) => true,

@@ -94,7 +94,11 @@ fn lex(s: &str, kind: &str) -> Result<Vec<Tok>, ExprError> {
                     return Err(syntax(kind, &s[i..i + 1]));
                 }
                 let t = s[i..j].to_string();
-                out.push(if c == b'#' { Tok::Name(t) } else { Tok::Value(t) });
+                out.push(if c == b'#' {
+                    Tok::Name(t)
+                } else {
+                    Tok::Value(t)
+                });
                 i = j;
             }
             b'[' => {
@@ -224,8 +228,10 @@ impl<'c, 'a> Parser<'c, 'a> {
         self.predicate()
     }
     fn at_comparison(&self) -> bool {
-        matches!(self.peek(), Some(Tok::Sym("=" | "<>" | "<" | "<=" | ">" | ">=")))
-            || keyword(self.peek(), "between")
+        matches!(
+            self.peek(),
+            Some(Tok::Sym("=" | "<>" | "<" | "<=" | ">" | ">="))
+        ) || keyword(self.peek(), "between")
             || keyword(self.peek(), "in")
     }
     fn predicate(&mut self) -> Result<Vec<u8>, ExprError> {
@@ -420,7 +426,10 @@ impl<'a> Compiler<'a> {
             return Err(p.err());
         }
         let mut e = Encoder::new();
-        e.array(3).int(ENCODING_FORMAT).raw(&spec).array(p.vars.len());
+        e.array(3)
+            .int(ENCODING_FORMAT)
+            .raw(&spec)
+            .array(p.vars.len());
         for v in &p.vars {
             e.raw(v);
         }
@@ -450,13 +459,21 @@ impl<'a> Compiler<'a> {
         if !self.unused_names.is_empty() {
             return Err(ExprError(format!(
                 "Value provided in ExpressionAttributeNames unused in expressions: keys: {{{}}}",
-                self.unused_names.iter().cloned().collect::<Vec<_>>().join(", ")
+                self.unused_names
+                    .iter()
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )));
         }
         if !self.unused_values.is_empty() {
             return Err(ExprError(format!(
                 "Value provided in ExpressionAttributeValues unused in expressions: keys: {{{}}}",
-                self.unused_values.iter().cloned().collect::<Vec<_>>().join(", ")
+                self.unused_values
+                    .iter()
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )));
         }
         Ok(())

@@ -43,10 +43,7 @@ impl Dec {
             _ => (false, t),
         };
         let (mant, e) = match body.find(['e', 'E']) {
-            Some(i) => (
-                &body[..i],
-                body[i + 1..].parse::<i64>().map_err(|_| bad())?,
-            ),
+            Some(i) => (&body[..i], body[i + 1..].parse::<i64>().map_err(|_| bad())?),
             None => (body, 0),
         };
         let (int, frac) = match mant.find('.') {
@@ -113,7 +110,10 @@ pub fn encode_number(e: &mut Encoder, s: &str) -> Result<(), BadNumber> {
         let d = Dec::parse(s)?;
         // The official client takes exponent and mantissa from the canonical text.
         let (exp, mantissa) = crack(&d.to_py_string()).ok_or_else(|| BadNumber(s.into()))?;
-        e.tag(TAG_DECIMAL).array(2).bigint(exp as i128).bigint(mantissa);
+        e.tag(TAG_DECIMAL)
+            .array(2)
+            .bigint(exp as i128)
+            .bigint(mantissa);
     } else {
         let v: i128 = s
             .trim()
@@ -317,7 +317,10 @@ mod tests {
             ("120", "120"),
             ("0.00", "0.00"),
         ] {
-            assert_eq!(Dec::parse(input).map(|d| d.to_py_string()), Ok(shown.into()));
+            assert_eq!(
+                Dec::parse(input).map(|d| d.to_py_string()),
+                Ok(shown.into())
+            );
         }
         assert!(Dec::parse("1.2.3").is_err());
         assert!(Dec::parse(&"9".repeat(39)).is_err());
@@ -326,8 +329,19 @@ mod tests {
     #[test]
     fn lexdecimal_round_trips_and_sorts() {
         let values = [
-            "-1000.5", "-12", "-1", "-0.25", "0", "0.001", "1", "5", "12", "999", "1000",
-            "1764590000000000", "1764590000000001",
+            "-1000.5",
+            "-12",
+            "-1",
+            "-0.25",
+            "0",
+            "0.001",
+            "1",
+            "5",
+            "12",
+            "999",
+            "1000",
+            "1764590000000000",
+            "1764590000000001",
         ];
         let encoded: Vec<Vec<u8>> = values
             .iter()

@@ -91,7 +91,11 @@ pub struct TlsIdentity {
 
 impl TestServer {
     /// Starts `nodes` listeners over DynamoDB at `ddb`.
-    pub async fn start(ddb: aws_sdk_dynamodb::Client, nodes: usize, tls: Option<TlsIdentity>) -> std::io::Result<TestServer> {
+    pub async fn start(
+        ddb: aws_sdk_dynamodb::Client,
+        nodes: usize,
+        tls: Option<TlsIdentity>,
+    ) -> std::io::Result<TestServer> {
         let state = Arc::new(State {
             ddb,
             lists: Mutex::new(Lists::default()),
@@ -119,9 +123,19 @@ impl TestServer {
         for l in listeners {
             let flag = Arc::new(AtomicBool::new(false));
             down.push(flag.clone());
-            tasks.push(tokio::spawn(accept_loop(l, state.clone(), flag, acceptor.clone())));
+            tasks.push(tokio::spawn(accept_loop(
+                l,
+                state.clone(),
+                flag,
+                acceptor.clone(),
+            )));
         }
-        Ok(TestServer { state, addrs, down, tasks })
+        Ok(TestServer {
+            state,
+            addrs,
+            down,
+            tasks,
+        })
     }
 
     pub fn port(&self) -> u16 {
@@ -161,10 +175,12 @@ fn acceptor(id: &TlsIdentity) -> std::io::Result<tokio_rustls::TlsAcceptor> {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
     let io = |e: String| std::io::Error::other(e);
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(id.cert_pem.as_bytes())
-        .collect::<Result<_, _>>()
-        .map_err(|e| io(e.to_string()))?;
-    let key = PrivateKeyDer::from_pem_slice(id.key_pem.as_bytes()).map_err(|e| io(e.to_string()))?;
+    let certs: Vec<CertificateDer<'static>> =
+        CertificateDer::pem_slice_iter(id.cert_pem.as_bytes())
+            .collect::<Result<_, _>>()
+            .map_err(|e| io(e.to_string()))?;
+    let key =
+        PrivateKeyDer::from_pem_slice(id.key_pem.as_bytes()).map_err(|e| io(e.to_string()))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -175,10 +191,17 @@ fn acceptor(id: &TlsIdentity) -> std::io::Result<tokio_rustls::TlsAcceptor> {
     Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
 }
 
-async fn accept_loop(l: TcpListener, state: Arc<State>, down: Arc<AtomicBool>, tls: Option<tokio_rustls::TlsAcceptor>) {
+async fn accept_loop(
+    l: TcpListener,
+    state: Arc<State>,
+    down: Arc<AtomicBool>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+) {
     let port = l.local_addr().map(|a| a.port()).unwrap_or(0);
     loop {
-        let Ok((sock, _)) = l.accept().await else { continue };
+        let Ok((sock, _)) = l.accept().await else {
+            continue;
+        };
         if down.load(Ordering::SeqCst) {
             drop(sock);
             continue;
@@ -255,14 +278,22 @@ fn arity(m: i64) -> Option<usize> {
     Some(match m {
         method::AUTHORIZE_CONNECTION => 5,
         method::ENDPOINTS => 0,
-        method::DEFINE_KEY_SCHEMA | method::DEFINE_ATTRIBUTE_LIST_ID | method::DEFINE_ATTRIBUTE_LIST => 1,
+        method::DEFINE_KEY_SCHEMA
+        | method::DEFINE_ATTRIBUTE_LIST_ID
+        | method::DEFINE_ATTRIBUTE_LIST => 1,
         method::GET_ITEM | method::DELETE_ITEM | method::QUERY => 3,
         method::PUT_ITEM => 4,
         _ => return None,
     })
 }
 
-async fn serve<S: AsyncRead + AsyncWrite + Unpin>(s: S, state: Arc<State>, port: u16, conn: u64, down: Arc<AtomicBool>) {
+async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
+    s: S,
+    state: Arc<State>,
+    port: u16,
+    conn: u64,
+    down: Arc<AtomicBool>,
+) {
     let mut r = Reader { s, buf: Vec::new() };
     let hello = r
         .message(|d| {
@@ -283,7 +314,9 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(s: S, state: Arc<State>, port:
                 let service = d.value()?;
                 let m = d.value()?;
                 let m = m.as_int().unwrap_or(0) as i64;
-                let n = arity(m).ok_or(crate::cbor::CborError::Malformed(format!("unknown method {m}")))?;
+                let n = arity(m).ok_or(crate::cbor::CborError::Malformed(format!(
+                    "unknown method {m}"
+                )))?;
                 let mut vals = vec![service, Value::Int(m as i128)];
                 for _ in 0..n {
                     vals.push(d.value()?);
@@ -303,7 +336,9 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(s: S, state: Arc<State>, port:
             }
         }
         let cached = if cacheable && authorised {
-            lock(&state.cache).as_ref().and_then(|c| c.get(&bytes).cloned())
+            lock(&state.cache)
+                .as_ref()
+                .and_then(|c| c.get(&bytes).cloned())
         } else {
             None
         };
@@ -319,7 +354,10 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(s: S, state: Arc<State>, port:
         record(&state, port, conn, m, bytes);
         let args = &vals[2..];
         if m == method::AUTHORIZE_CONNECTION {
-            let sts = args[2].as_bytes().map(|b| String::from_utf8_lossy(b).to_string()).unwrap_or_default();
+            let sts = args[2]
+                .as_bytes()
+                .map(|b| String::from_utf8_lossy(b).to_string())
+                .unwrap_or_default();
             let sig = args[1].as_text().unwrap_or_default();
             authorised = args[0].as_text().is_some() && crate::auth::verify(SECRET, &sts, sig);
             if !authorised {
@@ -357,7 +395,12 @@ fn error(out: &mut Encoder, codes: &[i64], message: &str) {
 }
 
 fn record(state: &State, node: u16, connection: u64, method: i64, bytes: Vec<u8>) {
-    lock(&state.captured).push(Captured { node, connection, method, bytes });
+    lock(&state.captured).push(Captured {
+        node,
+        connection,
+        method,
+        bytes,
+    });
 }
 
 type Failure = (Vec<i64>, String);
@@ -366,9 +409,9 @@ fn fail(kind: ErrorKind, message: impl Into<String>) -> Failure {
     (kind.codes().to_vec(), message.into())
 }
 
-fn sdk_failure<E: std::error::Error + 'static>(e: &aws_sdk_dynamodb::error::SdkError<E>) -> Failure
+fn sdk_failure<E>(e: &aws_sdk_dynamodb::error::SdkError<E>) -> Failure
 where
-    E: aws_sdk_dynamodb::error::ProvideErrorMetadata,
+    E: std::error::Error + aws_sdk_dynamodb::error::ProvideErrorMetadata + 'static,
 {
     let code = e.as_service_error().and_then(|s| s.code()).unwrap_or("");
     let message = e
@@ -388,14 +431,19 @@ where
 }
 
 fn bytes_arg(v: &Value) -> Result<&[u8], Failure> {
-    v.as_bytes().ok_or_else(|| fail(ErrorKind::Validation, "expected bytes"))
+    v.as_bytes()
+        .ok_or_else(|| fail(ErrorKind::Validation, "expected bytes"))
 }
 
 fn text_of(v: &Value) -> Result<String, Failure> {
     Ok(String::from_utf8_lossy(bytes_arg(v)?).to_string())
 }
 
-async fn schema_of(state: &State, schemas: &mut HashMap<String, KeySchema>, table: &str) -> Result<KeySchema, Failure> {
+async fn schema_of(
+    state: &State,
+    schemas: &mut HashMap<String, KeySchema>,
+    table: &str,
+) -> Result<KeySchema, Failure> {
     if let Some(s) = schemas.get(table) {
         return Ok(s.clone());
     }
@@ -408,12 +456,17 @@ async fn schema_of(state: &State, schemas: &mut HashMap<String, KeySchema>, tabl
         .map_err(|e| {
             let f = sdk_failure(&e);
             if f.0 == ErrorKind::InternalServerError.codes() {
-                fail(ErrorKind::ResourceNotFound, format!("Requested resource not found: Table: {table} not found"))
+                fail(
+                    ErrorKind::ResourceNotFound,
+                    format!("Requested resource not found: Table: {table} not found"),
+                )
             } else {
                 f
             }
         })?;
-    let t = out.table().ok_or_else(|| fail(ErrorKind::InternalServerError, "no table"))?;
+    let t = out
+        .table()
+        .ok_or_else(|| fail(ErrorKind::InternalServerError, "no table"))?;
     let ty = |name: &str| {
         t.attribute_definitions()
             .iter()
@@ -423,7 +476,8 @@ async fn schema_of(state: &State, schemas: &mut HashMap<String, KeySchema>, tabl
     let mut keys = Vec::new();
     for want in [KeyType::Hash, KeyType::Range] {
         if let Some(k) = t.key_schema().iter().find(|k| *k.key_type() == want) {
-            let typ = ty(k.attribute_name()).ok_or_else(|| fail(ErrorKind::InternalServerError, "key type"))?;
+            let typ = ty(k.attribute_name())
+                .ok_or_else(|| fail(ErrorKind::InternalServerError, "key type"))?;
             keys.push((k.attribute_name().to_string(), typ));
         }
     }
@@ -475,7 +529,9 @@ impl Decompiled {
     fn expression(&mut self, compiled: &[u8], tag: &str) -> Result<String, Failure> {
         let bad = || fail(ErrorKind::Validation, "malformed expression");
         let v = Decoder::new(compiled).value().map_err(|_| bad())?;
-        let Value::Array(parts) = v else { return Err(bad()) };
+        let Value::Array(parts) = v else {
+            return Err(bad());
+        };
         let vals = match parts.get(2) {
             Some(Value::Array(a)) => a.clone(),
             _ => Vec::new(),
@@ -485,8 +541,15 @@ impl Decompiled {
     }
 
     fn node(&mut self, v: &Value, vals: &[Value], tag: &str) -> Result<String, Failure> {
-        let bad = || fail(ErrorKind::Validation, format!("malformed expression node {v:?}"));
-        let Value::Array(a) = v else { return Err(bad()) };
+        let bad = || {
+            fail(
+                ErrorKind::Validation,
+                format!("malformed expression node {v:?}"),
+            )
+        };
+        let Value::Array(a) = v else {
+            return Err(bad());
+        };
         let code = a.first().and_then(Value::as_int).ok_or_else(bad)? as i64;
         let args = &a[1..];
         let sub = |i: usize, me: &mut Self| me.node(args.get(i).ok_or_else(bad)?, vals, tag);
@@ -526,10 +589,17 @@ impl Decompiled {
             func::AND => format!("{} AND {}", sub(0, self)?, sub(1, self)?),
             func::OR => format!("({} OR {})", sub(0, self)?, sub(1, self)?),
             func::NOT => format!("NOT ({})", sub(0, self)?),
-            func::BETWEEN => format!("{} BETWEEN {} AND {}", sub(0, self)?, sub(1, self)?, sub(2, self)?),
+            func::BETWEEN => format!(
+                "{} BETWEEN {} AND {}",
+                sub(0, self)?,
+                sub(1, self)?,
+                sub(2, self)?
+            ),
             func::IN => {
                 let left = sub(0, self)?;
-                let Some(Value::Array(list)) = args.get(1) else { return Err(bad()) };
+                let Some(Value::Array(list)) = args.get(1) else {
+                    return Err(bad());
+                };
                 let mut items = Vec::new();
                 for l in list {
                     items.push(self.node(l, vals, tag)?);
@@ -537,8 +607,14 @@ impl Decompiled {
                 format!("{left} IN ({})", items.join(", "))
             }
             f @ func::ATTRIBUTE_EXISTS..=func::SIZE => {
-                let name = ["attribute_exists", "attribute_not_exists", "attribute_type", "begins_with", "contains", "size"]
-                    [(f - func::ATTRIBUTE_EXISTS) as usize];
+                let name = [
+                    "attribute_exists",
+                    "attribute_not_exists",
+                    "attribute_type",
+                    "begins_with",
+                    "contains",
+                    "size",
+                ][(f - func::ATTRIBUTE_EXISTS) as usize];
                 let mut items = Vec::new();
                 for i in 0..args.len() {
                     items.push(sub(i, self)?);
@@ -554,7 +630,12 @@ fn encode_key_bytes(item: &Item, schema: &KeySchema) -> Result<Vec<u8>, Failure>
     codec::encode_key(item, schema).map_err(|e| fail(ErrorKind::Validation, e.to_string()))
 }
 
-async fn handle(state: &State, schemas: &mut HashMap<String, KeySchema>, m: i64, args: &[Value]) -> Result<Vec<u8>, Failure> {
+async fn handle(
+    state: &State,
+    schemas: &mut HashMap<String, KeySchema>,
+    m: i64,
+    args: &[Value],
+) -> Result<Vec<u8>, Failure> {
     let mut out = Encoder::new();
     let validation = |e: crate::error::DaxError| fail(ErrorKind::Validation, e.to_string());
     match m {
@@ -590,11 +671,12 @@ async fn handle(state: &State, schemas: &mut HashMap<String, KeySchema>, m: i64,
             let names = if id == codec::EMPTY_ATTRIBUTE_LIST_ID {
                 Vec::new()
             } else {
-                lock(&state.lists)
-                    .names
-                    .get(&id)
-                    .cloned()
-                    .ok_or_else(|| fail(ErrorKind::Validation, format!("unknown attribute list {id}")))?
+                lock(&state.lists).names.get(&id).cloned().ok_or_else(|| {
+                    fail(
+                        ErrorKind::Validation,
+                        format!("unknown attribute list {id}"),
+                    )
+                })?
             };
             out.array(names.len());
             for n in &names {
@@ -611,10 +693,15 @@ async fn handle(state: &State, schemas: &mut HashMap<String, KeySchema>, m: i64,
             let mut d = Decompiled::default();
             match m {
                 method::GET_ITEM => {
-                    let key = codec::decode_key(bytes_arg(&args[1])?, &schema).map_err(validation)?;
-                    let consistent = matches!(kw.get(&param::CONSISTENT_READ), Some(Value::Bool(true)));
+                    let key =
+                        codec::decode_key(bytes_arg(&args[1])?, &schema).map_err(validation)?;
+                    let consistent =
+                        matches!(kw.get(&param::CONSISTENT_READ), Some(Value::Bool(true)));
                     if kw.contains_key(&param::PROJECTION_EXPRESSION) {
-                        return Err(fail(ErrorKind::Validation, "the test server has no projections"));
+                        return Err(fail(
+                            ErrorKind::Validation,
+                            "the test server has no projections",
+                        ));
                     }
                     let r = state
                         .ddb
@@ -636,7 +723,8 @@ async fn handle(state: &State, schemas: &mut HashMap<String, KeySchema>, m: i64,
                     }
                 }
                 method::PUT_ITEM | method::DELETE_ITEM => {
-                    let mut item = codec::decode_key(bytes_arg(&args[1])?, &schema).map_err(validation)?;
+                    let mut item =
+                        codec::decode_key(bytes_arg(&args[1])?, &schema).map_err(validation)?;
                     let key = item.clone();
                     if m == method::PUT_ITEM {
                         let sv = codec::decode_values(bytes_arg(&args[2])?).map_err(validation)?;
@@ -647,7 +735,9 @@ async fn handle(state: &State, schemas: &mut HashMap<String, KeySchema>, m: i64,
                                 .names
                                 .get(&sv.list_id)
                                 .cloned()
-                                .ok_or_else(|| fail(ErrorKind::Validation, "unknown attribute list"))?
+                                .ok_or_else(|| {
+                                    fail(ErrorKind::Validation, "unknown attribute list")
+                                })?
                         };
                         item.extend(sv.named(&names).map_err(validation)?);
                     }
@@ -706,7 +796,12 @@ async fn handle(state: &State, schemas: &mut HashMap<String, KeySchema>, m: i64,
                 method::QUERY => {
                     let kc = match &args[1] {
                         Value::Bytes(b) => d.expression(b, "k")?,
-                        _ => return Err(fail(ErrorKind::Validation, "KeyConditionExpression is required")),
+                        _ => {
+                            return Err(fail(
+                                ErrorKind::Validation,
+                                "KeyConditionExpression is required",
+                            ))
+                        }
                     };
                     let filter = match kw.get(&param::FILTER_EXPRESSION) {
                         Some(Value::Bytes(b)) => Some(d.expression(b, "f")?),
@@ -714,7 +809,9 @@ async fn handle(state: &State, schemas: &mut HashMap<String, KeySchema>, m: i64,
                     };
                     let int = |p: i64| kw.get(&p).and_then(Value::as_int);
                     let start = match kw.get(&param::EXCLUSIVE_START_KEY) {
-                        Some(Value::Bytes(b)) => Some(codec::decode_key(b, &schema).map_err(validation)?),
+                        Some(Value::Bytes(b)) => {
+                            Some(codec::decode_key(b, &schema).map_err(validation)?)
+                        }
                         _ => None,
                     };
                     let r = state
@@ -723,8 +820,12 @@ async fn handle(state: &State, schemas: &mut HashMap<String, KeySchema>, m: i64,
                         .table_name(&table)
                         .key_condition_expression(kc)
                         .set_filter_expression(filter)
-                        .set_expression_attribute_names((!d.names.is_empty()).then(|| d.names.clone()))
-                        .set_expression_attribute_values((!d.values.is_empty()).then(|| d.values.clone()))
+                        .set_expression_attribute_names(
+                            (!d.names.is_empty()).then(|| d.names.clone()),
+                        )
+                        .set_expression_attribute_values(
+                            (!d.values.is_empty()).then(|| d.values.clone()),
+                        )
                         .set_limit(int(param::LIMIT).map(|l| l as i32))
                         .set_consistent_read(int(param::CONSISTENT_READ).map(|c| c != 0))
                         .set_scan_index_forward(int(param::SCAN_INDEX_FORWARD).map(|c| c != 0))
@@ -745,9 +846,11 @@ async fn handle(state: &State, schemas: &mut HashMap<String, KeySchema>, m: i64,
                         out.array(2).bytes(&k).bytes(&v);
                     }
                     out.int(codec::response::COUNT).int(r.count() as i64);
-                    out.int(codec::response::SCANNED_COUNT).int(r.scanned_count() as i64);
+                    out.int(codec::response::SCANNED_COUNT)
+                        .int(r.scanned_count() as i64);
                     if let Some(lek) = r.last_evaluated_key() {
-                        out.int(codec::response::LAST_EVALUATED_KEY).bytes(&encode_key_bytes(lek, &schema)?);
+                        out.int(codec::response::LAST_EVALUATED_KEY)
+                            .bytes(&encode_key_bytes(lek, &schema)?);
                     }
                 }
                 _ => return Err(fail(ErrorKind::Validation, "unsupported method")),

@@ -29,9 +29,15 @@ async fn routes_fails_over_and_follows_membership() {
     let ddb = ddb(moto.port);
     reset_tables(&ddb).await;
     let server = server(ddb, 3).await;
-    let mut config = DaxConfig::new(&format!("dax://127.0.0.1:{}", server.port()), REGION, static_credentials());
+    let mut config = DaxConfig::new(
+        &format!("dax://127.0.0.1:{}", server.port()),
+        REGION,
+        static_credentials(),
+    );
     config.refresh_interval = Duration::from_millis(100);
-    let client = mangactl_dax::DaxClient::connect(config).await.expect("connect");
+    let client = mangactl_dax::DaxClient::connect(config)
+        .await
+        .expect("connect");
     let nodes = client.nodes();
     assert_eq!(nodes.len(), 3);
     assert_eq!(nodes.iter().filter(|(_, leader)| *leader).count(), 1);
@@ -41,13 +47,31 @@ async fn routes_fails_over_and_follows_membership() {
         assert!(run_op(&client, &put(i)).await.get("ok").is_some());
     }
     for _ in 0..30 {
-        assert_eq!(run_op(&client, &get(1)).await["ok"]["Item"]["user"]["S"], "hi");
+        assert_eq!(
+            run_op(&client, &get(1)).await["ok"]["Item"]["user"]["S"],
+            "hi"
+        );
     }
     let got = server.captured();
-    let put_nodes: BTreeSet<u16> = got.iter().filter(|m| m.method == method::PUT_ITEM).map(|m| m.node).collect();
-    let get_nodes: BTreeSet<u16> = got.iter().filter(|m| m.method == method::GET_ITEM).map(|m| m.node).collect();
-    assert_eq!(put_nodes, BTreeSet::from([leader]), "writes go to the primary");
-    assert!(get_nodes.len() >= 2, "reads spread over the nodes: {get_nodes:?}");
+    let put_nodes: BTreeSet<u16> = got
+        .iter()
+        .filter(|m| m.method == method::PUT_ITEM)
+        .map(|m| m.node)
+        .collect();
+    let get_nodes: BTreeSet<u16> = got
+        .iter()
+        .filter(|m| m.method == method::GET_ITEM)
+        .map(|m| m.node)
+        .collect();
+    assert_eq!(
+        put_nodes,
+        BTreeSet::from([leader]),
+        "writes go to the primary"
+    );
+    assert!(
+        get_nodes.len() >= 2,
+        "reads spread over the nodes: {get_nodes:?}"
+    );
 
     // Both replicas go down: every read still succeeds (retried on another node),
     // and the failed nodes are avoided afterwards.
@@ -55,16 +79,31 @@ async fn routes_fails_over_and_follows_membership() {
     server.set_down(2, true);
     server.clear();
     for _ in 0..10 {
-        assert_eq!(run_op(&client, &get(2)).await["ok"]["Item"]["user"]["S"], "hi");
+        assert_eq!(
+            run_op(&client, &get(2)).await["ok"]["Item"]["user"]["S"],
+            "hi"
+        );
     }
-    let after: Vec<u16> = server.captured().iter().filter(|m| m.method == method::GET_ITEM).map(|m| m.node).collect();
-    assert!(after.iter().all(|n| *n == leader), "only the primary answered: {after:?}");
+    let after: Vec<u16> = server
+        .captured()
+        .iter()
+        .filter(|m| m.method == method::GET_ITEM)
+        .map(|m| m.node)
+        .collect();
+    assert!(
+        after.iter().all(|n| *n == leader),
+        "only the primary answered: {after:?}"
+    );
 
     // The cluster drops the replicas from its membership; the client follows.
     server.set_listed(&[0]);
     let mut waited = 0;
     while client.nodes().len() != 1 {
-        assert!(waited < 100, "membership not refreshed: {:?}", client.nodes());
+        assert!(
+            waited < 100,
+            "membership not refreshed: {:?}",
+            client.nodes()
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
         waited += 1;
     }
@@ -81,8 +120,9 @@ fn test_ca() -> (String, TlsIdentity) {
     let ca_cert = ca_params.self_signed(&ca_key).expect("CA certificate");
     let issuer = rcgen::Issuer::new(ca_params, ca_key);
     let key = rcgen::KeyPair::generate().expect("server key");
-    let params = rcgen::CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
-        .expect("server params");
+    let params =
+        rcgen::CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+            .expect("server params");
     let cert = params.signed_by(&key, &issuer).expect("server certificate");
     (
         ca_cert.pem(),
@@ -105,9 +145,12 @@ async fn daxs_with_a_test_ca_for_both_clients() {
     std::fs::write(&ca_file, &ca_pem).expect("write CA");
     let script: Vec<serde_json::Value> = vec![put(1), get(1), get(2)];
     let script_file = dir.join("script.json");
-    std::fs::write(&script_file, serde_json::to_string(&script).expect("json")).expect("write script");
+    std::fs::write(&script_file, serde_json::to_string(&script).expect("json"))
+        .expect("write script");
 
-    let server = TestServer::start(ddb.clone(), 1, Some(identity)).await.expect("TLS server");
+    let server = TestServer::start(ddb.clone(), 1, Some(identity))
+        .await
+        .expect("TLS server");
     let url = format!("daxs://127.0.0.1:{}", server.port());
 
     let (u, s, c) = (url.clone(), script_file.clone(), ca_file.clone());
@@ -119,7 +162,8 @@ async fn daxs_with_a_test_ca_for_both_clients() {
     reset_tables(&ddb).await;
 
     // Without the CA the connection is refused (the certificate is not trusted).
-    let untrusted = mangactl_dax::DaxClient::connect(DaxConfig::new(&url, REGION, static_credentials())).await;
+    let untrusted =
+        mangactl_dax::DaxClient::connect(DaxConfig::new(&url, REGION, static_credentials())).await;
     assert!(untrusted.is_err_and(|e| e.to_string().contains("TLS")));
     server.clear();
 

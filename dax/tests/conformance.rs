@@ -49,7 +49,9 @@ fn name(m: i64) -> &'static str {
 }
 
 fn data(c: &[Captured]) -> Vec<&Captured> {
-    c.iter().filter(|m| DATA_METHODS.contains(&m.method)).collect()
+    c.iter()
+        .filter(|m| DATA_METHODS.contains(&m.method))
+        .collect()
 }
 
 /// The handshake's items with the fields that must differ blanked.
@@ -58,7 +60,11 @@ fn handshake_shape(bytes: &[u8]) -> Vec<Value> {
     assert_eq!(d.raw(8).expect("magic"), b"gJ7yne5G");
     let mut items: Vec<Value> = (0..4).map(|_| d.value().expect("handshake item")).collect();
     assert!(d.at_end(), "nothing after the handshake");
-    assert!(matches!(items[1], Value::Bytes(ref b) if !b.is_empty() && b.len() <= 16), "session id: {:?}", items[1]);
+    assert!(
+        matches!(items[1], Value::Bytes(ref b) if !b.is_empty() && b.len() <= 16),
+        "session id: {:?}",
+        items[1]
+    );
     items[1] = Value::Bytes(Vec::new());
     match &mut items[2] {
         Value::Map(m) if m.len() == 1 && m[0].0 == Value::Text("UserAgent".into()) => {
@@ -73,12 +79,17 @@ fn handshake_shape(bytes: &[u8]) -> Vec<Value> {
 fn auth_shape(bytes: &[u8]) -> Vec<Value> {
     let mut d = Decoder::new(bytes);
     let mut items: Vec<Value> = (0..7).map(|_| d.value().expect("auth item")).collect();
-    let sts = String::from_utf8(items[4].as_bytes().expect("string to sign").to_vec()).expect("utf8");
+    let sts =
+        String::from_utf8(items[4].as_bytes().expect("string to sign").to_vec()).expect("utf8");
     let lines: Vec<&str> = sts.split('\n').collect();
     assert_eq!(lines.len(), 4, "{sts}");
     assert_eq!(lines[0], "AWS4-HMAC-SHA256");
     assert!(lines[2].ends_with("/us-east-1/dax/aws4_request"), "{sts}");
-    assert_eq!(items[3].as_text().map(str::len), Some(64), "hex SHA-256 signature");
+    assert_eq!(
+        items[3].as_text().map(str::len),
+        Some(64),
+        "hex SHA-256 signature"
+    );
     items[3] = Value::Null;
     items[4] = Value::Null;
     items[6] = Value::Null;
@@ -94,7 +105,8 @@ async fn official_and_rust_clients_agree_byte_for_byte() {
     let url = format!("dax://127.0.0.1:{}", server.port());
     let script_path = repo().join("dax/tests/conformance/script.json");
     let script: Vec<serde_json::Value> =
-        serde_json::from_str(&std::fs::read_to_string(&script_path).expect("script")).expect("script JSON");
+        serde_json::from_str(&std::fs::read_to_string(&script_path).expect("script"))
+            .expect("script JSON");
 
     let (u, p) = (url.clone(), script_path.clone());
     let python = tokio::task::spawn_blocking(move || run_python(&u, &p, None))
@@ -113,7 +125,11 @@ async fn official_and_rust_clients_agree_byte_for_byte() {
     drop(client);
 
     // Results, operation by operation.
-    assert_eq!(python.len(), script.len(), "python ran every operation: {python:?}");
+    assert_eq!(
+        python.len(),
+        script.len(),
+        "python ran every operation: {python:?}"
+    );
     for ((op, py), rs) in script.iter().zip(&python).zip(&rust) {
         assert_eq!(py, rs, "results differ for `{}`", op["name"]);
     }
@@ -132,7 +148,11 @@ async fn official_and_rust_clients_agree_byte_for_byte() {
     // Data-plane bytes, message by message.
     let (py_data, rs_data) = (data(&py_captured), data(&rs_captured));
     let seq = |d: &[&Captured]| d.iter().map(|m| name(m.method)).collect::<Vec<_>>();
-    assert_eq!(seq(&py_data), seq(&rs_data), "the same messages in the same order");
+    assert_eq!(
+        seq(&py_data),
+        seq(&rs_data),
+        "the same messages in the same order"
+    );
     for (i, (a, b)) in py_data.iter().zip(&rs_data).enumerate() {
         assert_eq!(
             hex::encode(&a.bytes),
@@ -143,8 +163,19 @@ async fn official_and_rust_clients_agree_byte_for_byte() {
     }
     eprintln!("message sequence: {:?}", seq(&py_data));
     let proven: BTreeSet<&str> = py_data.iter().map(|m| name(m.method)).collect();
-    eprintln!("byte-conformant messages: {proven:?} ({} compared)", py_data.len());
-    for m in ["GetItem", "PutItem", "DeleteItem", "Query", "defineKeySchema", "defineAttributeListId", "defineAttributeList"] {
+    eprintln!(
+        "byte-conformant messages: {proven:?} ({} compared)",
+        py_data.len()
+    );
+    for m in [
+        "GetItem",
+        "PutItem",
+        "DeleteItem",
+        "Query",
+        "defineKeySchema",
+        "defineAttributeListId",
+        "defineAttributeList",
+    ] {
         assert!(proven.contains(m), "{m} was compared");
     }
 
@@ -156,11 +187,17 @@ async fn official_and_rust_clients_agree_byte_for_byte() {
             .map(|x| x.bytes.clone())
             .unwrap_or_else(|| panic!("no {} captured", name(m)))
     };
-    assert_eq!(handshake_shape(&first(&py_captured, 0)), handshake_shape(&first(&rs_captured, 0)));
+    assert_eq!(
+        handshake_shape(&first(&py_captured, 0)),
+        handshake_shape(&first(&rs_captured, 0))
+    );
     assert_eq!(
         auth_shape(&first(&py_captured, method::AUTHORIZE_CONNECTION)),
         auth_shape(&first(&rs_captured, method::AUTHORIZE_CONNECTION))
     );
     // The endpoints call has no variable field at all.
-    assert_eq!(first(&py_captured, method::ENDPOINTS), first(&rs_captured, method::ENDPOINTS));
+    assert_eq!(
+        first(&py_captured, method::ENDPOINTS),
+        first(&rs_captured, method::ENDPOINTS)
+    );
 }

@@ -175,7 +175,10 @@ impl Metrics {
     }
 
     /// Renders the DAX session store's fallback counts (`manga_dax_fallbacks_total`).
-    pub fn with_dax_fallbacks(mut self, f: std::sync::Arc<crate::backends::aws::dax::DaxFallbacks>) -> Metrics {
+    pub fn with_dax_fallbacks(
+        mut self,
+        f: std::sync::Arc<crate::backends::aws::dax::DaxFallbacks>,
+    ) -> Metrics {
         self.dax_fallbacks = Some(f);
         self
     }
@@ -369,7 +372,11 @@ impl Metrics {
             o.push_str("# HELP manga_dax_fallbacks_total Session calls made on DynamoDB directly because DAX was unreachable (a degradation: DAX's cached session head may be stale until its TTL).\n");
             o.push_str("# TYPE manga_dax_fallbacks_total counter\n");
             for (op, n) in [("load", &f.load), ("append", &f.append)] {
-                let _ = writeln!(o, "manga_dax_fallbacks_total{{operation=\"{op}\"}} {}", n.load(Ordering::Relaxed));
+                let _ = writeln!(
+                    o,
+                    "manga_dax_fallbacks_total{{operation=\"{op}\"}} {}",
+                    n.load(Ordering::Relaxed)
+                );
             }
         }
         o.push_str("# HELP manga_connections_active Open WebSocket connections.\n");

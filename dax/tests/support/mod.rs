@@ -30,7 +30,11 @@ pub fn repo() -> PathBuf {
 
 pub fn python() -> PathBuf {
     let p = repo().join(".venv/bin/python");
-    assert!(p.is_file(), "no {}; run scripts/install-test-tools", p.display());
+    assert!(
+        p.is_file(),
+        "no {}; run scripts/install-test-tools",
+        p.display()
+    );
     p
 }
 
@@ -49,7 +53,11 @@ impl Drop for Moto {
 
 pub fn moto() -> Moto {
     let bin = repo().join(".venv/bin/moto_server");
-    assert!(bin.is_file(), "no moto_server at {}; run scripts/install-test-tools", bin.display());
+    assert!(
+        bin.is_file(),
+        "no moto_server at {}; run scripts/install-test-tools",
+        bin.display()
+    );
     let port = TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("free port")
@@ -63,7 +71,10 @@ pub fn moto() -> Moto {
         .expect("start moto_server; run scripts/install-test-tools");
     let deadline = Instant::now() + Duration::from_secs(30);
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "moto_server did not listen within 30 s");
+        assert!(
+            Instant::now() < deadline,
+            "moto_server did not listen within 30 s"
+        );
         std::thread::sleep(Duration::from_millis(25));
     }
     Moto { child, port }
@@ -99,7 +110,13 @@ pub async fn reset_tables(ddb: &aws_sdk_dynamodb::Client) {
             .create_table()
             .table_name(name)
             .billing_mode(BillingMode::PayPerRequest)
-            .key_schema(KeySchemaElement::builder().attribute_name(hash).key_type(KeyType::Hash).build().expect("key"))
+            .key_schema(
+                KeySchemaElement::builder()
+                    .attribute_name(hash)
+                    .key_type(KeyType::Hash)
+                    .build()
+                    .expect("key"),
+            )
             .attribute_definitions(
                 AttributeDefinition::builder()
                     .attribute_name(hash)
@@ -109,7 +126,13 @@ pub async fn reset_tables(ddb: &aws_sdk_dynamodb::Client) {
             );
         if range {
             req = req
-                .key_schema(KeySchemaElement::builder().attribute_name("turn").key_type(KeyType::Range).build().expect("key"))
+                .key_schema(
+                    KeySchemaElement::builder()
+                        .attribute_name("turn")
+                        .key_type(KeyType::Range)
+                        .build()
+                        .expect("key"),
+                )
                 .attribute_definitions(
                     AttributeDefinition::builder()
                         .attribute_name("turn")
@@ -125,12 +148,23 @@ pub async fn reset_tables(ddb: &aws_sdk_dynamodb::Client) {
 pub async fn dax_client(url: &str, ca_pem: Option<Vec<u8>>) -> DaxClient {
     let mut config = DaxConfig::new(url, REGION, static_credentials());
     config.extra_root_certificates_pem = ca_pem;
-    DaxClient::connect(config).await.expect("connect to the DAX test server")
+    DaxClient::connect(config)
+        .await
+        .expect("connect to the DAX test server")
 }
 
 pub fn av_from_json(v: &Json) -> AttributeValue {
-    let (t, x) = v.as_object().and_then(|o| o.iter().next()).expect("attribute value");
-    let strings = || x.as_array().expect("list").iter().map(|s| s.as_str().expect("str").to_string()).collect();
+    let (t, x) = v
+        .as_object()
+        .and_then(|o| o.iter().next())
+        .expect("attribute value");
+    let strings = || {
+        x.as_array()
+            .expect("list")
+            .iter()
+            .map(|s| s.as_str().expect("str").to_string())
+            .collect()
+    };
     match t.as_str() {
         "S" => AttributeValue::S(x.as_str().expect("S").into()),
         "N" => AttributeValue::N(x.as_str().expect("N").into()),
@@ -141,7 +175,11 @@ pub fn av_from_json(v: &Json) -> AttributeValue {
         "NULL" => AttributeValue::Null(true),
         "L" => AttributeValue::L(x.as_array().expect("L").iter().map(av_from_json).collect()),
         "M" => AttributeValue::M(
-            x.as_object().expect("M").iter().map(|(k, v)| (k.clone(), av_from_json(v))).collect(),
+            x.as_object()
+                .expect("M")
+                .iter()
+                .map(|(k, v)| (k.clone(), av_from_json(v)))
+                .collect(),
         ),
         other => panic!("unknown type {other}"),
     }
@@ -154,11 +192,15 @@ pub fn av_to_json(v: &AttributeValue) -> Json {
         AttributeValue::B(b) => json!({"B": hex::encode(b.as_ref())}),
         AttributeValue::Ss(s) => json!({"SS": s}),
         AttributeValue::Ns(s) => json!({"NS": s}),
-        AttributeValue::Bs(s) => json!({"BS": s.iter().map(|b| hex::encode(b.as_ref())).collect::<Vec<_>>()}),
+        AttributeValue::Bs(s) => {
+            json!({"BS": s.iter().map(|b| hex::encode(b.as_ref())).collect::<Vec<_>>()})
+        }
         AttributeValue::Bool(b) => json!({"BOOL": b}),
         AttributeValue::Null(_) => json!({"NULL": true}),
         AttributeValue::L(l) => json!({"L": l.iter().map(av_to_json).collect::<Vec<_>>()}),
-        AttributeValue::M(m) => json!({"M": m.iter().map(|(k, v)| (k.clone(), av_to_json(v))).collect::<Map<_, _>>()}),
+        AttributeValue::M(m) => {
+            json!({"M": m.iter().map(|(k, v)| (k.clone(), av_to_json(v))).collect::<Map<_, _>>()})
+        }
         _ => json!({"?": "unknown"}),
     }
 }
@@ -214,22 +256,31 @@ pub async fn run_op(c: &DaxClient, op: &Json) -> Json {
                         .set_table_name(s("TableName"))
                         .set_item(item_from(p.get("Item")))
                         .set_condition_expression(s("ConditionExpression"))
-                        .set_expression_attribute_names(names_from(p.get("ExpressionAttributeNames")))
-                        .set_expression_attribute_values(item_from(p.get("ExpressionAttributeValues")))
+                        .set_expression_attribute_names(names_from(
+                            p.get("ExpressionAttributeNames"),
+                        ))
+                        .set_expression_attribute_values(item_from(
+                            p.get("ExpressionAttributeValues"),
+                        ))
                         .set_return_values(rv)
                         .build()
                         .expect("input");
                     c.put_item(input).await?.attributes
                 } else {
-                    let input = aws_sdk_dynamodb::operation::delete_item::DeleteItemInput::builder()
-                        .set_table_name(s("TableName"))
-                        .set_key(item_from(p.get("Key")))
-                        .set_condition_expression(s("ConditionExpression"))
-                        .set_expression_attribute_names(names_from(p.get("ExpressionAttributeNames")))
-                        .set_expression_attribute_values(item_from(p.get("ExpressionAttributeValues")))
-                        .set_return_values(rv)
-                        .build()
-                        .expect("input");
+                    let input =
+                        aws_sdk_dynamodb::operation::delete_item::DeleteItemInput::builder()
+                            .set_table_name(s("TableName"))
+                            .set_key(item_from(p.get("Key")))
+                            .set_condition_expression(s("ConditionExpression"))
+                            .set_expression_attribute_names(names_from(
+                                p.get("ExpressionAttributeNames"),
+                            ))
+                            .set_expression_attribute_values(item_from(
+                                p.get("ExpressionAttributeValues"),
+                            ))
+                            .set_return_values(rv)
+                            .build()
+                            .expect("input");
                     c.delete_item(input).await?.attributes
                 };
                 if let Some(a) = attributes {
@@ -248,7 +299,10 @@ pub async fn run_op(c: &DaxClient, op: &Json) -> Json {
                     .build()
                     .expect("input");
                 let r = c.query(input).await?;
-                out.insert("Items".into(), Json::Array(r.items().iter().map(item_to).collect()));
+                out.insert(
+                    "Items".into(),
+                    Json::Array(r.items().iter().map(item_to).collect()),
+                );
                 out.insert("Count".into(), json!(r.count()));
                 out.insert("ScannedCount".into(), json!(r.scanned_count()));
                 if let Some(k) = r.last_evaluated_key() {
@@ -267,9 +321,15 @@ pub async fn run_op(c: &DaxClient, op: &Json) -> Json {
 }
 
 /// The script's operations through the official Python client.
-pub fn run_python(url: &str, script: &std::path::Path, ca_file: Option<&std::path::Path>) -> Vec<Json> {
+pub fn run_python(
+    url: &str,
+    script: &std::path::Path,
+    ca_file: Option<&std::path::Path>,
+) -> Vec<Json> {
     let mut cmd = Command::new(python());
-    cmd.arg(repo().join("dax/tests/conformance/driver.py")).arg(url).arg(script);
+    cmd.arg(repo().join("dax/tests/conformance/driver.py"))
+        .arg(url)
+        .arg(script);
     if let Some(ca) = ca_file {
         cmd.env("SSL_CERT_FILE", ca);
     }
@@ -286,5 +346,7 @@ pub fn run_python(url: &str, script: &std::path::Path, ca_file: Option<&std::pat
 }
 
 pub async fn server(ddb: aws_sdk_dynamodb::Client, nodes: usize) -> TestServer {
-    TestServer::start(ddb, nodes, None).await.expect("start the DAX test server")
+    TestServer::start(ddb, nodes, None)
+        .await
+        .expect("start the DAX test server")
 }

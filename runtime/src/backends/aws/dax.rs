@@ -29,7 +29,9 @@
 //! then leaves DAX's cached head stale for at most the item cache TTL (the memory
 //! stack's parameter group: `record-ttl-millis` 60 000).
 
-use super::dynamodb::{item_to_turn, turn_to_item, DynamoSessionStore, HASH_KEY, RANGE_KEY, TTL_ATTRIBUTE, TURN_ID};
+use super::dynamodb::{
+    item_to_turn, turn_to_item, DynamoSessionStore, HASH_KEY, RANGE_KEY, TTL_ATTRIBUTE, TURN_ID,
+};
 use crate::backends::{BackendError, SessionStore};
 use crate::domain::{epoch_micros, Turn};
 use async_trait::async_trait;
@@ -141,7 +143,9 @@ impl Via<'_> {
 }
 
 fn epoch_secs(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 fn built<T>(r: Result<T, aws_sdk_dynamodb::error::BuildError>) -> Result<T, Failure> {
@@ -174,7 +178,12 @@ fn head_of(item: &HashMap<String, AttributeValue>) -> (Vec<u64>, u64) {
 impl DaxSessionStore {
     /// Starts connecting to the cluster in the background: until it answers, calls go
     /// to DynamoDB directly (counted as fallbacks).
-    pub fn new(sdk: &aws_config::SdkConfig, endpoint: &str, table: &str, ttl: Duration) -> Result<Self, BackendError> {
+    pub fn new(
+        sdk: &aws_config::SdkConfig,
+        endpoint: &str,
+        table: &str,
+        ttl: Duration,
+    ) -> Result<Self, BackendError> {
         let credentials = sdk
             .credentials_provider()
             .ok_or_else(|| BackendError::Invalid("no AWS credentials provider for DAX".into()))?;
@@ -183,11 +192,17 @@ impl DaxSessionStore {
             .map(|r| r.to_string())
             .ok_or_else(|| BackendError::Invalid("no AWS region for DAX".into()))?;
         let config = DaxConfig::new(endpoint, &region, credentials);
-        mangactl_dax::client::parse_url(endpoint).map_err(|e| BackendError::Invalid(e.to_string()))?;
+        mangactl_dax::client::parse_url(endpoint)
+            .map_err(|e| BackendError::Invalid(e.to_string()))?;
         Ok(Self::with_config(sdk, config, table, ttl))
     }
 
-    pub fn with_config(sdk: &aws_config::SdkConfig, config: DaxConfig, table: &str, ttl: Duration) -> Self {
+    pub fn with_config(
+        sdk: &aws_config::SdkConfig,
+        config: DaxConfig,
+        table: &str,
+        ttl: Duration,
+    ) -> Self {
         let dax = Arc::new(RwLock::new(None));
         let slot = dax.clone();
         let connector = tokio::spawn(async move {
@@ -195,7 +210,8 @@ impl DaxSessionStore {
                 match DaxClient::connect(config.clone()).await {
                     Ok(c) => {
                         tracing::info!(endpoint = %config.endpoint, nodes = c.nodes().len(), "DAX cluster connected");
-                        *slot.write().unwrap_or_else(|p| p.into_inner()) = Some(c.with_primary_reads());
+                        *slot.write().unwrap_or_else(|p| p.into_inner()) =
+                            Some(c.with_primary_reads());
                         return;
                     }
                     Err(e) => {
@@ -234,9 +250,18 @@ impl DaxSessionStore {
         BackendError::Unavailable(format!("DAX {operation} on {}: {message}", self.table))
     }
 
-    async fn load_via(&self, via: Via<'_>, session: &str, max_turns: usize) -> Result<Vec<Turn>, Failure> {
+    async fn load_via(
+        &self,
+        via: Via<'_>,
+        session: &str,
+        max_turns: usize,
+    ) -> Result<Vec<Turn>, Failure> {
         let head = via
-            .get(GetItemInput::builder().table_name(&self.table).set_key(Some(key(session, HEAD_TURN))))
+            .get(
+                GetItemInput::builder()
+                    .table_name(&self.table)
+                    .set_key(Some(key(session, HEAD_TURN))),
+            )
             .await?;
         let Some(head) = head.item() else {
             return self.query_via(via, session, max_turns).await;
@@ -264,17 +289,22 @@ impl DaxSessionStore {
     }
 
     /// A session without a head: one consistent Query (uncached, through to DynamoDB).
-    async fn query_via(&self, via: Via<'_>, session: &str, max_turns: usize) -> Result<Vec<Turn>, Failure> {
+    async fn query_via(
+        &self,
+        via: Via<'_>,
+        session: &str,
+        max_turns: usize,
+    ) -> Result<Vec<Turn>, Failure> {
         let input = QueryInput::builder()
-                .table_name(&self.table)
-                .key_condition_expression("#k = :k AND #t > :z")
-                .expression_attribute_names("#k", HASH_KEY)
-                .expression_attribute_names("#t", RANGE_KEY)
-                .expression_attribute_values(":k", AttributeValue::S(session.to_string()))
-                .expression_attribute_values(":z", AttributeValue::N(HEAD_TURN.into()))
-                .scan_index_forward(false)
-                .limit(i32::try_from(max_turns).unwrap_or(i32::MAX))
-                .consistent_read(true);
+            .table_name(&self.table)
+            .key_condition_expression("#k = :k AND #t > :z")
+            .expression_attribute_names("#k", HASH_KEY)
+            .expression_attribute_names("#t", RANGE_KEY)
+            .expression_attribute_values(":k", AttributeValue::S(session.to_string()))
+            .expression_attribute_values(":z", AttributeValue::N(HEAD_TURN.into()))
+            .scan_index_forward(false)
+            .limit(i32::try_from(max_turns).unwrap_or(i32::MAX))
+            .consistent_read(true);
         let out = via.query(input).await?;
         let now = epoch_secs(SystemTime::now());
         let mut turns = Vec::new();
@@ -301,7 +331,11 @@ impl DaxSessionStore {
             .limit(HEAD_KEEP as i32)
             .consistent_read(true);
         let out = via.query(input).await?;
-        let mut numbers: Vec<u64> = out.items().iter().filter_map(|i| number(i.get(RANGE_KEY))).collect();
+        let mut numbers: Vec<u64> = out
+            .items()
+            .iter()
+            .filter_map(|i| number(i.get(RANGE_KEY)))
+            .collect();
         numbers.sort_unstable();
         Ok(numbers)
     }
@@ -319,7 +353,10 @@ impl DaxSessionStore {
         for _ in 0..3 {
             let mut item = turn_to_item(turn);
             item.extend(key(session, &n.to_string()));
-            item.insert(TTL_ATTRIBUTE.into(), AttributeValue::N(expires_at.to_string()));
+            item.insert(
+                TTL_ATTRIBUTE.into(),
+                AttributeValue::N(expires_at.to_string()),
+            );
             let put = PutItemInput::builder()
                 .table_name(&self.table)
                 .set_item(Some(item))
@@ -371,10 +408,26 @@ impl DaxSessionStore {
             let drop = numbers.len().saturating_sub(HEAD_KEEP);
             numbers.drain(..drop);
             let mut head = key(session, HEAD_TURN);
-            head.insert(HEAD_TURNS.into(), AttributeValue::L(numbers.iter().map(|x| AttributeValue::N(x.to_string())).collect()));
-            head.insert(HEAD_VERSION.into(), AttributeValue::N((version + 1).to_string()));
-            head.insert(TTL_ATTRIBUTE.into(), AttributeValue::N(expires_at.to_string()));
-            let mut put = PutItemInput::builder().table_name(&self.table).set_item(Some(head));
+            head.insert(
+                HEAD_TURNS.into(),
+                AttributeValue::L(
+                    numbers
+                        .iter()
+                        .map(|x| AttributeValue::N(x.to_string()))
+                        .collect(),
+                ),
+            );
+            head.insert(
+                HEAD_VERSION.into(),
+                AttributeValue::N((version + 1).to_string()),
+            );
+            head.insert(
+                TTL_ATTRIBUTE.into(),
+                AttributeValue::N(expires_at.to_string()),
+            );
+            let mut put = PutItemInput::builder()
+                .table_name(&self.table)
+                .set_item(Some(head));
             put = if current.item().is_some() {
                 put.condition_expression("#v = :v")
                     .expression_attribute_names("#v", HEAD_VERSION)
@@ -394,7 +447,11 @@ impl DaxSessionStore {
 
     fn fell_back(&self, operation: &str, counter: &AtomicU64, why: &str) {
         counter.fetch_add(1, Ordering::Relaxed);
-        tracing::warn!(operation, reason = why, "DAX unreachable: session call made on DynamoDB directly");
+        tracing::warn!(
+            operation,
+            reason = why,
+            "DAX unreachable: session call made on DynamoDB directly"
+        );
     }
 }
 
@@ -408,7 +465,9 @@ impl SessionStore for DaxSessionStore {
             Some(c) => match self.load_via(Via::Dax(&c), key, max_turns).await {
                 Ok(t) => return Ok(t),
                 Err(Failure::Unreachable(m)) => m,
-                Err(Failure::ConditionFailed) => return Err(self.error("load", "condition failed".into())),
+                Err(Failure::ConditionFailed) => {
+                    return Err(self.error("load", "condition failed".into()))
+                }
                 Err(Failure::Other(m)) => return Err(self.error("load", m)),
             },
             None => "not connected".to_string(),
@@ -417,7 +476,9 @@ impl SessionStore for DaxSessionStore {
         match self.load_via(Via::Direct(&self.ddb), key, max_turns).await {
             Ok(t) => Ok(t),
             Err(Failure::Unreachable(m) | Failure::Other(m)) => Err(self.error("load (direct)", m)),
-            Err(Failure::ConditionFailed) => Err(self.error("load (direct)", "condition failed".into())),
+            Err(Failure::ConditionFailed) => {
+                Err(self.error("load (direct)", "condition failed".into()))
+            }
         }
     }
 
@@ -426,7 +487,9 @@ impl SessionStore for DaxSessionStore {
             Some(c) => match self.append_via(Via::Dax(&c), key, &turn).await {
                 Ok(()) => return Ok(()),
                 Err(Failure::Unreachable(m)) => m,
-                Err(Failure::ConditionFailed) => return Err(self.error("append", "condition failed".into())),
+                Err(Failure::ConditionFailed) => {
+                    return Err(self.error("append", "condition failed".into()))
+                }
                 Err(Failure::Other(m)) => return Err(self.error("append", m)),
             },
             None => "not connected".to_string(),
@@ -434,8 +497,12 @@ impl SessionStore for DaxSessionStore {
         self.fell_back("append", &self.fallbacks.append, &why);
         match self.append_via(Via::Direct(&self.ddb), key, &turn).await {
             Ok(()) => Ok(()),
-            Err(Failure::Unreachable(m) | Failure::Other(m)) => Err(self.error("append (direct)", m)),
-            Err(Failure::ConditionFailed) => Err(self.error("append (direct)", "condition failed".into())),
+            Err(Failure::Unreachable(m) | Failure::Other(m)) => {
+                Err(self.error("append (direct)", m))
+            }
+            Err(Failure::ConditionFailed) => {
+                Err(self.error("append (direct)", "condition failed".into()))
+            }
         }
     }
 
