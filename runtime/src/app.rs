@@ -4,6 +4,7 @@
 //! the optional EMF metrics sink. Used by `main.rs`, the integration tests and the bench.
 
 use crate::backends::aws::bedrock::BedrockLlm;
+use crate::backends::aws::dax::DaxSessionStore;
 use crate::backends::aws::dynamodb::DynamoSessionStore;
 use crate::backends::aws::elasticache_iam::{IamCredentialsProvider, IamTokens, SigV4Tokens};
 use crate::backends::aws::opensearch::OpenSearchRetriever;
@@ -260,20 +261,21 @@ impl AppBuilder {
             ),
             (None, _) => Arc::new(Bm25Retriever::build(&data.catalog, &data.faq)?),
         };
+        let mut dax_fallbacks = None;
         let sessions: Arc<dyn SessionStore> = match (self.sessions, &sdk) {
             (Some(s), _) => s,
             (None, Some(sdk)) if aws => {
-                if cfg.dax_endpoint.is_some() {
-                    tracing::info!(
-                        "MANGA_DAX_ENDPOINT is set but unused: there is no DAX client for Rust; \
-                         sessions go to DynamoDB directly"
-                    );
+                let table = setting(&cfg.dynamodb_table);
+                let ttl = Duration::from_secs(cfg.session_ttl_secs);
+                match cfg.dax_endpoint.as_deref().filter(|e| !e.is_empty()) {
+                    Some(endpoint) => {
+                        let store = DaxSessionStore::new(sdk, endpoint, &table, ttl)
+                            .map_err(|e| BuildError::Aws(e.to_string()))?;
+                        dax_fallbacks = Some(store.fallbacks());
+                        Arc::new(store)
+                    }
+                    None => Arc::new(DynamoSessionStore::new(sdk, &table, ttl)),
                 }
-                Arc::new(DynamoSessionStore::new(
-                    sdk,
-                    &setting(&cfg.dynamodb_table),
-                    Duration::from_secs(cfg.session_ttl_secs),
-                ))
             }
             (None, _) => Arc::new(LruSessionStore::new(
                 cfg.session_capacity,
@@ -367,6 +369,9 @@ impl AppBuilder {
                 None => EmfSink::stdout(&cfg.environment)?,
             };
             metrics = metrics.with_emf(sink);
+        }
+        if let Some(f) = dax_fallbacks {
+            metrics = metrics.with_dax_fallbacks(f);
         }
         let metrics = Arc::new(metrics);
         let settings = Settings {

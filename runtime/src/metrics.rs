@@ -129,6 +129,8 @@ pub struct Metrics {
     connections_total: AtomicU64,
     llm_streams_active: AtomicI64,
     emf: Option<EmfSink>,
+    /// Session calls made on DynamoDB directly because DAX was unreachable.
+    dax_fallbacks: Option<std::sync::Arc<crate::backends::aws::dax::DaxFallbacks>>,
 }
 
 /// One LLM stream in flight, counted in `manga_llm_streams_active` until dropped.
@@ -155,6 +157,7 @@ impl Metrics {
             connections_total: AtomicU64::new(0),
             llm_streams_active: AtomicI64::new(0),
             emf: None,
+            dax_fallbacks: None,
         }
     }
 
@@ -169,6 +172,15 @@ impl Metrics {
         if let Some(emf) = &self.emf {
             emf.emit(message_id, samples);
         }
+    }
+
+    /// Renders the DAX session store's fallback counts (`manga_dax_fallbacks_total`).
+    pub fn with_dax_fallbacks(
+        mut self,
+        f: std::sync::Arc<crate::backends::aws::dax::DaxFallbacks>,
+    ) -> Metrics {
+        self.dax_fallbacks = Some(f);
+        self
     }
 
     pub fn emf_enabled(&self) -> bool {
@@ -356,6 +368,17 @@ impl Metrics {
             "manga_cache_hits_total {}",
             self.cache_hits.load(Ordering::Relaxed)
         );
+        if let Some(f) = &self.dax_fallbacks {
+            o.push_str("# HELP manga_dax_fallbacks_total Session calls made on DynamoDB directly because DAX was unreachable (a degradation: DAX's cached session head may be stale until its TTL).\n");
+            o.push_str("# TYPE manga_dax_fallbacks_total counter\n");
+            for (op, n) in [("load", &f.load), ("append", &f.append)] {
+                let _ = writeln!(
+                    o,
+                    "manga_dax_fallbacks_total{{operation=\"{op}\"}} {}",
+                    n.load(Ordering::Relaxed)
+                );
+            }
+        }
         o.push_str("# HELP manga_connections_active Open WebSocket connections.\n");
         o.push_str("# TYPE manga_connections_active gauge\n");
         let _ = writeln!(o, "manga_connections_active {}", self.connections_active());

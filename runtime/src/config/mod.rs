@@ -347,8 +347,9 @@ pub struct Config {
     /// DynamoDB conversation table (session store).
     #[arg(long, env = "MANGA_DYNAMODB_TABLE", help_heading = AWS_HEADING)]
     pub dynamodb_table: Option<String>,
-    /// DAX cluster endpoint in front of the table. Accepted but not used: there is no DAX
-    /// client for Rust, so the runtime queries DynamoDB directly (runtime/README.md).
+    /// DAX cluster discovery endpoint (`daxs://…`) in front of the table: conversation
+    /// memory then goes through DAX (mangactl-dax), DynamoDB directly when DAX is
+    /// unreachable (runtime/README.md, "Conversation memory on DAX").
     #[arg(long, env = "MANGA_DAX_ENDPOINT", help_heading = AWS_HEADING)]
     pub dax_endpoint: Option<String>,
     /// ElastiCache Redis URL (rediss://host:port) for the response cache.

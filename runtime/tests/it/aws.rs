@@ -38,9 +38,9 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-const TABLE: &str = "mangaassist-test-conversations";
+pub(crate) const TABLE: &str = "mangaassist-test-conversations";
 
-fn turn(n: usize) -> Turn {
+pub(crate) fn turn(n: usize) -> Turn {
     Turn {
         id: format!("t{n}"),
         // Received at distinct, increasing times (the store's sort key).
@@ -53,7 +53,7 @@ fn turn(n: usize) -> Turn {
 }
 
 /// The table as the `memory` stack defines it: `session_id` S hash, `turn` N range.
-async fn create_table(sdk: &aws_config::SdkConfig) -> aws_sdk_dynamodb::Client {
+pub(crate) async fn create_table(sdk: &aws_config::SdkConfig) -> aws_sdk_dynamodb::Client {
     let client = aws_sdk_dynamodb::Client::new(sdk);
     let attr = |name: &str, t: ScalarAttributeType| {
         AttributeDefinition::builder()

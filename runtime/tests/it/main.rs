@@ -8,6 +8,9 @@
 //! - `aws`: the AWS backends against moto (DynamoDB, SageMaker), redis-server, and fake
 //!   OpenSearch / Bedrock endpoints; `MANGA_BACKEND=aws` end to end with EMF lines
 //!   (emulators started by `emulators`);
+//! - `dax`: `DaxSessionStore` through the DAX test server (mangactl-dax's, over moto):
+//!   writes and reads through DAX on the primary, the DynamoDB store seeing the same
+//!   turns, and the fallback to DynamoDB (counted) when DAX goes down;
 //! - `redis_cluster`: `RedisCache` in cluster mode against a three-node Redis Cluster of
 //!   redis-servers (the single-node client gets `MOVED` there), and the task definition
 //!   setting `MANGA_REDIS_CLUSTER` as the cache stack renders cluster mode;
@@ -31,6 +34,7 @@ mod browser;
 mod budgets;
 mod classifier;
 mod config;
+mod dax;
 mod drain;
 mod e2e;
 mod emulators;

@@ -132,15 +132,19 @@ fn dax_cluster(i: &Inputs<'_>, t: &mut Template, table: &Handle<Table>) {
             subnet_ids: subnets,
         },
     );
-    // Conversation turns are read right after they are written; a short
-    // item TTL bounds staleness if a write bypasses DAX.
+    // The runtime (runtime/src/backends/aws/dax.rs) writes through DAX and reads
+    // items (a session head, then its turns) on the primary, so its own writes are
+    // never stale; the item TTL bounds the one staleness left: a session head
+    // written straight to DynamoDB while DAX was unreachable stays unseen in the
+    // item cache until it expires, so one minute, not DAX's default five. The
+    // query cache is not used for reads (its consistent Query passes through).
     let params = t.add(
         "DaxParameterGroup",
         dax::ParameterGroup {
             description: format!("MangaAssist {} DAX cache TTLs", i.env.name),
             parameter_name_values: BTreeMap::from([
                 ("query-ttl-millis".to_owned(), "60000".to_owned()),
-                ("record-ttl-millis".to_owned(), "300000".to_owned()),
+                ("record-ttl-millis".to_owned(), "60000".to_owned()),
             ]),
         },
     );

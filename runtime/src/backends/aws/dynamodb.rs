@@ -15,9 +15,9 @@
 //!   written — or another message took the number in the same microsecond, and the next
 //!   number is tried. A retried save therefore never stores a turn twice.
 //!
-//! DAX: there is no DAX client for Rust (DAX speaks its own protocol, and AWS ships
-//! clients for Java, .NET, Node.js, Python and Go only), so the table is queried
-//! directly and `MANGA_DAX_ENDPOINT` is accepted but unused (runtime/README.md).
+//! DAX: with `MANGA_DAX_ENDPOINT` set, [`super::dax::DaxSessionStore`] serves the
+//! same table through the cluster and falls back to this store's calls; it adds a
+//! per-session head item at `turn = 0`, which the Query here skips (`#t > 0`).
 
 use super::describe;
 use crate::backends::{BackendError, SessionStore};
@@ -103,9 +103,12 @@ impl DynamoSessionStore {
             .client
             .query()
             .table_name(&self.table)
-            .key_condition_expression("#k = :k")
+            .key_condition_expression("#k = :k AND #t > :z")
             .expression_attribute_names("#k", HASH_KEY)
+            .expression_attribute_names("#t", RANGE_KEY)
             .expression_attribute_values(":k", AttributeValue::S(key.to_string()))
+            // Turn 0 is the DAX store's session head, not a turn.
+            .expression_attribute_values(":z", AttributeValue::N("0".into()))
             .scan_index_forward(false)
             .limit(i32::try_from(limit).unwrap_or(i32::MAX))
             .consistent_read(true)

@@ -14,6 +14,7 @@
 //! calls made outside a stage (`/readyz`, saving a turn).
 
 pub mod bedrock;
+pub mod dax;
 pub mod dynamodb;
 pub mod elasticache_iam;
 pub mod opensearch;
