@@ -26,6 +26,7 @@ use manga_runtime::app::AppBuilder;
 use manga_runtime::backends::aws::bedrock::BedrockLlm;
 use manga_runtime::backends::aws::dynamodb::DynamoSessionStore;
 use manga_runtime::backends::aws::opensearch::OpenSearchRetriever;
+use manga_runtime::backends::filters::Filters;
 use manga_runtime::backends::aws::redis_cache::RedisCache;
 use manga_runtime::backends::aws::sagemaker::SageMakerIntentModel;
 use manga_runtime::backends::aws::static_config;
@@ -419,7 +420,7 @@ async fn opensearch_credentials_are_resolved_once_until_near_expiry() {
     let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let hour = retriever_with(Duration::from_secs(3600), calls.clone());
     for _ in 0..5 {
-        hour.retrieve("one piece", 2, Corpus::Catalog)
+        hour.retrieve("one piece", 2, Corpus::Catalog, &Filters::default())
             .await
             .expect("passages");
     }
@@ -433,7 +434,7 @@ async fn opensearch_credentials_are_resolved_once_until_near_expiry() {
     let short = retriever_with(Duration::from_secs(60), calls.clone());
     for _ in 0..3 {
         short
-            .retrieve("one piece", 2, Corpus::Catalog)
+            .retrieve("one piece", 2, Corpus::Catalog, &Filters::default())
             .await
             .expect("passages");
     }
@@ -454,7 +455,7 @@ async fn opensearch_retriever_signs_and_parses_against_a_fake_collection() {
     let sdk = static_config("http://127.0.0.1:9", REGION);
     let retriever = OpenSearchRetriever::new(&sdk, &endpoint, "manga-passages").expect("retriever");
     let passages = retriever
-        .retrieve("one piece", 4, Corpus::Catalog)
+        .retrieve("one piece", 4, Corpus::Catalog, &Filters::default())
         .await
         .expect("passages");
     assert_eq!(passages.len(), 2);
@@ -492,7 +493,7 @@ async fn opensearch_retriever_signs_and_parses_against_a_fake_collection() {
     );
 
     let denied = OpenSearchRetriever::new(&sdk, &endpoint, "forbidden").expect("retriever");
-    let err = denied.retrieve("x", 1, Corpus::All).await.expect_err("403");
+    let err = denied.retrieve("x", 1, Corpus::All, &Filters::default()).await.expect_err("403");
     assert!(
         matches!(err, BackendError::Unavailable(ref m) if m.contains("403")),
         "{err}"
