@@ -152,6 +152,7 @@ pub struct AppBuilder {
     services: Option<Arc<dyn Services>>,
     retriever: Option<Arc<dyn Retriever>>,
     llm: Option<Arc<dyn Llm>>,
+    embedder: Option<Arc<dyn Embedder>>,
     aws: Option<aws_config::SdkConfig>,
     emf_writer: Option<Box<dyn std::io::Write + Send>>,
     target_health: Option<Arc<dyn TargetHealth>>,
@@ -182,6 +183,7 @@ impl AppBuilder {
             services: None,
             retriever: None,
             llm: None,
+            embedder: None,
             aws: None,
             emf_writer: None,
             target_health: None,
@@ -250,6 +252,12 @@ impl AppBuilder {
         self
     }
 
+    /// The retrieval embeddings, instead of the configured ones ([`embedder`]).
+    pub fn embedder(mut self, e: Arc<dyn Embedder>) -> Self {
+        self.embedder = Some(e);
+        self
+    }
+
     pub async fn build(self) -> Result<App, BuildError> {
         let cfg = self.config;
         let budgets = match self.budgets {
@@ -272,7 +280,7 @@ impl AppBuilder {
         // (Redis IAM tokens are signed with it too; the AWS family loads it anyway.)
         let needs_sdk = aws
             || llm_backend == LlmBackend::Bedrock
-            || cfg.embedder_kind() == EmbedderKind::Titan
+            || (cfg.embedder_kind() == EmbedderKind::Titan && self.embedder.is_none())
             || (target_group.is_some() && self.target_health.is_none());
         let sdk = match (self.aws, needs_sdk) {
             (Some(c), _) => Some(c),
@@ -324,7 +332,11 @@ impl AppBuilder {
                     &cfg.opensearch_index,
                 )
                 .map_err(|e| BuildError::Aws(e.to_string()))?;
-                match embedder(&cfg, Some(sdk))? {
+                let e = match self.embedder.clone() {
+                    Some(e) => Some(e),
+                    None => embedder(&cfg, Some(sdk))?,
+                };
+                match e {
                     Some(e) => {
                         tracing::info!(model = %e.model_id(), "retrieval: OpenSearch BM25 + k-NN (reciprocal rank fusion)");
                         Arc::new(r.with_embedder(e))
@@ -335,7 +347,13 @@ impl AppBuilder {
                     }
                 }
             }
-            (None, _) => Arc::new(embedded_retriever(&data, embedder(&cfg, sdk.as_ref())?).await?),
+            (None, _) => {
+                let e = match self.embedder.clone() {
+                    Some(e) => Some(e),
+                    None => embedder(&cfg, sdk.as_ref())?,
+                };
+                Arc::new(embedded_retriever(&data, e).await?)
+            }
         };
         let sessions: Arc<dyn SessionStore> = match (self.sessions, &sdk) {
             (Some(s), _) => s,

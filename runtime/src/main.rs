@@ -172,7 +172,14 @@ async fn index(config: Config) -> anyhow::Result<ExitCode> {
         client: &client,
         index: &config.opensearch_index,
         embedder: &*embedder,
-        options: IndexOptions::default(),
+        options: IndexOptions {
+            // The local model's document vectors are cached beside it; Titan's are not.
+            cache: (config.embedder_kind() == manga_runtime::config::EmbedderKind::Local)
+                .then(manga_runtime::backends::minilm::default_model_dir)
+                .flatten()
+                .map(|d| manga_runtime::backends::hybrid::EmbeddingCache { dir: d.join("cache") }),
+            ..IndexOptions::default()
+        },
     };
     let report = indexer.run(&docs, &Bar(bar.clone())).await?;
     bar.finish_and_clear();

@@ -12,8 +12,8 @@ use crate::domain::{Corpus, FaqEntry, Passage, Title};
 use async_trait::async_trait;
 use tantivy::collector::TopDocs;
 use tantivy::query::{BooleanQuery, Occur, Query, QueryParser, TermQuery};
-use tantivy::schema::{Field, IndexRecordOption, Schema, Value, STORED, STRING, TEXT};
-use tantivy::{doc, Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term};
+use tantivy::schema::{Field, IndexRecordOption, Schema, FAST, STRING, TEXT};
+use tantivy::{doc, Index, IndexReader, IndexWriter, ReloadPolicy, Term};
 
 #[derive(Debug, thiserror::Error)]
 #[error("cannot build the retrieval index: {0}")]
@@ -23,7 +23,6 @@ pub struct Bm25Retriever {
     docs: Vec<IndexDoc>,
     reader: IndexReader,
     parser: QueryParser,
-    ord: Field,
     kind: Field,
 }
 
@@ -89,12 +88,11 @@ const WRITER_ARENA_BYTES: usize = 15_000_000;
 impl Bm25Retriever {
     pub fn build(catalog: &[Title], faq: &[FaqEntry]) -> Result<Self, IndexError> {
         let mut sb = Schema::builder();
-        let id = sb.add_text_field("id", STRING | STORED);
-        let ord = sb.add_u64_field("ord", STORED);
+        // A document's position in `docs` (a fast field: read per hit without loading
+        // stored documents); display text lives in `docs`, the indexed copies are folded
+        // (see `fold`).
+        let ord = sb.add_u64_field("ord", FAST);
         let kind = sb.add_text_field("kind", STRING);
-        // Display text is stored as is; the searchable copies are folded (see `fold`).
-        let title = sb.add_text_field("title", STORED);
-        let body = sb.add_text_field("body", STORED);
         let title_idx = sb.add_text_field("title_idx", TEXT);
         let body_idx = sb.add_text_field("body_idx", TEXT);
         let index = Index::create_in_ram(sb.build());
@@ -102,13 +100,10 @@ impl Bm25Retriever {
         let docs = documents(catalog, faq);
         for (i, d) in docs.iter().enumerate() {
             writer.add_document(doc!(
-                id => d.source_id.clone(),
                 ord => i as u64,
                 kind => d.corpus.clone(),
                 title_idx => fold(&d.title),
                 body_idx => fold(&d.text),
-                title => d.title.clone(),
-                body => d.text.clone(),
             ))?;
         }
         writer.commit()?;
@@ -121,7 +116,6 @@ impl Bm25Retriever {
         parser.set_field_boost(title_idx, 2.0);
         Ok(Bm25Retriever {
             docs,
-            ord,
             reader,
             parser,
             kind,
@@ -191,12 +185,13 @@ impl Bm25Retriever {
             .map_err(|e| BackendError::Unavailable(e.to_string()))?;
         let mut out = Vec::with_capacity(k);
         for (score, addr) in top {
-            let d: TantivyDocument = searcher
-                .doc(addr)
+            let column = searcher
+                .segment_reader(addr.segment_ord)
+                .fast_fields()
+                .u64("ord")
                 .map_err(|e| BackendError::Unavailable(e.to_string()))?;
-            let Some(i) = d
-                .get_first(self.ord)
-                .and_then(|v| v.as_u64())
+            let Some(i) = column
+                .first(addr.doc_id)
                 .and_then(|i| usize::try_from(i).ok())
                 .filter(|i| *i < self.docs.len())
             else {

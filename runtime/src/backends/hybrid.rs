@@ -172,32 +172,39 @@ impl HybridRetriever {
         self.bm25.docs()
     }
 
-    /// Exact k-NN: cosine similarity to every admitted document.
-    async fn vector_rank(
-        &self,
-        v: &Vectors,
-        query: &str,
-        k: usize,
-        corpus: Corpus,
-        filters: &Filters,
-    ) -> Result<Vec<(usize, f32)>, BackendError> {
+    /// The query's embedding (`None` without vectors).
+    pub async fn embed_query(&self, query: &str) -> Result<Option<Vec<f32>>, BackendError> {
+        let Some(v) = &self.vectors else {
+            return Ok(None);
+        };
         let q = v
             .embedder
             .embed(&[query.to_string()])
             .await?
             .pop()
             .ok_or_else(|| BackendError::Invalid("no query embedding".into()))?;
+        Ok(Some(q))
+    }
+
+    /// Exact k-NN: cosine similarity to every admitted document.
+    fn vector_rank(
+        &self,
+        docs_vectors: &[Vec<f32>],
+        q: &[f32],
+        k: usize,
+        corpus: Corpus,
+        filters: &Filters,
+    ) -> Vec<(usize, f32)> {
         let docs = self.bm25.docs();
-        let mut scored: Vec<(usize, f32)> = v
-            .docs
+        let mut scored: Vec<(usize, f32)> = docs_vectors
             .iter()
             .enumerate()
             .filter(|(i, _)| docs[*i].in_corpus(corpus) && docs[*i].admitted_by(filters))
-            .map(|(i, d)| (i, dot(&q, d)))
+            .map(|(i, d)| (i, dot(q, d)))
             .collect();
         scored.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
         scored.truncate(k);
-        Ok(scored)
+        scored
     }
 
     /// Document positions and scores by one ranking; `Vector` and `Hybrid` need vectors
@@ -210,20 +217,35 @@ impl HybridRetriever {
         corpus: Corpus,
         filters: &Filters,
     ) -> Result<Vec<(usize, f32)>, BackendError> {
+        let q = match ranking {
+            Ranking::Bm25 => None,
+            Ranking::Vector | Ranking::Hybrid => self.embed_query(query).await?,
+        };
+        self.rank_with(ranking, query, q.as_deref(), k, corpus, filters)
+    }
+
+    /// [`Self::rank`] with the query's embedding already computed ([`Self::embed_query`]).
+    pub fn rank_with(
+        &self,
+        ranking: Ranking,
+        query: &str,
+        query_vector: Option<&[f32]>,
+        k: usize,
+        corpus: Corpus,
+        filters: &Filters,
+    ) -> Result<Vec<(usize, f32)>, BackendError> {
         if k == 0 {
             return Ok(Vec::new());
         }
-        let Some(v) = &self.vectors else {
+        let (Some(v), Some(q)) = (&self.vectors, query_vector) else {
             return self.bm25.rank(query, k, corpus, filters);
         };
         match ranking {
             Ranking::Bm25 => self.bm25.rank(query, k, corpus, filters),
-            Ranking::Vector => self.vector_rank(v, query, k, corpus, filters).await,
+            Ranking::Vector => Ok(self.vector_rank(&v.docs, q, k, corpus, filters)),
             Ranking::Hybrid => {
                 let lexical = self.bm25.rank(query, CANDIDATES, corpus, filters)?;
-                let semantic = self
-                    .vector_rank(v, query, CANDIDATES, corpus, filters)
-                    .await?;
+                let semantic = self.vector_rank(&v.docs, q, CANDIDATES, corpus, filters);
                 Ok(fuse(&[&lexical, &semantic], k))
             }
         }

@@ -44,6 +44,7 @@ mod emulators;
 mod load;
 mod openai;
 mod opensearch;
+mod opensearch_double;
 mod quality;
 mod redis_cluster;
 mod redis_iam;

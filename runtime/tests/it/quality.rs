@@ -138,10 +138,11 @@ async fn hybrid_ranking_beats_bm25_on_the_labelled_queries() {
     let mut table: BTreeMap<(&'static str, String), Score> = BTreeMap::new();
     for q in queries() {
         let filters = parser.parse(&q.text);
+        let qv = r.embed_query(&q.text).await.expect("embed");
+        assert!(qv.is_some(), "the retriever has vectors");
         for ranking in [Ranking::Bm25, Ranking::Vector, Ranking::Hybrid] {
             let ranked: Vec<String> = r
-                .rank(ranking, &q.text, 10, q.corpus, &filters)
-                .await
+                .rank_with(ranking, &q.text, qv.as_deref(), 10, q.corpus, &filters)
                 .expect("rank")
                 .into_iter()
                 .map(|(i, _)| docs[i].source_id.clone())
@@ -167,13 +168,13 @@ async fn hybrid_ranking_beats_bm25_on_the_labelled_queries() {
     let (v_r, v_n, _) = mean("vector", "all");
     let (h_r, h_n, _) = mean("hybrid", "all");
     assert!(h_r >= b_r && h_n >= b_n, "hybrid {h_r:.3}/{h_n:.3} below BM25 {b_r:.3}/{b_n:.3}");
-    // Floors: the first measurement (runtime/README.md) less about 0.02.
+    // Floors from the first measurement (hybrid 0.989 / 0.976, vectors 0.978 recall@5;
+    // runtime/README.md), less about 0.02-0.03 so a new label or title does not fail it.
     assert!(h_r >= FLOOR_HYBRID_RECALL5, "hybrid recall@5 {h_r:.3}");
     assert!(h_n >= FLOOR_HYBRID_NDCG10, "hybrid nDCG@10 {h_n:.3}");
-    assert!(v_r >= FLOOR_VECTOR_RECALL5, "vector recall@5 {v_r:.3}");
-    let _ = v_n;
+    assert!(v_r >= FLOOR_VECTOR_RECALL5, "vector recall@5 {v_r:.3} (nDCG@10 {v_n:.3})");
 }
 
-const FLOOR_HYBRID_RECALL5: f64 = 0.0;
-const FLOOR_HYBRID_NDCG10: f64 = 0.0;
-const FLOOR_VECTOR_RECALL5: f64 = 0.0;
+const FLOOR_HYBRID_RECALL5: f64 = 0.97;
+const FLOOR_HYBRID_NDCG10: f64 = 0.95;
+const FLOOR_VECTOR_RECALL5: f64 = 0.95;

@@ -28,7 +28,7 @@
 use super::opensearch::{AossClient, OpenSearchError, VECTOR_FIELD};
 use crate::backends::corpus::IndexDoc;
 use crate::backends::embed::Embedder;
-use crate::backends::hybrid::embed_cached;
+use crate::backends::hybrid::{embed_cached, EmbeddingCache};
 use crate::backends::BackendError;
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -126,6 +126,9 @@ pub struct IndexOptions {
     /// refreshes every 60 s).
     pub visible_within: Duration,
     pub poll: Duration,
+    /// Where document embeddings are cached (the local model's cache directory; Titan
+    /// runs leave it `None`).
+    pub cache: Option<EmbeddingCache>,
 }
 
 impl Default for IndexOptions {
@@ -136,6 +139,7 @@ impl Default for IndexOptions {
             backoff: Duration::from_millis(500),
             visible_within: Duration::from_secs(150),
             poll: Duration::from_secs(5),
+            cache: None,
         }
     }
 }
@@ -351,7 +355,7 @@ impl Indexer<'_> {
         let texts: Vec<String> = to_write.iter().map(|d| d.embedding_text()).collect();
         let mut vectors = Vec::with_capacity(texts.len());
         for chunk in texts.chunks(16) {
-            vectors.extend(embed_cached(self.embedder, chunk, None).await?);
+            vectors.extend(embed_cached(self.embedder, chunk, self.options.cache.as_ref()).await?);
             progress.advance(chunk.len());
         }
 
