@@ -758,7 +758,7 @@ async fn readyz_answers_from_background_probes() {
 async fn constraint_and_volume_questions_get_what_was_asked() {
     use manga_runtime::backends::catalog::CatalogServices;
     use manga_runtime::backends::Services;
-    let mut s = TestServer::start(builder(&[])).await;
+    let mut s = TestServer::start(builder(&["--embedder", "local"])).await;
     let mut c = s.connect().await;
     let a = c.ask("rag", "do you have one piece?").await;
     assert!(a.text().contains("One Piece"), "{}", a.text());
