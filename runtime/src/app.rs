@@ -12,6 +12,11 @@ use crate::backends::aws::redis_cache::RedisCache;
 use crate::backends::aws::sagemaker::SageMakerIntentModel;
 use crate::backends::aws::target_health::{ElbTargetHealth, TargetId};
 use crate::backends::bm25::Bm25Retriever;
+use crate::backends::filters::FilterParser;
+use crate::backends::hybrid::{EmbeddingCache, HybridRetriever};
+use crate::backends::aws::titan::TitanEmbedder;
+use crate::backends::embed::Embedder;
+use crate::backends::minilm::{self, MiniLmEmbedder};
 use crate::backends::catalog::CatalogServices;
 use crate::backends::classifier::{Evaluation, IntentClassifier, TrainOptions};
 use crate::backends::extractive::ExtractiveResponder;
@@ -20,7 +25,7 @@ use crate::backends::moka_cache::MokaCache;
 use crate::backends::openai::OpenAiCompatible;
 use crate::backends::simulated::{Delayed, Profile, SimulatedLlm};
 use crate::backends::{IntentModel, Llm, ResponseCache, Retriever, Services, SessionStore};
-use crate::config::{BackendFamily, Config, LlmBackend};
+use crate::config::{BackendFamily, Config, EmbedderKind, LlmBackend};
 use crate::data::DataSet;
 use crate::emf::EmfSink;
 use crate::metrics::{Metrics, Stage};
@@ -57,6 +62,67 @@ pub enum BuildError {
     Emf(#[from] crate::emf::EmfError),
     #[error(transparent)]
     Simulation(#[from] crate::backends::simulated::ProfileError),
+    #[error("document embeddings: {0}")]
+    Embeddings(crate::backends::BackendError),
+}
+
+/// The embeddings configured ([`Config::embedder_kind`]): `None` for BM25 alone, also
+/// when the local model is not installed (said in the log).
+pub fn embedder(
+    cfg: &Config,
+    sdk: Option<&aws_config::SdkConfig>,
+) -> Result<Option<Arc<dyn Embedder>>, BuildError> {
+    match cfg.embedder_kind() {
+        EmbedderKind::None => Ok(None),
+        EmbedderKind::Titan => {
+            let sdk = sdk.ok_or_else(|| {
+                BuildError::Aws("--embedder titan needs the AWS configuration (MANGA_BACKEND=aws)".into())
+            })?;
+            let t = TitanEmbedder::new(sdk, &cfg.embedding_model_id, cfg.embedding_dimensions)
+                .map_err(|e| BuildError::Aws(e.to_string()))?;
+            Ok(Some(Arc::new(t)))
+        }
+        EmbedderKind::Local => {
+            let Some(dir) = minilm::default_model_dir() else {
+                tracing::warn!(
+                    "retrieval: BM25 only: no sentence-embedding model (set MANGA_EMBED_MODEL_DIR, \
+                     or run scripts/install-test-tools to install all-MiniLM-L6-v2)"
+                );
+                return Ok(None);
+            };
+            match minilm::shared(&dir) {
+                Ok(model) => Ok(Some(Arc::new(MiniLmEmbedder(model)))),
+                Err(e) => {
+                    tracing::warn!(dir = %dir.display(), error = %e, "retrieval: BM25 only: the sentence-embedding model did not load");
+                    Ok(None)
+                }
+            }
+        }
+    }
+}
+
+/// The embedded retriever: hybrid BM25 + vectors with an embedder, BM25 alone without.
+/// Document vectors are cached beside the local model ([`EmbeddingCache`]).
+pub async fn embedded_retriever(
+    data: &crate::data::DataSet,
+    embedder: Option<Arc<dyn Embedder>>,
+) -> Result<HybridRetriever, BuildError> {
+    let bm25 = Bm25Retriever::build(&data.catalog, &data.faq)?;
+    let Some(embedder) = embedder else {
+        return Ok(HybridRetriever::bm25_only(bm25));
+    };
+    let t0 = Instant::now();
+    let cache = minilm::default_model_dir().map(|d| EmbeddingCache { dir: d.join("cache") });
+    let r = HybridRetriever::build(bm25, Arc::clone(&embedder), cache.as_ref())
+        .await
+        .map_err(BuildError::Embeddings)?;
+    tracing::info!(
+        model = %embedder.model_id(),
+        docs = r.docs().len(),
+        ms = t0.elapsed().as_millis() as u64,
+        "retrieval: hybrid BM25 + k-NN (reciprocal rank fusion)"
+    );
+    Ok(r)
 }
 
 /// What start-up did, for the log line and the README numbers.
@@ -87,6 +153,7 @@ pub struct AppBuilder {
     services: Option<Arc<dyn Services>>,
     retriever: Option<Arc<dyn Retriever>>,
     llm: Option<Arc<dyn Llm>>,
+    embedder: Option<Arc<dyn Embedder>>,
     aws: Option<aws_config::SdkConfig>,
     emf_writer: Option<Box<dyn std::io::Write + Send>>,
     target_health: Option<Arc<dyn TargetHealth>>,
@@ -117,6 +184,7 @@ impl AppBuilder {
             services: None,
             retriever: None,
             llm: None,
+            embedder: None,
             aws: None,
             emf_writer: None,
             target_health: None,
@@ -185,6 +253,12 @@ impl AppBuilder {
         self
     }
 
+    /// The retrieval embeddings, instead of the configured ones ([`embedder`]).
+    pub fn embedder(mut self, e: Arc<dyn Embedder>) -> Self {
+        self.embedder = Some(e);
+        self
+    }
+
     pub async fn build(self) -> Result<App, BuildError> {
         let cfg = self.config;
         let budgets = match self.budgets {
@@ -207,6 +281,7 @@ impl AppBuilder {
         // (Redis IAM tokens are signed with it too; the AWS family loads it anyway.)
         let needs_sdk = aws
             || llm_backend == LlmBackend::Bedrock
+            || (cfg.embedder_kind() == EmbedderKind::Titan && self.embedder.is_none())
             || (target_group.is_some() && self.target_health.is_none());
         let sdk = match (self.aws, needs_sdk) {
             (Some(c), _) => Some(c),
@@ -251,15 +326,35 @@ impl AppBuilder {
         };
         let retriever: Arc<dyn Retriever> = match (self.retriever, &sdk) {
             (Some(r), _) => r,
-            (None, Some(sdk)) if aws => Arc::new(
-                OpenSearchRetriever::new(
+            (None, Some(sdk)) if aws => {
+                let r = OpenSearchRetriever::new(
                     sdk,
                     &setting(&cfg.opensearch_endpoint),
                     &cfg.opensearch_index,
                 )
-                .map_err(|e| BuildError::Aws(e.to_string()))?,
-            ),
-            (None, _) => Arc::new(Bm25Retriever::build(&data.catalog, &data.faq)?),
+                .map_err(|e| BuildError::Aws(e.to_string()))?;
+                let e = match self.embedder.clone() {
+                    Some(e) => Some(e),
+                    None => embedder(&cfg, Some(sdk))?,
+                };
+                match e {
+                    Some(e) => {
+                        tracing::info!(model = %e.model_id(), "retrieval: OpenSearch BM25 + k-NN (reciprocal rank fusion)");
+                        Arc::new(r.with_embedder(e))
+                    }
+                    None => {
+                        tracing::warn!("retrieval: OpenSearch BM25 only (no embeddings)");
+                        Arc::new(r)
+                    }
+                }
+            }
+            (None, _) => {
+                let e = match self.embedder.clone() {
+                    Some(e) => Some(e),
+                    None => embedder(&cfg, sdk.as_ref())?,
+                };
+                Arc::new(embedded_retriever(&data, e).await?)
+            }
         };
         let mut dax_fallbacks = None;
         let sessions: Arc<dyn SessionStore> = match (self.sessions, &sdk) {
@@ -387,6 +482,7 @@ impl AppBuilder {
             save_timeout: Duration::from_millis(cfg.save_timeout_ms.max(1)),
             llm_streams: Arc::new(Semaphore::new(cfg.max_llm_streams.max(1))),
             model_calls: Arc::new(Semaphore::new(cfg.max_model_calls.max(1))),
+            filters: Arc::new(FilterParser::new(&data.catalog)),
             simulated: simulation.is_some(),
         };
         // Enough buckets for every connected user; older idle buckets are evicted first.

@@ -145,6 +145,22 @@ impl Title {
     }
 }
 
+/// One volume of a series: its own price and stock (the catalog keeps series rows; the
+/// embedded services derive per-volume stock from them deterministically,
+/// [`crate::backends::catalog`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Volume {
+    pub number: u32,
+    pub price_cents: u32,
+    pub stock: u32,
+}
+
+impl Volume {
+    pub fn price(&self) -> String {
+        format!("${}.{:02}", self.price_cents / 100, self.price_cents % 100)
+    }
+}
+
 /// One FAQ entry (see `runtime/data/faq.tsv`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FaqEntry {
@@ -251,6 +267,13 @@ pub enum ToolResult {
     },
     TitleLookup {
         title: Option<Title>,
+    },
+    /// A volume of a title the question names ("one piece volume 3"); `volume` is
+    /// `None` when the series has no volume `number`.
+    VolumeLookup {
+        title: Title,
+        number: u32,
+        volume: Option<Volume>,
     },
     OrderLookup {
         order_id: String,

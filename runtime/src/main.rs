@@ -1,7 +1,8 @@
 //! `manga-runtime` binary: parses configuration ([`manga_runtime::config`]), sets up
 //! logging to stderr, builds the app ([`manga_runtime::app`]) and serves it
 //! ([`manga_runtime::server`]) until SIGTERM or Ctrl-C. Also `healthcheck` (for the
-//! container HEALTHCHECK, since the final image has no curl) and `print-config`.
+//! container HEALTHCHECK, since the final image has no curl), `print-config`, and
+//! `index` (fills the OpenSearch index, [`manga_runtime::backends::aws::index`]).
 
 use anyhow::Context as _;
 use manga_runtime::app::AppBuilder;
@@ -43,6 +44,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             });
             println!("{}", serde_json::to_string_pretty(&out)?);
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Index => {
+            let _log_writer = init_logging();
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("cannot start the async runtime")?;
+            rt.block_on(index(cli.config))
         }
         Command::Serve => {
             // Kept to the end: dropping it flushes the queued lines.
@@ -119,6 +128,87 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .await
         .context("server failed")?;
     Ok(())
+}
+
+/// An indicatif bar on stderr (hidden when stderr is not a terminal, as in ECS, where
+/// the notes and the summary go to the log instead).
+struct Bar(indicatif::ProgressBar);
+
+impl manga_runtime::backends::aws::index::Progress for Bar {
+    fn start(&self, phase: &str, total: usize) {
+        self.0.set_length(total as u64);
+        self.0.set_position(0);
+        self.0.set_message(phase.to_string());
+        tracing::info!(phase, total, "index");
+    }
+    fn advance(&self, n: usize) {
+        self.0.inc(n as u64);
+    }
+    fn note(&self, message: &str) {
+        self.0.suspend(|| tracing::info!("{message}"));
+    }
+}
+
+async fn index(config: Config) -> anyhow::Result<ExitCode> {
+    use manga_runtime::backends::aws::index::{IndexOptions, Indexer};
+    use manga_runtime::backends::aws::opensearch::AossClient;
+    let endpoint = config
+        .opensearch_endpoint
+        .clone()
+        .filter(|e| !e.is_empty())
+        .context("index needs MANGA_OPENSEARCH_ENDPOINT")?;
+    let sdk = manga_runtime::backends::aws::load().await;
+    let data = manga_runtime::data::DataSet::load(config.data_dir.as_deref())?;
+    let embedder = manga_runtime::app::embedder(&config, Some(&sdk))?
+        .context("index needs embeddings (MANGA_EMBEDDER titan or local)")?;
+    let client = AossClient::new(&sdk, &endpoint, Duration::from_secs(30))?;
+    let docs = manga_runtime::backends::corpus::documents(&data.catalog, &data.faq);
+    let bar = indicatif::ProgressBar::new(docs.len() as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{msg:>9} [{bar:40}] {pos}/{len} {elapsed}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let indexer = Indexer {
+        client: &client,
+        index: &config.opensearch_index,
+        embedder: &*embedder,
+        options: IndexOptions {
+            // The local model's document vectors are cached beside it; Titan's are not.
+            cache: (config.embedder_kind() == manga_runtime::config::EmbedderKind::Local)
+                .then(manga_runtime::backends::minilm::default_model_dir)
+                .flatten()
+                .map(|d| manga_runtime::backends::hybrid::EmbeddingCache { dir: d.join("cache") }),
+            ..IndexOptions::default()
+        },
+    };
+    let report = indexer.run(&docs, &Bar(bar.clone())).await?;
+    bar.finish_and_clear();
+    tracing::info!(
+        index = %config.opensearch_index,
+        model = %embedder.model_id(),
+        created_index = report.created_index,
+        unchanged = report.unchanged,
+        written = report.written,
+        deleted = report.deleted,
+        retried_batches = report.retried_batches,
+        failed = report.failed,
+        "index run finished"
+    );
+    println!(
+        "index {}: {} unchanged, {} written, {} deleted, {} batches retried, {} failed",
+        config.opensearch_index,
+        report.unchanged,
+        report.written,
+        report.deleted,
+        report.retried_batches,
+        report.failed
+    );
+    // Exit codes contract: 3 = incomplete.
+    Ok(if report.complete() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(3)
+    })
 }
 
 async fn shutdown_signal() {

@@ -1,27 +1,29 @@
 //! Embedded [`Retriever`]: BM25 over the bundled catalog and FAQ with tantivy, in an
 //! in-RAM index built at start-up (about 200 short documents; milliseconds to build).
-//! Stands in for OpenSearch Serverless (PO-03). Vector-score fusion is left for the
-//! OpenSearch implementation, which has the embeddings.
+//! Stands in for OpenSearch Serverless's BM25 half (PO-03); [`super::hybrid`] fuses it
+//! with vector scores. Documents come from [`super::corpus`], the shape every retriever
+//! indexes; [`Filters`] are applied exactly: the corpus is small enough to rank every
+//! document and drop the ones a filter rejects before taking `k`.
 
+use super::corpus::{documents, IndexDoc};
+use super::filters::Filters;
 use super::{BackendError, Retriever};
 use crate::domain::{Corpus, FaqEntry, Passage, Title};
 use async_trait::async_trait;
 use tantivy::collector::TopDocs;
 use tantivy::query::{BooleanQuery, Occur, Query, QueryParser, TermQuery};
-use tantivy::schema::{Field, IndexRecordOption, Schema, Value, STORED, STRING, TEXT};
-use tantivy::{doc, Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term};
+use tantivy::schema::{Field, IndexRecordOption, Schema, FAST, STRING, TEXT};
+use tantivy::{doc, Index, IndexReader, IndexWriter, ReloadPolicy, Term};
 
 #[derive(Debug, thiserror::Error)]
 #[error("cannot build the retrieval index: {0}")]
 pub struct IndexError(#[from] tantivy::TantivyError);
 
 pub struct Bm25Retriever {
+    docs: Vec<IndexDoc>,
     reader: IndexReader,
     parser: QueryParser,
-    id: Field,
     kind: Field,
-    title: Field,
-    body: Field,
 }
 
 impl std::fmt::Debug for Bm25Retriever {
@@ -86,43 +88,22 @@ const WRITER_ARENA_BYTES: usize = 15_000_000;
 impl Bm25Retriever {
     pub fn build(catalog: &[Title], faq: &[FaqEntry]) -> Result<Self, IndexError> {
         let mut sb = Schema::builder();
-        let id = sb.add_text_field("id", STRING | STORED);
+        // A document's position in `docs` (a fast field: read per hit without loading
+        // stored documents); display text lives in `docs`, the indexed copies are folded
+        // (see `fold`).
+        let ord = sb.add_u64_field("ord", FAST);
         let kind = sb.add_text_field("kind", STRING);
-        // Display text is stored as is; the searchable copies are folded (see `fold`).
-        let title = sb.add_text_field("title", STORED);
-        let body = sb.add_text_field("body", STORED);
         let title_idx = sb.add_text_field("title_idx", TEXT);
         let body_idx = sb.add_text_field("body_idx", TEXT);
         let index = Index::create_in_ram(sb.build());
         let mut writer: IndexWriter = index.writer_with_num_threads(1, WRITER_ARENA_BYTES)?;
-        for t in catalog {
-            let text = format!(
-                "{} by {} ({}; {}, {} volumes): {}",
-                t.title,
-                t.author,
-                t.genres.join(", "),
-                t.demographic,
-                t.volumes,
-                t.synopsis
-            );
+        let docs = documents(catalog, faq);
+        for (i, d) in docs.iter().enumerate() {
             writer.add_document(doc!(
-                id => format!("catalog:{}", t.id),
-                kind => "catalog",
-                title_idx => fold(&t.title),
-                body_idx => fold(&text),
-                title => t.title.clone(),
-                body => text,
-            ))?;
-        }
-        for f in faq {
-            let text = format!("{} ({})", f.answer, f.topic);
-            writer.add_document(doc!(
-                id => format!("faq:{}", f.id),
-                kind => "faq",
-                title_idx => fold(&f.question),
-                body_idx => fold(&text),
-                title => f.question.clone(),
-                body => text,
+                ord => i as u64,
+                kind => d.corpus.clone(),
+                title_idx => fold(&d.title),
+                body_idx => fold(&d.text),
             ))?;
         }
         writer.commit()?;
@@ -134,22 +115,37 @@ impl Bm25Retriever {
         let mut parser = QueryParser::for_index(&index, vec![title_idx, body_idx]);
         parser.set_field_boost(title_idx, 2.0);
         Ok(Bm25Retriever {
+            docs,
             reader,
             parser,
-            id,
             kind,
-            title,
-            body,
         })
     }
 
-    /// Synchronous search; fast enough (tens of µs) to run on the async worker directly.
+    /// [`Self::search_filtered`] without filters.
     pub fn search(
         &self,
         query: &str,
         k: usize,
         corpus: Corpus,
     ) -> Result<Vec<Passage>, BackendError> {
+        self.search_filtered(query, k, corpus, &Filters::default())
+    }
+
+    /// The documents in index order ([`super::corpus::documents`]).
+    pub fn docs(&self) -> &[IndexDoc] {
+        &self.docs
+    }
+
+    /// Ranked document positions (into [`Self::docs`]) with their BM25 scores, the
+    /// filters applied, at most `k`.
+    pub fn rank(
+        &self,
+        query: &str,
+        k: usize,
+        corpus: Corpus,
+        filters: &Filters,
+    ) -> Result<Vec<(usize, f32)>, BackendError> {
         // `fold` also strips query syntax, so user text can never be a malformed tantivy
         // query. Function words are dropped: the index keeps them (no stopword filter
         // compiled in), so "how do I …" would otherwise favour answers that say "do" twice.
@@ -181,28 +177,50 @@ impl Bm25Retriever {
             }
         };
         let searcher = self.reader.searcher();
+        // Every document is ranked when a filter applies (about 200), so the filter
+        // removes candidates without costing recall.
+        let limit = if filters.is_empty() { k } else { self.docs.len().max(1) };
         let top = searcher
-            .search(&query, &TopDocs::with_limit(k).order_by_score())
+            .search(&query, &TopDocs::with_limit(limit).order_by_score())
             .map_err(|e| BackendError::Unavailable(e.to_string()))?;
-        let mut out = Vec::with_capacity(top.len());
+        let mut out = Vec::with_capacity(k);
         for (score, addr) in top {
-            let d: TantivyDocument = searcher
-                .doc(addr)
+            let column = searcher
+                .segment_reader(addr.segment_ord)
+                .fast_fields()
+                .u64("ord")
                 .map_err(|e| BackendError::Unavailable(e.to_string()))?;
-            let get = |f: Field| {
-                d.get_first(f)
-                    .and_then(|v| v.as_str())
-                    .unwrap_or_default()
-                    .to_string()
+            let Some(i) = column
+                .first(addr.doc_id)
+                .and_then(|i| usize::try_from(i).ok())
+                .filter(|i| *i < self.docs.len())
+            else {
+                return Err(BackendError::Invalid("index document without ord".into()));
             };
-            out.push(Passage {
-                source_id: get(self.id),
-                title: get(self.title),
-                text: get(self.body),
-                score,
-            });
+            if self.docs[i].admitted_by(filters) {
+                out.push((i, score));
+                if out.len() == k {
+                    break;
+                }
+            }
         }
         Ok(out)
+    }
+
+    /// Synchronous search with filters; fast enough (tens of µs) to run on the async
+    /// worker directly.
+    pub fn search_filtered(
+        &self,
+        query: &str,
+        k: usize,
+        corpus: Corpus,
+        filters: &Filters,
+    ) -> Result<Vec<Passage>, BackendError> {
+        Ok(self
+            .rank(query, k, corpus, filters)?
+            .into_iter()
+            .map(|(i, s)| self.docs[i].passage(s))
+            .collect())
     }
 }
 
@@ -213,8 +231,9 @@ impl Retriever for Bm25Retriever {
         query: &str,
         k: usize,
         corpus: Corpus,
+        filters: &Filters,
     ) -> Result<Vec<Passage>, BackendError> {
-        self.search(query, k, corpus)
+        self.search_filtered(query, k, corpus, filters)
     }
 }
 

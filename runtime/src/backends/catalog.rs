@@ -8,8 +8,9 @@
 //! [`super::bm25`].
 
 use super::classifier::SplitMix64;
+use super::filters::FilterParser;
 use super::{BackendError, Recommendation, Services};
-use crate::domain::{Order, OrderLine, OrderState, Scope, Title};
+use crate::domain::{Order, OrderLine, OrderState, Scope, Title, Volume};
 use aho_corasick::{AhoCorasick, MatchKind};
 use async_trait::async_trait;
 use std::collections::{HashMap, HashSet};
@@ -164,6 +165,7 @@ pub struct CatalogServices {
     title_facets: Vec<Vec<String>>,
     synopsis_words: Vec<HashSet<String>>,
     orders: HashMap<String, Order>,
+    filters: FilterParser,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -255,7 +257,9 @@ impl CatalogServices {
             })
             .collect();
         let orders = generate_orders(&titles, order_count);
+        let filters = FilterParser::new(&titles);
         Ok(CatalogServices {
+            filters,
             title_facets,
             synopsis_words,
             titles,
@@ -275,6 +279,28 @@ impl CatalogServices {
 
     pub fn title(&self, id: &str) -> Option<&Title> {
         self.by_id.get(id).map(|&i| &self.titles[i])
+    }
+
+    /// Volume `number` of title `i`, if the series has it. The catalog has one stock
+    /// figure per series (the copies of its best-stocked volume): each volume's stock is
+    /// drawn from it deterministically, so the same volume always has the same stock,
+    /// some volumes of a stocked series are sold out, and a sold-out series has none.
+    fn volume(&self, i: usize, number: u32) -> Option<Volume> {
+        let t = &self.titles[i];
+        if number == 0 || number > t.volumes {
+            return None;
+        }
+        let mut rng = SplitMix64(0x766f_6c75_6d65 ^ ((i as u64) << 20) ^ u64::from(number));
+        let stock = if t.stock == 0 || rng.below(8) == 0 {
+            0
+        } else {
+            1 + rng.below(u64::from(t.stock)) as u32
+        };
+        Some(Volume {
+            number,
+            price_cents: t.price_cents,
+            stock,
+        })
     }
 
     pub fn order_ids(&self) -> impl Iterator<Item = &str> {
@@ -470,6 +496,17 @@ impl Services for CatalogServices {
         Ok(hit.map(|i| self.titles[i].clone()))
     }
 
+    async fn lookup_volume(
+        &self,
+        query: &str,
+        number: u32,
+    ) -> Result<Option<(Title, Option<Volume>)>, BackendError> {
+        let hit = self
+            .isbn_title(query)
+            .or_else(|| self.mentioned_titles(query).first().copied());
+        Ok(hit.map(|i| (self.titles[i].clone(), self.volume(i, number))))
+    }
+
     async fn order_status(
         &self,
         order_id: &str,
@@ -488,10 +525,16 @@ impl Services for CatalogServices {
         limit: usize,
     ) -> Result<Recommendation, BackendError> {
         let mentioned = self.mentioned_titles(query);
-        let seed_idx = mentioned
-            .first()
-            .copied()
-            .or_else(|| seen.iter().find_map(|id| self.by_id.get(id).copied()));
+        let filters = self.filters.parse(query);
+        // What the question asks for comes first: a kind of title ("a seinen thriller")
+        // is not anchored on a title from an earlier turn; "more like that one" is.
+        let seed_idx = mentioned.first().copied().or_else(|| {
+            if filters.constrains_kind() {
+                None
+            } else {
+                seen.iter().find_map(|id| self.by_id.get(id).copied())
+            }
+        });
         let norm = normalize(query);
         let facets = self.mentioned_facets(&norm);
         let exclude: HashSet<usize> = mentioned
@@ -504,7 +547,7 @@ impl Services for CatalogServices {
             .titles
             .iter()
             .enumerate()
-            .filter(|(i, _)| !exclude.contains(i))
+            .filter(|(i, t)| !exclude.contains(i) && filters.admits(t))
             .map(|(i, t)| {
                 let mut s = 0.0;
                 if let Some(seed) = seed {

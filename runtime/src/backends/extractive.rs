@@ -203,7 +203,57 @@ fn compose_order(prompt: &Prompt, o: &mut String) {
     o.push_str("The order service did not answer in time. Please try again in a moment.");
 }
 
+/// The answer about one volume ("one piece volume 3"), if the prompt has one.
+fn compose_volume(prompt: &Prompt, o: &mut String) -> bool {
+    let Some((t, number, volume)) = prompt.tools.iter().find_map(|t| match t {
+        ToolResult::VolumeLookup {
+            title,
+            number,
+            volume,
+        } => Some((title, *number, volume)),
+        _ => None,
+    }) else {
+        return false;
+    };
+    let source = cite(prompt, &format!("catalog:{}", t.id));
+    match volume {
+        Some(v) if v.stock == 0 => {
+            let _ = write!(
+                o,
+                "{} vol. {} is currently out of stock ({} when available).{} Add it to your \
+                 wish list to get a restock alert.",
+                t.title,
+                v.number,
+                v.price(),
+                source
+            );
+        }
+        Some(v) => {
+            let _ = write!(
+                o,
+                "Yes: {} vol. {} is in stock, {} copies, at {}.{}",
+                t.title,
+                v.number,
+                v.stock,
+                v.price(),
+                source
+            );
+        }
+        None => {
+            let _ = write!(
+                o,
+                "{} has {} volumes, so there is no volume {}.{}",
+                t.title, t.volumes, number, source
+            );
+        }
+    }
+    true
+}
+
 fn compose_product_question(prompt: &Prompt, o: &mut String) {
+    if compose_volume(prompt, o) {
+        return;
+    }
     let title = prompt.tools.iter().find_map(|t| match t {
         ToolResult::TitleLookup { title: Some(t) } => Some(t),
         _ => None,
@@ -251,6 +301,9 @@ fn compose_product_question(prompt: &Prompt, o: &mut String) {
 }
 
 fn compose_search(prompt: &Prompt, o: &mut String) {
+    if compose_volume(prompt, o) {
+        return;
+    }
     let mut titles: Vec<&Title> = Vec::new();
     for tool in &prompt.tools {
         if let ToolResult::CatalogSearch { titles: ts, .. } = tool {

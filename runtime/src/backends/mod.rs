@@ -14,13 +14,21 @@ pub mod aws;
 pub mod bm25;
 pub mod catalog;
 pub mod classifier;
+pub mod corpus;
+pub mod embed;
 pub mod extractive;
+pub mod filters;
+pub mod hybrid;
 pub mod memory_store;
+pub mod minilm;
 pub mod moka_cache;
 pub mod openai;
 pub mod simulated;
 
-use crate::domain::{Corpus, Intent, Order, Passage, Prompt, Scope, SourceRef, Title, Turn};
+use crate::domain::{
+    Corpus, Intent, Order, Passage, Prompt, Scope, SourceRef, Title, Turn, Volume,
+};
+use filters::Filters;
 use async_trait::async_trait;
 use futures_util::stream::BoxStream;
 use serde::{Deserialize, Serialize};
@@ -106,6 +114,13 @@ pub trait Services: Send + Sync + Debug {
     async fn search_catalog(&self, query: &str, limit: usize) -> Result<Vec<Title>, BackendError>;
     /// The title a question is about (by name or ISBN), with price and stock.
     async fn lookup_title(&self, query: &str) -> Result<Option<Title>, BackendError>;
+    /// The title a question is about and one of its volumes, with that volume's price
+    /// and stock; the volume is `None` when the series has no such volume.
+    async fn lookup_volume(
+        &self,
+        query: &str,
+        number: u32,
+    ) -> Result<Option<(Title, Option<Volume>)>, BackendError>;
     /// The order, if it exists and `scope` may read it: another customer's
     /// order is `None`, exactly like one that does not exist, so order
     /// numbers cannot be probed.
@@ -115,7 +130,9 @@ pub trait Services: Send + Sync + Debug {
         scope: Scope<'_>,
     ) -> Result<Option<Order>, BackendError>;
     /// `seen` are catalog ids from the conversation, most relevant first; the first is
-    /// the seed when the query names no title, and all are excluded.
+    /// the seed when the query names no title and asks for no kind of title (no genre,
+    /// demographic or price constraint: what was asked comes before history), and all
+    /// are excluded.
     async fn recommend(
         &self,
         query: &str,
@@ -127,7 +144,9 @@ pub trait Services: Send + Sync + Debug {
     }
 }
 
-/// Passage retrieval (PO-03) over the catalog and FAQ.
+/// Passage retrieval (PO-03) over the catalog and FAQ. `filters` (parsed from the
+/// question, [`filters::FilterParser`]) are constraints: no passage they reject is
+/// returned.
 #[async_trait]
 pub trait Retriever: Send + Sync + Debug {
     async fn retrieve(
@@ -135,6 +154,7 @@ pub trait Retriever: Send + Sync + Debug {
         query: &str,
         k: usize,
         corpus: Corpus,
+        filters: &Filters,
     ) -> Result<Vec<Passage>, BackendError>;
     async fn ready(&self) -> Result<(), BackendError> {
         Ok(())

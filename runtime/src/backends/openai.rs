@@ -118,6 +118,18 @@ fn source_detail(prompt: &Prompt, id: &str) -> Option<String> {
             ToolResult::TitleLookup { title: Some(t) } if id == format!("catalog:{}", t.id) => {
                 return serde_json::to_string(t).ok();
             }
+            ToolResult::VolumeLookup {
+                title,
+                number,
+                volume,
+            } if id == format!("catalog:{}", title.id) => {
+                return serde_json::to_string(&serde_json::json!({
+                    "series": title,
+                    "asked_volume": number,
+                    "volume": volume,
+                }))
+                .ok();
+            }
             _ => {}
         }
     }

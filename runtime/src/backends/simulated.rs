@@ -26,7 +26,8 @@ use super::{
     BackendError, CachedAnswer, IntentModel, Llm, Prediction, Recommendation, ResponseCache,
     Retriever, Services, SessionStore, TokenStream,
 };
-use crate::domain::{Corpus, Order, Passage, Prompt, Scope, Tier, Title, Turn};
+use super::filters::Filters;
+use crate::domain::{Corpus, Order, Passage, Prompt, Scope, Tier, Title, Turn, Volume};
 use async_trait::async_trait;
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
@@ -530,6 +531,19 @@ impl Services for Delayed<dyn Services> {
         let d = self.stages.service_calls.draw();
         after(d, Phase::BeforeFirstToken, self.inner.lookup_title(query)).await
     }
+    async fn lookup_volume(
+        &self,
+        query: &str,
+        number: u32,
+    ) -> Result<Option<(Title, Option<Volume>)>, BackendError> {
+        let d = self.stages.service_calls.draw();
+        after(
+            d,
+            Phase::BeforeFirstToken,
+            self.inner.lookup_volume(query, number),
+        )
+        .await
+    }
     async fn order_status(
         &self,
         order_id: &str,
@@ -569,12 +583,13 @@ impl Retriever for Delayed<dyn Retriever> {
         query: &str,
         k: usize,
         corpus: Corpus,
+        filters: &Filters,
     ) -> Result<Vec<Passage>, BackendError> {
         let d = self.stages.retrieval.draw();
         after(
             d,
             Phase::BeforeFirstToken,
-            self.inner.retrieve(query, k, corpus),
+            self.inner.retrieve(query, k, corpus, filters),
         )
         .await
     }

@@ -121,6 +121,22 @@ pub enum Command {
     Healthcheck,
     /// Print the effective configuration, budgets included, as JSON and exit.
     PrintConfig,
+    /// Create the OpenSearch index (`MANGA_OPENSEARCH_ENDPOINT`, `MANGA_OPENSEARCH_INDEX`)
+    /// and fill it with the catalog and FAQ passages and their embeddings, idempotently;
+    /// exit 0 when complete, 3 when some documents could not be written.
+    Index,
+}
+
+/// Which sentence-embedding model retrieval uses (the index and the queries must agree).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EmbedderKind {
+    /// all-MiniLM-L6-v2 in process (384 dimensions; `MANGA_EMBED_MODEL_DIR`).
+    Local,
+    /// Amazon Titan Text Embeddings V2 through Bedrock (`MANGA_EMBEDDING_MODEL_ID`).
+    Titan,
+    /// No embeddings: BM25 alone.
+    None,
 }
 
 /// A setting that must never be printed (a secret, or a URL that may carry
@@ -403,6 +419,26 @@ pub struct Config {
     /// Bedrock model id of the LLM.
     #[arg(long, env = "MANGA_BEDROCK_MODEL_ID", help_heading = AWS_HEADING)]
     pub bedrock_model_id: Option<String>,
+    /// Embeddings for retrieval and `index`: `titan` is the default with
+    /// MANGA_BACKEND=aws, `local` otherwise (BM25 alone when the model is not installed).
+    #[arg(long, env = "MANGA_EMBEDDER", value_enum, help_heading = AWS_HEADING)]
+    pub embedder: Option<EmbedderKind>,
+    /// Bedrock model id of the embeddings (`--embedder titan`).
+    #[arg(
+        long,
+        env = "MANGA_EMBEDDING_MODEL_ID",
+        help_heading = AWS_HEADING,
+        default_value = "amazon.titan-embed-text-v2:0"
+    )]
+    pub embedding_model_id: String,
+    /// Titan V2 output dimensions: 1024, 512 or 256.
+    #[arg(
+        long,
+        env = "MANGA_EMBEDDING_DIMENSIONS",
+        help_heading = AWS_HEADING,
+        default_value_t = 1024
+    )]
+    pub embedding_dimensions: usize,
     /// maxTokens of each Bedrock answer.
     #[arg(
         long,
@@ -510,6 +546,16 @@ impl Config {
             (Some(l), _) => l,
             (None, BackendFamily::Aws) => LlmBackend::Bedrock,
             (None, BackendFamily::Embedded) => LlmBackend::Extractive,
+        }
+    }
+
+    /// The embeddings in force: `MANGA_EMBEDDER` when set, else Titan for the AWS family
+    /// and the local model for the embedded one.
+    pub fn embedder_kind(&self) -> EmbedderKind {
+        match (self.embedder, self.backend) {
+            (Some(e), _) => e,
+            (None, BackendFamily::Aws) => EmbedderKind::Titan,
+            (None, BackendFamily::Embedded) => EmbedderKind::Local,
         }
     }
 

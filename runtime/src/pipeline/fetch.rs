@@ -9,6 +9,7 @@
 use super::guardrails::Guardrails;
 use super::intent::Classified;
 use super::Run;
+use crate::backends::filters::Filters;
 use crate::backends::{BackendError, Retriever, Services};
 use crate::domain::{Corpus, Intent, Passage, Scope, ToolResult, Turn};
 use crate::metrics::{Degradation, Stage};
@@ -18,7 +19,9 @@ use tokio::time::Instant;
 #[derive(Debug, Clone, PartialEq)]
 pub enum Call {
     SearchCatalog { limit: usize },
-    LookupTitle,
+    /// With the volume number the question names, if any: then the volume's own price
+    /// and stock are looked up.
+    LookupTitle { volume: Option<u32> },
     OrderStatus { order_id: String },
     Recommend { seen: Vec<String>, limit: usize },
 }
@@ -47,10 +50,19 @@ pub fn plan(c: &Classified, history: &[Turn]) -> FetchPlan {
             None => p.known.push(ToolResult::OrderNumberMissing),
         },
         Intent::ProductQuestion => {
-            p.calls.push(Call::LookupTitle);
+            p.calls.push(Call::LookupTitle {
+                volume: c.entities.volume,
+            });
             p.retrieval = Some((3, Corpus::Catalog));
         }
         Intent::ProductSearch => {
+            // "do you have one piece volume 3?" is a search that names a volume: its
+            // stock and price are looked up as well as the series.
+            if let Some(volume) = c.entities.volume {
+                p.calls.push(Call::LookupTitle {
+                    volume: Some(volume),
+                });
+            }
             p.calls.push(Call::SearchCatalog { limit: 5 });
             p.retrieval = Some((3, Corpus::Catalog));
         }
@@ -82,8 +94,18 @@ async fn call(
             query: text.to_string(),
             titles: services.search_catalog(text, *limit).await?,
         },
-        Call::LookupTitle => ToolResult::TitleLookup {
+        Call::LookupTitle { volume: None } => ToolResult::TitleLookup {
             title: services.lookup_title(text).await?,
+        },
+        Call::LookupTitle {
+            volume: Some(number),
+        } => match services.lookup_volume(text, *number).await? {
+            Some((title, volume)) => ToolResult::VolumeLookup {
+                title,
+                number: *number,
+                volume,
+            },
+            None => ToolResult::TitleLookup { title: None },
         },
         Call::OrderStatus { order_id } => ToolResult::OrderLookup {
             order_id: order_id.clone(),
@@ -107,6 +129,7 @@ pub async fn gather(
     text: &str,
     scope: Scope<'_>,
     history: &[Turn],
+    filters: &Filters,
     guardrails: &Guardrails,
     run: &mut Run<'_>,
 ) -> Fetched {
@@ -131,7 +154,7 @@ pub async fn gather(
     };
     let retrieval_fut = async {
         let (k, corpus) = plan.retrieval?;
-        let r = tokio::time::timeout(ret_budget, retriever.retrieve(text, k, corpus)).await;
+        let r = tokio::time::timeout(ret_budget, retriever.retrieve(text, k, corpus, filters)).await;
         Some((r, start.elapsed()))
     };
     let (svc, ret) = tokio::join!(services_fut, retrieval_fut);

@@ -10,6 +10,7 @@
 use super::guardrails::InputScreen;
 use super::Run;
 use crate::backends::catalog::{canonical_order_id, normalize};
+use crate::backends::filters::volume_number;
 use crate::backends::IntentModel;
 use crate::domain::{Intent, Tier, Turn};
 use crate::metrics::{Degradation, Stage};
@@ -138,12 +139,10 @@ pub struct IntentRules {
     keywords: AhoCorasick,
     set: RegexSet,
     order_re: Regex,
-    volume_re: Regex,
 }
 
 const RE_ORDER: usize = 0;
 const RE_ISBN: usize = 1;
-const RE_VOLUME: usize = 2;
 
 impl IntentRules {
     pub fn new() -> Result<IntentRules, Box<dyn std::error::Error + Send + Sync>> {
@@ -153,12 +152,10 @@ impl IntentRules {
             .build(&pats)?;
         let order = r"(?i)(?:\bma-?\d{6}|#\d{6}|\border\s+(?:number\s+|no\.?\s*)?\d{6})\b";
         let isbn = r"\b97[89](?:[-\s]?\d){10}\b";
-        let volume = r"(?i)\b(?:vol(?:ume)?\.?\s*(\d{1,3}))\b";
         Ok(IntentRules {
             keywords,
-            set: RegexSet::new([order, isbn, volume])?,
+            set: RegexSet::new([order, isbn])?,
             order_re: Regex::new(order)?,
-            volume_re: Regex::new(volume)?,
         })
     }
 
@@ -193,12 +190,8 @@ impl IntentRules {
             entities.has_isbn = true;
             scores[Intent::ProductQuestion.index()] += 2.0;
         }
-        if hits.matched(RE_VOLUME) {
-            entities.volume = self
-                .volume_re
-                .captures(text)
-                .and_then(|c| c.get(1))
-                .and_then(|m| m.as_str().parse().ok());
+        entities.volume = volume_number(text);
+        if entities.volume.is_some() {
             scores[Intent::ProductQuestion.index()] += 0.5;
         }
         let padded = format!(" {norm} ");

@@ -106,6 +106,9 @@ pub struct Settings {
     pub llm_streams: Arc<Semaphore>,
     /// Intent-model calls in flight on this task (`MANGA_MAX_MODEL_CALLS`).
     pub model_calls: Arc<Semaphore>,
+    /// The question's constraints (genre, demographic, volume, price) with the catalog's
+    /// vocabulary; applied by retrieval as filters ([`fetch`]).
+    pub filters: Arc<crate::backends::filters::FilterParser>,
     /// Backends run under a simulated timing profile (`MANGA_SIMULATE`): each message
     /// keeps a ledger of its simulated waits and `done` reports them.
     pub simulated: bool,
@@ -275,6 +278,7 @@ impl Pipeline {
             &req.text,
             req.principal.scope(),
             &history,
+            &self.settings.filters.parse(&req.text),
             &self.guardrails,
             &mut run,
         )

@@ -64,7 +64,8 @@ pub fn prompt(
             ToolResult::OrderLookup { order: Some(o), .. } => {
                 add(format!("order:{}", o.id), &format!("Order {}", o.id))
             }
-            ToolResult::TitleLookup { title: Some(t) } => {
+            ToolResult::TitleLookup { title: Some(t) }
+            | ToolResult::VolumeLookup { title: t, .. } => {
                 add(format!("catalog:{}", t.id), &t.title)
             }
             ToolResult::CatalogSearch { titles, .. }

@@ -26,6 +26,8 @@ use manga_runtime::app::AppBuilder;
 use manga_runtime::backends::aws::bedrock::BedrockLlm;
 use manga_runtime::backends::aws::dynamodb::DynamoSessionStore;
 use manga_runtime::backends::aws::opensearch::OpenSearchRetriever;
+use manga_runtime::backends::aws::titan::{TitanEmbedder, TITAN_V2};
+use manga_runtime::backends::filters::Filters;
 use manga_runtime::backends::aws::redis_cache::RedisCache;
 use manga_runtime::backends::aws::sagemaker::SageMakerIntentModel;
 use manga_runtime::backends::aws::static_config;
@@ -419,7 +421,7 @@ async fn opensearch_credentials_are_resolved_once_until_near_expiry() {
     let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let hour = retriever_with(Duration::from_secs(3600), calls.clone());
     for _ in 0..5 {
-        hour.retrieve("one piece", 2, Corpus::Catalog)
+        hour.retrieve("one piece", 2, Corpus::Catalog, &Filters::default())
             .await
             .expect("passages");
     }
@@ -433,7 +435,7 @@ async fn opensearch_credentials_are_resolved_once_until_near_expiry() {
     let short = retriever_with(Duration::from_secs(60), calls.clone());
     for _ in 0..3 {
         short
-            .retrieve("one piece", 2, Corpus::Catalog)
+            .retrieve("one piece", 2, Corpus::Catalog, &Filters::default())
             .await
             .expect("passages");
     }
@@ -454,7 +456,7 @@ async fn opensearch_retriever_signs_and_parses_against_a_fake_collection() {
     let sdk = static_config("http://127.0.0.1:9", REGION);
     let retriever = OpenSearchRetriever::new(&sdk, &endpoint, "manga-passages").expect("retriever");
     let passages = retriever
-        .retrieve("one piece", 4, Corpus::Catalog)
+        .retrieve("one piece", 4, Corpus::Catalog, &Filters::default())
         .await
         .expect("passages");
     assert_eq!(passages.len(), 2);
@@ -492,7 +494,7 @@ async fn opensearch_retriever_signs_and_parses_against_a_fake_collection() {
     );
 
     let denied = OpenSearchRetriever::new(&sdk, &endpoint, "forbidden").expect("retriever");
-    let err = denied.retrieve("x", 1, Corpus::All).await.expect_err("403");
+    let err = denied.retrieve("x", 1, Corpus::All, &Filters::default()).await.expect_err("403");
     assert!(
         matches!(err, BackendError::Unavailable(ref m) if m.contains("403")),
         "{err}"
@@ -584,6 +586,26 @@ async fn fake_converse_stream(
         .expect("response")
 }
 
+/// `POST /model/{model}/invoke`: a Titan Text Embeddings V2 answer (the full double is
+/// in `embeddings.rs`; here only the wiring matters).
+async fn fake_titan_invoke(State(log): State<Log>, uri: Uri, headers: HeaderMap, body: String) -> Response {
+    log.lock().expect("log").push(Seen {
+        path: uri.path().to_string(),
+        headers,
+        body: body.clone(),
+    });
+    let dims = serde_json::from_str::<Value>(&body)
+        .ok()
+        .and_then(|v| v["dimensions"].as_u64())
+        .unwrap_or(1024) as usize;
+    let mut v = vec![0.0; dims];
+    v[0] = 1.0;
+    Response::builder()
+        .header("content-type", "application/json")
+        .body(Body::from(json!({"embedding": v, "inputTextTokenCount": 3}).to_string()))
+        .expect("response")
+}
+
 async fn start_fake_bedrock() -> (String, Log) {
     let log: Log = Arc::default();
     let app = axum::Router::new()
@@ -591,6 +613,7 @@ async fn start_fake_bedrock() -> (String, Log) {
             "/model/{model}/converse-stream",
             axum::routing::post(fake_converse_stream),
         )
+        .route("/model/{model}/invoke", axum::routing::post(fake_titan_invoke))
         .with_state(log.clone());
     (format!("http://{}", serve_fake(app).await), log)
 }
@@ -700,8 +723,8 @@ impl SharedBuf {
 async fn aws_family_answers_over_websocket_with_emf_lines() {
     let moto = emulators::moto();
     let redis = emulators::redis();
-    let (search, _search_log) = start_fake_opensearch().await;
-    let (bedrock, _bedrock_log) = start_fake_bedrock().await;
+    let (search, search_log) = start_fake_opensearch().await;
+    let (bedrock, bedrock_log) = start_fake_bedrock().await;
     let sdk = moto.sdk_config();
     let ddb = create_table(&sdk).await;
     // Two results: one for the message, one for the readiness probe the
@@ -751,6 +774,10 @@ async fn aws_family_answers_over_websocket_with_emf_lines() {
             "anthropic.claude-test",
             300,
         )))
+        // Titan embeddings from the same fake Bedrock (moto has no InvokeModel).
+        .embedder(Arc::new(
+            TitanEmbedder::new(&static_config(&bedrock, REGION), TITAN_V2, 1024).expect("titan"),
+        ))
         .emf_writer(Box::new(emf.clone()));
     let server = TestServer::start(builder).await;
     let mut client = server.connect().await;
@@ -763,6 +790,14 @@ async fn aws_family_answers_over_websocket_with_emf_lines() {
         "{:?}",
         a.last()
     );
+
+    // Hybrid retrieval: the question embedded by Titan, then a BM25 and a k-NN search.
+    assert!(bedrock_log
+        .lock()
+        .expect("log")
+        .iter()
+        .any(|s| s.path.ends_with("/invoke") && s.body.contains("do you have one piece")));
+    assert!(search_log.lock().expect("log").iter().any(|s| s.body.contains("\"knn\"")));
 
     // The turn went to DynamoDB (saved before `done`).
     assert_eq!(a.start()["intent"], "product_search");

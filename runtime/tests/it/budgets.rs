@@ -136,6 +136,13 @@ impl Services for SlowSearch {
     async fn lookup_title(&self, q: &str) -> Result<Option<Title>, BackendError> {
         self.0.lookup_title(q).await
     }
+    async fn lookup_volume(
+        &self,
+        q: &str,
+        number: u32,
+    ) -> Result<Option<(Title, Option<manga_runtime::domain::Volume>)>, BackendError> {
+        self.0.lookup_volume(q, number).await
+    }
     async fn order_status(
         &self,
         id: &str,
@@ -472,6 +479,7 @@ impl manga_runtime::backends::Retriever for SlowRetriever {
         _query: &str,
         _k: usize,
         _corpus: manga_runtime::domain::Corpus,
+        _filters: &manga_runtime::backends::filters::Filters,
     ) -> Result<Vec<manga_runtime::domain::Passage>, BackendError> {
         tokio::time::sleep(LONG).await;
         Ok(vec![])

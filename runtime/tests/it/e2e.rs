@@ -750,3 +750,68 @@ async fn readyz_answers_from_background_probes() {
     assert_eq!(body["failing"], serde_json::json!(["cache"]));
     assert!(!body.to_string().contains("secret-host"), "{body}");
 }
+
+/// Issue 16's two customer questions, over the socket as a customer asks them: a
+/// constraint question is not anchored on the title of an earlier turn, and a volume
+/// number reaches the stock and price look-up.
+#[tokio::test]
+async fn constraint_and_volume_questions_get_what_was_asked() {
+    use manga_runtime::backends::catalog::CatalogServices;
+    use manga_runtime::backends::Services;
+    let mut s = TestServer::start(builder(&["--embedder", "local"])).await;
+    let mut c = s.connect().await;
+    let a = c.ask("rag", "do you have one piece?").await;
+    assert!(a.text().contains("One Piece"), "{}", a.text());
+
+    let a = c.ask("rag", "recommend a seinen thriller").await;
+    assert_eq!(a.start()["intent"], "recommendation");
+    assert!(!a.text().contains("One Piece"), "{}", a.text());
+    let seinen_thrillers = ["Monster", "20th Century Boys", "Ajin: Demi-Human", "Erased"];
+    let text = a.text();
+    let listed: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("- "))
+        .map(|l| l.split(" by ").next().unwrap_or_default())
+        .collect();
+    assert!(!listed.is_empty(), "{}", a.text());
+    for t in &listed {
+        assert!(seinen_thrillers.contains(t), "{t} is not a seinen thriller: {}", a.text());
+    }
+    let sources: Vec<&str> = a.last()["sources"]
+        .as_array()
+        .expect("sources")
+        .iter()
+        .filter_map(|s| s["id"].as_str())
+        .collect();
+    for id in &sources {
+        assert!(
+            ["catalog:monster", "catalog:20th-century-boys", "catalog:ajin", "catalog:erased"]
+                .contains(id),
+            "source {id} is not a seinen thriller"
+        );
+    }
+
+    let a = c.ask("rag", "do you have one piece volume 3 in stock?").await;
+    let services = CatalogServices::new(crate::support::data().catalog.clone(), 10).expect("catalog");
+    let (_, vol) = services
+        .lookup_volume("one piece", 3)
+        .await
+        .expect("lookup")
+        .expect("one piece");
+    let vol = vol.expect("volume 3 exists");
+    let want = if vol.stock == 0 {
+        "One Piece vol. 3 is currently out of stock".to_string()
+    } else {
+        format!("One Piece vol. 3 is in stock, {} copies, at $9.99", vol.stock)
+    };
+    assert!(a.text().contains(&want), "want {want:?}: {}", a.text());
+    assert_eq!(a.last()["sources"][0]["id"], "catalog:one-piece");
+
+    let a = c.ask("rag", "how much is one piece volume 300?").await;
+    assert!(
+        a.text().contains("One Piece has 110 volumes, so there is no volume 300"),
+        "{}",
+        a.text()
+    );
+    s.shutdown();
+}

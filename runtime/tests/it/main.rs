@@ -3,6 +3,12 @@
 //!   error frames, auth, rate and session limits, pings, graceful shutdown);
 //! - `budgets`: stage deadlines with `tokio::time::pause()` and slow fake backends;
 //! - `classifier`: held-out accuracy of the intent classifier;
+//! - `embeddings`: Titan V2 through a local InvokeModel double; the local MiniLM model;
+//! - `opensearch`: an OpenSearch Serverless double; `manga-runtime index` against it
+//!   (idempotent, retried batches) and the retrieval contract shared with the embedded
+//!   retriever;
+//! - `quality`: recall@5 / nDCG@10 of BM25, vectors and hybrid retrieval on the labelled
+//!   query set (`data/eval/queries.tsv`);
 //! - `config`: budgets from environment files, config-file precedence;
 //! - `openai`: the OpenAI-compatible backend against a fake SSE server on 127.0.0.1;
 //! - `aws`: the AWS backends against moto (DynamoDB, SageMaker), redis-server, and fake
@@ -36,10 +42,14 @@ mod classifier;
 mod config;
 mod dax;
 mod drain;
+mod embeddings;
 mod e2e;
 mod emulators;
 mod load;
 mod openai;
+mod opensearch;
+mod opensearch_double;
+mod quality;
 mod redis_cluster;
 mod redis_iam;
 mod support;

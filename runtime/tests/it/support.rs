@@ -37,8 +37,16 @@ pub fn classifier() -> Arc<IntentClassifier> {
     .clone()
 }
 
+/// A test configuration. Without `--embedder`, retrieval is BM25 alone: tests that are
+/// not about retrieval quality then do not depend on how fast a question is embedded in
+/// a debug build on a loaded machine (a late embedding is `retrieval_skipped`). The
+/// retrieval tests (`quality`, `opensearch`, `e2e::constraint…`) ask for the model.
 pub fn config(args: &[&str]) -> Config {
-    Config::from_args(args).expect("valid test config")
+    let mut args: Vec<&str> = args.to_vec();
+    if !args.contains(&"--embedder") {
+        args.extend(["--embedder", "none"]);
+    }
+    Config::from_args(&args).expect("valid test config")
 }
 
 /// Builder with the shared classifier already injected.

@@ -1,7 +1,10 @@
 //! `search`: the OpenSearch Serverless VECTORSEARCH collection for RAG
 //! retrieval, with its encryption policy (AWS-owned key), a network policy
 //! that admits only this VPC's endpoint, and a data access policy scoped to
-//! the runtime's task role (read-only on this collection's indexes).
+//! the runtime's task role: what `manga-runtime index` needs to create and fill
+//! the retrieval index (run as a one-off task of the same task definition) and
+//! what serving needs to read it — nothing else (no index updates or deletes, no
+//! aliases or templates).
 //!
 //! OCU minimums and maximums are account-level settings, not template
 //! resources: they are recorded in this template's metadata and the
@@ -74,10 +77,16 @@ pub fn template(i: &Inputs<'_>) -> Template {
         },
     );
 
+    // Permission names and the operations they allow: "Supported operations and
+    // plugins in Amazon OpenSearch Serverless",
+    // https://docs.aws.amazon.com/opensearch-service/latest/developerguide/serverless-genref.html
+    // CreateIndex: PUT <index> (the index command, first run); DescribeIndex:
+    // GET <index>/_mapping (its model check); WriteDocument: _bulk index/delete (its
+    // writes); ReadDocument: _search (retrieval, and the command's idempotency read).
     let access_policy = json!([{
         "Rules": [
             { "ResourceType": "collection", "Resource": [resource], "Permission": ["aoss:DescribeCollectionItems"] },
-            { "ResourceType": "index", "Resource": [format!("index/{name}/*")], "Permission": ["aoss:DescribeIndex", "aoss:ReadDocument"] },
+            { "ResourceType": "index", "Resource": [format!("index/{name}/*")], "Permission": ["aoss:CreateIndex", "aoss:DescribeIndex", "aoss:ReadDocument", "aoss:WriteDocument"] },
         ],
         "Principal": ["${TaskRole}"],
     }]);
@@ -85,7 +94,7 @@ pub fn template(i: &Inputs<'_>) -> Template {
         "DataAccessPolicy",
         AccessPolicy {
             name: format!("{name}-read"),
-            description: "Read-only data access for the runtime task role".into(),
+            description: "Runtime task role: create and fill the retrieval index, read it".into(),
             kind: "data".into(),
             policy: Expr::sub_with(
                 access_policy.to_string(),

@@ -17,10 +17,12 @@ pub mod bedrock;
 pub mod dax;
 pub mod dynamodb;
 pub mod elasticache_iam;
+pub mod index;
 pub mod opensearch;
 pub mod redis_cache;
 pub mod sagemaker;
 pub mod target_health;
+pub mod titan;
 
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
