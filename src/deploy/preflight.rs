@@ -176,16 +176,9 @@ pub fn covers(name: &str, domain: &str) -> bool {
 
 /// The foundation model behind an id: a cross-region inference profile
 /// (`us.anthropic…`, `eu.`, `apac.`, `global.`) names its model after the
-/// geography prefix.
+/// geography prefix (the prefixes: `sizing::assumptions::PROFILE_PREFIXES`).
 pub fn base_model_id(model_id: &str) -> &str {
-    for prefix in [
-        "us.", "eu.", "apac.", "global.", "us-gov.", "jp.", "au.", "ca.",
-    ] {
-        if let Some(rest) = model_id.strip_prefix(prefix) {
-            return rest;
-        }
-    }
-    model_id
+    sizing::assumptions::split_profile(model_id).1
 }
 
 /// Runs every check (independent calls at once) and returns the report.
@@ -194,19 +187,21 @@ pub async fn preflight(
     env: &Environment,
     rendered: &Rendered,
 ) -> PreflightReport {
-    let model_id = env.llm.model_id.as_str();
-    let (account, image, intent_image, artifact, certs, model, quotas) = tokio::join!(
+    // Every model the tiers invoke (`llm.tiers`), each once.
+    let model_ids: Vec<String> = env.llm.models().into_iter().map(|m| m.model_id).collect();
+    let models = futures_util::future::join_all(model_ids.iter().map(|id| check_model(aws, id)));
+    let (account, image, intent_image, artifact, certs, models, quotas) = tokio::join!(
         check_account(aws, env),
         check_image(aws, "image", &env.image),
         check_image(aws, "intent image", &env.intent_model.image),
         check_artifact(aws, &env.intent_model.model_data_url),
         check_certificates(aws, env),
-        check_model(aws, model_id),
-        check_quotas(aws, env, rendered),
+        models,
+        check_quotas(aws, rendered),
     );
     let mut checks = vec![account, image, intent_image, artifact];
     checks.extend(certs);
-    checks.push(model);
+    checks.extend(models);
     checks.extend(quotas);
     PreflightReport {
         schema: SCHEMA,
@@ -450,7 +445,7 @@ pub fn model_words(model_id: &str) -> String {
     words.join(" ")
 }
 
-async fn check_quotas(aws: &dyn Prerequisites, env: &Environment, r: &Rendered) -> Vec<Check> {
+async fn check_quotas(aws: &dyn Prerequisites, r: &Rendered) -> Vec<Check> {
     let plan = &r.sizing;
     let (fargate, bedrock, dynamodb) = tokio::join!(
         aws.quotas("fargate"),
@@ -509,27 +504,40 @@ async fn check_quotas(aws: &dyn Prerequisites, env: &Environment, r: &Rendered) 
         vcpus,
         "vCPU",
     );
-    let words = model_words(&env.llm.model_id);
-    // What throttles is the reservation at request start (input + maxTokens;
-    // sizing's resources/bedrock.rs), not what the answers finally use.
-    let tpm = plan.bedrock.reserved_tokens_per_minute;
-    let rpm = plan.bedrock.requests_per_minute;
-    let tpm_words = ["tokens per minute", words.as_str()];
-    let rpm_words = ["requests per minute", words.as_str()];
-    need(
-        &bedrock,
-        &tpm_words,
-        "the LLM at peak, reserved as input + max_tokens per request".into(),
-        tpm,
-        "tokens/min",
-    );
-    need(
-        &bedrock,
-        &rpm_words,
-        "the LLM at peak".into(),
-        rpm,
-        "requests/min",
-    );
+    // Each model's own quotas (quotas are per model and per way of
+    // invoking it: Service Quotas names them "On-demand model inference …",
+    // "Cross-region model inference …" and "Global cross-region model
+    // inference … per minute for <model>", Amazon Bedrock endpoints and
+    // quotas, https://docs.aws.amazon.com/general/latest/gr/bedrock.html).
+    for m in &plan.bedrock.models {
+        let words = model_words(&m.model_id);
+        let kind = match sizing::assumptions::split_profile(&m.model_id).0 {
+            None => "on-demand model inference",
+            Some("global") => "global cross-region model inference",
+            Some(_) => "cross-region model inference",
+        };
+        let tiers = m.tiers.join(", ");
+        // What throttles is the reservation at request start (input +
+        // maxTokens; sizing's resources/bedrock.rs), not what the answers
+        // finally use.
+        need(
+            &bedrock,
+            &[kind, "tokens per minute", words.as_str()],
+            format!(
+                "{} ({tiers}) at peak, reserved as input + max_tokens per request",
+                m.model_id
+            ),
+            m.reserved_tokens_per_minute,
+            "tokens/min",
+        );
+        need(
+            &bedrock,
+            &[kind, "requests per minute", words.as_str()],
+            format!("{} ({tiers}) at peak", m.model_id),
+            m.requests_per_minute,
+            "requests/min",
+        );
+    }
     let ddb = &plan.dynamodb;
     need(
         &dynamodb,

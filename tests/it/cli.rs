@@ -478,7 +478,7 @@ fn size_explains_a_resource_sweeps_a_field_and_plots() {
     assert!(o.status.success(), "{}", stderr(&o));
     let text = stdout(&o);
     assert!(
-        text.starts_with("`service` in `prod`: 7 × 1 vCPU / 2 GiB"),
+        text.starts_with("`service` in `prod`: 6 × 1 vCPU / 2 GiB"),
         "{text}"
     );
     assert!(

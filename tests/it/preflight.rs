@@ -122,8 +122,17 @@ impl Prerequisites for MotoAndDouble {
         self.moto.certificate(region, arn).await
     }
     async fn model_availability(&self, model_id: &str) -> PrereqResult<ModelAvailability> {
-        // The API reference's response document for an account that may invoke it.
-        assert_eq!(model_id, "anthropic.claude-3-5-sonnet-20240620-v1:0");
+        // The API reference's response document for an account that may invoke it;
+        // asked for each model the tiers use (prod's llm.tiers: Nova Micro for the
+        // simple tier, Claude 3.5 Sonnet for the others).
+        assert!(
+            [
+                "anthropic.claude-3-5-sonnet-20240620-v1:0",
+                "amazon.nova-micro-v1:0"
+            ]
+            .contains(&model_id),
+            "{model_id}"
+        );
         Ok(ModelAvailability {
             agreement: "AVAILABLE".into(),
             agreement_message: None,
@@ -153,6 +162,23 @@ impl Prerequisites for MotoAndDouble {
                 q(
                     "On-demand model inference requests per minute for Anthropic Claude 3.5 Sonnet",
                     "L-254CACF4",
+                    1_000_000.0,
+                ),
+                // A cross-region quota of the same model must not be taken for
+                // the on-demand one the in-Region id uses.
+                q(
+                    "Cross-region model inference tokens per minute for Amazon Nova Micro",
+                    "L-NOVAXR01",
+                    1.0,
+                ),
+                q(
+                    "On-demand model inference tokens per minute for Amazon Nova Micro",
+                    "L-NOVATPM1",
+                    400_000_000.0,
+                ),
+                q(
+                    "On-demand model inference requests per minute for Amazon Nova Micro",
+                    "L-NOVARPM1",
                     1_000_000.0,
                 ),
             ],
@@ -222,6 +248,32 @@ async fn every_missing_prerequisite_is_named_at_once() {
     assert_eq!(verdict("image"), Verdict::Ready);
     assert_eq!(verdict("intent image"), Verdict::Ready);
     assert_eq!(verdict("model access"), Verdict::Ready);
+    let models: Vec<&str> = report
+        .checks
+        .iter()
+        .filter(|c| c.check == "model access")
+        .map(|c| c.subject.as_str())
+        .collect();
+    assert_eq!(
+        models,
+        [
+            "anthropic.claude-3-5-sonnet-20240620-v1:0",
+            "amazon.nova-micro-v1:0"
+        ]
+    );
+    // Each model's own quotas, the on-demand ones for in-Region ids.
+    let quotas: Vec<&str> = report
+        .checks
+        .iter()
+        .filter(|c| c.check == "quota")
+        .map(|c| c.subject.as_str())
+        .collect();
+    for code in ["L-A50569E5", "L-254CACF4", "L-NOVATPM1", "L-NOVARPM1"] {
+        assert!(
+            quotas.iter().any(|q| q.contains(code)),
+            "{code}: {quotas:?}"
+        );
+    }
     match verdict("certificate") {
         Verdict::Missing { problem, fix } => {
             assert_eq!(problem, "status PENDING_VALIDATION");

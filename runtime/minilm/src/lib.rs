@@ -206,7 +206,10 @@ impl MiniLm {
         let mut layers = Vec::new();
         for i in 0.. {
             let p = format!("encoder.layer.{i}");
-            if st.tensor(&format!("{p}.attention.self.query.weight")).is_err() {
+            if st
+                .tensor(&format!("{p}.attention.self.query.weight"))
+                .is_err()
+            {
                 break;
             }
             layers.push(Layer {
@@ -222,7 +225,9 @@ impl MiniLm {
         }
         let word = matrix("embeddings.word_embeddings.weight")?;
         let position = matrix("embeddings.position_embeddings.weight")?;
-        let token_type = matrix("embeddings.token_type_embeddings.weight")?.row(0).to_owned();
+        let token_type = matrix("embeddings.token_type_embeddings.weight")?
+            .row(0)
+            .to_owned();
         if layers.is_empty() || word.ncols() != HIDDEN || position.nrows() < MAX_TOKENS {
             return Err(shape_err("model", word.shape()));
         }
@@ -369,7 +374,9 @@ fn normalize_l2(v: &mut [f32]) {
 pub fn shared(dir: &Path) -> Result<Arc<MiniLm>, Arc<ModelError>> {
     type Loaded = std::collections::HashMap<PathBuf, Result<Arc<MiniLm>, Arc<ModelError>>>;
     static MODELS: std::sync::Mutex<Option<Loaded>> = std::sync::Mutex::new(None);
-    let mut guard = MODELS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut guard = MODELS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     guard
         .get_or_insert_with(Loaded::new)
         .entry(dir.to_path_buf())
@@ -384,10 +391,19 @@ mod tests {
     #[test]
     fn erf_and_gelu_match_reference_values() {
         // erf reference values (Abramowitz & Stegun, Table 7.1).
-        for (x, want) in [(0.0, 0.0), (0.5, 0.520_499_9), (1.0, 0.842_700_8), (-2.0, -0.995_322_3)] {
+        for (x, want) in [
+            (0.0, 0.0),
+            (0.5, 0.520_499_9),
+            (1.0, 0.842_700_8),
+            (-2.0, -0.995_322_3),
+        ] {
             assert!((erf(x) - want).abs() < 2e-6, "erf({x}) = {}", erf(x));
         }
-        assert!((gelu(1.0) - 0.841_344_7).abs() < 1e-5, "gelu(1) = {}", gelu(1.0));
+        assert!(
+            (gelu(1.0) - 0.841_344_7).abs() < 1e-5,
+            "gelu(1) = {}",
+            gelu(1.0)
+        );
         let mut v = [3.0, 4.0];
         normalize_l2(&mut v);
         assert_eq!(v, [0.6, 0.8]);

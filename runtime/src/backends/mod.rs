@@ -28,8 +28,8 @@ pub mod simulated;
 use crate::domain::{
     Corpus, Intent, Order, Passage, Prompt, Scope, SourceRef, Title, Turn, Volume,
 };
-use filters::Filters;
 use async_trait::async_trait;
+use filters::Filters;
 use futures_util::stream::BoxStream;
 use serde::{Deserialize, Serialize};
 use std::fmt::Debug;

@@ -22,11 +22,11 @@
 //! whole module is inert unless `MANGA_SIMULATE` names a profile, and the runtime
 //! logs a warning at start when it does.
 
+use super::filters::Filters;
 use super::{
     BackendError, CachedAnswer, IntentModel, Llm, Prediction, Recommendation, ResponseCache,
     Retriever, Services, SessionStore, TokenStream,
 };
-use super::filters::Filters;
 use crate::domain::{Corpus, Order, Passage, Prompt, Scope, Tier, Title, Turn, Volume};
 use async_trait::async_trait;
 use futures_util::StreamExt;

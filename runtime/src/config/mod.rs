@@ -419,6 +419,11 @@ pub struct Config {
     /// Bedrock model id of the LLM.
     #[arg(long, env = "MANGA_BEDROCK_MODEL_ID", help_heading = AWS_HEADING)]
     pub bedrock_model_id: Option<String>,
+    /// Per-tier models, `tier=model` comma-separated (`simple_llm=amazon.nova-micro-v1:0`);
+    /// a tier not listed answers with MANGA_BEDROCK_MODEL_ID. mangactl's service stack sets
+    /// it from the environment file's `llm.tiers`.
+    #[arg(long, env = "MANGA_BEDROCK_TIER_MODELS", help_heading = AWS_HEADING)]
+    pub bedrock_tier_models: Option<String>,
     /// Embeddings for retrieval and `index`: `titan` is the default with
     /// MANGA_BACKEND=aws, `local` otherwise (BM25 alone when the model is not installed).
     #[arg(long, env = "MANGA_EMBEDDER", value_enum, help_heading = AWS_HEADING)]

@@ -200,6 +200,8 @@ pub struct OpenSearchAssumptions {
     pub search_mean_ms: Figure,
     pub search_p95_ms: Figure,
     pub search_threads_per_ocu: Figure,
+    /// Searches one retrieval sends (hybrid: BM25 and k-NN at once).
+    pub searches_per_retrieval: Figure,
     pub utilisation_ceiling: Figure,
     pub max_ocu_factor: Figure,
     pub indexing_docs_per_s: Figure,
@@ -251,8 +253,42 @@ pub struct BedrockModel {
     /// Bedrock end-of-life date (YYYY-MM-DD), when known.
     #[serde(default)]
     pub end_of_life: Option<String>,
+    /// Where the model may be invoked: the Regions that serve the base model
+    /// id on demand in Region, and each cross-region inference profile
+    /// (`us`, `jp`, `apac`, `eu`, `global`…: the id's prefix) with the source
+    /// Regions that may call it. Sizing refuses a model id the environment's
+    /// Region cannot invoke.
+    pub availability: Availability,
     pub source: String,
     pub date: String,
+}
+
+/// Where a Bedrock model may be invoked from.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Availability {
+    /// Regions serving the base model id in Region.
+    #[serde(default)]
+    pub in_region: Vec<String>,
+    /// Inference profile prefix → source Regions.
+    #[serde(default)]
+    pub profiles: std::collections::BTreeMap<String, Vec<String>>,
+    pub source: String,
+}
+
+/// The prefixes of Bedrock's cross-region inference profile ids
+/// (`us.anthropic.…`): Amazon Bedrock User Guide, "Supported Regions and
+/// models for inference profiles"
+/// (https://docs.aws.amazon.com/bedrock/latest/userguide/inference-profiles-support.html).
+pub const PROFILE_PREFIXES: [&str; 8] = ["us", "us-gov", "eu", "apac", "jp", "au", "ca", "global"];
+
+/// Splits an inference profile id into its prefix and the base model id;
+/// a base model id has no prefix.
+pub fn split_profile(model_id: &str) -> (Option<&str>, &str) {
+    match model_id.split_once('.') {
+        Some((p, rest)) if PROFILE_PREFIXES.contains(&p) => (Some(p), rest),
+        _ => (None, model_id),
+    }
 }
 
 /// z of the 95th percentile of the standard normal distribution (log-normal
@@ -278,6 +314,44 @@ impl BedrockModel {
     /// 95th percentile of the same: the answer at the 5th-percentile speed.
     pub fn stream_p95_ms(&self, tokens: f64) -> f64 {
         tokens / self.output_tokens_per_s_p5.max(1e-9) * 1000.0
+    }
+
+    /// Whether `model_id` (this model or one of its inference profiles) may
+    /// be invoked from `region`; if not, why, with the ids that may.
+    pub fn invocable_from(&self, model_id: &str, region: &str) -> Result<(), String> {
+        let av = &self.availability;
+        let ok = match split_profile(model_id).0 {
+            None => av.in_region.iter().any(|r| r == region),
+            Some(p) => av
+                .profiles
+                .get(p)
+                .is_some_and(|from| from.iter().any(|r| r == region)),
+        };
+        if ok {
+            return Ok(());
+        }
+        let mut could: Vec<String> = Vec::new();
+        if av.in_region.iter().any(|r| r == region) {
+            could.push(self.model_id.clone());
+        }
+        for (p, from) in &av.profiles {
+            if from.iter().any(|r| r == region) {
+                could.push(format!("{p}.{}", self.model_id));
+            }
+        }
+        Err(format!(
+            "`{model_id}` cannot be invoked from {region} ({}); {} ({})",
+            match split_profile(model_id).0 {
+                None => "the model is not served in that Region".to_owned(),
+                Some(p) => format!("the `{p}` inference profile does not take requests from it"),
+            },
+            if could.is_empty() {
+                "no id of this model can be".to_owned()
+            } else {
+                format!("from {region} use {}", could.join(" or "))
+            },
+            av.source
+        ))
     }
 }
 
@@ -433,12 +507,14 @@ impl Assumptions {
             .map_err(Clone::clone)
     }
 
-    /// The latency figures of a Bedrock model.
+    /// The figures of a Bedrock model, by its id or an inference profile's
+    /// (the profile's model: `us.anthropic.x` is `anthropic.x`'s).
     pub fn model(&self, model_id: &str) -> Result<&BedrockModel, SizingError> {
+        let base = split_profile(model_id).1;
         self.bedrock
             .models
             .iter()
-            .find(|m| m.model_id == model_id)
+            .find(|m| m.model_id == base)
             .ok_or_else(|| SizingError::Data {
                 file: "assumptions.yaml",
                 detail: format!(
@@ -477,7 +553,7 @@ impl Assumptions {
         figs!(dax: hit_p95_ms, miss_overhead_ms, item_cache_hit_ratio, miss_cost_factor,
             write_cost_factor, utilisation_ceiling, usable_memory_fraction);
         figs!(opensearch: embedding_p95_ms, search_mean_ms, search_p95_ms,
-            search_threads_per_ocu, utilisation_ceiling, max_ocu_factor, indexing_docs_per_s,
+            search_threads_per_ocu, searches_per_retrieval, utilisation_ceiling, max_ocu_factor, indexing_docs_per_s,
             indexing_docs_per_ocu_per_s);
         figs!(sagemaker: invocation_overhead_p95_ms, utilisation_ceiling, max_instances_factor);
         figs!(tiers: template, simple_llm, standard_llm, complex);

@@ -216,18 +216,25 @@ pub fn monthly_bill(
         },
     );
     let bedrock = plan.cost.by_resource.get("bedrock").copied().unwrap_or(0.0) * usage_scale;
-    let model = a.model(&input.llm.model_id)?;
+    let mut caching = Vec::new();
+    for m in &plan.bedrock.models {
+        caching.push(format!(
+            "{} {}",
+            m.model_id,
+            if a.model(&m.model_id)?.prompt_caching {
+                "supported but not modelled (no discount taken)"
+            } else {
+                "not supported (no discount)"
+            }
+        ));
+    }
     line(
         "bedrock",
         bedrock,
         format!(
-            "tokens at the profile's mean ({:.0}% of peak); prompt caching {}",
+            "tokens at the profile's mean ({:.0}% of peak); prompt caching: {}",
             mean * 100.0,
-            if model.prompt_caching {
-                "supported but not modelled (no discount taken)"
-            } else {
-                "not supported by this model (no discount)"
-            }
+            caching.join("; ")
         ),
     );
 

@@ -118,7 +118,10 @@ pub(crate) struct TierPath {
     pub name: &'static str,
     /// Share of messages, 0 to 1.
     pub share: f64,
-    /// Its stream (first to last token); `None` for a tier without the LLM.
+    /// Its model's first token; `None` for a tier without the LLM.
+    pub first_token: Option<Dist>,
+    /// Its stream (first to last token) at its model's speed; `None` for a
+    /// tier without the LLM.
     pub streaming: Option<Dist>,
     pub within_target: bool,
 }
@@ -186,13 +189,26 @@ pub(crate) fn check(
         })
         .collect();
     // The path with only the stages `keep` accepts (the others off it, so
-    // every draw of the rest stays put) and, optionally, another stream.
-    let variant = |keep: &dyn Fn(Stage) -> bool, streaming: Option<&Dist>| -> Vec<PathStage> {
+    // every draw of the rest stays put) and, optionally, another tier's
+    // model: its first token and stream.
+    let variant = |keep: &dyn Fn(Stage) -> bool, tier: Option<&TierPath>| -> Vec<PathStage> {
         stages
             .iter()
             .map(|(stage, d, _)| PathStage {
-                dist: match (stage, streaming) {
-                    (Stage::Streaming, Some(s)) => s.clone(),
+                dist: match (stage, tier) {
+                    (
+                        Stage::FirstToken,
+                        Some(TierPath {
+                            first_token: Some(f),
+                            ..
+                        }),
+                    ) => f.clone(),
+                    (
+                        Stage::Streaming,
+                        Some(TierPath {
+                            streaming: Some(s), ..
+                        }),
+                    ) => s.clone(),
                     _ => (*d).clone(),
                 },
                 share: if keep(*stage) { share(*stage) } else { 0.0 },
@@ -210,7 +226,7 @@ pub(crate) fn check(
         .iter()
         .map(|t| {
             let path = match &t.streaming {
-                Some(s) => variant(&|_| true, Some(s)),
+                Some(_) => variant(&|_| true, Some(t)),
                 None => variant(&|s| WITHOUT_LLM.contains(&s), None),
             };
             (t, compose_samples(&path).0)
@@ -221,10 +237,12 @@ pub(crate) fn check(
         .map(|(t, samples)| TierLatency {
             tier: t.name.to_owned(),
             share_pct: round_ms(t.share * 100.0),
-            first_token_p95_ms: t
-                .streaming
-                .is_some()
-                .then_some(round_ms(first_token_from_receipt)),
+            // The same draws before the model, this tier's model after.
+            first_token_p95_ms: t.first_token.is_some().then(|| {
+                let (mut s, _) =
+                    compose_samples(&variant(&|s| BEFORE_FIRST_TOKEN.contains(&s), Some(t)));
+                round_ms(empirical_quantile(&mut s, 0.95))
+            }),
             end_to_end_p95_ms: round_ms(empirical_quantile(&mut samples.clone(), 0.95)),
             within_end_to_end_target: t.within_target,
         })

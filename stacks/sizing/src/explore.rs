@@ -258,11 +258,21 @@ fn leaves(input: &SizingInput, a: &Assumptions) -> Result<(Value, Value, Vec<Lea
         target_leaves(t, "targets", "/targets", &mut out);
     }
     sourced_leaves(&av, "", "", &mut out);
-    // Only the configured model's figures decide anything.
+    // Only the configured models' figures decide anything (by base id:
+    // an inference profile's figures are its model's).
+    let used: Vec<String> = input
+        .llm
+        .models()
+        .iter()
+        .map(|m| {
+            format!(
+                "bedrock.models.{}.",
+                crate::assumptions::split_profile(&m.model_id).1
+            )
+        })
+        .collect();
     out.retain(|l| {
-        !l.name.starts_with("bedrock.models.")
-            || l.name
-                .starts_with(&format!("bedrock.models.{}.", input.llm.model_id))
+        !l.name.starts_with("bedrock.models.") || used.iter().any(|u| l.name.starts_with(u))
     });
     Ok((iv, av, out))
 }

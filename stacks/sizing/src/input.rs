@@ -163,6 +163,49 @@ impl SizingInput {
         if self.llm.tokens_per_minute_quota == 0 {
             bad("llm.tokens_per_minute_quota", "must be at least 1".into());
         }
+        // A model other than `model_id` brings its own quotas, given once.
+        let mut quoted: Vec<&str> = vec![self.llm.model_id.as_str()];
+        for tier in LLM_TIERS {
+            let Some(t) = self.llm.tiers.get(tier) else {
+                continue;
+            };
+            let field = format!("llm.tiers.{tier}");
+            if t.model_id.trim().is_empty() {
+                bad(&field, "model_id must not be empty".into());
+                continue;
+            }
+            let quotas =
+                t.tokens_per_minute_quota.is_some() || t.requests_per_minute_quota.is_some();
+            if quoted.contains(&t.model_id.as_str()) {
+                if quotas {
+                    bad(
+                        &field,
+                        format!(
+                            "`{}` already has its quotas (llm or an earlier tier): quotas are per model, give them once",
+                            t.model_id
+                        ),
+                    );
+                }
+            } else {
+                match t.tokens_per_minute_quota {
+                    None | Some(0) => bad(
+                        &format!("{field}.tokens_per_minute_quota"),
+                        format!(
+                            "required (at least 1) for `{}`, a model other than llm.model_id: the account's quota for it",
+                            t.model_id
+                        ),
+                    ),
+                    Some(_) => {}
+                }
+                if t.requests_per_minute_quota == Some(0) {
+                    bad(
+                        &format!("{field}.requests_per_minute_quota"),
+                        "must be at least 1".into(),
+                    );
+                }
+                quoted.push(t.model_id.as_str());
+            }
+        }
         errors
     }
 }
@@ -225,6 +268,102 @@ pub struct Llm {
     /// Bedrock reserves input + maxTokens of the quota when a request starts.
     #[serde(default = "default_max_tokens")]
     pub max_tokens: u32,
+    /// Per-tier model choice (`llm.tiers`): a tier not listed answers with
+    /// `model_id`. The runtime routes each tier to its model
+    /// (`MANGA_BEDROCK_TIER_MODELS`), the task role may invoke exactly these
+    /// models, and sizing and preflight check each model's quotas.
+    #[serde(default, skip_serializing_if = "LlmTiers::is_empty")]
+    pub tiers: LlmTiers,
+}
+
+/// `llm.tiers`: the model of each LLM tier that does not use `llm.model_id`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LlmTiers {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub simple_llm: Option<TierModel>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub standard_llm: Option<TierModel>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub complex: Option<TierModel>,
+}
+
+impl LlmTiers {
+    /// Whether no tier has its own model.
+    pub fn is_empty(&self) -> bool {
+        self.simple_llm.is_none() && self.standard_llm.is_none() && self.complex.is_none()
+    }
+
+    /// The entry of an LLM tier by name.
+    pub fn get(&self, tier: &str) -> Option<&TierModel> {
+        match tier {
+            "simple_llm" => self.simple_llm.as_ref(),
+            "standard_llm" => self.standard_llm.as_ref(),
+            "complex" => self.complex.as_ref(),
+            _ => None,
+        }
+    }
+}
+
+/// One tier's model: a Bedrock model id or inference profile id (`us.`,
+/// `jp.`, `global.`…), with the account's quotas for it when it is not
+/// `llm.model_id` (quotas are per model, so a model two tiers share gives
+/// them once).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TierModel {
+    pub model_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokens_per_minute_quota: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requests_per_minute_quota: Option<u64>,
+}
+
+/// The LLM tiers, in the tier mix's order.
+pub const LLM_TIERS: [&str; 3] = ["simple_llm", "standard_llm", "complex"];
+
+/// One model the environment invokes, with the tiers that use it and its
+/// quotas.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ModelChoice {
+    pub model_id: String,
+    pub tiers: Vec<&'static str>,
+    pub tokens_per_minute_quota: u64,
+    pub requests_per_minute_quota: Option<u64>,
+}
+
+impl Llm {
+    /// The model an LLM tier answers with (`llm.tiers.<tier>` or `model_id`).
+    pub fn model_for(&self, tier: &str) -> &str {
+        self.tiers
+            .get(tier)
+            .map_or(self.model_id.as_str(), |t| t.model_id.as_str())
+    }
+
+    /// Every model the environment invokes, each once, `model_id` first
+    /// (even when every tier has its own: it is the runtime's default),
+    /// then in tier order, with its quotas.
+    pub fn models(&self) -> Vec<ModelChoice> {
+        let mut out = vec![ModelChoice {
+            model_id: self.model_id.clone(),
+            tiers: Vec::new(),
+            tokens_per_minute_quota: self.tokens_per_minute_quota,
+            requests_per_minute_quota: self.requests_per_minute_quota,
+        }];
+        for tier in LLM_TIERS {
+            let id = self.model_for(tier);
+            if let Some(m) = out.iter_mut().find(|m| m.model_id == id) {
+                m.tiers.push(tier);
+                continue;
+            }
+            let entry = self.tiers.get(tier);
+            out.push(ModelChoice {
+                model_id: id.to_owned(),
+                tiers: vec![tier],
+                tokens_per_minute_quota: entry.and_then(|e| e.tokens_per_minute_quota).unwrap_or(0),
+                requests_per_minute_quota: entry.and_then(|e| e.requests_per_minute_quota),
+            });
+        }
+        out
+    }
 }
 
 /// The runtime's default `maxTokens`.

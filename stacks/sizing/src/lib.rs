@@ -121,19 +121,15 @@ pub fn size_with(
             plan: None,
         });
     }
-    let model = assumptions
-        .model(&input.llm.model_id)
-        .map_err(|e| SizingErrors {
-            errors: vec![e],
-            plan: None,
-        })?;
-    let rates = rates::arrival_rates(input, assumptions, model);
+    let tier_models =
+        tier_models(input, assumptions).map_err(|errors| SizingErrors { errors, plan: None })?;
+    let rates = rates::arrival_rates(input, assumptions, &tier_models);
     let ctx = Ctx {
         input,
         a: assumptions,
         prices,
         rates: &rates,
-        model,
+        tier_models,
     };
     let mut findings = Findings::default();
     if prices.region != input.region {
@@ -333,6 +329,41 @@ fn remedies(a: &Assumptions, budget: &budget::BudgetTable, findings: &mut Findin
     }
 }
 
+/// The Bedrock model of each tier, in the tier mix's order (the template
+/// tier, which calls no model, gets `llm.model_id`'s): each id must have
+/// figures in the assumptions and be invocable from the environment's
+/// Region (in Region, or through an inference profile that takes requests
+/// from it).
+fn tier_models<'a>(
+    input: &SizingInput,
+    a: &'a Assumptions,
+) -> Result<[&'a assumptions::BedrockModel; 4], Vec<SizingError>> {
+    let mut errors = Vec::new();
+    let mut resolve = |field: String, id: &str| match a.model(id) {
+        Ok(m) => {
+            if let Err(detail) = m.invocable_from(id, &input.region) {
+                errors.push(SizingError::InvalidInput { field, detail });
+            }
+            Some(m)
+        }
+        Err(e) => {
+            errors.push(e);
+            None
+        }
+    };
+    let default = resolve("llm.model_id".into(), &input.llm.model_id);
+    let mut out = [default; 4];
+    for (i, tier) in input::LLM_TIERS.into_iter().enumerate() {
+        if let Some(t) = input.llm.tiers.get(tier) {
+            out[i + 1] = resolve(format!("llm.tiers.{tier}.model_id"), &t.model_id);
+        }
+    }
+    match out {
+        [Some(a), Some(b), Some(c), Some(d)] if errors.is_empty() => Ok([a, b, c, d]),
+        _ => Err(errors),
+    }
+}
+
 /// The latency distribution of every stage from the sized resources and
 /// assumptions ([`path::Dist`]); the budget table takes each stage's p95 and
 /// the end-to-end p95 from them.
@@ -348,16 +379,45 @@ fn modelled_stages(
     let sigma = a.path.lognormal_sigma.v();
     let by_p95 = |p95: f64| Dist::lognormal_p95_sigma(p95, sigma);
     let rho = service.cpu_utilisation_at_peak;
-    // The slowest tier the end-to-end target covers.
-    let stream = a
-        .tiers
-        .all()
-        .into_iter()
-        .filter(|t| t.uses_llm() && t.within_end_to_end)
-        .fold(None::<&assumptions::TierProfile>, |best, t| match best {
-            Some(b) if b.output_tokens >= t.output_tokens => Some(b),
-            _ => Some(t),
-        });
+    let mix = &ctx.input.targets.tier_mix;
+    let shares = [mix.template, mix.simple_llm, mix.standard_llm, mix.complex];
+    let names = ["template", "simple_llm", "standard_llm", "complex"];
+    // Each LLM tier's first token and stream, from its own model.
+    let llm_dists = |i: usize| {
+        let t = a.tiers.all()[i];
+        let m = ctx.tier_models[i];
+        t.uses_llm().then(|| {
+            (
+                Dist::lognormal_mean_p95(m.first_token_mean_ms(), m.first_token_p95_ms),
+                Dist::lognormal_mean_p95(
+                    m.stream_mean_ms(t.output_tokens),
+                    m.stream_p95_ms(t.output_tokens),
+                ),
+            )
+        })
+    };
+    // The stage rows and the critical path take the slowest tier the
+    // end-to-end target covers: the largest first-token plus stream p95.
+    let critical = (0..4)
+        .filter(|i| {
+            let t = a.tiers.all()[*i];
+            t.uses_llm() && t.within_end_to_end
+        })
+        .map(|i| {
+            let t = a.tiers.all()[i];
+            let m = ctx.tier_models[i];
+            (i, m.first_token_p95_ms + m.stream_p95_ms(t.output_tokens))
+        })
+        .fold(None::<(usize, f64)>, |best, (i, v)| match best {
+            Some((_, b)) if b >= v => best,
+            _ => Some((i, v)),
+        })
+        .map(|(i, _)| i);
+    let (first_token, streaming) = critical
+        .and_then(llm_dists)
+        .unwrap_or((Dist::Point(0.0), Dist::Point(0.0)));
+    let critical_name = critical.map_or("none", |i| names[i]);
+    let critical_model = critical.map_or(ctx.tier_models[0], |i| ctx.tier_models[i]);
     let mut values =
         vec![
         (
@@ -407,23 +467,20 @@ fn modelled_stages(
         ),
         (
             Stage::FirstToken,
-            Dist::lognormal_mean_p95(ctx.model.first_token_mean_ms(), ctx.model.first_token_p95_ms),
+            first_token,
             format!(
-                "public measurement of {} (log-normal, mean and p95)",
-                ctx.model.model_id
+                "{critical_name} tier (the slowest the end-to-end target covers): public measurement of {} (log-normal, mean and p95)",
+                critical_model.model_id
             ),
         ),
         (
             Stage::Streaming,
-            stream.map_or(Dist::Point(0.0), |t| {
-                Dist::lognormal_mean_p95(
-                    ctx.model.stream_mean_ms(t.output_tokens),
-                    ctx.model.stream_p95_ms(t.output_tokens),
-                )
-            }),
+            streaming,
             format!(
-                "longest stream of the tiers the end-to-end target covers: output tokens at {} tokens/s median, {} at the 5th percentile (log-normal, mean and p95)",
-                ctx.model.output_tokens_per_s_median, ctx.model.output_tokens_per_s_p5
+                "{critical_name} tier: its output tokens at {} tokens/s median, {} at the 5th percentile ({}; log-normal, mean and p95)",
+                critical_model.output_tokens_per_s_median,
+                critical_model.output_tokens_per_s_p5,
+                critical_model.model_id
             ),
         ),
         (
@@ -448,25 +505,17 @@ fn modelled_stages(
         ));
     }
     values.sort_by_key(|(s, _, _)| *s);
-    let mix = &ctx.input.targets.tier_mix;
-    let tiers = [
-        ("template", &a.tiers.template, mix.template),
-        ("simple_llm", &a.tiers.simple_llm, mix.simple_llm),
-        ("standard_llm", &a.tiers.standard_llm, mix.standard_llm),
-        ("complex", &a.tiers.complex, mix.complex),
-    ]
-    .into_iter()
-    .map(|(name, t, pct)| budget::TierPath {
-        name,
-        share: pct / 100.0,
-        streaming: t.uses_llm().then(|| {
-            Dist::lognormal_mean_p95(
-                ctx.model.stream_mean_ms(t.output_tokens),
-                ctx.model.stream_p95_ms(t.output_tokens),
-            )
-        }),
-        within_target: t.within_end_to_end,
-    })
-    .collect();
+    let tiers = (0..4)
+        .map(|i| {
+            let dists = llm_dists(i);
+            budget::TierPath {
+                name: names[i],
+                share: shares[i] / 100.0,
+                first_token: dists.as_ref().map(|d| d.0.clone()),
+                streaming: dists.map(|d| d.1),
+                within_target: a.tiers.all()[i].within_end_to_end,
+            }
+        })
+        .collect();
     Modelled { values, tiers }
 }

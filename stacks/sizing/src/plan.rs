@@ -183,10 +183,19 @@ impl SizingPlan {
             ),
             row(
                 "bedrock",
-                format!(
-                    "{:.0} reserved of {} tokens/min, {:.0} requests/min",
-                    b.reserved_tokens_per_minute, b.tokens_per_minute_quota, b.requests_per_minute
-                ),
+                b.models
+                    .iter()
+                    .map(|m| {
+                        format!(
+                            "{}: {:.0} reserved of {} tokens/min, {:.0} requests/min",
+                            m.model_id,
+                            m.reserved_tokens_per_minute,
+                            m.tokens_per_minute_quota,
+                            m.requests_per_minute
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("; "),
                 &b.assessment,
             ),
         ]

@@ -96,7 +96,7 @@ pub struct Rates {
 ///   runs the rules; the ones they cannot settle go to the model
 /// - streams in flight (Little's law) = Σ tier rate × (mean first token +
 ///   mean stream duration)
-pub fn arrival_rates(input: &SizingInput, a: &Assumptions, model: &BedrockModel) -> Rates {
+pub fn arrival_rates(input: &SizingInput, a: &Assumptions, models: &[&BedrockModel; 4]) -> Rates {
     let t = &input.targets.traffic;
     let average = f64::from(t.concurrent_sessions) * t.messages_per_session_per_minute / 60.0;
     let peak = average * t.peak_factor;
@@ -116,8 +116,8 @@ pub fn arrival_rates(input: &SizingInput, a: &Assumptions, model: &BedrockModel)
     let streams = PerTier::from_fn(|i| {
         let p = profiles[i];
         if p.uses_llm() {
-            let seconds =
-                (model.first_token_mean_ms() + model.stream_mean_ms(p.output_tokens)) / 1000.0;
+            let m = models[i];
+            let seconds = (m.first_token_mean_ms() + m.stream_mean_ms(p.output_tokens)) / 1000.0;
             littles_law(tier.values()[i], seconds)
         } else {
             0.0

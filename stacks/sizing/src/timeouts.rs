@@ -87,18 +87,16 @@ pub(crate) fn derive(ctx: &Ctx<'_>, table: &BudgetTable, findings: &mut Findings
         + stage(Stage::IntentMl)
         + stage(Stage::CacheHit)
         + stage(Stage::ServiceCalls).max(stage(Stage::Retrieval));
-    let longest_stream = a
+    // The longest answer of any tier, each at its own model's p95s.
+    let longest_llm = a
         .tiers
         .all()
         .iter()
-        .filter(|t| t.uses_llm())
-        .map(|t| ctx.model.stream_p95_ms(t.output_tokens))
+        .zip(ctx.tier_models)
+        .filter(|(t, _)| t.uses_llm())
+        .map(|(t, m)| m.first_token_p95_ms + m.stream_p95_ms(t.output_tokens))
         .fold(0.0_f64, f64::max);
-    let longest_ms = pre_llm
-        + ctx.model.first_token_p95_ms
-        + longest_stream
-        + stage(Stage::Guardrails)
-        + stage(Stage::Delivery);
+    let longest_ms = pre_llm + longest_llm + stage(Stage::Guardrails) + stage(Stage::Delivery);
     let longest_s = longest_ms / 1000.0;
     let ping_s = a.edge.websocket_ping_interval_s.v();
     let silence_s = longest_s.max(ping_s);

@@ -19,43 +19,58 @@ fn data() -> (&'static Assumptions, &'static Prices) {
 fn the_service_flips_where_the_stream_rules_say() {
     let (a, p) = data();
     let e = explore::explain(&prod(), a, p, "service").expect("explain");
-    assert_eq!(e.result, "7 × 1 vCPU / 2 GiB (in-flight streams)");
+    assert_eq!(e.result, "6 × 1 vCPU / 2 GiB (in-flight streams)");
     let sessions = e
         .inputs
         .iter()
         .find(|s| s.input == "targets.traffic.concurrent_sessions")
         .expect("sessions decide the service");
     assert_eq!(sessions.origin, explore::Origin::Environment);
-    // Above: 7 tasks over 3 AZs lose 3 with an AZ; the 4 left hold
-    // 4 × 250 = 1,000 streams. Streams grow in proportion to sessions from
-    // 984.77 at 10,000, so past 10,000 × 1,000 / 984.77 = 10,154.7 sessions
-    // the AZ loss needs an 8th task. The bisection (8 geometric steps over
-    // ×1 to ×4, 0.54% each) lands at or just above it.
+    // Streams grow in proportion to sessions from 819.51 at 10,000
+    // (plan.rs prod_rates_by_hand). Healthy, streams need ⌈streams / 150⌉
+    // tasks (250 × 0.6); losing an AZ, the tasks left must hold them at 250
+    // each.
+    // Above: past 900 streams the healthy rule needs a 7th task, at
+    // 10,000 × 900 / 819.51 = 10,982.2 sessions (7 over 3 AZs lose 3, and
+    // 4 × 250 = 1,000 still hold 900). The bisection (geometric steps of
+    // 0.54%) lands at or just above it.
     let above = sessions.flips_above.as_ref().expect("above");
-    assert!((10_154.0..=10_210.0).contains(&above.value), "{above:?}");
-    assert!(above.result.starts_with("8 × 1 vCPU / 2 GiB"), "{above:?}");
-    // Below: healthy, streams need ⌈streams / 150⌉ tasks (250 × 0.6); 6 do
-    // below 900 streams: 10,000 × 900 / 984.77 = 9,139.2 sessions (6 tasks
-    // over 3 AZs lose 2, and 4 × 250 = 1,000 still hold 900).
+    assert!((10_982.0..=11_045.0).contains(&above.value), "{above:?}");
+    assert!(above.result.starts_with("7 × 1 vCPU / 2 GiB"), "{above:?}");
+    // Below: 5 tasks do from 750 streams down (healthy 5 × 150; 5 over 3
+    // AZs lose 2 and 3 × 250 = 750 hold them): 10,000 × 750 / 819.51 =
+    // 9,151.8 sessions.
     let below = sessions.flips_below.as_ref().expect("below");
-    assert!((9_080.0..=9_140.0).contains(&below.value), "{below:?}");
-    assert!(below.result.starts_with("6 × 1 vCPU / 2 GiB"), "{below:?}");
-    // Sorted by the nearest change: the design limit of 250 streams per
-    // task (a 1.6% move: 984.77 / 4 = 246.2 per task after an AZ loss)
-    // comes before the sessions.
+    assert!((9_100.0..=9_152.0).contains(&below.value), "{below:?}");
+    assert!(below.result.starts_with("5 × 1 vCPU / 2 GiB"), "{below:?}");
+    // The design limit of 250 streams per task: near 819.51 / (6 × 0.6) =
+    // 227.6 the healthy rule needs a 7th task (a 9% move, within one
+    // bisection step of the sessions').
     let pos = |name: &str| e.inputs.iter().position(|s| s.input == name);
-    assert!(pos("orchestrator.max_streams_per_task") < pos("targets.traffic.concurrent_sessions"));
     let limit = &e.inputs[pos("orchestrator.max_streams_per_task").expect("limit")];
     let b = limit.flips_below.as_ref().expect("below");
-    assert!((244.9..=246.2).contains(&b.value), "{b:?}");
+    assert!((226.3..=228.9).contains(&b.value), "{b:?}");
+    assert!(b.result.starts_with("7 × 1 vCPU / 2 GiB"), "{b:?}");
     // An input that does not feed the service is not listed.
     assert!(pos("dax.hit_p95_ms").is_none());
-    // Only the configured model's figures are inputs.
-    assert!(e
+    // Only the configured models' figures are inputs: the default's and
+    // the simple tier's (llm.tiers), whose stream time sets its streams.
+    let models: Vec<&str> = e
         .inputs
         .iter()
         .filter(|s| s.input.starts_with("bedrock.models."))
-        .all(|s| s.input.contains("claude-3-5-sonnet-20240620")));
+        .map(|s| s.input.as_str())
+        .collect();
+    assert!(
+        models
+            .iter()
+            .all(|s| s.contains("claude-3-5-sonnet-20240620") || s.contains("nova-micro-v1")),
+        "{models:?}"
+    );
+    assert!(
+        models.iter().any(|s| s.contains("nova-micro-v1")),
+        "{models:?}"
+    );
 }
 
 #[test]

@@ -194,14 +194,15 @@ fn redis_survives_a_primary_loss_only_with_a_replica() {
 }
 
 #[test]
-fn opensearch_four_ocus_do_not_survive_an_az_in_prod() {
-    // 375 queries/s × 12 ms = 4.5 Erlangs; 4 OCUs split 2 + 2 leave 4
-    // threads at ρ = 4.5 / 4 = 1.125 with one AZ gone.
+fn opensearch_eight_ocus_do_not_survive_an_az_in_prod() {
+    // 375 retrievals/s × 2 searches × 12 ms = 9 Erlangs; 8 OCUs split 4 + 4
+    // leave 8 threads at ρ = 9 / 8 = 1.125 with one AZ gone (healthy, 16
+    // threads run at 56%, inside the 70% ceiling).
     let mut input = prod_with_capacity();
     if let Some(o) = input.overrides.opensearch.as_mut() {
-        o.search_ocu_min = Some(4);
+        o.search_ocu_min = Some(8);
     }
-    let err = size(&input).expect_err("4 OCUs do not survive an AZ");
+    let err = size(&input).expect_err("8 OCUs do not survive an AZ");
     assert!(
         matches!(err.errors.as_slice(), [SizingError::OverrideShortfall { resource, detail }]
             if resource == "opensearch" && detail.contains("112%")),
@@ -213,7 +214,7 @@ fn opensearch_four_ocus_do_not_survive_an_az_in_prod() {
 fn service_az_loss_is_a_warning_where_failover_is_not_required() {
     // Prod's traffic in a dev-shaped environment (2 AZs, no failover) with 4
     // explicit tasks: 4 tasks over 2 AZs lose 2, and 2 × 250 = 500 stream
-    // permits hold 984.77 streams (plan.rs prod_rates_by_hand) at ρ = 1.97 →
+    // permits hold 819.51 streams (plan.rs prod_rates_by_hand) at ρ = 1.64 →
     // a warning; the count stays.
     let mut input = prod();
     input.env_name = "dev".into();
@@ -231,7 +232,7 @@ fn service_az_loss_is_a_warning_where_failover_is_not_required() {
     assert_eq!(plan.service.tasks, 4);
     close(
         plan.service.assessment.degraded_utilisation.expect("ρ"),
-        984.77 / 500.0,
+        819.51 / 500.0,
         1e-4,
     );
     assert!(
@@ -242,15 +243,15 @@ fn service_az_loss_is_a_warning_where_failover_is_not_required() {
         plan.warnings
     );
     // With failover required the same traffic is sized to survive: the
-    // streams alone need 984.77 / 150 → 7 tasks; 7 over 2 AZs lose
-    // ceil(7 / 2) = 4 and keep 3 × 250 = 750 permits (ρ = 1.31), 8 lose 4 and
-    // keep 4 × 250 = 1000 (ρ = 0.985) → 8.
+    // streams alone need 819.51 / 150 → 6 tasks; 6 over 2 AZs lose 3 and
+    // keep 3 × 250 = 750 permits (ρ = 1.09), 7 lose ceil(7 / 2) = 4 and keep
+    // the same 750, 8 lose 4 and keep 4 × 250 = 1000 (ρ = 0.82) → 8.
     input.failover_required = true;
     input.overrides.service = None;
     let plan = plan_of(&input);
     assert_eq!(plan.service.tasks, 8);
     assert_eq!(plan.service.assessment.binding, Binding::AzLoss);
-    // Target tracking keeps 8 at peak: streams target below 984.77 / 7 =
-    // 140.7 → 140 (984.77 / 140 = 7.03 → 8).
-    assert_eq!(plan.service.target_streams_per_task, 140);
+    // Target tracking keeps 8 at peak: streams target below 819.51 / 7 =
+    // 117.07 → 117 (819.51 / 117 = 7.004 → 8).
+    assert_eq!(plan.service.target_streams_per_task, 117);
 }

@@ -104,16 +104,16 @@ fn seed_prod_sizes_within_its_accepted_shortfalls_and_gives_a_plausible_plan() {
         );
     }
 
-    // Orchestrator, worked by hand from the assumptions: 984.8 LLM streams in
+    // Orchestrator, worked by hand from the assumptions: 819.5 LLM streams in
     // flight at peak (prod_rates_by_hand) over a target of 250 × 0.6 = 150 per
-    // task is 6.6 → 7 tasks; CPU needs 500 msg/s × 1.73 ms = 0.87 vCPU at
-    // ≤ 60% of 1 vCPU → 2; one per AZ → 3. Streams bind at 7. Losing an AZ:
-    // 7 tasks over 3 AZs sit 3 + 2 + 2; losing 3 leaves 4 × 250 = 1000 stream
-    // permits for 984.8 streams (ρ = 0.985 < 1), so the AZ loss does not
+    // task is 5.46 → 6 tasks; CPU needs 500 msg/s × 1.73 ms = 0.87 vCPU at
+    // ≤ 60% of 1 vCPU → 2; one per AZ → 3. Streams bind at 6. Losing an AZ:
+    // 6 tasks over 3 AZs sit 2 + 2 + 2; losing 2 leaves 4 × 250 = 1000 stream
+    // permits for 819.5 streams (ρ = 0.8195 < 1), so the AZ loss does not
     // raise the count.
     let s = &plan.service;
     assert_eq!((s.cpu, s.memory_mib), (1024, 2048));
-    assert_eq!(s.tasks, 7);
+    assert_eq!(s.tasks, 6);
     assert_eq!(s.assessment.binding, Binding::InFlightStreams);
     assert_eq!(
         (s.target_streams_per_task, s.max_streams_per_task),
@@ -121,7 +121,7 @@ fn seed_prod_sizes_within_its_accepted_shortfalls_and_gives_a_plausible_plan() {
     );
     close(
         s.assessment.degraded_utilisation.expect("modelled"),
-        984.77 / 1000.0,
+        819.51 / 1000.0,
         1e-4,
     );
     assert_eq!(s.requirements.cpu, 2);
@@ -140,18 +140,21 @@ fn seed_prod_sizes_within_its_accepted_shortfalls_and_gives_a_plausible_plan() {
 
     assert_eq!(plan.dynamodb.billing, Billing::OnDemand);
 
-    // 375 queries/s × 12 ms = 4.5 Erlangs on 2 threads per OCU: the healthy
-    // pool needs 4 OCUs, but standby replicas split them 2 + 2 over two AZs
-    // and losing one leaves 4 threads at ρ = 1.125. 5 OCUs lose 3 (the
-    // larger half); 6 lose 3 and keep 6 threads at ρ = 0.75.
+    // 375 retrievals/s × 2 searches (hybrid: BM25 and k-NN at once) × 12 ms
+    // = 9 Erlangs on 2 threads per OCU: the healthy pool needs 9 / 0.7 →
+    // 13 threads, 7 OCUs, but standby replicas split them over two AZs and
+    // losing one leaves the smaller half: 7 keep 3 OCUs (ρ = 1.5), 8 and 9
+    // keep 4 (8 threads, ρ = 1.125), 10 keep 5 (10 threads, ρ = 0.9) → 10,
+    // maximum ×2 = 20.
     let o = &plan.opensearch;
     assert!(o.standby_replicas);
-    assert_eq!((o.search_ocu_min, o.search_ocu_max), (6, 12));
+    close(o.queries_per_s, 750.0, 1e-9);
+    assert_eq!((o.search_ocu_min, o.search_ocu_max), (10, 20));
     assert_eq!((o.indexing_ocu_min, o.indexing_ocu_max), (2, 4));
     assert_eq!(o.assessment.binding, Binding::AzLoss);
     close(
         o.assessment.degraded_utilisation.expect("modelled"),
-        0.75,
+        0.9,
         1e-4,
     );
 
@@ -175,16 +178,35 @@ fn seed_prod_sizes_within_its_accepted_shortfalls_and_gives_a_plausible_plan() {
 
     // Bedrock reserves input + max_tokens (400) per request at its start:
     // 125/s × 1200 + 150/s × 2400 + 50/s × 4400 = 730,000 tokens/s = 43.8 M
-    // per minute, over prod's 40 M quota (1.095×), while the tokens finally
-    // used are 38.175 M (prod_rates_by_hand).
+    // per minute, while the tokens finally used are 38.175 M
+    // (prod_rates_by_hand). Quotas are per model (llm.tiers): the simple
+    // tier's 125/s × 1200 = 9 M/min on Nova Micro against its 12 M (75%),
+    // the others' 580,000/s = 34.8 M/min on Claude against 40 M (87%, inside
+    // the quota but above the 80% warning band).
     close(plan.bedrock.reserved_tokens_per_minute, 43_800_000.0, 1e-3);
     close(plan.bedrock.tokens_per_minute, 38_175_000.0, 1e-3);
     close(plan.bedrock.requests_per_minute, 325.0 * 60.0, 1e-9);
-    assert!(plan.bedrock.quota_exceeded);
-    assert!(plan
-        .warnings
-        .iter()
-        .any(|w| w.resource == "bedrock" && w.message.contains("quota")));
+    let model = |id: &str| {
+        plan.bedrock
+            .models
+            .iter()
+            .find(|m| m.model_id == id)
+            .unwrap_or_else(|| panic!("{id}: {:?}", plan.bedrock.models))
+    };
+    let nova = model("amazon.nova-micro-v1:0");
+    assert_eq!(nova.tiers, ["simple_llm"]);
+    close(nova.reserved_tokens_per_minute, 9_000_000.0, 1e-3);
+    close(nova.requests_per_minute, 125.0 * 60.0, 1e-9);
+    let claude = model("anthropic.claude-3-5-sonnet-20240620-v1:0");
+    assert_eq!(claude.tiers, ["standard_llm", "complex"]);
+    close(claude.reserved_tokens_per_minute, 34_800_000.0, 1e-3);
+    assert!(!plan.bedrock.quota_exceeded);
+    assert!(plan.warnings.iter().any(|w| w.resource == "bedrock"
+        && w.message.contains("claude-3-5-sonnet")
+        && w.message.contains("87% of the quota")));
+    assert!(!plan.warnings.iter().any(|w| w.resource == "bedrock"
+        && w.message.contains("nova-micro")
+        && w.message.contains("of the quota")));
 
     assert!(plan.cost.capacity_monthly_usd > 1000.0 && plan.cost.capacity_monthly_usd < 10_000.0);
     let sum: f64 = plan.cost.by_resource.values().sum();
@@ -198,7 +220,7 @@ fn seed_prod_capacity_section_meets_every_target() {
     assert_eq!(plan.service.assessment.binding, Binding::Override);
     assert_eq!(plan.redis.node_type, "cache.r7g.large");
     assert_eq!(plan.service.max_tasks, 36);
-    assert_eq!(plan.opensearch.search_ocu_max, 16);
+    assert_eq!(plan.opensearch.search_ocu_max, 20);
     non_llm_stages_fit(&plan);
 }
 
@@ -251,15 +273,18 @@ fn prod_rates_by_hand() {
     // Little's law, L = λW with W = mean first token + mean stream. The first
     // token is log-normal through median 930 ms and p95 1450 ms:
     // σ = ln(1450/930)/1.6449 = 0.27001, mean = 930 × e^(σ²/2) = 964.53 ms.
-    // Streams at the median 54 tokens/s: 40, 75, 400 tokens take 0.74074,
-    // 1.38889, 7.40741 s.
-    //   simple   125/s × (0.96453 + 0.74074) s = 213.16
+    // Streams at the median 54 tokens/s: 75 and 400 tokens take 1.38889 and
+    // 7.40741 s. The simple tier runs on its own model (llm.tiers: Nova
+    // Micro, median 240 ms, p95 375 ms: σ = ln(375/240)/1.6449 = 0.27132,
+    // mean = 240 × e^(σ²/2) = 249.00 ms; 40 tokens at 298 tokens/s =
+    // 0.13423 s).
+    //   simple   125/s × (0.24900 + 0.13423) s =  47.90
     //   standard 150/s × (0.96453 + 1.38889) s = 353.01
     //   complex   50/s × (0.96453 + 7.40741) s = 418.60
-    close(r.streams_in_flight_by_tier.simple_llm, 213.16, 0.01);
+    close(r.streams_in_flight_by_tier.simple_llm, 47.90, 0.01);
     close(r.streams_in_flight_by_tier.standard_llm, 353.01, 0.01);
     close(r.streams_in_flight_by_tier.complex, 418.60, 0.01);
-    close(r.streams_in_flight, 984.77, 0.02);
+    close(r.streams_in_flight, 819.51, 0.02);
     // Tokens: 125 × 840 + 150 × 2075 + 50 × 4400 = 636,250/s → 38,175,000/min.
     close(r.tokens_per_minute, 38_175_000.0, 1e-3);
 }
@@ -592,4 +617,42 @@ fn the_drain_fits_the_deregistration_delay_and_the_stop_timeout() {
         // A task that gets SIGTERM undrained still has its drain and exit.
         assert_eq!(t.container_stop_timeout_s, t.drain_timeout_s + 3);
     }
+}
+
+#[test]
+fn a_model_the_region_cannot_invoke_is_refused_with_the_ids_that_can() {
+    // Tokyo invokes Nova Micro through the apac. profile: the base id is
+    // not served in ap-northeast-1 (assumptions bedrock.models availability).
+    let mut input = from_env_file("tokyo");
+    size(&input).unwrap_or_else(|e| panic!("tokyo as shipped: {e}"));
+    input
+        .llm
+        .tiers
+        .simple_llm
+        .as_mut()
+        .expect("tokyo's simple tier")
+        .model_id = "amazon.nova-micro-v1:0".into();
+    let err = size(&input).expect_err("not served in Tokyo");
+    assert!(err.plan.is_none());
+    let e = err
+        .errors
+        .iter()
+        .find(|e| matches!(e, SizingError::InvalidInput { field, .. } if field == "llm.tiers.simple_llm.model_id"))
+        .unwrap_or_else(|| panic!("{err}"));
+    let text = e.to_string();
+    assert!(text.contains("ap-northeast-1"), "{text}");
+    assert!(text.contains("apac.amazon.nova-micro-v1:0"), "{text}");
+    // A profile from a Region it does not take requests from: us. in Tokyo.
+    input.llm.tiers.simple_llm.as_mut().expect("tier").model_id =
+        "us.amazon.nova-micro-v1:0".into();
+    let err = size(&input).expect_err("us. profile not from Tokyo");
+    assert!(err.to_string().contains("`us` inference profile"), "{err}");
+    // An unknown model names the known ones.
+    input.llm.tiers.simple_llm.as_mut().expect("tier").model_id = "acme.fast-v1".into();
+    let err = size(&input).expect_err("unknown");
+    assert!(
+        err.to_string()
+            .contains("no bedrock.models entry for `acme.fast-v1`"),
+        "{err}"
+    );
 }

@@ -103,6 +103,24 @@ pub struct RawLlm {
     pub tokens_per_minute_quota: S<u64>,
     pub requests_per_minute_quota: Option<S<u64>>,
     pub max_tokens: Option<S<u32>>,
+    pub tiers: Option<S<RawLlmTiers>>,
+}
+
+/// `llm.tiers`: a model per LLM tier (each optional).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLlmTiers {
+    pub simple_llm: Option<S<RawTierModel>>,
+    pub standard_llm: Option<S<RawTierModel>>,
+    pub complex: Option<S<RawTierModel>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTierModel {
+    pub model_id: S<String>,
+    pub tokens_per_minute_quota: Option<S<u64>>,
+    pub requests_per_minute_quota: Option<S<u64>>,
 }
 
 /// One entry of `accepted_shortfalls`: a budget miss accepted knowingly.

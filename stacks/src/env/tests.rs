@@ -433,3 +433,48 @@ fn hourly_profile_is_checked_value_by_value_with_positions() {
         Some(vec![2.0; 24])
     );
 }
+
+#[test]
+fn tier_models_bring_their_quotas_once_with_positions() {
+    // The shipped dev file puts the simple tier on Nova Micro.
+    let env = parse_as(DEV, "dev").expect("dev");
+    assert_eq!(env.llm.model_for("simple_llm"), "amazon.nova-micro-v1:0");
+    assert_eq!(env.llm.model_for("standard_llm"), env.llm.model_id);
+    let models = env.llm.models();
+    assert_eq!(models.len(), 2, "{models:?}");
+    assert_eq!(models[1].tiers, ["simple_llm"]);
+
+    // A new model without its quota, and the default model with a quota
+    // again: both named, with their lines.
+    let text = DEV.replace(
+        "  tiers:\n    simple_llm:\n      model_id: amazon.nova-micro-v1:0\n      tokens_per_minute_quota: 200000\n",
+        "  tiers:\n    simple_llm:\n      model_id: amazon.nova-lite-v1:0\n    complex:\n      model_id: anthropic.claude-3-5-sonnet-20240620-v1:0\n      tokens_per_minute_quota: 5\n",
+    );
+    assert_ne!(text, DEV, "the dev file's tiers section moved");
+    let p = problems(&text, "dev");
+    let line_of =
+        |needle: &str| text.lines().position(|l| l.contains(needle)).expect("line") as u64 + 1;
+    let missing = p
+        .iter()
+        .find(|p| p.field == "llm.tiers.simple_llm.tokens_per_minute_quota")
+        .unwrap_or_else(|| panic!("{p:?}"));
+    assert!(
+        missing.message.contains("amazon.nova-lite-v1:0"),
+        "{missing:?}"
+    );
+    let again = p
+        .iter()
+        .find(|p| p.field == "llm.tiers.complex.tokens_per_minute_quota")
+        .unwrap_or_else(|| panic!("{p:?}"));
+    assert_eq!(again.line, line_of("tokens_per_minute_quota: 5"));
+    assert!(again.message.contains("give them once"), "{again:?}");
+    assert_eq!(p.len(), 2, "{p:?}");
+
+    // An unknown tier is a field error like any other.
+    let text = DEV.replace(
+        "    simple_llm:\n      model_id: amazon.nova",
+        "    template:\n      model_id: amazon.nova",
+    );
+    let p = problems(&text, "dev");
+    assert!(p.iter().any(|p| p.message.contains("template")), "{p:?}");
+}

@@ -358,7 +358,63 @@ pub(super) fn validate(
             .map_or(sizing::input::DEFAULT_MAX_TOKENS, |m| {
                 c.positive(m, "llm.max_tokens")
             }),
+        tiers: Default::default(),
     };
+    let mut llm = llm;
+    if let Some(tiers) = &l.tiers {
+        // Quotas are per model: a model other than llm.model_id brings its
+        // own, given once (sizing::input::Llm::models pairs them up).
+        let mut quoted: Vec<String> = vec![llm.model_id.clone()];
+        let mut tier = |raw: &Option<Spanned<RawTierModel>>, name: &str| {
+            let t = raw.as_ref()?;
+            let field = format!("llm.tiers.{name}");
+            let model_id = c.non_empty(&t.value.model_id, &format!("{field}.model_id"));
+            let tpm = t.value.tokens_per_minute_quota.as_ref();
+            let rpm = t.value.requests_per_minute_quota.as_ref();
+            if quoted.contains(&model_id) {
+                let again = format!("`{model_id}` already has its quotas (llm or an earlier tier): quotas are per model, give them once");
+                if let Some(q) = tpm {
+                    c.fail(
+                        q,
+                        &format!("{field}.tokens_per_minute_quota"),
+                        again.clone(),
+                    );
+                }
+                if let Some(q) = rpm {
+                    c.fail(q, &format!("{field}.requests_per_minute_quota"), again);
+                }
+            } else {
+                match tpm {
+                    None => c.fail(
+                        t,
+                        &format!("{field}.tokens_per_minute_quota"),
+                        format!("required for `{model_id}`, a model other than llm.model_id: the account's quota for it"),
+                    ),
+                    Some(q) => c.require(q.value > 0, q, &format!("{field}.tokens_per_minute_quota"), "must be greater than 0"),
+                }
+                if let Some(q) = rpm {
+                    c.require(
+                        q.value > 0,
+                        q,
+                        &format!("{field}.requests_per_minute_quota"),
+                        "must be greater than 0",
+                    );
+                }
+                quoted.push(model_id.clone());
+            }
+            Some(sizing::input::TierModel {
+                model_id,
+                tokens_per_minute_quota: tpm.map(|q| q.value),
+                requests_per_minute_quota: rpm.map(|q| q.value),
+            })
+        };
+        let t = &tiers.value;
+        llm.tiers = sizing::input::LlmTiers {
+            simple_llm: tier(&t.simple_llm, "simple_llm"),
+            standard_llm: tier(&t.standard_llm, "standard_llm"),
+            complex: tier(&t.complex, "complex"),
+        };
+    }
     c.require(
         llm.tokens_per_minute_quota > 0,
         &l.tokens_per_minute_quota,

@@ -412,30 +412,46 @@ pub fn template(i: &Inputs<'_>) -> Template {
     // "InvocationThrottles … Number of invocations that the system
     // throttled", AWS/Bedrock by ModelId (Amazon Bedrock User Guide,
     // "Monitor bedrock-runtime inference using CloudWatch metrics").
-    t.add(
-        "LlmThrottlesAlarm",
-        Alarm {
-            alarm_description: format!(
-                "MangaAssist {env}: Bedrock throttled {} in 3 of 5 minutes (quota or provisioned throughput exhausted)",
-                i.env.llm.model_id
-            ),
-            namespace: Some("AWS/Bedrock".into()),
-            metric_name: Some("InvocationThrottles".into()),
-            dimensions: Some(vec![NameValue::new("ModelId", i.env.llm.model_id.as_str())]),
-            statistic: Some("Sum".into()),
-            extended_statistic: None,
-            period: Some(60),
-            metrics: None,
-            evaluation_periods: 5,
-            datapoints_to_alarm: 3,
-            threshold: 0.0,
-            comparison_operator: "GreaterThanThreshold".into(),
-            // Published only when the model is called: no calls, no throttles.
-            treat_missing_data: "notBreaching".into(),
-            alarm_actions: actions.clone(),
-            ok_actions: actions.clone(),
-        },
-    );
+    // One alarm per model the tiers invoke (`llm.tiers`): each has its own
+    // quota, so each can be throttled alone.
+    let used_models: Vec<String> = i
+        .env
+        .llm
+        .models()
+        .into_iter()
+        .filter(|m| !m.tiers.is_empty())
+        .map(|m| m.model_id)
+        .collect();
+    for (n, model) in used_models.iter().enumerate() {
+        let name = if n == 0 {
+            "LlmThrottlesAlarm".to_owned()
+        } else {
+            format!("LlmThrottlesAlarm{}", n + 1)
+        };
+        t.add(
+            &name,
+            Alarm {
+                alarm_description: format!(
+                    "MangaAssist {env}: Bedrock throttled {model} in 3 of 5 minutes (quota or provisioned throughput exhausted)"
+                ),
+                namespace: Some("AWS/Bedrock".into()),
+                metric_name: Some("InvocationThrottles".into()),
+                dimensions: Some(vec![NameValue::new("ModelId", model.as_str())]),
+                statistic: Some("Sum".into()),
+                extended_statistic: None,
+                period: Some(60),
+                metrics: None,
+                evaluation_periods: 5,
+                datapoints_to_alarm: 3,
+                threshold: 0.0,
+                comparison_operator: "GreaterThanThreshold".into(),
+                // Published only when the model is called: no calls, no throttles.
+                treat_missing_data: "notBreaching".into(),
+                alarm_actions: actions.clone(),
+                ok_actions: actions.clone(),
+            },
+        );
+    }
 
     let alb_dim = || vec![NameValue::new("LoadBalancer", dim_value("${Alb}", &vars))];
     let stat = |id: &str, metric: &str| MetricDataQuery {
@@ -564,7 +580,7 @@ pub fn template(i: &Inputs<'_>) -> Template {
     widgets.push(json!({
         "type": "metric", "x": 16, "y": y + 6, "width": 8, "height": 6,
         "properties": { "title": "Bedrock throttles", "region": "${AWS::Region}", "stat": "Sum", "period": 60, "view": "timeSeries",
-            "metrics": [["AWS/Bedrock", "InvocationThrottles", "ModelId", i.env.llm.model_id]] }
+            "metrics": used_models.iter().map(|m| json!(["AWS/Bedrock", "InvocationThrottles", "ModelId", m])).collect::<Vec<_>>() }
     }));
     let body = json!({ "widgets": widgets }).to_string();
     t.add(

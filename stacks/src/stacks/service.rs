@@ -47,6 +47,48 @@ pub const ORIGIN_HEADER: &str = "X-Origin-Verify";
 pub const ORIGIN_SECRET_CURRENT: &str = "current";
 pub const ORIGIN_SECRET_PREVIOUS: &str = "previous";
 
+/// `MANGA_BEDROCK_TIER_MODELS`: `tier=model` for each tier of `llm.tiers`,
+/// comma-separated, in tier order (empty when every tier uses `model_id`).
+pub fn tier_models(env: &crate::env::Environment) -> String {
+    sizing::input::LLM_TIERS
+        .iter()
+        .filter_map(|t| env.llm.tiers.get(t).map(|m| format!("{t}={}", m.model_id)))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// What the task role must be allowed to invoke for one model id: the
+/// foundation model in the stack's Region, or, for a cross-Region inference
+/// profile, the profile and the model in every destination Region (Amazon
+/// Bedrock User Guide, "Supported Regions and models for inference
+/// profiles": IAM must allow the invocation "in all destination Regions in
+/// the chosen inference profile",
+/// https://docs.aws.amazon.com/bedrock/latest/userguide/inference-profiles-support.html;
+/// a global profile's model ARN has no Region).
+fn model_arns(model_id: &str) -> Vec<Expr> {
+    match sizing::assumptions::split_profile(model_id) {
+        (None, base) => vec![Expr::sub(format!(
+            "arn:${{AWS::Partition}}:bedrock:${{AWS::Region}}::foundation-model/{base}"
+        ))],
+        (Some(prefix), base) => {
+            let mut arns = vec![
+                Expr::sub(format!(
+                    "arn:${{AWS::Partition}}:bedrock:${{AWS::Region}}:${{AWS::AccountId}}:inference-profile/{model_id}"
+                )),
+                Expr::sub(format!(
+                    "arn:${{AWS::Partition}}:bedrock:*::foundation-model/{base}"
+                )),
+            ];
+            if prefix == "global" {
+                arns.push(Expr::sub(format!(
+                    "arn:${{AWS::Partition}}:bedrock:::foundation-model/{base}"
+                )));
+            }
+            arns
+        }
+    }
+}
+
 /// `mangaassist-<env>/origin-verify`: fixed, so the secret's replica in the
 /// edge Region has a name the edge stack can resolve there (a replica's ARN
 /// is the primary's but for the Region: Secrets Manager User Guide,
@@ -170,6 +212,9 @@ pub fn container_environment(
             i.sizing.service.max_streams_per_task.to_string(),
         ),
         NameValue::new("MANGA_BEDROCK_MODEL_ID", i.env.llm.model_id.as_str()),
+        // The per-tier model choice (`llm.tiers`), `tier=model` pairs the
+        // runtime routes by (runtime config `bedrock_tier_models`).
+        NameValue::new("MANGA_BEDROCK_TIER_MODELS", tier_models(i.env).as_str()),
         // The maxTokens sizing reserved Bedrock quota for (input + max_tokens).
         NameValue::new("MANGA_BEDROCK_MAX_TOKENS", i.env.llm.max_tokens.to_string()),
         NameValue::new("AWS_REGION", Expr::sub("${AWS::Region}")),
@@ -521,10 +566,13 @@ pub fn template(i: &Inputs<'_>) -> Template {
     let table_arn = t.consume(memory::TABLE_ARN);
     let collection_arn = t.consume(search::COLLECTION_ARN);
     let endpoint_arn = t.consume(intent::ENDPOINT_ARN);
-    let model = Expr::sub(format!(
-        "arn:${{AWS::Partition}}:bedrock:${{AWS::Region}}::foundation-model/{}",
-        i.env.llm.model_id
-    ));
+    let models: Vec<Expr> = i
+        .env
+        .llm
+        .models()
+        .iter()
+        .flat_map(|m| model_arns(&m.model_id))
+        .collect();
     let mut statements = vec![Statement::allow(
         "ConversationTable",
         &[
@@ -590,7 +638,7 @@ pub fn template(i: &Inputs<'_>) -> Template {
                 "bedrock:InvokeModel",
                 "bedrock:InvokeModelWithResponseStream",
             ],
-            vec![model],
+            models,
         ),
     ]);
     let task_role = t.add(

@@ -1,5 +1,6 @@
 //! [`BedrockLlm`]: response generation (PO-01) with Amazon Bedrock's `ConverseStream`
-//! (model `MANGA_BEDROCK_MODEL_ID`). The grounding is the same as the OpenAI-compatible
+//! (model `MANGA_BEDROCK_MODEL_ID`, or the prompt's tier's model from
+//! `MANGA_BEDROCK_TIER_MODELS`: the environment file's per-tier model choice). The grounding is the same as the OpenAI-compatible
 //! backend's ([`crate::backends::openai::system_prompt`]): numbered context the model
 //! must cite as `[n]`, then the conversation history and the question.
 //!
@@ -17,7 +18,7 @@
 use super::describe;
 use crate::backends::openai::system_prompt;
 use crate::backends::{BackendError, CutShort, Llm, TokenStream};
-use crate::domain::Prompt;
+use crate::domain::{Prompt, Tier};
 use async_trait::async_trait;
 use aws_sdk_bedrockruntime::types::{
     ContentBlock, ContentBlockDelta, ConversationRole, ConverseStreamOutput,
@@ -51,7 +52,39 @@ impl From<BedrockError> for BackendError {
 pub struct BedrockLlm {
     client: Client,
     model_id: String,
+    /// Tiers answered by another model than `model_id`.
+    tier_models: Vec<(Tier, String)>,
     max_tokens: u32,
+}
+
+/// Parses `tier=model` pairs, comma-separated (`MANGA_BEDROCK_TIER_MODELS`); empty
+/// means none. Only LLM tiers may be named, each once.
+pub fn parse_tier_models(s: &str) -> Result<Vec<(Tier, String)>, String> {
+    let mut out: Vec<(Tier, String)> = Vec::new();
+    for pair in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (tier, model) = pair
+            .split_once('=')
+            .ok_or_else(|| format!("`{pair}` is not tier=model"))?;
+        let tier = Tier::ALL
+            .into_iter()
+            .filter(|t| *t != Tier::Template)
+            .find(|t| t.as_str() == tier.trim())
+            .ok_or_else(|| {
+                format!(
+                    "`{}` is not an LLM tier (simple_llm, standard_llm, complex)",
+                    tier.trim()
+                )
+            })?;
+        let model = model.trim();
+        if model.is_empty() {
+            return Err(format!("`{pair}` names no model"));
+        }
+        if out.iter().any(|(t, _)| *t == tier) {
+            return Err(format!("tier {} is given twice", tier.as_str()));
+        }
+        out.push((tier, model.to_owned()));
+    }
+    Ok(out)
 }
 
 /// What one stream event means for the token stream.
@@ -101,15 +134,24 @@ impl BedrockLlm {
         BedrockLlm {
             client: Client::new(config),
             model_id: model_id.to_string(),
+            tier_models: Vec::new(),
             max_tokens,
         }
     }
 
-    fn request_error(&self, e: impl std::fmt::Display) -> BedrockError {
-        BedrockError::Request {
-            model: self.model_id.clone(),
-            message: e.to_string(),
-        }
+    /// Routes the tiers `spec` names (`tier=model,…`, see [`parse_tier_models`]) to
+    /// their models; the others keep the default.
+    pub fn with_tier_models(mut self, spec: &str) -> Result<Self, String> {
+        self.tier_models = parse_tier_models(spec)?;
+        Ok(self)
+    }
+
+    /// The model a tier's answers come from.
+    pub fn model_for(&self, tier: Tier) -> &str {
+        self.tier_models
+            .iter()
+            .find(|(t, _)| *t == tier)
+            .map_or(self.model_id.as_str(), |(_, m)| m.as_str())
     }
 
     /// History and question as Converse messages (user/assistant alternating, user first
@@ -142,12 +184,16 @@ impl Llm for BedrockLlm {
     }
 
     async fn stream(&self, prompt: &Prompt) -> Result<TokenStream, BackendError> {
-        let messages = Self::conversation(prompt).map_err(|e| self.request_error(e))?;
+        let model = self.model_for(prompt.tier).to_owned();
+        let messages = Self::conversation(prompt).map_err(|e| BedrockError::Request {
+            model: model.clone(),
+            message: e,
+        })?;
         let max_tokens = i32::try_from(self.max_tokens).unwrap_or(i32::MAX);
         let out = self
             .client
             .converse_stream()
-            .model_id(&self.model_id)
+            .model_id(&model)
             .system(SystemContentBlock::Text(system_prompt(prompt)))
             .set_messages(Some(messages))
             .inference_config(
@@ -159,10 +205,9 @@ impl Llm for BedrockLlm {
             .send()
             .await
             .map_err(|e| BedrockError::Call {
-                model: self.model_id.clone(),
+                model: model.clone(),
                 message: describe(&e),
             })?;
-        let model = self.model_id.clone();
         // State: the receiver while the stream is open, `None` after the end or an error.
         let tokens = futures_util::stream::unfold(Some(out.stream), move |rx| {
             let model = model.clone();

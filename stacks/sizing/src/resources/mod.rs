@@ -177,7 +177,9 @@ pub(crate) struct Ctx<'a> {
     pub a: &'a Assumptions,
     pub prices: &'a Prices,
     pub rates: &'a Rates,
-    pub model: &'a BedrockModel,
+    /// The Bedrock model of each tier, in the tier mix's order
+    /// (`llm.tiers`, else `llm.model_id`).
+    pub tier_models: [&'a BedrockModel; 4],
 }
 
 impl Ctx<'_> {

@@ -1,9 +1,14 @@
 //! OpenSearch Serverless: search and indexing OCU minimum and maximum.
 //!
-//! Retrieval's budget covers the query embedding plus the vector search. The
-//! search side is an M/G/c pool of search threads (a few per OCU), sized with
-//! Erlang C and the Allen–Cunneen correction so that embedding p95 + search p95 + queue wait p95 fits the
-//! `retrieval` budget. Serverless scales OCUs up in minutes, not seconds, so
+//! Retrieval's budget covers the query embedding plus the searches: the
+//! runtime's hybrid retriever sends `searches_per_retrieval` (a BM25 and a
+//! k-NN search) at once and waits for both, so the pool carries that many
+//! searches per retrieval query and the stage is embedding + the slower
+//! search. The search side is an M/G/c pool of search threads (a few per
+//! OCU), sized with Erlang C and the Allen–Cunneen correction so that
+//! embedding p95 + search p95 + queue wait p95 fits the `retrieval` budget
+//! (one search's p95: the max of the two is in the stage distribution and
+//! the path, not in the pool's sizing target). Serverless scales OCUs up in minutes, not seconds, so
 //! the minimum must carry the peak; the maximum leaves room beyond it.
 //! Indexing is sized from the catalogue update rate, doubled by the standby
 //! replica in a second AZ.
@@ -74,7 +79,7 @@ pub struct OpenSearchPlan {
     pub indexing_ocu_max: u32,
     /// Standby replicas in a second AZ.
     pub standby_replicas: bool,
-    /// Vector queries per second at peak.
+    /// Searches per second at peak (retrieval queries × searches per retrieval).
     pub queries_per_s: f64,
     /// Modelled p95 of retrieval (embedding + search + wait), ms.
     pub modelled_p95_ms: f64,
@@ -94,13 +99,17 @@ pub(crate) fn stage_dist(ctx: &Ctx<'_>, plan: &OpenSearchPlan, sigma: f64) -> Di
         servers: ceil_u32(f64::from(plan.search_ocu_min) * threads),
     };
     let cv2 = crate::path::lognormal_cv2(o.search_mean_ms.v(), o.search_p95_ms.v());
-    Dist::Sum(vec![
-        Dist::lognormal_p95_sigma(o.embedding_p95_ms.v(), sigma),
+    let one_search = Dist::Sum(vec![
         Dist::queue_wait(
             q.prob_wait(),
             q.mean_wait_if_waiting() * allen_cunneen(cv2) * 1000.0,
         ),
         Dist::lognormal_mean_p95(o.search_mean_ms.v(), o.search_p95_ms.v()),
+    ]);
+    let n = o.searches_per_retrieval.v().round().max(1.0) as usize;
+    Dist::Sum(vec![
+        Dist::lognormal_p95_sigma(o.embedding_p95_ms.v(), sigma),
+        Dist::Max(vec![one_search; n]),
     ])
 }
 
@@ -114,8 +123,9 @@ pub(crate) fn size(ctx: &Ctx<'_>, findings: &mut Findings) -> OpenSearchPlan {
     let rec_standby = ctx.failover();
     let floor = |standby: bool| if standby { 2 } else { 1 };
 
+    let searches_per_s = r.retrieval_queries_per_s * o.searches_per_retrieval.v().max(1.0);
     let target = PoolTarget {
-        arrival_rate: r.retrieval_queries_per_s,
+        arrival_rate: searches_per_s,
         service_rate: 1000.0 / o.search_mean_ms.v(),
         service_p95: o.search_p95_ms.v() / 1000.0,
         // M/G/c: the search time is log-normal with its mean and p95.
@@ -156,8 +166,9 @@ pub(crate) fn size(ctx: &Ctx<'_>, findings: &mut Findings) -> OpenSearchPlan {
 
     let mut notes = vec![
         format!(
-            "{:.1} queries/s at peak on {} search threads per OCU ({} ms mean, {} ms p95) below {}",
+            "{:.1} retrieval queries/s at peak × {} searches each (hybrid) = {searches_per_s:.1} searches/s on {} search threads per OCU ({} ms mean, {} ms p95) below {}",
             r.retrieval_queries_per_s,
+            o.searches_per_retrieval.v(),
             threads,
             o.search_mean_ms.v(),
             o.search_p95_ms.v(),
@@ -193,8 +204,7 @@ pub(crate) fn size(ctx: &Ctx<'_>, findings: &mut Findings) -> OpenSearchPlan {
 
     let servers = ceil_u32(f64::from(s_min) * threads);
     let p95_ms = embed + pool_p95(&target, servers) * 1000.0;
-    let utilisation =
-        r.retrieval_queries_per_s * o.search_mean_ms.v() / 1000.0 / f64::from(servers.max(1));
+    let utilisation = searches_per_s * o.search_mean_ms.v() / 1000.0 / f64::from(servers.max(1));
     let fail = degraded(ctx, &target, s_min, standby);
     let fail_problem = failure::check(ctx, findings, "opensearch", &fail, ov.is_some());
     if ov.is_some() {
@@ -251,7 +261,7 @@ pub(crate) fn size(ctx: &Ctx<'_>, findings: &mut Findings) -> OpenSearchPlan {
         indexing_ocu_min: i_min,
         indexing_ocu_max: i_max,
         standby_replicas: standby,
-        queries_per_s: round4(r.retrieval_queries_per_s),
+        queries_per_s: round4(searches_per_s),
         modelled_p95_ms: round_ms(p95_ms),
         assessment: Assessment::new(binding, utilisation, cost, ov.is_some(), notes)
             .with_failure(&fail),

@@ -57,6 +57,7 @@ fn base(
             tokens_per_minute_quota: quota,
             requests_per_minute_quota: None,
             max_tokens: 400,
+            tiers: Default::default(),
         },
         overrides: Overrides::default(),
         acknowledged_overrides: Vec::new(),
@@ -144,13 +145,13 @@ pub fn prod_with_capacity() -> SizingInput {
             rcu: None,
             wcu: None,
         }),
-        // Failure sizing (issue 15): 375 queries/s × 12 ms = 4.5 Erlangs on
-        // 2 threads per OCU. 4 OCUs split 2 + 2 over two AZs leave 4
-        // threads at ρ = 1.125 (unstable) with one AZ gone; 6 leave 3 OCUs,
-        // 6 threads at ρ = 0.75.
+        // Failure sizing (issue 15): 375 retrievals/s × 2 searches (hybrid:
+        // BM25 and k-NN) × 12 ms = 9 Erlangs on 2 threads per OCU. 8 OCUs
+        // split 4 + 4 over two AZs leave 8 threads at ρ = 1.125 (unstable)
+        // with one AZ gone; 10 leave 5 OCUs, 10 threads at ρ = 0.9.
         opensearch: Some(OpenSearchOverride {
-            search_ocu_min: Some(6),
-            search_ocu_max: Some(16),
+            search_ocu_min: Some(10),
+            search_ocu_max: Some(20),
             indexing_ocu_min: Some(2),
             indexing_ocu_max: Some(4),
             standby_replicas: Some(true),
