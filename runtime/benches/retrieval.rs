@@ -82,7 +82,9 @@ async fn main() {
         std::process::exit(1);
     };
     let embedder = MiniLmEmbedder(minilm::shared(&dir).expect("model"));
-    let cache = EmbeddingCache { dir: dir.join("cache") };
+    let cache = EmbeddingCache {
+        dir: dir.join("cache"),
+    };
     let bm25 = Bm25Retriever::build(&data.catalog, &data.faq).expect("bm25");
     let hybrid = HybridRetriever::build(bm25, Arc::new(embedder.clone()), Some(&cache))
         .await
@@ -97,10 +99,15 @@ async fn main() {
         cache: Some(cache.clone()),
         ..IndexOptions::default()
     };
-    Indexer { client: &client, index: "bench", embedder: &embedder, options }
-        .run(&docs, &Quiet)
-        .await
-        .expect("index");
+    Indexer {
+        client: &client,
+        index: "bench",
+        embedder: &embedder,
+        options,
+    }
+    .run(&docs, &Quiet)
+    .await
+    .expect("index");
     let remote = OpenSearchRetriever::new(&sdk, &endpoint, "bench")
         .expect("retriever")
         .with_embedder(Arc::new(embedder.clone()));
@@ -116,19 +123,28 @@ async fn main() {
         for (corpus, q) in &queries {
             let f = parser.parse(q);
             let t = Instant::now();
-            let _ = embedder.embed(std::slice::from_ref(q)).await.expect("embed");
+            let _ = embedder
+                .embed(std::slice::from_ref(q))
+                .await
+                .expect("embed");
             embed_only.push(t.elapsed());
             let t = Instant::now();
             let hits = hybrid.retrieve(q, 3, *corpus, &f).await.expect("embedded");
             embedded.push(t.elapsed());
             std::hint::black_box(hits);
             let t = Instant::now();
-            let hits = remote.retrieve(q, 3, *corpus, &f).await.expect("opensearch");
+            let hits = remote
+                .retrieve(q, 3, *corpus, &f)
+                .await
+                .expect("opensearch");
             opensearch.push(t.elapsed());
             std::hint::black_box(hits);
         }
     }
-    println!("retrieval latency, {} queries x {ROUNDS} rounds (k = 3):", queries.len());
+    println!(
+        "retrieval latency, {} queries x {ROUNDS} rounds (k = 3):",
+        queries.len()
+    );
     report("embed_only", embed_only);
     report("embedded", embedded);
     report("opensearch", opensearch);

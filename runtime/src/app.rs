@@ -11,16 +11,16 @@ use crate::backends::aws::opensearch::OpenSearchRetriever;
 use crate::backends::aws::redis_cache::RedisCache;
 use crate::backends::aws::sagemaker::SageMakerIntentModel;
 use crate::backends::aws::target_health::{ElbTargetHealth, TargetId};
-use crate::backends::bm25::Bm25Retriever;
-use crate::backends::filters::FilterParser;
-use crate::backends::hybrid::{EmbeddingCache, HybridRetriever};
 use crate::backends::aws::titan::TitanEmbedder;
-use crate::backends::embed::Embedder;
-use crate::backends::minilm::{self, MiniLmEmbedder};
+use crate::backends::bm25::Bm25Retriever;
 use crate::backends::catalog::CatalogServices;
 use crate::backends::classifier::{Evaluation, IntentClassifier, TrainOptions};
+use crate::backends::embed::Embedder;
 use crate::backends::extractive::ExtractiveResponder;
+use crate::backends::filters::FilterParser;
+use crate::backends::hybrid::{EmbeddingCache, HybridRetriever};
 use crate::backends::memory_store::LruSessionStore;
+use crate::backends::minilm::{self, MiniLmEmbedder};
 use crate::backends::moka_cache::MokaCache;
 use crate::backends::openai::OpenAiCompatible;
 use crate::backends::simulated::{Delayed, Profile, SimulatedLlm};
@@ -76,7 +76,9 @@ pub fn embedder(
         EmbedderKind::None => Ok(None),
         EmbedderKind::Titan => {
             let sdk = sdk.ok_or_else(|| {
-                BuildError::Aws("--embedder titan needs the AWS configuration (MANGA_BACKEND=aws)".into())
+                BuildError::Aws(
+                    "--embedder titan needs the AWS configuration (MANGA_BACKEND=aws)".into(),
+                )
             })?;
             let t = TitanEmbedder::new(sdk, &cfg.embedding_model_id, cfg.embedding_dimensions)
                 .map_err(|e| BuildError::Aws(e.to_string()))?;
@@ -112,7 +114,9 @@ pub async fn embedded_retriever(
         return Ok(HybridRetriever::bm25_only(bm25));
     };
     let t0 = Instant::now();
-    let cache = minilm::default_model_dir().map(|d| EmbeddingCache { dir: d.join("cache") });
+    let cache = minilm::default_model_dir().map(|d| EmbeddingCache {
+        dir: d.join("cache"),
+    });
     let r = HybridRetriever::build(bm25, Arc::clone(&embedder), cache.as_ref())
         .await
         .map_err(BuildError::Embeddings)?;

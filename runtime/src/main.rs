@@ -177,7 +177,9 @@ async fn index(config: Config) -> anyhow::Result<ExitCode> {
             cache: (config.embedder_kind() == manga_runtime::config::EmbedderKind::Local)
                 .then(manga_runtime::backends::minilm::default_model_dir)
                 .flatten()
-                .map(|d| manga_runtime::backends::hybrid::EmbeddingCache { dir: d.join("cache") }),
+                .map(|d| manga_runtime::backends::hybrid::EmbeddingCache {
+                    dir: d.join("cache"),
+                }),
             ..IndexOptions::default()
         },
     };

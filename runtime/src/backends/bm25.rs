@@ -179,7 +179,11 @@ impl Bm25Retriever {
         let searcher = self.reader.searcher();
         // Every document is ranked when a filter applies (about 200), so the filter
         // removes candidates without costing recall.
-        let limit = if filters.is_empty() { k } else { self.docs.len().max(1) };
+        let limit = if filters.is_empty() {
+            k
+        } else {
+            self.docs.len().max(1)
+        };
         let top = searcher
             .search(&query, &TopDocs::with_limit(limit).order_by_score())
             .map_err(|e| BackendError::Unavailable(e.to_string()))?;

@@ -45,7 +45,12 @@ impl IndexDoc {
         if self.corpus == "faq" {
             return !f.constrains_kind();
         }
-        f.admits_fields(&self.demographic, &self.genres, self.volumes, self.price_cents)
+        f.admits_fields(
+            &self.demographic,
+            &self.genres,
+            self.volumes,
+            self.price_cents,
+        )
     }
 
     pub fn passage(&self, score: f32) -> Passage {

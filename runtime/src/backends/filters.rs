@@ -74,9 +74,9 @@ const CUES: &[&str] = &[
 /// Words that carry no constraint and no description ("a seinen thriller manga").
 const FILLER: &[&str] = &[
     "a", "an", "the", "some", "any", "manga", "mangas", "series", "story", "stories", "book",
-    "books", "comic", "comics", "title", "titles", "please", "set", "in", "with", "elements",
-    "me", "i", "for", "of", "one", "good", "cheap", "new", "and", "or", "like", "read",
-    "want", "would", "what", "should", "do", "you", "have", "is", "there", "s",
+    "books", "comic", "comics", "title", "titles", "please", "set", "in", "with", "elements", "me",
+    "i", "for", "of", "one", "good", "cheap", "new", "and", "or", "like", "read", "want", "would",
+    "what", "should", "do", "you", "have", "is", "there", "s",
 ];
 
 static PRICE_MAX: LazyLock<Regex> = LazyLock::new(|| {
@@ -84,8 +84,10 @@ static PRICE_MAX: LazyLock<Regex> = LazyLock::new(|| {
         .unwrap_or_else(|e| unreachable!("constant regex: {e}"))
 });
 static PRICE_MIN: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)\b(over|above|more than|at least|min(?:imum)?)\s*\$?\s*(\d{1,4})(?:\.(\d{2}))?")
-        .unwrap_or_else(|e| unreachable!("constant regex: {e}"))
+    Regex::new(
+        r"(?i)\b(over|above|more than|at least|min(?:imum)?)\s*\$?\s*(\d{1,4})(?:\.(\d{2}))?",
+    )
+    .unwrap_or_else(|e| unreachable!("constant regex: {e}"))
 });
 static VOLUME: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?i)\b(?:vol(?:ume)?\.?\s*#?\s*(\d{1,3})\b|(\d{1,3})(?:st|nd|rd|th)\s+volume\b)")
@@ -304,7 +306,10 @@ mod tests {
         assert_eq!(f.genres, vec!["thriller".to_string()]);
         let f = p.parse("a shojo romance under $10 with supernatural elements");
         assert_eq!(f.demographic.as_deref(), Some("shojo"));
-        assert_eq!(f.genres, vec!["romance".to_string(), "supernatural".to_string()]);
+        assert_eq!(
+            f.genres,
+            vec!["romance".to_string(), "supernatural".to_string()]
+        );
         assert_eq!(f.max_price_cents, Some(999));
         let f = p.parse("horror manga over $14");
         assert_eq!(f.min_price_cents, Some(1401));
@@ -329,7 +334,10 @@ mod tests {
         assert!(p.parse("high school volleyball team").is_empty());
         assert!(p.parse("junji ito horror").genres.is_empty());
         // "Monster" is a title (and a genre): a question naming it is about the title.
-        assert!(p.parse("recommend something like monster").genres.is_empty());
+        assert!(p
+            .parse("recommend something like monster")
+            .genres
+            .is_empty());
         let f = p.parse("do you have one piece volume 3 in stock?");
         assert_eq!(f.volume, Some(3));
         assert!(!f.constrains_kind());

@@ -81,7 +81,8 @@ impl EmbeddingCache {
     fn path(&self, model: &str, texts: &[String]) -> PathBuf {
         let mut parts: Vec<&str> = vec![model];
         parts.extend(texts.iter().map(String::as_str));
-        self.dir.join(format!("embeddings-{:016x}.f32", fnv1a(&parts)))
+        self.dir
+            .join(format!("embeddings-{:016x}.f32", fnv1a(&parts)))
     }
 
     fn load(&self, model: &str, texts: &[String], dims: usize) -> Option<Vec<Vec<f32>>> {

@@ -31,7 +31,6 @@ impl Embedder for MiniLmEmbedder {
     }
 }
 
-
 /// Where the model is looked for: `MANGA_EMBED_MODEL_DIR`, else
 /// `<workspace>/.venv/models/all-MiniLM-L6-v2` (where `scripts/install-test-tools` puts
 /// it) when that exists.

@@ -18,12 +18,21 @@ use tokio::time::Instant;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Call {
-    SearchCatalog { limit: usize },
+    SearchCatalog {
+        limit: usize,
+    },
     /// With the volume number the question names, if any: then the volume's own price
     /// and stock are looked up.
-    LookupTitle { volume: Option<u32> },
-    OrderStatus { order_id: String },
-    Recommend { seen: Vec<String>, limit: usize },
+    LookupTitle {
+        volume: Option<u32>,
+    },
+    OrderStatus {
+        order_id: String,
+    },
+    Recommend {
+        seen: Vec<String>,
+        limit: usize,
+    },
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -154,7 +163,8 @@ pub async fn gather(
     };
     let retrieval_fut = async {
         let (k, corpus) = plan.retrieval?;
-        let r = tokio::time::timeout(ret_budget, retriever.retrieve(text, k, corpus, filters)).await;
+        let r =
+            tokio::time::timeout(ret_budget, retriever.retrieve(text, k, corpus, filters)).await;
         Some((r, start.elapsed()))
     };
     let (svc, ret) = tokio::join!(services_fut, retrieval_fut);

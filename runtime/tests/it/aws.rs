@@ -26,11 +26,11 @@ use manga_runtime::app::AppBuilder;
 use manga_runtime::backends::aws::bedrock::BedrockLlm;
 use manga_runtime::backends::aws::dynamodb::DynamoSessionStore;
 use manga_runtime::backends::aws::opensearch::OpenSearchRetriever;
-use manga_runtime::backends::aws::titan::{TitanEmbedder, TITAN_V2};
-use manga_runtime::backends::filters::Filters;
 use manga_runtime::backends::aws::redis_cache::RedisCache;
 use manga_runtime::backends::aws::sagemaker::SageMakerIntentModel;
 use manga_runtime::backends::aws::static_config;
+use manga_runtime::backends::aws::titan::{TitanEmbedder, TITAN_V2};
+use manga_runtime::backends::filters::Filters;
 use manga_runtime::backends::{
     BackendError, CachedAnswer, IntentModel, Llm, ResponseCache, Retriever, SessionStore,
 };
@@ -494,7 +494,10 @@ async fn opensearch_retriever_signs_and_parses_against_a_fake_collection() {
     );
 
     let denied = OpenSearchRetriever::new(&sdk, &endpoint, "forbidden").expect("retriever");
-    let err = denied.retrieve("x", 1, Corpus::All, &Filters::default()).await.expect_err("403");
+    let err = denied
+        .retrieve("x", 1, Corpus::All, &Filters::default())
+        .await
+        .expect_err("403");
     assert!(
         matches!(err, BackendError::Unavailable(ref m) if m.contains("403")),
         "{err}"
@@ -588,7 +591,12 @@ async fn fake_converse_stream(
 
 /// `POST /model/{model}/invoke`: a Titan Text Embeddings V2 answer (the full double is
 /// in `embeddings.rs`; here only the wiring matters).
-async fn fake_titan_invoke(State(log): State<Log>, uri: Uri, headers: HeaderMap, body: String) -> Response {
+async fn fake_titan_invoke(
+    State(log): State<Log>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
     log.lock().expect("log").push(Seen {
         path: uri.path().to_string(),
         headers,
@@ -602,7 +610,9 @@ async fn fake_titan_invoke(State(log): State<Log>, uri: Uri, headers: HeaderMap,
     v[0] = 1.0;
     Response::builder()
         .header("content-type", "application/json")
-        .body(Body::from(json!({"embedding": v, "inputTextTokenCount": 3}).to_string()))
+        .body(Body::from(
+            json!({"embedding": v, "inputTextTokenCount": 3}).to_string(),
+        ))
         .expect("response")
 }
 
@@ -613,7 +623,10 @@ async fn start_fake_bedrock() -> (String, Log) {
             "/model/{model}/converse-stream",
             axum::routing::post(fake_converse_stream),
         )
-        .route("/model/{model}/invoke", axum::routing::post(fake_titan_invoke))
+        .route(
+            "/model/{model}/invoke",
+            axum::routing::post(fake_titan_invoke),
+        )
         .with_state(log.clone());
     (format!("http://{}", serve_fake(app).await), log)
 }
@@ -797,7 +810,11 @@ async fn aws_family_answers_over_websocket_with_emf_lines() {
         .expect("log")
         .iter()
         .any(|s| s.path.ends_with("/invoke") && s.body.contains("do you have one piece")));
-    assert!(search_log.lock().expect("log").iter().any(|s| s.body.contains("\"knn\"")));
+    assert!(search_log
+        .lock()
+        .expect("log")
+        .iter()
+        .any(|s| s.body.contains("\"knn\"")));
 
     // The turn went to DynamoDB (saved before `done`).
     assert_eq!(a.start()["intent"], "product_search");

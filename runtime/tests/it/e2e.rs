@@ -775,7 +775,11 @@ async fn constraint_and_volume_questions_get_what_was_asked() {
         .collect();
     assert!(!listed.is_empty(), "{}", a.text());
     for t in &listed {
-        assert!(seinen_thrillers.contains(t), "{t} is not a seinen thriller: {}", a.text());
+        assert!(
+            seinen_thrillers.contains(t),
+            "{t} is not a seinen thriller: {}",
+            a.text()
+        );
     }
     let sources: Vec<&str> = a.last()["sources"]
         .as_array()
@@ -785,14 +789,22 @@ async fn constraint_and_volume_questions_get_what_was_asked() {
         .collect();
     for id in &sources {
         assert!(
-            ["catalog:monster", "catalog:20th-century-boys", "catalog:ajin", "catalog:erased"]
-                .contains(id),
+            [
+                "catalog:monster",
+                "catalog:20th-century-boys",
+                "catalog:ajin",
+                "catalog:erased"
+            ]
+            .contains(id),
             "source {id} is not a seinen thriller"
         );
     }
 
-    let a = c.ask("rag", "do you have one piece volume 3 in stock?").await;
-    let services = CatalogServices::new(crate::support::data().catalog.clone(), 10).expect("catalog");
+    let a = c
+        .ask("rag", "do you have one piece volume 3 in stock?")
+        .await;
+    let services =
+        CatalogServices::new(crate::support::data().catalog.clone(), 10).expect("catalog");
     let (_, vol) = services
         .lookup_volume("one piece", 3)
         .await
@@ -802,14 +814,18 @@ async fn constraint_and_volume_questions_get_what_was_asked() {
     let want = if vol.stock == 0 {
         "One Piece vol. 3 is currently out of stock".to_string()
     } else {
-        format!("One Piece vol. 3 is in stock, {} copies, at $9.99", vol.stock)
+        format!(
+            "One Piece vol. 3 is in stock, {} copies, at $9.99",
+            vol.stock
+        )
     };
     assert!(a.text().contains(&want), "want {want:?}: {}", a.text());
     assert_eq!(a.last()["sources"][0]["id"], "catalog:one-piece");
 
     let a = c.ask("rag", "how much is one piece volume 300?").await;
     assert!(
-        a.text().contains("One Piece has 110 volumes, so there is no volume 300"),
+        a.text()
+            .contains("One Piece has 110 volumes, so there is no volume 300"),
         "{}",
         a.text()
     );

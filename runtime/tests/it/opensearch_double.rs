@@ -68,7 +68,10 @@ fn error(status: StatusCode, kind: &str, reason: &str) -> Response {
 
 /// 403 unless the request is SigV4-signed for service `aoss`.
 fn check_signature(h: &HeaderMap) -> Option<Response> {
-    let auth = h.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let auth = h
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
     let scope_ok = auth.starts_with("AWS4-HMAC-SHA256 ")
         && auth
             .split("Credential=")
@@ -76,7 +79,10 @@ fn check_signature(h: &HeaderMap) -> Option<Response> {
             .and_then(|c| c.split(',').next())
             .is_some_and(|c| c.ends_with("/aoss/aws4_request"));
     if !scope_ok || !h.contains_key("x-amz-content-sha256") {
-        return Some(reply(StatusCode::FORBIDDEN, json!({"status": 403, "message": "Forbidden"})));
+        return Some(reply(
+            StatusCode::FORBIDDEN,
+            json!({"status": 403, "message": "Forbidden"}),
+        ));
     }
     None
 }
@@ -84,7 +90,8 @@ fn check_signature(h: &HeaderMap) -> Option<Response> {
 impl Double {
     fn visible(&self, d: &Doc, now: Instant) -> bool {
         now.duration_since(d.written) >= self.refresh
-            && d.deleted.is_none_or(|t| now.duration_since(t) < self.refresh)
+            && d.deleted
+                .is_none_or(|t| now.duration_since(t) < self.refresh)
     }
 }
 
@@ -106,7 +113,9 @@ fn passes(src: &Value, clause: &Value) -> bool {
     }
     if let Some(r) = clause.get("range").and_then(Value::as_object) {
         return r.iter().all(|(field, b)| {
-            let Some(v) = src[field].as_f64() else { return false };
+            let Some(v) = src[field].as_f64() else {
+                return false;
+            };
             b.get("gte").and_then(Value::as_f64).is_none_or(|x| v >= x)
                 && b.get("lte").and_then(Value::as_f64).is_none_or(|x| v <= x)
                 && b.get("gt").and_then(Value::as_f64).is_none_or(|x| v > x)
@@ -114,7 +123,10 @@ fn passes(src: &Value, clause: &Value) -> bool {
         });
     }
     if let Some(b) = clause.get("bool") {
-        let all = |k: &str| b[k].as_array().is_none_or(|cs| cs.iter().all(|c| passes(src, c)));
+        let all = |k: &str| {
+            b[k].as_array()
+                .is_none_or(|cs| cs.iter().all(|c| passes(src, c)))
+        };
         let should_ok = match b["should"].as_array() {
             Some(cs) if !cs.is_empty() => {
                 let min = b["minimum_should_match"].as_u64().unwrap_or(1) as usize;
@@ -195,32 +207,66 @@ async fn put_index(
     let v: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
     let mut space = String::from("l2");
     let mut dimension = 0;
-    for (_, p) in v["mappings"]["properties"].as_object().into_iter().flatten() {
+    for (_, p) in v["mappings"]["properties"]
+        .as_object()
+        .into_iter()
+        .flatten()
+    {
         if p["type"] == "knn_vector" {
             let engine = p["method"]["engine"].as_str().unwrap_or("nmslib");
             let name = p["method"]["name"].as_str().unwrap_or("hnsw");
             if engine == "lucene" || name.starts_with("ivf") {
-                return error(StatusCode::BAD_REQUEST, "mapper_parsing_exception", "engine or method not supported on vector search collections");
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "mapper_parsing_exception",
+                    "engine or method not supported on vector search collections",
+                );
             }
-            space = p["method"]["space_type"].as_str().unwrap_or("l2").to_string();
+            space = p["method"]["space_type"]
+                .as_str()
+                .unwrap_or("l2")
+                .to_string();
             dimension = p["dimension"].as_u64().unwrap_or(0) as usize;
         }
     }
     let mut all = db.indexes.lock().expect("lock");
     if all.contains_key(&index) {
-        return error(StatusCode::BAD_REQUEST, "resource_already_exists_exception", "index exists");
+        return error(
+            StatusCode::BAD_REQUEST,
+            "resource_already_exists_exception",
+            "index exists",
+        );
     }
-    all.insert(index.clone(), Index { mapping: v["mappings"].clone(), space, dimension, docs: Vec::new() });
-    reply(StatusCode::OK, json!({"acknowledged": true, "index": index}))
+    all.insert(
+        index.clone(),
+        Index {
+            mapping: v["mappings"].clone(),
+            space,
+            dimension,
+            docs: Vec::new(),
+        },
+    );
+    reply(
+        StatusCode::OK,
+        json!({"acknowledged": true, "index": index}),
+    )
 }
 
-async fn get_mapping(State(db): State<Arc<Double>>, Path(index): Path<String>, h: HeaderMap) -> Response {
+async fn get_mapping(
+    State(db): State<Arc<Double>>,
+    Path(index): Path<String>,
+    h: HeaderMap,
+) -> Response {
     if let Some(r) = check_signature(&h) {
         return r;
     }
     match db.indexes.lock().expect("lock").get(&index) {
         Some(i) => reply(StatusCode::OK, json!({ index: { "mappings": i.mapping } })),
-        None => error(StatusCode::NOT_FOUND, "index_not_found_exception", "no such index"),
+        None => error(
+            StatusCode::NOT_FOUND,
+            "index_not_found_exception",
+            "no such index",
+        ),
     }
 }
 
@@ -235,7 +281,11 @@ async fn bulk(
         return r;
     }
     if q.unwrap_or_default().contains("refresh") {
-        return error(StatusCode::BAD_REQUEST, "illegal_argument_exception", "refresh is not supported");
+        return error(
+            StatusCode::BAD_REQUEST,
+            "illegal_argument_exception",
+            "refresh is not supported",
+        );
     }
     db.bulk_requests.fetch_add(1, Ordering::SeqCst);
     if db
@@ -243,11 +293,19 @@ async fn bulk(
         .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
         .is_ok()
     {
-        return error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "injected failure");
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "injected failure",
+        );
     }
     let mut all = db.indexes.lock().expect("lock");
     let Some(idx) = all.get_mut(&index) else {
-        return error(StatusCode::NOT_FOUND, "index_not_found_exception", "no such index");
+        return error(
+            StatusCode::NOT_FOUND,
+            "index_not_found_exception",
+            "no such index",
+        );
     };
     let now = Instant::now();
     let mut lines = body.lines().filter(|l| !l.trim().is_empty());
@@ -257,11 +315,16 @@ async fn bulk(
         let a: Value = serde_json::from_str(action).unwrap_or(Value::Null);
         db.bulk_items.fetch_add(1, Ordering::SeqCst);
         if let Some(meta) = a.get("index") {
-            let src: Value = lines.next().and_then(|l| serde_json::from_str(l).ok()).unwrap_or(Value::Null);
+            let src: Value = lines
+                .next()
+                .and_then(|l| serde_json::from_str(l).ok())
+                .unwrap_or(Value::Null);
             if meta.get("_id").is_some() {
                 errors = true;
-                items.push(json!({"index": {"status": 400, "error": {"type": "illegal_argument_exception",
-                    "reason": "Document ID is not supported in create/index operation request"}}}));
+                items.push(
+                    json!({"index": {"status": 400, "error": {"type": "illegal_argument_exception",
+                    "reason": "Document ID is not supported in create/index operation request"}}}),
+                );
                 continue;
             }
             let dims = src["embedding"].as_array().map_or(0, Vec::len);
@@ -272,23 +335,37 @@ async fn bulk(
                 continue;
             }
             let id = format!("gen-{}", db.next_id.fetch_add(1, Ordering::SeqCst));
-            idx.docs.push(Doc { id: id.clone(), source: src, written: now, deleted: None });
+            idx.docs.push(Doc {
+                id: id.clone(),
+                source: src,
+                written: now,
+                deleted: None,
+            });
             items.push(json!({"index": {"_id": id, "status": 201, "result": "created"}}));
         } else if let Some(meta) = a.get("delete") {
             let id = meta["_id"].as_str().unwrap_or_default();
-            match idx.docs.iter_mut().find(|d| d.id == id && d.deleted.is_none()) {
+            match idx
+                .docs
+                .iter_mut()
+                .find(|d| d.id == id && d.deleted.is_none())
+            {
                 Some(d) => {
                     d.deleted = Some(now);
                     items.push(json!({"delete": {"_id": id, "status": 200, "result": "deleted"}}));
                 }
-                None => items.push(json!({"delete": {"_id": id, "status": 404, "result": "not_found"}})),
+                None => {
+                    items.push(json!({"delete": {"_id": id, "status": 404, "result": "not_found"}}))
+                }
             }
         } else {
             errors = true;
             items.push(json!({"unknown": {"status": 400}}));
         }
     }
-    reply(StatusCode::OK, json!({"took": 1, "errors": errors, "items": items}))
+    reply(
+        StatusCode::OK,
+        json!({"took": 1, "errors": errors, "items": items}),
+    )
 }
 
 async fn search(
@@ -303,7 +380,11 @@ async fn search(
     let req: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
     let all = db.indexes.lock().expect("lock");
     let Some(idx) = all.get(&index) else {
-        return error(StatusCode::NOT_FOUND, "index_not_found_exception", "no such index");
+        return error(
+            StatusCode::NOT_FOUND,
+            "index_not_found_exception",
+            "no such index",
+        );
     };
     let now = Instant::now();
     let docs: Vec<&Doc> = idx.docs.iter().filter(|d| db.visible(d, now)).collect();
@@ -315,9 +396,18 @@ async fn search(
         let Some((field, spec)) = knn.iter().next() else {
             return error(StatusCode::BAD_REQUEST, "parsing_exception", "empty knn");
         };
-        let qv: Vec<f64> = spec["vector"].as_array().into_iter().flatten().filter_map(Value::as_f64).collect();
+        let qv: Vec<f64> = spec["vector"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_f64)
+            .collect();
         if qv.len() != idx.dimension {
-            return error(StatusCode::BAD_REQUEST, "illegal_argument_exception", "query vector dimension");
+            return error(
+                StatusCode::BAD_REQUEST,
+                "illegal_argument_exception",
+                "query vector dimension",
+            );
         }
         let k = spec["k"].as_u64().unwrap_or(10) as usize;
         let filter = spec.get("filter");
@@ -325,7 +415,12 @@ async fn search(
             .iter()
             .filter(|d| filter.is_none_or(|f| passes(&d.source, f)))
             .map(|d| {
-                let dv: Vec<f64> = d.source[field].as_array().into_iter().flatten().filter_map(Value::as_f64).collect();
+                let dv: Vec<f64> = d.source[field]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_f64)
+                    .collect();
                 (knn_score(&idx.space, &qv, &dv), *d)
             })
             .collect();
@@ -333,31 +428,54 @@ async fn search(
         s.truncate(k);
         s
     } else if let Some(b) = q.get("bool") {
-        let text = b["must"][0]["multi_match"]["query"].as_str().unwrap_or_default();
+        let text = b["must"][0]["multi_match"]["query"]
+            .as_str()
+            .unwrap_or_default();
         let filters: Vec<Value> = b["filter"].as_array().cloned().unwrap_or_default();
-        let kept: Vec<&Doc> = docs.iter().copied().filter(|d| filters.iter().all(|f| passes(&d.source, f))).collect();
+        let kept: Vec<&Doc> = docs
+            .iter()
+            .copied()
+            .filter(|d| filters.iter().all(|f| passes(&d.source, f)))
+            .collect();
         let scores = bm25(text, &kept);
-        kept.into_iter().zip(scores).filter(|(_, s)| *s > 0.0).map(|(d, s)| (s, d)).collect()
+        kept.into_iter()
+            .zip(scores)
+            .filter(|(_, s)| *s > 0.0)
+            .map(|(d, s)| (s, d))
+            .collect()
     } else {
-        return error(StatusCode::BAD_REQUEST, "parsing_exception", "query type not modelled");
+        return error(
+            StatusCode::BAD_REQUEST,
+            "parsing_exception",
+            "query type not modelled",
+        );
     };
     scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.id.cmp(&b.1.id)));
-    let fields: Option<Vec<String>> = req["_source"]
-        .as_array()
-        .map(|a| a.iter().filter_map(|f| f.as_str().map(str::to_string)).collect());
+    let fields: Option<Vec<String>> = req["_source"].as_array().map(|a| {
+        a.iter()
+            .filter_map(|f| f.as_str().map(str::to_string))
+            .collect()
+    });
     let hits: Vec<Value> = scored
         .iter()
         .take(size)
         .map(|(s, d)| {
             let source = match &fields {
-                Some(f) => Value::Object(f.iter().filter_map(|k| Some((k.clone(), d.source.get(k)?.clone()))).collect()),
+                Some(f) => Value::Object(
+                    f.iter()
+                        .filter_map(|k| Some((k.clone(), d.source.get(k)?.clone())))
+                        .collect(),
+                ),
                 None => d.source.clone(),
             };
             json!({"_index": index, "_id": d.id, "_score": s, "_source": source})
         })
         .collect();
-    reply(StatusCode::OK, json!({"took": 1, "timed_out": false,
-        "hits": {"total": {"value": scored.len(), "relation": "eq"}, "hits": hits}}))
+    reply(
+        StatusCode::OK,
+        json!({"took": 1, "timed_out": false,
+        "hits": {"total": {"value": scored.len(), "relation": "eq"}, "hits": hits}}),
+    )
 }
 
 /// Starts the double on 127.0.0.1; documents become visible `refresh` after a write.
@@ -376,11 +494,12 @@ pub async fn start(refresh: Duration) -> (String, Arc<Double>) {
         .route("/{index}/_bulk", axum::routing::post(bulk))
         .route("/{index}/_search", axum::routing::post(search))
         .with_state(Arc::clone(&db));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let addr = listener.local_addr().expect("addr");
     tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
     });
     (format!("http://{addr}"), db)
 }
-

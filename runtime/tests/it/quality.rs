@@ -53,7 +53,11 @@ pub fn queries() -> Vec<Query> {
 /// |relevant ∩ top k| / min(k, |relevant|): 1.0 when the first k are all relevant even
 /// if more relevant titles exist (constraint questions have up to 19).
 pub fn recall_at(ranked: &[String], relevant: &[String], k: usize) -> f64 {
-    let hits = ranked.iter().take(k).filter(|id| relevant.contains(id)).count();
+    let hits = ranked
+        .iter()
+        .take(k)
+        .filter(|id| relevant.contains(id))
+        .count();
     hits as f64 / relevant.len().min(k) as f64
 }
 
@@ -97,7 +101,14 @@ fn the_query_set_is_large_and_labels_known_passages() {
     let d = data();
     let q = queries();
     assert!(q.len() >= 150, "{} queries", q.len());
-    for c in ["search", "recommend", "volume", "policy", "misspelling", "paraphrase"] {
+    for c in [
+        "search",
+        "recommend",
+        "volume",
+        "policy",
+        "misspelling",
+        "paraphrase",
+    ] {
         assert!(q.iter().any(|x| x.category == c), "no {c} queries");
     }
     for x in &q {
@@ -167,12 +178,18 @@ async fn hybrid_ranking_beats_bm25_on_the_labelled_queries() {
     let (b_r, b_n, _) = mean("bm25", "all");
     let (v_r, v_n, _) = mean("vector", "all");
     let (h_r, h_n, _) = mean("hybrid", "all");
-    assert!(h_r >= b_r && h_n >= b_n, "hybrid {h_r:.3}/{h_n:.3} below BM25 {b_r:.3}/{b_n:.3}");
+    assert!(
+        h_r >= b_r && h_n >= b_n,
+        "hybrid {h_r:.3}/{h_n:.3} below BM25 {b_r:.3}/{b_n:.3}"
+    );
     // Floors from the first measurement (hybrid 0.989 / 0.976, vectors 0.978 recall@5;
     // runtime/README.md), less about 0.02-0.03 so a new label or title does not fail it.
     assert!(h_r >= FLOOR_HYBRID_RECALL5, "hybrid recall@5 {h_r:.3}");
     assert!(h_n >= FLOOR_HYBRID_NDCG10, "hybrid nDCG@10 {h_n:.3}");
-    assert!(v_r >= FLOOR_VECTOR_RECALL5, "vector recall@5 {v_r:.3} (nDCG@10 {v_n:.3})");
+    assert!(
+        v_r >= FLOOR_VECTOR_RECALL5,
+        "vector recall@5 {v_r:.3} (nDCG@10 {v_n:.3})"
+    );
 }
 
 const FLOOR_HYBRID_RECALL5: f64 = 0.97;

@@ -171,7 +171,10 @@ impl Indexer<'_> {
     /// Creates the index if it is missing; refuses one built for another model.
     async fn ensure_index(&self) -> Result<bool, IndexError> {
         let model = self.embedder.model_id();
-        let r = self.client.send("GET", &format!("/{}/_mapping", self.index), None).await?;
+        let r = self
+            .client
+            .send("GET", &format!("/{}/_mapping", self.index), None)
+            .await?;
         if r.status == 404 {
             self.client
                 .json(
@@ -185,7 +188,11 @@ impl Indexer<'_> {
         if !(200..300).contains(&r.status) {
             return Err(IndexError::Protocol {
                 what: format!("GET /{}/_mapping", self.index),
-                message: format!("HTTP {}: {}", r.status, r.body.chars().take(200).collect::<String>()),
+                message: format!(
+                    "HTTP {}: {}",
+                    r.status,
+                    r.body.chars().take(200).collect::<String>()
+                ),
             });
         }
         let v: Value = serde_json::from_str(&r.body).map_err(|e| IndexError::Protocol {
@@ -219,17 +226,22 @@ impl Indexer<'_> {
             .client
             .json("POST", &format!("/{}/_search", self.index), Some(&body))
             .await?;
-        let hits = v["hits"]["hits"].as_array().ok_or_else(|| IndexError::Protocol {
-            what: "_search".into(),
-            message: "no hits.hits".into(),
-        })?;
+        let hits = v["hits"]["hits"]
+            .as_array()
+            .ok_or_else(|| IndexError::Protocol {
+                what: "_search".into(),
+                message: "no hits.hits".into(),
+            })?;
         Ok(hits
             .iter()
             .filter_map(|h| {
                 Some(Existing {
                     id: h["_id"].as_str()?.to_string(),
                     source_id: h["_source"]["source_id"].as_str()?.to_string(),
-                    hash: h["_source"]["content_hash"].as_str().unwrap_or_default().to_string(),
+                    hash: h["_source"]["content_hash"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string(),
                 })
             })
             .collect())
@@ -237,7 +249,11 @@ impl Indexer<'_> {
 
     /// Sends `_bulk` batches, retrying the failed items of each; returns (done, retried
     /// batches, failed items).
-    async fn bulk(&self, lines: Vec<(String, Option<String>)>, progress: &dyn Progress) -> (usize, usize, usize) {
+    async fn bulk(
+        &self,
+        lines: Vec<(String, Option<String>)>,
+        progress: &dyn Progress,
+    ) -> (usize, usize, usize) {
         let (mut done, mut retried, mut failed) = (0, 0, 0);
         for chunk in lines.chunks(self.options.batch.max(1)) {
             let mut pending: Vec<&(String, Option<String>)> = chunk.iter().collect();
@@ -271,11 +287,17 @@ impl Indexer<'_> {
                                     .iter()
                                     .enumerate()
                                     .filter(|(i, _)| {
-                                        items.get(*i).and_then(|it| it.as_object()).and_then(|o| o.values().next()).is_none_or(|r| {
-                                            let status = r["status"].as_u64().unwrap_or(500);
-                                            // A delete of an already-deleted document is done.
-                                            !(status < 300 || (status == 404 && r["result"] == "not_found"))
-                                        })
+                                        items
+                                            .get(*i)
+                                            .and_then(|it| it.as_object())
+                                            .and_then(|o| o.values().next())
+                                            .is_none_or(|r| {
+                                                let status = r["status"].as_u64().unwrap_or(500);
+                                                // A delete of an already-deleted document is done.
+                                                !(status < 300
+                                                    || (status == 404
+                                                        && r["result"] == "not_found"))
+                                            })
                                     })
                                     .map(|(_, l)| *l)
                                     .collect()
@@ -318,7 +340,11 @@ impl Indexer<'_> {
     }
 
     /// One run over `docs` (see the module docs).
-    pub async fn run(&self, docs: &[IndexDoc], progress: &dyn Progress) -> Result<IndexReport, IndexError> {
+    pub async fn run(
+        &self,
+        docs: &[IndexDoc],
+        progress: &dyn Progress,
+    ) -> Result<IndexReport, IndexError> {
         let model = self.embedder.model_id();
         let mut report = IndexReport {
             created_index: self.ensure_index().await?,
@@ -361,14 +387,20 @@ impl Indexer<'_> {
 
         let mut lines: Vec<(String, Option<String>)> = Vec::new();
         for e in &delete {
-            lines.push((json!({ "delete": { "_index": self.index, "_id": e.id } }).to_string(), None));
+            lines.push((
+                json!({ "delete": { "_index": self.index, "_id": e.id } }).to_string(),
+                None,
+            ));
         }
         for (d, v) in to_write.iter().zip(&vectors) {
             let mut source = serde_json::to_value(d).unwrap_or(Value::Null);
             source["content_hash"] = json!(content_hash(d, &model));
             source[VECTOR_FIELD] = json!(v);
             // No `_id`: vector search collections generate it (module docs).
-            lines.push((json!({ "index": { "_index": self.index } }).to_string(), Some(source.to_string())));
+            lines.push((
+                json!({ "index": { "_index": self.index } }).to_string(),
+                Some(source.to_string()),
+            ));
         }
         progress.start("writing", lines.len());
         let deletes = delete.len();

@@ -217,7 +217,9 @@ impl OpenSearchRetriever {
     }
 
     async fn search(&self, body: &Value) -> Result<Value, OpenSearchError> {
-        self.client.json("POST", &self.search_path, Some(body)).await
+        self.client
+            .json("POST", &self.search_path, Some(body))
+            .await
     }
 }
 

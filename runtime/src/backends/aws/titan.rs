@@ -69,7 +69,11 @@ impl TitanEmbedder {
             .send()
             .await
             .map_err(|e| {
-                BackendError::Unavailable(format!("Bedrock InvokeModel {}: {}", self.model_id, describe(&e)))
+                BackendError::Unavailable(format!(
+                    "Bedrock InvokeModel {}: {}",
+                    self.model_id,
+                    describe(&e)
+                ))
             })?;
         let v: Value = serde_json::from_slice(out.body().as_ref())
             .map_err(|e| BackendError::Invalid(format!("Titan response: {e}")))?;
