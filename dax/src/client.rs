@@ -13,8 +13,8 @@
 //! Neighbours: [`crate::conn`] (one connection), [`crate::codec`] (the messages).
 
 use crate::codec::{
-    self, BatchGetTable, BatchWrite, BatchWriteTable, Expressions, Item, KeySchema, QueryOptions,
-    RawItem, RawResponse, RawWrite,
+    self, BatchGetTable, BatchWrite, BatchWriteTable, Expressions, Item, KeySchema, PathElement,
+    QueryOptions, RawItem, RawResponse, RawWrite,
 };
 use crate::conn::Connection;
 use crate::error::{DaxError, ErrorKind};
@@ -277,11 +277,15 @@ impl DaxClient {
             names: input.expression_attribute_names(),
             ..Default::default()
         };
-        if x.projection.is_some() {
+        if !input.attributes_to_get().is_empty() {
             return Err(DaxError::Validation(
-                "ProjectionExpression is not supported by this client yet".into(),
+                "AttributesToGet (legacy) is not supported; use ProjectionExpression".into(),
             ));
         }
+        let paths = x
+            .projection
+            .map(|p| codec::projection_paths(p, x.names))
+            .transpose()?;
         let consistent = input.consistent_read();
         let raw = self
             .inner
@@ -290,8 +294,10 @@ impl DaxClient {
                 &table,
                 |schema, _| codec::encode_get_item(&table, &key, schema, consistent, &x),
                 Some(&key),
-                false,
-                false,
+                Shape {
+                    projection: paths.as_deref(),
+                    ..Shape::default()
+                },
             )
             .await?;
         Ok(GetItemOutput::builder().set_item(raw.item).build())
@@ -324,8 +330,10 @@ impl DaxClient {
                     )
                 },
                 Some(&item),
-                true,
-                false,
+                Shape {
+                    put: true,
+                    ..Shape::default()
+                },
             )
             .await?;
         Ok(PutItemOutput::builder()
@@ -360,8 +368,7 @@ impl DaxClient {
                     )
                 },
                 Some(&key),
-                false,
-                false,
+                Shape::default(),
             )
             .await?;
         Ok(DeleteItemOutput::builder()
@@ -379,11 +386,15 @@ impl DaxClient {
             values: input.expression_attribute_values(),
             ..Default::default()
         };
-        if x.projection.is_some() {
+        if !input.attributes_to_get().is_empty() || input.select().is_some() {
             return Err(DaxError::Validation(
-                "ProjectionExpression is not supported by this client yet".into(),
+                "AttributesToGet and Select are not supported by this client yet".into(),
             ));
         }
+        let paths = x
+            .projection
+            .map(|p| codec::projection_paths(p, x.names))
+            .transpose()?;
         let o = QueryOptions {
             index_name: input.index_name().map(str::to_string),
             limit: input.limit(),
@@ -398,8 +409,10 @@ impl DaxClient {
                 &table,
                 |schema, _| codec::encode_query(&table, schema, &o, &x),
                 None,
-                false,
-                false,
+                Shape {
+                    projection: paths.as_deref(),
+                    ..Shape::default()
+                },
             )
             .await?;
         let r = raw;
@@ -451,8 +464,10 @@ impl DaxClient {
                     )
                 },
                 Some(&key),
-                false,
-                partial,
+                Shape {
+                    partial,
+                    ..Shape::default()
+                },
             )
             .await?;
         Ok(UpdateItemOutput::builder()
@@ -601,6 +616,16 @@ struct Resolved {
     count: Option<i64>,
     scanned_count: Option<i64>,
     last_evaluated_key: Option<Item>,
+}
+
+/// How to read a response: PutItem's values go under an attribute list id (`put`);
+/// UpdateItem's UPDATED_* attributes come by ordinal (`partial`); a projection's
+/// items come by path ordinal (`projection`).
+#[derive(Debug, Default, Clone, Copy)]
+struct Shape<'a> {
+    put: bool,
+    partial: bool,
+    projection: Option<&'a [Vec<PathElement>]>,
 }
 
 impl Inner {
@@ -818,12 +843,17 @@ impl Inner {
         node: &Node,
         conn: &mut Connection,
         raw: Option<RawItem>,
+        projection: Option<&[Vec<PathElement>]>,
     ) -> Result<Option<Item>, DaxError> {
         match raw {
             None => Ok(None),
-            Some(RawItem::Projected(_)) => Err(DaxError::Protocol(
-                "projected item for a request without projection".into(),
-            )),
+            // The key is not put back: a projection returns what it names.
+            Some(RawItem::Projected(values)) => match projection {
+                Some(paths) => Ok(Some(codec::projected_item(values, paths)?)),
+                None => Err(DaxError::Protocol(
+                    "projected item for a request without projection".into(),
+                )),
+            },
             Some(RawItem::Stream { key, values }) => {
                 let names = self.list(node, conn, values.list_id).await?;
                 let mut item = values.named(&names)?;
@@ -932,7 +962,7 @@ impl Inner {
         for (name, items) in raw.responses {
             let mut list = Vec::with_capacity(items.len());
             for i in items {
-                if let Some(i) = self.resolve(node, &mut conn, Some(i)).await? {
+                if let Some(i) = self.resolve(node, &mut conn, Some(i), None).await? {
                     list.push(i);
                 }
             }
@@ -1008,8 +1038,7 @@ impl Inner {
         table: &str,
         encode: &F,
         item: Option<&Item>,
-        put: bool,
-        partial: bool,
+        shape: Shape<'_>,
     ) -> Result<Resolved, DaxError>
     where
         F: Fn(&KeySchema, Option<&[u8]>) -> Result<Vec<u8>, DaxError>,
@@ -1018,7 +1047,7 @@ impl Inner {
         let schema = self.key_schema(node, &mut conn, table).await?;
         // PutItem: the values under their attribute list's id.
         let values = match item {
-            Some(item) if put => {
+            Some(item) if shape.put => {
                 let names = codec::attribute_names(item, &schema);
                 let id = self.list_id(node, &mut conn, &names).await?;
                 Some(codec::encode_values(item, &names, id)?)
@@ -1032,17 +1061,22 @@ impl Inner {
             &body,
             item.map(|i| key_only(i, &schema)).as_ref(),
             &schema,
-            partial,
+            shape.partial,
         )?;
         let out = Resolved {
-            item: self.resolve(node, &mut conn, raw.item).await?,
-            attributes: self.resolve(node, &mut conn, raw.attributes).await?,
+            item: self
+                .resolve(node, &mut conn, raw.item, shape.projection)
+                .await?,
+            attributes: self.resolve(node, &mut conn, raw.attributes, None).await?,
             items: match raw.items {
                 None => None,
                 Some(items) => {
                     let mut v = Vec::with_capacity(items.len());
                     for i in items {
-                        if let Some(i) = self.resolve(node, &mut conn, Some(i)).await? {
+                        if let Some(i) = self
+                            .resolve(node, &mut conn, Some(i), shape.projection)
+                            .await?
+                        {
                             v.push(i);
                         }
                     }
@@ -1071,15 +1105,14 @@ impl Inner {
         table: &str,
         encode: F,
         item: Option<&Item>,
-        put: bool,
-        partial: bool,
+        shape: Shape<'_>,
     ) -> Result<Resolved, DaxError>
     where
         F: Fn(&KeySchema, Option<&[u8]>) -> Result<Vec<u8>, DaxError>,
     {
         let encode = &encode;
         self.retrying(route, |node| async move {
-            self.attempt(&node, table, encode, item, put, partial).await
+            self.attempt(&node, table, encode, item, shape).await
         })
         .await
     }

@@ -711,6 +711,131 @@ pub enum RawItem {
     },
 }
 
+/// One element of a projected document path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PathElement {
+    Key(String),
+    Index(usize),
+}
+
+/// A projection's paths in order, `#names` substituted: a projected item comes back
+/// as `{ordinal: value}`, the ordinal indexing these (Python
+/// `AttributeValueEncoder._prepare_projection`, `DocumentPath.from_path`).
+pub fn projection_paths(
+    text: &str,
+    names: Option<&HashMap<String, String>>,
+) -> Result<Vec<Vec<PathElement>>, DaxError> {
+    let bad = || invalid(format!("Invalid ProjectionExpression path: {text}"));
+    let name = |n: &str| {
+        names
+            .and_then(|m| m.get(n))
+            .cloned()
+            .unwrap_or_else(|| n.to_string())
+    };
+    let mut out = Vec::new();
+    for path in text.split(',') {
+        let mut elements = Vec::new();
+        for part in path.trim().split('.') {
+            let (head, mut rest) = match part.find('[') {
+                None => (part, ""),
+                Some(0) => return Err(bad()),
+                Some(i) => (&part[..i], &part[i..]),
+            };
+            if head.trim().is_empty() {
+                return Err(bad());
+            }
+            elements.push(PathElement::Key(name(head.trim())));
+            while let Some(r) = rest.strip_prefix('[') {
+                let end = r.find(']').ok_or_else(bad)?;
+                elements.push(PathElement::Index(r[..end].parse().map_err(|_| bad())?));
+                rest = &r[end + 1..];
+            }
+            if !rest.is_empty() {
+                return Err(bad());
+            }
+        }
+        out.push(elements);
+    }
+    Ok(out)
+}
+
+/// A projected item, nested: lists hold their elements by index until the end,
+/// then keep them in index order (gaps closed), as DynamoDB returns projected list
+/// elements (and the official client's `ItemBuilder` rebuilds them).
+#[derive(Debug)]
+enum Tree {
+    Leaf(AttributeValue),
+    Map(std::collections::BTreeMap<String, Tree>),
+    List(std::collections::BTreeMap<usize, Tree>),
+}
+
+impl Tree {
+    fn insert(&mut self, path: &[PathElement], v: AttributeValue) -> Result<(), DaxError> {
+        let clash = || malformed("projected paths overlap");
+        let Some((first, rest)) = path.split_first() else {
+            return Err(clash());
+        };
+        let fresh = || match rest.first() {
+            None => Tree::Leaf(AttributeValue::Null(true)),
+            Some(PathElement::Key(_)) => Tree::Map(Default::default()),
+            Some(PathElement::Index(_)) => Tree::List(Default::default()),
+        };
+        let child = match (self, first) {
+            (Tree::Map(m), PathElement::Key(k)) => m.entry(k.clone()).or_insert_with(fresh),
+            (Tree::List(l), PathElement::Index(i)) => l.entry(*i).or_insert_with(fresh),
+            _ => return Err(clash()),
+        };
+        if rest.is_empty() {
+            *child = Tree::Leaf(v);
+            Ok(())
+        } else {
+            child.insert(rest, v)
+        }
+    }
+
+    fn value(self) -> AttributeValue {
+        match self {
+            Tree::Leaf(v) => v,
+            Tree::Map(m) => AttributeValue::M(m.into_iter().map(|(k, t)| (k, t.value())).collect()),
+            Tree::List(l) => AttributeValue::L(l.into_values().map(Tree::value).collect()),
+        }
+    }
+}
+
+/// The item of a projection response (`{ordinal: value}`) rebuilt along `paths`.
+pub fn projected_item(
+    values: Vec<(usize, AttributeValue)>,
+    paths: &[Vec<PathElement>],
+) -> Result<Item, DaxError> {
+    let mut root = Tree::Map(Default::default());
+    for (ord, v) in values {
+        let path = paths
+            .get(ord)
+            .ok_or_else(|| malformed(format!("unknown projection ordinal {ord}")))?;
+        root.insert(path, v)?;
+    }
+    match root.value() {
+        AttributeValue::M(m) => Ok(m),
+        _ => Err(malformed("projected item is not a map")),
+    }
+}
+
+/// The value at `path` in `item`, if there (the test server projects full items).
+pub fn value_at<'i>(item: &'i Item, path: &[PathElement]) -> Option<&'i AttributeValue> {
+    let (PathElement::Key(first), rest) = path.split_first()? else {
+        return None;
+    };
+    let mut v = item.get(first)?;
+    for e in rest {
+        v = match (v, e) {
+            (AttributeValue::M(m), PathElement::Key(k)) => m.get(k)?,
+            (AttributeValue::L(l), PathElement::Index(i)) => l.get(*i)?,
+            _ => return None,
+        };
+    }
+    Some(v)
+}
+
 /// `list id, {ordinal: value, ...}` as UpdateItem returns updated attributes.
 pub fn decode_partial(bytes: &[u8]) -> Result<RawItem, DaxError> {
     let all = cbor::decode_all(bytes)?;
@@ -1262,6 +1387,42 @@ mod tests {
         };
         assert!(encode_batch_write_item(&[t], None)
             .is_err_and(|e| e.to_string().contains("duplicates")));
+    }
+
+    #[test]
+    fn projected_items_are_rebuilt_along_their_paths() {
+        let names = HashMap::from([("#n".to_string(), "name".to_string())]);
+        let paths = projection_paths("#n, a.b[3].c, a.b[1].c, l[2]", Some(&names)).expect("paths");
+        assert_eq!(paths[0], vec![PathElement::Key("name".into())]);
+        let s = |x: &str| AttributeValue::S(x.into());
+        let item = projected_item(
+            vec![(0, s("n")), (1, s("three")), (2, s("one")), (3, s("two"))],
+            &paths,
+        )
+        .expect("item");
+        let c = |x: &str| AttributeValue::M(HashMap::from([("c".to_string(), s(x))]));
+        assert_eq!(item["name"], s("n"));
+        assert_eq!(
+            item["a"],
+            AttributeValue::M(HashMap::from([(
+                "b".to_string(),
+                AttributeValue::L(vec![c("one"), c("three")])
+            )]))
+        );
+        assert_eq!(item["l"], AttributeValue::L(vec![s("two")]));
+        assert!(projected_item(vec![(9, s("x"))], &paths).is_err());
+        assert!(projection_paths("a[", None).is_err());
+        assert!(projection_paths("[1]", None).is_err());
+        let full: Item =
+            HashMap::from([("l".to_string(), AttributeValue::L(vec![s("x"), s("y")]))]);
+        assert_eq!(value_at(&full, &paths[3]), None);
+        assert_eq!(
+            value_at(
+                &full,
+                &[PathElement::Key("l".into()), PathElement::Index(1)]
+            ),
+            Some(&s("y"))
+        );
     }
 
     #[test]

@@ -760,12 +760,7 @@ async fn handle(
                         codec::decode_key(bytes_arg(&args[1])?, &schema).map_err(validation)?;
                     let consistent =
                         matches!(kw.get(&param::CONSISTENT_READ), Some(Value::Bool(true)));
-                    if kw.contains_key(&param::PROJECTION_EXPRESSION) {
-                        return Err(fail(
-                            ErrorKind::Validation,
-                            "the test server has no projections",
-                        ));
-                    }
+                    let projection = projection_of(&kw)?;
                     let r = state
                         .ddb
                         .get_item()
@@ -775,11 +770,15 @@ async fn handle(
                         .send()
                         .await
                         .map_err(|e| sdk_failure(&e))?;
-                    match r.item() {
-                        None => {
+                    match (r.item(), &projection) {
+                        (None, _) => {
                             out.null();
                         }
-                        Some(item) => {
+                        (Some(item), Some(paths)) => {
+                            out.map(1).int(codec::response::ITEM);
+                            projected(&mut out, item, paths).map_err(validation)?;
+                        }
+                        (Some(item), None) => {
                             let v = item_values(state, item, &schema)?;
                             out.map(1).int(codec::response::ITEM).bytes(&v);
                         }
@@ -933,6 +932,7 @@ async fn handle(
                         Some(Value::Bytes(b)) => Some(d.expression(b, "f")?),
                         _ => None,
                     };
+                    let projection = projection_of(&kw)?;
                     let int = |p: i64| kw.get(&p).and_then(Value::as_int);
                     let start = match kw.get(&param::EXCLUSIVE_START_KEY) {
                         Some(Value::Bytes(b)) => {
@@ -963,6 +963,10 @@ async fn handle(
                     out.map(entries);
                     out.int(codec::response::ITEMS).array(r.items().len());
                     for item in r.items() {
+                        if let Some(paths) = &projection {
+                            projected(&mut out, item, paths).map_err(validation)?;
+                            continue;
+                        }
                         let k = encode_key_bytes(item, &schema)?;
                         let mut rest = item.clone();
                         for n in schema.names() {
@@ -1233,5 +1237,66 @@ async fn batch_write(
         }
     }
     out.array(0).map(0);
+    Ok(())
+}
+
+/// A request's compiled projection (`[1, [path...]]`) as paths. The server reads
+/// whole items from DynamoDB and projects them itself, as DAX serves projections
+/// from the whole items it caches.
+fn projection_of(
+    kw: &HashMap<i64, Value>,
+) -> Result<Option<Vec<Vec<codec::PathElement>>>, Failure> {
+    let bad = || fail(ErrorKind::Validation, "malformed projection");
+    let Some(Value::Bytes(b)) = kw.get(&param::PROJECTION_EXPRESSION) else {
+        return Ok(None);
+    };
+    let v = Decoder::new(b).value().map_err(|_| bad())?;
+    let Some(Value::Array(paths)) = (match &v {
+        Value::Array(a) => a.get(1),
+        _ => None,
+    }) else {
+        return Err(bad());
+    };
+    let mut out = Vec::new();
+    for p in paths {
+        let Value::Array(parts) = p else {
+            return Err(bad());
+        };
+        if parts.first().and_then(Value::as_int) != Some(func::DOCUMENT_PATH as i128) {
+            return Err(bad());
+        }
+        let mut path = Vec::new();
+        for e in &parts[1..] {
+            path.push(match e {
+                Value::Text(t) => codec::PathElement::Key(t.clone()),
+                Value::Tag(TAG_PATH_ORDINAL, n) => codec::PathElement::Index(
+                    n.as_int()
+                        .and_then(|i| usize::try_from(i).ok())
+                        .ok_or_else(bad)?,
+                ),
+                _ => return Err(bad()),
+            });
+        }
+        out.push(path);
+    }
+    Ok(Some(out))
+}
+
+/// A projected item: `{ordinal: value}` for each path the item has.
+fn projected(
+    out: &mut Encoder,
+    item: &Item,
+    paths: &[Vec<codec::PathElement>],
+) -> Result<(), crate::error::DaxError> {
+    let found: Vec<(usize, &AttributeValue)> = paths
+        .iter()
+        .enumerate()
+        .filter_map(|(i, p)| codec::value_at(item, p).map(|v| (i, v)))
+        .collect();
+    out.map(found.len());
+    for (i, v) in found {
+        out.int(i as i64);
+        codec::encode_attribute_value(out, v)?;
+    }
     Ok(())
 }

@@ -242,6 +242,8 @@ pub async fn run_op(c: &DaxClient, op: &Json) -> Json {
                     .set_table_name(s("TableName"))
                     .set_key(item_from(p.get("Key")))
                     .set_consistent_read(b("ConsistentRead"))
+                    .set_projection_expression(s("ProjectionExpression"))
+                    .set_expression_attribute_names(names_from(p.get("ExpressionAttributeNames")))
                     .build()
                     .expect("input");
                 let r = c.get_item(input).await?;
@@ -291,6 +293,7 @@ pub async fn run_op(c: &DaxClient, op: &Json) -> Json {
                 let input = aws_sdk_dynamodb::operation::query::QueryInput::builder()
                     .set_table_name(s("TableName"))
                     .set_key_condition_expression(s("KeyConditionExpression"))
+                    .set_projection_expression(s("ProjectionExpression"))
                     .set_expression_attribute_names(names_from(p.get("ExpressionAttributeNames")))
                     .set_expression_attribute_values(item_from(p.get("ExpressionAttributeValues")))
                     .set_scan_index_forward(b("ScanIndexForward"))
