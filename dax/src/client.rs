@@ -486,18 +486,23 @@ impl DaxClient {
         let items = input.request_items.unwrap_or_default();
         let mut tables: Vec<(String, KeysAndAttributes)> = items.into_iter().collect();
         tables.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut paths = HashMap::new();
         for (name, t) in &tables {
-            if t.projection_expression().is_some() || !t.attributes_to_get().is_empty() {
+            if !t.attributes_to_get().is_empty() {
                 return Err(DaxError::Validation(format!(
-                    "ProjectionExpression and AttributesToGet (table {name}) are not supported by this client yet"
+                    "AttributesToGet (legacy, table {name}) is not supported; use ProjectionExpression"
                 )));
             }
+            if let Some(p) = t.projection_expression() {
+                let p = codec::projection_paths(p, t.expression_attribute_names())?;
+                paths.insert(name.clone(), p);
+            }
         }
-        let tables = &tables;
+        let (tables, paths) = (&tables, &paths);
         let (responses, unprocessed) = self
             .inner
             .retrying(self.read_route(), |node| async move {
-                self.inner.attempt_batch_get(&node, tables).await
+                self.inner.attempt_batch_get(&node, tables, paths).await
             })
             .await?;
         let mut out_unprocessed = HashMap::new();
@@ -508,6 +513,9 @@ impl DaxClient {
                 .set_consistent_read(asked.and_then(|t| t.consistent_read()))
                 .set_expression_attribute_names(
                     asked.and_then(|t| t.expression_attribute_names().cloned()),
+                )
+                .set_projection_expression(
+                    asked.and_then(|t| t.projection_expression().map(str::to_string)),
                 )
                 .build()
                 .map_err(|e| DaxError::Protocol(e.to_string()))?;
@@ -938,6 +946,7 @@ impl Inner {
         &self,
         node: &Arc<Node>,
         tables: &[(String, KeysAndAttributes)],
+        paths: &HashMap<String, Vec<Vec<PathElement>>>,
     ) -> Result<(TableItems, TableItems), DaxError> {
         let mut conn = self.checkout(node).await?;
         let schemas = self
@@ -949,20 +958,24 @@ impl Inner {
                 name,
                 schema: &schemas[name.as_str()],
                 consistent_read: t.consistent_read().unwrap_or(false),
+                projection: t.projection_expression(),
+                names: t.expression_attribute_names(),
                 keys: t.keys(),
             })
             .collect();
         let request = codec::encode_batch_get_item(&request_tables)?;
         let (mut conn, body) = self.call_data(node, conn, &request, 2).await?;
         let first = body.first().cloned().unwrap_or(crate::cbor::Value::Null);
-        let raw = codec::decode_batch_get(&first, &schemas)?;
+        let projected: Vec<&str> = paths.keys().map(String::as_str).collect();
+        let raw = codec::decode_batch_get(&first, &schemas, &projected)?;
         // Resolved in the server's order, as the official client resolves them (the
         // same attribute-list calls in the same order).
         let mut responses = Vec::with_capacity(raw.responses.len());
         for (name, items) in raw.responses {
             let mut list = Vec::with_capacity(items.len());
+            let projection = paths.get(&name).map(Vec::as_slice);
             for i in items {
-                if let Some(i) = self.resolve(node, &mut conn, Some(i), None).await? {
+                if let Some(i) = self.resolve(node, &mut conn, Some(i), projection).await? {
                     list.push(i);
                 }
             }

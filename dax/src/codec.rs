@@ -980,6 +980,9 @@ pub struct BatchGetTable<'a> {
     pub name: &'a str,
     pub schema: &'a KeySchema,
     pub consistent_read: bool,
+    /// The table's projection and its names (compiled as for GetItem).
+    pub projection: Option<&'a str>,
+    pub names: Option<&'a HashMap<String, String>>,
     pub keys: &'a [Item],
 }
 
@@ -996,7 +999,18 @@ pub fn encode_batch_get_item(tables: &[BatchGetTable<'_>]) -> Result<Vec<u8>, Da
     header(&mut e, method::BATCH_GET_ITEM);
     e.map(tables.len());
     for t in tables {
-        e.text(t.name).array(3).bool(t.consistent_read).null();
+        e.text(t.name).array(3).bool(t.consistent_read);
+        match t.projection {
+            Some(p) => {
+                let compiled = compile(&Expressions {
+                    projection: Some(p),
+                    names: t.names,
+                    ..Default::default()
+                })?;
+                e.bytes(compiled.projection.as_deref().unwrap_or_default())
+            }
+            None => e.null(),
+        };
         e.array(t.keys.len());
         let mut seen = std::collections::HashSet::new();
         for k in t.keys {
@@ -1132,9 +1146,12 @@ pub struct RawBatchGet {
 /// The values after the success header: `[responses, unprocessed keys]`, then the
 /// consumed capacities (ignored: this client sends `ReturnConsumedCapacity` NONE).
 /// Python `Assemblers.batchGetItem_N697851100_1`, Go `decodeBatchGetItemOutput`.
+/// `projected`: the tables whose request had a projection; their items come as
+/// `{ordinal: value}` maps, one per item, not as key/value pairs.
 pub fn decode_batch_get(
     v: &Value,
     schemas: &HashMap<String, KeySchema>,
+    projected: &[&str],
 ) -> Result<RawBatchGet, DaxError> {
     let mut out = RawBatchGet::default();
     let parts = match v {
@@ -1152,6 +1169,16 @@ pub fn decode_batch_get(
     for (name, items) in responses {
         let (name, schema) = table_schema(schemas, name)?;
         let mut list = Vec::new();
+        if projected.contains(&name.as_str()) {
+            let Value::Array(items) = items else {
+                return Err(malformed("projected items are not an array"));
+            };
+            for i in items {
+                list.push(raw_item(i, None, schema)?);
+            }
+            out.responses.push((name, list));
+            continue;
+        }
         for kv in pairs(items)?.chunks(2) {
             let kb = kv[0]
                 .as_bytes()
@@ -1358,6 +1385,8 @@ mod tests {
             name: "t",
             schema: &s,
             consistent_read: false,
+            projection: None,
+            names: None,
             keys: &keys,
         };
         assert!(encode_batch_get_item(&[t]).is_err_and(|e| e.to_string().contains("duplicates")));

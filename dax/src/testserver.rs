@@ -1008,6 +1008,9 @@ fn names_of(state: &State, id: i64) -> Result<Vec<String>, Failure> {
         .ok_or_else(|| fail(ErrorKind::Validation, "unknown attribute list"))
 }
 
+/// A table of a BatchGetItem: its name, key schema and projection.
+type Asked = (String, KeySchema, Option<Vec<Vec<codec::PathElement>>>);
+
 /// BatchGetItem: `{table: [consistent, projection, [key...]]}` through DynamoDB's
 /// BatchGetItem; answered `[responses, unprocessed]` then the (empty) consumed
 /// capacities, each table's items in key-byte order (a stable order for the
@@ -1019,7 +1022,7 @@ async fn batch_get(
     out: &mut Encoder,
 ) -> Result<(), Failure> {
     let validation = |e: crate::error::DaxError| fail(ErrorKind::Validation, e.to_string());
-    let mut asked = Vec::new();
+    let mut asked: Vec<Asked> = Vec::new();
     let mut unprocessed: Vec<(String, Vec<Vec<u8>>)> = Vec::new();
     let mut ddb_items = HashMap::new();
     for (name, spec) in table_entries(request)? {
@@ -1032,12 +1035,10 @@ async fn batch_get(
             return Err(fail(ErrorKind::Validation, "table request"));
         };
         let consistent = matches!(spec.first(), Some(Value::Bool(true)));
-        if !matches!(spec.get(1), Some(Value::Null)) {
-            return Err(fail(
-                ErrorKind::Validation,
-                "the test server has no projections",
-            ));
-        }
+        let projection = match spec.get(1) {
+            Some(Value::Bytes(b)) => Some(projection_paths_of(b)?),
+            _ => None,
+        };
         let Some(Value::Array(keys)) = spec.get(2) else {
             return Err(fail(ErrorKind::Validation, "keys"));
         };
@@ -1061,7 +1062,7 @@ async fn batch_get(
                     .map_err(|e| fail(ErrorKind::Validation, e.to_string()))?,
             );
         }
-        asked.push((table, schema));
+        asked.push((table, schema, projection));
     }
     if ddb_items.is_empty() && !unprocessed.is_empty() {
         return Err(fail(
@@ -1089,12 +1090,25 @@ async fn batch_get(
             unprocessed.push((table, keys));
         }
     }
-    let found: Vec<&(String, KeySchema)> = asked
+    let found: Vec<&Asked> = asked
         .iter()
-        .filter(|(t, _)| responses.contains_key(t))
+        .filter(|(t, _, _)| responses.contains_key(t))
         .collect();
     out.array(2).map(found.len());
-    for (table, schema) in found {
+    for (table, schema, projection) in found {
+        if let Some(paths) = projection {
+            // Projected: one `{ordinal: value}` map per item, in key-byte order.
+            let mut keyed = Vec::new();
+            for item in &responses[table] {
+                keyed.push((encode_key_bytes(item, schema)?, item));
+            }
+            keyed.sort_by(|a, b| a.0.cmp(&b.0));
+            out.text(table).array(keyed.len());
+            for (_, item) in keyed {
+                projected(out, item, paths).map_err(validation)?;
+            }
+            continue;
+        }
         let mut items: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
         for item in &responses[table] {
             let k = encode_key_bytes(item, schema)?;
@@ -1246,10 +1260,15 @@ async fn batch_write(
 fn projection_of(
     kw: &HashMap<i64, Value>,
 ) -> Result<Option<Vec<Vec<codec::PathElement>>>, Failure> {
+    match kw.get(&param::PROJECTION_EXPRESSION) {
+        Some(Value::Bytes(b)) => projection_paths_of(b).map(Some),
+        _ => Ok(None),
+    }
+}
+
+/// A compiled projection's paths.
+fn projection_paths_of(b: &[u8]) -> Result<Vec<Vec<codec::PathElement>>, Failure> {
     let bad = || fail(ErrorKind::Validation, "malformed projection");
-    let Some(Value::Bytes(b)) = kw.get(&param::PROJECTION_EXPRESSION) else {
-        return Ok(None);
-    };
     let v = Decoder::new(b).value().map_err(|_| bad())?;
     let Some(Value::Array(paths)) = (match &v {
         Value::Array(a) => a.get(1),
@@ -1279,7 +1298,7 @@ fn projection_of(
         }
         out.push(path);
     }
-    Ok(Some(out))
+    Ok(out)
 }
 
 /// A projected item: `{ordinal: value}` for each path the item has.

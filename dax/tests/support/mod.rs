@@ -339,6 +339,14 @@ pub async fn run_op(c: &DaxClient, op: &Json) -> Json {
                     let kaa = KeysAndAttributes::builder()
                         .set_keys(Some(keys))
                         .set_consistent_read(r.get("ConsistentRead").and_then(Json::as_bool))
+                        .set_projection_expression(
+                            r.get("ProjectionExpression")
+                                .and_then(Json::as_str)
+                                .map(str::to_string),
+                        )
+                        .set_expression_attribute_names(names_from(
+                            r.get("ExpressionAttributeNames"),
+                        ))
                         .build()
                         .expect("keys");
                     items.insert(table.clone(), kaa);
@@ -374,6 +382,12 @@ pub async fn run_op(c: &DaxClient, op: &Json) -> Json {
                                 );
                                 if kaa.consistent_read() == Some(true) {
                                     o.insert("ConsistentRead".into(), json!(true));
+                                }
+                                if let Some(p) = kaa.projection_expression() {
+                                    o.insert("ProjectionExpression".into(), json!(p));
+                                }
+                                if let Some(n) = kaa.expression_attribute_names() {
+                                    o.insert("ExpressionAttributeNames".into(), json!(n));
                                 }
                                 (t.clone(), Json::Object(o))
                             })
