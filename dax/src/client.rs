@@ -12,16 +12,26 @@
 //! callers switch from `aws_sdk_dynamodb::Client` with little code.
 //! Neighbours: [`crate::conn`] (one connection), [`crate::codec`] (the messages).
 
-use crate::codec::{self, Expressions, Item, KeySchema, QueryOptions, RawItem, RawResponse};
+use crate::codec::{
+    self, BatchGetTable, BatchWrite, BatchWriteTable, Expressions, Item, KeySchema, PathElement,
+    QueryOptions, RawItem, RawResponse, RawWrite,
+};
 use crate::conn::Connection;
 use crate::error::{DaxError, ErrorKind};
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
 use aws_credential_types::Credentials;
+use aws_sdk_dynamodb::operation::batch_get_item::{BatchGetItemInput, BatchGetItemOutput};
+use aws_sdk_dynamodb::operation::batch_write_item::{BatchWriteItemInput, BatchWriteItemOutput};
 use aws_sdk_dynamodb::operation::delete_item::{DeleteItemInput, DeleteItemOutput};
 use aws_sdk_dynamodb::operation::get_item::{GetItemInput, GetItemOutput};
 use aws_sdk_dynamodb::operation::put_item::{PutItemInput, PutItemOutput};
 use aws_sdk_dynamodb::operation::query::{QueryInput, QueryOutput};
+use aws_sdk_dynamodb::operation::update_item::{UpdateItemInput, UpdateItemOutput};
+use aws_sdk_dynamodb::types::{
+    DeleteRequest, KeysAndAttributes, PutRequest, ReturnValue, WriteRequest,
+};
 use std::collections::HashMap;
+use std::future::Future;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant, SystemTime};
@@ -267,11 +277,15 @@ impl DaxClient {
             names: input.expression_attribute_names(),
             ..Default::default()
         };
-        if x.projection.is_some() {
+        if !input.attributes_to_get().is_empty() {
             return Err(DaxError::Validation(
-                "ProjectionExpression is not supported by this client yet".into(),
+                "AttributesToGet (legacy) is not supported; use ProjectionExpression".into(),
             ));
         }
+        let paths = x
+            .projection
+            .map(|p| codec::projection_paths(p, x.names))
+            .transpose()?;
         let consistent = input.consistent_read();
         let raw = self
             .inner
@@ -280,7 +294,10 @@ impl DaxClient {
                 &table,
                 |schema, _| codec::encode_get_item(&table, &key, schema, consistent, &x),
                 Some(&key),
-                false,
+                Shape {
+                    projection: paths.as_deref(),
+                    ..Shape::default()
+                },
             )
             .await?;
         Ok(GetItemOutput::builder().set_item(raw.item).build())
@@ -313,7 +330,10 @@ impl DaxClient {
                     )
                 },
                 Some(&item),
-                true,
+                Shape {
+                    put: true,
+                    ..Shape::default()
+                },
             )
             .await?;
         Ok(PutItemOutput::builder()
@@ -348,7 +368,7 @@ impl DaxClient {
                     )
                 },
                 Some(&key),
-                false,
+                Shape::default(),
             )
             .await?;
         Ok(DeleteItemOutput::builder()
@@ -366,11 +386,15 @@ impl DaxClient {
             values: input.expression_attribute_values(),
             ..Default::default()
         };
-        if x.projection.is_some() {
+        if !input.attributes_to_get().is_empty() || input.select().is_some() {
             return Err(DaxError::Validation(
-                "ProjectionExpression is not supported by this client yet".into(),
+                "AttributesToGet and Select are not supported by this client yet".into(),
             ));
         }
+        let paths = x
+            .projection
+            .map(|p| codec::projection_paths(p, x.names))
+            .transpose()?;
         let o = QueryOptions {
             index_name: input.index_name().map(str::to_string),
             limit: input.limit(),
@@ -385,7 +409,10 @@ impl DaxClient {
                 &table,
                 |schema, _| codec::encode_query(&table, schema, &o, &x),
                 None,
-                false,
+                Shape {
+                    projection: paths.as_deref(),
+                    ..Shape::default()
+                },
             )
             .await?;
         let r = raw;
@@ -396,7 +423,182 @@ impl DaxClient {
             .set_last_evaluated_key(r.last_evaluated_key)
             .build())
     }
+
+    /// UpdateItem with an `UpdateExpression` (SET, REMOVE, ADD, DELETE), an optional
+    /// `ConditionExpression` and `ReturnValues`; written to the primary.
+    pub async fn update_item(&self, input: UpdateItemInput) -> Result<UpdateItemOutput, DaxError> {
+        let table = required(input.table_name(), "TableName")?.to_string();
+        if input.attribute_updates.is_some() || input.expected.is_some() {
+            return Err(DaxError::Validation(
+                "AttributeUpdates and Expected (legacy parameters) are not supported; use UpdateExpression and ConditionExpression".into(),
+            ));
+        }
+        let key = input.key().cloned().unwrap_or_default();
+        let x = Expressions {
+            condition: input.condition_expression(),
+            update: input.update_expression(),
+            names: input.expression_attribute_names(),
+            values: input.expression_attribute_values(),
+            ..Default::default()
+        };
+        let rv = input.return_values().map(|r| r.as_str().to_string());
+        // UPDATED_OLD / UPDATED_NEW come back by attribute ordinal, without the key.
+        let partial = matches!(
+            input.return_values(),
+            Some(ReturnValue::UpdatedOld | ReturnValue::UpdatedNew)
+        );
+        let raw = self
+            .inner
+            .execute(
+                Route::Write,
+                &table,
+                |schema, _| {
+                    codec::encode_write(
+                        codec::method::UPDATE_ITEM,
+                        &table,
+                        &key,
+                        schema,
+                        None,
+                        rv.as_deref(),
+                        &x,
+                    )
+                },
+                Some(&key),
+                Shape {
+                    partial,
+                    ..Shape::default()
+                },
+            )
+            .await?;
+        Ok(UpdateItemOutput::builder()
+            .set_attributes(raw.attributes)
+            .build())
+    }
+
+    /// BatchGetItem: several keys over one or more tables, read like GetItem (any
+    /// node, or the primary with [`DaxClient::with_primary_reads`]). Keys DAX did
+    /// not read come back in `unprocessed_keys`, with the table's request options,
+    /// for the caller to retry. Tables are sent in name order.
+    pub async fn batch_get_item(
+        &self,
+        input: BatchGetItemInput,
+    ) -> Result<BatchGetItemOutput, DaxError> {
+        let items = input.request_items.unwrap_or_default();
+        let mut tables: Vec<(String, KeysAndAttributes)> = items.into_iter().collect();
+        tables.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut paths = HashMap::new();
+        for (name, t) in &tables {
+            if !t.attributes_to_get().is_empty() {
+                return Err(DaxError::Validation(format!(
+                    "AttributesToGet (legacy, table {name}) is not supported; use ProjectionExpression"
+                )));
+            }
+            if let Some(p) = t.projection_expression() {
+                let p = codec::projection_paths(p, t.expression_attribute_names())?;
+                paths.insert(name.clone(), p);
+            }
+        }
+        let (tables, paths) = (&tables, &paths);
+        let (responses, unprocessed) = self
+            .inner
+            .retrying(self.read_route(), |node| async move {
+                self.inner.attempt_batch_get(&node, tables, paths).await
+            })
+            .await?;
+        let mut out_unprocessed = HashMap::new();
+        for (name, keys) in unprocessed {
+            let asked = tables.iter().find(|(n, _)| *n == name).map(|(_, t)| t);
+            let kaa = KeysAndAttributes::builder()
+                .set_keys(Some(keys))
+                .set_consistent_read(asked.and_then(|t| t.consistent_read()))
+                .set_expression_attribute_names(
+                    asked.and_then(|t| t.expression_attribute_names().cloned()),
+                )
+                .set_projection_expression(
+                    asked.and_then(|t| t.projection_expression().map(str::to_string)),
+                )
+                .build()
+                .map_err(|e| DaxError::Protocol(e.to_string()))?;
+            out_unprocessed.insert(name, kaa);
+        }
+        Ok(BatchGetItemOutput::builder()
+            .set_responses(Some(responses.into_iter().collect()))
+            .set_unprocessed_keys(Some(out_unprocessed))
+            .build())
+    }
+
+    /// BatchWriteItem: up to 25 puts and deletes over one or more tables, written to
+    /// the primary. Writes DAX did not make come back in `unprocessed_items` (puts
+    /// with their whole item, key included) for the caller to retry. Tables are sent
+    /// in name order, each table's writes in the order given.
+    pub async fn batch_write_item(
+        &self,
+        input: BatchWriteItemInput,
+    ) -> Result<BatchWriteItemOutput, DaxError> {
+        let ricm = input
+            .return_item_collection_metrics()
+            .map(|r| r.as_str().to_string());
+        let items = input.request_items.unwrap_or_default();
+        let mut tables: Vec<(String, Vec<WriteRequest>)> = items.into_iter().collect();
+        tables.sort_by(|a, b| a.0.cmp(&b.0));
+        for (name, writes) in &tables {
+            for w in writes {
+                if w.put_request().is_some() == w.delete_request().is_some() {
+                    return Err(DaxError::Validation(format!(
+                        "each write request (table {name}) must hold exactly one of PutRequest and DeleteRequest"
+                    )));
+                }
+            }
+        }
+        let tables = &tables;
+        let ricm = ricm.as_deref();
+        let unprocessed = self
+            .inner
+            .retrying(Route::Write, |node| async move {
+                self.inner.attempt_batch_write(&node, tables, ricm).await
+            })
+            .await?;
+        let mut out = HashMap::new();
+        for (name, writes) in unprocessed {
+            let mut list = Vec::with_capacity(writes.len());
+            for w in writes {
+                let bad =
+                    |e: aws_sdk_dynamodb::error::BuildError| DaxError::Protocol(e.to_string());
+                list.push(match w {
+                    Unprocessed::Put(item) => WriteRequest::builder()
+                        .put_request(
+                            PutRequest::builder()
+                                .set_item(Some(item))
+                                .build()
+                                .map_err(bad)?,
+                        )
+                        .build(),
+                    Unprocessed::Delete(key) => WriteRequest::builder()
+                        .delete_request(
+                            DeleteRequest::builder()
+                                .set_key(Some(key))
+                                .build()
+                                .map_err(bad)?,
+                        )
+                        .build(),
+                });
+            }
+            out.insert(name, list);
+        }
+        Ok(BatchWriteItemOutput::builder()
+            .set_unprocessed_items(Some(out))
+            .build())
+    }
 }
+
+/// An unprocessed write, resolved.
+#[derive(Debug)]
+enum Unprocessed {
+    Put(Item),
+    Delete(Item),
+}
+
+type TableItems = Vec<(String, Vec<Item>)>;
 
 fn required<'a>(v: Option<&'a str>, name: &str) -> Result<&'a str, DaxError> {
     v.filter(|s| !s.is_empty())
@@ -422,6 +624,16 @@ struct Resolved {
     count: Option<i64>,
     scanned_count: Option<i64>,
     last_evaluated_key: Option<Item>,
+}
+
+/// How to read a response: PutItem's values go under an attribute list id (`put`);
+/// UpdateItem's UPDATED_* attributes come by ordinal (`partial`); a projection's
+/// items come by path ordinal (`projection`).
+#[derive(Debug, Default, Clone, Copy)]
+struct Shape<'a> {
+    put: bool,
+    partial: bool,
+    projection: Option<&'a [Vec<PathElement>]>,
 }
 
 impl Inner {
@@ -639,19 +851,197 @@ impl Inner {
         node: &Node,
         conn: &mut Connection,
         raw: Option<RawItem>,
+        projection: Option<&[Vec<PathElement>]>,
     ) -> Result<Option<Item>, DaxError> {
         match raw {
             None => Ok(None),
-            Some(RawItem::Projected(_)) => Err(DaxError::Protocol(
-                "projected item for a request without projection".into(),
-            )),
+            // The key is not put back: a projection returns what it names.
+            Some(RawItem::Projected(values)) => match projection {
+                Some(paths) => Ok(Some(codec::projected_item(values, paths)?)),
+                None => Err(DaxError::Protocol(
+                    "projected item for a request without projection".into(),
+                )),
+            },
             Some(RawItem::Stream { key, values }) => {
                 let names = self.list(node, conn, values.list_id).await?;
                 let mut item = values.named(&names)?;
                 item.extend(key);
                 Ok(Some(item))
             }
+            // Nothing updated: an empty map, and no list to look up (as the official
+            // client: `_decode_stream_item_projection`).
+            Some(RawItem::Partial { values, .. }) if values.is_empty() => Ok(Some(Item::new())),
+            Some(RawItem::Partial { list_id, values }) => {
+                let names = self.list(node, conn, list_id).await?;
+                let mut item = Item::new();
+                for (ord, v) in values {
+                    let name = names.get(ord).ok_or_else(|| {
+                        DaxError::Protocol(format!(
+                            "attribute ordinal {ord} outside attribute list {list_id}"
+                        ))
+                    })?;
+                    item.insert(name.clone(), v);
+                }
+                Ok(Some(item))
+            }
         }
+    }
+
+    async fn checkout(&self, node: &Node) -> Result<Connection, DaxError> {
+        let pooled = lock(&node.idle).pop();
+        match pooled {
+            Some(c) => Ok(c),
+            None => self.open(node.addr, &node.hostname).await,
+        }
+    }
+
+    /// The request on `conn`; the connection goes back to the pool after a DAX
+    /// error (it is still in step), and is dropped after a transport failure.
+    async fn call_data(
+        &self,
+        node: &Node,
+        mut conn: Connection,
+        request: &[u8],
+        values: usize,
+    ) -> Result<(Connection, Vec<crate::cbor::Value>), DaxError> {
+        let creds = self.credentials().await?;
+        let body = conn
+            .call_many(
+                &creds,
+                &self.config.region,
+                &self.config.user_agent,
+                request,
+                self.config.request_timeout,
+                values,
+            )
+            .await;
+        match body {
+            Ok(b) => Ok((conn, b)),
+            Err(e) => {
+                if !e.is_transport() {
+                    self.recycle(node, conn);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// The key schemas of `tables`, in order (the official client asks for each
+    /// table's before writing a batch).
+    async fn schemas<'t>(
+        &self,
+        node: &Node,
+        conn: &mut Connection,
+        tables: impl Iterator<Item = &'t str>,
+    ) -> Result<HashMap<String, KeySchema>, DaxError> {
+        let mut out = HashMap::new();
+        for t in tables {
+            let s = self.key_schema(node, conn, t).await?;
+            out.insert(t.to_string(), s);
+        }
+        Ok(out)
+    }
+
+    async fn attempt_batch_get(
+        &self,
+        node: &Arc<Node>,
+        tables: &[(String, KeysAndAttributes)],
+        paths: &HashMap<String, Vec<Vec<PathElement>>>,
+    ) -> Result<(TableItems, TableItems), DaxError> {
+        let mut conn = self.checkout(node).await?;
+        let schemas = self
+            .schemas(node, &mut conn, tables.iter().map(|(n, _)| n.as_str()))
+            .await?;
+        let request_tables: Vec<BatchGetTable<'_>> = tables
+            .iter()
+            .map(|(name, t)| BatchGetTable {
+                name,
+                schema: &schemas[name.as_str()],
+                consistent_read: t.consistent_read().unwrap_or(false),
+                projection: t.projection_expression(),
+                names: t.expression_attribute_names(),
+                keys: t.keys(),
+            })
+            .collect();
+        let request = codec::encode_batch_get_item(&request_tables)?;
+        let (mut conn, body) = self.call_data(node, conn, &request, 2).await?;
+        let first = body.first().cloned().unwrap_or(crate::cbor::Value::Null);
+        let projected: Vec<&str> = paths.keys().map(String::as_str).collect();
+        let raw = codec::decode_batch_get(&first, &schemas, &projected)?;
+        // Resolved in the server's order, as the official client resolves them (the
+        // same attribute-list calls in the same order).
+        let mut responses = Vec::with_capacity(raw.responses.len());
+        for (name, items) in raw.responses {
+            let mut list = Vec::with_capacity(items.len());
+            let projection = paths.get(&name).map(Vec::as_slice);
+            for i in items {
+                if let Some(i) = self.resolve(node, &mut conn, Some(i), projection).await? {
+                    list.push(i);
+                }
+            }
+            responses.push((name, list));
+        }
+        self.recycle(node, conn);
+        Ok((responses, raw.unprocessed))
+    }
+
+    async fn attempt_batch_write(
+        &self,
+        node: &Arc<Node>,
+        tables: &[(String, Vec<WriteRequest>)],
+        ricm: Option<&str>,
+    ) -> Result<Vec<(String, Vec<Unprocessed>)>, DaxError> {
+        let mut conn = self.checkout(node).await?;
+        let schemas = self
+            .schemas(node, &mut conn, tables.iter().map(|(n, _)| n.as_str()))
+            .await?;
+        // Then every put's attribute list id, in order (as the official client).
+        let mut request_tables = Vec::with_capacity(tables.len());
+        for (name, writes) in tables {
+            let schema = &schemas[name.as_str()];
+            let mut out = Vec::with_capacity(writes.len());
+            for w in writes {
+                if let Some(item) = w.put_request().map(|p| p.item()) {
+                    let names = codec::attribute_names(item, schema);
+                    let id = self.list_id(node, &mut conn, &names).await?;
+                    out.push(BatchWrite::Put {
+                        item,
+                        values: codec::encode_values(item, &names, id)?,
+                    });
+                } else if let Some(key) = w.delete_request().map(|d| d.key()) {
+                    out.push(BatchWrite::Delete { key });
+                }
+            }
+            request_tables.push(BatchWriteTable {
+                name,
+                schema,
+                writes: out,
+            });
+        }
+        let request = codec::encode_batch_write_item(&request_tables, ricm)?;
+        let (mut conn, body) = self.call_data(node, conn, &request, 3).await?;
+        let first = body.first().cloned().unwrap_or(crate::cbor::Value::Null);
+        let raw = codec::decode_batch_write(&first, &schemas)?;
+        let mut out = Vec::with_capacity(raw.len());
+        for (name, writes) in raw {
+            let mut list = Vec::with_capacity(writes.len());
+            for w in writes {
+                list.push(match w {
+                    RawWrite::Delete { key } => Unprocessed::Delete(key),
+                    RawWrite::Put { key, values } => {
+                        // The key too: the official Go client puts it back; the
+                        // Python client (2.1.0) leaves it out (dax/README.md).
+                        let names = self.list(node, &mut conn, values.list_id).await?;
+                        let mut item = values.named(&names)?;
+                        item.extend(key);
+                        Unprocessed::Put(item)
+                    }
+                });
+            }
+            out.push((name, list));
+        }
+        self.recycle(node, conn);
+        Ok(out)
     }
 
     /// One attempt on one node.
@@ -661,20 +1051,16 @@ impl Inner {
         table: &str,
         encode: &F,
         item: Option<&Item>,
-        put: bool,
+        shape: Shape<'_>,
     ) -> Result<Resolved, DaxError>
     where
         F: Fn(&KeySchema, Option<&[u8]>) -> Result<Vec<u8>, DaxError>,
     {
-        let pooled = lock(&node.idle).pop();
-        let mut conn = match pooled {
-            Some(c) => c,
-            None => self.open(node.addr, &node.hostname).await?,
-        };
+        let mut conn = self.checkout(node).await?;
         let schema = self.key_schema(node, &mut conn, table).await?;
         // PutItem: the values under their attribute list's id.
         let values = match item {
-            Some(item) if put => {
+            Some(item) if shape.put => {
                 let names = codec::attribute_names(item, &schema);
                 let id = self.list_id(node, &mut conn, &names).await?;
                 Some(codec::encode_values(item, &names, id)?)
@@ -682,27 +1068,28 @@ impl Inner {
             _ => None,
         };
         let request = encode(&schema, values.as_deref())?;
-        let body = self.call(&mut conn, &request).await;
-        let body = match body {
-            Ok(b) => b,
-            Err(e) => {
-                if !e.is_transport() {
-                    self.recycle(node, conn);
-                }
-                return Err(e);
-            }
-        };
-        let raw: RawResponse =
-            codec::decode_normal(&body, item.map(|i| key_only(i, &schema)).as_ref(), &schema)?;
+        let (mut conn, body) = self.call_data(node, conn, &request, 1).await?;
+        let body = body.into_iter().next().unwrap_or(crate::cbor::Value::Null);
+        let raw: RawResponse = codec::decode_normal(
+            &body,
+            item.map(|i| key_only(i, &schema)).as_ref(),
+            &schema,
+            shape.partial,
+        )?;
         let out = Resolved {
-            item: self.resolve(node, &mut conn, raw.item).await?,
-            attributes: self.resolve(node, &mut conn, raw.attributes).await?,
+            item: self
+                .resolve(node, &mut conn, raw.item, shape.projection)
+                .await?,
+            attributes: self.resolve(node, &mut conn, raw.attributes, None).await?,
             items: match raw.items {
                 None => None,
                 Some(items) => {
                     let mut v = Vec::with_capacity(items.len());
                     for i in items {
-                        if let Some(i) = self.resolve(node, &mut conn, Some(i)).await? {
+                        if let Some(i) = self
+                            .resolve(node, &mut conn, Some(i), shape.projection)
+                            .await?
+                        {
                             v.push(i);
                         }
                     }
@@ -724,22 +1111,37 @@ impl Inner {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn execute<F>(
         &self,
         route: Route,
         table: &str,
         encode: F,
         item: Option<&Item>,
-        put: bool,
+        shape: Shape<'_>,
     ) -> Result<Resolved, DaxError>
     where
         F: Fn(&KeySchema, Option<&[u8]>) -> Result<Vec<u8>, DaxError>,
+    {
+        let encode = &encode;
+        self.retrying(route, |node| async move {
+            self.attempt(&node, table, encode, item, shape).await
+        })
+        .await
+    }
+
+    /// Runs `attempt` on a node picked for `route`, retrying as the official
+    /// clients retry (see the module docs) and routing around failed nodes.
+    async fn retrying<T, A, Fut>(&self, route: Route, mut attempt: A) -> Result<T, DaxError>
+    where
+        A: FnMut(Arc<Node>) -> Fut,
+        Fut: Future<Output = Result<T, DaxError>>,
     {
         let mut attempts = 0u32;
         let mut last_node: Option<Arc<Node>> = None;
         loop {
             let node = self.pick(route, last_node.as_ref())?;
-            match self.attempt(&node, table, &encode, item, put).await {
+            match attempt(node.clone()).await {
                 Ok(r) => return Ok(r),
                 Err(e) => {
                     if e.is_transport() {

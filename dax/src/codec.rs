@@ -54,6 +54,7 @@ pub mod param {
     pub const EXPRESSION_ATTRIBUTE_VALUES: i64 = 5;
     pub const RETURN_ITEM_COLLECTION_METRICS: i64 = 6;
     pub const RETURN_VALUES: i64 = 7;
+    pub const UPDATE_EXPRESSION: i64 = 8;
     pub const EXCLUSIVE_START_KEY: i64 = 9;
     pub const FILTER_EXPRESSION: i64 = 10;
     pub const INDEX_NAME: i64 = 11;
@@ -435,6 +436,7 @@ pub struct Expressions<'a> {
     pub condition: Option<&'a str>,
     pub key_condition: Option<&'a str>,
     pub filter: Option<&'a str>,
+    pub update: Option<&'a str>,
     pub projection: Option<&'a str>,
     pub names: Option<&'a HashMap<String, String>>,
     pub values: Option<&'a HashMap<String, AttributeValue>>,
@@ -446,6 +448,7 @@ pub struct Compiled {
     pub condition: Option<Vec<u8>>,
     pub key_condition: Option<Vec<u8>>,
     pub filter: Option<Vec<u8>>,
+    pub update: Option<Vec<u8>>,
     pub projection: Option<Vec<u8>>,
 }
 
@@ -486,6 +489,7 @@ pub fn compile(x: &Expressions<'_>) -> Result<Compiled, DaxError> {
             .map(|t| c.condition(t, "FilterExpression"))
             .transpose()
             .map_err(v)?,
+        update: x.update.map(|t| c.update(t)).transpose().map_err(v)?,
         projection: x
             .projection
             .map(|t| c.projection(t))
@@ -511,6 +515,9 @@ fn write_expressions(e: &mut Encoder, c: &Compiled, x: &Expressions<'_>) -> Resu
     }
     if let Some(b) = &c.filter {
         e.int(param::FILTER_EXPRESSION).bytes(b);
+    }
+    if let Some(b) = &c.update {
+        e.int(param::UPDATE_EXPRESSION).bytes(b);
     }
     if let Some(b) = &c.projection {
         e.int(param::PROJECTION_EXPRESSION).bytes(b);
@@ -680,6 +687,7 @@ pub fn encode_query(
         condition: None,
         key_condition: None,
         filter: compiled.filter,
+        update: None,
         projection: compiled.projection,
     };
     write_expressions(&mut e, &no_condition, x)?;
@@ -694,6 +702,173 @@ pub enum RawItem {
     Stream { key: Item, values: StreamItem },
     /// A projection: attributes by ordinal of the projection's paths.
     Projected(Vec<(usize, AttributeValue)>),
+    /// UpdateItem's `UPDATED_OLD`/`UPDATED_NEW` attributes: an attribute list id
+    /// and values by their ordinal in that list (Python `AttributeValueDecoder`,
+    /// `_decode_stream_item_projection`); the key is not re-inserted.
+    Partial {
+        list_id: i64,
+        values: Vec<(usize, AttributeValue)>,
+    },
+}
+
+/// One element of a projected document path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PathElement {
+    Key(String),
+    Index(usize),
+}
+
+/// A projection's paths in order, `#names` substituted: a projected item comes back
+/// as `{ordinal: value}`, the ordinal indexing these (Python
+/// `AttributeValueEncoder._prepare_projection`, `DocumentPath.from_path`).
+pub fn projection_paths(
+    text: &str,
+    names: Option<&HashMap<String, String>>,
+) -> Result<Vec<Vec<PathElement>>, DaxError> {
+    let bad = || invalid(format!("Invalid ProjectionExpression path: {text}"));
+    let name = |n: &str| {
+        names
+            .and_then(|m| m.get(n))
+            .cloned()
+            .unwrap_or_else(|| n.to_string())
+    };
+    let mut out = Vec::new();
+    for path in text.split(',') {
+        let mut elements = Vec::new();
+        for part in path.trim().split('.') {
+            let (head, mut rest) = match part.find('[') {
+                None => (part, ""),
+                Some(0) => return Err(bad()),
+                Some(i) => (&part[..i], &part[i..]),
+            };
+            if head.trim().is_empty() {
+                return Err(bad());
+            }
+            elements.push(PathElement::Key(name(head.trim())));
+            while let Some(r) = rest.strip_prefix('[') {
+                let end = r.find(']').ok_or_else(bad)?;
+                elements.push(PathElement::Index(r[..end].parse().map_err(|_| bad())?));
+                rest = &r[end + 1..];
+            }
+            if !rest.is_empty() {
+                return Err(bad());
+            }
+        }
+        out.push(elements);
+    }
+    Ok(out)
+}
+
+/// A projected item, nested: lists hold their elements by index until the end,
+/// then keep them in index order (gaps closed), as DynamoDB returns projected list
+/// elements (and the official client's `ItemBuilder` rebuilds them).
+#[derive(Debug)]
+enum Tree {
+    Leaf(AttributeValue),
+    Map(std::collections::BTreeMap<String, Tree>),
+    List(std::collections::BTreeMap<usize, Tree>),
+}
+
+impl Tree {
+    fn insert(&mut self, path: &[PathElement], v: AttributeValue) -> Result<(), DaxError> {
+        let clash = || malformed("projected paths overlap");
+        let Some((first, rest)) = path.split_first() else {
+            return Err(clash());
+        };
+        let fresh = || match rest.first() {
+            None => Tree::Leaf(AttributeValue::Null(true)),
+            Some(PathElement::Key(_)) => Tree::Map(Default::default()),
+            Some(PathElement::Index(_)) => Tree::List(Default::default()),
+        };
+        let child = match (self, first) {
+            (Tree::Map(m), PathElement::Key(k)) => m.entry(k.clone()).or_insert_with(fresh),
+            (Tree::List(l), PathElement::Index(i)) => l.entry(*i).or_insert_with(fresh),
+            _ => return Err(clash()),
+        };
+        if rest.is_empty() {
+            *child = Tree::Leaf(v);
+            Ok(())
+        } else {
+            child.insert(rest, v)
+        }
+    }
+
+    fn value(self) -> AttributeValue {
+        match self {
+            Tree::Leaf(v) => v,
+            Tree::Map(m) => AttributeValue::M(m.into_iter().map(|(k, t)| (k, t.value())).collect()),
+            Tree::List(l) => AttributeValue::L(l.into_values().map(Tree::value).collect()),
+        }
+    }
+}
+
+/// The item of a projection response (`{ordinal: value}`) rebuilt along `paths`.
+pub fn projected_item(
+    values: Vec<(usize, AttributeValue)>,
+    paths: &[Vec<PathElement>],
+) -> Result<Item, DaxError> {
+    let mut root = Tree::Map(Default::default());
+    for (ord, v) in values {
+        let path = paths
+            .get(ord)
+            .ok_or_else(|| malformed(format!("unknown projection ordinal {ord}")))?;
+        root.insert(path, v)?;
+    }
+    match root.value() {
+        AttributeValue::M(m) => Ok(m),
+        _ => Err(malformed("projected item is not a map")),
+    }
+}
+
+/// The value at `path` in `item`, if there (the test server projects full items).
+pub fn value_at<'i>(item: &'i Item, path: &[PathElement]) -> Option<&'i AttributeValue> {
+    let (PathElement::Key(first), rest) = path.split_first()? else {
+        return None;
+    };
+    let mut v = item.get(first)?;
+    for e in rest {
+        v = match (v, e) {
+            (AttributeValue::M(m), PathElement::Key(k)) => m.get(k)?,
+            (AttributeValue::L(l), PathElement::Index(i)) => l.get(*i)?,
+            _ => return None,
+        };
+    }
+    Some(v)
+}
+
+/// `list id, {ordinal: value, ...}` as UpdateItem returns updated attributes.
+pub fn decode_partial(bytes: &[u8]) -> Result<RawItem, DaxError> {
+    let all = cbor::decode_all(bytes)?;
+    let (Some(id), Some(Value::Map(m)), 2) = (all.first(), all.get(1), all.len()) else {
+        return Err(malformed("updated attributes are not a list id and a map"));
+    };
+    let list_id = id
+        .as_int()
+        .and_then(|i| i64::try_from(i).ok())
+        .ok_or_else(|| malformed("attribute list id is not an integer"))?;
+    let mut values = Vec::with_capacity(m.len());
+    for (k, v) in m {
+        let ord = k
+            .as_int()
+            .and_then(|i| usize::try_from(i).ok())
+            .ok_or_else(|| malformed("attribute ordinal"))?;
+        values.push((ord, decode_attribute_value(v)?));
+    }
+    Ok(RawItem::Partial { list_id, values })
+}
+
+/// Encodes updated attributes as [`decode_partial`] reads them (the test server).
+pub fn encode_partial(
+    values: &[(usize, &AttributeValue)],
+    list_id: i64,
+) -> Result<Vec<u8>, DaxError> {
+    let mut e = Encoder::new();
+    e.int(list_id).map(values.len());
+    for (ord, v) in values {
+        e.int(*ord as i64);
+        encode_attribute_value(&mut e, v)?;
+    }
+    Ok(e.into_bytes())
 }
 
 /// A normal operation's response (GetItem, PutItem, DeleteItem, Query).
@@ -746,10 +921,13 @@ fn raw_item(
 
 /// Decodes the body after a success header. `request_key`: the key the request named
 /// (GetItem, DeleteItem) or the item's key (PutItem), re-inserted into returned items.
+/// `partial_attributes`: the request asked for `UPDATED_OLD`/`UPDATED_NEW`, whose
+/// attributes come by ordinal ([`RawItem::Partial`]).
 pub fn decode_normal(
     v: &Value,
     request_key: Option<&Item>,
     schema: &KeySchema,
+    partial_attributes: bool,
 ) -> Result<RawResponse, DaxError> {
     let mut out = RawResponse::default();
     let entries = match v {
@@ -765,7 +943,10 @@ pub fn decode_normal(
                 out.item = Some(raw_item(v, request_key, schema)?);
             }
             response::ATTRIBUTES if *v != Value::Null => {
-                out.attributes = Some(raw_item(v, request_key, schema)?);
+                out.attributes = Some(match v {
+                    Value::Bytes(b) if partial_attributes => decode_partial(b)?,
+                    _ => raw_item(v, request_key, schema)?,
+                });
             }
             response::ITEMS => {
                 let a = match v {
@@ -788,6 +969,289 @@ pub fn decode_normal(
             }
             response::CONSUMED_CAPACITY => {}
             _ => {}
+        }
+    }
+    Ok(out)
+}
+
+/// One table of a BatchGetItem request.
+#[derive(Debug, Clone)]
+pub struct BatchGetTable<'a> {
+    pub name: &'a str,
+    pub schema: &'a KeySchema,
+    pub consistent_read: bool,
+    /// The table's projection and its names (compiled as for GetItem).
+    pub projection: Option<&'a str>,
+    pub names: Option<&'a HashMap<String, String>>,
+    pub keys: &'a [Item],
+}
+
+/// BatchGetItem (Python `Stubs.write_batchGetItem_N697851100_1` and
+/// `AttributeValueEncoder.encode_batchGetItem_..._getItemKeys_direct`): a map of
+/// table name (text) to `[consistent read, projection or null, [key bytes...]]`,
+/// then the optional parameters (`ReturnConsumedCapacity` only). Tables in the
+/// order given (the official client writes its dict's order).
+pub fn encode_batch_get_item(tables: &[BatchGetTable<'_>]) -> Result<Vec<u8>, DaxError> {
+    if tables.is_empty() {
+        return Err(invalid("RequestItems must not be empty"));
+    }
+    let mut e = Encoder::new();
+    header(&mut e, method::BATCH_GET_ITEM);
+    e.map(tables.len());
+    for t in tables {
+        e.text(t.name).array(3).bool(t.consistent_read);
+        match t.projection {
+            Some(p) => {
+                let compiled = compile(&Expressions {
+                    projection: Some(p),
+                    names: t.names,
+                    ..Default::default()
+                })?;
+                e.bytes(compiled.projection.as_deref().unwrap_or_default())
+            }
+            None => e.null(),
+        };
+        e.array(t.keys.len());
+        let mut seen = std::collections::HashSet::new();
+        for k in t.keys {
+            let kb = encode_key(k, t.schema)?;
+            if !seen.insert(kb.clone()) {
+                return Err(invalid("Provided list of item keys contains duplicates"));
+            }
+            e.bytes(&kb);
+        }
+    }
+    e.map_stream();
+    e.int(param::RETURN_CONSUMED_CAPACITY).int(0);
+    e.brk();
+    Ok(e.into_bytes())
+}
+
+/// One write of a BatchWriteItem request.
+#[derive(Debug, Clone)]
+pub enum BatchWrite<'a> {
+    /// The item and its values (attribute list id and values, [`encode_values`]).
+    Put {
+        item: &'a Item,
+        values: Vec<u8>,
+    },
+    Delete {
+        key: &'a Item,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct BatchWriteTable<'a> {
+    pub name: &'a str,
+    pub schema: &'a KeySchema,
+    pub writes: Vec<BatchWrite<'a>>,
+}
+
+/// DynamoDB's limit of write requests per BatchWriteItem.
+pub const MAX_WRITE_BATCH_SIZE: usize = 25;
+
+/// BatchWriteItem (Python `Stubs.write_batchWriteItem_116217951_1` and
+/// `encode_batchWriteItem_..._keyValuesByTable_direct`): a map of table name
+/// (text) to a flat array of `key bytes, value bytes` (a put) or `key bytes, null`
+/// (a delete), then the optional parameters. Refused as the official client
+/// refuses: more than 25 writes, a table without writes, a key twice in a table.
+pub fn encode_batch_write_item(
+    tables: &[BatchWriteTable<'_>],
+    return_item_collection_metrics: Option<&str>,
+) -> Result<Vec<u8>, DaxError> {
+    let mut e = Encoder::new();
+    header(&mut e, method::BATCH_WRITE_ITEM);
+    e.map(tables.len());
+    let mut total = 0;
+    for t in tables {
+        total += t.writes.len();
+        if total > MAX_WRITE_BATCH_SIZE {
+            return Err(invalid(format!(
+                "Batch size should be less than {MAX_WRITE_BATCH_SIZE}, got {total}"
+            )));
+        }
+        if t.writes.is_empty() {
+            return Err(invalid(format!(
+                "No write requests provided for {}",
+                t.name
+            )));
+        }
+        e.text(t.name).array(t.writes.len() * 2);
+        let mut seen = std::collections::HashSet::new();
+        for w in &t.writes {
+            let (key, values) = match w {
+                BatchWrite::Put { item, values } => (*item, Some(values)),
+                BatchWrite::Delete { key } => (*key, None),
+            };
+            let kb = encode_key(key, t.schema)?;
+            if !seen.insert(kb.clone()) {
+                return Err(invalid("Provided list of item keys contains duplicates"));
+            }
+            e.bytes(&kb);
+            match values {
+                Some(v) => e.bytes(v),
+                None => e.null(),
+            };
+        }
+    }
+    if total == 0 {
+        return Err(invalid("No write requests provided"));
+    }
+    e.map_stream();
+    e.int(param::RETURN_CONSUMED_CAPACITY).int(0);
+    if let Some(m) = return_item_collection_metrics {
+        let code = match m {
+            "NONE" => 0,
+            "SIZE" => 1,
+            other => {
+                return Err(invalid(format!(
+                    "unknown ReturnItemCollectionMetrics {other}"
+                )))
+            }
+        };
+        e.int(param::RETURN_ITEM_COLLECTION_METRICS).int(code);
+    }
+    e.brk();
+    Ok(e.into_bytes())
+}
+
+fn table_schema<'s>(
+    schemas: &'s HashMap<String, KeySchema>,
+    name: &Value,
+) -> Result<(String, &'s KeySchema), DaxError> {
+    let name = name
+        .as_text()
+        .ok_or_else(|| malformed("table name is not text"))?;
+    let schema = schemas
+        .get(name)
+        .ok_or_else(|| malformed(format!("response names table {name} not in the request")))?;
+    Ok((name.to_string(), schema))
+}
+
+fn pairs(v: &Value) -> Result<&[Value], DaxError> {
+    match v {
+        Value::Array(a) if a.len() % 2 == 0 => Ok(a),
+        _ => Err(malformed("expected an array of key/value pairs")),
+    }
+}
+
+/// A BatchGetItem response before attribute lists are resolved, tables and items
+/// in the server's order.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RawBatchGet {
+    pub responses: Vec<(String, Vec<RawItem>)>,
+    pub unprocessed: Vec<(String, Vec<Item>)>,
+}
+
+/// The values after the success header: `[responses, unprocessed keys]`, then the
+/// consumed capacities (ignored: this client sends `ReturnConsumedCapacity` NONE).
+/// Python `Assemblers.batchGetItem_N697851100_1`, Go `decodeBatchGetItemOutput`.
+/// `projected`: the tables whose request had a projection; their items come as
+/// `{ordinal: value}` maps, one per item, not as key/value pairs.
+pub fn decode_batch_get(
+    v: &Value,
+    schemas: &HashMap<String, KeySchema>,
+    projected: &[&str],
+) -> Result<RawBatchGet, DaxError> {
+    let mut out = RawBatchGet::default();
+    let parts = match v {
+        Value::Null => return Ok(out),
+        Value::Array(a) if a.len() == 2 => a,
+        _ => {
+            return Err(malformed(
+                "BatchGetItem response is not [responses, unprocessed]",
+            ))
+        }
+    };
+    let (Value::Map(responses), Value::Map(unprocessed)) = (&parts[0], &parts[1]) else {
+        return Err(malformed("BatchGetItem responses are not maps"));
+    };
+    for (name, items) in responses {
+        let (name, schema) = table_schema(schemas, name)?;
+        let mut list = Vec::new();
+        if projected.contains(&name.as_str()) {
+            let Value::Array(items) = items else {
+                return Err(malformed("projected items are not an array"));
+            };
+            for i in items {
+                list.push(raw_item(i, None, schema)?);
+            }
+            out.responses.push((name, list));
+            continue;
+        }
+        for kv in pairs(items)?.chunks(2) {
+            let kb = kv[0]
+                .as_bytes()
+                .ok_or_else(|| malformed("item key is not bytes"))?;
+            let vb = kv[1]
+                .as_bytes()
+                .ok_or_else(|| malformed("item value is not bytes"))?;
+            list.push(RawItem::Stream {
+                key: decode_key(kb, schema)?,
+                values: decode_values(vb)?,
+            });
+        }
+        out.responses.push((name, list));
+    }
+    for (name, keys) in unprocessed {
+        let (name, schema) = table_schema(schemas, name)?;
+        let Value::Array(keys) = keys else {
+            return Err(malformed("unprocessed keys are not an array"));
+        };
+        let keys = keys
+            .iter()
+            .map(|k| {
+                k.as_bytes()
+                    .ok_or_else(|| malformed("unprocessed key is not bytes"))
+                    .and_then(|b| decode_key(b, schema))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if !keys.is_empty() {
+            out.unprocessed.push((name, keys));
+        }
+    }
+    Ok(out)
+}
+
+/// An unprocessed write of a BatchWriteItem response.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RawWrite {
+    Put { key: Item, values: StreamItem },
+    Delete { key: Item },
+}
+
+/// The first value after the success header: unprocessed writes by table (then
+/// consumed capacities and item collection metrics, not asked for).
+/// Python `Assemblers.batchWriteItem_116217951_1`, Go `decodeBatchWriteItemOutput`.
+pub fn decode_batch_write(
+    v: &Value,
+    schemas: &HashMap<String, KeySchema>,
+) -> Result<Vec<(String, Vec<RawWrite>)>, DaxError> {
+    let tables = match v {
+        Value::Null => return Ok(Vec::new()),
+        Value::Map(m) => m,
+        _ => return Err(malformed("BatchWriteItem response is not a map")),
+    };
+    let mut out = Vec::new();
+    for (name, writes) in tables {
+        let (name, schema) = table_schema(schemas, name)?;
+        let mut list = Vec::new();
+        for kv in pairs(writes)?.chunks(2) {
+            let kb = kv[0]
+                .as_bytes()
+                .ok_or_else(|| malformed("item key is not bytes"))?;
+            let key = decode_key(kb, schema)?;
+            list.push(match &kv[1] {
+                Value::Null => RawWrite::Delete { key },
+                Value::Bytes(vb) => RawWrite::Put {
+                    key,
+                    values: decode_values(vb)?,
+                },
+                _ => return Err(malformed("unprocessed write value")),
+            });
+        }
+        if !list.is_empty() {
+            out.push((name, list));
         }
     }
     Ok(out)
@@ -898,5 +1362,111 @@ pub fn decode_string_list(v: &Value) -> Result<Vec<String>, DaxError> {
             .collect::<Option<_>>()
             .ok_or_else(|| malformed("attribute list holds a non-string")),
         _ => Err(malformed("attribute list is not an array")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn schema() -> KeySchema {
+        KeySchema(vec![("pk".into(), ScalarType::S)])
+    }
+
+    fn key(k: &str) -> Item {
+        HashMap::from([("pk".to_string(), AttributeValue::S(k.into()))])
+    }
+
+    #[test]
+    fn batch_requests_are_refused_as_the_official_client_refuses_them() {
+        let s = schema();
+        let keys = [key("a"), key("a")];
+        let t = BatchGetTable {
+            name: "t",
+            schema: &s,
+            consistent_read: false,
+            projection: None,
+            names: None,
+            keys: &keys,
+        };
+        assert!(encode_batch_get_item(&[t]).is_err_and(|e| e.to_string().contains("duplicates")));
+        assert!(encode_batch_get_item(&[]).is_err());
+
+        let many: Vec<Item> = (0..26).map(|i| key(&i.to_string())).collect();
+        let t = BatchWriteTable {
+            name: "t",
+            schema: &s,
+            writes: many.iter().map(|k| BatchWrite::Delete { key: k }).collect(),
+        };
+        assert!(encode_batch_write_item(&[t], None).is_err_and(|e| e.to_string().contains("25")));
+        let t = BatchWriteTable {
+            name: "t",
+            schema: &s,
+            writes: vec![],
+        };
+        assert!(encode_batch_write_item(&[t], None).is_err());
+        let k = key("a");
+        let t = BatchWriteTable {
+            name: "t",
+            schema: &s,
+            writes: vec![
+                BatchWrite::Delete { key: &k },
+                BatchWrite::Delete { key: &k },
+            ],
+        };
+        assert!(encode_batch_write_item(&[t], None)
+            .is_err_and(|e| e.to_string().contains("duplicates")));
+    }
+
+    #[test]
+    fn projected_items_are_rebuilt_along_their_paths() {
+        let names = HashMap::from([("#n".to_string(), "name".to_string())]);
+        let paths = projection_paths("#n, a.b[3].c, a.b[1].c, l[2]", Some(&names)).expect("paths");
+        assert_eq!(paths[0], vec![PathElement::Key("name".into())]);
+        let s = |x: &str| AttributeValue::S(x.into());
+        let item = projected_item(
+            vec![(0, s("n")), (1, s("three")), (2, s("one")), (3, s("two"))],
+            &paths,
+        )
+        .expect("item");
+        let c = |x: &str| AttributeValue::M(HashMap::from([("c".to_string(), s(x))]));
+        assert_eq!(item["name"], s("n"));
+        assert_eq!(
+            item["a"],
+            AttributeValue::M(HashMap::from([(
+                "b".to_string(),
+                AttributeValue::L(vec![c("one"), c("three")])
+            )]))
+        );
+        assert_eq!(item["l"], AttributeValue::L(vec![s("two")]));
+        assert!(projected_item(vec![(9, s("x"))], &paths).is_err());
+        assert!(projection_paths("a[", None).is_err());
+        assert!(projection_paths("[1]", None).is_err());
+        let full: Item =
+            HashMap::from([("l".to_string(), AttributeValue::L(vec![s("x"), s("y")]))]);
+        assert_eq!(value_at(&full, &paths[3]), None);
+        assert_eq!(
+            value_at(
+                &full,
+                &[PathElement::Key("l".into()), PathElement::Index(1)]
+            ),
+            Some(&s("y"))
+        );
+    }
+
+    #[test]
+    fn updated_attributes_come_by_ordinal() {
+        let v = AttributeValue::N("3".into());
+        let bytes = encode_partial(&[(1, &v)], 7).expect("encode");
+        assert_eq!(
+            decode_partial(&bytes).expect("decode"),
+            RawItem::Partial {
+                list_id: 7,
+                values: vec![(1, v)]
+            }
+        );
+        // A plain value stream is not a partial item.
+        let plain = encode_values(&key("a"), &["pk".to_string()], 2).expect("values");
+        assert!(decode_partial(&plain).is_err());
     }
 }

@@ -130,13 +130,34 @@ impl Connection {
         request: &[u8],
         timeout: Duration,
     ) -> Result<Value, DaxError> {
+        let mut v = self
+            .call_many(creds, region, user_agent, request, timeout, 1)
+            .await?;
+        v.pop()
+            .ok_or_else(|| DaxError::Protocol("empty response".into()))
+    }
+
+    /// A call whose successful response is `values` CBOR items after the status
+    /// (BatchGetItem's and BatchWriteItem's responses are several top-level items).
+    pub async fn call_many(
+        &mut self,
+        creds: &Credentials,
+        region: &str,
+        user_agent: &str,
+        request: &[u8],
+        timeout: Duration,
+        values: usize,
+    ) -> Result<Vec<Value>, DaxError> {
         let node = self.node.clone();
-        tokio::time::timeout(timeout, self.call_inner(creds, region, user_agent, request))
-            .await
-            .map_err(|_| DaxError::Timeout {
-                node,
-                after_ms: timeout.as_millis() as u64,
-            })?
+        tokio::time::timeout(
+            timeout,
+            self.call_inner(creds, region, user_agent, request, values),
+        )
+        .await
+        .map_err(|_| DaxError::Timeout {
+            node,
+            after_ms: timeout.as_millis() as u64,
+        })?
     }
 
     async fn call_inner(
@@ -145,7 +166,8 @@ impl Connection {
         region: &str,
         user_agent: &str,
         request: &[u8],
-    ) -> Result<Value, DaxError> {
+        values: usize,
+    ) -> Result<Vec<Value>, DaxError> {
         let due = match &self.last_auth {
             None => true,
             Some((at, key)) => at.elapsed() >= AUTH_RENEW_AFTER || key != creds.access_key_id(),
@@ -164,7 +186,17 @@ impl Connection {
         }
         let status = self.next_value().await?;
         if status == Value::Array(Vec::new()) {
-            return self.next_value().await;
+            let mut out = Vec::with_capacity(values);
+            for i in 0..values {
+                let v = self.next_value().await?;
+                // A null answer (nothing to report) stands alone.
+                let done = i == 0 && v == Value::Null;
+                out.push(v);
+                if done {
+                    break;
+                }
+            }
+            return Ok(out);
         }
         let codes: Vec<i64> = match &status {
             Value::Array(a) => a

@@ -9,8 +9,12 @@
 //! expressions, operators, and functions":
 //! <https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/Expressions.OperatorsAndFunctions.html>):
 //! comparisons, `BETWEEN`, `IN`, the functions, `NOT` binding tighter than `AND`,
-//! `AND` tighter than `OR`, both left-associative. Update expressions are not
-//! compiled here (UpdateItem is not supported yet; see dax/README.md).
+//! `AND` tighter than `OR`, both left-associative. Update expressions (DynamoDB
+//! Developer Guide, "Update expressions":
+//! <https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/Expressions.UpdateExpressions.html>)
+//! compile to `[1, [action...], [values...]]`, each action `[code, path, operand]`
+//! (`[22, path]` for REMOVE) in the order written; operands may be `a + b`,
+//! `a - b`, `if_not_exists(path, v)` and `list_append(a, b)`.
 //! Neighbour: [`crate::codec`] places the compiled bytes in requests.
 
 use crate::cbor::{Encoder, TAG_PATH_ORDINAL};
@@ -39,6 +43,14 @@ pub mod func {
     pub const SIZE: i64 = 16;
     pub const VARIABLE: i64 = 17;
     pub const DOCUMENT_PATH: i64 = 18;
+    pub const SET_ACTION: i64 = 19;
+    pub const ADD_ACTION: i64 = 20;
+    pub const DELETE_ACTION: i64 = 21;
+    pub const REMOVE_ACTION: i64 = 22;
+    pub const IF_NOT_EXISTS: i64 = 23;
+    pub const LIST_APPEND: i64 = 24;
+    pub const PLUS: i64 = 25;
+    pub const MINUS: i64 = 26;
 }
 
 pub const ENCODING_FORMAT: i64 = 1;
@@ -79,7 +91,7 @@ fn lex(s: &str, kind: &str) -> Result<Vec<Tok>, ExprError> {
             i += 2;
             continue;
         }
-        if let Some(sym) = ["=", "<", ">", "(", ")", ",", "."]
+        if let Some(sym) = ["=", "<", ">", "(", ")", ",", ".", "+", "-"]
             .into_iter()
             .find(|t| t.as_bytes()[0] == c)
         {
@@ -154,6 +166,26 @@ fn function(code: i64, args: &[Vec<u8>]) -> Vec<u8> {
     }
     e.into_bytes()
 }
+
+/// Every function name of the expression language.
+const FUNCTIONS: [&str; 8] = [
+    "attribute_exists",
+    "attribute_not_exists",
+    "attribute_type",
+    "begins_with",
+    "contains",
+    "size",
+    "if_not_exists",
+    "list_append",
+];
+
+/// The words that start an update expression's clauses.
+const CLAUSES: [(&str, i64); 4] = [
+    ("SET", func::SET_ACTION),
+    ("REMOVE", func::REMOVE_ACTION),
+    ("ADD", func::ADD_ACTION),
+    ("DELETE", func::DELETE_ACTION),
+];
 
 fn keyword(t: Option<&Tok>, k: &str) -> bool {
     matches!(t, Some(Tok::Id(w)) if w.eq_ignore_ascii_case(k))
@@ -301,20 +333,33 @@ impl<'c, 'a> Parser<'c, 'a> {
             }
             Some(Tok::Id(name)) if self.toks.get(self.pos + 1) == Some(&Tok::Sym("(")) => {
                 self.pos += 2;
-                let code = match name.to_ascii_lowercase().as_str() {
-                    "attribute_exists" => func::ATTRIBUTE_EXISTS,
-                    "attribute_not_exists" => func::ATTRIBUTE_NOT_EXISTS,
-                    "attribute_type" => func::ATTRIBUTE_TYPE,
-                    "begins_with" => func::BEGINS_WITH,
-                    "contains" => func::CONTAINS,
-                    "size" => func::SIZE,
-                    other => {
-                        return Err(ExprError(format!(
-                            "Invalid {}: Invalid function name: function: {other}",
-                            self.kind
-                        )))
-                    }
-                };
+                let update = self.kind == "UpdateExpression";
+                let code =
+                    match name.to_ascii_lowercase().as_str() {
+                        "attribute_exists" if !update => func::ATTRIBUTE_EXISTS,
+                        "attribute_not_exists" if !update => func::ATTRIBUTE_NOT_EXISTS,
+                        "attribute_type" if !update => func::ATTRIBUTE_TYPE,
+                        "begins_with" if !update => func::BEGINS_WITH,
+                        "contains" if !update => func::CONTAINS,
+                        "size" if !update => func::SIZE,
+                        "if_not_exists" if update => func::IF_NOT_EXISTS,
+                        "list_append" if update => func::LIST_APPEND,
+                        other if FUNCTIONS.contains(&other) => {
+                            // The official client refuses these the same way (a
+                            // condition function in an update, or the reverse).
+                            return Err(ExprError(format!(
+                            "Invalid {}: The function '{name}' is not allowed in a {} expression",
+                            self.kind,
+                            self.kind.trim_end_matches("Expression").to_ascii_lowercase()
+                        )));
+                        }
+                        other => {
+                            return Err(ExprError(format!(
+                                "Invalid {}: Invalid function name: function: {other}",
+                                self.kind
+                            )))
+                        }
+                    };
                 let mut args = vec![self.operand()?];
                 while self.is_sym(",") {
                     self.pos += 1;
@@ -326,6 +371,75 @@ impl<'c, 'a> Parser<'c, 'a> {
             Some(Tok::Id(_) | Tok::Name(_)) => self.path(),
             _ => Err(self.err()),
         }
+    }
+    /// `SET p = v, ... REMOVE p, ... ADD p :v, ... DELETE p :v, ...`, clauses in any
+    /// order; actions kept in the order written.
+    fn update(&mut self) -> Result<Vec<Vec<u8>>, ExprError> {
+        let mut actions = Vec::new();
+        loop {
+            let clause = CLAUSES.iter().find(|(k, _)| keyword(self.peek(), k));
+            let Some((_, code)) = clause else {
+                return Err(self.err());
+            };
+            self.pos += 1;
+            loop {
+                let path = self.path()?;
+                actions.push(match *code {
+                    func::SET_ACTION => {
+                        self.eat("=")?;
+                        let value = self.set_value()?;
+                        function(func::SET_ACTION, &[path, value])
+                    }
+                    func::REMOVE_ACTION => function(func::REMOVE_ACTION, &[path]),
+                    c => {
+                        let Some(Tok::Value(v)) = self.peek().cloned() else {
+                            return Err(self.err());
+                        };
+                        self.pos += 1;
+                        let value = self.variable(&v)?;
+                        function(c, &[path, value])
+                    }
+                });
+                if self.is_sym(",") {
+                    self.pos += 1;
+                } else {
+                    break;
+                }
+            }
+            if self.peek().is_none() {
+                return Ok(actions);
+            }
+        }
+    }
+    /// A SET action's value: an operand, or two joined by `+` or `-`, possibly in
+    /// parentheses.
+    fn set_value(&mut self) -> Result<Vec<u8>, ExprError> {
+        if self.is_sym("(") {
+            let save = (self.pos, self.vars.len(), self.var_ids.clone());
+            self.pos += 1;
+            if let Ok(inner) = self.set_value() {
+                if self.is_sym(")") {
+                    self.pos += 1;
+                    if !self.is_sym("+") && !self.is_sym("-") {
+                        return Ok(inner);
+                    }
+                }
+            }
+            self.pos = save.0;
+            self.vars.truncate(save.1);
+            self.var_ids = save.2;
+        }
+        let left = self.operand()?;
+        let code = if self.is_sym("+") {
+            func::PLUS
+        } else if self.is_sym("-") {
+            func::MINUS
+        } else {
+            return Ok(left);
+        };
+        self.pos += 1;
+        let right = self.operand()?;
+        Ok(function(code, &[left, right]))
     }
     fn path_element(&mut self) -> Result<Vec<u8>, ExprError> {
         let mut e = Encoder::new();
@@ -436,6 +550,21 @@ impl<'a> Compiler<'a> {
         Ok(e.into_bytes())
     }
 
+    pub fn update(&mut self, text: &str) -> Result<Vec<u8>, ExprError> {
+        let mut p = self.parser(text, "UpdateExpression")?;
+        let actions = p.update()?;
+        let mut e = Encoder::new();
+        e.array(3).int(ENCODING_FORMAT).array(actions.len());
+        for a in &actions {
+            e.raw(a);
+        }
+        e.array(p.vars.len());
+        for v in &p.vars {
+            e.raw(v);
+        }
+        Ok(e.into_bytes())
+    }
+
     pub fn projection(&mut self, text: &str) -> Result<Vec<u8>, ExprError> {
         let mut p = self.parser(text, "ProjectionExpression")?;
         let mut paths = vec![p.path()?];
@@ -507,5 +636,48 @@ mod tests {
             "ConditionExpression",
         );
         assert!(n.is_ok(), "{n:?}");
+    }
+
+    #[test]
+    fn compiles_update_expressions_like_the_official_client() {
+        let names = HashMap::from([("#n".to_string(), "name".to_string())]);
+        let values = HashMap::from([
+            (":v".to_string(), AttributeValue::S("x".into())),
+            (":one".to_string(), AttributeValue::N("1".into())),
+        ]);
+        let mut c = Compiler::new(&names, &values);
+        let out = c.update("SET #n = :v REMOVE a ADD b :one SET c = c + :one");
+        // [1, [[19, [18,"name"], [17,0]], [22, [18,"a"]], [20, [18,"b"], [17,1]],
+        //      [19, [18,"c"], [25, [18,"c"], [17,1]]]], ["x", 1]]
+        let mut want = vec![0x83, 0x01, 0x84];
+        want.extend([0x83, 0x13, 0x82, 0x12, 0x64]);
+        want.extend(b"name");
+        want.extend([0x82, 0x11, 0x00]);
+        want.extend([0x82, 0x16, 0x82, 0x12, 0x61, b'a']);
+        want.extend([0x83, 0x14, 0x82, 0x12, 0x61, b'b', 0x82, 0x11, 0x01]);
+        want.extend([0x83, 0x13, 0x82, 0x12, 0x61, b'c']);
+        want.extend([0x83, 0x18, 0x19, 0x82, 0x12, 0x61, b'c', 0x82, 0x11, 0x01]);
+        want.extend([0x82, 0x61, b'x', 0x01]);
+        assert_eq!(out, Ok(want));
+        assert_eq!(c.finish(), Ok(()));
+        // Functions belong to their expression kind; clauses need actions.
+        for bad in [
+            "SET a = size(b)",
+            "SET a = :v,",
+            "a = :v",
+            "SET a = :v + ",
+            "REMOVE",
+            "ADD a",
+        ] {
+            let mut c = Compiler::new(&names, &values);
+            assert!(c.update(bad).is_err(), "{bad}");
+        }
+        let mut c = Compiler::new(&names, &values);
+        assert!(c
+            .condition("if_not_exists(a, :v) = :v", "ConditionExpression")
+            .is_err());
+        let mut c = Compiler::new(&names, &values);
+        let nested = c.update("SET l = list_append(if_not_exists(l, :v), :v), m = (:one)");
+        assert!(nested.is_ok(), "{nested:?}");
     }
 }

@@ -9,7 +9,12 @@
 //! from 2 in order of first definition, 1 being the empty list); answers
 //! `endpoints` with its nodes (one or more listeners sharing one state, the first
 //! the primary); answers every data request on table [`THROTTLED_TABLE`] with a
-//! throttling error; and can take a node down (connections refused and dropped) to
+//! throttling error, except in batches, where that table's keys and writes come
+//! back unprocessed (as DynamoDB does when a table's throughput is exceeded and the
+//! rest of the batch succeeds:
+//! <https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_BatchGetItem.html>,
+//! <https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_BatchWriteItem.html>);
+//! and can take a node down (connections refused and dropped) to
 //! test failover. Expressions arrive compiled; they are turned back into text with
 //! fresh placeholders for DynamoDB.
 
@@ -18,7 +23,10 @@ use crate::codec::{self, method, param, Endpoint, Item, KeySchema, ScalarType};
 use crate::conn::MAGIC;
 use crate::error::ErrorKind;
 use crate::expr::func;
-use aws_sdk_dynamodb::types::{AttributeValue, KeyType, ReturnValue};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, DeleteRequest, KeyType, KeysAndAttributes, PutRequest, ReturnValue,
+    WriteRequest,
+};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -281,8 +289,9 @@ fn arity(m: i64) -> Option<usize> {
         method::DEFINE_KEY_SCHEMA
         | method::DEFINE_ATTRIBUTE_LIST_ID
         | method::DEFINE_ATTRIBUTE_LIST => 1,
-        method::GET_ITEM | method::DELETE_ITEM | method::QUERY => 3,
+        method::GET_ITEM | method::DELETE_ITEM | method::QUERY | method::UPDATE_ITEM => 3,
         method::PUT_ITEM => 4,
+        method::BATCH_GET_ITEM | method::BATCH_WRITE_ITEM => 2,
         _ => return None,
     })
 }
@@ -330,7 +339,10 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
         }
         let m = vals[1].as_int().unwrap_or(0) as i64;
         let cacheable = matches!(m, method::GET_ITEM | method::QUERY);
-        if matches!(m, method::PUT_ITEM | method::DELETE_ITEM) {
+        if matches!(
+            m,
+            method::PUT_ITEM | method::DELETE_ITEM | method::UPDATE_ITEM | method::BATCH_WRITE_ITEM
+        ) {
             if let Some(c) = lock(&state.cache).as_mut() {
                 c.clear();
             }
@@ -540,6 +552,51 @@ impl Decompiled {
         self.node(spec, &vals, tag)
     }
 
+    /// An update expression: `[1, [action...], [values...]]`, the actions grouped
+    /// into clauses (DynamoDB applies the clauses' actions together).
+    fn update(&mut self, compiled: &[u8], tag: &str) -> Result<String, Failure> {
+        let bad = || fail(ErrorKind::Validation, "malformed update expression");
+        let v = Decoder::new(compiled).value().map_err(|_| bad())?;
+        let Value::Array(parts) = v else {
+            return Err(bad());
+        };
+        let (Some(Value::Array(actions)), Some(Value::Array(vals))) = (parts.get(1), parts.get(2))
+        else {
+            return Err(bad());
+        };
+        let mut clauses: Vec<(&str, Vec<String>)> = vec![
+            ("SET", vec![]),
+            ("REMOVE", vec![]),
+            ("ADD", vec![]),
+            ("DELETE", vec![]),
+        ];
+        for a in actions {
+            let Value::Array(a) = a else {
+                return Err(bad());
+            };
+            let code = a.first().and_then(Value::as_int).ok_or_else(bad)? as i64;
+            let path = self.node(a.get(1).ok_or_else(bad)?, vals, tag)?;
+            let operand = match a.get(2) {
+                Some(o) => Some(self.node(o, vals, tag)?),
+                None => None,
+            };
+            let (i, text) = match (code, operand) {
+                (func::SET_ACTION, Some(o)) => (0, format!("{path} = {o}")),
+                (func::REMOVE_ACTION, None) => (1, path),
+                (func::ADD_ACTION, Some(o)) => (2, format!("{path} {o}")),
+                (func::DELETE_ACTION, Some(o)) => (3, format!("{path} {o}")),
+                _ => return Err(bad()),
+            };
+            clauses[i].1.push(text);
+        }
+        Ok(clauses
+            .iter()
+            .filter(|(_, a)| !a.is_empty())
+            .map(|(k, a)| format!("{k} {}", a.join(", ")))
+            .collect::<Vec<_>>()
+            .join(" "))
+    }
+
     fn node(&mut self, v: &Value, vals: &[Value], tag: &str) -> Result<String, Failure> {
         let bad = || {
             fail(
@@ -606,6 +663,10 @@ impl Decompiled {
                 }
                 format!("{left} IN ({})", items.join(", "))
             }
+            func::IF_NOT_EXISTS => format!("if_not_exists({}, {})", sub(0, self)?, sub(1, self)?),
+            func::LIST_APPEND => format!("list_append({}, {})", sub(0, self)?, sub(1, self)?),
+            func::PLUS => format!("{} + {}", sub(0, self)?, sub(1, self)?),
+            func::MINUS => format!("{} - {}", sub(0, self)?, sub(1, self)?),
             f @ func::ATTRIBUTE_EXISTS..=func::SIZE => {
                 let name = [
                     "attribute_exists",
@@ -683,6 +744,8 @@ async fn handle(
                 out.text(n);
             }
         }
+        method::BATCH_GET_ITEM => batch_get(state, schemas, &args[0], &mut out).await?,
+        method::BATCH_WRITE_ITEM => batch_write(state, schemas, &args[0], &mut out).await?,
         _ => {
             let table = text_of(&args[0])?;
             let schema = schema_of(state, schemas, &table).await?;
@@ -697,12 +760,7 @@ async fn handle(
                         codec::decode_key(bytes_arg(&args[1])?, &schema).map_err(validation)?;
                     let consistent =
                         matches!(kw.get(&param::CONSISTENT_READ), Some(Value::Bool(true)));
-                    if kw.contains_key(&param::PROJECTION_EXPRESSION) {
-                        return Err(fail(
-                            ErrorKind::Validation,
-                            "the test server has no projections",
-                        ));
-                    }
+                    let projection = projection_of(&kw)?;
                     let r = state
                         .ddb
                         .get_item()
@@ -712,11 +770,15 @@ async fn handle(
                         .send()
                         .await
                         .map_err(|e| sdk_failure(&e))?;
-                    match r.item() {
-                        None => {
+                    match (r.item(), &projection) {
+                        (None, _) => {
                             out.null();
                         }
-                        Some(item) => {
+                        (Some(item), Some(paths)) => {
+                            out.map(1).int(codec::response::ITEM);
+                            projected(&mut out, item, paths).map_err(validation)?;
+                        }
+                        (Some(item), None) => {
                             let v = item_values(state, item, &schema)?;
                             out.map(1).int(codec::response::ITEM).bytes(&v);
                         }
@@ -793,6 +855,69 @@ async fn handle(
                         }
                     }
                 }
+                method::UPDATE_ITEM => {
+                    let key =
+                        codec::decode_key(bytes_arg(&args[1])?, &schema).map_err(validation)?;
+                    let condition = match kw.get(&param::CONDITION_EXPRESSION) {
+                        Some(Value::Bytes(b)) => Some(d.expression(b, "c")?),
+                        _ => None,
+                    };
+                    let update = match kw.get(&param::UPDATE_EXPRESSION) {
+                        Some(Value::Bytes(b)) => Some(d.update(b, "u")?),
+                        _ => None,
+                    };
+                    let rv = kw
+                        .get(&param::RETURN_VALUES)
+                        .and_then(Value::as_int)
+                        .and_then(|c| match c {
+                            2 => Some(ReturnValue::AllOld),
+                            3 => Some(ReturnValue::UpdatedOld),
+                            4 => Some(ReturnValue::AllNew),
+                            5 => Some(ReturnValue::UpdatedNew),
+                            _ => None,
+                        });
+                    let partial =
+                        matches!(rv, Some(ReturnValue::UpdatedOld | ReturnValue::UpdatedNew));
+                    let attributes = state
+                        .ddb
+                        .update_item()
+                        .table_name(&table)
+                        .set_key(Some(key.clone()))
+                        .set_update_expression(update)
+                        .set_condition_expression(condition)
+                        .set_expression_attribute_names(
+                            (!d.names.is_empty()).then(|| d.names.clone()),
+                        )
+                        .set_expression_attribute_values(
+                            (!d.values.is_empty()).then(|| d.values.clone()),
+                        )
+                        .set_return_values(rv)
+                        .send()
+                        .await
+                        .map_err(|e| sdk_failure(&e))?
+                        .attributes;
+                    match attributes.filter(|a| !a.is_empty()) {
+                        None => {
+                            out.null();
+                        }
+                        Some(mut a) => {
+                            for k in key.keys() {
+                                a.remove(k);
+                            }
+                            let v = if partial {
+                                // Updated attributes by ordinal in their own list.
+                                let names = codec::attribute_names(&a, &schema);
+                                let id = list_id(state, names.clone());
+                                let values: Vec<(usize, &AttributeValue)> =
+                                    names.iter().enumerate().map(|(i, n)| (i, &a[n])).collect();
+                                codec::encode_partial(&values, id).map_err(validation)?
+                            } else {
+                                item_values(state, &a, &schema)?
+                            };
+                            out.map(1).int(codec::response::ATTRIBUTES).bytes(&v);
+                        }
+                    }
+                }
                 method::QUERY => {
                     let kc = match &args[1] {
                         Value::Bytes(b) => d.expression(b, "k")?,
@@ -807,6 +932,7 @@ async fn handle(
                         Some(Value::Bytes(b)) => Some(d.expression(b, "f")?),
                         _ => None,
                     };
+                    let projection = projection_of(&kw)?;
                     let int = |p: i64| kw.get(&p).and_then(Value::as_int);
                     let start = match kw.get(&param::EXCLUSIVE_START_KEY) {
                         Some(Value::Bytes(b)) => {
@@ -837,6 +963,10 @@ async fn handle(
                     out.map(entries);
                     out.int(codec::response::ITEMS).array(r.items().len());
                     for item in r.items() {
+                        if let Some(paths) = &projection {
+                            projected(&mut out, item, paths).map_err(validation)?;
+                            continue;
+                        }
                         let k = encode_key_bytes(item, &schema)?;
                         let mut rest = item.clone();
                         for n in schema.names() {
@@ -858,4 +988,334 @@ async fn handle(
         }
     }
     Ok(out.into_bytes())
+}
+
+fn table_entries(v: &Value) -> Result<&[(Value, Value)], Failure> {
+    match v {
+        Value::Map(m) => Ok(m),
+        _ => Err(fail(ErrorKind::Validation, "RequestItems is not a map")),
+    }
+}
+
+fn names_of(state: &State, id: i64) -> Result<Vec<String>, Failure> {
+    if id == codec::EMPTY_ATTRIBUTE_LIST_ID {
+        return Ok(Vec::new());
+    }
+    lock(&state.lists)
+        .names
+        .get(&id)
+        .cloned()
+        .ok_or_else(|| fail(ErrorKind::Validation, "unknown attribute list"))
+}
+
+/// A table of a BatchGetItem: its name, key schema and projection.
+type Asked = (String, KeySchema, Option<Vec<Vec<codec::PathElement>>>);
+
+/// BatchGetItem: `{table: [consistent, projection, [key...]]}` through DynamoDB's
+/// BatchGetItem; answered `[responses, unprocessed]` then the (empty) consumed
+/// capacities, each table's items in key-byte order (a stable order for the
+/// comparison of the two clients' runs).
+async fn batch_get(
+    state: &State,
+    schemas: &mut HashMap<String, KeySchema>,
+    request: &Value,
+    out: &mut Encoder,
+) -> Result<(), Failure> {
+    let validation = |e: crate::error::DaxError| fail(ErrorKind::Validation, e.to_string());
+    let mut asked: Vec<Asked> = Vec::new();
+    let mut unprocessed: Vec<(String, Vec<Vec<u8>>)> = Vec::new();
+    let mut ddb_items = HashMap::new();
+    for (name, spec) in table_entries(request)? {
+        let table = name
+            .as_text()
+            .ok_or_else(|| fail(ErrorKind::Validation, "table name"))?
+            .to_string();
+        let schema = schema_of(state, schemas, &table).await?;
+        let Value::Array(spec) = spec else {
+            return Err(fail(ErrorKind::Validation, "table request"));
+        };
+        let consistent = matches!(spec.first(), Some(Value::Bool(true)));
+        let projection = match spec.get(1) {
+            Some(Value::Bytes(b)) => Some(projection_paths_of(b)?),
+            _ => None,
+        };
+        let Some(Value::Array(keys)) = spec.get(2) else {
+            return Err(fail(ErrorKind::Validation, "keys"));
+        };
+        let key_bytes: Vec<Vec<u8>> = keys
+            .iter()
+            .map(|k| bytes_arg(k).map(<[u8]>::to_vec))
+            .collect::<Result<_, _>>()?;
+        if table == THROTTLED_TABLE {
+            unprocessed.push((table.clone(), key_bytes));
+        } else {
+            let decoded = key_bytes
+                .iter()
+                .map(|k| codec::decode_key(k, &schema).map_err(validation))
+                .collect::<Result<Vec<_>, _>>()?;
+            ddb_items.insert(
+                table.clone(),
+                KeysAndAttributes::builder()
+                    .set_keys(Some(decoded))
+                    .consistent_read(consistent)
+                    .build()
+                    .map_err(|e| fail(ErrorKind::Validation, e.to_string()))?,
+            );
+        }
+        asked.push((table, schema, projection));
+    }
+    if ddb_items.is_empty() && !unprocessed.is_empty() {
+        return Err(fail(
+            ErrorKind::ProvisionedThroughputExceeded,
+            "The level of configured provisioned throughput for one or more global secondary indexes of the table was exceeded.",
+        ));
+    }
+    let mut responses: HashMap<String, Vec<Item>> = HashMap::new();
+    if !ddb_items.is_empty() {
+        let r = state
+            .ddb
+            .batch_get_item()
+            .set_request_items(Some(ddb_items))
+            .send()
+            .await
+            .map_err(|e| sdk_failure(&e))?;
+        responses = r.responses.unwrap_or_default();
+        for (table, kaa) in r.unprocessed_keys.unwrap_or_default() {
+            let schema = schema_of(state, schemas, &table).await?;
+            let keys = kaa
+                .keys()
+                .iter()
+                .map(|k| encode_key_bytes(k, &schema))
+                .collect::<Result<_, _>>()?;
+            unprocessed.push((table, keys));
+        }
+    }
+    let found: Vec<&Asked> = asked
+        .iter()
+        .filter(|(t, _, _)| responses.contains_key(t))
+        .collect();
+    out.array(2).map(found.len());
+    for (table, schema, projection) in found {
+        if let Some(paths) = projection {
+            // Projected: one `{ordinal: value}` map per item, in key-byte order.
+            let mut keyed = Vec::new();
+            for item in &responses[table] {
+                keyed.push((encode_key_bytes(item, schema)?, item));
+            }
+            keyed.sort_by(|a, b| a.0.cmp(&b.0));
+            out.text(table).array(keyed.len());
+            for (_, item) in keyed {
+                projected(out, item, paths).map_err(validation)?;
+            }
+            continue;
+        }
+        let mut items: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+        for item in &responses[table] {
+            let k = encode_key_bytes(item, schema)?;
+            let mut rest = item.clone();
+            for n in schema.names() {
+                rest.remove(n);
+            }
+            items.push((k, item_values(state, &rest, schema)?));
+        }
+        items.sort();
+        out.text(table).array(items.len() * 2);
+        for (k, v) in &items {
+            out.bytes(k).bytes(v);
+        }
+    }
+    out.map(unprocessed.len());
+    for (table, keys) in &unprocessed {
+        out.text(table).array(keys.len());
+        for k in keys {
+            out.bytes(k);
+        }
+    }
+    out.array(0);
+    Ok(())
+}
+
+/// Writes as received: key bytes, and value bytes for a put (none for a delete).
+type RawWrites = Vec<(Vec<u8>, Option<Vec<u8>>)>;
+
+/// BatchWriteItem: `{table: [key, values | null, ...]}` through DynamoDB's
+/// BatchWriteItem; answered with the unprocessed writes (as received), then the
+/// (empty) consumed capacities and item collection metrics.
+async fn batch_write(
+    state: &State,
+    schemas: &mut HashMap<String, KeySchema>,
+    request: &Value,
+    out: &mut Encoder,
+) -> Result<(), Failure> {
+    let validation = |e: crate::error::DaxError| fail(ErrorKind::Validation, e.to_string());
+    let mut unprocessed: Vec<(String, RawWrites)> = Vec::new();
+    let mut ddb_items = HashMap::new();
+    for (name, writes) in table_entries(request)? {
+        let table = name
+            .as_text()
+            .ok_or_else(|| fail(ErrorKind::Validation, "table name"))?
+            .to_string();
+        let schema = schema_of(state, schemas, &table).await?;
+        let Value::Array(writes) = writes else {
+            return Err(fail(ErrorKind::Validation, "writes"));
+        };
+        if writes.len() % 2 != 0 {
+            return Err(fail(ErrorKind::Validation, "writes are not pairs"));
+        }
+        let mut raw = Vec::new();
+        for kv in writes.chunks(2) {
+            let values = match &kv[1] {
+                Value::Null => None,
+                v => Some(bytes_arg(v)?.to_vec()),
+            };
+            raw.push((bytes_arg(&kv[0])?.to_vec(), values));
+        }
+        if table == THROTTLED_TABLE {
+            unprocessed.push((table, raw));
+            continue;
+        }
+        let mut requests = Vec::new();
+        for (k, values) in &raw {
+            let mut item = codec::decode_key(k, &schema).map_err(validation)?;
+            let bad =
+                |e: aws_sdk_dynamodb::error::BuildError| fail(ErrorKind::Validation, e.to_string());
+            requests.push(match values {
+                None => WriteRequest::builder()
+                    .delete_request(
+                        DeleteRequest::builder()
+                            .set_key(Some(item))
+                            .build()
+                            .map_err(bad)?,
+                    )
+                    .build(),
+                Some(v) => {
+                    let sv = codec::decode_values(v).map_err(validation)?;
+                    let names = names_of(state, sv.list_id)?;
+                    item.extend(sv.named(&names).map_err(validation)?);
+                    WriteRequest::builder()
+                        .put_request(
+                            PutRequest::builder()
+                                .set_item(Some(item))
+                                .build()
+                                .map_err(bad)?,
+                        )
+                        .build()
+                }
+            });
+        }
+        ddb_items.insert(table, requests);
+    }
+    if ddb_items.is_empty() && !unprocessed.is_empty() {
+        return Err(fail(
+            ErrorKind::ProvisionedThroughputExceeded,
+            "The level of configured provisioned throughput for the table was exceeded.",
+        ));
+    }
+    if !ddb_items.is_empty() {
+        let r = state
+            .ddb
+            .batch_write_item()
+            .set_request_items(Some(ddb_items))
+            .send()
+            .await
+            .map_err(|e| sdk_failure(&e))?;
+        for (table, writes) in r.unprocessed_items.unwrap_or_default() {
+            let schema = schema_of(state, schemas, &table).await?;
+            let mut raw = Vec::new();
+            for w in writes {
+                if let Some(p) = w.put_request() {
+                    let mut rest = p.item().clone();
+                    for n in schema.names() {
+                        rest.remove(n);
+                    }
+                    raw.push((
+                        encode_key_bytes(p.item(), &schema)?,
+                        Some(item_values(state, &rest, &schema)?),
+                    ));
+                } else if let Some(d) = w.delete_request() {
+                    raw.push((encode_key_bytes(d.key(), &schema)?, None));
+                }
+            }
+            unprocessed.push((table, raw));
+        }
+    }
+    out.map(unprocessed.len());
+    for (table, writes) in &unprocessed {
+        out.text(table).array(writes.len() * 2);
+        for (k, v) in writes {
+            out.bytes(k);
+            match v {
+                Some(v) => out.bytes(v),
+                None => out.null(),
+            };
+        }
+    }
+    out.array(0).map(0);
+    Ok(())
+}
+
+/// A request's compiled projection (`[1, [path...]]`) as paths. The server reads
+/// whole items from DynamoDB and projects them itself, as DAX serves projections
+/// from the whole items it caches.
+fn projection_of(
+    kw: &HashMap<i64, Value>,
+) -> Result<Option<Vec<Vec<codec::PathElement>>>, Failure> {
+    match kw.get(&param::PROJECTION_EXPRESSION) {
+        Some(Value::Bytes(b)) => projection_paths_of(b).map(Some),
+        _ => Ok(None),
+    }
+}
+
+/// A compiled projection's paths.
+fn projection_paths_of(b: &[u8]) -> Result<Vec<Vec<codec::PathElement>>, Failure> {
+    let bad = || fail(ErrorKind::Validation, "malformed projection");
+    let v = Decoder::new(b).value().map_err(|_| bad())?;
+    let Some(Value::Array(paths)) = (match &v {
+        Value::Array(a) => a.get(1),
+        _ => None,
+    }) else {
+        return Err(bad());
+    };
+    let mut out = Vec::new();
+    for p in paths {
+        let Value::Array(parts) = p else {
+            return Err(bad());
+        };
+        if parts.first().and_then(Value::as_int) != Some(func::DOCUMENT_PATH as i128) {
+            return Err(bad());
+        }
+        let mut path = Vec::new();
+        for e in &parts[1..] {
+            path.push(match e {
+                Value::Text(t) => codec::PathElement::Key(t.clone()),
+                Value::Tag(TAG_PATH_ORDINAL, n) => codec::PathElement::Index(
+                    n.as_int()
+                        .and_then(|i| usize::try_from(i).ok())
+                        .ok_or_else(bad)?,
+                ),
+                _ => return Err(bad()),
+            });
+        }
+        out.push(path);
+    }
+    Ok(out)
+}
+
+/// A projected item: `{ordinal: value}` for each path the item has.
+fn projected(
+    out: &mut Encoder,
+    item: &Item,
+    paths: &[Vec<codec::PathElement>],
+) -> Result<(), crate::error::DaxError> {
+    let found: Vec<(usize, &AttributeValue)> = paths
+        .iter()
+        .enumerate()
+        .filter_map(|(i, p)| codec::value_at(item, p).map(|v| (i, v)))
+        .collect();
+    out.map(found.len());
+    for (i, v) in found {
+        out.int(i as i64);
+        codec::encode_attribute_value(out, v)?;
+    }
+    Ok(())
 }

@@ -187,3 +187,52 @@ async fn daxs_with_a_test_ca_for_both_clients() {
     assert!(!data(&py).is_empty());
     assert_eq!(server.auth_failures(), 0);
 }
+
+/// Batches route like single items (writes to the primary, reads to any node), and
+/// an unprocessed put comes back whole, key included (as the official Go client
+/// returns it; the Python client drops the key, so this is not in the shared
+/// script). A batch of nothing but throttled writes fails with throughput exceeded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_route_and_return_unprocessed_writes_whole() {
+    let moto = moto();
+    let ddb = ddb(moto.port);
+    reset_tables(&ddb).await;
+    let server = server(ddb, 3).await;
+    let client = dax_client(&format!("dax://127.0.0.1:{}", server.port()), None).await;
+    let leader = server.addrs[0].port();
+    let write = serde_json::json!({"op": "BatchWriteItem", "params": {"RequestItems": {
+        "sessions": [{"PutRequest": {"Item": {"session_id": {"S": "b"}, "turn": {"N": "1"}, "user": {"S": "hi"}}}}],
+        "throttled": [{"PutRequest": {"Item": {"session_id": {"S": "t"}, "turn": {"N": "2"}, "user": {"S": "later"}}}}]}}});
+    let out = run_op(&client, &write).await;
+    assert_eq!(
+        out["ok"]["UnprocessedItems"],
+        serde_json::json!({"throttled": [{"PutRequest": {"Item": {
+            "session_id": {"S": "t"}, "turn": {"N": "2"}, "user": {"S": "later"}}}}]}),
+        "{out}"
+    );
+    let read = serde_json::json!({"op": "BatchGetItem", "params": {"RequestItems": {
+        "sessions": {"Keys": [{"session_id": {"S": "b"}, "turn": {"N": "1"}}]}}}});
+    for _ in 0..20 {
+        let out = run_op(&client, &read).await;
+        assert_eq!(
+            out["ok"]["Responses"]["sessions"][0]["user"]["S"], "hi",
+            "{out}"
+        );
+    }
+    let got = server.captured();
+    let nodes = |m: i64| -> BTreeSet<u16> {
+        got.iter()
+            .filter(|c| c.method == m)
+            .map(|c| c.node)
+            .collect()
+    };
+    assert_eq!(nodes(method::BATCH_WRITE_ITEM), BTreeSet::from([leader]));
+    assert!(nodes(method::BATCH_GET_ITEM).len() >= 2, "reads spread");
+
+    let only_throttled = serde_json::json!({"op": "BatchWriteItem", "params": {"RequestItems": {
+        "throttled": [{"DeleteRequest": {"Key": {"session_id": {"S": "t"}, "turn": {"N": "2"}}}}]}}});
+    assert_eq!(
+        run_op(&client, &only_throttled).await["error"],
+        "ProvisionedThroughputExceededException"
+    );
+}

@@ -7,8 +7,8 @@
 //! - the same results, operation by operation (items, counts, keys, error codes:
 //!   conditional check failed, throttling, unknown table, malformed expression);
 //! - the same bytes for every data-plane message, in the same order (key schema and
-//!   attribute-list definitions, GetItem, PutItem, DeleteItem, Query, retries
-//!   included) — no field of these may differ;
+//!   attribute-list definitions, GetItem, PutItem, DeleteItem, Query, UpdateItem,
+//!   BatchGetItem, BatchWriteItem, retries included) — no field of these may differ;
 //! - the handshake and the connection authorisation equal in form, differing only
 //!   where they must: the session id (random per connection), the user agent (each
 //!   client names itself), the signature and the string to sign (they carry the
@@ -22,7 +22,7 @@ use mangactl_dax::testserver::Captured;
 use std::collections::BTreeSet;
 use support::*;
 
-const DATA_METHODS: [i64; 7] = [
+const DATA_METHODS: [i64; 10] = [
     method::DEFINE_KEY_SCHEMA,
     method::DEFINE_ATTRIBUTE_LIST_ID,
     method::DEFINE_ATTRIBUTE_LIST,
@@ -30,6 +30,9 @@ const DATA_METHODS: [i64; 7] = [
     method::PUT_ITEM,
     method::DELETE_ITEM,
     method::QUERY,
+    method::UPDATE_ITEM,
+    method::BATCH_GET_ITEM,
+    method::BATCH_WRITE_ITEM,
 ];
 
 fn name(m: i64) -> &'static str {
@@ -41,6 +44,9 @@ fn name(m: i64) -> &'static str {
         method::PUT_ITEM => "PutItem",
         method::DELETE_ITEM => "DeleteItem",
         method::QUERY => "Query",
+        method::UPDATE_ITEM => "UpdateItem",
+        method::BATCH_GET_ITEM => "BatchGetItem",
+        method::BATCH_WRITE_ITEM => "BatchWriteItem",
         method::AUTHORIZE_CONNECTION => "authorizeConnection",
         method::ENDPOINTS => "endpoints",
         0 => "handshake",
@@ -132,6 +138,11 @@ async fn official_and_rust_clients_agree_byte_for_byte() {
     );
     for ((op, py), rs) in script.iter().zip(&python).zip(&rust) {
         assert_eq!(py, rs, "results differ for `{}`", op["name"]);
+        // Each operation ends as the script says: the error it names, else success.
+        match op["expect_error"].as_str() {
+            Some(code) => assert_eq!(py["error"], code, "`{}`: {py}", op["name"]),
+            None => assert!(py["ok"].is_object(), "`{}` failed: {py}", op["name"]),
+        }
     }
     // The script reaches each error kind through both clients.
     let errors: BTreeSet<&str> = python.iter().filter_map(|r| r["error"].as_str()).collect();
@@ -172,6 +183,9 @@ async fn official_and_rust_clients_agree_byte_for_byte() {
         "PutItem",
         "DeleteItem",
         "Query",
+        "UpdateItem",
+        "BatchGetItem",
+        "BatchWriteItem",
         "defineKeySchema",
         "defineAttributeListId",
         "defineAttributeList",

@@ -44,6 +44,10 @@ pub enum Degradation {
     InputBlocked,
     /// Saving the turn to the session store missed its deadline or failed.
     SaveSkipped,
+    /// The session store served the history read or the turn save from its
+    /// fallback (DAX unreachable: DynamoDB directly); the call succeeded, so the
+    /// answer is whole, but memory ran on its slower path.
+    MemoryFallback,
 }
 
 impl Degradation {
@@ -51,14 +55,18 @@ impl Degradation {
     /// context, passages, results, the model's answer, or shaped by the
     /// guardrails): such an answer is never stored in the shared response
     /// cache, where it would be served to every customer for the cache's
-    /// lifetime. A skipped cache read or save does not change the answer.
+    /// lifetime. A skipped cache read or save, or memory served by its
+    /// fallback, does not change the answer.
     pub fn affects_answer(self) -> bool {
-        !matches!(self, Degradation::CacheSkipped | Degradation::SaveSkipped)
+        !matches!(
+            self,
+            Degradation::CacheSkipped | Degradation::SaveSkipped | Degradation::MemoryFallback
+        )
     }
 }
 
 impl Degradation {
-    pub const ALL: [Degradation; 11] = [
+    pub const ALL: [Degradation; 12] = [
         Degradation::MemorySkipped,
         Degradation::IntentModelSkipped,
         Degradation::CacheSkipped,
@@ -70,6 +78,7 @@ impl Degradation {
         Degradation::GuardrailRedacted,
         Degradation::InputBlocked,
         Degradation::SaveSkipped,
+        Degradation::MemoryFallback,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -85,6 +94,7 @@ impl Degradation {
             Degradation::GuardrailRedacted => "guardrail_redacted",
             Degradation::InputBlocked => "input_blocked",
             Degradation::SaveSkipped => "save_skipped",
+            Degradation::MemoryFallback => "memory_fallback",
         }
     }
 }

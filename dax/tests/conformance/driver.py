@@ -15,8 +15,10 @@ import sys
 from amazondax import AmazonDaxClient
 from botocore.exceptions import ClientError
 
-FIELDS = ("Item", "Items", "Count", "ScannedCount", "LastEvaluatedKey", "Attributes")
-SNAKE = {"GetItem": "get_item", "PutItem": "put_item", "DeleteItem": "delete_item", "Query": "query"}
+FIELDS = ("Item", "Items", "Count", "ScannedCount", "LastEvaluatedKey", "Attributes",
+          "Responses", "UnprocessedKeys", "UnprocessedItems")
+SNAKE = {"GetItem": "get_item", "PutItem": "put_item", "DeleteItem": "delete_item", "Query": "query",
+         "UpdateItem": "update_item", "BatchGetItem": "batch_get_item", "BatchWriteItem": "batch_write_item"}
 
 
 def from_json(v):
@@ -48,10 +50,28 @@ def to_json(v):
     return v
 
 
-def params(p):
+def item(i):
+    return {a: from_json(av) for a, av in i.items()}
+
+
+def request_items(op, items):
+    """BatchGetItem's and BatchWriteItem's RequestItems, in the script's order."""
+    out = {}
+    for table, r in items.items():
+        if op == "BatchGetItem":
+            out[table] = dict(r, Keys=[item(k) for k in r["Keys"]])
+        else:
+            out[table] = [{"PutRequest": {"Item": item(w["PutRequest"]["Item"])}} if "PutRequest" in w
+                          else {"DeleteRequest": {"Key": item(w["DeleteRequest"]["Key"])}} for w in r]
+    return out
+
+
+def params(op, p):
     out = {}
     for k, v in p.items():
-        if k in ("Key", "Item", "ExclusiveStartKey"):
+        if k == "RequestItems":
+            out[k] = request_items(op, v)
+        elif k in ("Key", "Item", "ExclusiveStartKey"):
             out[k] = {a: from_json(av) for a, av in v.items()}
         elif k == "ExpressionAttributeValues":
             out[k] = {a: from_json(av) for a, av in v.items()}
@@ -72,7 +92,7 @@ def main():
     try:
         for op in ops:
             try:
-                r = getattr(client, SNAKE[op["op"]])(**params(op["params"]))
+                r = getattr(client, SNAKE[op["op"]])(**params(op["op"], op["params"]))
                 print(json.dumps({"ok": {k: to_json(r[k]) for k in FIELDS if k in r}}, sort_keys=True))
             except ClientError as e:
                 print(json.dumps({"error": e.response.get("Error", {}).get("Code")}))

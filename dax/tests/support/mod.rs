@@ -10,8 +10,8 @@ use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_credential_types::Credentials;
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, ReturnValue,
-    ScalarAttributeType,
+    AttributeDefinition, AttributeValue, BillingMode, DeleteRequest, KeySchemaElement, KeyType,
+    KeysAndAttributes, PutRequest, ReturnValue, ScalarAttributeType, WriteRequest,
 };
 use mangactl_dax::testserver::TestServer;
 use mangactl_dax::{DaxClient, DaxConfig, DaxError};
@@ -242,6 +242,8 @@ pub async fn run_op(c: &DaxClient, op: &Json) -> Json {
                     .set_table_name(s("TableName"))
                     .set_key(item_from(p.get("Key")))
                     .set_consistent_read(b("ConsistentRead"))
+                    .set_projection_expression(s("ProjectionExpression"))
+                    .set_expression_attribute_names(names_from(p.get("ExpressionAttributeNames")))
                     .build()
                     .expect("input");
                 let r = c.get_item(input).await?;
@@ -291,6 +293,7 @@ pub async fn run_op(c: &DaxClient, op: &Json) -> Json {
                 let input = aws_sdk_dynamodb::operation::query::QueryInput::builder()
                     .set_table_name(s("TableName"))
                     .set_key_condition_expression(s("KeyConditionExpression"))
+                    .set_projection_expression(s("ProjectionExpression"))
                     .set_expression_attribute_names(names_from(p.get("ExpressionAttributeNames")))
                     .set_expression_attribute_values(item_from(p.get("ExpressionAttributeValues")))
                     .set_scan_index_forward(b("ScanIndexForward"))
@@ -308,6 +311,151 @@ pub async fn run_op(c: &DaxClient, op: &Json) -> Json {
                 if let Some(k) = r.last_evaluated_key() {
                     out.insert("LastEvaluatedKey".into(), item_to(k));
                 }
+            }
+            "UpdateItem" => {
+                let input = aws_sdk_dynamodb::operation::update_item::UpdateItemInput::builder()
+                    .set_table_name(s("TableName"))
+                    .set_key(item_from(p.get("Key")))
+                    .set_update_expression(s("UpdateExpression"))
+                    .set_condition_expression(s("ConditionExpression"))
+                    .set_expression_attribute_names(names_from(p.get("ExpressionAttributeNames")))
+                    .set_expression_attribute_values(item_from(p.get("ExpressionAttributeValues")))
+                    .set_return_values(s("ReturnValues").map(|r| ReturnValue::from(r.as_str())))
+                    .build()
+                    .expect("input");
+                if let Some(a) = c.update_item(input).await?.attributes {
+                    out.insert("Attributes".into(), item_to(&a));
+                }
+            }
+            "BatchGetItem" => {
+                let mut items = HashMap::new();
+                for (table, r) in p["RequestItems"].as_object().expect("RequestItems") {
+                    let keys = r["Keys"]
+                        .as_array()
+                        .expect("Keys")
+                        .iter()
+                        .map(|k| item_from(Some(k)).expect("key"))
+                        .collect();
+                    let kaa = KeysAndAttributes::builder()
+                        .set_keys(Some(keys))
+                        .set_consistent_read(r.get("ConsistentRead").and_then(Json::as_bool))
+                        .set_projection_expression(
+                            r.get("ProjectionExpression")
+                                .and_then(Json::as_str)
+                                .map(str::to_string),
+                        )
+                        .set_expression_attribute_names(names_from(
+                            r.get("ExpressionAttributeNames"),
+                        ))
+                        .build()
+                        .expect("keys");
+                    items.insert(table.clone(), kaa);
+                }
+                let input =
+                    aws_sdk_dynamodb::operation::batch_get_item::BatchGetItemInput::builder()
+                        .set_request_items(Some(items))
+                        .build()
+                        .expect("input");
+                let r = c.batch_get_item(input).await?;
+                let responses: Map<String, Json> = r
+                    .responses()
+                    .map(|m| {
+                        m.iter()
+                            .map(|(t, items)| {
+                                (t.clone(), Json::Array(items.iter().map(item_to).collect()))
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                out.insert("Responses".into(), Json::Object(responses));
+                // As the official client reports them: the keys, and the table's
+                // options only where set to something.
+                let unprocessed: Map<String, Json> = r
+                    .unprocessed_keys()
+                    .map(|m| {
+                        m.iter()
+                            .map(|(t, kaa)| {
+                                let mut o = Map::new();
+                                o.insert(
+                                    "Keys".into(),
+                                    Json::Array(kaa.keys().iter().map(item_to).collect()),
+                                );
+                                if kaa.consistent_read() == Some(true) {
+                                    o.insert("ConsistentRead".into(), json!(true));
+                                }
+                                if let Some(p) = kaa.projection_expression() {
+                                    o.insert("ProjectionExpression".into(), json!(p));
+                                }
+                                if let Some(n) = kaa.expression_attribute_names() {
+                                    o.insert("ExpressionAttributeNames".into(), json!(n));
+                                }
+                                (t.clone(), Json::Object(o))
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                out.insert("UnprocessedKeys".into(), Json::Object(unprocessed));
+            }
+            "BatchWriteItem" => {
+                let mut items = HashMap::new();
+                for (table, writes) in p["RequestItems"].as_object().expect("RequestItems") {
+                    let list = writes
+                        .as_array()
+                        .expect("writes")
+                        .iter()
+                        .map(|w| {
+                            if let Some(put) = w.get("PutRequest") {
+                                WriteRequest::builder()
+                                    .put_request(
+                                        PutRequest::builder()
+                                            .set_item(item_from(put.get("Item")))
+                                            .build()
+                                            .expect("put"),
+                                    )
+                                    .build()
+                            } else {
+                                WriteRequest::builder()
+                                    .delete_request(
+                                        DeleteRequest::builder()
+                                            .set_key(item_from(w["DeleteRequest"].get("Key")))
+                                            .build()
+                                            .expect("delete"),
+                                    )
+                                    .build()
+                            }
+                        })
+                        .collect();
+                    items.insert(table.clone(), list);
+                }
+                let input =
+                    aws_sdk_dynamodb::operation::batch_write_item::BatchWriteItemInput::builder()
+                        .set_request_items(Some(items))
+                        .build()
+                        .expect("input");
+                let r = c.batch_write_item(input).await?;
+                let unprocessed: Map<String, Json> = r
+                    .unprocessed_items()
+                    .map(|m| {
+                        m.iter()
+                            .map(|(t, writes)| {
+                                let list = writes
+                                    .iter()
+                                    .map(|w| match (w.put_request(), w.delete_request()) {
+                                        (Some(p), _) => {
+                                            json!({"PutRequest": {"Item": item_to(p.item())}})
+                                        }
+                                        (_, Some(d)) => {
+                                            json!({"DeleteRequest": {"Key": item_to(d.key())}})
+                                        }
+                                        _ => json!({}),
+                                    })
+                                    .collect();
+                                (t.clone(), Json::Array(list))
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                out.insert("UnprocessedItems".into(), Json::Object(unprocessed));
             }
             other => panic!("unknown op {other}"),
         }

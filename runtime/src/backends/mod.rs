@@ -57,12 +57,36 @@ pub enum CutShort {
     Filtered,
 }
 
+/// Which way a session store served a call: its usual path, or its fallback (the
+/// DAX store going to DynamoDB directly while the cluster is unreachable). The
+/// pipeline reports a fallback in `done.degraded` as `memory_fallback`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Served {
+    #[default]
+    Primary,
+    Fallback,
+}
+
 /// Conversation memory (PO-04): last N turns per session key.
 #[async_trait]
 pub trait SessionStore: Send + Sync + Debug {
     /// The most recent `max_turns` turns, oldest first.
     async fn load(&self, key: &str, max_turns: usize) -> Result<Vec<Turn>, BackendError>;
     async fn append(&self, key: &str, turn: Turn) -> Result<(), BackendError>;
+    /// [`SessionStore::load`], saying which way it was served (what the pipeline
+    /// calls). A store with a fallback path overrides this and `append_served`;
+    /// the others keep these defaults (always [`Served::Primary`]).
+    async fn load_served(
+        &self,
+        key: &str,
+        max_turns: usize,
+    ) -> Result<(Vec<Turn>, Served), BackendError> {
+        Ok((self.load(key, max_turns).await?, Served::Primary))
+    }
+    /// [`SessionStore::append`], saying which way it was served.
+    async fn append_served(&self, key: &str, turn: Turn) -> Result<Served, BackendError> {
+        self.append(key, turn).await.map(|()| Served::Primary)
+    }
     async fn ready(&self) -> Result<(), BackendError> {
         Ok(())
     }

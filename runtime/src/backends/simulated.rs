@@ -25,7 +25,7 @@
 use super::filters::Filters;
 use super::{
     BackendError, CachedAnswer, IntentModel, Llm, Prediction, Recommendation, ResponseCache,
-    Retriever, Services, SessionStore, TokenStream,
+    Retriever, Served, Services, SessionStore, TokenStream,
 };
 use crate::domain::{Corpus, Order, Passage, Prompt, Scope, Tier, Title, Turn, Volume};
 use async_trait::async_trait;
@@ -484,6 +484,24 @@ impl SessionStore for Delayed<dyn SessionStore> {
     async fn append(&self, key: &str, turn: Turn) -> Result<(), BackendError> {
         let d = self.stages.memory_write.draw();
         after(d, Phase::After, self.inner.append(key, turn)).await
+    }
+    // The inner store's own report of how it served the call passes through.
+    async fn load_served(
+        &self,
+        key: &str,
+        max_turns: usize,
+    ) -> Result<(Vec<Turn>, Served), BackendError> {
+        let d = self.stages.memory_read.draw();
+        after(
+            d,
+            Phase::BeforeFirstToken,
+            self.inner.load_served(key, max_turns),
+        )
+        .await
+    }
+    async fn append_served(&self, key: &str, turn: Turn) -> Result<Served, BackendError> {
+        let d = self.stages.memory_write.draw();
+        after(d, Phase::After, self.inner.append_served(key, turn)).await
     }
     async fn ready(&self) -> Result<(), BackendError> {
         self.inner.ready().await

@@ -7,7 +7,8 @@
 //! (`MANGA_SAVE_TIMEOUT_MS`, not a stage budget), while the writer finishes
 //! putting the last tokens on the socket: a customer who has seen `done` can
 //! reconnect to any task and find the turn, and a save that failed is in
-//! `done.degraded` as `save_skipped`. A client that left mid-message does not
+//! `done.degraded` as `save_skipped` (one saved on the store's fallback path as
+//! `memory_fallback`). A client that left mid-message does not
 //! stop the save ([`super::Outbox`]). The turn carries the message id and the
 //! receipt time, so a retried write stores it once.
 //!
@@ -20,7 +21,7 @@
 use super::intent::Classified;
 use super::respond::{Finish, Reply};
 use super::{MessageOutcome, Outbox, Request, Run};
-use crate::backends::{CachedAnswer, ResponseCache, SessionStore};
+use crate::backends::{CachedAnswer, ResponseCache, Served, SessionStore};
 use crate::domain::{epoch_micros, SourceRef, Turn};
 use crate::metrics::{Degradation, Stage};
 use crate::protocol::{ErrorCode, Outbound, ServerFrame};
@@ -173,29 +174,37 @@ pub async fn finish(
     // never stored: it would be replayed to the LLM as history with the
     // customer's next message.
     let blocked = run.degraded().contains(&Degradation::InputBlocked);
+    // `Some(how it was served)` once saved (or deliberately not saved), `None` if
+    // the save failed or timed out.
     let saving = async {
         if blocked {
-            return true;
+            return Some(Served::Primary);
         }
-        match tokio::time::timeout(save.timeout, save.sessions.append(save.session_key, turn)).await
+        match tokio::time::timeout(
+            save.timeout,
+            save.sessions.append_served(save.session_key, turn),
+        )
+        .await
         {
-            Ok(Ok(())) => true,
+            Ok(Ok(served)) => Some(served),
             Ok(Err(e)) => {
                 crate::warn_limited!(error = %e, "saving the turn failed");
-                false
+                None
             }
             Err(_) => {
                 crate::warn_limited!(
                     timeout_ms = save.timeout.as_millis() as u64,
                     "saving the turn timed out"
                 );
-                false
+                None
             }
         }
     };
     let (saved, ()) = tokio::join!(saving, settle(out, run));
-    if !saved {
-        run.degrade(Degradation::SaveSkipped);
+    match saved {
+        None => run.degrade(Degradation::SaveSkipped),
+        Some(Served::Fallback) => run.degrade(Degradation::MemoryFallback),
+        Some(Served::Primary) => {}
     }
     run.close();
     let done = ServerFrame::Done {

@@ -8,7 +8,7 @@ use futures_util::StreamExt;
 use manga_runtime::app::App;
 use manga_runtime::backends::catalog::CatalogServices;
 use manga_runtime::backends::{
-    BackendError, CachedAnswer, Llm, Recommendation, ResponseCache, Services, SessionStore,
+    BackendError, CachedAnswer, Llm, Recommendation, ResponseCache, Served, Services, SessionStore,
     TokenStream,
 };
 use manga_runtime::domain::{Order, Prompt, Scope, Title, Turn};
@@ -88,6 +88,27 @@ impl SessionStore for SlowSessions {
     }
     async fn append(&self, _key: &str, _t: Turn) -> Result<(), BackendError> {
         Ok(())
+    }
+}
+
+/// A store that serves every call from its fallback path (as the DAX store does
+/// while the cluster is unreachable), keeping the turns in memory.
+#[derive(Debug)]
+struct FallbackSessions(manga_runtime::backends::memory_store::LruSessionStore);
+
+#[async_trait]
+impl SessionStore for FallbackSessions {
+    async fn load(&self, key: &str, n: usize) -> Result<Vec<Turn>, BackendError> {
+        self.0.load(key, n).await
+    }
+    async fn append(&self, key: &str, t: Turn) -> Result<(), BackendError> {
+        self.0.append(key, t).await
+    }
+    async fn load_served(&self, key: &str, n: usize) -> Result<(Vec<Turn>, Served), BackendError> {
+        Ok((self.0.load(key, n).await?, Served::Fallback))
+    }
+    async fn append_served(&self, key: &str, t: Turn) -> Result<Served, BackendError> {
+        self.0.append(key, t).await.map(|()| Served::Fallback)
     }
 }
 
@@ -218,6 +239,44 @@ async fn slow_memory_is_skipped() {
     assert_eq!(done["degraded"][0], "memory_skipped");
     assert_eq!(done["timings_ms"]["memory_read"], 10.0);
     assert_eq!(misses(&app, Stage::MemoryRead), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn memory_on_its_fallback_path_is_reported_and_the_answer_still_cached() {
+    let cache = Arc::new(RecordingCache::default());
+    let sessions = Arc::new(FallbackSessions(
+        manga_runtime::backends::memory_store::LruSessionStore::new(
+            100,
+            Duration::from_secs(3600),
+            10,
+        ),
+    ));
+    let app = builder(&[])
+        .sessions(sessions.clone())
+        .cache(cache.clone())
+        .build()
+        .await
+        .expect("app");
+    let (_, frames) = ask(&app, "what is your return policy").await;
+    let done = last(&frames);
+    assert_eq!(done["type"], "done");
+    assert_eq!(
+        done["degraded"],
+        serde_json::json!(["memory_fallback"]),
+        "reported once for the read and the save: {done}"
+    );
+    assert!(text_of(&frames).contains("within 30 days"), "answered");
+    assert_eq!(
+        cache.0.lock().expect("lock").len(),
+        1,
+        "a whole answer read with fallback history is still cached"
+    );
+    let key = Principal::anonymous("test").session_key("s");
+    assert_eq!(
+        sessions.0.load(&key, 5).await.expect("load").len(),
+        1,
+        "the turn was saved (on the fallback path)"
+    );
 }
 
 #[tokio::test(start_paused = true)]

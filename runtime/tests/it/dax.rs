@@ -1,7 +1,8 @@
 //! `DaxSessionStore` against the DAX test server of mangactl-dax (which speaks the
 //! DAX protocol and keeps items in moto's DynamoDB): turns written and read through
 //! DAX (on the primary), the same turns seen by the DynamoDB store (the head item
-//! skipped), and DynamoDB directly when DAX goes down, counted as fallbacks.
+//! skipped), and DynamoDB directly when DAX goes down, counted as fallbacks and
+//! reported per call ([`Served::Fallback`], `memory_fallback` in `done.degraded`).
 
 use crate::aws::{create_table, turn, TABLE};
 use crate::emulators::{self, REGION};
@@ -9,7 +10,7 @@ use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_credential_types::Credentials;
 use manga_runtime::backends::aws::dax::DaxSessionStore;
 use manga_runtime::backends::aws::dynamodb::DynamoSessionStore;
-use manga_runtime::backends::SessionStore;
+use manga_runtime::backends::{Served, SessionStore};
 use manga_runtime::metrics::Metrics;
 use mangactl_dax::codec::method;
 use mangactl_dax::testserver::TestServer;
@@ -57,8 +58,15 @@ async fn dax_session_store_reads_its_writes_and_falls_back() {
         vec![turn(1), turn(2), turn(3)]
     );
     // A retried save of the same message stores nothing twice.
-    store.append("u/s1", turn(3)).await.expect("retried append");
-    assert_eq!(store.load("u/s1", 10).await.expect("load").len(), 4);
+    assert_eq!(
+        store
+            .append_served("u/s1", turn(3))
+            .await
+            .expect("retried append"),
+        Served::Primary
+    );
+    let (all, served) = store.load_served("u/s1", 10).await.expect("load");
+    assert_eq!((all.len(), served), (4, Served::Primary));
     let fallbacks = store.fallbacks();
     assert_eq!(fallbacks.load.load(Ordering::Relaxed), 0);
     assert_eq!(fallbacks.append.load(Ordering::Relaxed), 0);
@@ -100,13 +108,19 @@ async fn dax_session_store_reads_its_writes_and_falls_back() {
     // DAX goes down: calls go to DynamoDB directly, counted.
     server.set_down(0, true);
     server.set_down(1, true);
-    store
-        .append("u/s1", turn(4))
-        .await
-        .expect("append while DAX is down");
     assert_eq!(
-        store.load("u/s1", 2).await.expect("load while DAX is down"),
-        vec![turn(3), turn(4)]
+        store
+            .append_served("u/s1", turn(4))
+            .await
+            .expect("append while DAX is down"),
+        Served::Fallback
+    );
+    assert_eq!(
+        store
+            .load_served("u/s1", 2)
+            .await
+            .expect("load while DAX is down"),
+        (vec![turn(3), turn(4)], Served::Fallback)
     );
     assert_eq!(fallbacks.append.load(Ordering::Relaxed), 1);
     assert_eq!(fallbacks.load.load(Ordering::Relaxed), 1);

@@ -25,14 +25,16 @@
 //!   head (written before this store existed, or new): one consistent Query.
 //!
 //! DAX unreachable (connection refused, timed out, no node): the call is made on
-//! DynamoDB directly, counted in `manga_dax_fallbacks_total` and logged. A write made
+//! DynamoDB directly, counted in `manga_dax_fallbacks_total`, logged, and reported
+//! as [`Served::Fallback`] (the message's `done.degraded` then says
+//! `memory_fallback`). A write made
 //! then leaves DAX's cached head stale for at most the item cache TTL (the memory
 //! stack's parameter group: `record-ttl-millis` 60 000).
 
 use super::dynamodb::{
     item_to_turn, turn_to_item, DynamoSessionStore, HASH_KEY, RANGE_KEY, TTL_ATTRIBUTE, TURN_ID,
 };
-use crate::backends::{BackendError, SessionStore};
+use crate::backends::{BackendError, Served, SessionStore};
 use crate::domain::{epoch_micros, Turn};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::operation::get_item::builders::GetItemInputBuilder;
@@ -44,6 +46,7 @@ use aws_sdk_dynamodb::operation::query::{QueryInput, QueryOutput};
 use aws_sdk_dynamodb::types::AttributeValue;
 use mangactl_dax::{DaxClient, DaxConfig, DaxError, ErrorKind};
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -445,65 +448,79 @@ impl DaxSessionStore {
         Err(Failure::Other("the session head kept changing".into()))
     }
 
-    fn fell_back(&self, operation: &str, counter: &AtomicU64, why: &str) {
+    /// Runs `call` through DAX if it is connected and answers; else (not connected,
+    /// or unreachable mid-call) on DynamoDB directly, counted in `counter` and
+    /// logged. DAX errors other than unreachability are not retried directly.
+    async fn with_fallback<'v, T, F, Fut>(
+        &'v self,
+        dax: Option<&'v DaxClient>,
+        operation: &str,
+        counter: &AtomicU64,
+        call: F,
+    ) -> Result<(T, Served), BackendError>
+    where
+        F: Fn(Via<'v>) -> Fut,
+        Fut: Future<Output = Result<T, Failure>>,
+    {
+        let why = match dax {
+            Some(c) => match call(Via::Dax(c)).await {
+                Ok(t) => return Ok((t, Served::Primary)),
+                Err(Failure::Unreachable(m)) => m,
+                Err(Failure::ConditionFailed) => {
+                    return Err(self.error(operation, "condition failed".into()))
+                }
+                Err(Failure::Other(m)) => return Err(self.error(operation, m)),
+            },
+            None => "not connected".to_string(),
+        };
         counter.fetch_add(1, Ordering::Relaxed);
         tracing::warn!(
             operation,
             reason = why,
             "DAX unreachable: session call made on DynamoDB directly"
         );
+        let direct = format!("{operation} (direct)");
+        match call(Via::Direct(&self.ddb)).await {
+            Ok(t) => Ok((t, Served::Fallback)),
+            Err(Failure::Unreachable(m) | Failure::Other(m)) => Err(self.error(&direct, m)),
+            Err(Failure::ConditionFailed) => Err(self.error(&direct, "condition failed".into())),
+        }
     }
 }
 
 #[async_trait]
 impl SessionStore for DaxSessionStore {
     async fn load(&self, key: &str, max_turns: usize) -> Result<Vec<Turn>, BackendError> {
-        if max_turns == 0 {
-            return Ok(Vec::new());
-        }
-        let why = match self.client() {
-            Some(c) => match self.load_via(Via::Dax(&c), key, max_turns).await {
-                Ok(t) => return Ok(t),
-                Err(Failure::Unreachable(m)) => m,
-                Err(Failure::ConditionFailed) => {
-                    return Err(self.error("load", "condition failed".into()))
-                }
-                Err(Failure::Other(m)) => return Err(self.error("load", m)),
-            },
-            None => "not connected".to_string(),
-        };
-        self.fell_back("load", &self.fallbacks.load, &why);
-        match self.load_via(Via::Direct(&self.ddb), key, max_turns).await {
-            Ok(t) => Ok(t),
-            Err(Failure::Unreachable(m) | Failure::Other(m)) => Err(self.error("load (direct)", m)),
-            Err(Failure::ConditionFailed) => {
-                Err(self.error("load (direct)", "condition failed".into()))
-            }
-        }
+        self.load_served(key, max_turns).await.map(|(t, _)| t)
     }
 
     async fn append(&self, key: &str, turn: Turn) -> Result<(), BackendError> {
-        let why = match self.client() {
-            Some(c) => match self.append_via(Via::Dax(&c), key, &turn).await {
-                Ok(()) => return Ok(()),
-                Err(Failure::Unreachable(m)) => m,
-                Err(Failure::ConditionFailed) => {
-                    return Err(self.error("append", "condition failed".into()))
-                }
-                Err(Failure::Other(m)) => return Err(self.error("append", m)),
-            },
-            None => "not connected".to_string(),
-        };
-        self.fell_back("append", &self.fallbacks.append, &why);
-        match self.append_via(Via::Direct(&self.ddb), key, &turn).await {
-            Ok(()) => Ok(()),
-            Err(Failure::Unreachable(m) | Failure::Other(m)) => {
-                Err(self.error("append (direct)", m))
-            }
-            Err(Failure::ConditionFailed) => {
-                Err(self.error("append (direct)", "condition failed".into()))
-            }
+        self.append_served(key, turn).await.map(|_| ())
+    }
+
+    async fn load_served(
+        &self,
+        key: &str,
+        max_turns: usize,
+    ) -> Result<(Vec<Turn>, Served), BackendError> {
+        if max_turns == 0 {
+            return Ok((Vec::new(), Served::Primary));
         }
+        let dax = self.client();
+        self.with_fallback(dax.as_ref(), "load", &self.fallbacks.load, |via| {
+            self.load_via(via, key, max_turns)
+        })
+        .await
+    }
+
+    async fn append_served(&self, key: &str, turn: Turn) -> Result<Served, BackendError> {
+        let dax = self.client();
+        let turn = &turn;
+        self.with_fallback(dax.as_ref(), "append", &self.fallbacks.append, |via| {
+            self.append_via(via, key, turn)
+        })
+        .await
+        .map(|((), served)| served)
     }
 
     /// Ready when the table answers, through DAX if it is connected (a DAX outage is
