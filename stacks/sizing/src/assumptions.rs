@@ -186,6 +186,10 @@ pub struct DaxAssumptions {
     pub item_cache_hit_ratio: Figure,
     pub miss_cost_factor: Figure,
     pub write_cost_factor: Figure,
+    /// GetItems of history turns per message after the session head's (in parallel).
+    pub turn_reads_per_message: Figure,
+    /// Strongly consistent reads per message (pass through to DynamoDB).
+    pub consistent_reads_per_message: Figure,
     pub utilisation_ceiling: Figure,
     pub usable_memory_fraction: Figure,
     /// Ordered from smallest to largest.
@@ -551,7 +555,8 @@ impl Assumptions {
         figs!(dynamodb: read_p95_ms, item_kb, reads_per_message, writes_per_message,
             on_demand_table_limit_units_per_s, provisioned_target_utilisation);
         figs!(dax: hit_p95_ms, miss_overhead_ms, item_cache_hit_ratio, miss_cost_factor,
-            write_cost_factor, utilisation_ceiling, usable_memory_fraction);
+            write_cost_factor, turn_reads_per_message, consistent_reads_per_message,
+            utilisation_ceiling, usable_memory_fraction);
         figs!(opensearch: embedding_p95_ms, search_mean_ms, search_p95_ms,
             search_threads_per_ocu, searches_per_retrieval, utilisation_ceiling, max_ocu_factor, indexing_docs_per_s,
             indexing_docs_per_ocu_per_s);

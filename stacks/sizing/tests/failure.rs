@@ -60,12 +60,20 @@ fn seed_prod_survives_one_az_for_every_pool() {
         50.5,
         0.05,
     );
-    // DAX by hand: 500 reads/s × (0.97 + 10 × 0.03) = 635 and 1000 writes/s
-    // × 25 = 25,000 normalized; one of 3 dax.r5.large lost, the new primary
-    // takes every write and half the reads: (25,000 + 317.5) / 60,000 = 0.422.
+    // DAX by hand, the runtime's reads (all on the primary): 500 msg/s × 7
+    // reads (head + 6 turns) = 3,500/s, 3,395 hits + 105 misses, + 500
+    // consistent head reads passed through (cost of a miss), + 1,000
+    // writes/s: 3,395 + 605 × 10 + 1,000 × 25 = 34,445 normalized. One of 3
+    // dax.r5.large lost, the new primary takes the same: 34,445 / 60,000 =
+    // 0.574, as healthy.
     close(
         plan.dax.assessment.degraded_utilisation.expect("ρ"),
-        25_317.5 / 60_000.0,
+        34_445.0 / 60_000.0,
+        1e-4,
+    );
+    close(
+        plan.dax.assessment.utilisation_at_peak,
+        34_445.0 / 60_000.0,
         1e-4,
     );
     // Redis: a replica is promoted and reads stay on primaries, so nothing
@@ -110,64 +118,46 @@ fn sagemaker_two_instances_do_not_survive_losing_one_in_prod() {
 }
 
 #[test]
-fn dax_count_is_raised_until_the_survivors_meet_memory_read_in_prod() {
-    // One node type of 400 normalized requests/s and free writes: 635
-    // normalized reads/s (500 × (0.97 + 10 × 0.03)). At the 70% ceiling a
-    // node takes 280, so reads need ceil(635 / 280) = 3 nodes (also the prod
-    // floor).
-    // The queue, M/G/c (Allen–Cunneen) over all requests: 485 hits (cost 1),
-    // 15 misses (cost 10) and 1,000 writes (cost 0 here) = 1,500 requests/s;
-    // mean cost m1 = (485 + 150) / 1500 = 0.4233, second moment
-    // m2 = (485 + 1500) / 1500 = 1.3233, so C_s² = m2 / m1² − 1 = 6.384 and
-    // the factor (1 + C_s²) / 2 = 3.692. Service rate per node μ = 400 /
-    // 0.4233 = 944.9/s, offered a = 1500 / 944.9 = 1.5875 Erlangs.
-    // Healthy, 3 nodes: C(3, 1.5875) = 0.269, drain 3μ − λ = 1334.6/s, wait
-    // p95 = ln(0.269 / 0.05) × 3.692 / 1334.6 = 4.66 ms → 6.2 ms, inside 10.
-    // One AZ of 3 lost: 2 nodes, C(2, 1.5875) = 0.702, drain 389.8/s, wait
-    // p95 = ln(0.702 / 0.05) × 3.692 / 389.8 = 25.0 ms → 26.5 ms > 10 ms.
-    // 4 nodes still lose 2 (ceil(4 / 3)); 5 nodes lose 2 and keep 3 → 6.2 ms.
-    // So 5.
+fn dax_primary_carries_every_read_so_a_larger_type_not_more_nodes() {
+    // The runtime reads on the primary (read-your-writes), so the primary
+    // carries 34,445 normalized requests/s at prod's peak
+    // (seed_prod_survives_one_az_for_every_pool). A type of 40,000 keeps
+    // 28,000 below its 70% ceiling: too few at any node count. The next type
+    // (120,000, ceiling 84,000) carries it at 28.7%, at the prod floor of 3.
     let mut a = Assumptions::embedded().expect("assumptions").clone();
-    a.dax.write_cost_factor.value = 0.0;
-    let mut node = a
+    let base = a
         .dax
         .node_types
         .iter()
         .find(|n| n.name == "dax.r5.large")
         .expect("r5.large")
         .clone();
-    node.normalized_rps = 400.0;
-    a.dax.node_types = vec![node];
+    let mut small = base.clone();
+    small.normalized_rps = 40_000.0;
+    let mut large = base;
+    large.name = "dax.r5.xlarge".into();
+    large.normalized_rps = 120_000.0;
+    a.dax.node_types = vec![small, large];
     let prices = Prices::embedded().expect("prices");
     let plan = match size_with(&prod(), &a, prices) {
         Ok(p) => p,
         Err(e) => *e.plan.expect("plan"),
     };
     assert!(plan.dax.enabled);
-    assert_eq!(plan.dax.nodes, 5);
-    assert_eq!(plan.dax.assessment.binding, Binding::AzLoss);
-    close(plan.dax.assessment.degraded_p95_ms.expect("p95"), 6.2, 0.05);
-    // Healthy, 5 nodes: C(5, 1.5875) = 0.0251 < 5%, so no wait at p95 → 1.5 ms.
-    close(plan.dax.modelled_p95_ms, 1.5, 0.05);
-
-    // Outside failover the count is not raised: without the prod floor and
-    // the failure case, reads alone need 3 nodes, and their degraded state is
-    // only recorded.
-    let mut dev_like = prod();
-    dev_like.is_production = false;
-    dev_like.failover_required = false;
-    let plan = match size_with(&dev_like, &a, prices) {
-        Ok(p) => p,
-        Err(e) => *e.plan.expect("plan"),
-    };
-    assert_eq!(plan.dax.nodes, 3, "reads alone need 3");
-    // 3 nodes over 3 AZs lose one: 635 / 2 / 400 = 0.79, stable, no warning.
+    assert_eq!(plan.dax.node_type, "dax.r5.xlarge");
+    assert_eq!(plan.dax.nodes, 3);
+    close(plan.dax.normalized_rps, 34_445.0, 1e-6);
     close(
-        plan.dax.assessment.degraded_utilisation.expect("ρ"),
-        635.0 / 2.0 / 400.0,
+        plan.dax.assessment.utilisation_at_peak,
+        34_445.0 / 120_000.0,
         1e-4,
     );
-    assert!(!plan.warnings.iter().any(|w| w.resource == "dax"));
+    // Losing an AZ changes nothing on the primary.
+    close(
+        plan.dax.assessment.degraded_utilisation.expect("ρ"),
+        34_445.0 / 120_000.0,
+        1e-4,
+    );
 }
 
 #[test]

@@ -37,13 +37,15 @@ fn seed_prod_sizes_within_its_accepted_shortfalls_and_gives_a_plausible_plan() {
     // The ML intent model (40% of messages) and the memory read's DAX
     // misses (3%) are branches of the path, not cut off.
     assert!(b.intent_ml_on_path);
-    // The memory read's p95 is above the 1.5 ms hit p95: with 3% of reads
-    // missing (DynamoDB, median 5.3 ms: all of them above 2 ms), 5% above t
-    // needs 0.97·P(hit > t) + 0.03 = 0.05, so P(hit > t) = 0.0206: the hit's
-    // 97.94th percentile, z = 2.041, 1.5 · e^(0.5·(2.041 − 1.645)) = 1.83 ms
-    // (log-normal σ 0.5), plus a negligible queue wait.
+    // The memory read is the runtime's: the session head, then six history
+    // turns at once (their slowest), each read a hit (1.5 ms p95) or, 3% of
+    // the time, a miss (DynamoDB, median 5.3 ms, p95 12 ms, + 1 ms hop).
+    // 1 − 0.97^7 = 19.2% of messages read at least one miss, and half of
+    // those misses take longer than DynamoDB's median, so more than 5% of
+    // messages take over 5.3 + 1 = 6.3 ms: the p95 is above it. It fits the
+    // 10 ms budget (sized so), where a single read's p95 would be 1.83 ms.
     let mem = b.row(Stage::MemoryRead).expect("row").modelled_p95_ms;
-    close(mem, 1.83, 0.15);
+    assert!(mem > 6.3 && mem <= 10.0, "{mem}");
     // First token p95 1450 ms (public median 930 ms, LLMPerf spread) against
     // 400 ms; streaming p95 = 75 tokens at 36 tokens/s = 2083.3 ms against 985.
     // The first token is timed from message receipt, as the runtime times
@@ -311,10 +313,19 @@ fn an_unaccepted_first_token_miss_fails_naming_the_stage() {
         SizingError::StageOverBudget { stage: Stage::FirstToken, modelled_ms, budget_ms: 300, shortfall_ms }
             if *modelled_ms == modelled && (shortfall_ms - (modelled - 300.0)).abs() < 1e-6
     )));
+    // Milliseconds print plainly when whole, else to 0.1 ms.
+    let ms = |v: f64| {
+        if (v - v.round()).abs() < 0.05 {
+            format!("{}", v.round())
+        } else {
+            format!("{v:.1}")
+        }
+    };
     assert!(
         err.to_string().contains(&format!(
-            "stage `llm first token`: modelled p95 {modelled} ms exceeds budget 300 ms by {:.1} ms",
-            modelled - 300.0
+            "stage `llm first token`: modelled p95 {} ms exceeds budget 300 ms by {} ms",
+            ms(modelled),
+            ms(modelled - 300.0)
         )),
         "{err}"
     );

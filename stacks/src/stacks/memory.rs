@@ -136,15 +136,20 @@ fn dax_cluster(i: &Inputs<'_>, t: &mut Template, table: &Handle<Table>) {
     // items (a session head, then its turns) on the primary, so its own writes are
     // never stale; the item TTL bounds the one staleness left: a session head
     // written straight to DynamoDB while DAX was unreachable stays unseen in the
-    // item cache until it expires, so one minute, not DAX's default five. The
-    // query cache is not used for reads (its consistent Query passes through).
+    // item cache until it expires. Sizing sets it just long enough for the oldest
+    // history turn a message reads to be cached still (sizing's
+    // resources::dax::item_ttl_ms: 4 minutes at 2 messages a minute). The query
+    // cache is not used for reads (its consistent Query passes through).
     let params = t.add(
         "DaxParameterGroup",
         dax::ParameterGroup {
             description: format!("MangaAssist {} DAX cache TTLs", i.env.name),
             parameter_name_values: BTreeMap::from([
                 ("query-ttl-millis".to_owned(), "60000".to_owned()),
-                ("record-ttl-millis".to_owned(), "60000".to_owned()),
+                (
+                    "record-ttl-millis".to_owned(),
+                    i.sizing.dax.item_ttl_ms.to_string(),
+                ),
             ]),
         },
     );

@@ -3,10 +3,17 @@
 //! DAX exists only to bring conversation-memory reads under the `memory_read`
 //! budget. When DynamoDB's own p95 already fits, DAX is not deployed. When it
 //! is, load is counted in the DAX sizing guide's normalized requests: a hit
-//! costs 1, a miss about 10 and a write-through about 25. Reads spread over
-//! all nodes; writes all land on the primary, which also serves its share of
-//! reads, so the primary's node type bounds write throughput and adding nodes
-//! only adds read capacity.
+//! costs 1, a miss about 10 and a write-through about 25.
+//!
+//! The load is the runtime's (runtime/src/backends/aws/dax.rs): per message a
+//! GetItem of the session head, then `turn_reads_per_message` GetItems of the
+//! history turns in parallel, and on the save two writes (the turn and the
+//! head) and a strongly consistent head read that passes through to DynamoDB
+//! (costed as a miss). For read-your-writes every read goes to the
+//! *primary* (a write updates the primary's item cache first), so the primary
+//! carries all of it: adding nodes adds failover, not capacity, and the
+//! primary's node type bounds the cluster. The memory-read stage is the head
+//! read followed by the slowest of the parallel turn reads.
 //!
 //! Failure sizing ([`super::failure`]): DAX places nodes in different AZs and
 //! fails over to a replica when the primary fails; losing one AZ of
@@ -24,7 +31,7 @@ use crate::error::Findings;
 use crate::path::Dist;
 
 use super::failure::{self, Degraded};
-use super::{ceil_u32, pct, round4, round_ms, Assessment, Binding, Ctx};
+use super::{pct, round4, round_ms, Assessment, Binding, Ctx};
 
 /// A DAX cluster has at most 11 nodes (one primary, ten replicas).
 pub const MAX_NODES: u32 = 11;
@@ -44,6 +51,9 @@ pub struct DaxPlan {
     pub normalized_rps: f64,
     /// Modelled p95 of a memory read (through DAX, or DynamoDB alone), ms.
     pub modelled_p95_ms: f64,
+    /// The item cache TTL (`record-ttl-millis` of the memory stack's
+    /// parameter group), ms: [`item_ttl_ms`].
+    pub item_ttl_ms: u64,
     /// Binding constraint, utilisation, cost and notes.
     pub assessment: Assessment,
 }
@@ -65,14 +75,47 @@ struct Load {
 /// request's mean service time = mean cost / node normalized rps. The
 /// offered load equals normalized requests / node rps; the service time is a
 /// mixture of three fixed costs, whose C² enters Allen–Cunneen.
-fn queue(n: &DaxNodeType, nodes: u32, load: &Load) -> (Mmc, f64) {
+fn queue(n: &DaxNodeType, _nodes: u32, load: &Load) -> (Mmc, f64) {
     (
         Mmc {
             arrival_rate: load.requests,
             service_rate: n.normalized_rps / load.mean_cost.max(1e-12),
-            servers: nodes.max(1),
+            // Every request is the primary's (reads on the primary for
+            // read-your-writes), whatever the node count.
+            servers: 1,
         },
         load.cost_cv2,
+    )
+}
+
+/// The item cache TTL: long enough that the oldest history turn a message
+/// reads is still cached (the `turn_reads_per_message`-th turn back is that
+/// many message intervals old, 60 s / messages per session per minute),
+/// rounded up to a whole minute plus one, between 1 and 10 minutes. A
+/// shorter TTL turns those reads into misses; a longer one only lengthens the
+/// staleness it bounds (a head written straight to DynamoDB while DAX was
+/// unreachable, seen through DAX once its cached copy expires). DAX's
+/// default is 5 minutes (Amazon DynamoDB Developer Guide, "Configuring TTL
+/// settings", https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/DAX.cluster-management.html#DAX.cluster-management.custom-settings.ttl).
+pub fn item_ttl_ms(turn_reads: f64, messages_per_session_per_minute: f64) -> u64 {
+    let interval_s = 60.0 / messages_per_session_per_minute.max(1e-9);
+    let span_min = (turn_reads.max(0.0) * interval_s / 60.0).ceil();
+    let minutes = if span_min.is_finite() {
+        span_min + 1.0
+    } else {
+        10.0
+    };
+    (minutes.clamp(1.0, 10.0) as u64) * 60_000
+}
+
+/// Reads per second the runtime sends DAX at peak (the head and the history
+/// turns) and strongly consistent reads it passes through.
+pub(crate) fn reads_per_s(ctx: &Ctx<'_>) -> (f64, f64) {
+    let d = &ctx.a.dax;
+    let m = ctx.rates.messages_per_s;
+    (
+        m * (1.0 + d.turn_reads_per_message.v().max(0.0)),
+        m * d.consistent_reads_per_message.v().max(0.0),
     )
 }
 
@@ -91,14 +134,21 @@ pub(crate) fn stage_dist(ctx: &Ctx<'_>, plan: &DaxPlan, sigma: f64) -> Dist {
     let Some(n) = d.node_types.iter().find(|n| n.name == plan.node_type) else {
         return Dist::Point(f64::INFINITY);
     };
-    let load = load_of(ctx);
-    let (q, cv2) = queue(n, plan.nodes, &load);
+    read_path(ctx, n, plan.nodes, &load_of(ctx), sigma)
+}
+
+/// The memory read through `nodes` nodes of `n`: the session head, then the
+/// history turns at once (the slowest of them), each read a hit or a miss.
+fn read_path(ctx: &Ctx<'_>, n: &DaxNodeType, nodes: u32, load: &Load, sigma: f64) -> Dist {
+    let d = &ctx.a.dax;
+    let ddb = Dist::lognormal_p95_sigma(ctx.a.dynamodb.read_p95_ms.v(), sigma);
+    let (q, cv2) = queue(n, nodes, load);
     let wait = Dist::queue_wait(
         q.prob_wait(),
         q.mean_wait_if_waiting() * allen_cunneen(cv2) * 1000.0,
     );
     let hit = d.item_cache_hit_ratio.v().clamp(0.0, 1.0);
-    Dist::Mixture(vec![
+    let one_read = Dist::Mixture(vec![
         (
             hit,
             Dist::Sum(vec![
@@ -110,7 +160,12 @@ pub(crate) fn stage_dist(ctx: &Ctx<'_>, plan: &DaxPlan, sigma: f64) -> Dist {
             1.0 - hit,
             Dist::Sum(vec![ddb, Dist::Point(d.miss_overhead_ms.v()), wait]),
         ),
-    ])
+    ]);
+    let turns = d.turn_reads_per_message.v().round().max(0.0) as usize;
+    if turns == 0 {
+        return one_read;
+    }
+    Dist::Sum(vec![one_read.clone(), Dist::Max(vec![one_read; turns])])
 }
 
 fn load_of(ctx: &Ctx<'_>) -> Load {
@@ -118,9 +173,11 @@ fn load_of(ctx: &Ctx<'_>) -> Load {
     let r = ctx.rates;
     let hit = d.item_cache_hit_ratio.v();
     let (mf, wf) = (d.miss_cost_factor.v(), d.write_cost_factor.v());
+    let (reads, consistent) = reads_per_s(ctx);
+    // A strongly consistent read passes through: a miss's cost.
     let (hits, misses, writes) = (
-        r.memory_reads_per_s * hit,
-        r.memory_reads_per_s * (1.0 - hit),
+        reads * hit,
+        reads * (1.0 - hit) + consistent,
         r.memory_writes_per_s,
     );
     let requests = hits + misses + writes;
@@ -133,7 +190,7 @@ fn load_of(ctx: &Ctx<'_>) -> Load {
         (1.0, 1.0)
     };
     Load {
-        reads_norm: r.memory_reads_per_s * (hit + mf * (1.0 - hit)),
+        reads_norm: hits + misses * mf,
         writes_norm: r.memory_writes_per_s * wf,
         memory_gib: f64::from(r.concurrent_sessions) * ctx.a.dynamodb.item_kb.v() * 1024.0
             / f64::from(1u32 << 30),
@@ -143,24 +200,22 @@ fn load_of(ctx: &Ctx<'_>) -> Load {
     }
 }
 
-fn primary_util(n: &DaxNodeType, nodes: u32, load: &Load) -> f64 {
-    (load.writes_norm + load.reads_norm / f64::from(nodes.max(1))) / n.normalized_rps
+/// The primary's utilisation: it serves every read and write, so the node
+/// count does not enter (kept in the signature for the failure case's
+/// survivors, which change nothing but the floor).
+fn primary_util(n: &DaxNodeType, _nodes: u32, load: &Load) -> f64 {
+    (load.writes_norm + load.reads_norm) / n.normalized_rps
 }
 
-/// Modelled p95 of a read through `nodes` nodes of `n`, as sizing uses it:
-/// the hit p95 plus the M/G/c wait p95 while at most 5% of reads miss. A
-/// sizing rule, not the stage's p95: the budget table takes that from the
-/// hit/miss mixture ([`stage_dist`]), in which the misses raise it.
+/// Modelled p95 of the memory read through `nodes` nodes of `n`: the p95 of
+/// the stage's own distribution ([`read_path`], by the seeded Monte Carlo),
+/// so sizing and the budget table agree.
 fn read_p95_ms(ctx: &Ctx<'_>, n: &DaxNodeType, nodes: u32, load: &Load) -> f64 {
-    let d = &ctx.a.dax;
-    let miss = 1.0 - d.item_cache_hit_ratio.v();
-    if miss > 1.0 - P95 {
-        // More than 5% of reads miss, so the p95 read is a miss: DynamoDB
-        // plus the extra hop through DAX.
-        return ctx.a.dynamodb.read_p95_ms.v() + d.miss_overhead_ms.v();
+    let (q, _) = queue(n, nodes, load);
+    if q.utilisation() >= 1.0 {
+        return f64::INFINITY;
     }
-    let (q, cv2) = queue(n, nodes, load);
-    d.hit_p95_ms.v() + q.mgc_wait_quantile(P95, cv2) * 1000.0
+    read_path(ctx, n, nodes, load, ctx.a.path.lognormal_sigma.v()).quantile(P95)
 }
 
 /// The cluster with the nodes of one AZ gone.
@@ -201,26 +256,24 @@ fn nodes_needed(ctx: &Ctx<'_>, n: &DaxNodeType, floor: u32, load: &Load) -> Limi
     if load.memory_gib > n.memory_gib * d.usable_memory_fraction.v() {
         return Limit::Memory;
     }
+    // The primary carries everything (reads included): more nodes do not
+    // relieve it.
     if load.writes_norm >= cap {
         return Limit::Writes;
     }
-    let by_reads = ceil_u32(load.reads_norm / (cap - load.writes_norm));
-    let base = by_reads.max(floor).max(1);
-    if base > MAX_NODES {
+    if load.writes_norm + load.reads_norm >= cap {
         return Limit::Reads;
     }
+    let base = floor.max(1);
     let budget = f64::from(ctx.input.targets.latency_ms.memory_read);
-    let mut k = base;
-    let mut fit = None;
-    while k <= MAX_NODES {
-        if read_p95_ms(ctx, n, k, load) <= budget {
-            fit = Some((k, k > base));
-            break;
-        }
-        k += 1;
+    // The primary's queue is the same for any node count: when its wait
+    // breaks the budget only a larger node type helps (when the hit alone
+    // misses it, no type does and the budget check names it).
+    let latency = read_p95_ms(ctx, n, base, load) > budget && d.hit_p95_ms.v() <= budget;
+    if latency {
+        return Limit::Reads;
     }
-    // When the hit latency alone misses the budget the budget check names it.
-    let (k, latency) = fit.unwrap_or((base, false));
+    let k = base;
     if !ctx.failover() {
         return Limit::Fits(k, latency);
     }
@@ -234,26 +287,26 @@ fn nodes_needed(ctx: &Ctx<'_>, n: &DaxNodeType, floor: u32, load: &Load) -> Limi
 fn healthy_nodes(ctx: &Ctx<'_>, n: &DaxNodeType, floor: u32, load: &Load) -> Option<u32> {
     let d = &ctx.a.dax;
     let cap = n.normalized_rps * d.utilisation_ceiling.v();
-    if load.memory_gib > n.memory_gib * d.usable_memory_fraction.v() || load.writes_norm >= cap {
+    if load.memory_gib > n.memory_gib * d.usable_memory_fraction.v()
+        || load.writes_norm + load.reads_norm >= cap
+    {
         return None;
     }
-    let base = ceil_u32(load.reads_norm / (cap - load.writes_norm))
-        .max(floor)
-        .max(1);
-    if base > MAX_NODES {
-        return None;
-    }
+    let base = floor.max(1);
     let budget = f64::from(ctx.input.targets.latency_ms.memory_read);
-    Some(
-        (base..=MAX_NODES)
-            .find(|k| read_p95_ms(ctx, n, *k, load) <= budget)
-            .unwrap_or(base),
-    )
+    if read_p95_ms(ctx, n, base, load) > budget && d.hit_p95_ms.v() <= budget {
+        return None;
+    }
+    Some(base)
 }
 
 /// Sizes DAX and applies the `capacity.dax` override.
 pub(crate) fn size(ctx: &Ctx<'_>, findings: &mut Findings) -> DaxPlan {
     let d = &ctx.a.dax;
+    let ttl_ms = item_ttl_ms(
+        d.turn_reads_per_message.v(),
+        ctx.input.targets.traffic.messages_per_session_per_minute,
+    );
     let r = ctx.rates;
     let hit = d.item_cache_hit_ratio.v();
     let load = load_of(ctx);
@@ -310,6 +363,7 @@ pub(crate) fn size(ctx: &Ctx<'_>, findings: &mut Findings) -> DaxPlan {
             item_cache_gib: round4(load.memory_gib),
             normalized_rps: round4(load.reads_norm + load.writes_norm),
             modelled_p95_ms: round_ms(ddb_p95),
+            item_ttl_ms: ttl_ms,
             assessment: Assessment::new(Binding::NotNeeded, 0.0, 0.0, false, Vec::new()),
         };
     };
@@ -340,9 +394,10 @@ pub(crate) fn size(ctx: &Ctx<'_>, findings: &mut Findings) -> DaxPlan {
     } else {
         format!("not needed: DynamoDB p95 {ddb_p95} ms fits the memory_read budget {budget} ms")
     }];
+    let (reads, consistent) = reads_per_s(ctx);
     notes.push(format!(
-        "{:.0} reads/s at {} hits + {:.0} writes/s through DAX = {:.0} normalized requests/s",
-        r.memory_reads_per_s,
+        "{reads:.0} reads/s (the session head + {} history turns a message) at {} hits + {consistent:.0} consistent reads/s passed through + {:.0} writes/s through DAX = {:.0} normalized requests/s, all on the primary (reads there for read-your-writes)",
+        d.turn_reads_per_message.v(),
         pct(hit),
         r.memory_writes_per_s,
         load.reads_norm + load.writes_norm
@@ -447,6 +502,7 @@ pub(crate) fn size(ctx: &Ctx<'_>, findings: &mut Findings) -> DaxPlan {
         item_cache_gib: round4(load.memory_gib),
         normalized_rps: round4(load.reads_norm + load.writes_norm),
         modelled_p95_ms: round_ms(p95),
+        item_ttl_ms: ttl_ms,
         assessment: match &fail {
             Some(f) => Assessment::new(binding, util, cost, overridden, notes).with_failure(f),
             None => Assessment::new(binding, util, cost, overridden, notes),

@@ -39,12 +39,18 @@ pub(crate) fn size(ctx: &Ctx<'_>, dax_enabled: bool, findings: &mut Findings) ->
     // Eventually consistent reads cost half a unit per 4 KB; writes one unit per KB.
     let rcu_per_read = (item_kb / 4.0).ceil() * 0.5;
     let wcu_per_write = item_kb.ceil();
-    let table_reads = if dax_enabled {
-        r.memory_reads_per_s * (1.0 - ctx.a.dax.item_cache_hit_ratio.v())
+    // Through DAX: the item-cache misses (eventually consistent) and the
+    // strongly consistent reads DAX passes through (a full unit per 4 KB).
+    let (table_reads, read_units) = if dax_enabled {
+        let (reads, consistent) = super::dax::reads_per_s(ctx);
+        let misses = reads * (1.0 - ctx.a.dax.item_cache_hit_ratio.v());
+        (
+            misses + consistent,
+            misses * rcu_per_read + consistent * rcu_per_read * 2.0,
+        )
     } else {
-        r.memory_reads_per_s
+        (r.memory_reads_per_s, r.memory_reads_per_s * rcu_per_read)
     };
-    let read_units = table_reads * rcu_per_read;
     let write_units = r.memory_writes_per_s * wcu_per_write;
     let target = ddb.provisioned_target_utilisation.v();
     let rec_rcu = ceil_u32(read_units / target).max(1);

@@ -185,8 +185,10 @@ pub fn staging_with_capacity() -> SizingInput {
             shards: Some(1),
             replicas_per_shard: Some(1),
         }),
+        // Every memory read goes to the primary (the runtime's head + six
+        // turns a message): a t3.medium's queue would miss memory_read.
         dax: Some(DaxOverride {
-            node_type: Some("dax.t3.medium".into()),
+            node_type: Some("dax.r5.large".into()),
             nodes: Some(2),
         }),
         dynamodb: Some(DynamoDbOverride {
