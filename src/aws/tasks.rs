@@ -280,7 +280,9 @@ impl TaskRunner for SdkTaskRunner {
             Err(e) => {
                 let e = AwsError::from_sdk("ECS", OP, Some(arn), e);
                 if e.code() == Some("ClientException")
-                    && e.message().to_ascii_lowercase().contains("unable to describe")
+                    && e.message()
+                        .to_ascii_lowercase()
+                        .contains("unable to describe")
                 {
                     return Ok(None);
                 }
@@ -403,7 +405,10 @@ impl TaskRunner for SdkTaskRunner {
             last_status: t.last_status().unwrap_or("UNKNOWN").to_owned(),
             desired_status: t.desired_status().map(str::to_owned),
             stop_code: t.stop_code().map(|c| c.as_str().to_owned()),
-            stopped_reason: t.stopped_reason().filter(|r| !r.is_empty()).map(str::to_owned),
+            stopped_reason: t
+                .stopped_reason()
+                .filter(|r| !r.is_empty())
+                .map(str::to_owned),
             containers: t
                 .containers()
                 .iter()
@@ -483,6 +488,9 @@ mod tests {
             task_id("arn:aws:ecs:us-east-1:123456789012:task/c/0f3a9e"),
             "0f3a9e"
         );
-        assert_eq!(task_id("arn:aws:ecs:us-east-1:123456789012:task/0f3a9e"), "0f3a9e");
+        assert_eq!(
+            task_id("arn:aws:ecs:us-east-1:123456789012:task/0f3a9e"),
+            "0f3a9e"
+        );
     }
 }

@@ -88,9 +88,10 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<Outcome> {
                 progress.note(StackId::Service, &format!("index task {status}"))
             }
             Event::Line(line) => progress.text(&format!("  | {line}\n")),
-            Event::LogsUnavailable(why) => {
-                progress.note(StackId::Service, &format!("index output unavailable: {why}"))
-            }
+            Event::LogsUnavailable(why) => progress.note(
+                StackId::Service,
+                &format!("index output unavailable: {why}"),
+            ),
         };
         let opts = WaitOptions {
             timeout: args.timeout,
@@ -101,7 +102,17 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<Outcome> {
         progress.finish(
             StackId::Service,
             outcome == Outcome::Success,
-            &format!("index task {}", run.task_id),
+            &format!(
+                "index task {}: {}",
+                run.task_id,
+                match &run.verdict {
+                    index::Verdict::Complete => "complete",
+                    index::Verdict::Incomplete => "incomplete",
+                    index::Verdict::Failed { .. } => "failed",
+                    index::Verdict::NotStarted { .. } => "never started",
+                    index::Verdict::TimedOut { .. } => "still running",
+                }
+            ),
         );
         let mut stdout = std::io::stdout().lock();
         match cli.output {

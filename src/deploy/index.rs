@@ -43,9 +43,7 @@ use stacks::render::Rendered;
 use stacks::stacks::{network, service, StackId};
 
 use super::Backoff;
-use crate::aws::tasks::{
-    task_id, AwsLogs, RunTaskRequest, Started, TaskRunner, TaskState,
-};
+use crate::aws::tasks::{task_id, AwsLogs, RunTaskRequest, Started, TaskRunner, TaskState};
 use crate::aws::{AwsError, CloudFormation};
 
 /// `startedBy` of every index task, so they can be listed
@@ -154,8 +152,16 @@ pub async fn prepare(
             .map(str::to_owned)
             .collect()
     };
-    let subnets = split(network_parameter(rendered, &stack, network::PRIVATE_SUBNETS.name)?);
-    let security_groups = split(network_parameter(rendered, &stack, network::SERVICE_SG.name)?);
+    let subnets = split(network_parameter(
+        rendered,
+        &stack,
+        network::PRIVATE_SUBNETS.name,
+    )?);
+    let security_groups = split(network_parameter(
+        rendered,
+        &stack,
+        network::SERVICE_SG.name,
+    )?);
     // As the service's own tasks get it (private subnets: DISABLED, egress
     // through the NAT gateways).
     let assign_public_ip = s.template.to_value()["Resources"]["Service"]["Properties"]
@@ -222,9 +228,13 @@ impl Default for WaitOptions {
 /// What [`run`] reports as it goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Event<'a> {
-    Started { arn: &'a str },
+    Started {
+        arn: &'a str,
+    },
     /// The task's `lastStatus` changed.
-    Status { status: &'a str },
+    Status {
+        status: &'a str,
+    },
     /// A line of the container's output.
     Line(&'a str),
     /// The log stream could not be read (the run goes on without it).
@@ -486,7 +496,9 @@ pub fn render_text(plan: &IndexPlan, run: &IndexRun) -> String {
     if let Some(note) = &run.logs_note {
         out.push_str(&format!("(its output could not be read: {note})\n"));
     } else if run.log_stream.is_none() {
-        out.push_str("(the container does not log with awslogs and a stream prefix: no output to show)\n");
+        out.push_str(
+            "(the container does not log with awslogs and a stream prefix: no output to show)\n",
+        );
     }
     out
 }
@@ -496,8 +508,14 @@ pub fn render_dry_run(plan: &IndexPlan) -> String {
     let request = serde_json::to_string_pretty(&plan.request.to_api_json()).unwrap_or_default();
     let logs = match &plan.logs {
         Some(l) => match l.stream(&plan.request.container, "<task-id>") {
-            Some(s) => format!("its output: CloudWatch Logs group {}, stream {s}\n", l.group),
-            None => format!("its output: CloudWatch Logs group {} (no stream prefix: not followed)\n", l.group),
+            Some(s) => format!(
+                "its output: CloudWatch Logs group {}, stream {s}\n",
+                l.group
+            ),
+            None => format!(
+                "its output: CloudWatch Logs group {} (no stream prefix: not followed)\n",
+                l.group
+            ),
         },
         None => "its output: not in CloudWatch Logs (no awslogs driver)\n".to_owned(),
     };
@@ -531,11 +549,17 @@ mod tests {
     #[test]
     fn exit_codes_decide_the_verdict() {
         assert_eq!(
-            judge(&stopped("EssentialContainerExited", Some(0), None), "runtime"),
+            judge(
+                &stopped("EssentialContainerExited", Some(0), None),
+                "runtime"
+            ),
             Verdict::Complete
         );
         assert_eq!(
-            judge(&stopped("EssentialContainerExited", Some(3), None), "runtime"),
+            judge(
+                &stopped("EssentialContainerExited", Some(3), None),
+                "runtime"
+            ),
             Verdict::Incomplete
         );
         let Verdict::Failed { reason } = judge(
@@ -552,7 +576,10 @@ mod tests {
         assert!(reason.contains("OutOfMemoryError"), "{reason}");
         // Another container's exit code does not count.
         assert!(matches!(
-            judge(&stopped("EssentialContainerExited", Some(0), None), "sidecar"),
+            judge(
+                &stopped("EssentialContainerExited", Some(0), None),
+                "sidecar"
+            ),
             Verdict::Failed { .. }
         ));
     }
@@ -560,10 +587,14 @@ mod tests {
     #[test]
     fn a_task_that_failed_to_start_says_why() {
         let mut t = stopped("TaskFailedToStart", None, None);
-        t.stopped_reason = Some("CannotPullContainerError: pull image manifest has been retried 5 time(s)".into());
+        t.stopped_reason =
+            Some("CannotPullContainerError: pull image manifest has been retried 5 time(s)".into());
         let Verdict::NotStarted { reason } = judge(&t, "runtime") else {
             panic!("not started");
         };
-        assert!(reason.starts_with("TaskFailedToStart: CannotPullContainerError"), "{reason}");
+        assert!(
+            reason.starts_with("TaskFailedToStart: CannotPullContainerError"),
+            "{reason}"
+        );
     }
 }

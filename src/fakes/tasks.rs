@@ -23,8 +23,8 @@ use async_trait::async_trait;
 use serde_json::Value;
 
 use crate::aws::tasks::{
-    AwsLogs, ContainerDefinition, ContainerState, LogPage, RunTaskRequest, Started,
-    TaskDefinition, TaskFailure, TaskResult, TaskRunner, TaskState,
+    AwsLogs, ContainerDefinition, ContainerState, LogPage, RunTaskRequest, Started, TaskDefinition,
+    TaskFailure, TaskResult, TaskRunner, TaskState,
 };
 use crate::aws::AwsError;
 
@@ -181,8 +181,7 @@ impl TaskRunner for FakeTasks {
         }
         let i = s.describe_calls.min(s.describes.len().saturating_sub(1));
         s.describe_calls += 1;
-        Ok(s
-            .describes
+        Ok(s.describes
             .get(i)
             .cloned()
             .flatten()

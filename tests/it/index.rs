@@ -43,7 +43,9 @@ fn deployed() -> (Rendered, FakeCloudFormation, FakeTasks) {
     let td = cfn
         .output(&service, "TaskDefinitionArn")
         .expect("TaskDefinitionArn output");
-    let group = cfn.output(&service, "LogGroupName").expect("log group output");
+    let group = cfn
+        .output(&service, "LogGroupName")
+        .expect("log group output");
     (r, cfn, FakeTasks::new(&td, &group))
 }
 
@@ -183,7 +185,10 @@ async fn a_complete_index_exits_0_with_its_output_shown_once_in_order() {
     assert_eq!(statuses, ["PROVISIONING", "PENDING", "RUNNING", "STOPPED"]);
     assert!(events[0].starts_with("started arn:aws:ecs:"), "{events:#?}");
     let text = index::render_text(&plan, &run);
-    assert!(text.contains(&format!("index complete: task {TASK_ID} exited 0")), "{text}");
+    assert!(
+        text.contains(&format!("index complete: task {TASK_ID} exited 0")),
+        "{text}"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -210,9 +215,15 @@ async fn a_failed_task_exits_1_with_the_stopped_reason() {
         panic!("failed: {:?}", run.verdict);
     };
     assert!(reason.contains("the index command exited 1"), "{reason}");
-    assert!(reason.contains("Essential container in task exited"), "{reason}");
+    assert!(
+        reason.contains("Essential container in task exited"),
+        "{reason}"
+    );
     assert_eq!(Outcome::from(&run.verdict).code(), 1);
-    assert_eq!(run.lines, ["manga-runtime: index needs MANGA_OPENSEARCH_ENDPOINT"]);
+    assert_eq!(
+        run.lines,
+        ["manga-runtime: index needs MANGA_OPENSEARCH_ENDPOINT"]
+    );
     let text = index::render_text(&plan, &run);
     assert!(text.starts_with("index failed: task"), "{text}");
 }
@@ -272,7 +283,9 @@ async fn a_task_that_never_starts_is_a_clear_error() {
     assert!(!events.iter().any(|e| e.starts_with("logs unavailable")));
     let text = index::render_text(&plan, &run);
     assert!(
-        text.contains(&format!("task {TASK_ID} never started: TaskFailedToStart: CannotPullContainerError")),
+        text.contains(&format!(
+            "task {TASK_ID} never started: TaskFailedToStart: CannotPullContainerError"
+        )),
         "{text}"
     );
 }
@@ -291,8 +304,9 @@ async fn runtask_failures_start_nothing_and_say_why() {
     let err = run.expect_err("RunTask failed");
     assert!(matches!(err, IndexError::NotStarted(_)));
     assert!(
-        err.to_string()
-            .contains("ECS did not start the task:\n  - RESOURCE:ENI (no free IP addresses in subnet)"),
+        err.to_string().contains(
+            "ECS did not start the task:\n  - RESOURCE:ENI (no free IP addresses in subnet)"
+        ),
         "{err}"
     );
     assert!(!tasks.state().calls.contains(&"DescribeTasks".to_owned()));
@@ -326,7 +340,10 @@ async fn a_task_still_running_at_the_timeout_is_left_running_with_exit_3() {
     let text = index::render_text(&plan, &run);
     assert!(text.contains("did not finish within 120s"), "{text}");
     assert!(text.contains("is RUNNING and was left running"), "{text}");
-    assert!(text.contains(&format!("stream runtime/runtime/{TASK_ID}")), "{text}");
+    assert!(
+        text.contains(&format!("stream runtime/runtime/{TASK_ID}")),
+        "{text}"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -354,7 +371,10 @@ async fn unreadable_logs_do_not_fail_the_run() {
     let run = run.expect("run");
     assert_eq!(run.verdict, Verdict::Complete);
     assert!(run.lines.is_empty());
-    assert!(events.iter().any(|e| e.contains("logs:GetLogEvents")), "{events:#?}");
+    assert!(
+        events.iter().any(|e| e.contains("logs:GetLogEvents")),
+        "{events:#?}"
+    );
     let text = index::render_text(&plan, &run);
     assert!(text.contains("its output could not be read"), "{text}");
 }
@@ -364,7 +384,9 @@ async fn an_environment_not_applied_is_refused_before_any_task_call() {
     let r = rendered("dev");
     let cfn = FakeCloudFormation::new();
     let tasks = FakeTasks::new("td", "g");
-    let err = index::prepare(&cfn, &tasks, &r).await.expect_err("not deployed");
+    let err = index::prepare(&cfn, &tasks, &r)
+        .await
+        .expect_err("not deployed");
     assert!(
         err.to_string()
             .contains("mangaassist-dev-service does not exist; apply the environment first"),
@@ -390,14 +412,20 @@ fn run(moto: &Moto, args: &[&str]) -> Output {
         .stdin(Stdio::null())
         .output()
         .expect("run");
-    eprintln!("$ mangactl {}\n{}{}", args.join(" "), stdout(&o), stderr(&o));
+    eprintln!(
+        "$ mangactl {}\n{}{}",
+        args.join(" "),
+        stdout(&o),
+        stderr(&o)
+    );
     o
 }
 
 /// moto's state manager: tasks stay RUNNING until StopTask (by default
 /// moto moves a task one state per DescribeTasks and stops it after four).
 fn hold_tasks_running(moto: &Moto) {
-    let body = r#"{"model_name":"ecs::task","transition":{"progression":"manual","times":1000000}}"#;
+    let body =
+        r#"{"model_name":"ecs::task","transition":{"progression":"manual","times":1000000}}"#;
     let addr = moto.endpoint.trim_start_matches("http://");
     let mut s = std::net::TcpStream::connect(addr).expect("connect moto");
     write!(
@@ -482,7 +510,10 @@ fn index_against_moto_runs_the_task_follows_it_and_shows_its_logs() {
     let subnets: Vec<&str> = subnets.split(',').collect();
 
     // --dry-run: the request from the stacks and the task definition; no task.
-    let o = run(&moto, &[&["index"], &env[..], &["--dry-run", "--output", "json"]].concat());
+    let o = run(
+        &moto,
+        &[&["index"], &env[..], &["--dry-run", "--output", "json"]].concat(),
+    );
     assert_eq!(o.status.code(), Some(0));
     let dry: Value = serde_json::from_str(&stdout(&o)).expect("json");
     let req = &dry["run_task"];
@@ -500,17 +531,31 @@ fn index_against_moto_runs_the_task_follows_it_and_shows_its_logs() {
     // The log configuration came from moto's DescribeTaskDefinition.
     assert_eq!(dry["logs"]["group"], group.as_str());
     assert_eq!(dry["logs"]["stream_prefix"], "runtime");
-    assert!(block_on(index_tasks(&moto, &cluster)).is_empty(), "the dry run started a task");
+    assert!(
+        block_on(index_tasks(&moto, &cluster)).is_empty(),
+        "the dry run started a task"
+    );
     let o = run(&moto, &[&["index"], &env[..], &["--dry-run"]].concat());
     assert!(stdout(&o).contains("\"command\": [\n"), "{}", stdout(&o));
-    assert!(stdout(&o).contains("stream runtime/runtime/<task-id>"), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("stream runtime/runtime/<task-id>"),
+        "{}",
+        stdout(&o)
+    );
 
     // The timeout: moto holds the task RUNNING; mangactl leaves it running.
     let t0 = Instant::now();
-    let o = run(&moto, &[&["index"], &env[..], &["--timeout", "2s"]].concat());
+    let o = run(
+        &moto,
+        &[&["index"], &env[..], &["--timeout", "2s"]].concat(),
+    );
     assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
     assert!(t0.elapsed() < Duration::from_secs(30));
-    assert!(stdout(&o).contains("did not finish within 2s"), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("did not finish within 2s"),
+        "{}",
+        stdout(&o)
+    );
     assert!(stdout(&o).contains("was left running"), "{}", stdout(&o));
     let tasks = block_on(index_tasks(&moto, &cluster));
     assert_eq!(tasks.len(), 1);
@@ -540,7 +585,14 @@ fn index_against_moto_runs_the_task_follows_it_and_shows_its_logs() {
     // container exit code is always 0).
     let child = moto
         .mangactl()
-        .args([&["index"], &env[..], &["--timeout", "60s", "--progress", "plain"]].concat())
+        .args(
+            [
+                &["index"],
+                &env[..],
+                &["--timeout", "60s", "--progress", "plain"],
+            ]
+            .concat(),
+        )
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -608,6 +660,9 @@ fn index_against_moto_runs_the_task_follows_it_and_shows_its_logs() {
         "{text}"
     );
     assert_eq!(text.matches("  | INFO index phase").count(), 1, "{text}");
-    assert!(text.contains(&format!("index complete: task {id} exited 0")), "{text}");
+    assert!(
+        text.contains(&format!("index complete: task {id} exited 0")),
+        "{text}"
+    );
     assert!(text.contains("index task STOPPED"), "{text}");
 }
