@@ -359,6 +359,10 @@ impl TaskRunner for SdkTaskRunner {
             .count(1)
             .launch_type(LaunchType::Fargate)
             .started_by(&r.started_by)
+            // The environment's tags (cost allocation) on the task, as on
+            // the service's tasks; tagging on creation needs
+            // ecs:TagResource besides ecs:RunTask
+            // (https://docs.aws.amazon.com/AmazonECS/latest/developerguide/supported-iam-actions-tagging.html).
             .propagate_tags(PropagateTags::TaskDefinition)
             .network_configuration(
                 NetworkConfiguration::builder()
