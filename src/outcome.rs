@@ -8,6 +8,7 @@
 use crate::deploy::apply::ApplyStatus;
 use crate::deploy::destroy::DestroyStatus;
 use crate::deploy::drift::DriftReport;
+use crate::deploy::index::Verdict;
 use crate::deploy::plan::Plan;
 
 /// How a command ended; the exit code is part of the CLI's contract.
@@ -48,6 +49,19 @@ impl From<&Plan> for Outcome {
             Outcome::Changes
         } else {
             Outcome::Success
+        }
+    }
+}
+
+impl From<&Verdict> for Outcome {
+    /// `mangactl index`: 0 the index command exited 0; 3 it exited 3
+    /// (incomplete) or the task had not stopped in time; 1 it failed or
+    /// never started.
+    fn from(v: &Verdict) -> Outcome {
+        match v {
+            Verdict::Complete => Outcome::Success,
+            Verdict::Incomplete | Verdict::TimedOut { .. } => Outcome::Incomplete,
+            Verdict::Failed { .. } | Verdict::NotStarted { .. } => Outcome::Failed,
         }
     }
 }

@@ -5,7 +5,9 @@
 //! `apply` sets; [`Capacity`] (`capacity.rs`): the live capacity of
 //! every sized resource, which drift, status and scale read and scale
 //! changes; [`prerequisites::Prerequisites`]: what preflight asks (images,
-//! the model artifact, certificates, model access, quotas, the caller).
+//! the model artifact, certificates, model access, quotas, the caller);
+//! [`TaskRunner`] (`tasks.rs`): one-off ECS tasks and their CloudWatch
+//! logs (`mangactl index`).
 //! Their scripted fakes live in `src/fakes/` (feature
 //! `fakes`, tests only). Every failed call is an [`AwsError`] (`error.rs`).
 //! [`regional::RegionalCloudFormation`] routes each stack's calls to its
@@ -24,8 +26,10 @@ pub mod opensearch;
 pub mod prerequisites;
 pub mod regional;
 pub mod scale_records;
+pub mod tasks;
 
 pub use capacity::Capacity;
 pub use cloudformation::{CfnError, CloudFormation};
 pub use error::{AwsError, ErrorClass};
 pub use opensearch::{CapacityError, SearchCapacity};
+pub use tasks::TaskRunner;

@@ -7,6 +7,7 @@ mod apply;
 mod completions;
 mod destroy;
 mod drift;
+mod index;
 pub mod plan;
 mod preflight;
 mod render;
@@ -88,6 +89,8 @@ pub enum Command {
     Preflight(preflight::Args),
     /// On-call: change live capacity now (service, cache, dax, intent, search), recorded so drift acknowledges it and apply keeps it.
     Scale(scale::Args),
+    /// Fill the environment's OpenSearch index: run `manga-runtime index` as a one-off ECS task in the VPC, show its output, exit with its result (3 when incomplete).
+    Index(index::Args),
     /// Print shell completions to stdout.
     Completions(completions::Args),
 }
@@ -109,6 +112,7 @@ pub fn main() -> ExitCode {
         Command::Scale(args) => scale::run(&cli, args),
         Command::Status(args) => status::run(&cli, args),
         Command::Preflight(args) => preflight::run(&cli, args),
+        Command::Index(args) => index::run(&cli, args),
         Command::Completions(args) => completions::run(args),
     };
     match result {

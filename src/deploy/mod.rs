@@ -18,6 +18,8 @@
 //! - [`report`]: apply's closing summary, useful outputs and `outputs.json`.
 //! - [`progress`]: live progress (indicatif on a terminal, plain lines in CI).
 //! - [`confirm`]: the questions apply and destroy ask, and who answers them.
+//! - [`index`]: `mangactl index`, the one-off ECS task that fills the
+//!   OpenSearch index from inside the VPC (through [`crate::aws::TaskRunner`]).
 //! - `wait`: polling one stack operation to its end, printing its events.
 //!
 //! Everything talks to AWS through [`crate::aws::CloudFormation`] (and
@@ -35,6 +37,7 @@ pub mod destroy;
 pub mod drift;
 pub mod drift_access;
 pub mod holds;
+pub mod index;
 pub mod live;
 pub mod plan;
 pub mod preflight;

@@ -11,7 +11,9 @@
 //!   [`crate::aws::Capacity`] (live capacity: ECS, Application Auto
 //!   Scaling, ElastiCache, DAX, SageMaker);
 //! - [`opensearch`]: [`opensearch::FakeSearchCapacity`] behind
-//!   [`crate::aws::SearchCapacity`].
+//!   [`crate::aws::SearchCapacity`];
+//! - [`tasks`]: [`tasks::FakeTasks`] behind [`crate::aws::TaskRunner`]
+//!   (one-off ECS tasks that fail, stop with exit codes, write logs).
 //!
 //! Each answers with the response shapes of the AWS API reference and
 //! builds its errors through [`crate::aws::error::AwsError`], as the SDK
@@ -20,3 +22,4 @@
 pub mod capacity;
 pub mod cloudformation;
 pub mod opensearch;
+pub mod tasks;

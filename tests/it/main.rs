@@ -19,6 +19,8 @@
 //!   `plan` says an apply overwrites, keeps or reverts.
 //! - `scale`: `mangactl scale` and `status` against moto, and through the
 //!   traits for ElastiCache and OpenSearch Serverless.
+//! - `index`: `mangactl index` (the one-off ECS task that fills the
+//!   OpenSearch index) against the task fake and, through the binary, moto.
 //! - `references`: cross-stack references (parameters), the export rules,
 //!   the `az_count` scenario and the migration from exports, against the fake.
 
@@ -29,6 +31,7 @@ mod deploy_moto;
 mod drift;
 mod guard;
 mod holds;
+mod index;
 mod lint;
 mod moto;
 mod preflight;
