@@ -42,12 +42,12 @@ async fn run(
     (result, out.text())
 }
 
-/// prod's plan: search 6-12 OCU, indexing 2-4 OCU (the snapshots pin it).
+/// prod's plan: search 10-20 OCU, indexing 2-4 OCU (the snapshots pin it).
 fn prod_maxima(r: &Rendered) -> (u32, u32) {
     let os = &r.sizing.opensearch;
     assert_eq!(
         (os.search_ocu_max, os.indexing_ocu_max),
-        (12, 4),
+        (20, 4),
         "prod sizing changed; update the expected lines below"
     );
     (os.search_ocu_max, os.indexing_ocu_max)
@@ -76,14 +76,14 @@ async fn differing_limits_are_set_to_the_plans_maxima_and_the_change_is_printed(
     assert_eq!(
         aoss.settings(),
         json!({ "accountSettingsDetail": { "capacityLimits": {
-            "maxSearchCapacityInOCU": 12, "maxIndexingCapacityInOCU": 4,
+            "maxSearchCapacityInOCU": 20, "maxIndexingCapacityInOCU": 4,
         }}})
     );
     let pending = text
-        .find("search capacity (account setting, set after the search stack): max search OCU 4 -> 12, max indexing OCU 4 (unchanged)")
+        .find("search capacity (account setting, set after the search stack): max search OCU 4 -> 20, max indexing OCU 4 (unchanged)")
         .unwrap_or_else(|| panic!("the pending change is shown before confirming:\n{text}"));
     let done = text
-        .find("\nsearch capacity: max search OCU 4 -> 12, max indexing OCU 4 (unchanged)\n")
+        .find("\nsearch capacity: max search OCU 4 -> 20, max indexing OCU 4 (unchanged)\n")
         .unwrap_or_else(|| panic!("one line says what changed:\n{text}"));
     assert!(pending < done);
     assert_eq!(
@@ -94,7 +94,7 @@ async fn differing_limits_are_set_to_the_plans_maxima_and_the_change_is_printed(
                 max_indexing_ocu: Some(4)
             },
             after: CapacityLimits {
-                max_search_ocu: Some(12),
+                max_search_ocu: Some(20),
                 max_indexing_ocu: Some(4)
             },
         })
@@ -127,7 +127,7 @@ async fn equal_limits_send_no_update() {
         report.search_capacity,
         Some(CapacityOutcome::Unchanged {
             limits: CapacityLimits {
-                max_search_ocu: Some(12),
+                max_search_ocu: Some(20),
                 max_indexing_ocu: Some(4)
             }
         })
