@@ -74,6 +74,10 @@ impl ScalableId {
 pub struct Bounds {
     pub min: u32,
     pub max: u32,
+    /// `SuspendedState.ScheduledScalingSuspended`: as read, or to set;
+    /// `None` leaves it alone (a target without scheduled actions).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scheduled_suspended: Option<bool>,
 }
 
 /// An ElastiCache replication group.
@@ -257,6 +261,11 @@ impl Capacity for SdkCapacity {
             .map(|t| Bounds {
                 min: count(Some(t.min_capacity())),
                 max: count(Some(t.max_capacity())),
+                scheduled_suspended: Some(
+                    t.suspended_state()
+                        .and_then(|s| s.scheduled_scaling_suspended())
+                        .unwrap_or(false),
+                ),
             }))
     }
 
@@ -374,6 +383,11 @@ impl Capacity for SdkCapacity {
             .scalable_dimension(aas_dimension(id))
             .min_capacity(api_count(bounds.min))
             .max_capacity(api_count(bounds.max))
+            .set_suspended_state(bounds.scheduled_suspended.map(|suspended| {
+                aws_sdk_applicationautoscaling::types::SuspendedState::builder()
+                    .scheduled_scaling_suspended(suspended)
+                    .build()
+            }))
             .send()
             .await
             .map_err(|e| {

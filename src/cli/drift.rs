@@ -70,6 +70,7 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<Outcome> {
         let live = LiveReaders {
             capacity: &capacity,
             search: Some(&search),
+            now: crate::deploy::live::unix_now(),
         };
         let report = drift::drift(&aws.cfn, live, &rendered, &opts)
             .await

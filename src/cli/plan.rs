@@ -91,6 +91,7 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<Outcome> {
         let live = LiveReaders {
             capacity: &capacity,
             search: Some(&search),
+            now: crate::deploy::live::unix_now(),
         };
         let live_drift = holds::live_drift(cfn, live, &rendered, &plan, args.revert_drift).await;
         deploy::plan::discard(cfn, &plan).await;

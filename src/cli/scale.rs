@@ -147,6 +147,7 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<Outcome> {
         let live = LiveReaders {
             capacity: &capacity,
             search: Some(&search),
+            now: crate::deploy::live::unix_now(),
         };
         let plan = scale::prepare(&aws.cfn, live, &rendered, args.component, &req).await?;
         let by = if args.dry_run {

@@ -33,6 +33,7 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<Outcome> {
         let live = LiveReaders {
             capacity: &capacity,
             search: Some(&search),
+            now: crate::deploy::live::unix_now(),
         };
         // The records are read beside every stack and live value.
         let (records, report) = tokio::join!(

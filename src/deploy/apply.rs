@@ -169,6 +169,7 @@ pub async fn apply(
             let readers = LiveReaders {
                 capacity: capacity.as_ref(),
                 search: opts.search_capacity.as_deref(),
+                now: crate::deploy::live::unix_now(),
             };
             match holds::live_drift(cfn, readers, rendered, &plan, opts.revert_drift).await {
                 Ok(d) => d,

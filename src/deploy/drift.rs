@@ -438,6 +438,9 @@ async fn check_stack(
         }
     };
     let (mut resources, capacity) = tokio::join!(detect(cfn, s, opts, deadline), capacity_check);
+    if let Some(c) = Component::of_stack(s.id) {
+        admit_scheduled_min(&mut resources, rendered, s, c, live.now);
+    }
     let (ignored, mut acknowledged) = apply_coverage(s.id, &mut resources, opts);
     acknowledged.extend(held_in_template);
     let mut items = capacity.items;
@@ -453,6 +456,33 @@ async fn check_stack(
         ignored,
         acknowledged,
     })
+}
+
+/// A scalable target's MinCapacity that its scheduled actions set is not
+/// drift: CloudFormation's detection compares it with the template's floor,
+/// the live layer with the minimum due now (`live::scheduled_min`).
+fn admit_scheduled_min(
+    layer: &mut ResourceLayer,
+    rendered: &Rendered,
+    s: &RenderedStack,
+    component: Component,
+    now: i64,
+) {
+    let Some(allowed) = live::scheduled_min(rendered, &s.template.to_value(), component, now)
+    else {
+        return;
+    };
+    layer.drifted.retain_mut(|d| {
+        if d.logical_id != "ScalableTarget" {
+            return true;
+        }
+        d.differences
+            .retain(|p| !(p.path == "/MinCapacity" && allowed.admits(&p.actual)));
+        !d.differences.is_empty()
+    });
+    if layer.status == "drifted" && layer.drifted.is_empty() {
+        layer.status = "in_sync";
+    }
 }
 
 fn incomplete(reason: String, unchecked: Vec<UncheckedResource>) -> ResourceLayer {

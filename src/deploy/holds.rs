@@ -9,7 +9,10 @@
 //! and drift's code layer see it: the change set then carries the scaled
 //! value, and `plan` says which rendered value a record holds back. Once a
 //! record expires it holds nothing: the next plan shows the change back to
-//! the rendered value, and drift reports the difference.
+//! the rendered value, and drift reports the difference. A record of a
+//! pool with scheduled minimum capacity (service, intent) also suspends
+//! that pool's schedule in the rendering while it stands
+//! ([`SCHEDULE_SUSPENDED`]).
 //!
 //! **Live drift.** [`live_drift`] tells, per planned stack, what the apply
 //! would do to each live value that differs from the rendering (the
@@ -121,7 +124,66 @@ pub fn apply_holds(
         rendered.replace_property(r.stack, &r.logical_id, name, value)?;
         holds.push(hold(show(&current)));
     }
+    suspend_schedules(rendered, records, today, &mut holds)?;
     Ok(holds)
+}
+
+/// The property a scale hold sets on a scheduled scalable target.
+pub const SCHEDULE_SUSPENDED: &str = "/SuspendedState/ScheduledScalingSuspended";
+
+/// An active record of a scheduled pool (service, intent) takes precedence
+/// over the scheduled minimum: the rendering suspends scheduled scaling
+/// while the record stands ("For ScheduledScalingSuspended, while a
+/// suspension is in effect, all scaling activities that involve scheduled
+/// actions are suspended": Application Auto Scaling API Reference,
+/// RegisterScalableTarget), as `mangactl scale` did live, so that neither
+/// the next hour's action nor the next apply undoes the on-call change.
+/// Once the record expires the rendering resumes the schedule.
+fn suspend_schedules(
+    rendered: &mut Rendered,
+    records: &[ScaleRecord],
+    today: &str,
+    holds: &mut Vec<Hold>,
+) -> Result<(), RenderError> {
+    for stack in [StackId::Service, StackId::Intent] {
+        let Some(r) = records
+            .iter()
+            .find(|r| r.stack == stack && r.is_active(today))
+        else {
+            continue;
+        };
+        let Some(s) = rendered.stacks.iter().find(|s| s.id == stack) else {
+            continue;
+        };
+        let running = live::property(&s.template.to_value(), "ScalableTarget", "SuspendedState")
+            .and_then(|v| v.get("ScheduledScalingSuspended"))
+            .and_then(Value::as_bool)
+            == Some(false);
+        if !running {
+            continue;
+        }
+        rendered.replace_property(
+            stack,
+            "ScalableTarget",
+            "SuspendedState",
+            serde_json::json!({ "ScheduledScalingSuspended": true }),
+        )?;
+        holds.push(Hold {
+            stack,
+            logical_id: "ScalableTarget".into(),
+            property: SCHEDULE_SUSPENDED.into(),
+            rendered: "false".into(),
+            held: "true".into(),
+            by: r.by.clone(),
+            at: r.at.clone(),
+            reason: format!(
+                "{} (scale record of {}{})",
+                r.reason, r.logical_id, r.property
+            ),
+            until: r.until.clone(),
+        });
+    }
+    Ok(())
 }
 
 /// What the apply does to a live value that differs from the rendering.

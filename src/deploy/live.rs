@@ -5,12 +5,12 @@
 //!
 //! | component | stack | resource / property | may be |
 //! |---|---|---|---|
-//! | service | service | `ScalableTarget` `/MinCapacity`, `/MaxCapacity` | as rendered |
+//! | service | service | `ScalableTarget` `/MinCapacity`, `/MaxCapacity` | as rendered; a scheduled minimum: the hour's (or the floor) |
 //! | service | service | `Service` `/DesiredCount` | inside the rendered min..max (the autoscaler moves it) |
 //! | service | service | `Service` `/TaskDefinition` | the revision the stack deployed (output `TaskDefinitionArn`) |
 //! | cache | cache | `Redis` `/CacheNodeType`, `/ReplicasPerNodeGroup` | as rendered |
 //! | dax | memory | `DaxCluster` `/NodeType`, `/ReplicationFactor` | as rendered |
-//! | intent | intent | `ScalableTarget` `/MinCapacity`, `/MaxCapacity` | as rendered |
+//! | intent | intent | `ScalableTarget` `/MinCapacity`, `/MaxCapacity` | as rendered; a scheduled minimum: the hour's (or the floor) |
 //! | intent | intent | `Endpoint` `/DesiredInstanceCount` | inside the rendered min..max |
 //! | search | search | account settings `/capacityLimits/…` | the sizing plan's maxima |
 //!
@@ -109,6 +109,16 @@ pub enum Allowed {
         min: u32,
         max: u32,
     },
+    /// A scheduled minimum (sizing's `schedule.rs`): the hour's value, the
+    /// previous hour's in the minutes after the hour, or the template's
+    /// floor, which a stack update restores until the next hour's action.
+    Scheduled {
+        floor: u32,
+        min: u32,
+        previous: Option<u32>,
+        hour: u32,
+        timezone: String,
+    },
 }
 
 impl Allowed {
@@ -118,12 +128,20 @@ impl Allowed {
         }
     }
 
-    fn admits(&self, actual: &str) -> bool {
+    pub fn admits(&self, actual: &str) -> bool {
         match self {
             Allowed::Exactly { value } => value == actual,
             Allowed::Between { min, max } => actual
                 .parse::<u32>()
                 .is_ok_and(|n| (*min..=*max).contains(&n)),
+            Allowed::Scheduled {
+                floor,
+                min,
+                previous,
+                ..
+            } => actual
+                .parse::<u32>()
+                .is_ok_and(|n| n == *floor || n == *min || Some(n) == *previous),
         }
     }
 }
@@ -133,6 +151,22 @@ impl fmt::Display for Allowed {
         match self {
             Allowed::Exactly { value } => f.write_str(value),
             Allowed::Between { min, max } => write!(f, "{min}..{max}"),
+            Allowed::Scheduled {
+                floor,
+                min,
+                previous,
+                hour,
+                timezone,
+            } => {
+                write!(f, "{min} (scheduled from {hour:02}:00 {timezone})")?;
+                if let Some(p) = previous {
+                    write!(f, " or {p} (the hour before, for the first minutes)")?;
+                }
+                write!(
+                    f,
+                    " or {floor} (the floor, until the next hour's action after a deploy)"
+                )
+            }
         }
     }
 }
@@ -241,6 +275,16 @@ pub struct LiveReaders<'a> {
     /// `None`: the OpenSearch Serverless limits are not read (`apply
     /// --skip-search-capacity`).
     pub search: Option<&'a dyn SearchCapacity>,
+    /// The instant the checks judge at (Unix seconds): which scheduled
+    /// minimum stands depends on it.
+    pub now: i64,
+}
+
+/// The system clock in Unix seconds, for [`LiveReaders::now`].
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 /// A property of a rendered resource.
@@ -269,6 +313,58 @@ pub fn rendered_bounds(template: &Value, logical_id: &str) -> Option<Bounds> {
     Some(Bounds {
         min: number(template, logical_id, "MinCapacity")?,
         max: number(template, logical_id, "MaxCapacity")?,
+        scheduled_suspended: property(template, logical_id, "SuspendedState")
+            .and_then(|s| s.get("ScheduledScalingSuspended")?.as_bool()),
+    })
+}
+
+/// The scheduled minimum of `component`'s pool due at `now`, when the
+/// rendering schedules one (`ScheduledActions` on its `ScalableTarget`) and
+/// does not suspend it (an active scale record: `holds.rs`).
+pub fn scheduled_min(
+    rendered: &Rendered,
+    template: &Value,
+    component: Component,
+    now: i64,
+) -> Option<Allowed> {
+    let suspended = rendered_bounds(template, "ScalableTarget")?.scheduled_suspended;
+    if suspended != Some(false) {
+        return None;
+    }
+    schedule_due(rendered, template, component, now)
+}
+
+/// Whether the rendered `ScalableTarget` carries scheduled actions.
+pub fn is_scheduled(template: &Value) -> bool {
+    property(template, "ScalableTarget", "ScheduledActions")
+        .and_then(Value::as_array)
+        .is_some_and(|a| !a.is_empty())
+}
+
+/// The scheduled minimum due at `now`, suspended or not (what `scale
+/// --revert` returns to).
+pub fn schedule_due(
+    rendered: &Rendered,
+    template: &Value,
+    component: Component,
+    now: i64,
+) -> Option<Allowed> {
+    if !is_scheduled(template) {
+        return None;
+    }
+    let schedule = &rendered.sizing.schedule;
+    let pool = match component {
+        Component::Service => &schedule.service,
+        Component::Intent => &schedule.sagemaker,
+        _ => return None,
+    };
+    let due = schedule.due(pool, now)?;
+    Some(Allowed::Scheduled {
+        floor: pool.floor,
+        min: due.min,
+        previous: due.previous,
+        hour: due.hour,
+        timezone: schedule.timezone.clone(),
     })
 }
 
@@ -403,7 +499,14 @@ pub async fn check(
             service,
             task_definition,
         } => {
-            let mut items = bounds_items(readers, &mut reads, component, &template, &target).await;
+            let mut items = bounds_items(
+                readers,
+                &mut reads,
+                component,
+                (rendered, &template),
+                &target,
+            )
+            .await;
             let allowed = match rendered_bounds(&template, "ScalableTarget") {
                 Some(b) => Allowed::Between {
                     min: b.min,
@@ -458,7 +561,14 @@ pub async fn check(
             items
         }
         Target::Intent { endpoint, variant } => {
-            let mut items = bounds_items(readers, &mut reads, component, &template, &target).await;
+            let mut items = bounds_items(
+                readers,
+                &mut reads,
+                component,
+                (rendered, &template),
+                &target,
+            )
+            .await;
             let allowed = match rendered_bounds(&template, "ScalableTarget") {
                 Some(b) => Allowed::Between {
                     min: b.min,
@@ -704,29 +814,32 @@ async fn bounds_items(
     readers: LiveReaders<'_>,
     reads: &mut Reads,
     component: Component,
-    template: &Value,
+    (rendered_all, template): (&Rendered, &Value),
     target: &Target,
 ) -> Vec<CapacityItem> {
+    let scheduled = scheduled_min(rendered_all, template, component, readers.now);
     let (Some(rendered), Some(id)) = (
         rendered_bounds(template, "ScalableTarget"),
         target.scalable_id(),
     ) else {
         return Vec::new();
     };
-    let pairs = [
-        ("/MinCapacity", rendered.min),
-        ("/MaxCapacity", rendered.max),
-    ];
+    let want = |p: &str| match (p, &scheduled) {
+        ("/MinCapacity", Some(s)) => s.clone(),
+        ("/MinCapacity", None) => Allowed::exactly(rendered.min),
+        _ => Allowed::exactly(rendered.max),
+    };
+    let pairs = ["/MinCapacity", "/MaxCapacity"];
     match readers.capacity.scalable_target(&id).await {
         Ok(live) => pairs
             .iter()
-            .map(|(p, want)| {
+            .map(|p| {
                 let actual = live.map(|b| if *p == "/MinCapacity" { b.min } else { b.max });
                 CapacityItem::compare(
                     component,
                     "ScalableTarget",
                     p,
-                    Allowed::exactly(want),
+                    want(p),
                     Some(actual.map_or_else(|| "(not registered)".to_owned(), |a| a.to_string())),
                 )
             })
@@ -735,14 +848,8 @@ async fn bounds_items(
             let why = reads.error(&e);
             pairs
                 .iter()
-                .map(|(p, want)| {
-                    CapacityItem::unchecked(
-                        component,
-                        "ScalableTarget",
-                        p,
-                        Allowed::exactly(want),
-                        why.clone(),
-                    )
+                .map(|p| {
+                    CapacityItem::unchecked(component, "ScalableTarget", p, want(p), why.clone())
                 })
                 .collect()
         }

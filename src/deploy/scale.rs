@@ -18,6 +18,7 @@ use serde::Serialize;
 use stacks::render::Rendered;
 use stacks::stacks::StackId;
 
+use super::holds;
 use super::live::{self, Component, LiveReaders, Target, ACCOUNT_SETTINGS};
 use super::plan::{self, PlanAction};
 use crate::aws::capacity::{Bounds, ScalableId};
@@ -310,11 +311,17 @@ impl fmt::Display for Call {
     /// The API call as it goes out, for `--dry-run`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Call::SetBounds { id, bounds } => write!(
-                f,
-                "application-autoscaling RegisterScalableTarget ServiceNamespace={} ResourceId={} ScalableDimension={} MinCapacity={} MaxCapacity={}",
-                id.namespace, id.resource_id, id.dimension, bounds.min, bounds.max
-            ),
+            Call::SetBounds { id, bounds } => {
+                write!(
+                    f,
+                    "application-autoscaling RegisterScalableTarget ServiceNamespace={} ResourceId={} ScalableDimension={} MinCapacity={} MaxCapacity={}",
+                    id.namespace, id.resource_id, id.dimension, bounds.min, bounds.max
+                )?;
+                match bounds.scheduled_suspended {
+                    Some(s) => write!(f, " SuspendedState.ScheduledScalingSuspended={s}"),
+                    None => Ok(()),
+                }
+            }
             Call::SetDesired { cluster, service, n } => {
                 write!(f, "ecs UpdateService cluster={cluster} service={service} desiredCount={n}")
             }
@@ -382,6 +389,7 @@ pub fn properties(c: Component) -> &'static [(&'static str, &'static str)] {
         Component::Service => &[
             ("ScalableTarget", "/MinCapacity"),
             ("ScalableTarget", "/MaxCapacity"),
+            ("ScalableTarget", holds::SCHEDULE_SUSPENDED),
             ("Service", "/DesiredCount"),
         ],
         Component::Cache => &[
@@ -392,6 +400,7 @@ pub fn properties(c: Component) -> &'static [(&'static str, &'static str)] {
         Component::Intent => &[
             ("ScalableTarget", "/MinCapacity"),
             ("ScalableTarget", "/MaxCapacity"),
+            ("ScalableTarget", holds::SCHEDULE_SUSPENDED),
             ("Endpoint", "/DesiredInstanceCount"),
         ],
         Component::Search => &[
@@ -508,12 +517,25 @@ pub async fn prepare(
             })?;
             let rendered_bounds =
                 live::rendered_bounds(&t, "ScalableTarget").unwrap_or(live_bounds);
+            // A scheduled pool: a scale suspends the schedule (the record
+            // takes precedence over the scheduled minimum, `holds.rs`), and
+            // --revert resumes it at the minimum due this hour.
+            let scheduled = live::is_scheduled(&t);
             let bounds = if req.revert {
-                rendered_bounds
+                let due = match live::schedule_due(rendered, &t, component, live.now) {
+                    Some(live::Allowed::Scheduled { min, .. }) => min,
+                    _ => rendered_bounds.min,
+                };
+                Bounds {
+                    min: due,
+                    max: rendered_bounds.max,
+                    scheduled_suspended: scheduled.then_some(false),
+                }
             } else {
                 Bounds {
                     min: req.min.unwrap_or(live_bounds.min),
                     max: req.max.unwrap_or(live_bounds.max),
+                    scheduled_suspended: scheduled.then_some(true),
                 }
             };
             if bounds.min > bounds.max {
@@ -580,7 +602,17 @@ pub async fn prepare(
                 live_bounds.max,
                 bounds.max,
             );
-            if b1 || b2 {
+            let b3 = match bounds.scheduled_suspended {
+                Some(after) => step(
+                    &mut steps,
+                    "ScalableTarget",
+                    holds::SCHEDULE_SUSPENDED,
+                    live_bounds.scheduled_suspended.unwrap_or(false),
+                    after,
+                ),
+                None => false,
+            };
+            if b1 || b2 || b3 {
                 calls.push(Call::SetBounds {
                     id: id.clone(),
                     bounds,

@@ -297,7 +297,18 @@ impl Capacity for FakeCapacity {
                 ),
             ));
         }
-        st.targets.insert(id.resource_id.clone(), bounds);
+        // A request without SuspendedState leaves the suspension as it is.
+        let kept = st
+            .targets
+            .get(&id.resource_id)
+            .and_then(|b| b.scheduled_suspended);
+        st.targets.insert(
+            id.resource_id.clone(),
+            Bounds {
+                scheduled_suspended: bounds.scheduled_suspended.or(kept),
+                ..bounds
+            },
+        );
         Ok(())
     }
 

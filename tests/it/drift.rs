@@ -56,6 +56,8 @@ impl Live {
         LiveReaders {
             capacity: &self.capacity,
             search: Some(&self.search),
+            // 2026-12-01T00:00:00Z.
+            now: 1_796_083_200,
         }
     }
 }

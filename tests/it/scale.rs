@@ -691,3 +691,185 @@ async fn an_instance_type_change_releases_the_endpoints_autoscaling_first() {
         .stack(StackId::Intent)
         .is_some_and(|s| !s.release_scaling));
 }
+
+/// Prod's service follows a scheduled minimum (America/New_York; 6 tasks
+/// from 18:00 to 22:59, the floor 5 otherwise: the stack test in
+/// stacks/src/stacks/tests.rs works it out). An on-call scale takes
+/// precedence: it suspends the schedule live and in the rendering while
+/// its record stands; `--revert` resumes it at the minimum due this hour.
+/// Drift admits the hour's minimum, or the floor, and nothing else.
+#[tokio::test(start_paused = true)]
+async fn a_scale_suspends_the_schedule_and_revert_resumes_it_at_the_hours_minimum() {
+    use mangactl::aws::capacity::{Bounds, Capacity};
+    use mangactl::aws::CloudFormation;
+    use mangactl::deploy::holds;
+    use mangactl::deploy::live;
+
+    let r = rendered("prod");
+    let fake = mangactl::fakes::cloudformation::FakeCloudFormation::new();
+    apply_yes(&fake, &r).await;
+    let live = Live::as_rendered(&r, &fake);
+    // The readers' instant, 2026-12-01T00:00Z, is 19:00 in New York.
+    let service = r
+        .stacks
+        .iter()
+        .find(|s| s.id == stacks::stacks::StackId::Service)
+        .expect("service");
+    let stack = fake
+        .describe_stack(&service.stack_name)
+        .await
+        .expect("describe")
+        .expect("stack");
+    let min_item = |check: &live::LiveCheck| {
+        check
+            .items
+            .iter()
+            .find(|i| i.logical_id == "ScalableTarget" && i.property == "/MinCapacity")
+            .cloned()
+            .expect("min item")
+    };
+    let id = live::Target::of(Component::Service, &stack, service)
+        .expect("target")
+        .scalable_id()
+        .expect("scalable id");
+    let set_min = |min: u32| Bounds {
+        min,
+        max: 18,
+        scheduled_suspended: None,
+    };
+
+    // The floor (what the stack registered) and the hour's 6 are admitted;
+    // 7 is not, and neither is 6 at 03:00, when the floor stands.
+    let item = min_item(&live::check(live.readers(), &r, Component::Service, &stack).await);
+    assert_eq!(item.status, live::ItemStatus::InSync, "{item:?}");
+    live.capacity
+        .set_bounds(&id, set_min(6))
+        .await
+        .expect("set");
+    let item = min_item(&live::check(live.readers(), &r, Component::Service, &stack).await);
+    assert_eq!(item.status, live::ItemStatus::InSync, "{item:?}");
+    assert!(
+        item.allowed
+            .to_string()
+            .contains("6 (scheduled from 19:00 America/New_York)"),
+        "{}",
+        item.allowed
+    );
+    let night = LiveReaders {
+        now: live.readers().now + 8 * 3600,
+        ..live.readers()
+    };
+    let item = min_item(&live::check(night, &r, Component::Service, &stack).await);
+    assert_eq!(item.status, live::ItemStatus::Drifted, "{item:?}");
+    live.capacity
+        .set_bounds(&id, set_min(7))
+        .await
+        .expect("set");
+    let item = min_item(&live::check(live.readers(), &r, Component::Service, &stack).await);
+    assert_eq!(item.status, live::ItemStatus::Drifted, "{item:?}");
+    live.capacity
+        .set_bounds(&id, set_min(5))
+        .await
+        .expect("set");
+
+    // The on-call scale: RegisterScalableTarget suspends scheduled scaling.
+    let store = FakeRecords::default();
+    let req = ScaleRequest {
+        min: Some(8),
+        desired: Some(8),
+        reason: Some("INC-7".into()),
+        ..ScaleRequest::default()
+    };
+    scale::validate(Component::Service, &req, &r).expect("valid");
+    let plan = scale::prepare(&fake, live.readers(), &r, Component::Service, &req)
+        .await
+        .expect("prepare");
+    assert!(
+        matches!(
+            plan.calls[0],
+            Call::SetBounds {
+                bounds: Bounds {
+                    min: 8,
+                    max: 18,
+                    scheduled_suspended: Some(true)
+                },
+                ..
+            }
+        ),
+        "{:?}",
+        plan.calls
+    );
+    let text = scale::render_text(&plan, Some(&who()));
+    assert!(
+        text.contains("ScalableTarget/SuspendedState/ScheduledScalingSuspended: false -> true"),
+        "{text}"
+    );
+    let call = plan.calls[0].to_string();
+    assert!(
+        call.ends_with("SuspendedState.ScheduledScalingSuspended=true"),
+        "{call}"
+    );
+    scale::execute(live.readers(), &store, &plan, &who())
+        .await
+        .expect("execute");
+    let live_target = live.capacity.state().targets[&id.resource_id];
+    assert_eq!(
+        (live_target.min, live_target.scheduled_suspended),
+        (8, Some(true))
+    );
+
+    // The rendering keeps the schedule suspended while the records stand,
+    // and resumes it once they expire.
+    let records: Vec<_> = scale::records(&plan, &who());
+    let mut held = r.clone();
+    let holds = holds::apply_holds(&mut held, &records, "2026-12-01").expect("holds");
+    assert!(
+        holds
+            .iter()
+            .any(|h| h.property == holds::SCHEDULE_SUSPENDED && h.held == "true"),
+        "{holds:?}"
+    );
+    let suspended = |r: &stacks::render::Rendered| {
+        r.stacks
+            .iter()
+            .find(|s| s.id == stacks::stacks::StackId::Service)
+            .map(|s| {
+                s.template.to_value()["Resources"]["ScalableTarget"]["Properties"]["SuspendedState"]
+                    ["ScheduledScalingSuspended"]
+                    .clone()
+            })
+    };
+    assert_eq!(suspended(&held), Some(Value::Bool(true)));
+    let mut expired = r.clone();
+    holds::apply_holds(&mut expired, &records, "2026-12-03").expect("holds");
+    assert_eq!(suspended(&expired), Some(Value::Bool(false)));
+    // Suspended, the schedule no longer sets what MinCapacity may be: the
+    // held rendering says exactly the record's 8, not "6 (scheduled…)".
+    let item = min_item(&live::check(live.readers(), &held, Component::Service, &stack).await);
+    assert_eq!(item.allowed.to_string(), "8", "{item:?}");
+    assert_eq!(item.status, live::ItemStatus::InSync, "{item:?}");
+
+    // --revert: back to the minimum due at 19:00 (6), schedule resumed.
+    let req = ScaleRequest {
+        revert: true,
+        ..ScaleRequest::default()
+    };
+    let plan = scale::prepare(&fake, live.readers(), &r, Component::Service, &req)
+        .await
+        .expect("prepare");
+    assert!(
+        matches!(
+            plan.calls[0],
+            Call::SetBounds {
+                bounds: Bounds {
+                    min: 6,
+                    max: 18,
+                    scheduled_suspended: Some(false)
+                },
+                ..
+            }
+        ),
+        "{:?}",
+        plan.calls
+    );
+}

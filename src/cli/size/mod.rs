@@ -166,6 +166,14 @@ fn write_tables(out: &mut impl Write, plan: &SizingPlan) -> std::io::Result<()> 
     writeln!(out)?;
     if let Some(b) = &plan.bill {
         write_bill(out, b)?;
+        let sch = &plan.schedule;
+        writeln!(
+            out,
+            "scheduled minimum ({}): service {}; intent {}",
+            sch.timezone,
+            sch.service.describe(),
+            sch.sagemaker.describe()
+        )?;
         writeln!(out)?;
     }
     writeln!(

@@ -24,9 +24,9 @@
 //! assumptions' `prompt_caching`); none of the shipped models does, so no
 //! discount is taken. Bedrock Guardrails are not deployed (the runtime's
 //! guardrails run in process, `runtime/src/pipeline/guardrails.rs`); their
-//! cost is an option. Scheduled minimum capacity (scaling actions that
-//! follow the profile) is not rendered by the service stack yet, so the
-//! minimum is the stack's flat `min_tasks`.
+//! cost is an option. The hourly minimum is the plan's scheduled minimum
+//! capacity (`schedule.rs`), which the service and intent stacks render as
+//! scheduled actions: the bill prices the hours the schedule keeps.
 
 use serde::Serialize;
 
@@ -145,9 +145,12 @@ pub fn monthly_bill(
 
     // Autoscaled capacity, hour by hour.
     let s = &plan.service;
-    let task_hours: f64 = load
+    let task_hours: f64 = plan
+        .schedule
+        .service
+        .hourly_min
         .iter()
-        .map(|f| f64::from(s.min_tasks.max((f64::from(s.tasks) * f).ceil() as u32)))
+        .map(|&m| f64::from(m))
         .sum::<f64>()
         * days;
     let task_hour = fargate_task_hour(&prices.fargate, s.cpu, s.memory_mib);
@@ -174,14 +177,12 @@ pub fn monthly_bill(
     }
     let sm = &plan.sagemaker;
     let sm_hourly = prices.sagemaker_hourly(&sm.instance_type)?;
-    let sm_hours: f64 = load
+    let sm_hours: f64 = plan
+        .schedule
+        .sagemaker
+        .hourly_min
         .iter()
-        .map(|f| {
-            f64::from(
-                sm.min_instances
-                    .max((f64::from(sm.instances) * f).ceil() as u32),
-            )
-        })
+        .map(|&m| f64::from(m))
         .sum::<f64>()
         * days;
     line(

@@ -137,6 +137,11 @@ impl SizingInput {
                 bad(field, format!("must be between 0 and 1, got {v}"));
             }
         }
+        if let Some(tz) = &t.timezone {
+            if let Err(why) = crate::schedule::check_timezone(tz) {
+                bad("targets.traffic.timezone", why);
+            }
+        }
         let m = &self.targets.tier_mix;
         let parts = [m.template, m.simple_llm, m.standard_llm, m.complex];
         if parts.iter().any(|p| !(p.is_finite() && *p >= 0.0)) {
@@ -238,6 +243,10 @@ pub struct Traffic {
     /// `None` takes the assumptions' default shape (`bill.hourly_profile`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hourly_profile: Option<Vec<f64>>,
+    /// The IANA time zone the profile's hours are in (`Asia/Tokyo`), and
+    /// that scheduled minimum capacity runs in; `None` is UTC.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timezone: Option<String>,
 }
 
 /// `targets.tier_mix`, in percent (sums to 100).

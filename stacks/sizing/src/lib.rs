@@ -59,6 +59,7 @@ pub mod path;
 pub mod plan;
 pub mod rates;
 pub mod resources;
+pub mod schedule;
 pub mod timeouts;
 
 pub use assumptions::Assumptions;
@@ -190,6 +191,12 @@ pub fn size_with(
         by_resource,
     };
 
+    let schedule = schedule::plan(
+        input.targets.traffic.timezone.as_deref(),
+        &bill::hourly_load(input, assumptions).0,
+        (service.min_tasks, service.tasks),
+        (sagemaker.min_instances, sagemaker.instances),
+    );
     let mut plan = SizingPlan {
         env_name: input.env_name.clone(),
         rates,
@@ -200,6 +207,7 @@ pub fn size_with(
         opensearch,
         sagemaker,
         bedrock,
+        schedule,
         timeouts,
         budget,
         warnings: Vec::new(),

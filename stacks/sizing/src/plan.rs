@@ -41,6 +41,8 @@ pub struct SizingPlan {
     pub sagemaker: SageMakerPlan,
     /// Bedrock usage against quota.
     pub bedrock: BedrockPlan,
+    /// Scheduled minimum capacity per hour of the day ([`crate::schedule`]).
+    pub schedule: crate::schedule::CapacitySchedule,
     /// Timeouts derived from the budgets.
     pub timeouts: Timeouts,
     /// Latency budget table.

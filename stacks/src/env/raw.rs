@@ -170,6 +170,10 @@ pub struct RawTraffic {
     /// 24 values, the load of each hour of the day relative to the others.
     #[serde(default)]
     pub hourly_profile: Option<S<Vec<S<f64>>>>,
+    /// IANA time zone of the profile's hours and of the scheduled minimum
+    /// capacity; UTC when absent.
+    #[serde(default)]
+    pub timezone: Option<S<String>>,
 }
 
 #[derive(Debug, Deserialize)]

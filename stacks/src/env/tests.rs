@@ -435,6 +435,40 @@ fn hourly_profile_is_checked_value_by_value_with_positions() {
 }
 
 #[test]
+fn the_profiles_time_zone_must_be_an_iana_name_with_its_position() {
+    let with_zone = |zone: &str| {
+        DEV.lines()
+            .map(|l| {
+                if l.starts_with("    hourly_profile:") {
+                    format!("{l}\n    timezone: {zone}")
+                } else {
+                    l.to_owned()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let p = problems(&with_zone("Tokyo"), "dev");
+    assert_eq!(p.len(), 1, "{p:#?}");
+    assert_eq!(p[0].field, "targets.traffic.timezone");
+    assert!(
+        p[0].message.contains("\"Tokyo\" is not an IANA time zone"),
+        "{p:#?}"
+    );
+    let line = with_zone("Tokyo")
+        .lines()
+        .position(|l| l.contains("timezone: Tokyo"))
+        .expect("line")
+        + 1;
+    assert_eq!(p[0].line, line as u64, "{p:#?}");
+    let env = parse_as(&with_zone("Asia/Tokyo"), "dev").expect("valid");
+    assert_eq!(
+        env.sizing_input().targets.traffic.timezone.as_deref(),
+        Some("Asia/Tokyo")
+    );
+}
+
+#[test]
 fn tier_models_bring_their_quotas_once_with_positions() {
     // The shipped dev file puts the simple tier on Nova Micro.
     let env = parse_as(DEV, "dev").expect("dev");

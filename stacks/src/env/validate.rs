@@ -684,8 +684,15 @@ fn targets(c: &mut Checker<'_>, raw: &Spanned<RawTargets>) -> Targets {
         );
         p.value.iter().map(|v| v.value).collect::<Vec<f64>>()
     });
+    let timezone = t.timezone.as_ref().map(|tz| {
+        if let Err(why) = sizing::schedule::check_timezone(&tz.value) {
+            c.require(false, tz, "targets.traffic.timezone", why);
+        }
+        tz.value.clone()
+    });
     let traffic = Traffic {
         hourly_profile,
+        timezone,
         concurrent_sessions,
         messages_per_session_per_minute: mpm,
         peak_factor: peak,

@@ -141,6 +141,13 @@ pub fn template(i: &Inputs<'_>) -> Template {
         },
     );
 
+    let schedule = &i.sizing.schedule;
+    let scheduled_actions = ScheduledAction::hourly(
+        &endpoint_name,
+        &schedule.sagemaker.hourly_min,
+        cap.min_instances,
+        &schedule.timezone,
+    );
     let target = t.add_with(
         "ScalableTarget",
         ScalableTarget {
@@ -149,6 +156,8 @@ pub fn template(i: &Inputs<'_>) -> Template {
             resource_id: Expr::Str(format!("endpoint/{endpoint_name}/variant/{VARIANT}")),
             scalable_dimension: "sagemaker:variant:DesiredInstanceCount".into(),
             service_namespace: "sagemaker".into(),
+            suspended_state: suspended_state(&scheduled_actions),
+            scheduled_actions,
         },
         ResourceOpts::new().depends_on(&endpoint),
     );

@@ -750,6 +750,15 @@ pub fn template(i: &Inputs<'_>) -> Template {
         ResourceOpts::new().depends_on(&rule),
     );
 
+    // The minimum follows the hourly profile (sizing's schedule.rs); the
+    // template's MinCapacity is the floor it never goes below.
+    let schedule = &i.sizing.schedule;
+    let scheduled_actions = ScheduledAction::hourly(
+        &i.prefix(),
+        &schedule.service.hourly_min,
+        cap.min_tasks,
+        &schedule.timezone,
+    );
     let target = t.add(
         "ScalableTarget",
         ScalableTarget {
@@ -758,6 +767,8 @@ pub fn template(i: &Inputs<'_>) -> Template {
             resource_id: Expr::join("/", [Expr::str("service"), cluster.name(), service.name()]),
             scalable_dimension: "ecs:service:DesiredCount".into(),
             service_namespace: "ecs".into(),
+            suspended_state: suspended_state(&scheduled_actions),
+            scheduled_actions,
         },
     );
     // Target tracking on what binds a chat task: the per-task averages of its

@@ -345,3 +345,69 @@ fn the_service_scales_on_what_binds_and_settles_at_the_sized_task_count() {
         );
     }
 }
+
+#[test]
+fn prod_keeps_the_minimum_the_hourly_profile_needs_in_its_time_zone() {
+    // Prod sizes 6 tasks at the peak hour over a floor of 5 (one AZ's loss).
+    // Its default profile (stacks/sizing/data/assumptions.yaml,
+    // bill.hourly_profile) has the shares 0.82 at 17:00, 0.88 at 18:00,
+    // 0.95, 1.00, 0.98 at 19–21:00, 0.85 at 22:00 and 0.65 at 23:00 (local,
+    // America/New_York): ⌈6 × share⌉ is 5 at 17:00 (4.92), 6 from 18:00
+    // (5.28) to 22:00 (5.1), and 4 at 23:00 (3.9), under the floor. Every
+    // other hour is under 0.82, so the floor.
+    let mut expected = [5u64; 24];
+    for m in &mut expected[18..=22] {
+        *m = 6;
+    }
+    let all = rendered();
+    let service = all
+        .iter()
+        .find(|(n, id, _)| n == "prod" && *id == StackId::Service)
+        .map(|(_, _, t)| t)
+        .expect("prod service");
+    let p = &of_type(service, "AWS::ApplicationAutoScaling::ScalableTarget")[0].1["Properties"];
+    assert_eq!(p["MinCapacity"], 5, "the floor is the template's minimum");
+    let actions = p["ScheduledActions"].as_array().expect("scheduled actions");
+    assert_eq!(
+        actions.len(),
+        24,
+        "one per hour, so a deploy's reset lasts an hour at most"
+    );
+    for (h, a) in actions.iter().enumerate() {
+        assert_eq!(a["Schedule"], format!("cron(0 {h} * * ? *)"), "{a}");
+        assert_eq!(a["Timezone"], "America/New_York", "{a}");
+        assert_eq!(
+            a["ScalableTargetAction"]["MinCapacity"], expected[h],
+            "hour {h}: {a}"
+        );
+        assert!(
+            a["ScalableTargetAction"].get("MaxCapacity").is_none(),
+            "{a}"
+        );
+    }
+    let names: std::collections::BTreeSet<_> = actions
+        .iter()
+        .map(|a| a["ScheduledActionName"].to_string())
+        .collect();
+    assert_eq!(names.len(), 24, "names are unique per target");
+    assert_eq!(p["SuspendedState"]["ScheduledScalingSuspended"], false);
+
+    // Where the schedule never leaves the floor there is nothing to run.
+    for (name, id, t) in &all {
+        if !matches!(id, StackId::Service | StackId::Intent)
+            || (name == "prod" && *id == StackId::Service)
+        {
+            continue;
+        }
+        for (_, r) in of_type(t, "AWS::ApplicationAutoScaling::ScalableTarget") {
+            let p = &r["Properties"];
+            if let Some(a) = p["ScheduledActions"].as_array() {
+                assert!(
+                    a.iter()
+                        .any(|a| a["ScalableTargetAction"]["MinCapacity"] != p["MinCapacity"]),
+                    "{name} {id:?}: scheduled actions that never leave the floor"
+                );
+            }
+        }
+    }
+}

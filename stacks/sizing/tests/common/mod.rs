@@ -29,6 +29,7 @@ fn traffic(sessions: u32, peak_factor: f64) -> Traffic {
         cache_hit_ratio: 0.35,
         rules_confident_share: 0.6,
         hourly_profile: None,
+        timezone: None,
     }
 }
 
