@@ -64,10 +64,12 @@ pub fn parse_sweep(s: &str) -> Result<SweepSpec, String> {
     })
 }
 
-fn data() -> anyhow::Result<(&'static Assumptions, &'static Prices)> {
+/// The assumptions and the price table of the environment's region (the
+/// fallback's for a region without one, as `size` does).
+fn data(region: &str) -> anyhow::Result<(&'static Assumptions, &'static Prices)> {
     Ok((
         Assumptions::embedded().context("loading the sizing assumptions")?,
-        Prices::embedded().context("loading the price table")?,
+        Prices::embedded_for(region).context("loading the price table")?,
     ))
 }
 
@@ -78,7 +80,7 @@ pub fn explain(
     input: &SizingInput,
     resource: &str,
 ) -> anyhow::Result<()> {
-    let (a, prices) = data()?;
+    let (a, prices) = data(&input.region)?;
     let e = explore::explain(input, a, prices, resource)
         .with_context(|| format!("explaining `{resource}` in `{}`", input.env_name))?;
     match output {
@@ -176,7 +178,7 @@ pub fn sweep(
 
 /// The sweep's rows (also what `--plot` draws against load).
 pub fn sweep_rows(input: &SizingInput, spec: &SweepSpec) -> anyhow::Result<Vec<SweepRow>> {
-    let (a, prices) = data()?;
+    let (a, prices) = data(&input.region)?;
     explore::sweep(input, a, prices, &spec.field, &spec.values())
         .with_context(|| format!("sweeping `{}` in `{}`", spec.field, input.env_name))
 }

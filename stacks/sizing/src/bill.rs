@@ -14,7 +14,7 @@
 //!   month, as the plan has it;
 //! - per-request and per-token usage (Bedrock, DynamoDB on-demand) scales
 //!   with the mean share;
-//! - lines the plan does not size come from `data/prices.yaml` (`usage`):
+//! - lines the plan does not size come from the region's `data/prices/REGION.yaml` (`usage`):
 //!   the ALB's hours and LCUs (the largest of new connections, active
 //!   connections and processed bytes, per hour), CloudFront's data out and
 //!   WebSocket upgrade requests, the NAT gateways and the Bedrock traffic

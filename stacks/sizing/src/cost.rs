@@ -1,4 +1,12 @@
-//! Monthly cost estimate from the dated price table `data/prices.yaml`.
+//! Monthly cost estimate from the dated price tables `data/prices/REGION.yaml`.
+//!
+//! One table per region, embedded at compile time ([`PRICE_TABLES`]); sizing
+//! prices an environment with its region's table and falls back to
+//! [`FALLBACK_REGION`]'s, with a warning, for a region without one
+//! ([`Prices::embedded_for`], [`Prices::region_warnings`]). Every table
+//! prices the same names (checked at load), and an entry a table could not
+//! source for its region is listed in its `stand_ins` and warned about. The
+//! bill's lines that are not capacity are in `crate::bill`.
 //!
 //! Engineers should see what a target costs before they deploy it, so every
 //! resource in the plan carries a monthly estimate. Capacity billed by the hour
@@ -13,8 +21,23 @@ use serde::{Deserialize, Serialize};
 use crate::assumptions::{Figure, Sourced};
 use crate::error::SizingError;
 
-/// The embedded price table.
-pub const PRICES_YAML: &str = include_str!("../data/prices.yaml");
+/// The embedded price tables: region, file (for errors) and text. To add a
+/// region, add its file here with every name the others price.
+pub const PRICE_TABLES: &[(&str, &str, &str)] = &[
+    (
+        "us-east-1",
+        "prices/us-east-1.yaml",
+        include_str!("../data/prices/us-east-1.yaml"),
+    ),
+    (
+        "ap-northeast-1",
+        "prices/ap-northeast-1.yaml",
+        include_str!("../data/prices/ap-northeast-1.yaml"),
+    ),
+];
+
+/// The table used for a region without its own.
+pub const FALLBACK_REGION: &str = "us-east-1";
 
 /// Hours in a month, as the AWS Pricing Calculator counts them.
 pub const HOURS_PER_MONTH: f64 = 730.0;
@@ -89,6 +112,11 @@ pub struct Prices {
     pub bedrock: Vec<TokenPrice>,
     pub fargate_arm: FargatePrice,
     pub usage: UsagePrices,
+    /// Entries (names as [`Prices::entries`] gives them) that hold another
+    /// region's figure because no source for this region's was found;
+    /// sizing warns about them.
+    #[serde(default)]
+    pub stand_ins: Vec<String>,
 }
 
 /// Prices of what the capacity plan does not size but the monthly bill
@@ -124,21 +152,96 @@ macro_rules! sourced {
 sourced!(FargatePrice, NodePrice, OcuPrice, DynamoDbPrice, TokenPrice);
 
 impl Prices {
-    /// Parses a price document (the embedded one or a replacement).
+    /// Parses a price document (an embedded one or a replacement).
     pub fn from_yaml(yaml: &str) -> Result<Self, SizingError> {
-        serde_saphyr::from_str(yaml).map_err(|e| SizingError::Data {
-            file: "prices.yaml",
-            detail: e.to_string(),
-        })
+        Self::parse("prices.yaml", yaml)
     }
 
-    /// The embedded price table, parsed once.
-    pub fn embedded() -> Result<&'static Prices, SizingError> {
-        static PARSED: OnceLock<Result<Prices, SizingError>> = OnceLock::new();
+    fn parse(file: &'static str, yaml: &str) -> Result<Self, SizingError> {
+        let p: Prices = serde_saphyr::from_str(yaml).map_err(|e| SizingError::Data {
+            file,
+            detail: e.to_string(),
+        })?;
+        let names: Vec<String> = p.entries().into_iter().map(|(n, _)| n).collect();
+        if let Some(s) = p.stand_ins.iter().find(|s| !names.contains(s)) {
+            return Err(SizingError::Data {
+                file,
+                detail: format!("stand_ins names `{s}`, which the table does not price"),
+            });
+        }
+        Ok(p)
+    }
+
+    /// Every embedded table, parsed and checked once: each table's `region`
+    /// is its file's, and all price the same names (so no region's bill
+    /// silently lacks a line).
+    pub fn embedded_all() -> Result<&'static [Prices], SizingError> {
+        static PARSED: OnceLock<Result<Vec<Prices>, SizingError>> = OnceLock::new();
         PARSED
-            .get_or_init(|| Prices::from_yaml(PRICES_YAML))
-            .as_ref()
+            .get_or_init(|| {
+                let mut tables = Vec::new();
+                for (region, file, yaml) in PRICE_TABLES {
+                    let p = Prices::parse(file, yaml)?;
+                    if p.region != *region {
+                        return Err(SizingError::Data {
+                            file,
+                            detail: format!("region is `{}`, the file is {region}'s", p.region),
+                        });
+                    }
+                    tables.push(p);
+                }
+                check_same_names(&tables)?;
+                Ok(tables)
+            })
+            .as_deref()
             .map_err(Clone::clone)
+    }
+
+    /// The embedded table of `region`, or [`FALLBACK_REGION`]'s when there
+    /// is none ([`Prices::region_warnings`] says so).
+    pub fn embedded_for(region: &str) -> Result<&'static Prices, SizingError> {
+        let all = Self::embedded_all()?;
+        all.iter()
+            .find(|p| p.region == region)
+            .or_else(|| all.iter().find(|p| p.region == FALLBACK_REGION))
+            .ok_or_else(|| SizingError::Data {
+                file: "prices/",
+                detail: format!("no {FALLBACK_REGION} price table"),
+            })
+    }
+
+    /// Regions with an embedded table.
+    pub fn embedded_regions() -> Vec<&'static str> {
+        PRICE_TABLES.iter().map(|(r, _, _)| *r).collect()
+    }
+
+    /// What the user should know about pricing `region` with this table:
+    /// another region's table, or entries that are another region's figures.
+    pub fn region_warnings(&self, region: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.region != region {
+            out.push(format!(
+                "prices are {}'s (stacks/sizing/data/prices/ has tables for {} only, none for {region}); the monthly cost is estimated at them",
+                self.region,
+                Self::embedded_regions().join(", ")
+            ));
+        }
+        if !self.stand_ins.is_empty() {
+            out.push(format!(
+                "{} of {}'s {} prices are stand-ins (another region's figure, no {} source found; stacks/sizing/data/prices/{}.yaml): {}",
+                self.stand_ins.len(),
+                self.region,
+                self.entries().len(),
+                self.region,
+                self.region,
+                self.stand_ins.join(", ")
+            ));
+        }
+        out
+    }
+
+    fn names(&self) -> std::collections::BTreeSet<String> {
+        self.entries().into_iter().map(|(n, _)| n).collect()
     }
 
     /// Every entry with its name, for provenance checks.
@@ -204,7 +307,7 @@ impl Prices {
             .find(|r| r.name == name)
             .map(|r| r.hourly)
             .ok_or_else(|| SizingError::Data {
-                file: "prices.yaml",
+                file: "prices/",
                 detail: format!("no {table} price for `{name}`"),
             })
     }
@@ -230,10 +333,32 @@ impl Prices {
             .iter()
             .find(|m| m.model_id == model_id)
             .ok_or_else(|| SizingError::Data {
-                file: "prices.yaml",
+                file: "prices/",
                 detail: format!("no bedrock price for `{model_id}`"),
             })
     }
+}
+
+/// Every table prices the names the first one does, and no more.
+pub fn check_same_names(tables: &[Prices]) -> Result<(), SizingError> {
+    if let Some(first) = tables.first() {
+        let want = first.names();
+        for t in &tables[1..] {
+            let have = t.names();
+            if have != want {
+                let missing: Vec<_> = want.difference(&have).cloned().collect();
+                let extra: Vec<_> = have.difference(&want).cloned().collect();
+                return Err(SizingError::Data {
+                    file: "prices/",
+                    detail: format!(
+                        "{} prices other names than {}: missing {missing:?}, extra {extra:?}",
+                        t.region, first.region
+                    ),
+                });
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Monthly cost of `count` units billed at `hourly` for the whole month.
@@ -278,37 +403,107 @@ mod tests {
     use crate::assumptions::is_iso_date;
 
     #[test]
-    fn embedded_prices_parse_and_every_entry_is_sourced_and_dated() {
-        let p = Prices::embedded().expect("embedded prices parse");
-        assert_eq!(p.region, "us-east-1");
-        for (name, e) in p.entries() {
-            assert!(!e.source().trim().is_empty(), "{name} has no source");
-            assert!(is_iso_date(e.date()), "{name} has date {:?}", e.date());
+    fn every_embedded_table_parses_is_its_files_region_and_every_entry_is_sourced_and_dated() {
+        let all = Prices::embedded_all().expect("embedded prices parse and agree");
+        let regions: Vec<&str> = all.iter().map(|p| p.region.as_str()).collect();
+        assert_eq!(regions, ["us-east-1", "ap-northeast-1"]);
+        for p in all {
+            for (name, e) in p.entries() {
+                assert!(
+                    !e.source().trim().is_empty(),
+                    "{} {name} has no source",
+                    p.region
+                );
+                assert!(
+                    is_iso_date(e.date()),
+                    "{} {name} has date {:?}",
+                    p.region,
+                    e.date()
+                );
+            }
         }
+        // The fallback has no stand-ins: it is where stand-ins come from.
+        assert!(Prices::embedded_for(FALLBACK_REGION)
+            .expect("fallback")
+            .stand_ins
+            .is_empty());
     }
 
     #[test]
-    fn every_sized_node_type_has_a_price() {
+    fn a_region_without_a_table_gets_the_fallback() {
+        assert_eq!(
+            Prices::embedded_for("ap-northeast-1")
+                .expect("tokyo")
+                .region,
+            "ap-northeast-1"
+        );
+        assert_eq!(
+            Prices::embedded_for("eu-west-1").expect("fallback").region,
+            "us-east-1"
+        );
+    }
+
+    #[test]
+    fn tables_that_price_different_names_are_refused() {
+        let all = Prices::embedded_all().expect("prices");
+        let mut tokyo = all[1].clone();
+        tokyo.dax.retain(|n| n.name != "dax.r5.large");
+        let err = check_same_names(&[all[0].clone(), tokyo]).expect_err("a missing line");
+        assert!(err.to_string().contains("dax.dax.r5.large"), "{err}");
+    }
+
+    #[test]
+    fn a_stand_in_that_names_nothing_is_refused() {
+        let yaml = PRICE_TABLES[0].2.replacen(
+            "region: us-east-1",
+            "region: us-east-1\nstand_ins: [fargate, dax.no-such-node]",
+            1,
+        );
+        let err = Prices::from_yaml(&yaml).expect_err("unknown stand-in");
+        assert!(err.to_string().contains("dax.no-such-node"), "{err}");
+    }
+
+    #[test]
+    fn every_sized_node_type_has_a_price_in_every_table() {
         let a = crate::assumptions::Assumptions::embedded().expect("assumptions parse");
-        let p = Prices::embedded().expect("prices parse");
-        for n in &a.redis.node_types {
-            assert!(p.elasticache_hourly(&n.name).is_ok(), "{}", n.name);
-        }
-        for n in &a.dax.node_types {
-            assert!(p.dax_hourly(&n.name).is_ok(), "{}", n.name);
-        }
-        for n in &a.sagemaker.instance_types {
-            assert!(p.sagemaker_hourly(&n.name).is_ok(), "{}", n.name);
-        }
-        for m in &a.bedrock.models {
-            assert!(p.bedrock(&m.model_id).is_ok(), "{}", m.model_id);
+        for p in Prices::embedded_all().expect("prices parse") {
+            for n in &a.redis.node_types {
+                assert!(
+                    p.elasticache_hourly(&n.name).is_ok(),
+                    "{} {}",
+                    p.region,
+                    n.name
+                );
+            }
+            for n in &a.dax.node_types {
+                assert!(p.dax_hourly(&n.name).is_ok(), "{} {}", p.region, n.name);
+            }
+            for n in &a.sagemaker.instance_types {
+                assert!(
+                    p.sagemaker_hourly(&n.name).is_ok(),
+                    "{} {}",
+                    p.region,
+                    n.name
+                );
+            }
+            for m in &a.bedrock.models {
+                assert!(
+                    p.bedrock(&m.model_id).is_ok(),
+                    "{} {}",
+                    p.region,
+                    m.model_id
+                );
+            }
         }
     }
 
     #[test]
     fn fargate_task_month_by_hand() {
         // 1 vCPU x $0.04048 + 2 GB x $0.004445 = $0.04937/h; x 730 h = $36.04.
-        let p = Prices::embedded().expect("prices parse");
+        let p = Prices::embedded_for("us-east-1").expect("prices parse");
         assert_eq!(fargate_monthly(p, 1024, 2048, 1), 36.04);
+        // Tokyo: 1 vCPU x $0.05056 + 2 GB x $0.00553 = $0.06162/h; x 730 h = $44.98.
+        let p = Prices::embedded_for("ap-northeast-1").expect("prices parse");
+        assert_eq!(fargate_monthly(p, 1024, 2048, 1), 44.98);
     }
 }

@@ -98,7 +98,9 @@ use resources::Ctx;
 /// override errors still come with the computed plan in
 /// [`SizingErrors::plan`] so the caller can show the tables next to them.
 pub fn size(input: &SizingInput) -> Result<SizingPlan, SizingErrors> {
-    let data = Assumptions::embedded().and_then(|a| Prices::embedded().map(|p| (a, p)));
+    // The region's price table, or the fallback's (size_with warns).
+    let data =
+        Assumptions::embedded().and_then(|a| Prices::embedded_for(&input.region).map(|p| (a, p)));
     match data {
         Ok((a, p)) => size_with(input, a, p),
         Err(e) => Err(SizingErrors {
@@ -133,16 +135,10 @@ pub fn size_with(
         tier_models,
     };
     let mut findings = Findings::default();
-    if prices.region != input.region {
-        // The price table is one region's; say so rather than price
-        // another region silently.
-        findings.warn(
-            "cost",
-            format!(
-                "prices are {}'s (stacks/sizing/data/prices.yaml has no {} prices); the monthly cost is estimated at them",
-                prices.region, input.region
-            ),
-        );
+    // Another region's table, or stand-in entries: say so rather than
+    // price the region silently.
+    for w in prices.region_warnings(&input.region) {
+        findings.warn("cost", w);
     }
 
     let service = resources::service::size(&ctx, &mut findings);

@@ -1,6 +1,6 @@
 //! The monthly bill (issue 15): the day's traffic hour by hour, the lines the
 //! capacity plan does not size, cost per message and per session, and the
-//! options. Expectations are worked by hand from data/prices.yaml and
+//! options. Expectations are worked by hand from data/prices/us-east-1.yaml and
 //! data/assumptions.yaml in the comments.
 
 mod common;

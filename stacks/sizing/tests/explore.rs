@@ -11,7 +11,7 @@ use sizing::*;
 fn data() -> (&'static Assumptions, &'static Prices) {
     (
         Assumptions::embedded().expect("assumptions"),
-        Prices::embedded().expect("prices"),
+        Prices::embedded_for("us-east-1").expect("prices"),
     )
 }
 

@@ -138,7 +138,7 @@ fn dax_primary_carries_every_read_so_a_larger_type_not_more_nodes() {
     large.name = "dax.r5.xlarge".into();
     large.normalized_rps = 120_000.0;
     a.dax.node_types = vec![small, large];
-    let prices = Prices::embedded().expect("prices");
+    let prices = Prices::embedded_for("us-east-1").expect("prices");
     let plan = match size_with(&prod(), &a, prices) {
         Ok(p) => p,
         Err(e) => *e.plan.expect("plan"),
