@@ -154,7 +154,7 @@ pub async fn stack_output(moto: &Moto, stack: &str, key: &str) -> String {
         .iter()
         .find(|o| o.output_key() == Some(key))
         .and_then(|o| o.output_value())
-        .expect("output")
+        .unwrap_or_else(|| panic!("{stack} has no output {key}"))
         .to_owned()
 }
 
