@@ -701,7 +701,7 @@ fn live_capacity_changed_out_of_band_is_drift_unless_a_record_covers_it() {
 
     // An on-call record covers the DAX change; an expired one no longer
     // covers the bounds.
-    rt_block(&moto, |ssm: aws_sdk_ssm::Client| async move {
+    rt_block(moto, |ssm: aws_sdk_ssm::Client| async move {
         for (name, value) in [
             (
                 "/mangaassist/dev/scale/dax/DaxCluster/ReplicationFactor",
