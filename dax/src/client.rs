@@ -13,8 +13,8 @@
 //! Neighbours: [`crate::conn`] (one connection), [`crate::codec`] (the messages).
 
 use crate::codec::{
-    self, BatchGetTable, BatchWrite, BatchWriteTable, Expressions, Item, KeySchema, PathElement,
-    QueryOptions, RawItem, RawResponse, RawWrite,
+    self, method, BatchGetTable, BatchWrite, BatchWriteTable, Expressions, Item, KeySchema,
+    PathElement, QueryOptions, RawItem, RawResponse, RawWrite,
 };
 use crate::conn::Connection;
 use crate::error::{DaxError, ErrorKind};
@@ -304,7 +304,7 @@ impl DaxClient {
     }
 
     pub async fn put_item(&self, input: PutItemInput) -> Result<PutItemOutput, DaxError> {
-        let table = required(input.table_name(), "TableName")?.to_string();
+        let table = required(input.table_name(), "TableName")?;
         let item = input.item().cloned().unwrap_or_default();
         let x = Expressions {
             condition: input.condition_expression(),
@@ -312,37 +312,19 @@ impl DaxClient {
             values: input.expression_attribute_values(),
             ..Default::default()
         };
-        let rv = input.return_values().map(|r| r.as_str().to_string());
-        let raw = self
-            .inner
-            .execute(
-                Route::Write,
-                &table,
-                |schema, values| {
-                    codec::encode_write(
-                        codec::method::PUT_ITEM,
-                        &table,
-                        &item,
-                        schema,
-                        Some(values.unwrap_or_default()),
-                        rv.as_deref(),
-                        &x,
-                    )
-                },
-                Some(&item),
-                Shape {
-                    put: true,
-                    ..Shape::default()
-                },
-            )
+        let shape = Shape {
+            put: true,
+            ..Shape::default()
+        };
+        let rv = input.return_values();
+        let attributes = self
+            .write_item(method::PUT_ITEM, table, &item, &x, rv, shape)
             .await?;
-        Ok(PutItemOutput::builder()
-            .set_attributes(raw.attributes)
-            .build())
+        Ok(PutItemOutput::builder().set_attributes(attributes).build())
     }
 
     pub async fn delete_item(&self, input: DeleteItemInput) -> Result<DeleteItemOutput, DaxError> {
-        let table = required(input.table_name(), "TableName")?.to_string();
+        let table = required(input.table_name(), "TableName")?;
         let key = input.key().cloned().unwrap_or_default();
         let x = Expressions {
             condition: input.condition_expression(),
@@ -350,29 +332,12 @@ impl DaxClient {
             values: input.expression_attribute_values(),
             ..Default::default()
         };
-        let rv = input.return_values().map(|r| r.as_str().to_string());
-        let raw = self
-            .inner
-            .execute(
-                Route::Write,
-                &table,
-                |schema, _| {
-                    codec::encode_write(
-                        codec::method::DELETE_ITEM,
-                        &table,
-                        &key,
-                        schema,
-                        None,
-                        rv.as_deref(),
-                        &x,
-                    )
-                },
-                Some(&key),
-                Shape::default(),
-            )
+        let rv = input.return_values();
+        let attributes = self
+            .write_item(method::DELETE_ITEM, table, &key, &x, rv, Shape::default())
             .await?;
         Ok(DeleteItemOutput::builder()
-            .set_attributes(raw.attributes)
+            .set_attributes(attributes)
             .build())
     }
 
@@ -427,7 +392,7 @@ impl DaxClient {
     /// UpdateItem with an `UpdateExpression` (SET, REMOVE, ADD, DELETE), an optional
     /// `ConditionExpression` and `ReturnValues`; written to the primary.
     pub async fn update_item(&self, input: UpdateItemInput) -> Result<UpdateItemOutput, DaxError> {
-        let table = required(input.table_name(), "TableName")?.to_string();
+        let table = required(input.table_name(), "TableName")?;
         if input.attribute_updates.is_some() || input.expected.is_some() {
             return Err(DaxError::Validation(
                 "AttributeUpdates and Expected (legacy parameters) are not supported; use UpdateExpression and ConditionExpression".into(),
@@ -441,38 +406,51 @@ impl DaxClient {
             values: input.expression_attribute_values(),
             ..Default::default()
         };
-        let rv = input.return_values().map(|r| r.as_str().to_string());
         // UPDATED_OLD / UPDATED_NEW come back by attribute ordinal, without the key.
-        let partial = matches!(
-            input.return_values(),
-            Some(ReturnValue::UpdatedOld | ReturnValue::UpdatedNew)
-        );
+        let shape = Shape {
+            partial: matches!(
+                input.return_values(),
+                Some(ReturnValue::UpdatedOld | ReturnValue::UpdatedNew)
+            ),
+            ..Shape::default()
+        };
+        let rv = input.return_values();
+        let attributes = self
+            .write_item(method::UPDATE_ITEM, table, &key, &x, rv, shape)
+            .await?;
+        Ok(UpdateItemOutput::builder()
+            .set_attributes(attributes)
+            .build())
+    }
+
+    /// PutItem, DeleteItem and UpdateItem: one request of `method` on `table`,
+    /// written on the primary, for `item` (PutItem's whole item, whose values go
+    /// under their attribute list's id as `shape.put` says, or the key); the
+    /// attributes `ReturnValues` asked for come back.
+    async fn write_item(
+        &self,
+        method: i64,
+        table: &str,
+        item: &Item,
+        x: &Expressions<'_>,
+        return_values: Option<&ReturnValue>,
+        shape: Shape<'_>,
+    ) -> Result<Option<Item>, DaxError> {
+        let rv = return_values.map(ReturnValue::as_str);
         let raw = self
             .inner
             .execute(
                 Route::Write,
-                &table,
-                |schema, _| {
-                    codec::encode_write(
-                        codec::method::UPDATE_ITEM,
-                        &table,
-                        &key,
-                        schema,
-                        None,
-                        rv.as_deref(),
-                        &x,
-                    )
+                table,
+                |schema, values| {
+                    let values = shape.put.then(|| values.unwrap_or_default());
+                    codec::encode_write(method, table, item, schema, values, rv, x)
                 },
-                Some(&key),
-                Shape {
-                    partial,
-                    ..Shape::default()
-                },
+                Some(item),
+                shape,
             )
             .await?;
-        Ok(UpdateItemOutput::builder()
-            .set_attributes(raw.attributes)
-            .build())
+        Ok(raw.attributes)
     }
 
     /// BatchGetItem: several keys over one or more tables, read like GetItem (any

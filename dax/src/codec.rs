@@ -1,7 +1,7 @@
 //! The DAX requests and responses, in both directions: what the client encodes and
 //! decodes ([`crate::client`]), and what a server decodes and encodes (the test
-//! server in `tests/support/`). Facts from the official clients' public source
-//! (Python `amazon-dax-client` 2.1.0, `amazondax/generated/Stubs.py`,
+//! server in `src/testserver.rs`, feature `test-server`). Facts from the official
+//! clients' public source (Python `amazon-dax-client` 2.1.0, `amazondax/generated/Stubs.py`,
 //! `AttributeValueEncoder.py`, `Assemblers.py`; Go `aws-dax-go`,
 //! `dax/internal/client/request.go`), re-expressed here:
 //!

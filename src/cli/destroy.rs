@@ -3,12 +3,10 @@
 //! this file wires flags, progress, Ctrl-C and the exit code.
 
 use anyhow::Context;
-use stacks::render::Format;
 use stacks::stacks::StackId;
 
-use super::render::render_environment;
 use super::shared::{
-    connect, interrupts, parse_stack, runtime, AwsArgs, ConfirmArgs, EnvArgs, ProgressArgs,
+    interrupts, parse_stack, with_environment, AwsArgs, ConfirmArgs, EnvArgs, ProgressArgs,
 };
 use super::Cli;
 use crate::deploy::confirm::TerminalPrompter;
@@ -44,33 +42,36 @@ pub struct Args {
 }
 
 pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<Outcome> {
-    let (environment, rendered) = render_environment(cli, &args.env.env, Format::Json)?;
-    runtime()?.block_on(async {
-        let aws = connect(&args.aws, &rendered).await;
-        let cfn = &aws.cfn;
-        let opts = DestroyOptions {
-            only: args.stack,
-            yes: args.confirm.yes,
-            confirm_env: args.confirm.confirm_env.clone(),
-            disable_termination_protection: args.disable_termination_protection,
-            concurrency: usize::from(args.concurrency),
-            backoff: Backoff::default(),
-        };
-        let progress = args.progress.display();
-        let report = destroy::destroy(
-            cfn,
-            &rendered,
-            &opts,
-            &progress,
-            &TerminalPrompter,
-            interrupts(),
-        )
-        .await
-        .with_context(|| format!("destroying `{}`", environment.name))?;
-        match (Outcome::from(report.status), report.status) {
-            (Outcome::Failed, DestroyStatus::Declined) => anyhow::bail!("destroy cancelled"),
-            (Outcome::Failed, _) => anyhow::bail!("destroy failed (see above)"),
-            (outcome, _) => Ok(outcome),
-        }
-    })
+    with_environment(
+        cli,
+        &args.env,
+        &args.aws,
+        async |environment, rendered, aws| {
+            let cfn = &aws.cfn;
+            let opts = DestroyOptions {
+                only: args.stack,
+                yes: args.confirm.yes,
+                confirm_env: args.confirm.confirm_env.clone(),
+                disable_termination_protection: args.disable_termination_protection,
+                concurrency: usize::from(args.concurrency),
+                backoff: Backoff::default(),
+            };
+            let progress = args.progress.display();
+            let report = destroy::destroy(
+                cfn,
+                &rendered,
+                &opts,
+                &progress,
+                &TerminalPrompter,
+                interrupts(),
+            )
+            .await
+            .with_context(|| format!("destroying `{}`", environment.name))?;
+            match (Outcome::from(report.status), report.status) {
+                (Outcome::Failed, DestroyStatus::Declined) => anyhow::bail!("destroy cancelled"),
+                (Outcome::Failed, _) => anyhow::bail!("destroy failed (see above)"),
+                (outcome, _) => Ok(outcome),
+            }
+        },
+    )
 }

@@ -7,18 +7,13 @@ use std::io::Write;
 use std::time::Duration;
 
 use anyhow::Context;
-use stacks::render::Format;
 use stacks::stacks::StackId;
 
-use super::render::render_environment;
 use super::shared::{
-    connect, parse_duration, parse_stack, read_scale_records, runtime, today, AwsArgs, EnvArgs,
+    parse_duration, parse_stack, read_scale_records, today, with_environment, AwsArgs, EnvArgs,
 };
 use super::{Cli, Output};
-use crate::aws::capacity::SdkCapacity;
-use crate::aws::opensearch::SdkSearchCapacity;
 use crate::deploy::drift::{self, DriftOptions};
-use crate::deploy::live::LiveReaders;
 use crate::deploy::Backoff;
 use crate::outcome::Outcome;
 
@@ -48,39 +43,35 @@ pub struct Args {
 }
 
 pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<Outcome> {
-    let (environment, mut rendered) = render_environment(cli, &args.env.env, Format::Json)?;
-    runtime()?.block_on(async {
-        let aws = connect(&args.aws, &rendered).await;
-        aws.look_up(&mut rendered).await?;
-        // What on-call engineers scaled, so drift acknowledges it.
-        let scale_records = read_scale_records(&aws, &environment.name).await?;
-        let opts = DriftOptions {
-            only: args.stack,
-            accepted: environment.accepted_drift.clone(),
-            scale_records,
-            today: today(),
-            timeout: args.timeout,
-            allow_unchecked: args.allow_unchecked,
-            concurrency: usize::from(args.concurrency),
-            backoff: Backoff::default(),
-        };
-        // Everything sized lives in the environment's own region.
-        let capacity = SdkCapacity::new(&aws.home);
-        let search = SdkSearchCapacity::new(&aws.home);
-        let live = LiveReaders {
-            capacity: &capacity,
-            search: Some(&search),
-            now: crate::deploy::live::unix_now(),
-        };
-        let report = drift::drift(&aws.cfn, live, &rendered, &opts)
-            .await
-            .with_context(|| format!("checking `{}` for drift", environment.name))?;
-        let mut stdout = std::io::stdout().lock();
-        match cli.output {
-            Output::Json => writeln!(stdout, "{}", serde_json::to_string_pretty(&report)?)?,
-            Output::Junit => stdout.write_all(drift::render_junit(&report).as_bytes())?,
-            Output::Text => stdout.write_all(drift::render_text(&report).as_bytes())?,
-        }
-        Ok(Outcome::from(&report))
-    })
+    with_environment(
+        cli,
+        &args.env,
+        &args.aws,
+        async |environment, mut rendered, aws| {
+            aws.look_up(&mut rendered).await?;
+            // What on-call engineers scaled, so drift acknowledges it.
+            let scale_records = read_scale_records(&aws, &environment.name).await?;
+            let opts = DriftOptions {
+                only: args.stack,
+                accepted: environment.accepted_drift.clone(),
+                scale_records,
+                today: today(),
+                timeout: args.timeout,
+                allow_unchecked: args.allow_unchecked,
+                concurrency: usize::from(args.concurrency),
+                backoff: Backoff::default(),
+            };
+            let live = aws.live_clients();
+            let report = drift::drift(&aws.cfn, live.readers(), &rendered, &opts)
+                .await
+                .with_context(|| format!("checking `{}` for drift", environment.name))?;
+            let mut stdout = std::io::stdout().lock();
+            match cli.output {
+                Output::Json => writeln!(stdout, "{}", serde_json::to_string_pretty(&report)?)?,
+                Output::Junit => stdout.write_all(drift::render_junit(&report).as_bytes())?,
+                Output::Text => stdout.write_all(drift::render_text(&report).as_bytes())?,
+            }
+            Ok(Outcome::from(&report))
+        },
+    )
 }

@@ -13,11 +13,8 @@ use stacks::render::{Format, Rendered};
 use stacks::stacks::StackId;
 
 use super::render::render_environment;
-use super::shared::{connect, parse_stack, read_scale_records, runtime, today, AwsArgs, EnvArgs};
+use super::shared::{parse_stack, read_scale_records, today, with_environment, AwsArgs, EnvArgs};
 use super::{Cli, Output};
-use crate::aws::capacity::SdkCapacity;
-use crate::aws::opensearch::SdkSearchCapacity;
-use crate::deploy::live::LiveReaders;
 use crate::deploy::{self, holds, plan::PlanOptions};
 use crate::outcome::Outcome;
 
@@ -68,49 +65,49 @@ pub fn rendered_for_deploy(environments: &Path, spec: &str) -> anyhow::Result<Re
 }
 
 pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<Outcome> {
-    let (environment, mut rendered) = render_environment(cli, &args.env.env, Format::Json)?;
-    runtime()?.block_on(async {
-        let aws = connect(&args.aws, &rendered).await;
-        super::preflight::gate(&args.preflight, &aws, &environment, &rendered).await?;
-        aws.look_up(&mut rendered).await?;
-        let records = read_scale_records(&aws, &environment.name).await?;
-        let holds = holds::apply_holds(&mut rendered, &records, &today())?;
-        let cfn = &aws.cfn;
-        let opts = PlanOptions {
-            only: args.stack,
-            change_set_name: deploy::change_set_name("plan"),
-            concurrency: usize::from(args.concurrency),
-            backoff: deploy::Backoff::default(),
-            revert_drift: args.revert_drift,
-        };
-        let mut plan = deploy::plan::plan(cfn, &rendered, &opts)
-            .await
-            .with_context(|| format!("planning `{}`", environment.name))?;
-        let capacity = SdkCapacity::new(&aws.home);
-        let search = SdkSearchCapacity::new(&aws.home);
-        let live = LiveReaders {
-            capacity: &capacity,
-            search: Some(&search),
-            now: crate::deploy::live::unix_now(),
-        };
-        let live_drift = holds::live_drift(cfn, live, &rendered, &plan, args.revert_drift).await;
-        deploy::plan::discard(cfn, &plan).await;
-        plan.live_drift = live_drift.context("reading the deployed templates")?;
-        plan.holds = holds;
-        let mut stdout = std::io::stdout().lock();
-        match cli.output {
-            Output::Json => writeln!(stdout, "{}", serde_json::to_string_pretty(&plan)?)?,
-            Output::Text | Output::Junit => {
-                stdout.write_all(deploy::plan::render_text(&plan).as_bytes())?;
-                stdout.write_all(holds::render_text(&plan.holds, &plan.live_drift).as_bytes())?
+    with_environment(
+        cli,
+        &args.env,
+        &args.aws,
+        async |environment, mut rendered, aws| {
+            super::preflight::gate(&args.preflight, &aws, &environment, &rendered).await?;
+            aws.look_up(&mut rendered).await?;
+            let records = read_scale_records(&aws, &environment.name).await?;
+            let holds = holds::apply_holds(&mut rendered, &records, &today())?;
+            let cfn = &aws.cfn;
+            let opts = PlanOptions {
+                only: args.stack,
+                change_set_name: deploy::change_set_name("plan"),
+                concurrency: usize::from(args.concurrency),
+                backoff: deploy::Backoff::default(),
+                revert_drift: args.revert_drift,
+            };
+            let mut plan = deploy::plan::plan(cfn, &rendered, &opts)
+                .await
+                .with_context(|| format!("planning `{}`", environment.name))?;
+            let live = aws.live_clients();
+            let live_drift =
+                holds::live_drift(cfn, live.readers(), &rendered, &plan, args.revert_drift).await;
+            deploy::plan::discard(cfn, &plan).await;
+            plan.live_drift = live_drift.context("reading the deployed templates")?;
+            plan.holds = holds;
+            let mut stdout = std::io::stdout().lock();
+            match cli.output {
+                Output::Json => writeln!(stdout, "{}", serde_json::to_string_pretty(&plan)?)?,
+                Output::Text | Output::Junit => {
+                    stdout.write_all(deploy::plan::render_text(&plan).as_bytes())?;
+                    stdout
+                        .write_all(holds::render_text(&plan.holds, &plan.live_drift).as_bytes())?
+                }
             }
-        }
-        match Outcome::from(&plan) {
-            Outcome::Failed => {
-                let blocked: Vec<&str> = plan.blocked().iter().map(|s| s.stack.name()).collect();
-                anyhow::bail!("could not plan {} (see above)", blocked.join(", "))
+            match Outcome::from(&plan) {
+                Outcome::Failed => {
+                    let blocked: Vec<&str> =
+                        plan.blocked().iter().map(|s| s.stack.name()).collect();
+                    anyhow::bail!("could not plan {} (see above)", blocked.join(", "))
+                }
+                outcome => Ok(outcome),
             }
-            outcome => Ok(outcome),
-        }
-    })
+        },
+    )
 }

@@ -7,10 +7,9 @@
 use std::io::Write;
 
 use stacks::env::Environment;
-use stacks::render::{Format, Rendered};
+use stacks::render::Rendered;
 
-use super::render::render_environment;
-use super::shared::{connect, runtime, AwsArgs, Connections, EnvArgs};
+use super::shared::{with_environment, AwsArgs, Connections, EnvArgs};
 use super::{Cli, Output};
 use crate::aws::prerequisites::SdkPrerequisites;
 use crate::deploy::preflight::{self, PreflightReport};
@@ -34,17 +33,20 @@ pub struct SkipArgs {
 }
 
 pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<Outcome> {
-    let (environment, rendered) = render_environment(cli, &args.env.env, Format::Json)?;
-    runtime()?.block_on(async {
-        let aws = connect(&args.aws, &rendered).await;
-        let report = check(&aws, &environment, &rendered).await;
-        let mut stdout = std::io::stdout().lock();
-        match cli.output {
-            Output::Json => writeln!(stdout, "{}", serde_json::to_string_pretty(&report)?)?,
-            _ => stdout.write_all(report.render_text().as_bytes())?,
-        }
-        Ok(report.outcome())
-    })
+    with_environment(
+        cli,
+        &args.env,
+        &args.aws,
+        async |environment, rendered, aws| {
+            let report = check(&aws, &environment, &rendered).await;
+            let mut stdout = std::io::stdout().lock();
+            match cli.output {
+                Output::Json => writeln!(stdout, "{}", serde_json::to_string_pretty(&report)?)?,
+                _ => stdout.write_all(report.render_text().as_bytes())?,
+            }
+            Ok(report.outcome())
+        },
+    )
 }
 
 async fn check(aws: &Connections, env: &Environment, rendered: &Rendered) -> PreflightReport {

@@ -15,11 +15,9 @@ use stacks::render::Format;
 use super::render::render_environment;
 use super::shared::{civil_date, connect, parse_duration, runtime, AwsArgs, EnvArgs};
 use super::{Cli, Output};
-use crate::aws::capacity::SdkCapacity;
-use crate::aws::opensearch::SdkSearchCapacity;
 use crate::aws::scale_records::{self, SsmRecords};
 use crate::deploy::confirm::{self, Decision, TerminalPrompter};
-use crate::deploy::live::{Component, LiveReaders};
+use crate::deploy::live::Component;
 use crate::deploy::progress::Progress;
 use crate::deploy::scale::{self, Attribution, ScaleRequest};
 use crate::outcome::Outcome;
@@ -142,13 +140,8 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<Outcome> {
     scale::validate(args.component, &req, &rendered)?;
     runtime()?.block_on(async {
         let aws = connect(&args.aws, &rendered).await;
-        let capacity = SdkCapacity::new(&aws.home);
-        let search = SdkSearchCapacity::new(&aws.home);
-        let live = LiveReaders {
-            capacity: &capacity,
-            search: Some(&search),
-            now: crate::deploy::live::unix_now(),
-        };
+        let clients = aws.live_clients();
+        let live = clients.readers();
         let plan = scale::prepare(&aws.cfn, live, &rendered, args.component, &req).await?;
         let by = if args.dry_run {
             "(dry run)".to_owned()

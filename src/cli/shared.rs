@@ -2,8 +2,9 @@
 //! flattened into each command's `Args`: the environment ([`EnvArgs`]),
 //! the AWS connection ([`AwsArgs`]), confirmation ([`ConfirmArgs`]) and the
 //! progress display ([`ProgressArgs`]); plus what the AWS commands share at
-//! run time: the tokio runtime, the SDK configuration and the Ctrl-C
-//! listener. Loading and rendering the environment itself is
+//! run time: the tokio runtime, the SDK configuration, the live layer's
+//! clients and the Ctrl-C listener, and [`with_environment`], which starts
+//! such a command. Loading and rendering the environment itself is
 //! `render.rs::render_environment`.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -12,15 +13,21 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
-use stacks::render::Rendered;
+use stacks::env::Environment;
+use stacks::render::{Format, Rendered};
 use stacks::stacks::StackId;
 use tokio::sync::watch;
 
+use super::render::render_environment;
+use super::Cli;
+use crate::aws::capacity::SdkCapacity;
 use crate::aws::cloudformation::SdkCloudFormation;
 use crate::aws::config::{self, Target};
+use crate::aws::opensearch::SdkSearchCapacity;
 use crate::aws::regional::RegionalCloudFormation;
 use crate::aws::scale_records::{self, ScaleRecord};
 use crate::aws::{lookups, CloudFormation, ErrorClass};
+use crate::deploy::live::LiveReaders;
 use crate::deploy::progress::Progress;
 use crate::outcome::Outcome;
 
@@ -112,6 +119,22 @@ pub(super) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("starting the async runtime")
 }
 
+/// How the AWS commands start: the environment `--env` names, loaded and
+/// rendered, then, on the [`runtime`], AWS [`connect`]ed for it; `f` is the
+/// rest of the command.
+pub(super) fn with_environment<T>(
+    cli: &Cli,
+    env: &EnvArgs,
+    aws: &AwsArgs,
+    f: impl AsyncFnOnce(Environment, Rendered, Connections) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    let (environment, rendered) = render_environment(cli, &env.env, Format::Json)?;
+    runtime()?.block_on(async {
+        let connections = connect(aws, &rendered).await;
+        f(environment, rendered, connections).await
+    })
+}
+
 /// The SDK configuration for `region`, with the command's AWS flags.
 async fn load_config(aws: &AwsArgs, region: &str) -> config::Config {
     let target = Target {
@@ -178,7 +201,35 @@ pub(super) async fn connect(aws: &AwsArgs, rendered: &Rendered) -> Connections {
     }
 }
 
+/// The clients the live layer (`src/deploy/live.rs`) reads through, in the
+/// environment's own region, where everything sized lives.
+#[derive(Debug)]
+pub(super) struct LiveClients {
+    capacity: SdkCapacity,
+    search: SdkSearchCapacity,
+}
+
+impl LiveClients {
+    /// Both clients, the OpenSearch Serverless limits included, judging at
+    /// the system clock's now.
+    pub fn readers(&self) -> LiveReaders<'_> {
+        LiveReaders {
+            capacity: &self.capacity,
+            search: Some(&self.search),
+            now: crate::deploy::live::unix_now(),
+        }
+    }
+}
+
 impl Connections {
+    /// The live layer's clients, in [`Connections::home`].
+    pub fn live_clients(&self) -> LiveClients {
+        LiveClients {
+            capacity: SdkCapacity::new(&self.home),
+            search: SdkSearchCapacity::new(&self.home),
+        }
+    }
+
     /// Fills `rendered.lookups`: each stack's lookups read in its region.
     pub async fn look_up(&self, rendered: &mut Rendered) -> anyhow::Result<()> {
         for (id, m) in &rendered.manifest.stacks {

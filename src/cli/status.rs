@@ -4,14 +4,8 @@
 
 use std::io::Write;
 
-use stacks::render::Format;
-
-use super::render::render_environment;
-use super::shared::{connect, read_scale_records, runtime, today, AwsArgs, EnvArgs};
+use super::shared::{read_scale_records, today, with_environment, AwsArgs, EnvArgs};
 use super::{Cli, Output};
-use crate::aws::capacity::SdkCapacity;
-use crate::aws::opensearch::SdkSearchCapacity;
-use crate::deploy::live::LiveReaders;
 use crate::deploy::status;
 use crate::outcome::Outcome;
 
@@ -25,39 +19,36 @@ pub struct Args {
 }
 
 pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<Outcome> {
-    let (environment, rendered) = render_environment(cli, &args.env.env, Format::Json)?;
-    runtime()?.block_on(async {
-        let aws = connect(&args.aws, &rendered).await;
-        let capacity = SdkCapacity::new(&aws.home);
-        let search = SdkSearchCapacity::new(&aws.home);
-        let live = LiveReaders {
-            capacity: &capacity,
-            search: Some(&search),
-            now: crate::deploy::live::unix_now(),
-        };
-        // The records are read beside every stack and live value.
-        let (records, report) = tokio::join!(
-            read_scale_records(&aws, &environment.name),
-            status::status(&aws.cfn, live, &rendered)
-        );
-        let mut report = report?;
-        status::judge(&mut report, &records?, &today());
-        let mut stdout = std::io::stdout().lock();
-        match cli.output {
-            Output::Json => writeln!(
-                stdout,
-                "{}",
-                serde_json::to_string_pretty(&serde_json::json!({
-                    "status": report,
-                    "budget": rendered.sizing.budget,
-                }))?
-            )?,
-            _ => {
-                stdout.write_all(status::render_text(&report).as_bytes())?;
-                writeln!(stdout, "\nLatency budget (sizing):")?;
-                super::size::write_budget(&mut stdout, &rendered.sizing.budget)?;
+    with_environment(
+        cli,
+        &args.env,
+        &args.aws,
+        async |environment, rendered, aws| {
+            let live = aws.live_clients();
+            // The records are read beside every stack and live value.
+            let (records, report) = tokio::join!(
+                read_scale_records(&aws, &environment.name),
+                status::status(&aws.cfn, live.readers(), &rendered)
+            );
+            let mut report = report?;
+            status::judge(&mut report, &records?, &today());
+            let mut stdout = std::io::stdout().lock();
+            match cli.output {
+                Output::Json => writeln!(
+                    stdout,
+                    "{}",
+                    serde_json::to_string_pretty(&serde_json::json!({
+                        "status": report,
+                        "budget": rendered.sizing.budget,
+                    }))?
+                )?,
+                _ => {
+                    stdout.write_all(status::render_text(&report).as_bytes())?;
+                    writeln!(stdout, "\nLatency budget (sizing):")?;
+                    super::size::write_budget(&mut stdout, &rendered.sizing.budget)?;
+                }
             }
-        }
-        Ok(Outcome::Success)
-    })
+            Ok(Outcome::Success)
+        },
+    )
 }

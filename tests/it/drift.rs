@@ -24,7 +24,7 @@ use stacks::stacks::StackId;
 
 use crate::deploy_fake::{apply_yes, name, rendered};
 use crate::moto::Moto;
-use crate::support::{stderr, stdout, TempDir};
+use crate::support::{block_on, stack_output, stderr, stdout, AppliedDev, TempDir};
 
 /// The live capacity of a deployment exactly as rendered: every sized
 /// resource named by the fake CloudFormation's outputs.
@@ -592,30 +592,10 @@ fn drift_exit_codes_and_outputs_through_the_binary_against_moto() {
 /// one does not.
 #[test]
 fn live_capacity_changed_out_of_band_is_drift_unless_a_record_covers_it() {
-    let moto = Moto::start();
-    let envs = crate::support::repo().join("environments");
-    let envs_arg = envs.to_str().expect("utf8").to_owned();
-    let tmp = TempDir::new("drift-live");
-    let out_arg = tmp.path().join("out").to_str().expect("utf8").to_owned();
-    let common = [
-        "--env",
-        "dev",
-        "--environments",
-        &envs_arg,
-        "--allow-unchecked",
-    ];
+    let dev = AppliedDev::start("drift-live", &[]);
+    let moto = &dev.moto;
+    let common = [&dev.env()[..], &["--allow-unchecked"]].concat();
     let run = |args: &[&str]| moto.mangactl().args(args).output().expect("run");
-    let o = run(&[
-        "apply",
-        "--env",
-        "dev",
-        "--environments",
-        &envs_arg,
-        "--yes",
-        "--out",
-        &out_arg,
-    ]);
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let o = run(&[&["drift"], &common[..]].concat());
     assert_eq!(
         o.status.code(),
@@ -629,34 +609,11 @@ fn live_capacity_changed_out_of_band_is_drift_unless_a_record_covers_it() {
         stdout(&o)
     );
 
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    rt.block_on(async {
-        let cfn = crate::moto_client!(aws_sdk_cloudformation, moto);
-        let output = |stack: &str, key: &'static str| {
-            let cfn = cfn.clone();
-            let stack = stack.to_owned();
-            async move {
-                cfn.describe_stacks()
-                    .stack_name(&stack)
-                    .send()
-                    .await
-                    .expect("describe")
-                    .stacks()[0]
-                    .outputs()
-                    .iter()
-                    .find(|o| o.output_key() == Some(key))
-                    .and_then(|o| o.output_value())
-                    .unwrap_or_else(|| panic!("{stack} has no output {key}"))
-                    .to_owned()
-            }
-        };
-        let cluster = output("mangaassist-dev-service", "ClusterName").await;
-        let service = output("mangaassist-dev-service", "ServiceName").await;
-        let dax = output("mangaassist-dev-memory", "DaxClusterName").await;
-        let endpoint = output("mangaassist-dev-intent", "EndpointName").await;
+    block_on(async {
+        let cluster = stack_output(moto, "mangaassist-dev-service", "ClusterName").await;
+        let service = stack_output(moto, "mangaassist-dev-service", "ServiceName").await;
+        let dax = stack_output(moto, "mangaassist-dev-memory", "DaxClusterName").await;
+        let endpoint = stack_output(moto, "mangaassist-dev-intent", "EndpointName").await;
         // Outside the rendered 1..3, and the bounds changed.
         crate::moto_client!(aws_sdk_ecs, moto)
             .update_service()
@@ -746,7 +703,7 @@ fn live_capacity_changed_out_of_band_is_drift_unless_a_record_covers_it() {
 
     // An on-call record covers the DAX change; an expired one no longer
     // covers the bounds.
-    rt_block(&moto, |ssm: aws_sdk_ssm::Client| async move {
+    rt_block(moto, |ssm: aws_sdk_ssm::Client| async move {
         for (name, value) in [
             (
                 "/mangaassist/dev/scale/dax/DaxCluster/ReplicationFactor",

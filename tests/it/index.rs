@@ -15,7 +15,7 @@
 //!   exit code 0, so only the success path's exit code meets moto.
 
 use std::io::{Read as _, Write as _};
-use std::process::{Output, Stdio};
+use std::process::Stdio;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -31,7 +31,7 @@ use stacks::stacks::StackId;
 
 use crate::deploy_fake::{name, rendered, seed_all};
 use crate::moto::Moto;
-use crate::support::{stderr, stdout, TempDir};
+use crate::support::{block_on, run_on, stack_output, stderr, stdout, AppliedDev};
 
 /// dev deployed in the CloudFormation fake, and a task definition named by
 /// its service stack's output.
@@ -397,30 +397,6 @@ async fn an_environment_not_applied_is_refused_before_any_task_call() {
 
 // ---- the binary against moto ----
 
-fn envs() -> String {
-    crate::support::repo()
-        .join("environments")
-        .to_str()
-        .expect("utf8")
-        .to_owned()
-}
-
-fn run(moto: &Moto, args: &[&str]) -> Output {
-    let o = moto
-        .mangactl()
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run");
-    eprintln!(
-        "$ mangactl {}\n{}{}",
-        args.join(" "),
-        stdout(&o),
-        stderr(&o)
-    );
-    o
-}
-
 /// moto's state manager: tasks stay RUNNING until StopTask (by default
 /// moto moves a task one state per DescribeTasks and stops it after four).
 fn hold_tasks_running(moto: &Moto) {
@@ -437,30 +413,6 @@ fn hold_tasks_running(moto: &Moto) {
     let mut answer = String::new();
     s.read_to_string(&mut answer).expect("read");
     assert!(answer.starts_with("HTTP/1.1 2"), "{answer}");
-}
-
-fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime")
-        .block_on(f)
-}
-
-async fn output(moto: &Moto, stack: &str, key: &str) -> String {
-    crate::moto_client!(aws_sdk_cloudformation, moto)
-        .describe_stacks()
-        .stack_name(stack)
-        .send()
-        .await
-        .expect("describe")
-        .stacks()[0]
-        .outputs()
-        .iter()
-        .find(|o| o.output_key() == Some(key))
-        .and_then(|o| o.output_value())
-        .expect("output")
-        .to_owned()
 }
 
 /// The index tasks moto holds in `cluster`, described.
@@ -490,28 +442,24 @@ async fn index_tasks(moto: &Moto, cluster: &str) -> Vec<aws_sdk_ecs::types::Task
 
 #[test]
 fn index_against_moto_runs_the_task_follows_it_and_shows_its_logs() {
-    let moto = Moto::start();
-    let envs = envs();
-    let tmp = TempDir::new("index-moto");
-    let out = tmp.path().join("out").to_str().expect("utf8").to_owned();
-    let env = ["--env", "dev", "--environments", &envs];
-    let apply = [&["apply"], &env[..], &["--yes", "--out", &out]].concat();
-    assert_eq!(run(&moto, &apply).status.code(), Some(0));
-    hold_tasks_running(&moto);
+    let dev = AppliedDev::start("index-moto", &[]);
+    let moto = &dev.moto;
+    let env = dev.env();
+    hold_tasks_running(moto);
     let (cluster, td, group, subnets, sg) = block_on(async {
         (
-            output(&moto, "mangaassist-dev-service", "ClusterName").await,
-            output(&moto, "mangaassist-dev-service", "TaskDefinitionArn").await,
-            output(&moto, "mangaassist-dev-service", "LogGroupName").await,
-            output(&moto, "mangaassist-dev-network", "PrivateSubnetIds").await,
-            output(&moto, "mangaassist-dev-network", "ServiceSecurityGroupId").await,
+            stack_output(moto, "mangaassist-dev-service", "ClusterName").await,
+            stack_output(moto, "mangaassist-dev-service", "TaskDefinitionArn").await,
+            stack_output(moto, "mangaassist-dev-service", "LogGroupName").await,
+            stack_output(moto, "mangaassist-dev-network", "PrivateSubnetIds").await,
+            stack_output(moto, "mangaassist-dev-network", "ServiceSecurityGroupId").await,
         )
     });
     let subnets: Vec<&str> = subnets.split(',').collect();
 
     // --dry-run: the request from the stacks and the task definition; no task.
-    let o = run(
-        &moto,
+    let o = run_on(
+        moto,
         &[&["index"], &env[..], &["--dry-run", "--output", "json"]].concat(),
     );
     assert_eq!(o.status.code(), Some(0));
@@ -532,10 +480,10 @@ fn index_against_moto_runs_the_task_follows_it_and_shows_its_logs() {
     assert_eq!(dry["logs"]["group"], group.as_str());
     assert_eq!(dry["logs"]["stream_prefix"], "runtime");
     assert!(
-        block_on(index_tasks(&moto, &cluster)).is_empty(),
+        block_on(index_tasks(moto, &cluster)).is_empty(),
         "the dry run started a task"
     );
-    let o = run(&moto, &[&["index"], &env[..], &["--dry-run"]].concat());
+    let o = run_on(moto, &[&["index"], &env[..], &["--dry-run"]].concat());
     assert!(stdout(&o).contains("\"command\": [\n"), "{}", stdout(&o));
     assert!(
         stdout(&o).contains("stream runtime/runtime/<task-id>"),
@@ -545,10 +493,7 @@ fn index_against_moto_runs_the_task_follows_it_and_shows_its_logs() {
 
     // The timeout: moto holds the task RUNNING; mangactl leaves it running.
     let t0 = Instant::now();
-    let o = run(
-        &moto,
-        &[&["index"], &env[..], &["--timeout", "2s"]].concat(),
-    );
+    let o = run_on(moto, &[&["index"], &env[..], &["--timeout", "2s"]].concat());
     assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
     assert!(t0.elapsed() < Duration::from_secs(30));
     assert!(
@@ -557,7 +502,7 @@ fn index_against_moto_runs_the_task_follows_it_and_shows_its_logs() {
         stdout(&o)
     );
     assert!(stdout(&o).contains("was left running"), "{}", stdout(&o));
-    let tasks = block_on(index_tasks(&moto, &cluster));
+    let tasks = block_on(index_tasks(moto, &cluster));
     assert_eq!(tasks.len(), 1);
     let t = &tasks[0];
     // What moto accepted: the request as RunTask documents it.
@@ -600,7 +545,7 @@ fn index_against_moto_runs_the_task_follows_it_and_shows_its_logs() {
         .expect("spawn mangactl index");
     let deadline = Instant::now() + Duration::from_secs(30);
     let second = loop {
-        let tasks = block_on(index_tasks(&moto, &cluster));
+        let tasks = block_on(index_tasks(moto, &cluster));
         if let Some(t) = tasks.iter().find(|t| t.task_arn() != Some(first.as_str())) {
             break t.task_arn().expect("arn").to_owned();
         }

@@ -5,7 +5,7 @@
 //! lacks (ElastiCache replica counts, OpenSearch Serverless), in process
 //! through the traits with the fakes.
 
-use std::process::{Output, Stdio};
+use std::process::Stdio;
 
 use mangactl::deploy::live::{Component, LiveReaders};
 use mangactl::deploy::scale::{self, Attribution, Call, ScaleRequest};
@@ -15,55 +15,7 @@ use serde_json::Value;
 use crate::deploy_fake::{apply_yes, rendered};
 use crate::drift::Live;
 use crate::moto::Moto;
-use crate::support::{stderr, stdout, TempDir};
-
-fn envs() -> String {
-    crate::support::repo()
-        .join("environments")
-        .to_str()
-        .expect("utf8")
-        .to_owned()
-}
-
-fn run(moto: &Moto, args: &[&str]) -> Output {
-    let o = moto
-        .mangactl()
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run");
-    eprintln!(
-        "$ mangactl {}\n{}{}",
-        args.join(" "),
-        stdout(&o),
-        stderr(&o)
-    );
-    o
-}
-
-fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime")
-        .block_on(f)
-}
-
-async fn output(moto: &Moto, stack: &str, key: &str) -> String {
-    crate::moto_client!(aws_sdk_cloudformation, moto)
-        .describe_stacks()
-        .stack_name(stack)
-        .send()
-        .await
-        .expect("describe")
-        .stacks()[0]
-        .outputs()
-        .iter()
-        .find(|o| o.output_key() == Some(key))
-        .and_then(|o| o.output_value())
-        .expect("output")
-        .to_owned()
-}
+use crate::support::{block_on, environments, run_on, stack_output, stderr, stdout, AppliedDev};
 
 /// The live values the scale changed, read with the services' own SDKs.
 struct Live3 {
@@ -75,10 +27,10 @@ struct Live3 {
 
 fn read_live(moto: &Moto) -> Live3 {
     block_on(async {
-        let cluster = output(moto, "mangaassist-dev-service", "ClusterName").await;
-        let service = output(moto, "mangaassist-dev-service", "ServiceName").await;
-        let dax = output(moto, "mangaassist-dev-memory", "DaxClusterName").await;
-        let endpoint = output(moto, "mangaassist-dev-intent", "EndpointName").await;
+        let cluster = stack_output(moto, "mangaassist-dev-service", "ClusterName").await;
+        let service = stack_output(moto, "mangaassist-dev-service", "ServiceName").await;
+        let dax = stack_output(moto, "mangaassist-dev-memory", "DaxClusterName").await;
+        let endpoint = stack_output(moto, "mangaassist-dev-intent", "EndpointName").await;
         let ecs = crate::moto_client!(aws_sdk_ecs, moto)
             .describe_services()
             .cluster(&cluster)
@@ -137,15 +89,12 @@ fn records(moto: &Moto) -> Vec<String> {
 #[test]
 fn scale_status_and_the_next_apply_against_moto() {
     // moto reports this running count for every service.
-    let moto = Moto::start_with(&[("MOTO_ECS_SERVICE_RUNNING", "2")]);
-    let envs = envs();
-    let tmp = TempDir::new("scale-moto");
-    let out = tmp.path().join("out").to_str().expect("utf8").to_owned();
-    let env = ["--env", "dev", "--environments", &envs];
-    let apply = [&["apply"], &env[..], &["--yes", "--out", &out]].concat();
-    assert_eq!(run(&moto, &apply).status.code(), Some(0));
+    let dev = AppliedDev::start("scale-moto", &[("MOTO_ECS_SERVICE_RUNNING", "2")]);
+    let moto = &dev.moto;
+    let env = dev.env();
+    let apply = dev.apply();
 
-    let o = run(&moto, &[&["status"], &env[..]].concat());
+    let o = run_on(moto, &[&["status"], &env[..]].concat());
     assert_eq!(o.status.code(), Some(0));
     let text = stdout(&o);
     assert!(text.contains("service: sized 1 tasks (1..3)"), "{text}");
@@ -163,7 +112,7 @@ fn scale_status_and_the_next_apply_against_moto() {
         &["--max", "6", "--desired", "2"],
     ]
     .concat();
-    let o = run(&moto, &scale_service);
+    let o = run_on(moto, &scale_service);
     assert_eq!(o.status.code(), Some(1));
     assert!(
         stderr(&o).contains("stdin is not a terminal"),
@@ -171,7 +120,7 @@ fn scale_status_and_the_next_apply_against_moto() {
         stderr(&o)
     );
     // --dry-run prints the calls and makes none.
-    let o = run(&moto, &[&scale_service[..], &["--dry-run"]].concat());
+    let o = run_on(moto, &[&scale_service[..], &["--dry-run"]].concat());
     assert_eq!(o.status.code(), Some(0));
     let text = stdout(&o);
     assert!(
@@ -191,17 +140,17 @@ fn scale_status_and_the_next_apply_against_moto() {
         text.contains("ssm PutParameter Name=/mangaassist/dev/scale/service/Service/DesiredCount"),
         "{text}"
     );
-    let before = read_live(&moto);
+    let before = read_live(moto);
     assert_eq!(
         (before.desired, before.max),
         (1, 3),
         "the dry run changed nothing"
     );
-    assert!(records(&moto).is_empty());
+    assert!(records(moto).is_empty());
 
     // The change, waited for: moto runs 2 tasks.
-    let o = run(
-        &moto,
+    let o = run_on(
+        moto,
         &[
             &scale_service[..],
             &[
@@ -221,13 +170,13 @@ fn scale_status_and_the_next_apply_against_moto() {
         "{}",
         stderr(&o)
     );
-    let o = run(
-        &moto,
+    let o = run_on(
+        moto,
         &[&["scale", "dax"], &env[..], &["--nodes", "3", "--yes"]].concat(),
     );
     assert_eq!(o.status.code(), Some(0));
-    let o = run(
-        &moto,
+    let o = run_on(
+        moto,
         &[
             &["scale", "intent"],
             &env[..],
@@ -236,13 +185,13 @@ fn scale_status_and_the_next_apply_against_moto() {
         .concat(),
     );
     assert_eq!(o.status.code(), Some(0));
-    let now = read_live(&moto);
+    let now = read_live(moto);
     assert_eq!(
         (now.desired, now.max, now.dax_nodes, now.instances),
         (2, 6, 3, 2)
     );
     assert_eq!(
-        records(&moto),
+        records(moto),
         [
             "/mangaassist/dev/scale/dax/DaxCluster/ReplicationFactor",
             "/mangaassist/dev/scale/intent/Endpoint/DesiredInstanceCount",
@@ -251,8 +200,8 @@ fn scale_status_and_the_next_apply_against_moto() {
         ]
     );
     // moto's DAX never reports its nodes active: --wait runs out (exit 3).
-    let o = run(
-        &moto,
+    let o = run_on(
+        moto,
         &[
             &["scale", "dax"],
             &env[..],
@@ -268,8 +217,8 @@ fn scale_status_and_the_next_apply_against_moto() {
     );
 
     // drift acknowledges the records; status says scaled.
-    let o = run(
-        &moto,
+    let o = run_on(
+        moto,
         &[&["drift"], &env[..], &["--allow-unchecked"]].concat(),
     );
     assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
@@ -282,8 +231,8 @@ fn scale_status_and_the_next_apply_against_moto() {
         text.contains("ack ScalableTarget/MaxCapacity: live 6, allowed 3"),
         "{text}"
     );
-    let o = run(
-        &moto,
+    let o = run_on(
+        moto,
         &[&["status"], &env[..], &["--output", "json"]].concat(),
     );
     let json: Value = serde_json::from_str(&stdout(&o)).expect("json");
@@ -291,7 +240,7 @@ fn scale_status_and_the_next_apply_against_moto() {
 
     // The next apply keeps the scaled values (plan says so), and drift
     // stays clean: the deployed templates now carry them.
-    let o = run(&moto, &[&["plan"], &env[..]].concat());
+    let o = run_on(moto, &[&["plan"], &env[..]].concat());
     let text = stdout(&o);
     assert!(
         text.contains("= memory/DaxCluster/ReplicationFactor stays 4 (renders 1)"),
@@ -301,28 +250,28 @@ fn scale_status_and_the_next_apply_against_moto() {
         text.contains("= service/ScalableTarget/MaxCapacity stays 6 (renders 3)"),
         "{text}"
     );
-    assert_eq!(run(&moto, &apply).status.code(), Some(0));
-    let after = read_live(&moto);
+    assert_eq!(run_on(moto, &apply).status.code(), Some(0));
+    let after = read_live(moto);
     assert_eq!((after.max, after.dax_nodes), (6, 4), "apply undid nothing");
-    let o = run(
-        &moto,
+    let o = run_on(
+        moto,
         &[&["drift"], &env[..], &["--allow-unchecked"]].concat(),
     );
     assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
     assert!(stdout(&o).contains("code: in sync"), "{}", stdout(&o));
 
     // --revert: back to the rendering, records gone.
-    let o = run(
-        &moto,
+    let o = run_on(
+        moto,
         &[&["scale", "service"], &env[..], &["--revert", "--yes"]].concat(),
     );
     assert_eq!(o.status.code(), Some(0));
-    let r = read_live(&moto);
+    let r = read_live(moto);
     assert_eq!((r.desired, r.max), (1, 3));
     assert!(
-        !records(&moto).iter().any(|n| n.contains("/service/")),
+        !records(moto).iter().any(|n| n.contains("/service/")),
         "{:?}",
-        records(&moto)
+        records(moto)
     );
 }
 
@@ -330,7 +279,7 @@ fn scale_status_and_the_next_apply_against_moto() {
 /// listens nowhere, so a call would fail differently.
 #[test]
 fn bad_values_and_the_prod_rules_are_refused_before_any_call() {
-    let envs = envs();
+    let envs = environments();
     let scale = |args: &[&str]| {
         let o = crate::support::mangactl()
             .args(["scale"])

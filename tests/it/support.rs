@@ -1,12 +1,25 @@
-//! Shared helpers: running the built binary and locating repo files.
+//! Shared helpers: running the built binary and locating repo files, and,
+//! for the tests that run the binary against moto (`index.rs`, `scale.rs`),
+//! [`AppliedDev`]: moto (`moto.rs`) with dev applied to it.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
+
+use crate::moto::Moto;
 
 pub const ENVIRONMENTS: [&str; 4] = ["dev", "staging", "prod", "tokyo"];
 
 pub fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The repository's environments directory, as an argument.
+pub fn environments() -> String {
+    repo()
+        .join("environments")
+        .to_str()
+        .expect("utf8")
+        .to_owned()
 }
 
 /// The `mangactl` binary, run from the repository root with a clean
@@ -100,4 +113,82 @@ sys.exit(1 if errors else 0)
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// Runs the binary against `moto` with no standard input, and shows what it
+/// printed (in the test's output, for a failure).
+pub fn run_on(moto: &Moto, args: &[&str]) -> Output {
+    let o = moto
+        .mangactl()
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run");
+    eprintln!(
+        "$ mangactl {}\n{}{}",
+        args.join(" "),
+        stdout(&o),
+        stderr(&o)
+    );
+    o
+}
+
+pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(f)
+}
+
+/// The output `key` of the stack `stack` in moto.
+pub async fn stack_output(moto: &Moto, stack: &str, key: &str) -> String {
+    crate::moto_client!(aws_sdk_cloudformation, moto)
+        .describe_stacks()
+        .stack_name(stack)
+        .send()
+        .await
+        .expect("describe")
+        .stacks()[0]
+        .outputs()
+        .iter()
+        .find(|o| o.output_key() == Some(key))
+        .and_then(|o| o.output_value())
+        .unwrap_or_else(|| panic!("{stack} has no output {key}"))
+        .to_owned()
+}
+
+/// moto started (with `moto_env` for it), and the repository's dev
+/// environment applied to it through the binary (`apply --yes`, exit 0).
+pub struct AppliedDev {
+    pub moto: Moto,
+    environments: String,
+    out: String,
+    _tmp: TempDir,
+}
+
+impl AppliedDev {
+    /// `tag` names the temporary directory the apply writes into.
+    pub fn start(tag: &str, moto_env: &[(&str, &str)]) -> Self {
+        let moto = Moto::start_with(moto_env);
+        let tmp = TempDir::new(tag);
+        let dev = AppliedDev {
+            moto,
+            environments: environments(),
+            out: tmp.path().join("out").to_str().expect("utf8").to_owned(),
+            _tmp: tmp,
+        };
+        assert_eq!(run_on(&dev.moto, &dev.apply()).status.code(), Some(0));
+        dev
+    }
+
+    /// The arguments that name the environment: `--env dev --environments DIR`.
+    pub fn env(&self) -> [&str; 4] {
+        ["--env", "dev", "--environments", &self.environments]
+    }
+
+    /// The apply it ran, to run again.
+    pub fn apply(&self) -> Vec<&str> {
+        [&["apply"], &self.env()[..], &["--yes", "--out", &self.out]].concat()
+    }
 }

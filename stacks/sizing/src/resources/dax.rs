@@ -75,7 +75,7 @@ struct Load {
 /// request's mean service time = mean cost / node normalized rps. The
 /// offered load equals normalized requests / node rps; the service time is a
 /// mixture of three fixed costs, whose C² enters Allen–Cunneen.
-fn queue(n: &DaxNodeType, _nodes: u32, load: &Load) -> (Mmc, f64) {
+fn queue(n: &DaxNodeType, load: &Load) -> (Mmc, f64) {
     (
         Mmc {
             arrival_rate: load.requests,
@@ -134,15 +134,16 @@ pub(crate) fn stage_dist(ctx: &Ctx<'_>, plan: &DaxPlan, sigma: f64) -> Dist {
     let Some(n) = d.node_types.iter().find(|n| n.name == plan.node_type) else {
         return Dist::Point(f64::INFINITY);
     };
-    read_path(ctx, n, plan.nodes, &load_of(ctx), sigma)
+    read_path(ctx, n, &load_of(ctx), sigma)
 }
 
-/// The memory read through `nodes` nodes of `n`: the session head, then the
+/// The memory read through a cluster of `n` (its primary serves every
+/// request, so the node count does not enter): the session head, then the
 /// history turns at once (the slowest of them), each read a hit or a miss.
-fn read_path(ctx: &Ctx<'_>, n: &DaxNodeType, nodes: u32, load: &Load, sigma: f64) -> Dist {
+fn read_path(ctx: &Ctx<'_>, n: &DaxNodeType, load: &Load, sigma: f64) -> Dist {
     let d = &ctx.a.dax;
     let ddb = Dist::lognormal_p95_sigma(ctx.a.dynamodb.read_p95_ms.v(), sigma);
-    let (q, cv2) = queue(n, nodes, load);
+    let (q, cv2) = queue(n, load);
     let wait = Dist::queue_wait(
         q.prob_wait(),
         q.mean_wait_if_waiting() * allen_cunneen(cv2) * 1000.0,
@@ -201,21 +202,21 @@ fn load_of(ctx: &Ctx<'_>) -> Load {
 }
 
 /// The primary's utilisation: it serves every read and write, so the node
-/// count does not enter (kept in the signature for the failure case's
-/// survivors, which change nothing but the floor).
-fn primary_util(n: &DaxNodeType, _nodes: u32, load: &Load) -> f64 {
+/// count does not enter (the failure case's survivors change nothing but
+/// the floor).
+fn primary_util(n: &DaxNodeType, load: &Load) -> f64 {
     (load.writes_norm + load.reads_norm) / n.normalized_rps
 }
 
-/// Modelled p95 of the memory read through `nodes` nodes of `n`: the p95 of
+/// Modelled p95 of the memory read through a cluster of `n`: the p95 of
 /// the stage's own distribution ([`read_path`], by the seeded Monte Carlo),
 /// so sizing and the budget table agree.
-fn read_p95_ms(ctx: &Ctx<'_>, n: &DaxNodeType, nodes: u32, load: &Load) -> f64 {
-    let (q, _) = queue(n, nodes, load);
+fn read_p95_ms(ctx: &Ctx<'_>, n: &DaxNodeType, load: &Load) -> f64 {
+    let (q, _) = queue(n, load);
     if q.utilisation() >= 1.0 {
         return f64::INFINITY;
     }
-    read_path(ctx, n, nodes, load, ctx.a.path.lognormal_sigma.v()).quantile(P95)
+    read_path(ctx, n, load, ctx.a.path.lognormal_sigma.v()).quantile(P95)
 }
 
 /// The cluster with the nodes of one AZ gone.
@@ -226,10 +227,7 @@ fn degraded(ctx: &Ctx<'_>, n: &DaxNodeType, nodes: u32, load: &Load) -> Degraded
     let (utilisation, p95) = if survivors == 0 {
         (f64::INFINITY, f64::INFINITY)
     } else {
-        (
-            primary_util(n, survivors, load),
-            read_p95_ms(ctx, n, survivors, load),
-        )
+        (primary_util(n, load), read_p95_ms(ctx, n, load))
     };
     Degraded {
         what,
@@ -237,19 +235,20 @@ fn degraded(ctx: &Ctx<'_>, n: &DaxNodeType, nodes: u32, load: &Load) -> Degraded
         utilisation,
         p95_ms: Some(p95),
         // Only where the healthy cluster can meet the budget at all.
-        budget_ms: (read_p95_ms(ctx, n, nodes.max(1), load) <= budget).then_some(budget),
+        budget_ms: (read_p95_ms(ctx, n, load) <= budget).then_some(budget),
     }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Limit {
-    Fits(u32, bool),
+    Fits(u32),
     Memory,
     Writes,
     Reads,
 }
 
-/// Nodes `n` needs (≥ floor), whether latency forced more, or why it cannot.
+/// Nodes `n` needs (≥ floor), or why it cannot (a primary too slow for the
+/// budget is `Reads`: more nodes do not help it).
 fn nodes_needed(ctx: &Ctx<'_>, n: &DaxNodeType, floor: u32, load: &Load) -> Limit {
     let d = &ctx.a.dax;
     let cap = n.normalized_rps * d.utilisation_ceiling.v();
@@ -269,16 +268,15 @@ fn nodes_needed(ctx: &Ctx<'_>, n: &DaxNodeType, floor: u32, load: &Load) -> Limi
     // The primary's queue is the same for any node count: when its wait
     // breaks the budget only a larger node type helps (when the hit alone
     // misses it, no type does and the budget check names it).
-    let latency = read_p95_ms(ctx, n, base, load) > budget && d.hit_p95_ms.v() <= budget;
-    if latency {
+    if read_p95_ms(ctx, n, load) > budget && d.hit_p95_ms.v() <= budget {
         return Limit::Reads;
     }
     let k = base;
     if !ctx.failover() {
-        return Limit::Fits(k, latency);
+        return Limit::Fits(k);
     }
     match failure::smallest_surviving(k, MAX_NODES, |m| degraded(ctx, n, m, load).survives(ctx)) {
-        Some(m) => Limit::Fits(m, latency),
+        Some(m) => Limit::Fits(m),
         None => Limit::Reads,
     }
 }
@@ -294,7 +292,7 @@ fn healthy_nodes(ctx: &Ctx<'_>, n: &DaxNodeType, floor: u32, load: &Load) -> Opt
     }
     let base = floor.max(1);
     let budget = f64::from(ctx.input.targets.latency_ms.memory_read);
-    if read_p95_ms(ctx, n, base, load) > budget && d.hit_p95_ms.v() <= budget {
+    if read_p95_ms(ctx, n, load) > budget && d.hit_p95_ms.v() <= budget {
         return None;
     }
     Some(base)
@@ -332,7 +330,7 @@ pub(crate) fn size(ctx: &Ctx<'_>, findings: &mut Findings) -> DaxPlan {
         .map(|n| nodes_needed(ctx, n, floor, &load))
         .collect();
     let picked = super::pick_type(candidates.len(), floor, |i| match limits[i] {
-        Limit::Fits(k, _) => Some(k),
+        Limit::Fits(k) => Some(k),
         _ => None,
     });
     let healthy = super::pick_type(candidates.len(), floor, |i| {
@@ -373,8 +371,7 @@ pub(crate) fn size(ctx: &Ctx<'_>, findings: &mut Findings) -> DaxPlan {
         Binding::AzLoss
     } else {
         match limits.get(rec_idx) {
-            Some(Limit::Fits(_, true)) => Binding::LatencyBudget,
-            Some(Limit::Fits(k, false)) if *k > floor => Binding::OpsPerSecond,
+            Some(Limit::Fits(k)) if *k > floor => Binding::OpsPerSecond,
             _ => {
                 // At the floor: the smallest type would do unless a smaller
                 // one was ruled out by memory or primary writes.
@@ -440,7 +437,7 @@ pub(crate) fn size(ctx: &Ctx<'_>, findings: &mut Findings) -> DaxPlan {
             findings.invalid_override("dax", format!("nodes must be 1..={MAX_NODES}, got {nodes}"));
         } else {
             let mut short = Vec::new();
-            let util = primary_util(&node, nodes, &load);
+            let util = primary_util(&node, &load);
             if util > d.utilisation_ceiling.v() {
                 short.push(format!(
                     "primary at {} of its capacity, ceiling {}",
@@ -488,8 +485,8 @@ pub(crate) fn size(ctx: &Ctx<'_>, findings: &mut Findings) -> DaxPlan {
         };
         let mem_util = load.memory_gib / (node.memory_gib * d.usable_memory_fraction.v());
         (
-            read_p95_ms(ctx, &node, nodes, &load),
-            primary_util(&node, nodes, &load).max(mem_util),
+            read_p95_ms(ctx, &node, &load),
+            primary_util(&node, &load).max(mem_util),
             cost,
         )
     } else {
