@@ -8,19 +8,7 @@ mod common;
 use common::*;
 use sizing::*;
 
-fn close(actual: f64, expected: f64, tol: f64) {
-    assert!(
-        (actual - expected).abs() <= tol,
-        "expected {expected} ± {tol}, got {actual}"
-    );
-}
 
-fn line<'a>(b: &'a bill::Bill, item: &str) -> &'a bill::BillLine {
-    b.lines
-        .iter()
-        .find(|l| l.item == item)
-        .unwrap_or_else(|| panic!("no line {item}: {b:#?}"))
-}
 
 #[test]
 fn prod_over_the_default_day_by_hand() {

@@ -7,12 +7,6 @@ mod common;
 use common::*;
 use sizing::*;
 
-fn close(actual: f64, expected: f64, tol: f64) {
-    assert!(
-        (actual - expected).abs() <= tol,
-        "expected {expected}, got {actual}"
-    );
-}
 
 #[test]
 fn seed_prod_survives_one_az_for_every_pool() {

@@ -6,12 +6,6 @@ mod common;
 use common::*;
 use sizing::*;
 
-fn close(actual: f64, expected: f64, tol: f64) {
-    assert!(
-        (actual - expected).abs() <= tol,
-        "expected {expected}, got {actual}"
-    );
-}
 
 /// Every stage but the LLM ones fits its own budget.
 fn non_llm_stages_fit(plan: &SizingPlan) {

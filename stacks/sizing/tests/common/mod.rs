@@ -265,3 +265,19 @@ pub fn plan_of(input: &SizingInput) -> SizingPlan {
         }
     }
 }
+
+/// `actual` within `tol` of `expected`.
+pub fn close(actual: f64, expected: f64, tol: f64) {
+    assert!(
+        (actual - expected).abs() <= tol,
+        "expected {expected} ± {tol}, got {actual}"
+    );
+}
+
+/// The bill line named `item`.
+pub fn line<'a>(b: &'a sizing::bill::Bill, item: &str) -> &'a sizing::bill::BillLine {
+    b.lines
+        .iter()
+        .find(|l| l.item == item)
+        .unwrap_or_else(|| panic!("no line {item}: {b:#?}"))
+}
